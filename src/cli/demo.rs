@@ -1,0 +1,235 @@
+//! `hookrelay demo`: the real daemon on loopback, with a built-in stub
+//! alert API and stub Teams / legacy Teams / Slack / Mattermost endpoints
+//! that answer like the real services and print what they received.
+
+use super::fail;
+use crate::app::App;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const ALERT: &str = include_str!("../../tests/fixtures/alert-full.json");
+const EVENTS: &[(&str, &str)] = &[
+    (
+        "a new alert",
+        include_str!("../../tests/fixtures/event-alert-created.json"),
+    ),
+    (
+        "a status change",
+        include_str!("../../tests/fixtures/event-alert-updated-status.json"),
+    ),
+    (
+        "a comment",
+        include_str!("../../tests/fixtures/event-alert-comment-created.json"),
+    ),
+];
+const HOOK_ID: &str = "67a7472b-b43c-415d-b1ce-c135fb1dfb0e";
+
+#[derive(Default)]
+struct Stub {
+    received: AtomicUsize,
+    /// Destinations whose first payload was printed in full.
+    shown: Mutex<HashMap<String, usize>>,
+}
+
+async fn alert(
+    Path(uuid): Path<String>,
+) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+    let mut v: serde_json::Value = serde_json::from_str(ALERT).expect("fixture is JSON");
+    v["uuid"] = uuid.into();
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        v.to_string(),
+    )
+}
+
+async fn chat(
+    State(stub): State<Arc<Stub>>,
+    Path(kind): Path<String>,
+    body: String,
+) -> (StatusCode, &'static str) {
+    let (status, answer, label) = match kind.as_str() {
+        "teams" => (
+            StatusCode::ACCEPTED,
+            "",
+            "Microsoft Teams (Workflows, Adaptive Card)",
+        ),
+        "teams-legacy" => (
+            StatusCode::OK,
+            "1",
+            "Microsoft Teams (legacy connector, MessageCard)",
+        ),
+        "slack" => (StatusCode::OK, "ok", "Slack"),
+        _ => (StatusCode::OK, "ok", "Mattermost"),
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body.clone()));
+    let first = {
+        let mut shown = stub.shown.lock().unwrap_or_else(|p| p.into_inner());
+        let n = shown.entry(kind.clone()).or_insert(0);
+        *n += 1;
+        *n == 1
+    };
+    if first {
+        println!(
+            "\n── {label} received (answered {}) ──\n{}",
+            status.as_u16(),
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    } else {
+        let text = value
+            .get("text")
+            .or_else(|| value.get("summary"))
+            .and_then(|t| t.as_str())
+            .map(str::to_owned)
+            .or_else(|| {
+                value
+                    .pointer("/attachments/0/content/body/1/text")
+                    .and_then(|t| t.as_str())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        println!("── {label}: {}", crate::render::clean(&text, 120));
+    }
+    stub.received.fetch_add(1, Ordering::SeqCst);
+    (status, answer)
+}
+
+pub async fn run(port: u16, once: bool) -> ExitCode {
+    if std::env::var_os("RUST_LOG").is_none() {
+        std::env::set_var("RUST_LOG", "warn");
+    }
+    crate::telemetry::init_logging(crate::telemetry::LogFormat::Text);
+
+    let stub = Arc::new(Stub::default());
+    let stub_router = Router::new()
+        .route("/api/v1/sic/alerts/{uuid}", get(alert))
+        .route("/chat/{kind}", post(chat))
+        .with_state(stub.clone());
+    let stub_listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
+        Err(e) => return fail(format!("cannot bind the demo's stub services: {e}")),
+    };
+    let stub_addr = stub_listener
+        .local_addr()
+        .expect("bound listener has an address");
+    tokio::spawn(async move { axum::serve(stub_listener, stub_router).await });
+
+    let dir = match tempfile::Builder::new().prefix("hookrelay-demo").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            return fail(format!(
+                "cannot create a temporary directory for the demo spool: {e}"
+            ))
+        }
+    };
+    let stub_url = format!("http://{stub_addr}");
+    let text = format!(
+        r#"
+        [server]
+        listen = "127.0.0.1:{port}"
+        [admin]
+        listen = "127.0.0.1:0"
+        [store]
+        path = "{db}"
+        sync = "normal"
+        [origins.sekoia]
+        kind = "sekoia"
+        base_url = "{stub_url}/api"
+        api_key = "demo-api-key"
+        [hooks.soc]
+        id = "{HOOK_ID}"
+        origin = "sekoia"
+        [destinations.teams]
+        kind = "teams"
+        url = "{stub_url}/chat/teams"
+        [destinations.teams-legacy]
+        kind = "teams-legacy"
+        url = "{stub_url}/chat/teams-legacy"
+        [destinations.slack]
+        kind = "slack"
+        url = "{stub_url}/chat/slack"
+        [destinations.mattermost]
+        kind = "mattermost"
+        url = "{stub_url}/chat/mattermost"
+        [[routes]]
+        name = "everything"
+        to = ["teams", "teams-legacy", "slack", "mattermost"]
+        "#,
+        db = dir.path().join("demo.db").display()
+    );
+    let config = match crate::config::load_str(&text, &HashMap::new()) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("demo configuration: {e}")),
+    };
+    let app = match App::build(config).await {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    let addr = app.public_addr();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(app.run(shutdown.clone()));
+    let hook_url = format!("http://{addr}/hooks/{HOOK_ID}");
+    println!("hookrelay demo: the daemon listens on {addr}; a stub Sekoia.io API and stub chat services run on {stub_addr}.");
+
+    let client = crate::http::client();
+    let mut expected = 0;
+    for (what, body) in EVENTS {
+        match client
+            .post(&hook_url)
+            .header("content-type", "application/json")
+            .body(*body)
+            .send()
+            .await
+        {
+            Ok(r) => {
+                let status = r.status();
+                let answer = r.text().await.unwrap_or_default();
+                println!(
+                    "\nsent {what}: POST /hooks/{HOOK_ID} → {} {}",
+                    status.as_u16(),
+                    answer.trim()
+                );
+                if status.as_u16() == 202 {
+                    expected += 4;
+                }
+            }
+            Err(e) => return fail(format!("cannot reach the demo daemon: {e}")),
+        }
+        // Let this event's messages print before the next is sent.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while stub.received.load(Ordering::SeqCst) < expected
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let got = stub.received.load(Ordering::SeqCst);
+    println!("\n{got} of {expected} messages delivered.");
+    if once {
+        shutdown.cancel();
+        let _ = running.await;
+        return if got == expected {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
+    println!(
+        "\nTry your own (Ctrl-C to stop):\n  curl -i -X POST {hook_url} -H 'content-type: application/json' -d '{}'",
+        EVENTS[0].1.split_whitespace().collect::<Vec<_>>().join(" ").replace('\'', "")
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    println!("\nstopping…");
+    shutdown.cancel();
+    let _ = running.await;
+    ExitCode::SUCCESS
+}

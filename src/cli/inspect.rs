@@ -1,0 +1,205 @@
+//! `dead-letters` and `events`: read (and replay) the spool directly, so
+//! they work whether the daemon runs or not (SQLite WAL lets both open it).
+
+use super::{fail, DeadLetterCommand, EventsCommand};
+use crate::store::{now_ms, reads, Selector, Store};
+use std::process::ExitCode;
+
+fn format_ms(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn one_line(s: &str, max: usize) -> String {
+    crate::render::clean(s, max)
+}
+
+pub fn dead_letters(cmd: DeadLetterCommand) -> ExitCode {
+    match cmd {
+        DeadLetterCommand::List {
+            config,
+            destination,
+        } => {
+            let cfg = match config.load() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let store = match Store::open(&cfg.store) {
+                Ok(s) => s,
+                Err(e) => return fail(e),
+            };
+            match store.read_blocking(|c| reads::dead_letters(c, destination.as_deref())) {
+                Ok(rows) => {
+                    if rows.is_empty() {
+                        eprintln!("no dead letters");
+                    }
+                    for d in rows {
+                        println!(
+                            "{}\t{}\t{}/{}\t{}\tattempts={}\t{}",
+                            d.id,
+                            d.destination,
+                            d.kind,
+                            d.action,
+                            d.short_id.as_deref().unwrap_or("-"),
+                            d.attempts,
+                            one_line(d.last_error.as_deref().unwrap_or("-"), 300)
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        DeadLetterCommand::Replay {
+            config,
+            ids,
+            all,
+            destination,
+        } => {
+            let cfg = match config.load() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let store = match Store::open(&cfg.store) {
+                Ok(s) => s,
+                Err(e) => return fail(e),
+            };
+            let selector = if all {
+                Selector::All { destination }
+            } else {
+                Selector::Ids(ids.clone())
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            match rt.block_on(store.replay(selector)) {
+                Ok(n) => {
+                    println!("re-queued {n} dead letter(s)");
+                    if !all && n < ids.len() {
+                        eprintln!(
+                            "{} id(s) were not dead letters (see `hookrelay dead-letters list`)",
+                            ids.len() - n
+                        );
+                        return ExitCode::from(1);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+    }
+}
+
+pub fn events(cmd: EventsCommand) -> ExitCode {
+    match cmd {
+        EventsCommand::List {
+            config,
+            since,
+            hook,
+            status,
+            limit,
+        } => {
+            let cfg = match config.load() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let store = match Store::open(&cfg.store) {
+                Ok(s) => s,
+                Err(e) => return fail(e),
+            };
+            let from = now_ms() - since.as_millis() as i64;
+            match store.read_blocking(|c| {
+                reads::events_since(
+                    c,
+                    from,
+                    hook.as_deref(),
+                    if status.is_some() { None } else { limit },
+                )
+            }) {
+                Ok(rows) => {
+                    let matching = rows
+                        .into_iter()
+                        .filter(|e| status.as_deref().is_none_or(|s| s == e.state));
+                    for e in matching.take(limit.unwrap_or(usize::MAX)) {
+                        println!(
+                            "{}\t{}\t{}\t{}/{}\t{}\t{}",
+                            e.id,
+                            format_ms(e.received_at),
+                            e.hook,
+                            e.kind,
+                            e.action,
+                            e.short_id.as_deref().unwrap_or("-"),
+                            e.state
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        EventsCommand::Show { config, id } => {
+            let cfg = match config.load() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let store = match Store::open(&cfg.store) {
+                Ok(s) => s,
+                Err(e) => return fail(e),
+            };
+            match store.read_blocking(|c| reads::event_detail(c, id)) {
+                Ok(Some(d)) => {
+                    let s = &d.summary;
+                    println!(
+                        "event {} — {}/{} on hook {} at {} — {}",
+                        s.id,
+                        s.kind,
+                        s.action,
+                        s.hook,
+                        format_ms(s.received_at),
+                        s.state
+                    );
+                    println!("alert short id: {}", s.short_id.as_deref().unwrap_or("-"));
+                    println!(
+                        "enrichment: {}",
+                        d.enrichment.as_deref().unwrap_or("(not yet)")
+                    );
+                    println!(
+                        "routes: {}",
+                        d.routes.as_deref().unwrap_or("(not yet routed)")
+                    );
+                    println!("body: {}", d.body);
+                    if let Some(alert) = &d.alert_json {
+                        println!("alert: {alert}");
+                    }
+                    for dl in &d.deliveries {
+                        println!(
+                            "delivery {} → {} (route {}): {}",
+                            dl.id, dl.destination, dl.route, dl.state
+                        );
+                        if dl.attempts.is_empty() {
+                            if let Some(e) = &dl.last_error {
+                                println!("  note: {e}");
+                            }
+                        }
+                        for (at, status, error, ms) in &dl.attempts {
+                            println!(
+                                "  attempt at {}: {} in {} ms{}",
+                                format_ms(*at),
+                                status.map_or("no answer".to_owned(), |s| format!("HTTP {s}")),
+                                ms,
+                                error
+                                    .as_deref()
+                                    .map(|e| format!(" — {}", one_line(e, 300)))
+                                    .unwrap_or_default()
+                            );
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(None) => fail(format!("no event {id} in the spool")),
+                Err(e) => fail(e),
+            }
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The command line: argument definitions and one function per command.
+//! Exit codes: 0 ok, 1 runtime or config error, 2 usage error (clap).
+
+mod demo;
+mod inspect;
+mod preview;
+
+use crate::app::App;
+use crate::config::{self, Config};
+use crate::telemetry::{init_logging, LogFormat};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+const DEFAULT_CONFIG: &str = "/etc/hookrelay/hookrelay.toml";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hookrelay",
+    version,
+    about = "Relay Sekoia.io alert webhooks to Teams, Slack and Mattermost, enriched and durable."
+)]
+pub struct Cli {
+    /// Log format: human-readable on a terminal, JSON otherwise (auto).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        env = "HOOKRELAY_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--config PATH`, defaulting to $HOOKRELAY_CONFIG, then /etc/hookrelay/hookrelay.toml.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// Configuration file [default: $HOOKRELAY_CONFIG, else /etc/hookrelay/hookrelay.toml]
+    #[arg(long, short = 'c', env = "HOOKRELAY_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
+    }
+
+    /// Loads the config, printing every error (each naming its key).
+    fn load(&self) -> Result<Config, ExitCode> {
+        let path = self.path();
+        config::load_file(&path).map_err(|errors| {
+            eprintln!("hookrelay: invalid configuration {}:", path.display());
+            for e in &errors.0 {
+                eprintln!("  {e}");
+            }
+            ExitCode::from(1)
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Run(ConfigArg),
+    /// Validate the configuration: exit 0, or 1 with every error on stderr.
+    Check(ConfigArg),
+    /// Show hookrelay working, with no config and no network: a real daemon
+    /// on loopback with a stub alert API and stub chat services.
+    Demo {
+        /// Port for the demo's hook listener (0 = any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Send the sample events, print what the chat services got, and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Route an event and print each destination's request; sends nothing.
+    Preview {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The webhook body (JSON file).
+        #[arg(long)]
+        event: PathBuf,
+        /// The alert object; without it the alert is fetched from the origin.
+        #[arg(long)]
+        alert: Option<PathBuf>,
+        /// Evaluate routes as if the event came to this hook [default: the first hook].
+        #[arg(long)]
+        hook: Option<String>,
+        /// Only this destination.
+        #[arg(long)]
+        destination: Option<String>,
+    },
+    /// Send one test message to a destination and report the outcome.
+    SendTest {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        destination: String,
+    },
+    /// Inspect and replay deliveries that failed permanently.
+    #[command(subcommand)]
+    DeadLetters(DeadLetterCommand),
+    /// The history: what arrived and what was sent where.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Exit 0 if the daemon's /healthz answers (for container healthchecks).
+    Health {
+        #[arg(long, default_value = "http://127.0.0.1:9091/healthz")]
+        url: String,
+    },
+    /// Apply spool migrations (also done at start).
+    Migrate(ConfigArg),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterCommand {
+    /// One line per dead letter: id, destination, event type/action, alert short id, attempts, last error.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        destination: Option<String>,
+    },
+    /// Re-queue dead letters (by id, or --all); works while the daemon runs.
+    Replay {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Dead letter ids.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<i64>,
+        /// Replay every dead letter (of --destination, if given).
+        #[arg(long)]
+        all: bool,
+        #[arg(long, requires = "all")]
+        destination: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// One line per event, newest first.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// How far back (humantime, e.g. 1h, 7d).
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        since: std::time::Duration,
+        #[arg(long)]
+        hook: Option<String>,
+        /// Only events in this state (received, unrouted, pending, delivered, failed, skipped).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Everything about one event: body, alert, routes, each attempt.
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        id: i64,
+    },
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("building the tokio runtime")
+}
+
+/// Runs a parsed command line.
+pub fn main(cli: Cli) -> ExitCode {
+    let format = cli.log_format;
+    match cli.command {
+        Command::Run(c) => {
+            init_logging(format);
+            let config = match c.load() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            runtime().block_on(run(config))
+        }
+        Command::Check(c) => check(&c),
+        Command::Demo { port, once } => runtime().block_on(demo::run(port, once)),
+        Command::Preview {
+            config,
+            event,
+            alert,
+            hook,
+            destination,
+        } => {
+            init_logging(LogFormat::Text);
+            match config.load() {
+                Ok(cfg) => runtime().block_on(preview::preview(
+                    cfg,
+                    &event,
+                    alert.as_deref(),
+                    hook,
+                    destination,
+                )),
+                Err(code) => code,
+            }
+        }
+        Command::SendTest {
+            config,
+            destination,
+        } => match config.load() {
+            Ok(cfg) => runtime().block_on(preview::send_test(cfg, &destination)),
+            Err(code) => code,
+        },
+        Command::DeadLetters(cmd) => inspect::dead_letters(cmd),
+        Command::Events(cmd) => inspect::events(cmd),
+        Command::Health { url } => runtime().block_on(health(&url)),
+        Command::Migrate(c) => match c.load() {
+            Ok(cfg) => match crate::store::Store::open(&cfg.store) {
+                Ok(_) => {
+                    println!("spool {} is at the latest schema", cfg.store.path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            },
+            Err(code) => code,
+        },
+    }
+}
+
+pub(crate) fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("hookrelay: {e}");
+    ExitCode::from(1)
+}
+
+fn check(c: &ConfigArg) -> ExitCode {
+    let config = match c.load() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "{}: OK ({} origins, {} hooks, {} destinations, {} routes)",
+        c.path().display(),
+        config.origins.len(),
+        config.hooks.len(),
+        config.destinations.len(),
+        config.routes.len()
+    );
+    ExitCode::SUCCESS
+}
+
+async fn run(config: Config) -> ExitCode {
+    let app = match App::build(config).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(message = "Cannot start.", error = %e);
+            return fail(e);
+        }
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signals(shutdown.clone()));
+    match app.run(shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+/// SIGTERM and SIGINT start a graceful shutdown.
+async fn signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!(message = "Cannot install signal handlers.");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!(message = "SIGTERM received."),
+        _ = int.recv() => tracing::info!(message = "SIGINT received."),
+    }
+    shutdown.cancel();
+}
+
+async fn health(url: &str) -> ExitCode {
+    let client = crate::http::client();
+    match client
+        .get(url)
+        .timeout(std::time::Duration::from_secs(3))
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+        Ok(r) => fail(format!("{url} answered {}", r.status())),
+        Err(e) => fail(format!("{url}: {}", crate::enrich::error_chain(&e))),
+    }
+}

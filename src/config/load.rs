@@ -1,0 +1,407 @@
+//! From a TOML file to a [`Config`]: merge `HOOKRELAY_*` environment
+//! overrides (the `config` crate), expand `${VAR}` in strings, read `*_file`
+//! secrets, deserialize each section on its own so that every schema error
+//! is reported at once with its key, then check cross-references.
+//!
+//! No error message ever contains a value read from the environment or a
+//! secret file: only names and keys.
+
+use super::validate::validate;
+use super::*;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+/// One problem, tied to the key it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path, e.g. `routes[0].to` or `destinations.slack.url`.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found in one configuration.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// Environment variables that configure the program itself, not a key.
+const NOT_OVERRIDES: &[&str] = &["HOOKRELAY_CONFIG", "HOOKRELAY_LOG", "HOOKRELAY_LOG_FORMAT"];
+
+/// Keys that hold secrets and therefore also accept a `<key>_file` form.
+const SECRET_KEYS: &[&str] = &["api_key", "url", "secret", "password"];
+
+/// Loads and validates the file at `path`, using the process environment.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![err(
+            "",
+            format!("cannot read config file {}: {e}", path.display()),
+        )])
+    })?;
+    let env: HashMap<String, String> = std::env::vars().collect();
+    load_str(&text, &env)
+}
+
+/// Loads and validates TOML text with the given environment (tests pass
+/// their own so they stay parallel-safe).
+pub fn load_str(text: &str, env: &HashMap<String, String>) -> Result<Config, ConfigErrors> {
+    // Parse once on our own first: toml's syntax errors carry line and column.
+    if let Err(e) = text.parse::<toml::Table>() {
+        return Err(ConfigErrors(vec![err(
+            "",
+            format!("invalid TOML: {}", e.to_string().trim_end()),
+        )]));
+    }
+    let overrides: HashMap<String, String> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with("HOOKRELAY_") && !NOT_OVERRIDES.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let merged = ::config::Config::builder()
+        .add_source(::config::File::from_str(text, ::config::FileFormat::Toml))
+        .add_source(
+            ::config::Environment::with_prefix("HOOKRELAY")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(overrides)),
+        )
+        .build()
+        .and_then(|c| c.try_deserialize::<Value>())
+        .map_err(|e| ConfigErrors(vec![err("", e.to_string())]))?;
+
+    let mut errors = Vec::new();
+    let mut root = merged;
+    expand_env(&mut root, "", env, &mut errors);
+    read_secret_files(&mut root, "", &mut errors);
+    let Value::Object(mut top) = root else {
+        return Err(ConfigErrors(vec![err(
+            "",
+            "the config must be a TOML table",
+        )]));
+    };
+
+    let server = section::<ServerConfig>(&mut top, "server", &mut errors);
+    let admin = section::<AdminConfig>(&mut top, "admin", &mut errors);
+    let store = section::<StoreConfig>(&mut top, "store", &mut errors);
+    let delivery = section::<DeliveryConfig>(&mut top, "delivery", &mut errors);
+    let origins = named_tables::<OriginConfig>(&mut top, "origins", &mut errors);
+    let hooks = named_tables::<HookConfig>(&mut top, "hooks", &mut errors);
+    let destinations = named_tables::<DestinationConfig>(&mut top, "destinations", &mut errors);
+    let routes = route_list(&mut top, &mut errors);
+    for key in top.keys() {
+        errors.push(err(
+            key.clone(),
+            "unknown section (expected server, admin, store, delivery, origins, hooks, destinations, routes)",
+        ));
+    }
+
+    let config = Config {
+        server: server.unwrap_or_default(),
+        admin: admin.unwrap_or_default(),
+        store: store.unwrap_or_default(),
+        delivery: delivery.unwrap_or_default(),
+        origins,
+        hooks,
+        destinations,
+        routes,
+        warnings: Vec::new(),
+    };
+    if !errors.is_empty() {
+        // Reference checks on a partly-broken config would only add noise
+        // about entries that failed to parse; report them after a fix.
+        return Err(ConfigErrors(errors));
+    }
+    validate(config)
+}
+
+fn from_value<T: DeserializeOwned>(value: Value, key: &str) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let full = if inner == "." || inner.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{key}.{inner}")
+        };
+        err(full, e.into_inner().to_string())
+    })
+}
+
+fn section<T: DeserializeOwned>(
+    top: &mut Map<String, Value>,
+    name: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
+    let value = top.remove(name)?;
+    from_value(value, name).map_err(|e| errors.push(e)).ok()
+}
+
+fn named_tables<T: DeserializeOwned>(
+    top: &mut Map<String, Value>,
+    name: &str,
+    errors: &mut Vec<ConfigError>,
+) -> BTreeMap<String, T> {
+    let mut out = BTreeMap::new();
+    let Some(value) = top.remove(name) else {
+        return out;
+    };
+    let Value::Object(entries) = value else {
+        errors.push(err(name, format!("expected tables like [{name}.<name>]")));
+        return out;
+    };
+    for (entry, v) in entries {
+        let key = format!("{name}.{entry}");
+        match from_value::<T>(v, &key) {
+            Ok(t) => {
+                out.insert(entry, t);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    out
+}
+
+fn route_list(top: &mut Map<String, Value>, errors: &mut Vec<ConfigError>) -> Vec<RouteConfig> {
+    let Some(value) = top.remove("routes") else {
+        return Vec::new();
+    };
+    let Value::Array(items) = value else {
+        errors.push(err("routes", "expected an array of tables ([[routes]])"));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, v) in items.into_iter().enumerate() {
+        match from_value::<RouteConfig>(v, &format!("routes[{i}]")) {
+            Ok(r) => out.push(r),
+            Err(e) => errors.push(e),
+        }
+    }
+    out
+}
+
+fn child_key(parent: &str, child: &str) -> String {
+    if parent.is_empty() {
+        child.to_owned()
+    } else {
+        format!("{parent}.{child}")
+    }
+}
+
+/// Replaces `${NAME}` in every string with the variable's value; an unset or
+/// empty variable is an error naming the key and the variable.
+fn expand_env(
+    value: &mut Value,
+    key: &str,
+    env: &HashMap<String, String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    match value {
+        Value::String(s) if s.contains("${") => match expand_str(s, env) {
+            Ok(expanded) => *s = expanded,
+            Err(message) => errors.push(err(key, message)),
+        },
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_env(item, &format!("{key}[{i}]"), env, errors);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                expand_env(v, &child_key(key, k), env, errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn expand_str(s: &str, env: &HashMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| "unterminated ${ in value".to_owned())?;
+        let name = &after[..end];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("invalid variable name in ${{{name}}}"));
+        }
+        match env.get(name) {
+            Some(v) if !v.is_empty() => out.push_str(v),
+            Some(_) => return Err(format!("environment variable {name} is empty")),
+            None => return Err(format!("environment variable {name} is not set")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Turns `api_key_file = "/path"` into `api_key = <contents>` (trailing
+/// newline removed), anywhere in the tree.
+fn read_secret_files(value: &mut Value, key: &str, errors: &mut Vec<ConfigError>) {
+    match value {
+        Value::Object(map) => {
+            for secret in SECRET_KEYS {
+                let file_key = format!("{secret}_file");
+                let Some(path) = map.remove(&file_key) else {
+                    continue;
+                };
+                let full = child_key(key, &file_key);
+                let Value::String(path) = path else {
+                    errors.push(err(full, "expected a file path"));
+                    continue;
+                };
+                if map.contains_key(*secret) {
+                    errors.push(err(
+                        full,
+                        format!("set either {secret} or {secret}_file, not both"),
+                    ));
+                    continue;
+                }
+                match std::fs::read_to_string(&path) {
+                    Ok(contents) => {
+                        let trimmed = contents.trim_end_matches(['\n', '\r']).to_owned();
+                        if trimmed.is_empty() {
+                            errors.push(err(full, format!("secret file {path} is empty")));
+                        } else {
+                            map.insert(secret.to_string(), Value::String(trimmed));
+                        }
+                    }
+                    Err(e) => {
+                        errors.push(err(full, format!("cannot read secret file {path}: {e}")))
+                    }
+                }
+            }
+            for (k, v) in map.iter_mut() {
+                read_secret_files(v, &child_key(key, k), errors);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                read_secret_files(item, &format!("{key}[{i}]"), errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const MINIMAL: &str = r#"
+        [origins.sekoia]
+        kind = "sekoia"
+        base_url = "https://api.sekoia.io"
+        api_key = "${KEY}"
+        [hooks.soc]
+        id = "67a7472b-b43c-415d-b1ce-c135fb1dfb0e"
+        origin = "sekoia"
+        [destinations.chat]
+        kind = "slack"
+        url = "https://hooks.slack.com/services/T/B/X"
+        [[routes]]
+        name = "all"
+        to = ["chat"]
+    "#;
+
+    #[test]
+    fn expands_env_and_applies_overrides() {
+        let cfg = load_str(
+            MINIMAL,
+            &env(&[
+                ("KEY", "k3y"),
+                ("HOOKRELAY_SERVER__LISTEN", "127.0.0.1:9999"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.origins["sekoia"].api_key.as_ref().unwrap().expose(),
+            "k3y"
+        );
+        assert_eq!(cfg.server.listen.port(), 9999);
+        assert_eq!(cfg.server.max_body_bytes, 65536);
+    }
+
+    #[test]
+    fn missing_variable_is_named_without_value() {
+        let e = load_str(MINIMAL, &env(&[])).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "origins.sekoia.api_key: environment variable KEY is not set"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_types_are_all_reported() {
+        let text = format!(
+            "{MINIMAL}\n[server]\nlisten = \"nope\"\n[delivery]\nmax_agee = \"1h\"\n[bogus]\nx = 1\n"
+        );
+        let e = load_str(&text, &env(&[("KEY", "k")])).unwrap_err();
+        let lines: Vec<String> = e.0.iter().map(|e| e.key.clone()).collect();
+        assert!(lines.contains(&"server.listen".to_owned()), "{e}");
+        assert!(
+            lines.contains(&"delivery".to_owned())
+                || lines.iter().any(|l| l.starts_with("delivery")),
+            "{e}"
+        );
+        assert!(lines.contains(&"bogus".to_owned()), "{e}");
+        assert!(e.to_string().contains("max_agee"), "{e}");
+    }
+
+    #[test]
+    fn secret_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("url");
+        std::fs::write(&path, "https://hooks.slack.com/services/T/B/FILE\n").unwrap();
+        let text = MINIMAL.replace(
+            "url = \"https://hooks.slack.com/services/T/B/X\"",
+            &format!("url_file = \"{}\"", path.display()),
+        );
+        let cfg = load_str(&text, &env(&[("KEY", "k")])).unwrap();
+        assert_eq!(
+            cfg.destinations["chat"].url().expose(),
+            "https://hooks.slack.com/services/T/B/FILE"
+        );
+    }
+}

@@ -1,0 +1,404 @@
+//! Configuration: the TOML schema (this file), how a file becomes a
+//! [`Config`] (`load`: environment overrides, `${VAR}` expansion, `*_file`
+//! secrets) and the cross-reference checks (`validate`).
+//!
+//! A [`Config`] that exists is valid: every route names existing hooks and
+//! destinations, every hook an existing origin, every secret is present. The
+//! running daemon never meets a dangling name.
+
+mod load;
+mod validate;
+
+pub use load::{load_file, load_str, ConfigError, ConfigErrors};
+
+use crate::secret::Secret;
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub store: StoreConfig,
+    pub delivery: DeliveryConfig,
+    pub origins: BTreeMap<String, OriginConfig>,
+    pub hooks: BTreeMap<String, HookConfig>,
+    pub destinations: BTreeMap<String, DestinationConfig>,
+    pub routes: Vec<RouteConfig>,
+    /// Non-fatal findings of `validate` (printed by `check`, logged at start).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    #[serde(with = "humantime_serde")]
+    pub dedup_window: Duration,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// A client that has not sent its whole request head by then is cut off.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Upper bound for reading one request body and answering it.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Concurrent connections on the public listener; more wait in the backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".parse().expect("literal address"),
+            max_body_bytes: 65536,
+            trusted_proxies: vec![
+                "127.0.0.1/32".parse().expect("literal net"),
+                "::1/128".parse().expect("literal net"),
+            ],
+            dedup_window: Duration::from_secs(600),
+            shutdown_grace: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9091".parse().expect("literal address"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// fsync on every commit: survives a power cut.
+    Full,
+    /// fsync at checkpoints: survives a process crash, not a power cut.
+    Normal,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub kind: StoreKind,
+    pub path: PathBuf,
+    pub sync: SyncMode,
+    /// Beyond this many undelivered events + deliveries, hooks answer 503.
+    pub max_pending: u64,
+    /// Delivered and dead events older than this are pruned.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    pub url: Option<Secret>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            kind: StoreKind::Sqlite,
+            path: PathBuf::from("/var/lib/hookrelay/hookrelay.db"),
+            sync: SyncMode::Full,
+            max_pending: 1_000_000,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            url: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// Requests in flight per destination (a destination may override it).
+    pub concurrency: usize,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(24 * 3600),
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(600),
+            concurrency: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OriginKind {
+    Sekoia,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginConfig {
+    pub kind: OriginKind,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    pub api_key: Option<Secret>,
+    /// UI link to an alert; `{short_id}` and `{uuid}` are substituted.
+    #[serde(default)]
+    pub alert_link: Option<String>,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(default = "default_origin_concurrency")]
+    pub concurrency: usize,
+    #[serde(default = "default_cache_ttl", with = "humantime_serde")]
+    pub cache_ttl: Duration,
+    #[serde(default = "default_enrich_deadline", with = "humantime_serde")]
+    pub enrich_deadline: Duration,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_origin_concurrency() -> usize {
+    16
+}
+fn default_cache_ttl() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_enrich_deadline() -> Duration {
+    Duration::from_secs(120)
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignatureScheme {
+    StandardWebhooks,
+    GithubSha256,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookConfig {
+    pub id: uuid::Uuid,
+    pub origin: String,
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    #[serde(default)]
+    pub signature: Option<SignatureScheme>,
+    #[serde(default)]
+    pub allow_from: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum DestinationKind {
+    /// Teams Workflows webhook: an Adaptive Card in a message envelope.
+    Teams,
+    /// Teams Office 365 connector: a MessageCard.
+    TeamsLegacy,
+    Slack,
+    Mattermost,
+}
+
+impl DestinationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Teams => "teams",
+            Self::TeamsLegacy => "teams-legacy",
+            Self::Slack => "slack",
+            Self::Mattermost => "mattermost",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    pub kind: DestinationKind,
+    pub url: Option<Secret>,
+    /// Proactive pacing, e.g. `"1/s"` or `"20/min"`.
+    #[serde(default)]
+    pub rate: Option<Rate>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+}
+
+impl DestinationConfig {
+    /// The webhook URL. Validation guarantees it is set.
+    pub fn url(&self) -> &Secret {
+        self.url
+            .as_ref()
+            .expect("validate() rejects destinations without url")
+    }
+}
+
+/// `count / period`: a token bucket whose burst is `count`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("expected \"<count>/<s|min|h>\" such as \"1/s\" or \"20/min\", found {s:?}");
+        let (count, unit) = s.split_once('/').ok_or_else(bad)?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        if count == 0 {
+            return Err(bad());
+        }
+        let per = match unit.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            other => humantime::parse_duration(other).map_err(|_| bad())?,
+        };
+        Ok(Rate { count, per })
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Hook names this route listens to; `None` means every hook.
+    #[serde(default)]
+    pub hooks: Option<Vec<String>>,
+    pub to: Vec<String>,
+    /// Same alert + action to the same destination at most once per window.
+    #[serde(default, with = "humantime_serde")]
+    pub dedup: Option<Duration>,
+    #[serde(default, rename = "continue")]
+    pub continue_: bool,
+    #[serde(default)]
+    pub when: When,
+}
+
+/// Conditions of a route; all present ones must hold. Name lists match
+/// case-insensitively; a list matches when any of its entries does.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    #[serde(default, rename = "type")]
+    pub type_: Option<Vec<String>>,
+    #[serde(default)]
+    pub action: Option<Vec<String>>,
+    #[serde(default)]
+    pub urgency_min: Option<u32>,
+    #[serde(default)]
+    pub urgency_max: Option<u32>,
+    #[serde(default)]
+    pub status: Option<Vec<String>>,
+    #[serde(default)]
+    pub rule: Option<Vec<String>>,
+    #[serde(default)]
+    pub entity: Option<Vec<String>>,
+    #[serde(default)]
+    pub alert_type: Option<Vec<String>>,
+}
+
+impl When {
+    /// Whether any condition needs the enriched alert.
+    pub fn needs_alert(&self) -> bool {
+        self.urgency_min.is_some()
+            || self.urgency_max.is_some()
+            || self.rule.is_some()
+            || self.entity.is_some()
+            || self.alert_type.is_some()
+    }
+}
+
+impl Config {
+    /// The hook whose id is `id`, compared in constant time against every
+    /// configured hook so the answer time does not tell how close a guess was.
+    pub fn hook_by_id(&self, id: &str) -> Option<(&str, &HookConfig)> {
+        let mut found = None;
+        for (name, hook) in &self.hooks {
+            let candidate = hook.id.hyphenated().to_string();
+            if constant_time_eq(candidate.as_bytes(), id.as_bytes()) {
+                found = Some((name.as_str(), hook));
+            }
+        }
+        found
+    }
+
+    /// Every secret in the configuration, for scrubbing foreign error texts.
+    pub fn secrets(&self) -> Vec<&Secret> {
+        let mut out: Vec<&Secret> = Vec::new();
+        out.extend(self.origins.values().filter_map(|o| o.api_key.as_ref()));
+        out.extend(self.hooks.values().filter_map(|h| h.secret.as_ref()));
+        out.extend(self.destinations.values().filter_map(|d| d.url.as_ref()));
+        out.extend(self.store.url.as_ref());
+        out
+    }
+}
+
+/// Length may leak (all hook ids have the same length), content does not.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!(
+            "1/s".parse::<Rate>().unwrap(),
+            Rate {
+                count: 1,
+                per: Duration::from_secs(1)
+            }
+        );
+        assert_eq!(
+            "20/min".parse::<Rate>().unwrap(),
+            Rate {
+                count: 20,
+                per: Duration::from_secs(60)
+            }
+        );
+        assert!("0/s".parse::<Rate>().is_err());
+        assert!("fast".parse::<Rate>().is_err());
+    }
+}

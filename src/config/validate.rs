@@ -1,0 +1,262 @@
+//! Cross-reference and value checks run once per load; every finding names
+//! its key. Also fills in values derived from others (region → URLs).
+
+use super::load::{ConfigError, ConfigErrors};
+use super::*;
+use base64::Engine;
+use std::collections::HashSet;
+
+fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// Sekoia.io regions: (name, API base URL, UI base URL).
+const REGIONS: &[(&str, &str, &str)] = &[
+    ("fra1", "https://api.sekoia.io", "https://app.sekoia.io"),
+    (
+        "fra2",
+        "https://app.fra2.sekoia.io/api",
+        "https://app.fra2.sekoia.io",
+    ),
+    (
+        "mco1",
+        "https://app.mco1.sekoia.io/api",
+        "https://app.mco1.sekoia.io",
+    ),
+    (
+        "uae1",
+        "https://app.uae1.sekoia.io/api",
+        "https://app.uae1.sekoia.io",
+    ),
+    (
+        "usa1",
+        "https://api.usa1.sekoia.io",
+        "https://app.usa1.sekoia.io",
+    ),
+    (
+        "sgp1",
+        "https://api.sgp1.sekoia.io",
+        "https://app.sgp1.sekoia.io",
+    ),
+];
+
+fn http_url(raw: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("not a valid URL ({e})"))?;
+    match url.scheme() {
+        "http" | "https" if url.host_str().is_some() => Ok(url),
+        "http" | "https" => Err("URL has no host".into()),
+        other => Err(format!("URL scheme must be http or https, found {other:?}")),
+    }
+}
+
+pub(super) fn validate(mut config: Config) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+
+    if config.store.kind == StoreKind::Postgres {
+        errors.push(err(
+            "store.kind",
+            "\"postgres\" is not available in this build; use \"sqlite\"",
+        ));
+    }
+    if config.store.max_pending == 0 {
+        errors.push(err("store.max_pending", "must be at least 1"));
+    }
+    if config.server.max_body_bytes == 0 {
+        errors.push(err("server.max_body_bytes", "must be at least 1"));
+    }
+    if config.server.max_connections == 0 {
+        errors.push(err("server.max_connections", "must be at least 1"));
+    }
+    if config.delivery.concurrency == 0 {
+        errors.push(err("delivery.concurrency", "must be at least 1"));
+    }
+    if config.delivery.initial_backoff.is_zero() {
+        errors.push(err("delivery.initial_backoff", "must be more than 0s"));
+    }
+    if config.delivery.max_backoff < config.delivery.initial_backoff {
+        errors.push(err(
+            "delivery.max_backoff",
+            "must be at least delivery.initial_backoff",
+        ));
+    }
+    if config.server.listen == config.admin.listen && config.server.listen.port() != 0 {
+        errors.push(err(
+            "admin.listen",
+            "must differ from server.listen (the admin port is never public)",
+        ));
+    }
+
+    for (name, origin) in config.origins.iter_mut() {
+        let key = format!("origins.{name}");
+        if let Some(region) = &origin.region {
+            match REGIONS
+                .iter()
+                .find(|(r, _, _)| r.eq_ignore_ascii_case(region))
+            {
+                Some((_, api, ui)) => {
+                    origin.base_url.get_or_insert_with(|| (*api).to_owned());
+                    origin
+                        .alert_link
+                        .get_or_insert_with(|| format!("{ui}/operations/alerts/{{short_id}}"));
+                }
+                None => errors.push(err(
+                    format!("{key}.region"),
+                    format!(
+                        "unknown region {region:?} (expected one of {})",
+                        REGIONS.iter().map(|r| r.0).collect::<Vec<_>>().join(", ")
+                    ),
+                )),
+            }
+        }
+        match &origin.base_url {
+            None => errors.push(err(
+                format!("{key}.base_url"),
+                "missing (set base_url or region)",
+            )),
+            Some(u) => {
+                if let Err(e) = http_url(u) {
+                    errors.push(err(format!("{key}.base_url"), e));
+                }
+            }
+        }
+        if origin.alert_link.is_none() {
+            origin.alert_link = Some("https://app.sekoia.io/operations/alerts/{short_id}".into());
+        }
+        if let Some(link) = &origin.alert_link {
+            if let Err(e) = http_url(&link.replace("{short_id}", "x").replace("{uuid}", "x")) {
+                errors.push(err(format!("{key}.alert_link"), e));
+            }
+        }
+        if origin.api_key.is_none() {
+            errors.push(err(
+                format!("{key}.api_key"),
+                "missing (set api_key or api_key_file; the key needs SIC_READ_ALERT)",
+            ));
+        }
+        if origin.concurrency == 0 {
+            errors.push(err(format!("{key}.concurrency"), "must be at least 1"));
+        }
+    }
+
+    let mut ids = HashSet::new();
+    for (name, hook) in config.hooks.iter_mut() {
+        let key = format!("hooks.{name}");
+        if !config.origins.contains_key(&hook.origin) {
+            errors.push(err(
+                format!("{key}.origin"),
+                format!(
+                    "no origin named {:?} (define [origins.{}])",
+                    hook.origin, hook.origin
+                ),
+            ));
+        }
+        if !ids.insert(hook.id) {
+            errors.push(err(format!("{key}.id"), "another hook has the same id"));
+        }
+        match (&hook.secret, hook.signature) {
+            (None, Some(_)) => errors.push(err(
+                format!("{key}.signature"),
+                "set a secret (or secret_file) to verify signatures",
+            )),
+            (Some(secret), scheme) => {
+                let scheme = scheme.unwrap_or(SignatureScheme::StandardWebhooks);
+                hook.signature = Some(scheme);
+                if scheme == SignatureScheme::StandardWebhooks {
+                    let ok = secret
+                        .expose()
+                        .strip_prefix("whsec_")
+                        .map(|b| base64::engine::general_purpose::STANDARD.decode(b).is_ok())
+                        .unwrap_or(false);
+                    if !ok {
+                        errors.push(err(
+                            format!("{key}.secret"),
+                            "a standard-webhooks secret is \"whsec_\" followed by base64",
+                        ));
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+    }
+
+    for (name, dest) in &config.destinations {
+        let key = format!("destinations.{name}");
+        match &dest.url {
+            None => errors.push(err(format!("{key}.url"), "missing (set url or url_file)")),
+            Some(url) => {
+                // The message never quotes the URL: it is a secret.
+                if let Err(e) = http_url(url.expose()) {
+                    errors.push(err(format!("{key}.url"), e));
+                }
+            }
+        }
+        if dest.concurrency == Some(0) {
+            errors.push(err(format!("{key}.concurrency"), "must be at least 1"));
+        }
+    }
+
+    let mut route_names = HashSet::new();
+    for (i, route) in config.routes.iter().enumerate() {
+        let key = format!("routes[{i}]");
+        if route.name.trim().is_empty() {
+            errors.push(err(format!("{key}.name"), "must not be empty"));
+        } else if !route_names.insert(route.name.clone()) {
+            errors.push(err(
+                format!("{key}.name"),
+                format!("another route is named {:?}", route.name),
+            ));
+        }
+        if route.to.is_empty() {
+            errors.push(err(format!("{key}.to"), "names no destination"));
+        }
+        for d in &route.to {
+            if !config.destinations.contains_key(d) {
+                errors.push(err(
+                    format!("{key}.to"),
+                    format!("no destination named {d:?}"),
+                ));
+            }
+        }
+        for h in route.hooks.iter().flatten() {
+            if !config.hooks.contains_key(h) {
+                errors.push(err(format!("{key}.hooks"), format!("no hook named {h:?}")));
+            }
+        }
+        let w = &route.when;
+        for (field, v) in [
+            ("urgency_min", w.urgency_min),
+            ("urgency_max", w.urgency_max),
+        ] {
+            if v.is_some_and(|v| v > 100) {
+                errors.push(err(format!("{key}.when.{field}"), "urgency is 0 to 100"));
+            }
+        }
+        if let (Some(min), Some(max)) = (w.urgency_min, w.urgency_max) {
+            if min > max {
+                warnings.push(format!(
+                    "{key}.when: urgency_min {min} > urgency_max {max}: route {:?} can never match",
+                    route.name
+                ));
+            }
+        }
+    }
+    if config.routes.is_empty() {
+        warnings.push("routes: none defined: events are stored but sent nowhere".into());
+    } else if !config.routes.iter().any(|r| !r.when.needs_alert()) {
+        warnings.push(
+            "routes: every route tests alert fields; an event whose alert cannot be fetched will match none"
+                .into(),
+        );
+    }
+
+    if errors.is_empty() {
+        config.warnings = warnings;
+        Ok(config)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}

@@ -1,0 +1,294 @@
+//! One destination's worker: queue, pacing, concurrency, outcomes.
+
+use super::pacing::{backoff, TokenBucket};
+use super::Shared;
+use crate::config::DestinationConfig;
+use crate::sinks::{self, Outcome};
+use crate::store::{now_ms, reads, Completion, DueDelivery};
+use crate::telemetry::labels1;
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Deliveries held in memory with their payload; beyond this they stay in
+/// the spool and are read back by a scan when the queue drains.
+const QUEUE_CAP: usize = 1024;
+/// Rows read per scan.
+const SCAN_BATCH: usize = 256;
+/// How often an idle worker looks at the spool (retries that came due,
+/// replays from the CLI).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+pub(super) struct Worker {
+    name: String,
+    dest: Arc<DestinationConfig>,
+    shared: Shared,
+    rx: mpsc::UnboundedReceiver<DueDelivery>,
+    cancel: CancellationToken,
+    queue: VecDeque<DueDelivery>,
+    /// Ids queued, in flight or committing: never fetched twice.
+    known: HashSet<i64>,
+    /// Deliveries were left in the spool because the queue was full.
+    overflow: bool,
+    /// Scan position (ids are monotonic); 0 restarts from the oldest.
+    cursor: i64,
+    next_scan: Instant,
+    /// The target asked us to slow down (429 / Retry-After) until then.
+    paused_until: Option<Instant>,
+    bucket: Option<TokenBucket>,
+    concurrency: usize,
+}
+
+/// What a finished attempt tells the worker.
+struct Done {
+    id: i64,
+    /// Pause the whole destination this long (throttled).
+    pause: Option<Duration>,
+}
+
+impl Worker {
+    pub(super) fn new(
+        name: String,
+        dest: DestinationConfig,
+        shared: Shared,
+        rx: mpsc::UnboundedReceiver<DueDelivery>,
+        cancel: CancellationToken,
+    ) -> Worker {
+        let now = Instant::now();
+        Worker {
+            bucket: dest.rate.map(|r| TokenBucket::new(r, now.into_std())),
+            concurrency: dest
+                .concurrency
+                .unwrap_or(shared.delivery.concurrency)
+                .max(1),
+            name,
+            dest: Arc::new(dest),
+            shared,
+            rx,
+            cancel,
+            queue: VecDeque::new(),
+            known: HashSet::new(),
+            overflow: true,
+            cursor: 0,
+            next_scan: now,
+            paused_until: None,
+        }
+    }
+
+    fn enqueue(&mut self, d: DueDelivery) {
+        if self.known.contains(&d.id) {
+            return;
+        }
+        if self.queue.len() >= QUEUE_CAP {
+            // Still pending in the spool; a later scan picks it up.
+            self.overflow = true;
+            return;
+        }
+        self.known.insert(d.id);
+        self.queue.push_back(d);
+    }
+
+    async fn scan(&mut self) {
+        let now = now_ms();
+        let (name, cursor) = (self.name.clone(), self.cursor);
+        let result = self
+            .shared
+            .store
+            .read(move |c| reads::due(c, &name, now, cursor, SCAN_BATCH))
+            .await;
+        match result {
+            Ok(rows) => {
+                let full = rows.len() == SCAN_BATCH;
+                self.cursor = if full {
+                    rows.last().map_or(0, |r| r.id)
+                } else {
+                    0
+                };
+                for d in rows {
+                    self.enqueue(d);
+                }
+                if full {
+                    self.overflow = true;
+                    self.next_scan = Instant::now();
+                } else {
+                    self.overflow = false;
+                    self.next_scan = Instant::now() + IDLE_POLL;
+                }
+            }
+            Err(e) => {
+                tracing::error!(message = "Cannot read pending deliveries from the spool.", destination = %self.name, error = %e);
+                self.next_scan = Instant::now() + IDLE_POLL;
+            }
+        }
+    }
+
+    pub(super) async fn run(mut self) {
+        let mut inflight: JoinSet<Done> = JoinSet::new();
+        let mut wake_at: Instant;
+        loop {
+            let now = Instant::now();
+            wake_at = now + IDLE_POLL;
+            if let Some(p) = self.paused_until {
+                if p <= now {
+                    self.paused_until = None;
+                } else {
+                    wake_at = wake_at.min(p);
+                }
+            }
+            // Dispatch what pacing and concurrency allow.
+            while self.paused_until.is_none()
+                && inflight.len() < self.concurrency
+                && !self.queue.is_empty()
+            {
+                if let Some(bucket) = &mut self.bucket {
+                    if let Err(wait) = bucket.try_take(now.into_std()) {
+                        wake_at = wake_at.min(now + wait);
+                        break;
+                    }
+                }
+                let Some(d) = self.queue.pop_front() else {
+                    break;
+                };
+                inflight.spawn(attempt(self.shared.clone(), self.dest.clone(), d));
+            }
+            // Refill from the spool when the queue runs low.
+            if self.queue.len() < SCAN_BATCH {
+                if self.overflow || now >= self.next_scan {
+                    self.scan().await;
+                    if !self.queue.is_empty()
+                        && inflight.len() < self.concurrency
+                        && self.paused_until.is_none()
+                    {
+                        continue;
+                    }
+                }
+                wake_at = wake_at.min(self.next_scan);
+            }
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => break,
+                Some(done) = inflight.join_next(), if !inflight.is_empty() => {
+                    match done {
+                        Ok(done) => {
+                            self.known.remove(&done.id);
+                            if let Some(p) = done.pause {
+                                let until = Instant::now() + p;
+                                self.paused_until = Some(self.paused_until.map_or(until, |u| u.max(until)));
+                            }
+                        }
+                        Err(e) => tracing::error!(message = "Delivery task failed.", destination = %self.name, error = %e),
+                    }
+                }
+                Some(d) = self.rx.recv() => self.enqueue(d),
+                _ = tokio::time::sleep_until(wake_at) => {}
+            }
+        }
+        // Shutdown: let in-flight attempts finish and commit within the
+        // grace period; what does not finish stays pending in the spool.
+        let grace = tokio::time::sleep(self.shared.shutdown_grace);
+        tokio::pin!(grace);
+        while !inflight.is_empty() {
+            tokio::select! {
+                _ = &mut grace => {
+                    tracing::warn!(message = "Shutdown grace expired; unfinished deliveries stay queued for the next start.", destination = %self.name, in_flight = inflight.len());
+                    inflight.abort_all();
+                    break;
+                }
+                _ = inflight.join_next() => {}
+            }
+        }
+    }
+}
+
+/// One attempt: send, classify, commit the outcome.
+async fn attempt(shared: Shared, dest: Arc<DestinationConfig>, d: DueDelivery) -> Done {
+    let name = &d.destination;
+    let attempt_no = d.attempts + 1;
+    let (outcome, took) = sinks::send(&shared.http, &dest, &d.payload).await;
+    let duration_ms = took.as_millis() as i64;
+    let m = &shared.metrics;
+    let mut pause = None;
+    let completion = match outcome {
+        Outcome::Delivered { status } => {
+            let latency = (now_ms() - d.created_at).max(0) as f64 / 1000.0;
+            m.delivery_latency
+                .get_or_create(&labels1("destination", name))
+                .observe(latency);
+            m.delivery(name, "delivered");
+            tracing::info!(
+                message = "Delivered.", destination = %name, event_id = d.event_id,
+                delivery_id = d.id, attempt = attempt_no, status, latency_ms = (latency * 1000.0) as u64
+            );
+            Completion::Delivered {
+                id: d.id,
+                status,
+                duration_ms,
+            }
+        }
+        Outcome::Permanent { status, error } => {
+            m.delivery(name, "dead");
+            tracing::error!(
+                message = "Delivery failed permanently; kept as a dead letter.", destination = %name,
+                event_id = d.event_id, delivery_id = d.id, attempt = attempt_no, status, %error
+            );
+            Completion::Dead {
+                id: d.id,
+                status: Some(status),
+                error,
+                duration_ms,
+            }
+        }
+        Outcome::Retry {
+            status,
+            error,
+            retry_after,
+            throttled,
+        } => {
+            let cfg = &shared.delivery;
+            let wait = backoff(attempt_no as u32, cfg.initial_backoff, cfg.max_backoff)
+                .max(retry_after.unwrap_or(Duration::ZERO));
+            if throttled {
+                pause = Some(retry_after.unwrap_or(wait));
+            }
+            let next = now_ms() + wait.as_millis() as i64;
+            let expires = d.created_at + cfg.max_age.as_millis() as i64;
+            if next > expires {
+                m.delivery(name, "dead");
+                let error = format!("gave up after {attempt_no} attempts (delivery.max_age reached); last error: {error}");
+                tracing::error!(
+                    message = "Delivery expired; kept as a dead letter.", destination = %name,
+                    event_id = d.event_id, delivery_id = d.id, attempt = attempt_no, status = ?status, %error
+                );
+                Completion::Dead {
+                    id: d.id,
+                    status,
+                    error,
+                    duration_ms,
+                }
+            } else {
+                m.delivery(name, "retry");
+                tracing::warn!(
+                    message = "Delivery failed; will retry.", destination = %name, event_id = d.event_id,
+                    delivery_id = d.id, attempt = attempt_no, status = ?status, %error,
+                    retry_in_ms = wait.as_millis() as u64
+                );
+                Completion::Retry {
+                    id: d.id,
+                    status,
+                    error,
+                    next_attempt_at: next,
+                    duration_ms,
+                }
+            }
+        }
+    };
+    if let Err(e) = shared.store.complete(completion).await {
+        // The row stays pending and is attempted again (at least once).
+        tracing::error!(message = "Cannot record a delivery outcome; it will be attempted again.", destination = %name, delivery_id = d.id, error = %e);
+    }
+    Done { id: d.id, pause }
+}

@@ -1,0 +1,293 @@
+//! Enrichment: fetch the alert an event is about from its origin's API.
+//!
+//! Owns the per-origin HTTP concurrency bound, the short TTL cache and the
+//! coalescing of concurrent look-ups of one alert (both through `moka`), and
+//! the retry-within-a-deadline policy. It never fails an event: when the
+//! alert cannot be had, the result says so and the event goes on degraded.
+
+mod alert;
+
+pub use alert::{Alert, Urgency};
+
+use crate::config::OriginConfig;
+use crate::event::Event;
+use crate::http::{excerpt, read_capped, retry_after, MAX_RESPONSE_BYTES};
+use crate::secret::{scrub, Secret};
+use crate::telemetry::{labels1, labels2, Metrics};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+/// What enrichment produced for one event.
+#[derive(Debug, Clone)]
+pub enum Enrichment {
+    /// The alert object from the API.
+    Fetched(Arc<Alert>),
+    /// The event is not about an alert (a content proposal, …).
+    NotApplicable,
+    /// The alert could not be fetched; the reason is safe to log and show.
+    Unavailable(String),
+}
+
+impl Enrichment {
+    pub fn alert(&self) -> Option<&Alert> {
+        match self {
+            Enrichment::Fetched(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// Why one look-up failed, as shared between coalesced waiters.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EnrichError {
+    #[error("alert API answered {status} ({text})")]
+    Permanent { status: u16, text: String },
+    #[error("alert API answer is not a valid alert: {0}")]
+    Invalid(String),
+    #[error("gave up after {attempts} attempts within the enrich deadline; last error: {last}")]
+    Deadline { attempts: u32, last: String },
+}
+
+struct OriginClient {
+    name: String,
+    base_url: String,
+    api_key: Secret,
+    timeout: Duration,
+    deadline: Duration,
+    /// Caps concurrent requests to this origin's API.
+    permits: Semaphore,
+    /// Recent alerts; `try_get_with` also makes concurrent misses for one
+    /// uuid share a single request.
+    cache: moka::future::Cache<Uuid, Arc<Alert>>,
+}
+
+/// The enrich client for every configured origin.
+pub struct Enricher {
+    http: reqwest::Client,
+    origins: HashMap<String, Arc<OriginClient>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Enricher {
+    pub fn new(
+        origins: &std::collections::BTreeMap<String, OriginConfig>,
+        http: reqwest::Client,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let origins = origins
+            .iter()
+            .map(|(name, o)| {
+                let client = OriginClient {
+                    name: name.clone(),
+                    base_url: o
+                        .base_url
+                        .clone()
+                        .unwrap_or_default()
+                        .trim_end_matches('/')
+                        .to_owned(),
+                    api_key: o.api_key.clone().unwrap_or_else(|| Secret::new("")),
+                    timeout: o.timeout,
+                    deadline: o.enrich_deadline,
+                    permits: Semaphore::new(o.concurrency.max(1)),
+                    cache: moka::future::Cache::builder()
+                        .max_capacity(10_000)
+                        .time_to_live(o.cache_ttl.max(Duration::from_millis(1)))
+                        .build(),
+                };
+                (name.clone(), Arc::new(client))
+            })
+            .collect();
+        Self {
+            http,
+            origins,
+            metrics,
+        }
+    }
+
+    /// Enriches one event from `origin`. Never fails: see [`Enrichment`].
+    pub async fn enrich(&self, origin: &str, event: &Event) -> Enrichment {
+        let Some(uuid) = event.alert_uuid else {
+            return Enrichment::NotApplicable;
+        };
+        let Some(client) = self.origins.get(origin) else {
+            // Validation ties every hook to an origin; a reload may have
+            // removed it since the event was accepted.
+            return Enrichment::Unavailable(format!("origin {origin:?} is no longer configured"));
+        };
+        if let Some(alert) = client.cache.get(&uuid).await {
+            self.metrics
+                .enrich_cache_hits
+                .get_or_create(&labels1("origin", &client.name))
+                .inc();
+            return Enrichment::Fetched(alert);
+        }
+        let fetch = self.fetch_with_retries(client.clone(), uuid);
+        match client.cache.try_get_with(uuid, fetch).await {
+            Ok(alert) => Enrichment::Fetched(alert),
+            Err(e) => {
+                let reason = match e.as_ref() {
+                    EnrichError::Permanent { status, .. } => format!("http_{status}"),
+                    EnrichError::Invalid(_) => "invalid".into(),
+                    EnrichError::Deadline { .. } => "deadline".into(),
+                };
+                self.metrics
+                    .enrich_degraded
+                    .get_or_create(&labels2("origin", &client.name, "reason", &reason))
+                    .inc();
+                tracing::warn!(
+                    message = "Alert details unavailable; forwarding without them.",
+                    origin = %client.name,
+                    alert_uuid = %uuid,
+                    error = %e
+                );
+                Enrichment::Unavailable(e.to_string())
+            }
+        }
+    }
+
+    async fn fetch_with_retries(
+        &self,
+        client: Arc<OriginClient>,
+        uuid: Uuid,
+    ) -> Result<Arc<Alert>, EnrichError> {
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(200);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let wait = match self.fetch_once(&client, uuid).await {
+                Ok(alert) => return Ok(Arc::new(alert)),
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Transient { error, retry_after }) => {
+                    let wait = retry_after.unwrap_or_else(|| jitter(backoff));
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    if started.elapsed() + wait >= client.deadline {
+                        return Err(EnrichError::Deadline {
+                            attempts,
+                            last: error,
+                        });
+                    }
+                    tracing::debug!(origin = %client.name, alert_uuid = %uuid, attempt = attempts, %error, "Alert API attempt failed; retrying.");
+                    wait
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn fetch_once(&self, client: &OriginClient, uuid: Uuid) -> Result<Alert, Attempt> {
+        let _permit = client
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Attempt::Transient {
+                error: "shutting down".into(),
+                retry_after: None,
+            })?;
+        let url = format!("{}/v1/sic/alerts/{}?stix=false", client.base_url, uuid);
+        let started = Instant::now();
+        let result = self
+            .http
+            .get(&url)
+            .bearer_auth(client.api_key.expose())
+            .header("accept", "application/json")
+            .timeout(client.timeout)
+            .send()
+            .await;
+        let outcome_labels = |outcome: &str| labels2("origin", &client.name, "outcome", outcome);
+        let resp = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let outcome = if e.is_timeout() { "timeout" } else { "network" };
+                self.metrics
+                    .enrich_requests
+                    .get_or_create(&outcome_labels(outcome))
+                    .inc();
+                return Err(Attempt::Transient {
+                    error: scrub(&error_chain(&e), &[&client.api_key]),
+                    retry_after: None,
+                });
+            }
+        };
+        let status = resp.status();
+        let after = retry_after(resp.headers());
+        let body = read_capped(resp, MAX_RESPONSE_BYTES).await;
+        self.metrics
+            .enrich_duration
+            .get_or_create(&labels1("origin", &client.name))
+            .observe(started.elapsed().as_secs_f64());
+        let outcome = match status.as_u16() {
+            200..=299 => "ok",
+            401 => "unauthorized",
+            403 => "forbidden",
+            404 => "not_found",
+            429 => "rate_limited",
+            500..=599 => "server_error",
+            _ => "client_error",
+        };
+        self.metrics
+            .enrich_requests
+            .get_or_create(&outcome_labels(outcome))
+            .inc();
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => {
+                return Err(Attempt::Transient {
+                    error: format!(
+                        "reading the answer: {}",
+                        scrub(&error_chain(&e), &[&client.api_key])
+                    ),
+                    retry_after: None,
+                })
+            }
+        };
+        match status.as_u16() {
+            200..=299 => {
+                let value: serde_json::Value = serde_json::from_slice(&body)
+                    .map_err(|e| Attempt::Fatal(EnrichError::Invalid(e.to_string())))?;
+                Alert::from_value(value).map_err(|e| Attempt::Fatal(EnrichError::Invalid(e)))
+            }
+            408 | 429 | 500..=599 => Err(Attempt::Transient {
+                error: format!("HTTP {} {}", status.as_u16(), excerpt(&body)),
+                retry_after: after,
+            }),
+            code => Err(Attempt::Fatal(EnrichError::Permanent {
+                status: code,
+                text: status.canonical_reason().unwrap_or("error").to_owned(),
+            })),
+        }
+    }
+}
+
+enum Attempt {
+    Fatal(EnrichError),
+    Transient {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+/// Full jitter: uniformly in [d/2, d].
+fn jitter(d: Duration) -> Duration {
+    use rand::Rng;
+    let half = d / 2;
+    half + rand::thread_rng().gen_range(Duration::ZERO..=half)
+}
+
+/// `reqwest` errors keep their cause (connection refused, …) in `source()`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
+}

@@ -1,0 +1,314 @@
+//! `POST /hooks/{id}`: the checks, in the contract's order (404 → 405 →
+//! 403 → 415 → 413 → 401 → 400 → 503), then the durable insert and the
+//! 202. This is the one place request errors become status codes.
+
+use super::{auth, IngressState};
+use crate::event;
+use crate::pipeline::Accepted;
+use crate::store::{NewEvent, StoreError};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use http_body_util::BodyExt;
+use serde_json::json;
+use sha2::Digest;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub fn public_router(state: Arc<IngressState>) -> Router {
+    Router::new()
+        .route("/hooks/{id}", any(hook))
+        .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// A rejection: its status, the message the sender sees, the metric label.
+struct Reject {
+    status: StatusCode,
+    message: String,
+    reason: &'static str,
+    retry_after: Option<u32>,
+}
+
+impl Reject {
+    fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+        Reject {
+            status,
+            message: message.into(),
+            reason,
+            retry_after: None,
+        }
+    }
+}
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, Json(json!({"error": self.message}))).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::METHOD_NOT_ALLOWED {
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        resp
+    }
+}
+
+/// The same answer for every unknown path and hook: no hint that a hook
+/// exists.
+fn not_found_response() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"error": "not found"}))).into_response()
+}
+
+async fn not_found() -> Response {
+    not_found_response()
+}
+
+/// At most one rejection log line per second (the metrics count them all).
+#[derive(Default)]
+pub struct LogLimiter {
+    last_second: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl LogLimiter {
+    fn log(&self, hook: &str, reason: &str, status: u16, message: &str) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let last = self.last_second.load(Ordering::Relaxed);
+        if last != now
+            && self
+                .last_second
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                message = "Request rejected.",
+                hook,
+                reason,
+                status,
+                error = message,
+                suppressed_since_last = suppressed
+            );
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn is_json(content_type: &HeaderValue) -> bool {
+    let Ok(v) = content_type.to_str() else {
+        return false;
+    };
+    let essence = v
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+async fn hook(
+    State(state): State<Arc<IngressState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let config = state.config.clone();
+    let Some((name, hook)) = config.hook_by_id(&id) else {
+        state.metrics.received("unknown", "not_found");
+        return not_found_response();
+    };
+    match handle(&state, name, hook, peer, method, headers, body).await {
+        Ok(resp) => resp,
+        Err(reject) => {
+            state.metrics.received(name, reject.reason);
+            state
+                .reject_log
+                .log(name, reject.reason, reject.status.as_u16(), &reject.message);
+            reject.into_response()
+        }
+    }
+}
+
+async fn handle(
+    state: &IngressState,
+    name: &str,
+    hook: &crate::config::HookConfig,
+    peer: SocketAddr,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Reject> {
+    let server = &state.config.server;
+    if method != Method::POST {
+        return Err(Reject::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "only POST is accepted",
+        ));
+    }
+    let client = auth::client_ip(peer.ip(), &headers, &server.trusted_proxies);
+    if !auth::allowed(hook, client) {
+        return Err(Reject::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "source address not allowed",
+        ));
+    }
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        if !is_json(ct) {
+            return Err(Reject::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Content-Type must be application/json",
+            ));
+        }
+    }
+    let too_large = || {
+        Reject::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("body larger than {} bytes", server.max_body_bytes),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > server.max_body_bytes as u64) {
+        return Err(too_large());
+    }
+    // The cap holds whatever Content-Length said (or if it was absent).
+    let limited = http_body_util::Limited::new(body, server.max_body_bytes);
+    let bytes = match tokio::time::timeout(server.request_timeout, limited.collect()).await {
+        Err(_) => {
+            return Err(Reject::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                "request body not received in time",
+            ))
+        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Ok(Err(_)) => {
+            return Err(Reject::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "could not read the request body",
+            ))
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    let message_id = auth::verify(name, hook, &headers, &bytes, &state.replays).map_err(|e| {
+        tracing::debug!(message = "Signature refused.", hook = name, reason = %e);
+        Reject::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid signature",
+        )
+    })?;
+    let event = event::parse(&bytes)
+        .map_err(|e| Reject::new(StatusCode::BAD_REQUEST, "bad_request", e.0))?;
+    if !event.has_metadata {
+        state
+            .metrics
+            .events_nonstandard
+            .get_or_create(&vec![("reason", "no_metadata".to_owned())])
+            .inc();
+    } else if event.version.is_some_and(|v| v != 2) {
+        state
+            .metrics
+            .events_nonstandard
+            .get_or_create(&vec![("reason", "version".to_owned())])
+            .inc();
+    }
+
+    let new = NewEvent {
+        hook: name.to_owned(),
+        sha256: sha2::Sha256::digest(&bytes).into(),
+        body: bytes.to_vec(),
+        kind: event.kind.clone(),
+        action: event.action.clone(),
+        short_id: event.short_id.clone(),
+        dedup_window_ms: server.dedup_window.as_millis() as i64,
+    };
+    let inserted = state.store.insert_event(new).await.map_err(|e| {
+        let (retry, reason) = match e {
+            StoreError::Full(_) => (5, "spool_full"),
+            _ => (30, "spool_unavailable"),
+        };
+        tracing::error!(message = "Event refused: the spool cannot take it.", hook = name, error = %e);
+        Reject {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "temporarily unable to accept events; retry later".into(),
+            reason,
+            retry_after: Some(retry),
+        }
+    })?;
+    if let Some(mid) = message_id {
+        state.replays.remember(name, &mid);
+    }
+    if inserted.duplicate {
+        state.metrics.received(name, "duplicate");
+        tracing::info!(
+            message = "Sender retry: same body within the dedup window; not stored again.",
+            hook = name,
+            event_id = inserted.id
+        );
+    } else {
+        state.metrics.received(name, "accepted");
+        tracing::info!(
+            message = "Event accepted.", hook = name, event_id = inserted.id,
+            alert_short_id = ?event.short_id, kind = %event.kind, action = %event.action
+        );
+        let _ = state.pipeline.send(Accepted {
+            id: inserted.id,
+            hook: name.to_owned(),
+            event,
+        });
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": inserted.id.to_string()})),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_content_types() {
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/cloudevents+json",
+        ] {
+            assert!(is_json(&HeaderValue::from_static(ok)), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+        ] {
+            assert!(!is_json(&HeaderValue::from_static(bad)), "{bad}");
+        }
+    }
+}

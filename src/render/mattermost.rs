@@ -1,0 +1,35 @@
+//! Mattermost incoming webhook: Markdown `text` plus a Slack-compatible
+//! attachment. One message must stay one post (≤ 16,383 chars).
+
+use super::{defuse_markdown as md, Facts};
+use serde_json::{json, Value};
+
+pub fn render(f: &Facts) -> Value {
+    let mut text = format!("**{}** · {}", md(&f.headline), md(&f.summary));
+    if let Some(link) = &f.link {
+        text.push_str(&format!(" · [{}]({link})", f.link_label));
+    }
+    let fields: Vec<Value> = f
+        .facts
+        .iter()
+        .map(|(title, value)| json!({"short": true, "title": title, "value": md(value)}))
+        .collect();
+    let mut attachment = json!({
+        "fallback": md(&f.one_line()),
+        "color": f.level.hex(),
+        "title": md(&f.headline),
+        "fields": fields,
+    });
+    if let Some(link) = &f.link {
+        attachment["title_link"] = json!(link);
+    }
+    let notes: Vec<String> = [f.degraded.as_deref(), f.body.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(md)
+        .collect();
+    if !notes.is_empty() {
+        attachment["text"] = json!(notes.join("\n\n"));
+    }
+    json!({"text": text, "attachments": [attachment]})
+}

@@ -1,0 +1,322 @@
+//! Rendering: (event, enrichment, origin) → the JSON each chat service gets.
+//! Pure: no IO, no clock.
+//!
+//! [`Facts`] gathers what every message shows, already sanitized (no control
+//! or bidi characters, lengths bounded). Each target's module then applies
+//! its own markup escaping, so untrusted alert text can never break the
+//! JSON, ping people, or make a link live; the only live link is the alert
+//! link hookrelay builds itself.
+
+mod escape;
+mod mattermost;
+mod slack;
+mod teams;
+mod teams_legacy;
+
+pub use escape::{clean, defuse_markdown, escape_slack};
+
+use crate::config::DestinationKind;
+use crate::enrich::{Alert, Enrichment, Urgency};
+use crate::event::Event;
+use serde_json::Value;
+
+/// Longest title shown; titles are one line.
+const TITLE_MAX: usize = 250;
+/// Longest value of one fact.
+const FACT_MAX: usize = 200;
+/// Longest comment or note body.
+const BODY_MAX: usize = 1500;
+
+/// Urgency bands, as Sekoia names them; they pick the colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Urgent,
+    Major,
+    High,
+    Moderate,
+    Low,
+    Unknown,
+}
+
+impl Level {
+    pub fn from_urgency(u: Option<&Urgency>) -> Level {
+        match u.map(|u| u.value) {
+            None => Level::Unknown,
+            Some(0..=19) => Level::Low,
+            Some(20..=39) => Level::Moderate,
+            Some(40..=59) => Level::High,
+            Some(60..=79) => Level::Major,
+            Some(_) => Level::Urgent,
+        }
+    }
+
+    /// `#rrggbb` for Slack/Mattermost attachments and MessageCards.
+    pub fn hex(self) -> &'static str {
+        match self {
+            Level::Urgent => "#D32F2F",
+            Level::Major => "#E8912D",
+            Level::High => "#F2C744",
+            Level::Moderate => "#439FE0",
+            Level::Low => "#2EB67D",
+            Level::Unknown => "#808080",
+        }
+    }
+
+    /// Adaptive Card colour names.
+    pub fn adaptive(self) -> &'static str {
+        match self {
+            Level::Urgent | Level::Major => "Attention",
+            Level::High => "Warning",
+            Level::Moderate => "Accent",
+            Level::Low => "Good",
+            Level::Unknown => "Default",
+        }
+    }
+}
+
+/// What a message says, target-neutral and sanitized but not yet escaped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facts {
+    /// The big line: the alert title, or a description of the event.
+    pub headline: String,
+    /// The small line above it: "alert created", "alert updated", …
+    pub summary: String,
+    pub level: Level,
+    /// Label → value, in display order; absent values are left out.
+    pub facts: Vec<(&'static str, String)>,
+    /// Free text shown below the headline (a comment's content).
+    pub body: Option<String>,
+    /// Set when the alert could not be fetched.
+    pub degraded: Option<String>,
+    /// The alert page in the origin's UI.
+    pub link: Option<String>,
+    /// Label of the link button.
+    pub link_label: &'static str,
+}
+
+/// Short ids go into URLs; anything but a plain token gets no link.
+fn safe_short_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// `2022-01-14T15:06:57.398005+00:00` → `2022-01-14 15:06:57 UTC`.
+fn format_iso(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if !s[..19]
+        .chars()
+        .all(|c| c.is_ascii_digit() || "-:T ".contains(c))
+    {
+        return None;
+    }
+    let base = s[..19].replace('T', " ");
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        rest = frac.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let zone = match rest {
+        "" | "Z" | "z" | "+00:00" | "-00:00" => "UTC".to_owned(),
+        other
+            if other.len() <= 6
+                && other
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || "+-:".contains(c)) =>
+        {
+            format!("UTC{other}")
+        }
+        _ => return None,
+    };
+    Some(format!("{base} {zone}"))
+}
+
+fn format_epoch(secs: i64) -> Option<String> {
+    let secs = u64::try_from(secs).ok()?;
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    format_iso(&humantime::format_rfc3339_seconds(t).to_string())
+}
+
+/// What an `updated` event changed, in words.
+fn change_summary(event: &Event) -> Option<String> {
+    let updated = event.updated.as_ref()?;
+    let mut parts = Vec::new();
+    if let Some(s) = updated.get("status_name").and_then(Value::as_str) {
+        parts.push(format!("status → {s}"));
+    }
+    for key in ["dynamic_urgency_value", "urgency"] {
+        if let Some(v) = updated.get(key).and_then(Value::as_f64) {
+            parts.push(format!("urgency → {}", v.round() as i64));
+        }
+    }
+    if parts.is_empty() {
+        let keys: Vec<&str> = updated
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "status")
+            .collect();
+        if keys.is_empty() {
+            return None;
+        }
+        parts.push(keys.join(", "));
+    }
+    Some(parts.join(", "))
+}
+
+impl Facts {
+    /// Gathers the facts of one event. `alert_link` is the origin's link
+    /// template (`{short_id}`, `{uuid}`).
+    pub fn build(event: &Event, enrichment: &Enrichment, alert_link: Option<&str>) -> Facts {
+        let alert: Option<&Alert> = enrichment.alert();
+        let short_id = alert
+            .and_then(|a| a.short_id.clone())
+            .or_else(|| event.short_id.clone())
+            .filter(|s| safe_short_id(s));
+        let uuid = event.alert_uuid.map(|u| u.to_string());
+        let urgency = alert.and_then(|a| a.urgency.clone());
+        let level = Level::from_urgency(urgency.as_ref());
+        let kind_words = event.kind.replace('-', " ");
+
+        let headline = match (alert.and_then(|a| a.title.as_deref()), &short_id) {
+            (Some(title), _) => clean(title, TITLE_MAX),
+            (None, Some(id)) if event.kind == "alert-comment" => format!("Comment on alert {id}"),
+            (None, Some(id)) => format!("Alert {id}"),
+            (None, None) => clean(&format!("Sekoia.io {kind_words}"), TITLE_MAX),
+        };
+        let summary = clean(&format!("{kind_words} {}", event.action), FACT_MAX);
+
+        let mut facts: Vec<(&'static str, String)> = Vec::new();
+        let mut push = |label: &'static str, value: Option<String>| {
+            if let Some(v) = value {
+                let v = clean(&v, FACT_MAX);
+                if !v.is_empty() {
+                    facts.push((label, v));
+                }
+            }
+        };
+        push(
+            "Urgency",
+            urgency
+                .as_ref()
+                .map(|u| format!("{} ({})", u.display, u.value)),
+        );
+        push("Status", alert.and_then(|a| a.status.clone()));
+        push("Change", change_summary(event));
+        push("Rule", alert.and_then(|a| a.rule.clone()));
+        push("Entity", alert.and_then(|a| a.entity.clone()));
+        push(
+            "Alert type",
+            alert.and_then(|a| match (&a.alert_type_category, &a.alert_type_value) {
+                (Some(c), Some(v)) => Some(format!("{c} / {v}")),
+                (Some(c), None) => Some(c.clone()),
+                (None, Some(v)) => Some(v.clone()),
+                (None, None) => None,
+            }),
+        );
+        push("Alert", short_id.clone());
+        push("Event", Some(summary.clone()));
+        let time = event
+            .created_at
+            .as_deref()
+            .and_then(format_iso)
+            .or_else(|| alert.and_then(|a| a.created_at).and_then(format_epoch));
+        push("Time", time);
+        if short_id.is_none() && alert.is_none() {
+            push("UUID", event.uuid.map(|u| u.to_string()));
+        }
+
+        let link = match (alert_link, &short_id) {
+            (Some(template), Some(id)) => Some(
+                template
+                    .replace("{short_id}", id)
+                    .replace("{uuid}", uuid.as_deref().unwrap_or("")),
+            ),
+            _ => None,
+        };
+        let degraded = match enrichment {
+            Enrichment::Unavailable(reason) => Some(clean(
+                &format!("Alert details unavailable ({reason})."),
+                FACT_MAX,
+            )),
+            _ => None,
+        };
+        Facts {
+            headline,
+            summary,
+            level,
+            facts,
+            body: event
+                .content
+                .as_deref()
+                .map(|c| clean_multiline(c, BODY_MAX)),
+            degraded,
+            link,
+            link_label: "Open in Sekoia.io",
+        }
+    }
+
+    /// The message `hookrelay send-test` sends.
+    pub fn test_message(destination: &str) -> Facts {
+        Facts {
+            headline: "hookrelay test message".into(),
+            summary: "test".into(),
+            level: Level::Low,
+            facts: vec![("Destination", clean(destination, FACT_MAX))],
+            body: Some("If you can read this, hookrelay can deliver to this destination.".into()),
+            degraded: None,
+            link: None,
+            link_label: "Open in Sekoia.io",
+        }
+    }
+
+    /// One line for notification previews and fallbacks.
+    pub fn one_line(&self) -> String {
+        let urgency = self
+            .facts
+            .iter()
+            .find(|(l, _)| *l == "Urgency")
+            .map(|(_, v)| format!("[{v}] "))
+            .unwrap_or_default();
+        format!("{urgency}{} — {}", self.headline, self.summary)
+    }
+}
+
+/// Like [`clean`] but keeps line breaks (normalized to `\n`, at most two in a row).
+fn clean_multiline(s: &str, max: usize) -> String {
+    let lines: Vec<String> = s
+        .replace("\r\n", "\n")
+        .split(['\n', '\r'])
+        .map(|l| clean(l, max))
+        .collect();
+    let joined = lines.join("\n");
+    let mut out = String::new();
+    let mut newlines = 0;
+    for c in joined.trim().chars() {
+        if c == '\n' {
+            newlines += 1;
+            if newlines > 2 {
+                continue;
+            }
+        } else {
+            newlines = 0;
+        }
+        out.push(c);
+    }
+    escape::truncate(&out, max)
+}
+
+/// The request body for a destination kind.
+pub fn render(kind: DestinationKind, facts: &Facts) -> Value {
+    match kind {
+        DestinationKind::Teams => teams::render(facts),
+        DestinationKind::TeamsLegacy => teams_legacy::render(facts),
+        DestinationKind::Slack => slack::render(facts),
+        DestinationKind::Mattermost => mattermost::render(facts),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,288 @@
+//! Routing: (hook, event, alert, routes) → which destinations get it.
+//! Pure: no IO, no clock. Dedup windows are applied by the store, which
+//! owns the state they need.
+
+use crate::config::{RouteConfig, When};
+use crate::enrich::Alert;
+use crate::event::Event;
+use std::time::Duration;
+
+/// One (route, destination) pair an event is to be delivered to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub route: String,
+    pub destination: String,
+    /// The route's dedup window, if any.
+    pub dedup: Option<Duration>,
+}
+
+fn any_eq(list: &[String], value: Option<&str>) -> bool {
+    value.is_some_and(|v| list.iter().any(|x| x.eq_ignore_ascii_case(v.trim())))
+}
+
+/// Whether `when` holds for the event. Alert-field conditions do not hold
+/// when the alert is missing (degraded events fall through to routes
+/// without them).
+pub fn matches(when: &When, event: &Event, alert: Option<&Alert>) -> bool {
+    if let Some(types) = &when.type_ {
+        if !any_eq(types, Some(&event.kind)) {
+            return false;
+        }
+    }
+    if let Some(actions) = &when.action {
+        if !any_eq(actions, Some(&event.action)) {
+            return false;
+        }
+    }
+    let urgency = alert.and_then(|a| a.urgency.as_ref()).map(|u| u.value);
+    if let Some(min) = when.urgency_min {
+        if urgency.is_none_or(|u| u < min) {
+            return false;
+        }
+    }
+    if let Some(max) = when.urgency_max {
+        if urgency.is_none_or(|u| u > max) {
+            return false;
+        }
+    }
+    if let Some(statuses) = &when.status {
+        let from_update = event
+            .updated
+            .as_ref()
+            .and_then(|u| u.get("status_name"))
+            .and_then(|v| v.as_str());
+        let from_alert = alert.and_then(|a| a.status.as_deref());
+        if !(any_eq(statuses, from_alert) || any_eq(statuses, from_update)) {
+            return false;
+        }
+    }
+    if let Some(rules) = &when.rule {
+        if !any_eq(rules, alert.and_then(|a| a.rule.as_deref())) {
+            return false;
+        }
+    }
+    if let Some(entities) = &when.entity {
+        if !any_eq(entities, alert.and_then(|a| a.entity.as_deref())) {
+            return false;
+        }
+    }
+    if let Some(types) = &when.alert_type {
+        let cat = alert.and_then(|a| a.alert_type_category.as_deref());
+        let full = alert.and_then(|a| {
+            Some(format!(
+                "{}/{}",
+                a.alert_type_category.as_deref()?,
+                a.alert_type_value.as_deref()?
+            ))
+        });
+        if !(any_eq(types, cat) || any_eq(types, full.as_deref())) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Evaluates routes in order: the first match wins unless it says
+/// `continue = true`. A destination named by several matching routes gets
+/// the event once (from the first of them).
+pub fn route(
+    routes: &[RouteConfig],
+    hook: &str,
+    event: &Event,
+    alert: Option<&Alert>,
+) -> Vec<Target> {
+    let mut out: Vec<Target> = Vec::new();
+    for r in routes {
+        if let Some(hooks) = &r.hooks {
+            if !hooks.iter().any(|h| h == hook) {
+                continue;
+            }
+        }
+        if !matches(&r.when, event, alert) {
+            continue;
+        }
+        for d in &r.to {
+            if !out.iter().any(|t| &t.destination == d) {
+                out.push(Target {
+                    route: r.name.clone(),
+                    destination: d.clone(),
+                    dedup: r.dedup,
+                });
+            }
+        }
+        if !r.continue_ {
+            break;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn routes(toml_routes: &str) -> Vec<RouteConfig> {
+        let text = format!(
+            r#"
+            [origins.o]
+            kind = "sekoia"
+            base_url = "http://127.0.0.1:1"
+            api_key = "k"
+            [hooks.soc]
+            id = "67a7472b-b43c-415d-b1ce-c135fb1dfb0e"
+            origin = "o"
+            [hooks.other]
+            id = "77a7472b-b43c-415d-b1ce-c135fb1dfb0e"
+            origin = "o"
+            [destinations.a]
+            kind = "slack"
+            url = "http://127.0.0.1:1/a"
+            [destinations.b]
+            kind = "teams"
+            url = "http://127.0.0.1:1/b"
+            {toml_routes}
+            "#
+        );
+        crate::config::load_str(&text, &HashMap::new())
+            .unwrap()
+            .routes
+    }
+
+    fn event(file: &str) -> Event {
+        let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
+        crate::event::parse(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    fn alert(urgency: u32, status: &str) -> Alert {
+        let mut v: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/fixtures/alert-full.json")).unwrap();
+        v["urgency"]["value"] = urgency.into();
+        v["status"]["name"] = status.into();
+        Alert::from_value(v).unwrap()
+    }
+
+    /// (event file, alert, hook) → destinations.
+    fn check(rs: &[RouteConfig], ev: &str, a: Option<Alert>, hook: &str, expect: &[&str]) {
+        let got: Vec<String> = route(rs, hook, &event(ev), a.as_ref())
+            .into_iter()
+            .map(|t| format!("{}:{}", t.route, t.destination))
+            .collect();
+        assert_eq!(got, expect, "event {ev} hook {hook}");
+    }
+
+    #[test]
+    fn first_match_wins_and_continue() {
+        let rs = routes(
+            r#"
+            [[routes]]
+            name = "urgent"
+            to = ["a"]
+            continue = true
+            [routes.when]
+            urgency_min = 70
+            [[routes]]
+            name = "pending"
+            to = ["a", "b"]
+            [routes.when]
+            status = ["pending"]
+            [[routes]]
+            name = "rest"
+            to = ["b"]
+            "#,
+        );
+        let created = "event-alert-created.json";
+        check(
+            &rs,
+            created,
+            Some(alert(80, "Pending")),
+            "soc",
+            &["urgent:a", "pending:b"],
+        );
+        check(
+            &rs,
+            created,
+            Some(alert(50, "Pending")),
+            "soc",
+            &["pending:a", "pending:b"],
+        );
+        check(&rs, created, Some(alert(50, "Closed")), "soc", &["rest:b"]);
+        // Degraded: alert-field conditions do not match.
+        check(&rs, created, None, "soc", &["rest:b"]);
+    }
+
+    #[test]
+    fn type_action_hook_and_update_status() {
+        let rs = routes(
+            r#"
+            [[routes]]
+            name = "acks"
+            hooks = ["other"]
+            to = ["a"]
+            [routes.when]
+            type = ["alert"]
+            action = ["updated"]
+            status = ["Acknowledged"]
+            [[routes]]
+            name = "comments"
+            to = ["b"]
+            [routes.when]
+            type = ["alert-comment"]
+            "#,
+        );
+        check(
+            &rs,
+            "event-alert-updated-status.json",
+            None,
+            "other",
+            &["acks:a"],
+        );
+        check(&rs, "event-alert-updated-status.json", None, "soc", &[]);
+        check(
+            &rs,
+            "event-alert-comment-created.json",
+            None,
+            "soc",
+            &["comments:b"],
+        );
+        check(
+            &rs,
+            "event-alert-created.json",
+            Some(alert(10, "Pending")),
+            "other",
+            &[],
+        );
+    }
+
+    #[test]
+    fn alert_type_rule_entity() {
+        let rs = routes(
+            r#"
+            [[routes]]
+            name = "intrusions"
+            to = ["a"]
+            [routes.when]
+            alert_type = ["intrusions/system-compromise"]
+            rule = ["powershell download from url"]
+            entity = ["Headquarters"]
+            "#,
+        );
+        check(
+            &rs,
+            "event-alert-created.json",
+            Some(alert(10, "Pending")),
+            "soc",
+            &["intrusions:a"],
+        );
+        let rs2 = routes(
+            "[[routes]]\nname = \"x\"\nto = [\"a\"]\n[routes.when]\nalert_type = [\"malware\"]\n",
+        );
+        check(
+            &rs2,
+            "event-alert-created.json",
+            Some(alert(10, "Pending")),
+            "soc",
+            &[],
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! Read queries, run on the reader connection (see `Store::read`).
+
+use super::StoreError;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// A pending delivery ready to be attempted.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub id: i64,
+    pub event_id: i64,
+    pub destination: String,
+    pub payload: String,
+    pub attempts: i64,
+    /// When its event was accepted (unix ms): the start of `max_age`.
+    pub created_at: i64,
+}
+
+/// Pending deliveries to `destination` due at `now`, from `after_id` on.
+pub fn due(
+    conn: &Connection,
+    destination: &str,
+    now: i64,
+    after_id: i64,
+    limit: usize,
+) -> Result<Vec<DueDelivery>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, event_id, payload, attempts, created_at FROM deliveries
+         WHERE state = 'pending' AND destination = ?1 AND id > ?2 AND next_attempt_at <= ?3
+         ORDER BY id LIMIT ?4",
+    )?;
+    let rows = stmt.query_map(params![destination, after_id, now, limit as i64], |r| {
+        Ok(DueDelivery {
+            id: r.get(0)?,
+            event_id: r.get(1)?,
+            destination: destination.to_owned(),
+            payload: r.get(2)?,
+            attempts: r.get(3)?,
+            created_at: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The earliest `next_attempt_at` of a pending delivery to `destination`.
+pub fn next_due_at(conn: &Connection, destination: &str) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending' AND destination = ?1")?
+        .query_row([destination], |r| r.get(0))
+        .optional()?
+        .flatten())
+}
+
+/// Events accepted but not yet routed (the process stopped in between).
+pub fn unrouted(conn: &Connection) -> Result<Vec<i64>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id FROM events WHERE state = 'received' ORDER BY id")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// An event's hook and raw body.
+pub fn event_body(
+    conn: &Connection,
+    id: i64,
+) -> Result<Option<(String, Vec<u8>, String)>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT hook, body, state FROM events WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?)
+}
+
+/// Pending work per destination.
+#[derive(Debug, Clone)]
+pub struct QueueDepth {
+    pub destination: String,
+    pub pending: i64,
+    pub oldest_created_at: Option<i64>,
+}
+
+pub fn queue_depths(conn: &Connection) -> Result<Vec<QueueDepth>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT destination, COUNT(*), MIN(created_at) FROM deliveries WHERE state = 'pending' GROUP BY destination",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(QueueDepth {
+            destination: r.get(0)?,
+            pending: r.get(1)?,
+            oldest_created_at: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub event_id: i64,
+    pub destination: String,
+    pub kind: String,
+    pub action: String,
+    pub short_id: Option<String>,
+    pub attempts: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub updated_at: i64,
+}
+
+pub fn dead_letters(
+    conn: &Connection,
+    destination: Option<&str>,
+) -> Result<Vec<DeadLetter>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.id, d.event_id, d.destination, e.kind, e.action, e.short_id, d.attempts, d.last_status, d.last_error, d.updated_at
+         FROM deliveries d JOIN events e ON e.id = d.event_id
+         WHERE d.state = 'dead' AND (?1 IS NULL OR d.destination = ?1) ORDER BY d.id",
+    )?;
+    let rows = stmt.query_map([destination], |r| {
+        Ok(DeadLetter {
+            id: r.get(0)?,
+            event_id: r.get(1)?,
+            destination: r.get(2)?,
+            kind: r.get(3)?,
+            action: r.get(4)?,
+            short_id: r.get(5)?,
+            attempts: r.get(6)?,
+            last_status: r.get(7)?,
+            last_error: r.get(8)?,
+            updated_at: r.get(9)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One line of `events list`.
+#[derive(Debug, Clone)]
+pub struct EventSummary {
+    pub id: i64,
+    pub received_at: i64,
+    pub hook: String,
+    pub kind: String,
+    pub action: String,
+    pub short_id: Option<String>,
+    /// received, unrouted, pending, delivered, failed (some dead), partial.
+    pub state: String,
+}
+
+pub fn events_since(
+    conn: &Connection,
+    since: i64,
+    hook: Option<&str>,
+    limit: Option<usize>,
+) -> Result<Vec<EventSummary>, StoreError> {
+    summaries(conn, since, hook, None, limit)
+}
+
+fn summaries(
+    conn: &Connection,
+    since: i64,
+    hook: Option<&str>,
+    id: Option<i64>,
+    limit: Option<usize>,
+) -> Result<Vec<EventSummary>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.id, e.received_at, e.hook, e.kind, e.action, e.short_id, e.state,
+                SUM(d.state = 'pending'), SUM(d.state = 'dead'), SUM(d.state = 'delivered'), COUNT(d.id)
+         FROM events e LEFT JOIN deliveries d ON d.event_id = e.id
+         WHERE e.received_at >= ?1 AND (?2 IS NULL OR e.hook = ?2) AND (?4 IS NULL OR e.id = ?4)
+         GROUP BY e.id ORDER BY e.id DESC LIMIT ?3",
+    )?;
+    let limit = limit.map(|l| l as i64).unwrap_or(-1);
+    let rows = stmt.query_map(params![since, hook, limit, id], |r| {
+        let raw_state: String = r.get(6)?;
+        let pending: Option<i64> = r.get(7)?;
+        let dead: Option<i64> = r.get(8)?;
+        let delivered: Option<i64> = r.get(9)?;
+        let total: i64 = r.get(10)?;
+        let state = if raw_state == "received" {
+            "received"
+        } else if total == 0 {
+            "unrouted"
+        } else if dead.unwrap_or(0) > 0 {
+            "failed"
+        } else if pending.unwrap_or(0) > 0 {
+            "pending"
+        } else if delivered.unwrap_or(0) > 0 {
+            "delivered"
+        } else {
+            "skipped"
+        };
+        Ok(EventSummary {
+            id: r.get(0)?,
+            received_at: r.get(1)?,
+            hook: r.get(2)?,
+            kind: r.get(3)?,
+            action: r.get(4)?,
+            short_id: r.get(5)?,
+            state: state.to_owned(),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Everything known about one event, for `events show`.
+#[derive(Debug, Clone)]
+pub struct EventDetail {
+    pub summary: EventSummary,
+    pub body: String,
+    pub enrichment: Option<String>,
+    pub alert_json: Option<String>,
+    pub routes: Option<String>,
+    /// (id, route, destination, state, attempts, last_status, last_error, [(at, status, error, ms)])
+    pub deliveries: Vec<DeliveryDetail>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryDetail {
+    pub id: i64,
+    pub route: String,
+    pub destination: String,
+    pub state: String,
+    pub attempts: Vec<(i64, Option<i64>, Option<String>, i64)>,
+    pub last_error: Option<String>,
+}
+
+pub fn event_detail(conn: &Connection, id: i64) -> Result<Option<EventDetail>, StoreError> {
+    let Some(summary) = summaries(conn, 0, None, Some(id), None)?.into_iter().next() else {
+        return Ok(None);
+    };
+    let (body, enrichment, alert_json, routes): (
+        Vec<u8>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = conn
+        .prepare_cached("SELECT body, enrichment, alert_json, routes FROM events WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, route, destination, state, last_error FROM deliveries WHERE event_id = ?1 ORDER BY id",
+    )?;
+    let mut deliveries: Vec<DeliveryDetail> = stmt
+        .query_map([id], |r| {
+            Ok(DeliveryDetail {
+                id: r.get(0)?,
+                route: r.get(1)?,
+                destination: r.get(2)?,
+                state: r.get(3)?,
+                last_error: r.get(4)?,
+                attempts: Vec::new(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut attempts = conn.prepare_cached(
+        "SELECT at, status, error, duration_ms FROM attempts WHERE delivery_id = ?1 ORDER BY id",
+    )?;
+    for d in &mut deliveries {
+        d.attempts = attempts
+            .query_map([d.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(Some(EventDetail {
+        summary,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        enrichment,
+        alert_json,
+        routes,
+        deliveries,
+    }))
+}

@@ -1,0 +1,63 @@
+//! Versioned schema migrations, applied in order at open. The version lives
+//! in `PRAGMA user_version`; a database from an older hookrelay is brought
+//! forward, one from a newer hookrelay is refused.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: events, per-destination deliveries, attempts, route dedup windows.
+    r#"
+    CREATE TABLE events (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        hook         TEXT    NOT NULL,
+        received_at  INTEGER NOT NULL,          -- unix ms
+        body_sha256  BLOB    NOT NULL,
+        body         BLOB    NOT NULL,          -- the raw webhook body
+        kind         TEXT    NOT NULL,
+        action       TEXT    NOT NULL,
+        short_id     TEXT,
+        state        TEXT    NOT NULL,          -- received | routed
+        enrichment   TEXT,                      -- ok | n/a | unavailable: <reason>
+        alert_json   TEXT,                      -- the alert API's answer
+        routes       TEXT,                      -- JSON list of matched route names
+        routed_at    INTEGER
+    );
+    CREATE INDEX events_dedup ON events (hook, body_sha256);
+    CREATE INDEX events_received ON events (received_at);
+    CREATE INDEX events_unrouted ON events (id) WHERE state = 'received';
+
+    CREATE TABLE deliveries (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id        INTEGER NOT NULL,
+        route           TEXT    NOT NULL,
+        destination     TEXT    NOT NULL,
+        payload         TEXT    NOT NULL,       -- the rendered request body
+        state           TEXT    NOT NULL,       -- pending | delivered | dead | skipped
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        created_at      INTEGER NOT NULL,       -- unix ms (= event accepted)
+        next_attempt_at INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL,
+        last_status     INTEGER,
+        last_error      TEXT
+    );
+    CREATE INDEX deliveries_event ON deliveries (event_id);
+    CREATE INDEX deliveries_due ON deliveries (destination, id) WHERE state = 'pending';
+    CREATE INDEX deliveries_dead ON deliveries (id) WHERE state = 'dead';
+
+    CREATE TABLE attempts (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        delivery_id  INTEGER NOT NULL,
+        at           INTEGER NOT NULL,
+        status       INTEGER,
+        error        TEXT,
+        duration_ms  INTEGER NOT NULL
+    );
+    CREATE INDEX attempts_delivery ON attempts (delivery_id);
+
+    CREATE TABLE route_dedup (
+        route        TEXT    NOT NULL,
+        destination  TEXT    NOT NULL,
+        key          TEXT    NOT NULL,
+        until        INTEGER NOT NULL,
+        PRIMARY KEY (route, destination, key)
+    ) WITHOUT ROWID;
+    "#,
+];

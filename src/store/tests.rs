@@ -1,0 +1,215 @@
+use super::*;
+use crate::config::StoreConfig;
+
+fn config(dir: &tempfile::TempDir, max_pending: u64) -> StoreConfig {
+    StoreConfig {
+        path: dir.path().join("spool.db"),
+        max_pending,
+        ..StoreConfig::default()
+    }
+}
+
+fn event(body: &str) -> NewEvent {
+    use sha2::Digest;
+    NewEvent {
+        hook: "soc".into(),
+        body: body.as_bytes().to_vec(),
+        sha256: sha2::Sha256::digest(body.as_bytes()).into(),
+        kind: "alert".into(),
+        action: "created".into(),
+        short_id: Some("ALx".into()),
+        dedup_window_ms: 600_000,
+    }
+}
+
+fn routing(event_id: i64, dests: &[&str], dedup: Option<(&str, i64)>) -> Routing {
+    Routing {
+        event_id,
+        enrichment: "ok".into(),
+        alert_json: Some("{}".into()),
+        routes: vec!["r".into()],
+        deliveries: dests
+            .iter()
+            .map(|d| NewDelivery {
+                route: "r".into(),
+                destination: d.to_string(),
+                payload: format!("{{\"to\":\"{d}\"}}"),
+                dedup: dedup.map(|(k, w)| (k.to_owned(), w)),
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn insert_dedups_sender_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(&dir, 100)).unwrap();
+    let a = store.insert_event(event("a")).await.unwrap();
+    let again = store.insert_event(event("a")).await.unwrap();
+    let b = store.insert_event(event("b")).await.unwrap();
+    assert!(!a.duplicate && again.duplicate && !b.duplicate);
+    assert_eq!(a.id, again.id);
+    assert_ne!(a.id, b.id);
+}
+
+#[tokio::test]
+async fn max_pending_refuses_new_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(&dir, 2)).unwrap();
+    let a = store.insert_event(event("a")).await.unwrap();
+    store.insert_event(event("b")).await.unwrap();
+    assert!(matches!(
+        store.insert_event(event("c")).await,
+        Err(StoreError::Full(2))
+    ));
+    // Routing a to one destination keeps the count; delivering it frees room.
+    let due = store
+        .record_routing(routing(a.id, &["x"], None))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.insert_event(event("c")).await,
+        Err(StoreError::Full(2))
+    ));
+    store
+        .complete(Completion::Delivered {
+            id: due[0].id,
+            status: 200,
+            duration_ms: 1,
+        })
+        .await
+        .unwrap();
+    store.insert_event(event("c")).await.unwrap();
+}
+
+#[tokio::test]
+async fn lifecycle_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir, 100);
+    let (ev, due) = {
+        let store = Store::open(&cfg).unwrap();
+        let ev = store.insert_event(event("a")).await.unwrap();
+        let unrouted = store.insert_event(event("b")).await.unwrap();
+        let due = store
+            .record_routing(routing(ev.id, &["x", "y"], None))
+            .await
+            .unwrap();
+        assert_eq!(due.len(), 2);
+        // Routing twice (a resumed event) creates nothing.
+        assert!(store
+            .record_routing(routing(ev.id, &["x"], None))
+            .await
+            .unwrap()
+            .is_empty());
+        store
+            .complete(Completion::Dead {
+                id: due[1].id,
+                status: Some(400),
+                error: "invalid_payload".into(),
+                duration_ms: 3,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            store.read(reads::unrouted).await.unwrap(),
+            vec![unrouted.id]
+        );
+        (ev, due)
+    };
+    let store = Store::open(&cfg).unwrap();
+    let pending = store
+        .read(|c| reads::due(c, "x", now_ms() + 1, 0, 10))
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, due[0].id);
+    let dead = store.read(|c| reads::dead_letters(c, None)).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].last_error.as_deref(), Some("invalid_payload"));
+    assert_eq!(
+        store.replay(Selector::Ids(vec![dead[0].id])).await.unwrap(),
+        1
+    );
+    let y = store
+        .read(|c| reads::due(c, "y", now_ms() + 1, 0, 10))
+        .await
+        .unwrap();
+    assert_eq!(y.len(), 1);
+    let detail = store
+        .read(move |c| reads::event_detail(c, ev.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.deliveries.len(), 2);
+    assert_eq!(detail.deliveries[1].attempts.len(), 1);
+}
+
+#[tokio::test]
+async fn route_dedup_window_skips_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(&dir, 100)).unwrap();
+    let a = store.insert_event(event("a")).await.unwrap();
+    let b = store.insert_event(event("b")).await.unwrap();
+    let first = store
+        .record_routing(routing(a.id, &["x"], Some(("k", 60_000))))
+        .await
+        .unwrap();
+    let second = store
+        .record_routing(routing(b.id, &["x"], Some(("k", 60_000))))
+        .await
+        .unwrap();
+    assert_eq!((first.len(), second.len()), (1, 0));
+}
+
+#[tokio::test]
+async fn prune_keeps_pending_and_dead() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(&dir, 100)).unwrap();
+    let a = store.insert_event(event("a")).await.unwrap();
+    let b = store.insert_event(event("b")).await.unwrap();
+    let da = store
+        .record_routing(routing(a.id, &["x"], None))
+        .await
+        .unwrap();
+    store
+        .record_routing(routing(b.id, &["x"], None))
+        .await
+        .unwrap();
+    store
+        .complete(Completion::Delivered {
+            id: da[0].id,
+            status: 200,
+            duration_ms: 1,
+        })
+        .await
+        .unwrap();
+    // Retention 0: everything finished goes; b is still pending.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(
+        store.housekeeping(std::time::Duration::ZERO).await.unwrap(),
+        1
+    );
+    let left = store
+        .read(|c| reads::events_since(c, 0, None, None))
+        .await
+        .unwrap();
+    assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), vec![b.id]);
+}
+
+#[test]
+fn garbage_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir, 10);
+    std::fs::write(&cfg.path, vec![0x42u8; 8192]).unwrap();
+    let err = Store::open(&cfg).err().unwrap().to_string();
+    assert!(
+        err.contains("store.path") && err.contains("not a hookrelay database"),
+        "{err}"
+    );
+    let missing = StoreConfig {
+        path: dir.path().join("nope/spool.db"),
+        ..StoreConfig::default()
+    };
+    let err = Store::open(&missing).err().unwrap().to_string();
+    assert!(err.contains("does not exist"), "{err}");
+}

@@ -1,0 +1,437 @@
+//! The writer thread: the only connection that writes, with group commit.
+
+use super::{now_ms, reads::DueDelivery, StoreError, MAX_BATCH};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::sync::mpsc::{Receiver, Sender};
+use tokio::sync::oneshot;
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// An accepted webhook to store.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub hook: String,
+    pub body: Vec<u8>,
+    pub sha256: [u8; 32],
+    pub kind: String,
+    pub action: String,
+    pub short_id: Option<String>,
+    /// Same body on the same hook within this many ms is a sender retry.
+    pub dedup_window_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inserted {
+    pub id: i64,
+    /// A sender retry: nothing new was stored.
+    pub duplicate: bool,
+}
+
+/// One delivery to create.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub route: String,
+    pub destination: String,
+    pub payload: String,
+    /// `(key, window ms)`: skip when the same key went to this destination
+    /// through this route within the window.
+    pub dedup: Option<(String, i64)>,
+}
+
+/// The outcome of enrichment and routing for one event.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    pub event_id: i64,
+    pub enrichment: String,
+    pub alert_json: Option<String>,
+    pub routes: Vec<String>,
+    pub deliveries: Vec<NewDelivery>,
+}
+
+/// The result of one delivery attempt.
+#[derive(Debug, Clone)]
+pub enum Completion {
+    Delivered {
+        id: i64,
+        status: u16,
+        duration_ms: i64,
+    },
+    Retry {
+        id: i64,
+        status: Option<u16>,
+        error: String,
+        next_attempt_at: i64,
+        duration_ms: i64,
+    },
+    Dead {
+        id: i64,
+        status: Option<u16>,
+        error: String,
+        duration_ms: i64,
+    },
+}
+
+/// Which dead letters to replay.
+#[derive(Debug, Clone)]
+pub enum Selector {
+    Ids(Vec<i64>),
+    All { destination: Option<String> },
+}
+
+pub(super) enum Op {
+    Insert(NewEvent, Reply<Inserted>),
+    Route(Routing, Reply<Vec<DueDelivery>>),
+    Complete(Completion, Reply<()>),
+    Replay(Selector, Reply<usize>),
+    Orphan(String, String, Reply<usize>),
+    Prune(i64, Reply<usize>),
+}
+
+/// State the writer keeps between batches.
+struct Writer {
+    conn: Connection,
+    /// Events not yet routed + pending deliveries, for `max_pending`.
+    pending: u64,
+    max_pending: u64,
+}
+
+/// A reply to send once the batch's commit is known.
+type Finish = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+fn finish<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> Finish {
+    Box::new(move |commit_error| {
+        let _ = reply.send(match (commit_error, result) {
+            (Some(e), _) => Err(e.clone()),
+            (None, r) => r,
+        });
+    })
+}
+
+pub(super) fn spawn(conn: Connection, max_pending: u64) -> Result<Sender<Op>, StoreError> {
+    let mut writer = Writer {
+        conn,
+        pending: 0,
+        max_pending,
+    };
+    writer.recount()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("hookrelay-spool".into())
+        .spawn(move || writer.run(rx))
+        .map_err(|e| StoreError::Open(format!("cannot start the spool writer thread: {e}")))?;
+    Ok(tx)
+}
+
+impl Writer {
+    fn recount(&mut self) -> Result<(), StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM events WHERE state = 'received')
+                  + (SELECT COUNT(*) FROM deliveries WHERE state = 'pending')",
+            [],
+            |r| r.get(0),
+        )?;
+        self.pending = n.max(0) as u64;
+        Ok(())
+    }
+
+    fn run(mut self, rx: Receiver<Op>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while let Ok(op) = rx.recv() {
+            batch.push(op);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+            self.apply_batch(&mut batch);
+        }
+        // Every handle is gone: flush the WAL into the main file.
+        let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    }
+
+    fn apply_batch(&mut self, batch: &mut Vec<Op>) {
+        let pending_before = self.pending;
+        let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
+        let commit_error = match self.conn.transaction() {
+            Err(e) => Some(StoreError::from(e)),
+            Ok(tx) => {
+                let mut pending = self.pending;
+                for op in batch.drain(..) {
+                    finishes.push(apply(&tx, op, &mut pending, self.max_pending));
+                }
+                match tx.commit() {
+                    Ok(()) => {
+                        self.pending = pending;
+                        None
+                    }
+                    Err(e) => Some(StoreError::from(e)),
+                }
+            }
+        };
+        if let Some(e) = &commit_error {
+            tracing::error!(
+                message = "Spool commit failed; the affected requests were refused (503) and nothing was acknowledged.",
+                error = %e
+            );
+            self.pending = pending_before;
+        }
+        // Ops that could not even start (transaction failed) still answer.
+        for op in batch.drain(..) {
+            fail(op, StoreError::Closed);
+        }
+        for f in finishes {
+            f(commit_error.as_ref());
+        }
+    }
+}
+
+fn fail(op: Op, e: StoreError) {
+    match op {
+        Op::Insert(_, r) => drop(r.send(Err(e))),
+        Op::Route(_, r) => drop(r.send(Err(e))),
+        Op::Complete(_, r) => drop(r.send(Err(e))),
+        Op::Replay(_, r) => drop(r.send(Err(e))),
+        Op::Orphan(_, _, r) => drop(r.send(Err(e))),
+        Op::Prune(_, r) => drop(r.send(Err(e))),
+    }
+}
+
+fn apply(tx: &Transaction, op: Op, pending: &mut u64, max_pending: u64) -> Finish {
+    match op {
+        Op::Insert(e, r) => finish(r, insert(tx, e, pending, max_pending)),
+        Op::Route(routing, r) => finish(r, route(tx, routing, pending)),
+        Op::Complete(c, r) => finish(r, complete(tx, c, pending)),
+        Op::Replay(s, r) => finish(r, replay(tx, s, pending)),
+        Op::Orphan(dest, reason, r) => finish(r, orphan(tx, &dest, &reason, pending)),
+        Op::Prune(before, r) => finish(r, prune(tx, before)),
+    }
+}
+
+fn insert(
+    tx: &Transaction,
+    e: NewEvent,
+    pending: &mut u64,
+    max_pending: u64,
+) -> Result<Inserted, StoreError> {
+    let now = now_ms();
+    let existing: Option<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM events WHERE hook = ?1 AND body_sha256 = ?2 AND received_at >= ?3
+             ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(
+            params![e.hook, &e.sha256[..], now - e.dedup_window_ms],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(id) = existing {
+        return Ok(Inserted {
+            id,
+            duplicate: true,
+        });
+    }
+    if *pending >= max_pending {
+        return Err(StoreError::Full(*pending));
+    }
+    tx.prepare_cached(
+        "INSERT INTO events (hook, received_at, body_sha256, body, kind, action, short_id, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'received')",
+    )?
+    .execute(params![
+        e.hook,
+        now,
+        &e.sha256[..],
+        e.body,
+        e.kind,
+        e.action,
+        e.short_id
+    ])?;
+    *pending += 1;
+    Ok(Inserted {
+        id: tx.last_insert_rowid(),
+        duplicate: false,
+    })
+}
+
+fn route(tx: &Transaction, r: Routing, pending: &mut u64) -> Result<Vec<DueDelivery>, StoreError> {
+    let now = now_ms();
+    let (state, received_at): (String, i64) = tx
+        .prepare_cached("SELECT state, received_at FROM events WHERE id = ?1")?
+        .query_row([r.event_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("event {}", r.event_id)))?;
+    if state != "received" {
+        // Already routed (a duplicate resume): creating deliveries again
+        // would send twice.
+        return Ok(Vec::new());
+    }
+    let routes = serde_json::to_string(&r.routes).unwrap_or_else(|_| "[]".into());
+    tx.prepare_cached(
+        "UPDATE events SET state = 'routed', enrichment = ?2, alert_json = ?3, routes = ?4, routed_at = ?5
+         WHERE id = ?1",
+    )?
+    .execute(params![r.event_id, r.enrichment, r.alert_json, routes, now])?;
+    *pending = pending.saturating_sub(1);
+
+    let mut created = Vec::with_capacity(r.deliveries.len());
+    for d in r.deliveries {
+        let mut state = "pending";
+        let mut note: Option<String> = None;
+        if let Some((key, window)) = &d.dedup {
+            let until: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT until FROM route_dedup WHERE route = ?1 AND destination = ?2 AND key = ?3",
+                )?
+                .query_row(params![d.route, d.destination, key], |row| row.get(0))
+                .optional()?;
+            if until.is_some_and(|u| u > now) {
+                state = "skipped";
+                note = Some(format!(
+                    "already sent within the route's dedup window ({key})"
+                ));
+            } else {
+                tx.prepare_cached(
+                    "INSERT INTO route_dedup (route, destination, key, until) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (route, destination, key) DO UPDATE SET until = excluded.until",
+                )?
+                .execute(params![d.route, d.destination, key, now + window])?;
+            }
+        }
+        tx.prepare_cached(
+            "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at, last_error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+        )?
+        .execute(params![r.event_id, d.route, d.destination, d.payload, state, received_at, now, note])?;
+        if state == "pending" {
+            *pending += 1;
+            created.push(DueDelivery {
+                id: tx.last_insert_rowid(),
+                event_id: r.event_id,
+                destination: d.destination,
+                payload: d.payload,
+                attempts: 0,
+                created_at: received_at,
+            });
+        }
+    }
+    Ok(created)
+}
+
+fn record_attempt(
+    tx: &Transaction,
+    id: i64,
+    status: Option<u16>,
+    error: Option<&str>,
+    duration_ms: i64,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO attempts (delivery_id, at, status, error, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![id, now_ms(), status, error, duration_ms])?;
+    Ok(())
+}
+
+fn complete(tx: &Transaction, c: Completion, pending: &mut u64) -> Result<(), StoreError> {
+    let now = now_ms();
+    let changed = match &c {
+        Completion::Delivered {
+            id,
+            status,
+            duration_ms,
+        } => {
+            record_attempt(tx, *id, Some(*status), None, *duration_ms)?;
+            tx.prepare_cached(
+                "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, updated_at = ?2,
+                 last_status = ?3, last_error = NULL WHERE id = ?1 AND state = 'pending'",
+            )?
+            .execute(params![id, now, status])?
+        }
+        Completion::Retry {
+            id,
+            status,
+            error,
+            next_attempt_at,
+            duration_ms,
+        } => {
+            record_attempt(tx, *id, *status, Some(error), *duration_ms)?;
+            tx.prepare_cached(
+                "UPDATE deliveries SET attempts = attempts + 1, updated_at = ?2, next_attempt_at = ?3,
+                 last_status = ?4, last_error = ?5 WHERE id = ?1 AND state = 'pending'",
+            )?
+            .execute(params![id, now, next_attempt_at, status, error])?;
+            0
+        }
+        Completion::Dead {
+            id,
+            status,
+            error,
+            duration_ms,
+        } => {
+            record_attempt(tx, *id, *status, Some(error), *duration_ms)?;
+            tx.prepare_cached(
+                "UPDATE deliveries SET state = 'dead', attempts = attempts + 1, updated_at = ?2,
+                 last_status = ?3, last_error = ?4 WHERE id = ?1 AND state = 'pending'",
+            )?
+            .execute(params![id, now, status, error])?
+        }
+    };
+    *pending = pending.saturating_sub(changed as u64);
+    Ok(())
+}
+
+fn replay(tx: &Transaction, s: Selector, pending: &mut u64) -> Result<usize, StoreError> {
+    let now = now_ms();
+    // A replayed delivery gets a fresh max_age from now.
+    let sql_base = "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?1, created_at = ?1, updated_at = ?1 WHERE state = 'dead'";
+    let n = match s {
+        Selector::Ids(ids) => {
+            let mut n = 0;
+            let mut stmt = tx.prepare_cached(&format!("{sql_base} AND id = ?2"))?;
+            for id in ids {
+                n += stmt.execute(params![now, id])?;
+            }
+            n
+        }
+        Selector::All { destination: None } => tx.execute(sql_base, params![now])?,
+        Selector::All {
+            destination: Some(d),
+        } => tx.execute(&format!("{sql_base} AND destination = ?2"), params![now, d])?,
+    };
+    *pending += n as u64;
+    Ok(n)
+}
+
+fn orphan(
+    tx: &Transaction,
+    destination: &str,
+    reason: &str,
+    pending: &mut u64,
+) -> Result<usize, StoreError> {
+    let n = tx.execute(
+        "UPDATE deliveries SET state = 'dead', updated_at = ?2, last_error = ?3
+         WHERE state = 'pending' AND destination = ?1",
+        params![destination, now_ms(), reason],
+    )?;
+    *pending = pending.saturating_sub(n as u64);
+    Ok(n)
+}
+
+fn prune(tx: &Transaction, before: i64) -> Result<usize, StoreError> {
+    let doomed = "SELECT id FROM events WHERE received_at < ?1 AND state = 'routed'
+                  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state IN ('pending', 'dead'))";
+    tx.execute(
+        &format!("DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id IN ({doomed}))"),
+        [before],
+    )?;
+    tx.execute(
+        &format!("DELETE FROM deliveries WHERE event_id IN ({doomed})"),
+        [before],
+    )?;
+    let n = tx.execute(
+        &format!("DELETE FROM events WHERE id IN ({doomed})"),
+        [before],
+    )?;
+    tx.execute("DELETE FROM route_dedup WHERE until < ?1", [now_ms()])?;
+    Ok(n)
+}

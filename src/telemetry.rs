@@ -1,0 +1,208 @@
+//! Logging setup and the metrics registry.
+//!
+//! Metric labels are bounded by configuration (hook, origin, destination
+//! names) or by a fixed vocabulary (result, outcome): never an alert id, a
+//! URL or anything a sender controls.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::io::IsTerminal;
+use std::sync::atomic::AtomicU64;
+
+type Labels = Vec<(&'static str, String)>;
+
+fn histogram() -> Histogram {
+    // 1 ms … ~65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+/// Every metric the daemon exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests to hooks by hook name and result (accepted, duplicate, or
+    /// the rejection reason).
+    pub events_received: Family<Labels, Counter>,
+    /// Events whose payload deviated from the documented format but was
+    /// still accepted (`metadata` missing, `metadata.version` not 2).
+    pub events_nonstandard: Family<Labels, Counter>,
+    /// Events that matched no route.
+    pub events_unrouted: Counter,
+    /// Alert API requests by origin and outcome.
+    pub enrich_requests: Family<Labels, Counter>,
+    pub enrich_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    pub enrich_cache_hits: Family<Labels, Counter>,
+    /// Events forwarded without details because the alert API failed.
+    pub enrich_degraded: Family<Labels, Counter>,
+    /// Delivery attempts by destination and outcome (delivered, retry, dead).
+    pub deliveries: Family<Labels, Counter>,
+    /// Accept → delivered, per destination.
+    pub delivery_latency: Family<Labels, Histogram, fn() -> Histogram>,
+    /// Pending deliveries per destination.
+    pub queue_depth: Family<Labels, Gauge>,
+    /// Age of the oldest pending delivery per destination, in seconds.
+    pub oldest_pending: Family<Labels, Gauge<f64, AtomicU64>>,
+    pub config_reloads: Family<Labels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("hookrelay");
+        let m = Metrics {
+            events_received: Family::default(),
+            events_nonstandard: Family::default(),
+            events_unrouted: Counter::default(),
+            enrich_requests: Family::default(),
+            enrich_duration: Family::new_with_constructor(histogram),
+            enrich_cache_hits: Family::default(),
+            enrich_degraded: Family::default(),
+            deliveries: Family::default(),
+            delivery_latency: Family::new_with_constructor(histogram),
+            queue_depth: Family::default(),
+            oldest_pending: Family::default(),
+            config_reloads: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "events_received",
+            "Webhook requests to hooks by result",
+            m.events_received.clone(),
+        );
+        registry.register(
+            "events_nonstandard",
+            "Accepted events that deviate from the documented format",
+            m.events_nonstandard.clone(),
+        );
+        registry.register(
+            "events_unrouted",
+            "Events that matched no route",
+            m.events_unrouted.clone(),
+        );
+        registry.register(
+            "enrich_requests",
+            "Alert API requests by outcome",
+            m.enrich_requests.clone(),
+        );
+        registry.register(
+            "enrich_duration_seconds",
+            "Alert API request latency",
+            m.enrich_duration.clone(),
+        );
+        registry.register(
+            "enrich_cache_hits",
+            "Alert look-ups answered from the cache",
+            m.enrich_cache_hits.clone(),
+        );
+        registry.register(
+            "enrich_degraded",
+            "Events forwarded without alert details",
+            m.enrich_degraded.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Delivery attempts by destination and outcome",
+            m.deliveries.clone(),
+        );
+        registry.register(
+            "delivery_latency_seconds",
+            "Time from accept to delivered",
+            m.delivery_latency.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Pending deliveries per destination",
+            m.queue_depth.clone(),
+        );
+        registry.register(
+            "oldest_pending_seconds",
+            "Age of the oldest pending delivery",
+            m.oldest_pending.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Configuration reloads by result",
+            m.config_reloads.clone(),
+        );
+        let build: Family<Labels, Gauge> = Family::default();
+        build
+            .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_owned())])
+            .set(1);
+        registry.register("build_info", "Build information", build);
+        Metrics { registry, ..m }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        encode(&mut out, &self.registry).expect("encoding metrics into a String");
+        out
+    }
+
+    pub fn received(&self, hook: &str, result: &str) {
+        self.events_received
+            .get_or_create(&vec![
+                ("hook", hook.to_owned()),
+                ("result", result.to_owned()),
+            ])
+            .inc();
+    }
+
+    pub fn delivery(&self, destination: &str, outcome: &str) {
+        self.deliveries
+            .get_or_create(&vec![
+                ("destination", destination.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
+            .inc();
+    }
+}
+
+pub fn labels1(k: &'static str, v: &str) -> Labels {
+    vec![(k, v.to_owned())]
+}
+
+pub fn labels2(k1: &'static str, v1: &str, k2: &'static str, v2: &str) -> Labels {
+    vec![(k1, v1.to_owned()), (k2, v2.to_owned())]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable when stderr is a terminal, JSON otherwise.
+    Auto,
+    Text,
+    Json,
+}
+
+/// Installs the global subscriber. The filter comes from `RUST_LOG`
+/// (default `info`). Safe to call more than once (later calls are no-ops).
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init()
+    } else {
+        builder.try_init()
+    };
+}
