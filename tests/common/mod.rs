@@ -1,0 +1,456 @@
+//! Test harness: a fake upstream (alert API + chat services) on loopback
+//! that speaks the real formats and error codes, and helpers that start the
+//! real daemon in-process (`spawn_app`) or as the built binary (`Daemon`).
+#![allow(dead_code)]
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use hookrelay::app::App;
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub const HOOK_ID: &str = "67a7472b-b43c-415d-b1ce-c135fb1dfb0e";
+pub const ALERT_UUID: &str = "5696845f-9ecf-4431-9f0f-48ee0ee2eff1";
+pub const API_KEY: &str = "test-api-key-SIC_READ_ALERT";
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+pub fn fixture_json(name: &str) -> Value {
+    serde_json::from_slice(&fixture(name)).unwrap()
+}
+
+/// A created-alert event whose body is unique (so sender-retry dedup does
+/// not merge it) but which is about `alert_uuid`.
+pub fn unique_event(n: usize, alert_uuid: &str) -> String {
+    let mut v = fixture_json("event-alert-created.json");
+    v["attributes"]["uuid"] = alert_uuid.into();
+    v["metadata"]["created_at"] = format!(
+        "2022-01-14T{:02}:{:02}:{:02}+00:00",
+        n / 3600 % 24,
+        n / 60 % 60,
+        n % 60
+    )
+    .into();
+    v.to_string()
+}
+
+/// A scripted answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub retry_after: Option<String>,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn status(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            body: body.into(),
+            retry_after: None,
+            delay: Duration::ZERO,
+        }
+    }
+    pub fn retry_after(mut self, v: &str) -> Reply {
+        self.retry_after = Some(v.into());
+        self
+    }
+    pub fn delay(mut self, d: Duration) -> Reply {
+        self.delay = d;
+        self
+    }
+}
+
+/// What the fake received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub at: std::time::Instant,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("body is JSON")
+    }
+}
+
+#[derive(Default)]
+struct FakeState {
+    /// Answers to give next, per exact path, in order.
+    script: Mutex<HashMap<String, VecDeque<Reply>>>,
+    /// Answer for a path once its script is used up (instead of the built-in default).
+    fallback: Mutex<HashMap<String, Reply>>,
+    /// Alert objects served per uuid (default: alert-full with that uuid).
+    alerts: Mutex<HashMap<String, Value>>,
+    received: Mutex<Vec<Received>>,
+    changed: Notify,
+}
+
+/// The alert API (`/api/v1/sic/alerts/{uuid}`) and chat services (`/teams…`
+/// → 202 empty, `/legacy…` → 200 `1`, `/slack…` and `/mattermost…` → 200 `ok`).
+#[derive(Clone)]
+pub struct Fake {
+    pub addr: SocketAddr,
+    state: Arc<FakeState>,
+}
+
+async fn handle(
+    State(state): State<Arc<FakeState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_owned();
+    let scripted = state
+        .script
+        .lock()
+        .unwrap()
+        .get_mut(&path)
+        .and_then(|q| q.pop_front());
+    let reply = scripted.or_else(|| state.fallback.lock().unwrap().get(&path).cloned());
+    let reply = match reply {
+        Some(r) => r,
+        None if path.starts_with("/api/v1/sic/alerts/") => {
+            let uuid = path.trim_start_matches("/api/v1/sic/alerts/").to_owned();
+            let alert = state
+                .alerts
+                .lock()
+                .unwrap()
+                .get(&uuid)
+                .cloned()
+                .unwrap_or_else(|| {
+                    let mut v = fixture_json("alert-full.json");
+                    v["uuid"] = uuid.clone().into();
+                    v
+                });
+            Reply::status(200, &alert.to_string())
+        }
+        None if path.starts_with("/teams") => Reply::status(202, ""),
+        None if path.starts_with("/legacy") => Reply::status(200, "1"),
+        None => Reply::status(200, "ok"),
+    };
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    {
+        state.received.lock().unwrap().push(Received {
+            method,
+            path,
+            query: uri.query().map(str::to_owned),
+            headers,
+            body,
+            at: std::time::Instant::now(),
+        });
+    }
+    state.changed.notify_waiters();
+    let mut resp = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
+    if let Some(ra) = reply.retry_after {
+        resp.headers_mut()
+            .insert("retry-after", ra.parse().unwrap());
+    }
+    resp
+}
+
+impl Fake {
+    pub async fn start() -> Fake {
+        let state = Arc::new(FakeState::default());
+        let router = axum::Router::new()
+            .fallback(handle)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Fake { addr, state }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn script(&self, path: &str, replies: impl IntoIterator<Item = Reply>) {
+        self.state
+            .script
+            .lock()
+            .unwrap()
+            .entry(path.into())
+            .or_default()
+            .extend(replies);
+    }
+
+    pub fn always(&self, path: &str, reply: Reply) {
+        self.state
+            .fallback
+            .lock()
+            .unwrap()
+            .insert(path.into(), reply);
+    }
+
+    pub fn clear_always(&self, path: &str) {
+        self.state.fallback.lock().unwrap().remove(path);
+    }
+
+    pub fn set_alert(&self, uuid: &str, alert: Value) {
+        self.state.alerts.lock().unwrap().insert(uuid.into(), alert);
+    }
+
+    pub fn received(&self, path: &str) -> Vec<Received> {
+        self.state
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path.starts_with(path))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until at least `n` requests to paths starting with `path`
+    /// arrived, or panics after `timeout`.
+    pub async fn wait_for(&self, path: &str, n: usize, timeout: Duration) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.state.changed.notified();
+            let got = self.received(path);
+            if got.len() >= n {
+                return got;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "timed out waiting for {n} requests to {path}; got {}",
+                    self.received(path).len()
+                );
+            }
+        }
+    }
+}
+
+/// A config with one hook, one origin on the fake and a destination of
+/// each kind; `extra` adds routes and overrides.
+pub fn config_text(fake: &Fake, db: &Path, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[admin]
+listen = "127.0.0.1:0"
+[store]
+path = "{db}"
+sync = "normal"
+[delivery]
+initial_backoff = "20ms"
+max_backoff = "200ms"
+[origins.sekoia]
+kind = "sekoia"
+base_url = "{api}"
+api_key = "{API_KEY}"
+enrich_deadline = "1s"
+[hooks.soc]
+id = "{HOOK_ID}"
+origin = "sekoia"
+[destinations.teams]
+kind = "teams"
+url = "{teams}"
+[destinations.legacy]
+kind = "teams-legacy"
+url = "{legacy}"
+[destinations.slack]
+kind = "slack"
+url = "{slack}"
+[destinations.mattermost]
+kind = "mattermost"
+url = "{mattermost}"
+{extra}
+"#,
+        db = db.display(),
+        api = fake.url("/api"),
+        teams = fake.url("/teams/workflows/secret-token"),
+        legacy = fake.url("/legacy/webhookb2/secret-token"),
+        slack = fake.url("/slack/services/T000/B000/secret-token"),
+        mattermost = fake.url("/mattermost/hooks/secret-token"),
+    )
+}
+
+pub const ROUTE_ALL: &str = r#"
+[[routes]]
+name = "all"
+to = ["teams", "legacy", "slack", "mattermost"]
+"#;
+
+/// The daemon running in this test process.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: Arc<tempfile::TempDir>,
+    pub client: reqwest::Client,
+    cancel: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app(fake: &Fake, extra: &str) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    spawn_app_in(fake, extra, dir).await
+}
+
+pub async fn spawn_app_in(fake: &Fake, extra: &str, dir: Arc<tempfile::TempDir>) -> TestApp {
+    let text = config_text(fake, &dir.path().join("spool.db"), extra);
+    let config =
+        hookrelay::config::load_str(&text, &HashMap::new()).unwrap_or_else(|e| panic!("{e}"));
+    let app = App::build(config).await.unwrap();
+    let cancel = CancellationToken::new();
+    let (addr, admin) = (app.public_addr(), app.admin_addr());
+    let task = tokio::spawn(app.run(cancel.clone()));
+    TestApp {
+        addr,
+        admin,
+        dir,
+        client: reqwest::Client::new(),
+        cancel,
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    pub fn hook_url(&self) -> String {
+        format!("http://{}/hooks/{HOOK_ID}", self.addr)
+    }
+
+    pub async fn post(&self, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.hook_url())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body = r.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("http://{}/metrics", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Graceful shutdown; waits for the daemon to stop.
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// The value of a metric line (`name{labels} value`) whose name and labels
+/// contain all of `parts`; 0 when absent.
+pub fn metric(text: &str, name: &str, parts: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter(|l| parts.iter().all(|p| l.contains(p)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The built binary, run as a child process.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hookrelay"))
+}
+
+impl Daemon {
+    /// Starts `hookrelay run --config <path>` and waits for it to listen.
+    pub fn start(config: &Path) -> Daemon {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(bin())
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .env_remove("HOOKRELAY_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("hookrelay is listening") {
+                    let v: Value = serde_json::from_str(&line).unwrap();
+                    let _ = tx.send((
+                        v["listen"].as_str().unwrap().to_owned(),
+                        v["admin"].as_str().unwrap().to_owned(),
+                    ));
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let (addr, admin) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("daemon did not start: {:?}", lines.lock().unwrap()));
+        Daemon {
+            child,
+            addr: addr.parse().unwrap(),
+            admin: admin.parse().unwrap(),
+            stderr: lines,
+        }
+    }
+
+    pub fn hook_url(&self) -> String {
+        format!("http://{}/hooks/{HOOK_ID}", self.addr)
+    }
+
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn logs(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,383 @@
+//! End to end: a Sekoia webhook in, the alert API called back, the exact
+//! payload out to each chat service.
+
+mod common;
+
+use common::*;
+use hookrelay::config::DestinationKind;
+use hookrelay::enrich::{Alert, Enrichment};
+use hookrelay::render::{render, Facts};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// What the renderer produces for the created-alert fixture: the golden
+/// files in src/render/snapshots show it verbatim.
+fn expected(kind: DestinationKind, alert: Option<&str>, degraded: Option<&str>) -> Value {
+    let event = hookrelay::event::parse(&fixture("event-alert-created.json")).unwrap();
+    let enrichment = match (alert, degraded) {
+        (Some(a), _) => Enrichment::Fetched(Arc::new(Alert::from_value(fixture_json(a)).unwrap())),
+        (None, Some(reason)) => Enrichment::Unavailable(reason.into()),
+        (None, None) => Enrichment::NotApplicable,
+    };
+    render(
+        kind,
+        &Facts::build(
+            &event,
+            &enrichment,
+            Some("https://app.sekoia.io/operations/alerts/{short_id}"),
+        ),
+    )
+}
+
+#[tokio::test]
+async fn alert_reaches_all_four_kinds_with_the_exact_payload() {
+    let fake = Fake::start().await;
+    let app = spawn_app(&fake, ROUTE_ALL).await;
+    let (status, body) = app.post(fixture("event-alert-created.json")).await;
+    assert_eq!(status, 202);
+    assert!(
+        body["id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{body}"
+    );
+
+    for (path, kind) in [
+        ("/teams", DestinationKind::Teams),
+        ("/legacy", DestinationKind::TeamsLegacy),
+        ("/slack", DestinationKind::Slack),
+        ("/mattermost", DestinationKind::Mattermost),
+    ] {
+        let got = fake.wait_for(path, 1, WAIT).await;
+        assert_eq!(got.len(), 1, "{path}");
+        assert_eq!(got[0].headers["content-type"], "application/json");
+        assert_eq!(
+            got[0].json(),
+            expected(kind, Some("alert-full.json"), None),
+            "{path}"
+        );
+    }
+    let teams = fake.received("/teams")[0].json();
+    assert_eq!(teams["attachments"][0]["contentUrl"], Value::Null);
+    assert!(teams["attachments"][0]
+        .as_object()
+        .unwrap()
+        .contains_key("contentUrl"));
+    assert_eq!(
+        teams["attachments"][0]["content"]["body"][1]["text"],
+        "Suspicious PowerShell download cradle"
+    );
+
+    // The alert API was called as documented, with the bearer key.
+    let api = fake.received("/api/v1/sic/alerts/");
+    assert_eq!(api.len(), 1);
+    assert_eq!(api[0].path, format!("/api/v1/sic/alerts/{ALERT_UUID}"));
+    assert_eq!(api[0].query.as_deref(), Some("stix=false"));
+    assert_eq!(
+        api[0].headers["authorization"],
+        format!("Bearer {API_KEY}").as_str()
+    );
+
+    let m = app.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "hookrelay_events_received_total",
+            &["hook=\"soc\"", "result=\"accepted\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, "hookrelay_deliveries_total", &["outcome=\"delivered\""]),
+        4.0
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn degraded_when_the_alert_api_refuses_or_fails() {
+    for (reply, reason) in [
+        (
+            Reply::status(404, "{\"message\":\"not found\"}"),
+            "alert API answered 404 (Not Found)",
+        ),
+        (
+            Reply::status(401, "{\"message\":\"unauthorized\"}"),
+            "alert API answered 401 (Unauthorized)",
+        ),
+    ] {
+        let fake = Fake::start().await;
+        fake.always(&format!("/api/v1/sic/alerts/{ALERT_UUID}"), reply);
+        let app = spawn_app(&fake, ROUTE_ALL).await;
+        assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+        let got = fake.wait_for("/slack", 1, WAIT).await;
+        assert_eq!(
+            got[0].json(),
+            expected(DestinationKind::Slack, None, Some(reason))
+        );
+        let text = got[0].json()["attachments"][0]["blocks"][0]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(text.contains("Alert details unavailable"), "{text}");
+        // Permanent: asked once, not retried.
+        assert_eq!(fake.received("/api/").len(), 1);
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn degraded_after_the_enrich_deadline_when_the_api_keeps_failing() {
+    let fake = Fake::start().await;
+    fake.always(
+        &format!("/api/v1/sic/alerts/{ALERT_UUID}"),
+        Reply::status(503, "upstream down"),
+    );
+    let app = spawn_app(&fake, ROUTE_ALL).await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    let got = fake.wait_for("/mattermost", 1, WAIT).await;
+    let body = got[0].json();
+    let note = body["attachments"][0]["text"].as_str().unwrap();
+    assert!(
+        note.contains("Alert details unavailable") && note.contains("503"),
+        "{note}"
+    );
+    // Retried within the 1 s deadline, then gave up.
+    assert!(fake.received("/api/").len() >= 2);
+    // The link still points at the alert (short id from the webhook).
+    assert!(body["text"]
+        .as_str()
+        .unwrap()
+        .contains("/operations/alerts/ALEY4fqz8moo"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn alert_api_429_is_retried_after_retry_after() {
+    let fake = Fake::start().await;
+    fake.script(
+        &format!("/api/v1/sic/alerts/{ALERT_UUID}"),
+        [
+            Reply::status(429, "slow down").retry_after("0"),
+            Reply::status(500, "oops"),
+        ],
+    );
+    let app = spawn_app(&fake, ROUTE_ALL).await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    let got = fake.wait_for("/teams", 1, WAIT).await;
+    assert_eq!(
+        got[0].json(),
+        expected(DestinationKind::Teams, Some("alert-full.json"), None)
+    );
+    assert_eq!(fake.received("/api/").len(), 3);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_lookups_of_one_alert_are_coalesced() {
+    let fake = Fake::start().await;
+    // A slow API so that the look-ups overlap.
+    fake.script(
+        &format!("/api/v1/sic/alerts/{ALERT_UUID}"),
+        [
+            Reply::status(200, &fixture_json("alert-full.json").to_string())
+                .delay(Duration::from_millis(300)),
+        ],
+    );
+    let app = spawn_app(&fake, "[[routes]]\nname = \"s\"\nto = [\"slack\"]\n").await;
+    let mut sends = Vec::new();
+    for n in 0..100 {
+        let client = app.client.clone();
+        let url = app.hook_url();
+        sends.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(unique_event(n, ALERT_UUID))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for s in sends {
+        assert_eq!(s.await.unwrap(), 202);
+    }
+    fake.wait_for("/slack", 100, WAIT).await;
+    assert_eq!(fake.received("/api/").len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn non_alert_events_are_routed_from_what_they_carry() {
+    let fake = Fake::start().await;
+    let app = spawn_app(&fake, ROUTE_ALL).await;
+    assert_eq!(
+        app.post(fixture("event-content-proposal-created.json"))
+            .await
+            .0,
+        202
+    );
+    let got = fake.wait_for("/slack", 1, WAIT).await;
+    let text = got[0].json()["text"].as_str().unwrap().to_owned();
+    assert!(text.contains("content proposal created"), "{text}");
+    // A content proposal has no alert: the API is not asked.
+    assert!(fake.received("/api/").is_empty());
+
+    assert_eq!(
+        app.post(fixture("event-alert-comment-created.json"))
+            .await
+            .0,
+        202
+    );
+    let got = fake.wait_for("/mattermost", 2, WAIT).await;
+    let comment = got[1].json();
+    assert_eq!(
+        comment["attachments"][0]["text"],
+        "Isolated the host, waiting for forensics."
+    );
+    // A comment is enriched through its alert_uuid.
+    assert_eq!(
+        fake.received("/api/")[0].path,
+        format!("/api/v1/sic/alerts/{ALERT_UUID}")
+    );
+    app.stop().await;
+}
+
+fn alert_with(urgency: u32, status: &str) -> Value {
+    let mut v = fixture_json("alert-full.json");
+    v["urgency"]["value"] = urgency.into();
+    v["status"]["name"] = status.into();
+    v
+}
+
+#[tokio::test]
+async fn routing_by_urgency_status_and_continue() {
+    let fake = Fake::start().await;
+    let urgent = "11111111-1111-4111-8111-111111111111";
+    let pending_low = "22222222-2222-4222-8222-222222222222";
+    let closed_low = "33333333-3333-4333-8333-333333333333";
+    fake.set_alert(urgent, alert_with(85, "Pending"));
+    fake.set_alert(pending_low, alert_with(10, "Pending"));
+    fake.set_alert(closed_low, alert_with(10, "Closed"));
+    let routes = r#"
+[[routes]]
+name = "urgent"
+to = ["teams"]
+continue = true
+[routes.when]
+type = ["alert"]
+urgency_min = 70
+[[routes]]
+name = "open"
+to = ["slack"]
+[routes.when]
+status = ["pending", "acknowledged"]
+[[routes]]
+name = "rest"
+to = ["mattermost"]
+"#;
+    let app = spawn_app(&fake, routes).await;
+    for (n, uuid) in [urgent, pending_low, closed_low].into_iter().enumerate() {
+        assert_eq!(app.post(unique_event(n, uuid)).await.0, 202);
+    }
+    // urgent → teams (continue) and slack; pending_low → slack; closed_low → mattermost.
+    fake.wait_for("/teams", 1, WAIT).await;
+    fake.wait_for("/slack", 2, WAIT).await;
+    fake.wait_for("/mattermost", 1, WAIT).await;
+    let teams_titles: Vec<String> = fake
+        .received("/teams")
+        .iter()
+        .map(|r| {
+            r.json()["attachments"][0]["content"]["body"][0]["color"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(teams_titles, ["Attention"]);
+    let mm = &fake.received("/mattermost")[0].json();
+    assert!(mm["attachments"][0]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["value"] == "Closed"));
+    app.stop().await;
+    assert_eq!(fake.received("/teams").len(), 1);
+    assert_eq!(fake.received("/slack").len(), 2);
+    assert_eq!(fake.received("/mattermost").len(), 1);
+    assert!(fake.received("/legacy").is_empty());
+}
+
+#[tokio::test]
+async fn unrouted_events_are_stored_and_counted() {
+    let fake = Fake::start().await;
+    let routes = "[[routes]]\nname = \"only-deleted\"\nto = [\"slack\"]\n[routes.when]\naction = [\"deleted\"]\n";
+    let app = spawn_app(&fake, routes).await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let m = app.metrics().await;
+        if metric(&m, "hookrelay_events_unrouted_total", &[]) == 1.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "unrouted never counted:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.stop().await;
+    assert!(fake.received("/slack").is_empty());
+}
+
+#[tokio::test]
+async fn a_burst_of_400_reaches_four_destinations_exactly_once() {
+    let fake = Fake::start().await;
+    let app = spawn_app(&fake, ROUTE_ALL).await;
+    let mut sends = Vec::new();
+    for n in 0..400 {
+        let client = app.client.clone();
+        let url = app.hook_url();
+        sends.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(unique_event(n, ALERT_UUID))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 202);
+        }));
+    }
+    for s in sends {
+        s.await.unwrap();
+    }
+    for path in ["/teams", "/legacy", "/slack", "/mattermost"] {
+        fake.wait_for(path, 400, WAIT).await;
+    }
+    app.stop().await;
+    for path in ["/teams", "/legacy", "/slack", "/mattermost"] {
+        let got = fake.received(path);
+        assert_eq!(got.len(), 400, "{path}: duplicates");
+        let distinct: std::collections::HashSet<Vec<u8>> =
+            got.iter().map(|r| r.body.to_vec()).collect();
+        // Payloads differ only by time: each event's own timestamp is shown.
+        assert_eq!(distinct.len(), 400, "{path}: an event was delivered twice");
+    }
+}
+
+#[tokio::test]
+async fn sender_retry_is_accepted_and_notified_once() {
+    let fake = Fake::start().await;
+    let app = spawn_app(&fake, "[[routes]]\nname = \"s\"\nto = [\"slack\"]\n").await;
+    let (s1, b1) = app.post(fixture("event-alert-created.json")).await;
+    let (s2, b2) = app.post(fixture("event-alert-created.json")).await;
+    assert_eq!((s1, s2), (202, 202));
+    assert_eq!(b1["id"], b2["id"]);
+    fake.wait_for("/slack", 1, WAIT).await;
+    app.stop().await;
+    assert_eq!(fake.received("/slack").len(), 1);
+}
