@@ -296,6 +296,28 @@ name = "all"
 to = ["teams", "legacy", "slack", "mattermost"]
 "#;
 
+/// Writes the config of [`config_text`] to `dir/hookrelay.toml` (spool in
+/// `dir/spool.db`) for the binary and the CLI.
+pub fn write_config(fake: &Fake, dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("hookrelay.toml");
+    std::fs::write(&path, config_text(fake, &dir.join("spool.db"), extra)).unwrap();
+    path
+}
+
+/// Runs a CLI command to completion: (exit code, stdout, stderr).
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .env_remove("HOOKRELAY_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The daemon running in this test process.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -312,9 +334,22 @@ pub async fn spawn_app(fake: &Fake, extra: &str) -> TestApp {
 }
 
 pub async fn spawn_app_in(fake: &Fake, extra: &str, dir: Arc<tempfile::TempDir>) -> TestApp {
+    spawn_app_with(fake, extra, dir, &[]).await
+}
+
+/// Like [`spawn_app`], with `HOOKRELAY_*` overrides (e.g. store settings).
+pub async fn spawn_app_with(
+    fake: &Fake,
+    extra: &str,
+    dir: Arc<tempfile::TempDir>,
+    env: &[(&str, &str)],
+) -> TestApp {
     let text = config_text(fake, &dir.path().join("spool.db"), extra);
-    let config =
-        hookrelay::config::load_str(&text, &HashMap::new()).unwrap_or_else(|e| panic!("{e}"));
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let config = hookrelay::config::load_str(&text, &env).unwrap_or_else(|e| panic!("{e}"));
     let app = App::build(config).await.unwrap();
     let cancel = CancellationToken::new();
     let (addr, admin) = (app.public_addr(), app.admin_addr());

@@ -1,0 +1,354 @@
+//! Never lose an accepted event: crashes, restarts, flaky and rate-limiting
+//! chat services, dead letters, back-pressure, graceful shutdown.
+
+mod common;
+
+use common::*;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+const SLACK: &str = "/slack/services/T000/B000/secret-token";
+const TEAMS: &str = "/teams/workflows/secret-token";
+const SLACK_ONLY: &str = "[[routes]]\nname = \"s\"\nto = [\"slack\"]\n";
+
+async fn post_many(client: &reqwest::Client, url: &str, n: usize, alert: &str) {
+    for i in 0..n {
+        let r = client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(unique_event(i, alert))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202, "event {i}");
+    }
+}
+
+fn distinct(received: &[Received]) -> usize {
+    received
+        .iter()
+        .map(|r| r.body.to_vec())
+        .collect::<HashSet<_>>()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_deliveries_pending_loses_nothing() {
+    let fake = Fake::start().await;
+    // A slow chat service: deliveries pile up behind it.
+    fake.always(
+        SLACK,
+        Reply::status(200, "ok").delay(Duration::from_millis(20)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&fake, dir.path(), SLACK_ONLY);
+    // One request at a time to the slow sink.
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("kind = \"slack\"", "kind = \"slack\"\nconcurrency = 1"),
+    )
+    .unwrap();
+    let mut daemon = tokio::task::spawn_blocking({
+        let c = config.clone();
+        move || Daemon::start(&c)
+    })
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    post_many(&client, &daemon.hook_url(), 300, ALERT_UUID).await;
+    fake.wait_for("/slack", 5, WAIT).await;
+    daemon.kill9();
+    let before = fake.received("/slack").len();
+    assert!(
+        before < 300,
+        "everything was delivered before the crash; the test proves nothing"
+    );
+
+    fake.clear_always(SLACK);
+    let daemon = tokio::task::spawn_blocking(move || Daemon::start(&config))
+        .await
+        .unwrap();
+    fake.wait_for("/slack", 300, WAIT).await;
+    let got = fake.received("/slack");
+    assert_eq!(distinct(&got), 300, "an accepted event was lost");
+    // Only what was in flight at the crash may come twice (concurrency 1).
+    assert!(got.len() <= 302, "{} deliveries for 300 events", got.len());
+    drop(daemon);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_the_alert_api_is_down_loses_nothing() {
+    let fake = Fake::start().await;
+    let api = format!("/api/v1/sic/alerts/{ALERT_UUID}");
+    fake.always(&api, Reply::status(503, "maintenance"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&fake, dir.path(), SLACK_ONLY);
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("enrich_deadline = \"1s\"", "enrich_deadline = \"10m\""),
+    )
+    .unwrap();
+    let mut daemon = tokio::task::spawn_blocking({
+        let c = config.clone();
+        move || Daemon::start(&c)
+    })
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    post_many(&client, &daemon.hook_url(), 50, ALERT_UUID).await;
+    fake.wait_for("/api/", 1, WAIT).await;
+    daemon.kill9();
+    assert!(fake.received("/slack").is_empty());
+
+    fake.clear_always(&api);
+    let daemon = tokio::task::spawn_blocking(move || Daemon::start(&config))
+        .await
+        .unwrap();
+    let got = fake.wait_for("/slack", 50, WAIT).await;
+    assert_eq!(distinct(&got), 50);
+    // Delivered with the alert's details, not degraded.
+    assert!(got.iter().all(
+        |r| String::from_utf8_lossy(&r.body).contains("Suspicious PowerShell download cradle")
+    ));
+    drop(daemon);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_until_delivered() {
+    let fake = Fake::start().await;
+    fake.script(
+        SLACK,
+        [
+            Reply::status(503, "rollup_error"),
+            Reply::status(500, "rollup_error"),
+        ],
+    );
+    let app = spawn_app(&fake, SLACK_ONLY).await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    let got = fake.wait_for("/slack", 3, WAIT).await;
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].body, got[2].body, "a retry sends the same payload");
+    let m = app.metrics().await;
+    assert_eq!(
+        metric(&m, "hookrelay_deliveries_total", &["outcome=\"retry\""]),
+        2.0
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rate_limited_destination_is_paced_as_a_whole() {
+    let fake = Fake::start().await;
+    fake.script(SLACK, [Reply::status(429, "rate_limited").retry_after("1")]);
+    let app = spawn_app(&fake, SLACK_ONLY).await;
+    assert_eq!(app.post(unique_event(0, ALERT_UUID)).await.0, 202);
+    let first = fake.wait_for("/slack", 1, WAIT).await[0].at;
+    for i in 1..4 {
+        assert_eq!(app.post(unique_event(i, ALERT_UUID)).await.0, 202);
+    }
+    let got = fake.wait_for("/slack", 5, WAIT).await;
+    for r in &got[1..] {
+        let after = r.at.duration_since(first);
+        assert!(
+            after >= Duration::from_millis(900),
+            "sent {after:?} after a 429 with Retry-After: 1"
+        );
+    }
+    assert_eq!(distinct(&got), 4);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_errors_are_dead_lettered_at_once_and_replayable() {
+    let fake = Fake::start().await;
+    fake.always(SLACK, Reply::status(400, "invalid_payload"));
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let config = write_config(&fake, dir.path(), SLACK_ONLY);
+    let config = config.to_str().unwrap().to_owned();
+    let app = spawn_app_in(&fake, SLACK_ONLY, dir.clone()).await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    fake.wait_for("/slack", 1, WAIT).await;
+
+    // Listed by the CLI while the daemon runs.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let line = loop {
+        let (code, out, err) = cli(&["dead-letters", "list", "--config", &config]);
+        assert_eq!(code, 0, "{err}");
+        if let Some(line) = out.lines().next() {
+            break line.to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no dead letter appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let fields: Vec<&str> = line.split('\t').collect();
+    assert_eq!(
+        fields[1..5],
+        ["slack", "alert/created", "ALEY4fqz8moo", "attempts=1"],
+        "{line}"
+    );
+    assert!(fields[5].contains("HTTP 400: invalid_payload"), "{line}");
+    // Permanent: not retried.
+    assert_eq!(fake.received("/slack").len(), 1);
+
+    fake.clear_always(SLACK);
+    let (code, out, err) = cli(&["dead-letters", "replay", fields[0], "--config", &config]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("re-queued 1"), "{out}");
+    let got = fake.wait_for("/slack", 2, WAIT).await;
+    assert_eq!(got[0].body, got[1].body);
+    let (_, out, _) = cli(&["dead-letters", "list", "--config", &config]);
+    assert!(out.trim().is_empty(), "{out}");
+    let (code, _, err) = cli(&["dead-letters", "replay", "999", "--config", &config]);
+    assert_eq!(code, 1, "{err}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn deliveries_expire_into_dead_letters_after_max_age() {
+    let fake = Fake::start().await;
+    fake.always(SLACK, Reply::status(503, "down"));
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let app = spawn_app_with(
+        &fake,
+        SLACK_ONLY,
+        dir.clone(),
+        &[("HOOKRELAY_DELIVERY__MAX_AGE", "300ms")],
+    )
+    .await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let m = app.metrics().await;
+        if metric(&m, "hookrelay_deliveries_total", &["outcome=\"dead\""]) == 1.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never dead-lettered:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let config = write_config(&fake, dir.path(), SLACK_ONLY);
+    let (_, out, _) = cli(&["dead-letters", "list", "--config", config.to_str().unwrap()]);
+    assert!(
+        out.contains("delivery.max_age reached") && out.contains("HTTP 503"),
+        "{out}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_destination_does_not_delay_a_healthy_one() {
+    let fake = Fake::start().await;
+    // Slack hangs for 10 s on every request, then fails.
+    fake.always(
+        SLACK,
+        Reply::status(503, "down").delay(Duration::from_secs(10)),
+    );
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let routes = "[[routes]]\nname = \"both\"\nto = [\"slack\", \"teams\"]\n";
+    let app = spawn_app_with(
+        &fake,
+        routes,
+        dir,
+        &[("HOOKRELAY_SERVER__SHUTDOWN_GRACE", "100ms")],
+    )
+    .await;
+    for i in 0..20 {
+        assert_eq!(app.post(unique_event(i, ALERT_UUID)).await.0, 202);
+    }
+    fake.wait_for(TEAMS, 20, WAIT).await;
+    // Every Teams message arrived while Slack had not answered once.
+    assert!(fake.received("/slack").is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_spool_answers_503_with_retry_after() {
+    let fake = Fake::start().await;
+    fake.always(SLACK, Reply::status(503, "down"));
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let app = spawn_app_with(
+        &fake,
+        SLACK_ONLY,
+        dir,
+        &[("HOOKRELAY_STORE__MAX_PENDING", "3")],
+    )
+    .await;
+    for i in 0..3 {
+        assert_eq!(app.post(unique_event(i, ALERT_UUID)).await.0, 202);
+    }
+    let r = app
+        .client
+        .post(app.hook_url())
+        .header("content-type", "application/json")
+        .body(unique_event(3, ALERT_UUID))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    // A sender retry of an accepted event still gets its 202.
+    assert_eq!(app.post(unique_event(0, ALERT_UUID)).await.0, 202);
+    let m = app.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "hookrelay_events_received_total",
+            &["result=\"spool_full\""]
+        ),
+        1.0
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_deliveries_and_exits_0() {
+    let fake = Fake::start().await;
+    fake.always(
+        SLACK,
+        Reply::status(200, "ok").delay(Duration::from_millis(700)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&fake, dir.path(), SLACK_ONLY);
+    let mut daemon = tokio::task::spawn_blocking({
+        let c = config.clone();
+        move || Daemon::start(&c)
+    })
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    post_many(&client, &daemon.hook_url(), 3, ALERT_UUID).await;
+    // Wait for the enrichment (so the deliveries are in flight), then stop.
+    fake.wait_for("/api/", 1, WAIT).await;
+    let pid = daemon.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::task::spawn_blocking(move || {
+        let s = daemon.child.wait().unwrap();
+        (s, daemon)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.0.code(), Some(0), "{}", status.1.logs());
+    let got = fake.received("/slack");
+    assert_eq!(distinct(&got), 3, "in-flight deliveries were not finished");
+    let (_, out, _) = cli(&["events", "list", "--config", config.to_str().unwrap()]);
+    assert_eq!(
+        out.lines().filter(|l| l.ends_with("\tdelivered")).count(),
+        3,
+        "{out}"
+    );
+}
