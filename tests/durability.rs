@@ -72,8 +72,7 @@ async fn kill_9_with_deliveries_pending_loses_nothing() {
     let daemon = tokio::task::spawn_blocking(move || Daemon::start(&config))
         .await
         .unwrap();
-    fake.wait_for("/slack", 300, WAIT).await;
-    let got = fake.received("/slack");
+    let got = fake.wait_distinct("/slack", 300, WAIT).await;
     assert_eq!(distinct(&got), 300, "an accepted event was lost");
     // Only what was in flight at the crash may come twice (concurrency 1).
     assert!(got.len() <= 302, "{} deliveries for 300 events", got.len());
@@ -110,7 +109,7 @@ async fn kill_9_while_the_alert_api_is_down_loses_nothing() {
     let daemon = tokio::task::spawn_blocking(move || Daemon::start(&config))
         .await
         .unwrap();
-    let got = fake.wait_for("/slack", 50, WAIT).await;
+    let got = fake.wait_distinct("/slack", 50, WAIT).await;
     assert_eq!(distinct(&got), 50);
     // Delivered with the alert's details, not degraded.
     assert!(got.iter().all(

@@ -227,16 +227,37 @@ impl Fake {
     /// Waits until at least `n` requests to paths starting with `path`
     /// arrived, or panics after `timeout`.
     pub async fn wait_for(&self, path: &str, n: usize, timeout: Duration) -> Vec<Received> {
+        self.wait_until(path, timeout, |got| got.len() >= n).await
+    }
+
+    /// Waits until at least `n` different bodies arrived at `path`.
+    pub async fn wait_distinct(&self, path: &str, n: usize, timeout: Duration) -> Vec<Received> {
+        self.wait_until(path, timeout, |got| {
+            got.iter()
+                .map(|r| r.body.clone())
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                >= n
+        })
+        .await
+    }
+
+    async fn wait_until(
+        &self,
+        path: &str,
+        timeout: Duration,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.state.changed.notified();
             let got = self.received(path);
-            if got.len() >= n {
+            if done(&got) {
                 return got;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 panic!(
-                    "timed out waiting for {n} requests to {path}; got {}",
+                    "timed out waiting at {path}; got {} requests",
                     self.received(path).len()
                 );
             }
