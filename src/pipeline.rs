@@ -136,7 +136,7 @@ impl Pipeline {
             .or_else(|| alert.and_then(|x| x.short_id.clone()));
         if targets.is_empty() {
             self.metrics.events_unrouted.inc();
-            tracing::info!(message = "Event matched no route.", hook = %a.hook, event_id = a.id, alert_short_id = ?short_id, kind = %a.event.kind, action = %a.event.action);
+            tracing::info!(message = "Event matched no route.", hook = %a.hook, event_id = a.id, alert_short_id = short_id.as_deref(), kind = %a.event.kind, action = %a.event.action);
         }
         let facts = Facts::build(
             &a.event,

@@ -95,6 +95,8 @@ pub fn load_str(text: &str, env: &HashMap<String, String>) -> Result<Config, Con
                 .prefix_separator("_")
                 .separator("__")
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("server.trusted_proxies")
                 .source(Some(overrides)),
         )
         .build()
@@ -361,6 +363,12 @@ mod tests {
         );
         assert_eq!(cfg.server.listen.port(), 9999);
         assert_eq!(cfg.server.max_body_bytes, 65536);
+        let cfg = load_str(
+            MINIMAL,
+            &env(&[("KEY", "k"), ("HOOKRELAY_SERVER__TRUSTED_PROXIES", "10.0.0.0/8,::1/128")]),
+        )
+        .unwrap();
+        assert_eq!(cfg.server.trusted_proxies.len(), 2);
     }
 
     #[test]

@@ -48,6 +48,8 @@ struct Done {
     id: i64,
     /// Pause the whole destination this long (throttled).
     pause: Option<Duration>,
+    /// The delivery comes due again after this long (a retry).
+    retry_in: Option<Duration>,
 }
 
 impl Worker {
@@ -175,6 +177,10 @@ impl Worker {
                     match done {
                         Ok(done) => {
                             self.known.remove(&done.id);
+                            if let Some(r) = done.retry_in {
+                                // Scan when the retry comes due, not at the next idle poll.
+                                self.next_scan = self.next_scan.min(Instant::now() + r);
+                            }
                             if let Some(p) = done.pause {
                                 let until = Instant::now() + p;
                                 self.paused_until = Some(self.paused_until.map_or(until, |u| u.max(until)));
@@ -212,6 +218,7 @@ async fn attempt(shared: Shared, dest: Arc<DestinationConfig>, d: DueDelivery) -
     let duration_ms = took.as_millis() as i64;
     let m = &shared.metrics;
     let mut pause = None;
+    let mut retry_in = None;
     let completion = match outcome {
         Outcome::Delivered { status } => {
             let latency = (now_ms() - d.created_at).max(0) as f64 / 1000.0;
@@ -261,7 +268,7 @@ async fn attempt(shared: Shared, dest: Arc<DestinationConfig>, d: DueDelivery) -
                 let error = format!("gave up after {attempt_no} attempts (delivery.max_age reached); last error: {error}");
                 tracing::error!(
                     message = "Delivery expired; kept as a dead letter.", destination = %name,
-                    event_id = d.event_id, delivery_id = d.id, attempt = attempt_no, status = ?status, %error
+                    event_id = d.event_id, delivery_id = d.id, attempt = attempt_no, status, %error
                 );
                 Completion::Dead {
                     id: d.id,
@@ -271,9 +278,10 @@ async fn attempt(shared: Shared, dest: Arc<DestinationConfig>, d: DueDelivery) -
                 }
             } else {
                 m.delivery(name, "retry");
+                retry_in = Some(wait);
                 tracing::warn!(
                     message = "Delivery failed; will retry.", destination = %name, event_id = d.event_id,
-                    delivery_id = d.id, attempt = attempt_no, status = ?status, %error,
+                    delivery_id = d.id, attempt = attempt_no, status, %error,
                     retry_in_ms = wait.as_millis() as u64
                 );
                 Completion::Retry {
@@ -290,5 +298,5 @@ async fn attempt(shared: Shared, dest: Arc<DestinationConfig>, d: DueDelivery) -
         // The row stays pending and is attempted again (at least once).
         tracing::error!(message = "Cannot record a delivery outcome; it will be attempted again.", destination = %name, delivery_id = d.id, error = %e);
     }
-    Done { id: d.id, pause }
+    Done { id: d.id, pause, retry_in }
 }

@@ -274,7 +274,7 @@ async fn handle(
         state.metrics.received(name, "accepted");
         tracing::info!(
             message = "Event accepted.", hook = name, event_id = inserted.id,
-            alert_short_id = ?event.short_id, kind = %event.kind, action = %event.action
+            alert_short_id = event.short_id.as_deref(), kind = %event.kind, action = %event.action
         );
         let _ = state.pipeline.send(Accepted {
             id: inserted.id,
