@@ -365,7 +365,10 @@ mod tests {
         assert_eq!(cfg.server.max_body_bytes, 65536);
         let cfg = load_str(
             MINIMAL,
-            &env(&[("KEY", "k"), ("HOOKRELAY_SERVER__TRUSTED_PROXIES", "10.0.0.0/8,::1/128")]),
+            &env(&[
+                ("KEY", "k"),
+                ("HOOKRELAY_SERVER__TRUSTED_PROXIES", "10.0.0.0/8,::1/128"),
+            ]),
         )
         .unwrap();
         assert_eq!(cfg.server.trusted_proxies.len(), 2);

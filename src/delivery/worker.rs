@@ -298,5 +298,9 @@ async fn attempt(shared: Shared, dest: Arc<DestinationConfig>, d: DueDelivery) -
         // The row stays pending and is attempted again (at least once).
         tracing::error!(message = "Cannot record a delivery outcome; it will be attempted again.", destination = %name, delivery_id = d.id, error = %e);
     }
-    Done { id: d.id, pause, retry_in }
+    Done {
+        id: d.id,
+        pause,
+        retry_in,
+    }
 }
