@@ -6,9 +6,9 @@
 //! its 202. An event that is interrupted (shutdown, crash) stays `received`
 //! in the spool and is processed again at the next start.
 
-use crate::config::Config;
+use crate::app::Live;
 use crate::delivery::Dispatcher;
-use crate::enrich::{Enricher, Enrichment};
+use crate::enrich::Enrichment;
 use crate::event::{self, Event};
 use crate::render::{render, Facts};
 use crate::route::route;
@@ -31,45 +31,44 @@ pub struct Accepted {
 }
 
 pub struct Pipeline {
-    pub config: Arc<Config>,
+    /// Config and enricher, swapped as a whole on reload; an event is
+    /// processed entirely with the generation it started with.
+    pub live: Arc<Live>,
     pub store: Store,
-    pub enricher: Arc<Enricher>,
-    pub dispatcher: Dispatcher,
+    pub dispatcher: Arc<Dispatcher>,
     pub metrics: Arc<Metrics>,
 }
 
 impl Pipeline {
-    /// Processes events from `rx` (and those left unrouted by a previous
-    /// run) until `cancel` fires.
+    /// Processes `resume` (events a previous run accepted but did not
+    /// route; read before ingress opens, so none is processed twice) and
+    /// then events from `rx`, until `cancel` fires.
     pub async fn run(
         self: Arc<Self>,
+        resume: Vec<i64>,
         mut rx: mpsc::UnboundedReceiver<Accepted>,
         tracker: TaskTracker,
         cancel: CancellationToken,
     ) {
         let permits = Arc::new(Semaphore::new(MAX_IN_PROGRESS));
-        // Resume what a previous run accepted but did not route.
-        match self.store.read(reads::unrouted).await {
-            Ok(ids) if !ids.is_empty() => {
-                tracing::info!(
-                    message = "Resuming events accepted before the last stop.",
-                    count = ids.len()
-                );
-                for id in ids {
-                    if let Some(accepted) = self.load(id).await {
-                        let permit = permits.clone().acquire_owned().await;
-                        let me = self.clone();
-                        let cancel = cancel.clone();
-                        tracker.spawn(async move {
-                            let _permit = permit;
-                            me.process(accepted, cancel).await;
-                        });
-                    }
-                }
+        if !resume.is_empty() {
+            tracing::info!(
+                message = "Resuming events accepted before the last stop.",
+                count = resume.len()
+            );
+        }
+        for id in resume {
+            if cancel.is_cancelled() {
+                return;
             }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(message = "Cannot read unrouted events from the spool.", error = %e)
+            if let Some(accepted) = self.load(id).await {
+                let permit = permits.clone().acquire_owned().await;
+                let me = self.clone();
+                let cancel = cancel.clone();
+                tracker.spawn(async move {
+                    let _permit = permit;
+                    me.process(accepted, cancel).await;
+                });
             }
         }
         loop {
@@ -113,7 +112,8 @@ impl Pipeline {
 
     /// Enrich, route and render one event, then commit its deliveries.
     async fn process(&self, a: Accepted, cancel: CancellationToken) {
-        let config = &self.config;
+        let generation = self.live.get();
+        let config = &generation.config;
         let hook = config.hooks.get(&a.hook);
         let origin_name = hook.map(|h| h.origin.as_str());
         let origin = origin_name.and_then(|o| config.origins.get(o));
@@ -121,7 +121,7 @@ impl Pipeline {
             _ = cancel.cancelled() => return,
             e = async {
                 match origin_name {
-                    Some(o) => self.enricher.enrich(o, &a.event).await,
+                    Some(o) => generation.enricher.enrich(o, &a.event).await,
                     None if a.event.alert_uuid.is_some() => Enrichment::Unavailable(format!("hook {:?} is no longer configured", a.hook)),
                     None => Enrichment::NotApplicable,
                 }
@@ -189,8 +189,17 @@ impl Pipeline {
         loop {
             match self.store.record_routing(routing.clone()).await {
                 Ok(created) => {
+                    let mut orphaned = Vec::new();
                     for d in created {
-                        self.dispatcher.submit(d);
+                        let destination = d.destination.clone();
+                        if !self.dispatcher.submit(d) && !orphaned.contains(&destination) {
+                            orphaned.push(destination);
+                        }
+                    }
+                    // Routed with a configuration that a reload has since
+                    // replaced: the destination is gone.
+                    for name in orphaned {
+                        crate::app::orphan(&self.store, &name).await;
                     }
                     return;
                 }

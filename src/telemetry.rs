@@ -206,3 +206,29 @@ pub fn init_logging(format: LogFormat) {
         builder.try_init()
     };
 }
+
+/// Tells systemd (Type=notify) about our state; a no-op without
+/// `$NOTIFY_SOCKET`.
+pub fn notify_systemd(states: &[sd_notify::NotifyState]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some() {
+        if let Err(e) = sd_notify::notify(states) {
+            tracing::warn!(message = "Cannot notify systemd.", error = %e);
+        }
+    }
+}
+
+/// Pings systemd's watchdog at half its interval while the runtime is
+/// healthy enough to run this task; returns at once when `WatchdogSec` is
+/// not set.
+pub async fn watchdog(cancel: tokio_util::sync::CancellationToken) {
+    let Some(interval) = sd_notify::watchdog_enabled().filter(|d| !d.is_zero()) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(interval / 2);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
+        }
+    }
+}

@@ -184,7 +184,7 @@ pub fn main(cli: Cli) -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            runtime().block_on(run(config))
+            runtime().block_on(run(config, c.path()))
         }
         Command::Check(c) => check(&c),
         Command::Demo { port, once } => runtime().block_on(demo::run(port, once)),
@@ -254,7 +254,7 @@ fn check(c: &ConfigArg) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn run(config: Config) -> ExitCode {
+async fn run(config: Config, path: PathBuf) -> ExitCode {
     let app = match App::build(config).await {
         Ok(app) => app,
         Err(e) => {
@@ -263,26 +263,42 @@ async fn run(config: Config) -> ExitCode {
         }
     };
     let shutdown = CancellationToken::new();
-    tokio::spawn(signals(shutdown.clone()));
+    tokio::spawn(signals(shutdown.clone(), app.reloader(), path));
     match app.run(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
 }
 
-/// SIGTERM and SIGINT start a graceful shutdown.
-async fn signals(shutdown: CancellationToken) {
+/// SIGTERM and SIGINT start a graceful shutdown; SIGHUP re-reads the
+/// config file and hands it (or its errors) to the running app.
+async fn signals(
+    shutdown: CancellationToken,
+    reload: tokio::sync::mpsc::UnboundedSender<crate::app::ReloadRequest>,
+    path: PathBuf,
+) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         tracing::error!(message = "Cannot install signal handlers.");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!(message = "SIGTERM received."),
-        _ = int.recv() => tracing::info!(message = "SIGINT received."),
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!(message = "SIGTERM received."); break; }
+            _ = int.recv() => { tracing::info!(message = "SIGINT received."); break; }
+            _ = hup.recv() => {
+                tracing::info!(message = "SIGHUP received: reloading the configuration.", path = %path.display());
+                let p = path.clone();
+                let loaded = tokio::task::spawn_blocking(move || config::load_file(&p)).await;
+                if let Ok(request) = loaded {
+                    let _ = reload.send(request);
+                }
+            }
+        }
     }
     shutdown.cancel();
 }

@@ -237,7 +237,7 @@ impl DestinationKind {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationConfig {
     pub kind: DestinationKind,

@@ -17,8 +17,8 @@ pub use pacing::{backoff, TokenBucket};
 use crate::config::{DeliveryConfig, DestinationConfig};
 use crate::store::{DueDelivery, Store};
 use crate::telemetry::Metrics;
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -35,10 +35,21 @@ pub struct Shared {
     pub shutdown_grace: Duration,
 }
 
-/// Hands new deliveries to their destination's worker.
-#[derive(Clone, Default)]
+/// One running worker.
+struct Handle {
+    tx: mpsc::UnboundedSender<DueDelivery>,
+    cancel: CancellationToken,
+    /// The settings it runs with, to tell whether a reload changed them.
+    dest: DestinationConfig,
+}
+
+/// Hands new deliveries to their destination's worker, and starts, stops
+/// or restarts workers when the configuration changes.
 pub struct Dispatcher {
-    workers: HashMap<String, mpsc::UnboundedSender<DueDelivery>>,
+    workers: Mutex<HashMap<String, Handle>>,
+    shared: Shared,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
 }
 
 impl Dispatcher {
@@ -46,31 +57,80 @@ impl Dispatcher {
     /// `cancel` fires (after draining in-flight requests within the grace).
     pub fn start(
         shared: Shared,
-        destinations: &std::collections::BTreeMap<String, DestinationConfig>,
+        destinations: &BTreeMap<String, DestinationConfig>,
         tracker: &TaskTracker,
         cancel: &CancellationToken,
     ) -> Dispatcher {
-        let mut workers = HashMap::new();
-        for (name, dest) in destinations {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let w = worker::Worker::new(
-                name.clone(),
-                dest.clone(),
-                shared.clone(),
-                rx,
-                cancel.child_token(),
-            );
-            tracker.spawn(w.run());
-            workers.insert(name.clone(), tx);
-        }
-        Dispatcher { workers }
+        let d = Dispatcher {
+            workers: Mutex::new(HashMap::new()),
+            shared,
+            tracker: tracker.clone(),
+            cancel: cancel.clone(),
+        };
+        d.reconcile(destinations);
+        d
     }
 
-    /// Passes a just-committed delivery to its worker. If the worker is
-    /// gone (shutdown), the row stays pending in the spool for next start.
-    pub fn submit(&self, d: DueDelivery) {
-        if let Some(tx) = self.workers.get(&d.destination) {
-            let _ = tx.send(d);
+    fn spawn(&self, name: &str, dest: &DestinationConfig) -> Handle {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let cancel = self.cancel.child_token();
+        let w = worker::Worker::new(
+            name.to_owned(),
+            dest.clone(),
+            self.shared.clone(),
+            rx,
+            cancel.clone(),
+        );
+        self.tracker.spawn(w.run());
+        Handle {
+            tx,
+            cancel,
+            dest: dest.clone(),
+        }
+    }
+
+    /// Makes the running workers match `destinations`: new ones start,
+    /// changed ones restart (their pending rows are picked up again from
+    /// the spool), removed ones stop. Returns the removed names.
+    pub fn reconcile(&self, destinations: &BTreeMap<String, DestinationConfig>) -> Vec<String> {
+        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        let removed: Vec<String> = workers
+            .keys()
+            .filter(|k| !destinations.contains_key(*k))
+            .cloned()
+            .collect();
+        for name in &removed {
+            if let Some(h) = workers.remove(name) {
+                h.cancel.cancel();
+            }
+        }
+        for (name, dest) in destinations {
+            match workers.get(name) {
+                Some(h) if h.dest == *dest => {}
+                existing => {
+                    if let Some(h) = existing {
+                        h.cancel.cancel();
+                    }
+                    let handle = self.spawn(name, dest);
+                    workers.insert(name.clone(), handle);
+                }
+            }
+        }
+        removed
+    }
+
+    /// Passes a just-committed delivery to its worker. Returns false when
+    /// no worker exists for its destination (removed by a reload).
+    pub fn submit(&self, d: DueDelivery) -> bool {
+        let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        match workers.get(&d.destination) {
+            Some(h) => {
+                // A worker stopping at shutdown leaves the row pending in
+                // the spool for the next start.
+                let _ = h.tx.send(d);
+                true
+            }
+            None => false,
         }
     }
 }

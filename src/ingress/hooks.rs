@@ -129,12 +129,12 @@ async fn hook(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let config = state.config.clone();
+    let config = state.live.get().config.clone();
     let Some((name, hook)) = config.hook_by_id(&id) else {
         state.metrics.received("unknown", "not_found");
         return not_found_response();
     };
-    match handle(&state, name, hook, peer, method, headers, body).await {
+    match handle(&state, &config, name, hook, peer, method, headers, body).await {
         Ok(resp) => resp,
         Err(reject) => {
             state.metrics.received(name, reject.reason);
@@ -146,8 +146,10 @@ async fn hook(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle(
     state: &IngressState,
+    config: &crate::config::Config,
     name: &str,
     hook: &crate::config::HookConfig,
     peer: SocketAddr,
@@ -155,7 +157,7 @@ async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Reject> {
-    let server = &state.config.server;
+    let server = &config.server;
     if method != Method::POST {
         return Err(Reject::new(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -14,7 +14,7 @@ mod hooks;
 pub use admin::admin_router;
 pub use hooks::public_router;
 
-use crate::config::Config;
+use crate::app::Live;
 use crate::pipeline::Accepted;
 use crate::store::Store;
 use crate::telemetry::Metrics;
@@ -34,7 +34,8 @@ use tower::ServiceExt;
 
 /// What request handlers share.
 pub struct IngressState {
-    pub config: Arc<Config>,
+    /// The current configuration (swapped on reload).
+    pub live: Arc<Live>,
     pub store: Store,
     /// Accepted events go to the pipeline through this.
     pub pipeline: mpsc::UnboundedSender<Accepted>,

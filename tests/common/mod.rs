@@ -345,6 +345,8 @@ pub struct TestApp {
     pub admin: SocketAddr,
     pub dir: Arc<tempfile::TempDir>,
     pub client: reqwest::Client,
+    /// Hands the running app a new configuration, like SIGHUP does.
+    pub reloader: tokio::sync::mpsc::UnboundedSender<hookrelay::app::ReloadRequest>,
     cancel: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -374,12 +376,14 @@ pub async fn spawn_app_with(
     let app = App::build(config).await.unwrap();
     let cancel = CancellationToken::new();
     let (addr, admin) = (app.public_addr(), app.admin_addr());
+    let reloader = app.reloader();
     let task = tokio::spawn(app.run(cancel.clone()));
     TestApp {
         addr,
         admin,
         dir,
         client: reqwest::Client::new(),
+        reloader,
         cancel,
         task: Some(task),
     }
@@ -413,6 +417,11 @@ impl TestApp {
             .text()
             .await
             .unwrap()
+    }
+
+    /// Starts a graceful shutdown without waiting for it.
+    pub fn begin_stop(&self) {
+        self.cancel.cancel();
     }
 
     /// Graceful shutdown; waits for the daemon to stop.
@@ -450,10 +459,15 @@ pub fn bin() -> PathBuf {
 impl Daemon {
     /// Starts `hookrelay run --config <path>` and waits for it to listen.
     pub fn start(config: &Path) -> Daemon {
+        Self::start_with_env(config, &[])
+    }
+
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Daemon {
         use std::io::BufRead;
         let mut child = std::process::Command::new(bin())
             .args(["run", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env_remove("HOOKRELAY_CONFIG")
             .stdout(std::process::Stdio::null())

@@ -1,0 +1,321 @@
+//! Running it like a service: reload on SIGHUP, systemd notifications,
+//! readiness, metrics that move with traffic.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+const SLACK: &str = "/slack/services/T000/B000/secret-token";
+const TO_SLACK: &str = "[[routes]]\nname = \"r\"\nto = [\"slack\"]\n";
+const TO_TEAMS: &str = "[[routes]]\nname = \"r\"\nto = [\"teams\"]\n";
+
+fn sighup(pid: u32) {
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
+async fn wait_log(daemon: &Daemon, needle: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !daemon.logs().contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {needle:?} in:\n{}",
+            daemon.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_switches_routes_in_place_and_keeps_queued_work() {
+    let fake = Fake::start().await;
+    // Slack fails for now: deliveries queue up behind it.
+    fake.always(SLACK, Reply::status(503, "down"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&fake, dir.path(), TO_SLACK);
+    let daemon = tokio::task::spawn_blocking({
+        let c = config.clone();
+        move || Daemon::start(&c)
+    })
+    .await
+    .unwrap();
+    let pid = daemon.child.id();
+    let client = reqwest::Client::new();
+    let post = |n: usize| {
+        client
+            .post(daemon.hook_url())
+            .header("content-type", "application/json")
+            .body(unique_event(n, ALERT_UUID))
+            .send()
+    };
+    for n in 0..5 {
+        assert_eq!(post(n).await.unwrap().status().as_u16(), 202);
+    }
+    fake.wait_for("/slack", 5, WAIT).await;
+
+    // New routes: Slack stays a destination, new events go to Teams too.
+    write_config(
+        &fake,
+        dir.path(),
+        "[[routes]]\nname = \"r\"\nto = [\"teams\", \"slack\"]\n",
+    );
+    sighup(pid);
+    wait_log(&daemon, "Configuration reloaded.").await;
+    assert_eq!(post(5).await.unwrap().status().as_u16(), 202);
+    fake.wait_for("/teams", 1, WAIT).await;
+    assert_eq!(daemon.child.id(), pid);
+
+    // The queued Slack deliveries survived the reload.
+    fake.clear_always(SLACK);
+    let got = fake.wait_distinct("/slack", 6, WAIT).await;
+    assert!(
+        got.iter()
+            .filter(|r| r.headers.get("content-type").is_some())
+            .count()
+            >= 6
+    );
+
+    // A broken file is rejected, naming the key; the old routes keep serving.
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config).unwrap().replace(
+            "to = [\"teams\", \"slack\"]",
+            "to = [\"teams\", \"nowhere\"]",
+        ),
+    )
+    .unwrap();
+    sighup(pid);
+    wait_log(&daemon, "Configuration reload rejected").await;
+    assert!(
+        daemon
+            .logs()
+            .contains("routes[0].to: no destination named \\\"nowhere\\\""),
+        "{}",
+        daemon.logs()
+    );
+    assert_eq!(post(6).await.unwrap().status().as_u16(), 202);
+    fake.wait_for("/teams", 2, WAIT).await;
+    fake.wait_distinct("/slack", 7, WAIT).await;
+    let metrics = client
+        .get(format!("http://{}/metrics", daemon.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(
+            &metrics,
+            "hookrelay_config_reloads_total",
+            &["result=\"ok\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "hookrelay_config_reloads_total",
+            &["result=\"error\""]
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn removing_a_destination_dead_letters_its_queue_with_a_reason() {
+    let fake = Fake::start().await;
+    fake.always(SLACK, Reply::status(503, "down"));
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let app = spawn_app_in(&fake, TO_SLACK, dir.clone()).await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    fake.wait_for("/slack", 1, WAIT).await;
+
+    let text = config_text(&fake, &dir.path().join("spool.db"), TO_TEAMS).replace(
+        "[destinations.slack]\nkind = \"slack\"\n",
+        "[destinations.gone]\nkind = \"slack\"\n",
+    );
+    let new = hookrelay::config::load_str(&text, &HashMap::new()).unwrap();
+    app.reloader.send(Ok(new)).unwrap();
+    let config = write_config(&fake, dir.path(), TO_SLACK);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let out = loop {
+        let (_, out, _) = cli(&["dead-letters", "list", "--config", config.to_str().unwrap()]);
+        if !out.is_empty() {
+            break out;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing was dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        out.contains("destination \"slack\" is no longer in the configuration"),
+        "{out}"
+    );
+    // The next event follows the new routes.
+    assert_eq!(app.post(unique_event(9, ALERT_UUID)).await.0, 202);
+    fake.wait_for("/teams", 1, WAIT).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_gets_ready_status_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    let config = write_config(&fake, dir.path(), TO_SLACK);
+    let sock = socket_path.to_str().unwrap().to_owned();
+    let mut daemon = tokio::task::spawn_blocking(move || {
+        Daemon::start_with_env(&config, &[("NOTIFY_SOCKET", &sock)])
+    })
+    .await
+    .unwrap();
+    let received = tokio::task::spawn_blocking(move || {
+        let mut all = String::new();
+        let mut buf = vec![0u8; 4096];
+        while !all.contains("READY=1") {
+            let n = socket.recv(&mut buf).expect("no READY=1 from the daemon");
+            all.push_str(&String::from_utf8_lossy(&buf[..n]));
+            all.push('\n');
+        }
+        (all, socket)
+    })
+    .await
+    .unwrap();
+    assert!(received.0.contains("STATUS=listening on"), "{}", received.0);
+    let socket = received.1;
+    let pid = daemon.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let (all, status) = tokio::task::spawn_blocking(move || {
+        let mut all = String::new();
+        let mut buf = vec![0u8; 4096];
+        while !all.contains("STOPPING=1") {
+            let n = socket
+                .recv(&mut buf)
+                .expect("no STOPPING=1 from the daemon");
+            all.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        (all, daemon.child.wait().unwrap())
+    })
+    .await
+    .unwrap();
+    assert!(all.contains("STOPPING=1"));
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn readyz_turns_503_while_draining() {
+    let fake = Fake::start().await;
+    fake.always(
+        SLACK,
+        Reply::status(200, "ok").delay(Duration::from_millis(1500)),
+    );
+    let app = spawn_app(&fake, TO_SLACK).await;
+    let ready = |c: reqwest::Client, admin: std::net::SocketAddr| async move {
+        c.get(format!("http://{admin}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    assert_eq!(ready(app.client.clone(), app.admin).await, 200);
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    fake.wait_for("/api/", 1, WAIT).await;
+    app.begin_stop();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let s = ready(app.client.clone(), app.admin).await;
+        if s == 503 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "readyz stayed {s}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    app.stop().await;
+    // The in-flight delivery finished during the drain.
+    assert_eq!(fake.received("/slack").len(), 1);
+}
+
+#[tokio::test]
+async fn metrics_move_with_traffic() {
+    let fake = Fake::start().await;
+    fake.script(SLACK, [Reply::status(500, "rollup_error")]);
+    let app = spawn_app(&fake, TO_SLACK).await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    assert_eq!(app.post("{").await.0, 400);
+    fake.wait_for("/slack", 2, WAIT).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let m = loop {
+        let m = app.metrics().await;
+        if metric(&m, "hookrelay_deliveries_total", &["outcome=\"delivered\""]) == 1.0 {
+            break m;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let soc = "hook=\"soc\"";
+    assert_eq!(
+        metric(
+            &m,
+            "hookrelay_events_received_total",
+            &[soc, "result=\"accepted\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "hookrelay_events_received_total",
+            &[soc, "result=\"duplicate\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "hookrelay_events_received_total",
+            &[soc, "result=\"bad_request\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "hookrelay_deliveries_total",
+            &["destination=\"slack\"", "outcome=\"retry\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, "hookrelay_enrich_requests_total", &["outcome=\"ok\""]),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "hookrelay_delivery_latency_seconds_count",
+            &["destination=\"slack\""]
+        ),
+        1.0
+    );
+    // Labels are config names and fixed words: no ids, no URLs.
+    assert!(!m.contains("ALEY4fqz8moo") && !m.contains("127.0.0.1") && !m.contains(ALERT_UUID));
+    app.stop().await;
+}
