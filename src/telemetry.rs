@@ -134,7 +134,10 @@ impl Metrics {
         );
         let build: Family<Labels, Gauge> = Family::default();
         build
-            .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_owned())])
+            .get_or_create(&vec![
+                ("version", env!("CARGO_PKG_VERSION").to_owned()),
+                ("revision", env!("HOOKRELAY_GIT_REV").to_owned()),
+            ])
             .set(1);
         registry.register("build_info", "Build information", build);
         Metrics { registry, ..m }

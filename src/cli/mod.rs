@@ -15,10 +15,18 @@ use tokio_util::sync::CancellationToken;
 
 const DEFAULT_CONFIG: &str = "/etc/hookrelay/hookrelay.toml";
 
+/// `0.1.0 (git 1a2b3c4d5e6f)`.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("HOOKRELAY_GIT_REV"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hookrelay",
-    version,
+    version = VERSION,
     about = "Relay Sekoia.io alert webhooks to Teams, Slack and Mattermost, enriched and durable."
 )]
 pub struct Cli {
