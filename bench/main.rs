@@ -1,0 +1,510 @@
+//! `hookrelay-bench`: the benchmark harness.
+//!
+//! One `trial` plays the alert API and the chat services on loopback, starts
+//! the relay under test as a child process (pinned with `taskset` to its own
+//! core), drives Sekoia v2 events at its hook URL with a given count and
+//! concurrency, and prints one JSON line: accepted/s, accept latency
+//! p50/p99, delivered/s, end-to-end latency p50/p99 (webhook sent → chat
+//! service received), lost and duplicated deliveries, the relay's peak RSS.
+//!
+//! Systems: `hookrelay` (the real daemon, durable spool with sync=full),
+//! `hookrelay-normal` (sync=normal), `reference` (the FastAPI handler users
+//! run today) and `ceiling` (`hookrelay-bench ceiling`: a minimal in-memory
+//! relay — no durability, no retries, one fixed message — that marks what
+//! this machine can do at all).
+//!
+//! `report` turns the JSON lines into the tables of BENCHMARKS.md.
+//! `scripts/bench.sh` runs the whole matrix.
+
+use anyhow::{bail, Context};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const HOOK_ID: &str = "67a7472b-b43c-415d-b1ce-c135fb1dfb0e";
+
+#[derive(Parser)]
+#[command(name = "hookrelay-bench", about = "Benchmark harness for hookrelay and its peers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one trial against one system and print a JSON line.
+    Trial(TrialArgs),
+    /// The ceiling: a minimal in-memory relay (no durability, no retries).
+    Ceiling {
+        #[arg(long)]
+        port: u16,
+        /// Alert API base URL.
+        #[arg(long)]
+        api: String,
+        /// Chat webhook URLs, each gets every event.
+        #[arg(long, num_args = 1..)]
+        chat: Vec<String>,
+    },
+    /// Print the Markdown tables for a results file (JSON lines).
+    Report { results: PathBuf },
+}
+
+#[derive(clap::Args, Clone)]
+struct TrialArgs {
+    /// hookrelay | hookrelay-normal | reference | ceiling
+    #[arg(long)]
+    system: String,
+    #[arg(long, default_value_t = 2000)]
+    count: usize,
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Chat destinations per event.
+    #[arg(long, default_value_t = 1)]
+    destinations: usize,
+    /// Alert API latency.
+    #[arg(long, default_value_t = 0)]
+    api_delay_ms: u64,
+    /// Chat service latency.
+    #[arg(long, default_value_t = 0)]
+    chat_delay_ms: u64,
+    /// Core for the relay under test (the harness should run on another).
+    #[arg(long, default_value = "0")]
+    relay_cpu: String,
+    /// The hookrelay binary.
+    #[arg(long, default_value = "target/release/hookrelay")]
+    hookrelay: PathBuf,
+    /// The reference handler's directory (main.py) and its Python venv.
+    #[arg(long, default_value = "../shared/peers/sekoia-fastapi-sample")]
+    reference_dir: PathBuf,
+    #[arg(long, default_value = "target/bench-venv")]
+    venv: PathBuf,
+    /// Give up waiting for deliveries after this many seconds without progress.
+    #[arg(long, default_value_t = 15)]
+    stall_secs: u64,
+    /// Label for the scenario in reports.
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+/// What the fake chat services saw.
+struct Upstream {
+    api_delay: Duration,
+    chat_delay: Duration,
+    /// First arrival per (destination, event index), in µs since `start`.
+    first: Mutex<Vec<Vec<Option<u64>>>>,
+    duplicates: AtomicUsize,
+    delivered: AtomicUsize,
+    unparsed: AtomicUsize,
+    api_calls: AtomicUsize,
+    last_progress: AtomicU64,
+    start: Instant,
+}
+
+fn alert_uuid(i: usize) -> String {
+    format!("00000000-0000-4000-8000-{i:012}")
+}
+
+fn index_of(uuid: &str) -> Option<usize> {
+    uuid.strip_prefix("00000000-0000-4000-8000-")?.parse().ok()
+}
+
+async fn api(State(u): State<Arc<Upstream>>, Path(uuid): Path<String>) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+    u.api_calls.fetch_add(1, Ordering::Relaxed);
+    if !u.api_delay.is_zero() {
+        tokio::time::sleep(u.api_delay).await;
+    }
+    let i = index_of(&uuid).unwrap_or(usize::MAX);
+    let alert = json!({
+        "uuid": uuid, "short_id": format!("AL{i:010}"), "title": format!("bench-{i}-end"),
+        "urgency": {"value": 63, "display": "Major"}, "status": {"name": "Pending"},
+        "rule": {"name": "Benchmark rule"}, "entity": {"name": "Bench"},
+        "alert_type": {"category": "intrusions", "value": "system-compromise"},
+        "created_at": 1642172817, "source": "10.1.2.3", "target": "srv-01",
+    });
+    (StatusCode::OK, [("content-type", "application/json")], alert.to_string())
+}
+
+async fn chat(State(u): State<Arc<Upstream>>, Path(dest): Path<usize>, body: Bytes) -> (StatusCode, &'static str) {
+    if !u.chat_delay.is_zero() {
+        tokio::time::sleep(u.chat_delay).await;
+    }
+    let now = u.start.elapsed().as_micros() as u64;
+    let text = String::from_utf8_lossy(&body);
+    let index = text.find("bench-").and_then(|p| {
+        let rest = &text[p + 6..];
+        rest[..rest.find("-end")?].parse::<usize>().ok()
+    });
+    match index {
+        Some(i) => {
+            let mut first = u.first.lock().unwrap();
+            match first.get_mut(dest).and_then(|d| d.get_mut(i)) {
+                Some(slot @ None) => {
+                    *slot = Some(now);
+                    u.delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(Some(_)) => {
+                    u.duplicates.fetch_add(1, Ordering::Relaxed);
+                }
+                None => {
+                    u.unparsed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            u.last_progress.store(now, Ordering::Relaxed);
+        }
+        None => {
+            u.unparsed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    // Teams Workflows answers 202 with an empty body.
+    (StatusCode::ACCEPTED, "")
+}
+
+async fn start_upstream(args: &TrialArgs, start: Instant) -> anyhow::Result<(Arc<Upstream>, SocketAddr)> {
+    let u = Arc::new(Upstream {
+        api_delay: Duration::from_millis(args.api_delay_ms),
+        chat_delay: Duration::from_millis(args.chat_delay_ms),
+        first: Mutex::new(vec![vec![None; args.count]; args.destinations]),
+        duplicates: AtomicUsize::new(0),
+        delivered: AtomicUsize::new(0),
+        unparsed: AtomicUsize::new(0),
+        api_calls: AtomicUsize::new(0),
+        last_progress: AtomicU64::new(0),
+        start,
+    });
+    let router = Router::new()
+        .route("/api/v1/sic/alerts/{uuid}", get(api))
+        .route("/chat/{dest}", post(chat))
+        .with_state(u.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok((u, addr))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts the system under test; returns the child and its hook URL.
+fn start_relay(args: &TrialArgs, upstream: SocketAddr, dir: &std::path::Path) -> anyhow::Result<(std::process::Child, String)> {
+    let port = free_port()?;
+    let up = format!("http://{upstream}");
+    let mut cmd = std::process::Command::new("taskset");
+    cmd.args(["-c", &args.relay_cpu]);
+    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    match args.system.as_str() {
+        "hookrelay" | "hookrelay-normal" => {
+            let sync = if args.system == "hookrelay" { "full" } else { "normal" };
+            let dests: Vec<String> = (0..args.destinations).map(|d| format!("d{d}")).collect();
+            let mut config = format!(
+                r#"
+[server]
+listen = "127.0.0.1:{port}"
+[admin]
+listen = "127.0.0.1:0"
+[store]
+path = "{db}"
+sync = "{sync}"
+[delivery]
+concurrency = {concurrency}
+[origins.sekoia]
+kind = "sekoia"
+base_url = "{up}/api"
+api_key = "bench"
+concurrency = 256
+[hooks.soc]
+id = "{HOOK_ID}"
+origin = "sekoia"
+[[routes]]
+name = "all"
+to = {dests:?}
+"#,
+                db = dir.join("spool.db").display(),
+                // Enough requests in flight to cover the chat service's latency.
+                concurrency = if args.chat_delay_ms > 0 { 256 } else { 32 },
+            );
+            for (d, name) in dests.iter().enumerate() {
+                config.push_str(&format!("[destinations.{name}]\nkind = \"teams\"\nurl = \"{up}/chat/{d}\"\n"));
+            }
+            let path = dir.join("hookrelay.toml");
+            std::fs::write(&path, config)?;
+            cmd.arg(&args.hookrelay).args(["run", "--config"]).arg(&path).env("RUST_LOG", "warn");
+        }
+        "reference" => {
+            if args.destinations != 1 {
+                bail!("the reference handler supports one destination");
+            }
+            let uvicorn = args.venv.join("bin/uvicorn");
+            if !uvicorn.exists() || !args.reference_dir.join("main.py").exists() {
+                bail!("reference handler not available ({} / {})", uvicorn.display(), args.reference_dir.display());
+            }
+            cmd.arg(uvicorn)
+                .args(["main:app", "--host", "127.0.0.1", "--port", &port.to_string(), "--log-level", "warning", "--app-dir"])
+                .arg(&args.reference_dir)
+                .env("APIKEY", "bench")
+                .env("API_URL", format!("{up}/api"))
+                .env("TEAMS_WEBHOOK_URL", format!("{up}/chat/0"));
+        }
+        "ceiling" => {
+            let me = std::env::current_exe()?;
+            cmd.arg(me).args(["ceiling", "--port", &port.to_string(), "--api", &format!("{up}/api"), "--chat"]);
+            for d in 0..args.destinations {
+                cmd.arg(format!("{up}/chat/{d}"));
+            }
+        }
+        other => bail!("unknown system {other:?}"),
+    }
+    let child = cmd.spawn().context("starting the relay (is taskset installed?)")?;
+    Ok((child, format!("http://127.0.0.1:{port}/hooks/{HOOK_ID}")))
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn event_body(i: usize) -> String {
+    json!({
+        "type": "alert", "action": "created",
+        "attributes": {"uuid": alert_uuid(i), "short_id": format!("AL{i:010}")},
+        "metadata": {"version": 2, "created_at": "2022-01-14T15:06:57.398005+00:00",
+                     "community_uuid": "d6cea089-0f36-46c4-a10a-0e4c2e20fb10",
+                     "avatar_uuid": null, "user_uuid": null, "permissions": []}
+    })
+    .to_string()
+}
+
+async fn trial(args: TrialArgs) -> anyhow::Result<Value> {
+    let start = Instant::now();
+    let (upstream, up_addr) = start_upstream(&args, start).await?;
+    let dir = tempfile::tempdir()?;
+    let (mut child, url) = start_relay(&args, up_addr, dir.path())?;
+    let pid = child.id();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+
+    // Wait for the relay to listen.
+    let ready_deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let probe = client.get(url.replace(&format!("/hooks/{HOOK_ID}"), "/healthz")).send().await;
+        if probe.is_ok() {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!("{} exited during start: {status}", args.system);
+        }
+        if Instant::now() > ready_deadline {
+            let _ = child.kill();
+            bail!("{} did not start", args.system);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..args.count).map(|_| AtomicU64::new(0)).collect());
+    let next = Arc::new(AtomicUsize::new(0));
+    let accept_lat: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::with_capacity(args.count)));
+    let rejected: Arc<AtomicUsize> = Arc::new(AtomicUsize::new(0));
+    let t0 = start.elapsed();
+    let mut senders = Vec::new();
+    for _ in 0..args.concurrency {
+        let (client, url, next, sent_at, accept_lat, rejected) =
+            (client.clone(), url.clone(), next.clone(), sent_at.clone(), accept_lat.clone(), rejected.clone());
+        let count = args.count;
+        senders.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    break;
+                }
+                let body = event_body(i);
+                let before = start.elapsed();
+                sent_at[i].store(before.as_micros() as u64, Ordering::Relaxed);
+                let ok = match client.post(&url).header("content-type", "application/json").body(body).send().await {
+                    Ok(r) => r.status().is_success(),
+                    Err(_) => false,
+                };
+                lat.push((start.elapsed() - before).as_micros() as u64);
+                if !ok {
+                    rejected.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            accept_lat.lock().unwrap().extend(lat);
+        }));
+    }
+    for s in senders {
+        s.await?;
+    }
+    let accept_secs = (start.elapsed() - t0).as_secs_f64();
+
+    // Wait for deliveries until done or stalled (no progress for stall_secs).
+    let expected = args.count * args.destinations;
+    let sent_done = start.elapsed();
+    loop {
+        if upstream.delivered.load(Ordering::Relaxed) >= expected {
+            break;
+        }
+        let last = Duration::from_micros(upstream.last_progress.load(Ordering::Relaxed)).max(sent_done);
+        if start.elapsed().saturating_sub(last) > Duration::from_secs(args.stall_secs) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rss = peak_rss_kib(pid);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let first = upstream.first.lock().unwrap();
+    let mut e2e = Vec::with_capacity(expected);
+    let mut last_delivery = 0u64;
+    for dest in first.iter() {
+        for (i, t) in dest.iter().enumerate() {
+            if let Some(t) = t {
+                e2e.push(t.saturating_sub(sent_at[i].load(Ordering::Relaxed)));
+                last_delivery = last_delivery.max(*t);
+            }
+        }
+    }
+    e2e.sort_unstable();
+    let mut acc = accept_lat.lock().unwrap().clone();
+    acc.sort_unstable();
+    let delivered = upstream.delivered.load(Ordering::Relaxed);
+    let deliver_secs = (Duration::from_micros(last_delivery).saturating_sub(t0)).as_secs_f64();
+    let lost = expected - delivered;
+    let duplicates = upstream.duplicates.load(Ordering::Relaxed);
+    Ok(json!({
+        "system": args.system, "label": args.label, "count": args.count, "concurrency": args.concurrency,
+        "destinations": args.destinations, "api_delay_ms": args.api_delay_ms, "chat_delay_ms": args.chat_delay_ms,
+        "accepted_per_s": (args.count - rejected.load(Ordering::Relaxed)) as f64 / accept_secs,
+        "accept_p50_ms": percentile(&acc, 0.5), "accept_p99_ms": percentile(&acc, 0.99),
+        "delivered_per_s": if deliver_secs > 0.0 { delivered as f64 / deliver_secs } else { 0.0 },
+        "e2e_p50_ms": percentile(&e2e, 0.5), "e2e_p99_ms": percentile(&e2e, 0.99),
+        "rejected": rejected.load(Ordering::Relaxed), "lost": lost, "duplicates": duplicates,
+        "unparsed": upstream.unparsed.load(Ordering::Relaxed), "api_calls": upstream.api_calls.load(Ordering::Relaxed),
+        "peak_rss_mib": rss.map(|k| k as f64 / 1024.0),
+        "ok": lost == 0 && duplicates == 0 && rejected.load(Ordering::Relaxed) == 0,
+    }))
+}
+
+/// The ceiling relay: accept, answer 202, fetch the alert, post one fixed
+/// message to each chat URL. Nothing is stored; nothing is retried.
+async fn ceiling(port: u16, api: String, chat: Vec<String>) -> anyhow::Result<()> {
+    #[derive(Clone)]
+    struct C {
+        http: reqwest::Client,
+        api: Arc<String>,
+        chat: Arc<Vec<String>>,
+    }
+    async fn hook(State(c): State<C>, body: Bytes) -> (StatusCode, &'static str) {
+        let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+            return (StatusCode::BAD_REQUEST, "{}");
+        };
+        let uuid = v["attributes"]["uuid"].as_str().unwrap_or_default().to_owned();
+        tokio::spawn(async move {
+            let Ok(r) = c.http.get(format!("{}/v1/sic/alerts/{uuid}?stix=false", c.api)).send().await else { return };
+            let Ok(alert) = r.json::<Value>().await else { return };
+            let msg = json!({"text": format!("New alert: {}", alert["title"].as_str().unwrap_or_default())}).to_string();
+            for url in c.chat.iter() {
+                let _ = c.http.post(url).header("content-type", "application/json").body(msg.clone()).send().await;
+            }
+        });
+        (StatusCode::ACCEPTED, "{}")
+    }
+    let c = C { http: reqwest::Client::new(), api: Arc::new(api), chat: Arc::new(chat) };
+    let router = Router::new()
+        .route(&format!("/hooks/{HOOK_ID}"), post(hook))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(c);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    axum::serve(listener, router).await?;
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn report(path: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    let rows: Vec<Value> = text.lines().filter(|l| l.starts_with('{')).map(serde_json::from_str).collect::<Result<_, _>>()?;
+    // Scenario → system → samples.
+    let mut groups: BTreeMap<String, BTreeMap<String, Vec<&Value>>> = BTreeMap::new();
+    for r in &rows {
+        let scenario = format!(
+            "{} events, c={}, {} dest, api {} ms, chat {} ms",
+            r["count"], r["concurrency"], r["destinations"], r["api_delay_ms"], r["chat_delay_ms"]
+        );
+        groups.entry(scenario).or_default().entry(r["system"].as_str().unwrap_or("?").to_owned()).or_default().push(r);
+    }
+    println!("| scenario | system | runs | accepted/s | accept p50 / p99 ms | delivered/s | e2e p50 / p99 ms | lost | dup | peak RSS MiB |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (scenario, systems) in &groups {
+        for (system, samples) in systems {
+            let m = |k: &str| median(samples.iter().filter_map(|s| s[k].as_f64()).collect());
+            let sum = |k: &str| samples.iter().filter_map(|s| s[k].as_u64()).sum::<u64>();
+            println!(
+                "| {scenario} | {system} | {} | {:.0} | {:.2} / {:.2} | {:.0} | {:.1} / {:.1} | {} | {} | {:.1} |",
+                samples.len(), m("accepted_per_s"), m("accept_p50_ms"), m("accept_p99_ms"), m("delivered_per_s"),
+                m("e2e_p50_ms"), m("e2e_p99_ms"), sum("lost"), sum("duplicates"), m("peak_rss_mib")
+            );
+        }
+    }
+    println!("\nEvery sample (delivered/s):\n");
+    for (scenario, systems) in &groups {
+        for (system, samples) in systems {
+            let v: Vec<String> = samples.iter().map(|s| format!("{:.0}", s["delivered_per_s"].as_f64().unwrap_or(0.0))).collect();
+            println!("- {scenario} — {system}: {}", v.join(", "));
+        }
+    }
+    let failed = rows.iter().filter(|r| r["ok"] != Value::Bool(true)).count();
+    if failed > 0 {
+        println!("\n**{failed} run(s) lost, duplicated or had deliveries refused — marked failed.**");
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Trial(args) => {
+            let result = rt.block_on(trial(args))?;
+            println!("{result}");
+            if result["ok"] != Value::Bool(true) {
+                eprintln!("FAILED: lost={} duplicates={} rejected={}", result["lost"], result["duplicates"], result["rejected"]);
+                std::process::exit(3);
+            }
+            Ok(())
+        }
+        Command::Ceiling { port, api, chat } => rt.block_on(ceiling(port, api, chat)),
+        Command::Report { results } => report(&results),
+    }
+}

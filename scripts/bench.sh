@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs the benchmark matrix of BENCHMARKS.md and prints its tables.
+#
+#   scripts/bench.sh            # the full matrix (about 15 minutes)
+#   QUICK=1 scripts/bench.sh    # the headline scenario only
+#
+# The relay under test runs on core 0, the harness (load generator, fake
+# alert API and chat services) on core 1; systems are interleaved
+# (ceiling, hookrelay, ceiling, hookrelay, ceiling, …) and medians compared.
+# The reference handler is installed into target/bench-venv from PyPI; if
+# that fails, its rows are skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REFERENCE_DIR=${REFERENCE_DIR:-../shared/peers/sekoia-fastapi-sample}
+OUT=${OUT:-target/bench/results.jsonl}
+REPEATS=${REPEATS:-3}
+mkdir -p "$(dirname "$OUT")"
+: > "$OUT"
+
+cargo build --release --bin hookrelay --bin hookrelay-bench
+if [ ! -x target/bench-venv/bin/uvicorn ] && [ -f "$REFERENCE_DIR/requirements.txt" ]; then
+  python3 -m venv target/bench-venv && target/bench-venv/bin/pip install -q -r "$REFERENCE_DIR/requirements.txt" \
+    || echo "warning: could not install the reference handler; its rows will be missing" >&2
+fi
+
+trial() { # system, then trial flags
+  local system=$1; shift
+  if taskset -c 1 target/release/hookrelay-bench trial --system "$system" --relay-cpu 0 \
+      --reference-dir "$REFERENCE_DIR" "$@" >> "$OUT"; then
+    tail -n 1 "$OUT" >&2
+  else
+    echo "trial failed: $system $*" >&2
+  fi
+}
+
+# Interleave: ceiling, then each system, repeated; a final ceiling.
+scenario() { # systems (comma-separated), then trial flags
+  local systems=$1; shift
+  for _ in $(seq "$REPEATS"); do
+    trial ceiling "$@"
+    for s in ${systems//,/ }; do trial "$s" "$@"; done
+  done
+  trial ceiling "$@"
+}
+
+# Headline: 20,000 events at concurrency 32, one destination.
+scenario hookrelay,hookrelay-normal --count 20000 --concurrency 32 --destinations 1
+if [ -z "${QUICK:-}" ]; then
+  for c in 1 32 256; do
+    scenario hookrelay --count 2000 --concurrency "$c" --destinations 1
+    scenario hookrelay --count 2000 --concurrency "$c" --destinations 4
+  done
+  # Slow upstreams: a 50 ms alert API and a 200 ms chat service.
+  scenario hookrelay --count 2000 --concurrency 32 --destinations 1 --api-delay-ms 50 --chat-delay-ms 200
+  scenario hookrelay --count 2000 --concurrency 32 --destinations 4 --api-delay-ms 50 --chat-delay-ms 200
+  # The reference handler: one destination only; fewer events (it delivers ~100/s).
+  for c in 1 32 256; do
+    REPEATS=1 scenario reference --count 1000 --concurrency "$c" --destinations 1 --stall-secs 30
+  done
+  REPEATS=1 scenario reference --count 1000 --concurrency 32 --destinations 1 --api-delay-ms 50 --chat-delay-ms 200 --stall-secs 30
+fi
+
+target/release/hookrelay-bench report "$OUT"
