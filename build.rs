@@ -1,14 +1,14 @@
 //! Records the git revision for `hookrelay --version` (or
-//! `$HOOKRELAY_GIT_REV` when building outside a checkout, e.g. in a
+//! `$BUILD_GIT_REV` when building outside a checkout, e.g. in a
 //! container).
 
 use std::process::Command;
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=HOOKRELAY_GIT_REV");
+    println!("cargo:rerun-if-env-changed=BUILD_GIT_REV");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs");
-    let rev = std::env::var("HOOKRELAY_GIT_REV")
+    let rev = std::env::var("BUILD_GIT_REV")
         .ok()
         .filter(|r| !r.is_empty())
         .or_else(|| {
@@ -21,7 +21,7 @@ fn main() {
                 .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
         });
     println!(
-        "cargo:rustc-env=HOOKRELAY_GIT_REV={}",
+        "cargo:rustc-env=BUILD_GIT_REV={}",
         rev.unwrap_or_else(|| "unknown".into())
     );
 }

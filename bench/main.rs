@@ -34,7 +34,10 @@ use std::time::{Duration, Instant};
 const HOOK_ID: &str = "67a7472b-b43c-415d-b1ce-c135fb1dfb0e";
 
 #[derive(Parser)]
-#[command(name = "hookrelay-bench", about = "Benchmark harness for hookrelay and its peers")]
+#[command(
+    name = "hookrelay-bench",
+    about = "Benchmark harness for hookrelay and its peers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -118,7 +121,10 @@ fn index_of(uuid: &str) -> Option<usize> {
     uuid.strip_prefix("00000000-0000-4000-8000-")?.parse().ok()
 }
 
-async fn api(State(u): State<Arc<Upstream>>, Path(uuid): Path<String>) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+async fn api(
+    State(u): State<Arc<Upstream>>,
+    Path(uuid): Path<String>,
+) -> (StatusCode, [(&'static str, &'static str); 1], String) {
     u.api_calls.fetch_add(1, Ordering::Relaxed);
     if !u.api_delay.is_zero() {
         tokio::time::sleep(u.api_delay).await;
@@ -131,10 +137,18 @@ async fn api(State(u): State<Arc<Upstream>>, Path(uuid): Path<String>) -> (Statu
         "alert_type": {"category": "intrusions", "value": "system-compromise"},
         "created_at": 1642172817, "source": "10.1.2.3", "target": "srv-01",
     });
-    (StatusCode::OK, [("content-type", "application/json")], alert.to_string())
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        alert.to_string(),
+    )
 }
 
-async fn chat(State(u): State<Arc<Upstream>>, Path(dest): Path<usize>, body: Bytes) -> (StatusCode, &'static str) {
+async fn chat(
+    State(u): State<Arc<Upstream>>,
+    Path(dest): Path<usize>,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
     if !u.chat_delay.is_zero() {
         tokio::time::sleep(u.chat_delay).await;
     }
@@ -169,7 +183,10 @@ async fn chat(State(u): State<Arc<Upstream>>, Path(dest): Path<usize>, body: Byt
     (StatusCode::ACCEPTED, "")
 }
 
-async fn start_upstream(args: &TrialArgs, start: Instant) -> anyhow::Result<(Arc<Upstream>, SocketAddr)> {
+async fn start_upstream(
+    args: &TrialArgs,
+    start: Instant,
+) -> anyhow::Result<(Arc<Upstream>, SocketAddr)> {
     let u = Arc::new(Upstream {
         api_delay: Duration::from_millis(args.api_delay_ms),
         chat_delay: Duration::from_millis(args.chat_delay_ms),
@@ -192,19 +209,30 @@ async fn start_upstream(args: &TrialArgs, start: Instant) -> anyhow::Result<(Arc
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Starts the system under test; returns the child and its hook URL.
-fn start_relay(args: &TrialArgs, upstream: SocketAddr, dir: &std::path::Path) -> anyhow::Result<(std::process::Child, String)> {
+fn start_relay(
+    args: &TrialArgs,
+    upstream: SocketAddr,
+    dir: &std::path::Path,
+) -> anyhow::Result<(std::process::Child, String)> {
     let port = free_port()?;
     let up = format!("http://{upstream}");
     let mut cmd = std::process::Command::new("taskset");
     cmd.args(["-c", &args.relay_cpu]);
-    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     match args.system.as_str() {
         "hookrelay" | "hookrelay-normal" => {
-            let sync = if args.system == "hookrelay" { "full" } else { "normal" };
+            let sync = if args.system == "hookrelay" {
+                "full"
+            } else {
+                "normal"
+            };
             let dests: Vec<String> = (0..args.destinations).map(|d| format!("d{d}")).collect();
             let mut config = format!(
                 r#"
@@ -234,11 +262,16 @@ to = {dests:?}
                 concurrency = if args.chat_delay_ms > 0 { 256 } else { 32 },
             );
             for (d, name) in dests.iter().enumerate() {
-                config.push_str(&format!("[destinations.{name}]\nkind = \"teams\"\nurl = \"{up}/chat/{d}\"\n"));
+                config.push_str(&format!(
+                    "[destinations.{name}]\nkind = \"teams\"\nurl = \"{up}/chat/{d}\"\n"
+                ));
             }
             let path = dir.join("hookrelay.toml");
             std::fs::write(&path, config)?;
-            cmd.arg(&args.hookrelay).args(["run", "--config"]).arg(&path).env("RUST_LOG", "warn");
+            cmd.arg(&args.hookrelay)
+                .args(["run", "--config"])
+                .arg(&path)
+                .env("RUST_LOG", "warn");
         }
         "reference" => {
             if args.destinations != 1 {
@@ -246,10 +279,23 @@ to = {dests:?}
             }
             let uvicorn = args.venv.join("bin/uvicorn");
             if !uvicorn.exists() || !args.reference_dir.join("main.py").exists() {
-                bail!("reference handler not available ({} / {})", uvicorn.display(), args.reference_dir.display());
+                bail!(
+                    "reference handler not available ({} / {})",
+                    uvicorn.display(),
+                    args.reference_dir.display()
+                );
             }
             cmd.arg(uvicorn)
-                .args(["main:app", "--host", "127.0.0.1", "--port", &port.to_string(), "--log-level", "warning", "--app-dir"])
+                .args([
+                    "main:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
+                    "--log-level",
+                    "warning",
+                    "--app-dir",
+                ])
                 .arg(&args.reference_dir)
                 .env("APIKEY", "bench")
                 .env("API_URL", format!("{up}/api"))
@@ -257,14 +303,23 @@ to = {dests:?}
         }
         "ceiling" => {
             let me = std::env::current_exe()?;
-            cmd.arg(me).args(["ceiling", "--port", &port.to_string(), "--api", &format!("{up}/api"), "--chat"]);
+            cmd.arg(me).args([
+                "ceiling",
+                "--port",
+                &port.to_string(),
+                "--api",
+                &format!("{up}/api"),
+                "--chat",
+            ]);
             for d in 0..args.destinations {
                 cmd.arg(format!("{up}/chat/{d}"));
             }
         }
         other => bail!("unknown system {other:?}"),
     }
-    let child = cmd.spawn().context("starting the relay (is taskset installed?)")?;
+    let child = cmd
+        .spawn()
+        .context("starting the relay (is taskset installed?)")?;
     Ok((child, format!("http://127.0.0.1:{port}/hooks/{HOOK_ID}")))
 }
 
@@ -304,12 +359,17 @@ async fn trial(args: TrialArgs) -> anyhow::Result<Value> {
     let dir = tempfile::tempdir()?;
     let (mut child, url) = start_relay(&args, up_addr, dir.path())?;
     let pid = child.id();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
 
     // Wait for the relay to listen.
     let ready_deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let probe = client.get(url.replace(&format!("/hooks/{HOOK_ID}"), "/healthz")).send().await;
+        let probe = client
+            .get(url.replace(&format!("/hooks/{HOOK_ID}"), "/healthz"))
+            .send()
+            .await;
         if probe.is_ok() {
             break;
         }
@@ -323,15 +383,22 @@ async fn trial(args: TrialArgs) -> anyhow::Result<Value> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..args.count).map(|_| AtomicU64::new(0)).collect());
+    let sent_at: Arc<Vec<AtomicU64>> =
+        Arc::new((0..args.count).map(|_| AtomicU64::new(0)).collect());
     let next = Arc::new(AtomicUsize::new(0));
     let accept_lat: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::with_capacity(args.count)));
     let rejected: Arc<AtomicUsize> = Arc::new(AtomicUsize::new(0));
     let t0 = start.elapsed();
     let mut senders = Vec::new();
     for _ in 0..args.concurrency {
-        let (client, url, next, sent_at, accept_lat, rejected) =
-            (client.clone(), url.clone(), next.clone(), sent_at.clone(), accept_lat.clone(), rejected.clone());
+        let (client, url, next, sent_at, accept_lat, rejected) = (
+            client.clone(),
+            url.clone(),
+            next.clone(),
+            sent_at.clone(),
+            accept_lat.clone(),
+            rejected.clone(),
+        );
         let count = args.count;
         senders.push(tokio::spawn(async move {
             let mut lat = Vec::new();
@@ -343,7 +410,13 @@ async fn trial(args: TrialArgs) -> anyhow::Result<Value> {
                 let body = event_body(i);
                 let before = start.elapsed();
                 sent_at[i].store(before.as_micros() as u64, Ordering::Relaxed);
-                let ok = match client.post(&url).header("content-type", "application/json").body(body).send().await {
+                let ok = match client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                {
                     Ok(r) => r.status().is_success(),
                     Err(_) => false,
                 };
@@ -367,7 +440,8 @@ async fn trial(args: TrialArgs) -> anyhow::Result<Value> {
         if upstream.delivered.load(Ordering::Relaxed) >= expected {
             break;
         }
-        let last = Duration::from_micros(upstream.last_progress.load(Ordering::Relaxed)).max(sent_done);
+        let last =
+            Duration::from_micros(upstream.last_progress.load(Ordering::Relaxed)).max(sent_done);
         if start.elapsed().saturating_sub(last) > Duration::from_secs(args.stall_secs) {
             break;
         }
@@ -422,18 +496,40 @@ async fn ceiling(port: u16, api: String, chat: Vec<String>) -> anyhow::Result<()
         let Ok(v) = serde_json::from_slice::<Value>(&body) else {
             return (StatusCode::BAD_REQUEST, "{}");
         };
-        let uuid = v["attributes"]["uuid"].as_str().unwrap_or_default().to_owned();
+        let uuid = v["attributes"]["uuid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         tokio::spawn(async move {
-            let Ok(r) = c.http.get(format!("{}/v1/sic/alerts/{uuid}?stix=false", c.api)).send().await else { return };
-            let Ok(alert) = r.json::<Value>().await else { return };
+            let Ok(r) = c
+                .http
+                .get(format!("{}/v1/sic/alerts/{uuid}?stix=false", c.api))
+                .send()
+                .await
+            else {
+                return;
+            };
+            let Ok(alert) = r.json::<Value>().await else {
+                return;
+            };
             let msg = json!({"text": format!("New alert: {}", alert["title"].as_str().unwrap_or_default())}).to_string();
             for url in c.chat.iter() {
-                let _ = c.http.post(url).header("content-type", "application/json").body(msg.clone()).send().await;
+                let _ = c
+                    .http
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(msg.clone())
+                    .send()
+                    .await;
             }
         });
         (StatusCode::ACCEPTED, "{}")
     }
-    let c = C { http: reqwest::Client::new(), api: Arc::new(api), chat: Arc::new(chat) };
+    let c = C {
+        http: reqwest::Client::new(),
+        api: Arc::new(api),
+        chat: Arc::new(chat),
+    };
     let router = Router::new()
         .route(&format!("/hooks/{HOOK_ID}"), post(hook))
         .route("/healthz", get(|| async { "ok" }))
@@ -454,7 +550,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn report(path: &std::path::Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path)?;
-    let rows: Vec<Value> = text.lines().filter(|l| l.starts_with('{')).map(serde_json::from_str).collect::<Result<_, _>>()?;
+    let rows: Vec<Value> = text
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
     // Scenario → system → samples.
     let mut groups: BTreeMap<String, BTreeMap<String, Vec<&Value>>> = BTreeMap::new();
     for r in &rows {
@@ -462,7 +562,12 @@ fn report(path: &std::path::Path) -> anyhow::Result<()> {
             "{} events, c={}, {} dest, api {} ms, chat {} ms",
             r["count"], r["concurrency"], r["destinations"], r["api_delay_ms"], r["chat_delay_ms"]
         );
-        groups.entry(scenario).or_default().entry(r["system"].as_str().unwrap_or("?").to_owned()).or_default().push(r);
+        groups
+            .entry(scenario)
+            .or_default()
+            .entry(r["system"].as_str().unwrap_or("?").to_owned())
+            .or_default()
+            .push(r);
     }
     println!("| scenario | system | runs | accepted/s | accept p50 / p99 ms | delivered/s | e2e p50 / p99 ms | lost | dup | peak RSS MiB |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
@@ -480,26 +585,36 @@ fn report(path: &std::path::Path) -> anyhow::Result<()> {
     println!("\nEvery sample (delivered/s):\n");
     for (scenario, systems) in &groups {
         for (system, samples) in systems {
-            let v: Vec<String> = samples.iter().map(|s| format!("{:.0}", s["delivered_per_s"].as_f64().unwrap_or(0.0))).collect();
+            let v: Vec<String> = samples
+                .iter()
+                .map(|s| format!("{:.0}", s["delivered_per_s"].as_f64().unwrap_or(0.0)))
+                .collect();
             println!("- {scenario} — {system}: {}", v.join(", "));
         }
     }
     let failed = rows.iter().filter(|r| r["ok"] != Value::Bool(true)).count();
     if failed > 0 {
-        println!("\n**{failed} run(s) lost, duplicated or had deliveries refused — marked failed.**");
+        println!(
+            "\n**{failed} run(s) lost, duplicated or had deliveries refused — marked failed.**"
+        );
     }
     Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Trial(args) => {
             let result = rt.block_on(trial(args))?;
             println!("{result}");
             if result["ok"] != Value::Bool(true) {
-                eprintln!("FAILED: lost={} duplicates={} rejected={}", result["lost"], result["duplicates"], result["rejected"]);
+                eprintln!(
+                    "FAILED: lost={} duplicates={} rejected={}",
+                    result["lost"], result["duplicates"], result["rejected"]
+                );
                 std::process::exit(3);
             }
             Ok(())

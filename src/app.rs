@@ -8,7 +8,7 @@ use crate::config::{Config, ConfigErrors};
 use crate::delivery::{Dispatcher, Shared};
 use crate::enrich::Enricher;
 use crate::ingress::{self, auth::ReplayGuard, IngressState, Limits};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Intake, Pipeline};
 use crate::store::{reads, Store};
 use crate::telemetry::{labels1, Metrics};
 use std::net::SocketAddr;
@@ -154,15 +154,16 @@ impl App {
             &tracker,
             &work_cancel,
         ));
-        let pipeline = Arc::new(Pipeline {
-            live: live.clone(),
-            store: store.clone(),
-            dispatcher: dispatcher.clone(),
-            metrics: metrics.clone(),
-        });
-        let (tx, rx) = mpsc::unbounded_channel();
-        let resume = store.read(reads::unrouted).await?;
-        tracker.spawn(pipeline.run(resume, rx, tracker.clone(), work_cancel.clone()));
+        let pipeline = Arc::new(Pipeline::new(
+            live.clone(),
+            store.clone(),
+            dispatcher.clone(),
+            metrics.clone(),
+        ));
+        // Starts "behind": events a previous run accepted but did not route
+        // are read back from the spool first.
+        let (intake, rx) = Intake::new();
+        tracker.spawn(pipeline.run(intake.clone(), rx, tracker.clone(), work_cancel.clone()));
         tracker.spawn(background(
             store.clone(),
             metrics.clone(),
@@ -174,7 +175,7 @@ impl App {
         let state = Arc::new(IngressState {
             live: live.clone(),
             store: store.clone(),
-            pipeline: tx,
+            intake,
             metrics: metrics.clone(),
             replays: ReplayGuard::default(),
             ready: AtomicBool::new(false),

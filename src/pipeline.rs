@@ -3,8 +3,11 @@
 //! hand them to their workers.
 //!
 //! Nothing here answers a sender: an event reaches the pipeline only after
-//! its 202. An event that is interrupted (shutdown, crash) stays `received`
-//! in the spool and is processed again at the next start.
+//! its 202. Memory stays bounded whatever the backlog: ingress hands events
+//! over through a bounded queue, and when that is full (or at start, for
+//! events a previous run accepted but did not route) the pipeline reads
+//! them back from the spool, which is the real buffer. Processing an event
+//! twice is harmless: `record_routing` changes nothing the second time.
 
 use crate::app::Live;
 use crate::delivery::Dispatcher;
@@ -14,20 +17,64 @@ use crate::render::{render, Facts};
 use crate::route::route;
 use crate::store::{reads, NewDelivery, Routing, Store};
 use crate::telemetry::Metrics;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Events enriched at the same time at most (each may wait on the API).
-const MAX_IN_PROGRESS: usize = 4096;
+const MAX_IN_PROGRESS: usize = 512;
+/// Accepted events waiting in memory at most; beyond, the spool holds them.
+pub const INTAKE_CAPACITY: usize = 512;
+/// Unrouted events read from the spool at a time.
+const SCAN_BATCH: usize = 256;
 
 /// An accepted event on its way to routing.
 pub struct Accepted {
     pub id: i64,
     pub hook: String,
     pub event: Event,
+}
+
+/// Ingress's side of the pipeline.
+#[derive(Clone)]
+pub struct Intake {
+    tx: mpsc::Sender<Accepted>,
+    /// Set when an event was left in the spool (queue full, or at start):
+    /// the pipeline reads unrouted events back from the spool until it has
+    /// caught up.
+    behind: Arc<AtomicBool>,
+}
+
+impl Intake {
+    pub fn new() -> (Intake, mpsc::Receiver<Accepted>) {
+        let (tx, rx) = mpsc::channel(INTAKE_CAPACITY);
+        let intake = Intake {
+            tx,
+            behind: Arc::new(AtomicBool::new(true)),
+        };
+        (intake, rx)
+    }
+
+    /// Hands over a committed event, or leaves it to be read from the spool.
+    pub fn submit(&self, a: Accepted) {
+        if self.behind.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(a) {
+            self.behind.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The outcome of one pass over the spool.
+enum Sweep {
+    Started(usize),
+    Failed,
+    Cancelled,
 }
 
 pub struct Pipeline {
@@ -37,77 +84,158 @@ pub struct Pipeline {
     pub store: Store,
     pub dispatcher: Arc<Dispatcher>,
     pub metrics: Arc<Metrics>,
+    /// Ids being processed, so a spool scan does not start them again.
+    in_progress: Mutex<HashSet<i64>>,
 }
 
 impl Pipeline {
-    /// Processes `resume` (events a previous run accepted but did not
-    /// route; read before ingress opens, so none is processed twice) and
-    /// then events from `rx`, until `cancel` fires.
+    pub fn new(
+        live: Arc<Live>,
+        store: Store,
+        dispatcher: Arc<Dispatcher>,
+        metrics: Arc<Metrics>,
+    ) -> Pipeline {
+        Pipeline {
+            live,
+            store,
+            dispatcher,
+            metrics,
+            in_progress: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Processes events from the intake and, while it is behind, from the
+    /// spool, until `cancel` fires.
     pub async fn run(
         self: Arc<Self>,
-        resume: Vec<i64>,
-        mut rx: mpsc::UnboundedReceiver<Accepted>,
+        intake: Intake,
+        mut rx: mpsc::Receiver<Accepted>,
         tracker: TaskTracker,
         cancel: CancellationToken,
     ) {
         let permits = Arc::new(Semaphore::new(MAX_IN_PROGRESS));
-        if !resume.is_empty() {
-            tracing::info!(
-                message = "Resuming events accepted before the last stop.",
-                count = resume.len()
-            );
-        }
-        for id in resume {
-            if cancel.is_cancelled() {
+        loop {
+            if intake.behind.load(Ordering::SeqCst) && rx.is_empty() {
+                match self.sweep(&permits, &tracker, &cancel).await {
+                    Sweep::Cancelled => return,
+                    Sweep::Failed => {
+                        tokio::select! {
+                            _ = cancel.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                    }
+                    Sweep::Started(0) => {
+                        // Caught up: back to the in-memory hand-over. An
+                        // event committed while ingress still saw `behind`
+                        // is in neither place: one more sweep finds it.
+                        intake.behind.store(false, Ordering::SeqCst);
+                        if let Sweep::Cancelled = self.sweep(&permits, &tracker, &cancel).await {
+                            return;
+                        }
+                    }
+                    Sweep::Started(_) => {}
+                }
+                continue;
+            }
+            let accepted = tokio::select! {
+                _ = cancel.cancelled() => return,
+                a = rx.recv() => match a { Some(a) => a, None => return },
+            };
+            if !self.start(accepted, &permits, &tracker, &cancel).await {
                 return;
             }
-            if let Some(accepted) = self.load(id).await {
-                let permit = permits.clone().acquire_owned().await;
-                let me = self.clone();
-                let cancel = cancel.clone();
-                tracker.spawn(async move {
-                    let _permit = permit;
-                    me.process(accepted, cancel).await;
-                });
-            }
-        }
-        loop {
-            let accepted = tokio::select! {
-                _ = cancel.cancelled() => break,
-                a = rx.recv() => match a { Some(a) => a, None => break },
-            };
-            let permit = tokio::select! {
-                _ = cancel.cancelled() => break,
-                p = permits.clone().acquire_owned() => p,
-            };
-            let me = self.clone();
-            let cancel = cancel.clone();
-            tracker.spawn(async move {
-                let _permit = permit;
-                me.process(accepted, cancel).await;
-            });
         }
     }
 
-    async fn load(&self, id: i64) -> Option<Accepted> {
-        let row = self.store.read(move |c| reads::event_body(c, id)).await;
-        let (hook, body, _state) = match row {
-            Ok(Some(r)) => r,
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::error!(message = "Cannot read an event from the spool.", event_id = id, error = %e);
-                return None;
+    /// One pass over the unrouted events in the spool, starting those not
+    /// already in progress (waiting for permits as it goes).
+    async fn sweep(
+        self: &Arc<Self>,
+        permits: &Arc<Semaphore>,
+        tracker: &TaskTracker,
+        cancel: &CancellationToken,
+    ) -> Sweep {
+        let mut cursor = 0i64;
+        let mut started = 0;
+        loop {
+            let rows = self
+                .store
+                .read(move |c| reads::unrouted_after(c, cursor, SCAN_BATCH))
+                .await;
+            let rows = match rows {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(message = "Cannot read unrouted events from the spool.", error = %e);
+                    return Sweep::Failed;
+                }
+            };
+            let n = rows.len();
+            for (id, hook, body) in rows {
+                cursor = id;
+                if self
+                    .in_progress
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&id)
+                {
+                    continue;
+                }
+                let event = match event::parse(&body) {
+                    Ok(event) => event,
+                    Err(e) => {
+                        // It parsed when it was accepted; only a format
+                        // change between versions could do this.
+                        tracing::error!(message = "A stored event no longer parses; skipping it.", event_id = id, error = %e);
+                        continue;
+                    }
+                };
+                if !self
+                    .start(Accepted { id, hook, event }, permits, tracker, cancel)
+                    .await
+                {
+                    return Sweep::Cancelled;
+                }
+                started += 1;
             }
-        };
-        match event::parse(&body) {
-            Ok(event) => Some(Accepted { id, hook, event }),
-            Err(e) => {
-                // It parsed when it was accepted; only a schema change could
-                // do this. Keep it (history) but say so.
-                tracing::error!(message = "A stored event no longer parses; skipping it.", event_id = id, error = %e);
-                None
+            if n < SCAN_BATCH {
+                return Sweep::Started(started);
             }
         }
+    }
+
+    /// Spawns the processing of one event unless it is already in progress.
+    /// Returns false when shutting down.
+    async fn start(
+        self: &Arc<Self>,
+        a: Accepted,
+        permits: &Arc<Semaphore>,
+        tracker: &TaskTracker,
+        cancel: &CancellationToken,
+    ) -> bool {
+        if !self
+            .in_progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(a.id)
+        {
+            return true;
+        }
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => return false,
+            p = permits.clone().acquire_owned() => p,
+        };
+        let me = self.clone();
+        let cancel = cancel.clone();
+        tracker.spawn(async move {
+            let _permit = permit;
+            let id = a.id;
+            me.process(a, cancel).await;
+            me.in_progress
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        });
+        true
     }
 
     /// Enrich, route and render one event, then commit its deliveries.
@@ -134,10 +262,6 @@ impl Pipeline {
             .short_id
             .clone()
             .or_else(|| alert.and_then(|x| x.short_id.clone()));
-        if targets.is_empty() {
-            self.metrics.events_unrouted.inc();
-            tracing::info!(message = "Event matched no route.", hook = %a.hook, event_id = a.id, alert_short_id = short_id.as_deref(), kind = %a.event.kind, action = %a.event.action);
-        }
         let facts = Facts::build(
             &a.event,
             &enrichment,
@@ -150,6 +274,7 @@ impl Pipeline {
             .map(|u| u.to_string())
             .or_else(|| short_id.clone())
             .unwrap_or_else(|| format!("event-{}", a.id));
+        let unrouted = targets.is_empty();
         let mut deliveries = Vec::with_capacity(targets.len());
         let mut route_names: Vec<String> = Vec::new();
         for t in targets {
@@ -186,23 +311,9 @@ impl Pipeline {
         // The spool may be briefly unwritable (disk full): keep trying
         // rather than dropping an accepted event.
         let mut wait = Duration::from_millis(200);
-        loop {
+        let created = loop {
             match self.store.record_routing(routing.clone()).await {
-                Ok(created) => {
-                    let mut orphaned = Vec::new();
-                    for d in created {
-                        let destination = d.destination.clone();
-                        if !self.dispatcher.submit(d) && !orphaned.contains(&destination) {
-                            orphaned.push(destination);
-                        }
-                    }
-                    // Routed with a configuration that a reload has since
-                    // replaced: the destination is gone.
-                    for name in orphaned {
-                        crate::app::orphan(&self.store, &name).await;
-                    }
-                    return;
-                }
+                Ok(created) => break created,
                 Err(e) => {
                     tracing::error!(message = "Cannot record routing; retrying.", event_id = a.id, error = %e);
                     tokio::select! {
@@ -212,6 +323,24 @@ impl Pipeline {
                     wait = (wait * 2).min(Duration::from_secs(30));
                 }
             }
+        };
+        // None: another pass already routed this event.
+        let Some(created) = created else { return };
+        if unrouted {
+            self.metrics.events_unrouted.inc();
+            tracing::info!(message = "Event matched no route.", hook = %a.hook, event_id = a.id, alert_short_id = short_id.as_deref(), kind = %a.event.kind, action = %a.event.action);
+        }
+        let mut orphaned = Vec::new();
+        for d in created {
+            let destination = d.destination.clone();
+            if !self.dispatcher.submit(d) && !orphaned.contains(&destination) {
+                orphaned.push(destination);
+            }
+        }
+        // Routed with a configuration that a reload has since replaced:
+        // the destination is gone.
+        for name in orphaned {
+            crate::app::orphan(&self.store, &name).await;
         }
     }
 }

@@ -136,7 +136,7 @@ impl Metrics {
         build
             .get_or_create(&vec![
                 ("version", env!("CARGO_PKG_VERSION").to_owned()),
-                ("revision", env!("HOOKRELAY_GIT_REV").to_owned()),
+                ("revision", env!("BUILD_GIT_REV").to_owned()),
             ])
             .set(1);
         registry.register("build_info", "Build information", build);

@@ -327,8 +327,8 @@ async fn sigterm_finishes_in_flight_deliveries_and_exits_0() {
     .unwrap();
     let client = reqwest::Client::new();
     post_many(&client, &daemon.hook_url(), 3, ALERT_UUID).await;
-    // Wait for the enrichment (so the deliveries are in flight), then stop.
-    fake.wait_for("/api/", 1, WAIT).await;
+    // Wait until the deliveries are in flight, then stop.
+    fake.wait_started("/slack", 3, WAIT).await;
     let pid = daemon.child.id().to_string();
     assert!(std::process::Command::new("kill")
         .args(["-TERM", &pid])

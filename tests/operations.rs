@@ -236,7 +236,7 @@ async fn readyz_turns_503_while_draining() {
     };
     assert_eq!(ready(app.client.clone(), app.admin).await, 200);
     assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
-    fake.wait_for("/api/", 1, WAIT).await;
+    fake.wait_started("/slack", 1, WAIT).await;
     app.begin_stop();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {

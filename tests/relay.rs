@@ -381,3 +381,62 @@ async fn sender_retry_is_accepted_and_notified_once() {
     app.stop().await;
     assert_eq!(fake.received("/slack").len(), 1);
 }
+
+#[tokio::test]
+async fn a_backlog_beyond_the_in_memory_queue_is_read_back_from_the_spool() {
+    let fake = Fake::start().await;
+    let app = spawn_app(&fake, "[[routes]]\nname = \"s\"\nto = [\"slack\"]\n").await;
+    // A slow alert API (50 ms, 16 look-ups at a time) holds events in
+    // enrichment, so the in-memory hand-over (512 in progress + 512 queued)
+    // overflows and the pipeline falls back to reading the spool.
+    let n = 2000;
+    for i in 0..n {
+        let uuid = format!("00000000-0000-4000-8000-{i:012}");
+        fake.always(
+            &format!("/api/v1/sic/alerts/{uuid}"),
+            Reply::status(200, &fixture_json("alert-full.json").to_string())
+                .delay(Duration::from_millis(50)),
+        );
+    }
+    // 64 senders at a time (more would only queue in the kernel's backlog).
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut sends = Vec::new();
+    for _ in 0..64 {
+        let (client, url, next) = (app.client.clone(), app.hook_url(), next.clone());
+        sends.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return;
+                }
+                let body = unique_event(i, &format!("00000000-0000-4000-8000-{i:012}"));
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 202);
+            }
+        }));
+    }
+    for s in sends {
+        s.await.unwrap();
+    }
+    let got = fake
+        .wait_distinct("/slack", n, Duration::from_secs(60))
+        .await;
+    app.stop().await;
+    assert_eq!(
+        fake.received("/slack").len(),
+        n,
+        "{} deliveries for {n} events",
+        got.len()
+    );
+    assert_eq!(
+        fake.received("/api/").len(),
+        n,
+        "an event was enriched twice"
+    );
+}

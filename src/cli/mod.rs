@@ -19,7 +19,7 @@ const DEFAULT_CONFIG: &str = "/etc/hookrelay/hookrelay.toml";
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (git ",
-    env!("HOOKRELAY_GIT_REV"),
+    env!("BUILD_GIT_REV"),
     ")"
 );
 

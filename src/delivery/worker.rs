@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Deliveries held in memory with their payload; beyond this they stay in
 /// the spool and are read back by a scan when the queue drains.
-const QUEUE_CAP: usize = 1024;
+const QUEUE_CAP: usize = 512;
 /// Rows read per scan.
 const SCAN_BATCH: usize = 256;
 /// How often an idle worker looks at the spool (retries that came due,

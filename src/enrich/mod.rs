@@ -93,7 +93,7 @@ impl Enricher {
                     deadline: o.enrich_deadline,
                     permits: Semaphore::new(o.concurrency.max(1)),
                     cache: moka::future::Cache::builder()
-                        .max_capacity(10_000)
+                        .max_capacity(1_000)
                         .time_to_live(o.cache_ttl.max(Duration::from_millis(1)))
                         .build(),
                 };

@@ -278,7 +278,7 @@ async fn handle(
             message = "Event accepted.", hook = name, event_id = inserted.id,
             alert_short_id = event.short_id.as_deref(), kind = %event.kind, action = %event.action
         );
-        let _ = state.pipeline.send(Accepted {
+        state.intake.submit(Accepted {
             id: inserted.id,
             hook: name.to_owned(),
             event,

@@ -15,7 +15,7 @@ pub use admin::admin_router;
 pub use hooks::public_router;
 
 use crate::app::Live;
-use crate::pipeline::Accepted;
+use crate::pipeline::Intake;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 use axum::extract::ConnectInfo;
@@ -28,7 +28,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -38,7 +38,7 @@ pub struct IngressState {
     pub live: Arc<Live>,
     pub store: Store,
     /// Accepted events go to the pipeline through this.
-    pub pipeline: mpsc::UnboundedSender<Accepted>,
+    pub intake: Intake,
     pub metrics: Arc<Metrics>,
     /// Standard Webhooks message ids seen recently (replay protection).
     pub replays: auth::ReplayGuard,

@@ -156,8 +156,12 @@ impl Store {
     }
 
     /// Records the enrichment and routing of an event and creates its
-    /// deliveries, in one commit. Returns the created pending deliveries.
-    pub async fn record_routing(&self, routing: Routing) -> Result<Vec<DueDelivery>, StoreError> {
+    /// deliveries, in one commit. Returns the created pending deliveries,
+    /// or `None` if the event had already been routed (then nothing changes).
+    pub async fn record_routing(
+        &self,
+        routing: Routing,
+    ) -> Result<Option<Vec<DueDelivery>>, StoreError> {
         self.call(|r| writer::Op::Route(routing, r)).await
     }
 

@@ -50,23 +50,19 @@ pub fn next_due_at(conn: &Connection, destination: &str) -> Result<Option<i64>, 
         .flatten())
 }
 
-/// Events accepted but not yet routed (the process stopped in between).
-pub fn unrouted(conn: &Connection) -> Result<Vec<i64>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT id FROM events WHERE state = 'received' ORDER BY id")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// An event's hook and raw body.
-pub fn event_body(
+/// Events accepted but not yet routed, after `after_id`: (id, hook, body).
+pub fn unrouted_after(
     conn: &Connection,
-    id: i64,
-) -> Result<Option<(String, Vec<u8>, String)>, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT hook, body, state FROM events WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?)
+    after_id: i64,
+    limit: usize,
+) -> Result<Vec<(i64, String, Vec<u8>)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, hook, body FROM events WHERE state = 'received' AND id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after_id, limit as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Pending work per destination.

@@ -66,6 +66,7 @@ async fn max_pending_refuses_new_events() {
     let due = store
         .record_routing(routing(a.id, &["x"], None))
         .await
+        .unwrap()
         .unwrap();
     assert!(matches!(
         store.insert_event(event("c")).await,
@@ -93,6 +94,7 @@ async fn lifecycle_survives_reopen() {
         let due = store
             .record_routing(routing(ev.id, &["x", "y"], None))
             .await
+            .unwrap()
             .unwrap();
         assert_eq!(due.len(), 2);
         // Routing twice (a resumed event) creates nothing.
@@ -100,7 +102,7 @@ async fn lifecycle_survives_reopen() {
             .record_routing(routing(ev.id, &["x"], None))
             .await
             .unwrap()
-            .is_empty());
+            .is_none());
         store
             .complete(Completion::Dead {
                 id: due[1].id,
@@ -111,7 +113,13 @@ async fn lifecycle_survives_reopen() {
             .await
             .unwrap();
         assert_eq!(
-            store.read(reads::unrouted).await.unwrap(),
+            store
+                .read(|c| reads::unrouted_after(c, 0, 10))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.0)
+                .collect::<Vec<_>>(),
             vec![unrouted.id]
         );
         (ev, due)
@@ -153,10 +161,12 @@ async fn route_dedup_window_skips_repeats() {
     let first = store
         .record_routing(routing(a.id, &["x"], Some(("k", 60_000))))
         .await
+        .unwrap()
         .unwrap();
     let second = store
         .record_routing(routing(b.id, &["x"], Some(("k", 60_000))))
         .await
+        .unwrap()
         .unwrap();
     assert_eq!((first.len(), second.len()), (1, 0));
 }
@@ -170,10 +180,12 @@ async fn prune_keeps_pending_and_dead() {
     let da = store
         .record_routing(routing(a.id, &["x"], None))
         .await
+        .unwrap()
         .unwrap();
     store
         .record_routing(routing(b.id, &["x"], None))
         .await
+        .unwrap()
         .unwrap();
     store
         .complete(Completion::Delivered {

@@ -80,7 +80,7 @@ pub enum Selector {
 
 pub(super) enum Op {
     Insert(NewEvent, Reply<Inserted>),
-    Route(Routing, Reply<Vec<DueDelivery>>),
+    Route(Routing, Reply<Option<Vec<DueDelivery>>>),
     Complete(Completion, Reply<()>),
     Replay(Selector, Reply<usize>),
     Orphan(String, String, Reply<usize>),
@@ -254,7 +254,12 @@ fn insert(
     })
 }
 
-fn route(tx: &Transaction, r: Routing, pending: &mut u64) -> Result<Vec<DueDelivery>, StoreError> {
+/// `None` when the event was already routed (processed twice: nothing new).
+fn route(
+    tx: &Transaction,
+    r: Routing,
+    pending: &mut u64,
+) -> Result<Option<Vec<DueDelivery>>, StoreError> {
     let now = now_ms();
     let (state, received_at): (String, i64) = tx
         .prepare_cached("SELECT state, received_at FROM events WHERE id = ?1")?
@@ -262,9 +267,8 @@ fn route(tx: &Transaction, r: Routing, pending: &mut u64) -> Result<Vec<DueDeliv
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("event {}", r.event_id)))?;
     if state != "received" {
-        // Already routed (a duplicate resume): creating deliveries again
-        // would send twice.
-        return Ok(Vec::new());
+        // Already routed: creating deliveries again would send twice.
+        return Ok(None);
     }
     let routes = serde_json::to_string(&r.routes).unwrap_or_else(|_| "[]".into());
     tx.prepare_cached(
@@ -315,7 +319,7 @@ fn route(tx: &Transaction, r: Routing, pending: &mut u64) -> Result<Vec<DueDeliv
             });
         }
     }
-    Ok(created)
+    Ok(Some(created))
 }
 
 fn record_attempt(

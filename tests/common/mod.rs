@@ -102,6 +102,8 @@ struct FakeState {
     /// Alert objects served per uuid (default: alert-full with that uuid).
     alerts: Mutex<HashMap<String, Value>>,
     received: Mutex<Vec<Received>>,
+    /// Paths of requests that arrived (recorded before any scripted delay).
+    started: Mutex<Vec<String>>,
     changed: Notify,
 }
 
@@ -121,6 +123,8 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_owned();
+    state.started.lock().unwrap().push(path.clone());
+    state.changed.notify_waiters();
     let scripted = state
         .script
         .lock()
@@ -224,6 +228,30 @@ impl Fake {
             .collect()
     }
 
+    /// Waits until `n` requests to paths starting with `path` have arrived
+    /// (it may still be waiting on its scripted delay).
+    pub async fn wait_started(&self, path: &str, n: usize, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.state.changed.notified();
+            if self
+                .state
+                .started
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|p| p.starts_with(path))
+                .count()
+                >= n
+            {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!("timed out waiting for a request to {path}");
+            }
+        }
+    }
+
     /// Waits until at least `n` requests to paths starting with `path`
     /// arrived, or panics after `timeout`.
     pub async fn wait_for(&self, path: &str, n: usize, timeout: Duration) -> Vec<Received> {
@@ -232,12 +260,15 @@ impl Fake {
 
     /// Waits until at least `n` different bodies arrived at `path`.
     pub async fn wait_distinct(&self, path: &str, n: usize, timeout: Duration) -> Vec<Received> {
+        // Counting first keeps this cheap while requests are still coming.
         self.wait_until(path, timeout, |got| {
-            got.iter()
-                .map(|r| r.body.clone())
-                .collect::<std::collections::HashSet<_>>()
-                .len()
-                >= n
+            got.len() >= n
+                && got
+                    .iter()
+                    .map(|r| &r.body)
+                    .collect::<std::collections::HashSet<_>>()
+                    .len()
+                    >= n
         })
         .await
     }
