@@ -495,3 +495,52 @@ async fn no_secret_in_logs_or_metrics_on_any_error_path() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_flood_of_bad_requests_leaves_the_daemon_healthy() {
+    let fake = Fake::start().await;
+    let app = spawn_app(&fake, &hooks()).await;
+    let mut tasks = Vec::new();
+    for worker in 0..16 {
+        let (client, addr) = (app.client.clone(), app.addr);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..125 {
+                let (path, body) = match (worker + i) % 4 {
+                    0 => (format!("/hooks/{HOOK_ID}"), "{not json".to_owned()),
+                    1 => (format!("/hooks/{SIGNED_ID}"), "{}".to_owned()),
+                    2 => (
+                        "/hooks/00000000-0000-4000-8000-000000000000".to_owned(),
+                        "{}".to_owned(),
+                    ),
+                    _ => (format!("/hooks/{PARTNER_ID}"), "{}".to_owned()),
+                };
+                let r = client
+                    .post(format!("http://{addr}{path}"))
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_client_error());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Still serving, and every rejection was counted.
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    fake.wait_for("/slack", 1, Duration::from_secs(20)).await;
+    let m = app.metrics().await;
+    let rejected: f64 = ["bad_request", "unauthorized", "not_found", "forbidden"]
+        .iter()
+        .map(|r| {
+            metric(
+                &m,
+                "hookrelay_events_received_total",
+                &[&format!("result=\"{r}\"")],
+            )
+        })
+        .sum();
+    assert_eq!(rejected, 2000.0);
+    app.stop().await;
+}

@@ -401,6 +401,21 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_secret_file_is_named() {
+        let text = MINIMAL.replace(
+            "url = \"https://hooks.slack.com/services/T/B/X\"",
+            "url_file = \"/run/credentials/hookrelay.service/slack-url\"",
+        );
+        let e = load_str(&text, &env(&[("KEY", "k")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("destinations.chat.url_file: cannot read secret file /run/credentials/hookrelay.service/slack-url"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn secret_files_are_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("url");
