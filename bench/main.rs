@@ -8,7 +8,8 @@
 //! service received), lost and duplicated deliveries, the relay's peak RSS.
 //!
 //! Systems: `hookrelay` (the real daemon, durable spool with sync=full),
-//! `hookrelay-normal` (sync=normal), `reference` (the FastAPI handler users
+//! `hookrelay-normal` (sync=normal), `hookrelay-tmpfs` (the spool on a
+//! RAM disk: the same path with durability taken out), `reference` (the FastAPI handler users
 //! run today) and `ceiling` (`hookrelay-bench ceiling`: a minimal in-memory
 //! relay — no durability, no retries, one fixed message — that marks what
 //! this machine can do at all).
@@ -214,12 +215,14 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// Starts the system under test; returns the child and its hook URL.
+/// Starts the system under test; returns the child, its hook URL and the
+/// RAM directory to remove after the trial (hookrelay-tmpfs).
 fn start_relay(
     args: &TrialArgs,
     upstream: SocketAddr,
     dir: &std::path::Path,
-) -> anyhow::Result<(std::process::Child, String)> {
+) -> anyhow::Result<(std::process::Child, String, Option<tempfile::TempDir>)> {
+    let mut ram_dir = None;
     let port = free_port()?;
     let up = format!("http://{upstream}");
     let mut cmd = std::process::Command::new("taskset");
@@ -227,11 +230,21 @@ fn start_relay(
     cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     match args.system.as_str() {
-        "hookrelay" | "hookrelay-normal" => {
+        "hookrelay" | "hookrelay-normal" | "hookrelay-tmpfs" => {
             let sync = if args.system == "hookrelay" {
                 "full"
             } else {
                 "normal"
+            };
+            // The same daemon with its spool in RAM (tmpfs): what the path
+            // costs without durability, to isolate what the disk costs.
+            let spool_dir = if args.system == "hookrelay-tmpfs" {
+                let shm = tempfile::tempdir_in("/dev/shm")?;
+                let path = shm.path().to_path_buf();
+                ram_dir = Some(shm);
+                path
+            } else {
+                dir.to_path_buf()
             };
             let dests: Vec<String> = (0..args.destinations).map(|d| format!("d{d}")).collect();
             let mut config = format!(
@@ -257,7 +270,7 @@ origin = "sekoia"
 name = "all"
 to = {dests:?}
 "#,
-                db = dir.join("spool.db").display(),
+                db = spool_dir.join("spool.db").display(),
                 // Enough requests in flight to cover the chat service's latency.
                 concurrency = if args.chat_delay_ms > 0 { 256 } else { 32 },
             );
@@ -320,7 +333,11 @@ to = {dests:?}
     let child = cmd
         .spawn()
         .context("starting the relay (is taskset installed?)")?;
-    Ok((child, format!("http://127.0.0.1:{port}/hooks/{HOOK_ID}")))
+    Ok((
+        child,
+        format!("http://127.0.0.1:{port}/hooks/{HOOK_ID}"),
+        ram_dir,
+    ))
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
@@ -357,7 +374,7 @@ async fn trial(args: TrialArgs) -> anyhow::Result<Value> {
     let start = Instant::now();
     let (upstream, up_addr) = start_upstream(&args, start).await?;
     let dir = tempfile::tempdir()?;
-    let (mut child, url) = start_relay(&args, up_addr, dir.path())?;
+    let (mut child, url, _ram_dir) = start_relay(&args, up_addr, dir.path())?;
     let pid = child.id();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)

@@ -44,8 +44,9 @@ scenario() { # systems (comma-separated), then trial flags
   trial ceiling "$@"
 }
 
-# Headline: 20,000 events at concurrency 32, one destination.
-scenario hookrelay,hookrelay-normal --count 20000 --concurrency 32 --destinations 1
+# Headline: 20,000 events at concurrency 32, one destination; also what
+# durability costs (the same daemon with its spool on a RAM disk).
+scenario hookrelay,hookrelay-normal,hookrelay-tmpfs --count 20000 --concurrency 32 --destinations 1
 if [ -z "${QUICK:-}" ]; then
   for c in 1 32 256; do
     scenario hookrelay --count 2000 --concurrency "$c" --destinations 1
