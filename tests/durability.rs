@@ -52,12 +52,7 @@ async fn kill_9_with_deliveries_pending_loses_nothing() {
             .replace("kind = \"slack\"", "kind = \"slack\"\nconcurrency = 1"),
     )
     .unwrap();
-    let mut daemon = tokio::task::spawn_blocking({
-        let c = config.clone();
-        move || Daemon::start(&c)
-    })
-    .await
-    .unwrap();
+    let mut daemon = Daemon::spawn(&config).await;
     let client = reqwest::Client::new();
     post_many(&client, &daemon.hook_url(), 300, ALERT_UUID).await;
     fake.wait_for("/slack", 5, WAIT).await;
@@ -69,9 +64,7 @@ async fn kill_9_with_deliveries_pending_loses_nothing() {
     );
 
     fake.clear_always(SLACK);
-    let daemon = tokio::task::spawn_blocking(move || Daemon::start(&config))
-        .await
-        .unwrap();
+    let daemon = Daemon::spawn(&config).await;
     let got = fake.wait_distinct("/slack", 300, WAIT).await;
     assert_eq!(distinct(&got), 300, "an accepted event was lost");
     // Only what was in flight at the crash may come twice (concurrency 1).
@@ -93,12 +86,7 @@ async fn kill_9_while_the_alert_api_is_down_loses_nothing() {
             .replace("enrich_deadline = \"1s\"", "enrich_deadline = \"10m\""),
     )
     .unwrap();
-    let mut daemon = tokio::task::spawn_blocking({
-        let c = config.clone();
-        move || Daemon::start(&c)
-    })
-    .await
-    .unwrap();
+    let mut daemon = Daemon::spawn(&config).await;
     let client = reqwest::Client::new();
     post_many(&client, &daemon.hook_url(), 50, ALERT_UUID).await;
     fake.wait_for("/api/", 1, WAIT).await;
@@ -106,9 +94,7 @@ async fn kill_9_while_the_alert_api_is_down_loses_nothing() {
     assert!(fake.received("/slack").is_empty());
 
     fake.clear_always(&api);
-    let daemon = tokio::task::spawn_blocking(move || Daemon::start(&config))
-        .await
-        .unwrap();
+    let daemon = Daemon::spawn(&config).await;
     let got = fake.wait_distinct("/slack", 50, WAIT).await;
     assert_eq!(distinct(&got), 50);
     // Delivered with the alert's details, not degraded.
@@ -319,12 +305,7 @@ async fn sigterm_finishes_in_flight_deliveries_and_exits_0() {
     );
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(&fake, dir.path(), SLACK_ONLY);
-    let mut daemon = tokio::task::spawn_blocking({
-        let c = config.clone();
-        move || Daemon::start(&c)
-    })
-    .await
-    .unwrap();
+    let mut daemon = Daemon::spawn(&config).await;
     let client = reqwest::Client::new();
     post_many(&client, &daemon.hook_url(), 3, ALERT_UUID).await;
     // Wait until the deliveries are in flight, then stop.

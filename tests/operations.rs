@@ -40,12 +40,7 @@ async fn sighup_switches_routes_in_place_and_keeps_queued_work() {
     fake.always(SLACK, Reply::status(503, "down"));
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(&fake, dir.path(), TO_SLACK);
-    let daemon = tokio::task::spawn_blocking({
-        let c = config.clone();
-        move || Daemon::start(&c)
-    })
-    .await
-    .unwrap();
+    let daemon = Daemon::spawn(&config).await;
     let pid = daemon.child.id();
     let client = reqwest::Client::new();
     let post = |n: usize| {

@@ -186,25 +186,8 @@ async fn concurrent_lookups_of_one_alert_are_coalesced() {
         ],
     );
     let app = spawn_app(&fake, "[[routes]]\nname = \"s\"\nto = [\"slack\"]\n").await;
-    let mut sends = Vec::new();
-    for n in 0..100 {
-        let client = app.client.clone();
-        let url = app.hook_url();
-        sends.push(tokio::spawn(async move {
-            client
-                .post(url)
-                .header("content-type", "application/json")
-                .body(unique_event(n, ALERT_UUID))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
-    }
-    for s in sends {
-        assert_eq!(s.await.unwrap(), 202);
-    }
+    app.post_concurrently(100, 100, |n| unique_event(n, ALERT_UUID))
+        .await;
     fake.wait_for("/slack", 100, WAIT).await;
     assert_eq!(fake.received("/api/").len(), 1);
     app.stop().await;
@@ -337,24 +320,8 @@ async fn unrouted_events_are_stored_and_counted() {
 async fn a_burst_of_400_reaches_four_destinations_exactly_once() {
     let fake = Fake::start().await;
     let app = spawn_app(&fake, ROUTE_ALL).await;
-    let mut sends = Vec::new();
-    for n in 0..400 {
-        let client = app.client.clone();
-        let url = app.hook_url();
-        sends.push(tokio::spawn(async move {
-            let r = client
-                .post(url)
-                .header("content-type", "application/json")
-                .body(unique_event(n, ALERT_UUID))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status().as_u16(), 202);
-        }));
-    }
-    for s in sends {
-        s.await.unwrap();
-    }
+    app.post_concurrently(400, 400, |n| unique_event(n, ALERT_UUID))
+        .await;
     for path in ["/teams", "/legacy", "/slack", "/mattermost"] {
         fake.wait_for(path, 400, WAIT).await;
     }
@@ -399,31 +366,10 @@ async fn a_backlog_beyond_the_in_memory_queue_is_read_back_from_the_spool() {
         );
     }
     // 64 senders at a time (more would only queue in the kernel's backlog).
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut sends = Vec::new();
-    for _ in 0..64 {
-        let (client, url, next) = (app.client.clone(), app.hook_url(), next.clone());
-        sends.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= n {
-                    return;
-                }
-                let body = unique_event(i, &format!("00000000-0000-4000-8000-{i:012}"));
-                let r = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status().as_u16(), 202);
-            }
-        }));
-    }
-    for s in sends {
-        s.await.unwrap();
-    }
+    app.post_concurrently(n, 64, |i| {
+        unique_event(i, &format!("00000000-0000-4000-8000-{i:012}"))
+    })
+    .await;
     let got = fake
         .wait_distinct("/slack", n, Duration::from_secs(60))
         .await;

@@ -1,7 +1,7 @@
 //! `dead-letters` and `events`: read (and replay) the spool directly, so
 //! they work whether the daemon runs or not (SQLite WAL lets both open it).
 
-use super::{fail, DeadLetterCommand, EventsCommand};
+use super::{fail, ConfigArg, DeadLetterCommand, EventsCommand};
 use crate::store::{now_ms, reads, Selector, Store};
 use std::process::ExitCode;
 
@@ -14,19 +14,21 @@ fn one_line(s: &str, max: usize) -> String {
     crate::render::clean(s, max)
 }
 
+/// Loads the config and opens its spool, reporting failures like every command.
+fn open_store(config: &ConfigArg) -> Result<Store, ExitCode> {
+    let cfg = config.load()?;
+    Store::open(&cfg.store).map_err(fail)
+}
+
 pub fn dead_letters(cmd: DeadLetterCommand) -> ExitCode {
     match cmd {
         DeadLetterCommand::List {
             config,
             destination,
         } => {
-            let cfg = match config.load() {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let store = match Store::open(&cfg.store) {
+            let store = match open_store(&config) {
                 Ok(s) => s,
-                Err(e) => return fail(e),
+                Err(code) => return code,
             };
             match store.read_blocking(|c| reads::dead_letters(c, destination.as_deref())) {
                 Ok(rows) => {
@@ -56,13 +58,9 @@ pub fn dead_letters(cmd: DeadLetterCommand) -> ExitCode {
             all,
             destination,
         } => {
-            let cfg = match config.load() {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let store = match Store::open(&cfg.store) {
+            let store = match open_store(&config) {
                 Ok(s) => s,
-                Err(e) => return fail(e),
+                Err(code) => return code,
             };
             let selector = if all {
                 Selector::All { destination }
@@ -100,13 +98,9 @@ pub fn events(cmd: EventsCommand) -> ExitCode {
             status,
             limit,
         } => {
-            let cfg = match config.load() {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let store = match Store::open(&cfg.store) {
+            let store = match open_store(&config) {
                 Ok(s) => s,
-                Err(e) => return fail(e),
+                Err(code) => return code,
             };
             let from = now_ms() - since.as_millis() as i64;
             match store.read_blocking(|c| {
@@ -139,13 +133,9 @@ pub fn events(cmd: EventsCommand) -> ExitCode {
             }
         }
         EventsCommand::Show { config, id } => {
-            let cfg = match config.load() {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let store = match Store::open(&cfg.store) {
+            let store = match open_store(&config) {
                 Ok(s) => s,
-                Err(e) => return fail(e),
+                Err(code) => return code,
             };
             match store.read_blocking(|c| reads::event_detail(c, id)) {
                 Ok(Some(d)) => {

@@ -439,6 +439,35 @@ impl TestApp {
         (status, body)
     }
 
+    /// Posts `n` events, `concurrency` at a time, each body made by
+    /// `body(i)`; asserts every answer is 202.
+    pub async fn post_concurrently(&self, n: usize, concurrency: usize, body: fn(usize) -> String) {
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut senders = Vec::new();
+        for _ in 0..concurrency {
+            let (client, url, next) = (self.client.clone(), self.hook_url(), next.clone());
+            senders.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= n {
+                        return;
+                    }
+                    let r = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body(i))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status().as_u16(), 202, "event {i}");
+                }
+            }));
+        }
+        for s in senders {
+            s.await.unwrap();
+        }
+    }
+
     pub async fn metrics(&self) -> String {
         self.client
             .get(format!("http://{}/metrics", self.admin))
@@ -537,6 +566,14 @@ impl Daemon {
 
     pub fn hook_url(&self) -> String {
         format!("http://{}/hooks/{HOOK_ID}", self.addr)
+    }
+
+    /// [`Daemon::start`] from async tests, off the runtime's threads.
+    pub async fn spawn(config: &Path) -> Daemon {
+        let config = config.to_path_buf();
+        tokio::task::spawn_blocking(move || Daemon::start(&config))
+            .await
+            .unwrap()
     }
 
     pub fn kill9(&mut self) {
