@@ -95,6 +95,10 @@ struct TrialArgs {
     /// Give up waiting for deliveries after this many seconds without progress.
     #[arg(long, default_value_t = 15)]
     stall_secs: u64,
+    /// Requests in flight per destination in hookrelay's config (default:
+    /// 32, or 256 when the chat service is slow).
+    #[arg(long)]
+    dest_concurrency: Option<usize>,
     /// Label for the scenario in reports.
     #[arg(long, default_value = "")]
     label: String,
@@ -272,7 +276,7 @@ to = {dests:?}
 "#,
                 db = spool_dir.join("spool.db").display(),
                 // Enough requests in flight to cover the chat service's latency.
-                concurrency = if args.chat_delay_ms > 0 { 256 } else { 32 },
+                concurrency = args.dest_concurrency.unwrap_or(if args.chat_delay_ms > 0 { 256 } else { 32 }),
             );
             for (d, name) in dests.iter().enumerate() {
                 config.push_str(&format!(
