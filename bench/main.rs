@@ -276,7 +276,9 @@ to = {dests:?}
 "#,
                 db = spool_dir.join("spool.db").display(),
                 // Enough requests in flight to cover the chat service's latency.
-                concurrency = args.dest_concurrency.unwrap_or(if args.chat_delay_ms > 0 { 256 } else { 32 }),
+                concurrency =
+                    args.dest_concurrency
+                        .unwrap_or(if args.chat_delay_ms > 0 { 256 } else { 32 }),
             );
             for (d, name) in dests.iter().enumerate() {
                 config.push_str(&format!(

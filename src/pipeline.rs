@@ -267,13 +267,6 @@ impl Pipeline {
             &enrichment,
             origin.and_then(|o| o.alert_link.as_deref()),
         );
-        let dedup_subject = a
-            .event
-            .alert_uuid
-            .or(a.event.uuid)
-            .map(|u| u.to_string())
-            .or_else(|| short_id.clone())
-            .unwrap_or_else(|| format!("event-{}", a.id));
         let unrouted = targets.is_empty();
         let mut deliveries = Vec::with_capacity(targets.len());
         let mut route_names: Vec<String> = Vec::new();
@@ -288,7 +281,7 @@ impl Pipeline {
                 payload: render(dest.kind, &facts).to_string(),
                 dedup: t.dedup.map(|w| {
                     (
-                        format!("{dedup_subject}:{}", a.event.action),
+                        crate::route::dedup_key(&t.dedup_key, &a.event, alert),
                         w.as_millis() as i64,
                     )
                 }),

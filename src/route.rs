@@ -2,7 +2,7 @@
 //! Pure: no IO, no clock. Dedup windows are applied by the store, which
 //! owns the state they need.
 
-use crate::config::{RouteConfig, When};
+use crate::config::{DedupField, RouteConfig, When};
 use crate::enrich::Alert;
 use crate::event::Event;
 use std::time::Duration;
@@ -14,6 +14,35 @@ pub struct Target {
     pub destination: String,
     /// The route's dedup window, if any.
     pub dedup: Option<Duration>,
+    /// What identifies "the same notification" within that window.
+    pub dedup_key: Vec<DedupField>,
+}
+
+/// The dedup key of an event for a route's `dedup_key` fields.
+pub fn dedup_key(fields: &[DedupField], event: &Event, alert: Option<&Alert>) -> String {
+    let mut parts = Vec::with_capacity(fields.len());
+    for f in fields {
+        parts.push(match f {
+            DedupField::Alert => event
+                .alert_uuid
+                .or(event.uuid)
+                .map(|u| u.to_string())
+                .or_else(|| event.short_id.clone())
+                .unwrap_or_default(),
+            DedupField::Action => event.action.clone(),
+            DedupField::Type => event.kind.clone(),
+            DedupField::Status => update_status(event)
+                .map(str::to_owned)
+                .or_else(|| alert.and_then(|a| a.status.clone()))
+                .unwrap_or_default()
+                .to_lowercase(),
+        });
+    }
+    parts.join(":")
+}
+
+fn update_status(event: &Event) -> Option<&str> {
+    event.updated.as_ref()?.get("status_name")?.as_str()
 }
 
 fn any_eq(list: &[String], value: Option<&str>) -> bool {
@@ -46,11 +75,7 @@ pub fn matches(when: &When, event: &Event, alert: Option<&Alert>) -> bool {
         }
     }
     if let Some(statuses) = &when.status {
-        let from_update = event
-            .updated
-            .as_ref()
-            .and_then(|u| u.get("status_name"))
-            .and_then(|v| v.as_str());
+        let from_update = update_status(event);
         let from_alert = alert.and_then(|a| a.status.as_deref());
         if !(any_eq(statuses, from_alert) || any_eq(statuses, from_update)) {
             return false;
@@ -76,6 +101,49 @@ pub fn matches(when: &When, event: &Event, alert: Option<&Alert>) -> bool {
             ))
         });
         if !(any_eq(types, cat) || any_eq(types, full.as_deref())) {
+            return false;
+        }
+    }
+    if let Some(assets) = &when.asset {
+        let alert_assets = alert
+            .and_then(|a| a.raw.get("assets"))
+            .and_then(|v| v.as_array())
+            .map(|v| v.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        if !alert_assets.into_iter().any(|a| any_eq(assets, Some(a))) {
+            return false;
+        }
+    }
+    if let Some(communities) = &when.community {
+        let from_event = event
+            .raw
+            .pointer("/metadata/community_uuid")
+            .and_then(|v| v.as_str());
+        let from_alert = alert
+            .and_then(|a| a.raw.get("community_uuid"))
+            .and_then(|v| v.as_str());
+        if !(any_eq(communities, from_event) || any_eq(communities, from_alert)) {
+            return false;
+        }
+    }
+    if let Some(fields) = &when.updated {
+        let changed = event
+            .updated
+            .as_ref()
+            .map(|u| u.keys().map(|k| k.to_lowercase()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let hit = fields.iter().any(|f| {
+            let f = f.to_lowercase();
+            changed
+                .iter()
+                .any(|k| *k == f || k.split('_').any(|part| part == f))
+        });
+        if !hit {
+            return false;
+        }
+    }
+    if let Some(inner) = &when.not {
+        if matches(inner, event, alert) {
             return false;
         }
     }
@@ -107,6 +175,10 @@ pub fn route(
                     route: r.name.clone(),
                     destination: d.clone(),
                     dedup: r.dedup,
+                    dedup_key: r
+                        .dedup_key
+                        .clone()
+                        .unwrap_or_else(|| vec![DedupField::Alert, DedupField::Action]),
                 });
             }
         }
@@ -252,6 +324,67 @@ mod tests {
             "other",
             &[],
         );
+    }
+
+    #[test]
+    fn asset_community_updated_and_not() {
+        let rs = routes(
+            r#"
+            [[routes]]
+            name = "status-changes"
+            to = ["a"]
+            [routes.when]
+            updated = ["status"]
+            community = ["D6CEA089-0F36-46C4-A10A-0E4C2E20FB10"]
+            [[routes]]
+            name = "asset-open"
+            to = ["b"]
+            [routes.when]
+            asset = ["0f8e8d7c-6b5a-4c3d-2e1f-0a9b8c7d6e5f"]
+            not = { status = ["Closed", "Rejected"] }
+            "#,
+        );
+        check(
+            &rs,
+            "event-alert-updated-status.json",
+            None,
+            "soc",
+            &["status-changes:a"],
+        );
+        // An urgency change is not a status change; the asset route takes it.
+        check(
+            &rs,
+            "event-alert-updated-urgency.json",
+            Some(alert(50, "Pending")),
+            "soc",
+            &["asset-open:b"],
+        );
+        check(
+            &rs,
+            "event-alert-updated-urgency.json",
+            Some(alert(50, "Closed")),
+            "soc",
+            &[],
+        );
+        // Degraded: the asset condition needs the alert.
+        check(&rs, "event-alert-created.json", None, "soc", &[]);
+    }
+
+    #[test]
+    fn dedup_keys() {
+        use crate::config::DedupField::*;
+        let created = event("event-alert-created.json");
+        let update = event("event-alert-updated-status.json");
+        let a = alert(10, "Pending");
+        assert_eq!(
+            dedup_key(&[Alert, Action], &created, Some(&a)),
+            "5696845f-9ecf-4431-9f0f-48ee0ee2eff1:created"
+        );
+        assert_eq!(
+            dedup_key(&[Alert, Status], &update, Some(&a)),
+            "5696845f-9ecf-4431-9f0f-48ee0ee2eff1:acknowledged"
+        );
+        assert_eq!(dedup_key(&[Type, Status], &created, None), "alert:");
     }
 
     #[test]

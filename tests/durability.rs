@@ -332,3 +332,43 @@ async fn sigterm_finishes_in_flight_deliveries_and_exits_0() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn route_dedup_windows_survive_a_restart() {
+    let fake = Fake::start().await;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let routes = "[[routes]]\nname = \"once\"\nto = [\"slack\"]\ndedup = \"1h\"\n";
+    let app = spawn_app_in(&fake, routes, dir.clone()).await;
+    assert_eq!(app.post(unique_event(1, ALERT_UUID)).await.0, 202);
+    fake.wait_for("/slack", 1, WAIT).await;
+    app.stop().await;
+
+    // Same alert and action, another body (not a sender retry), after a restart.
+    let app = spawn_app_in(&fake, routes, dir.clone()).await;
+    let (status, body) = app.post(unique_event(2, ALERT_UUID)).await;
+    assert_eq!(status, 202);
+    // Another alert still goes through, and proves the first was processed.
+    assert_eq!(
+        app.post(unique_event(3, "11111111-1111-4111-8111-111111111111"))
+            .await
+            .0,
+        202
+    );
+    fake.wait_for("/slack", 2, WAIT).await;
+    let config = write_config(&fake, dir.path(), routes);
+    let id = body["id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let out = loop {
+        let (_, out, _) = cli(&["events", "show", &id, "--config", config.to_str().unwrap()]);
+        if out.contains("→ slack") || tokio::time::Instant::now() > deadline {
+            break out;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        out.contains("→ slack (route once): skipped") && out.contains("dedup window"),
+        "{out}"
+    );
+    app.stop().await;
+    assert_eq!(fake.received("/slack").len(), 2);
+}

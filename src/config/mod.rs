@@ -305,10 +305,26 @@ pub struct RouteConfig {
     /// Same alert + action to the same destination at most once per window.
     #[serde(default, with = "humantime_serde")]
     pub dedup: Option<Duration>,
+    /// What makes two events "the same" for `dedup` (default: alert, action).
+    #[serde(default)]
+    pub dedup_key: Option<Vec<DedupField>>,
     #[serde(default, rename = "continue")]
     pub continue_: bool,
     #[serde(default)]
     pub when: When,
+}
+
+/// A part of a route's dedup key.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DedupField {
+    /// The alert's uuid (or the event's own uuid when it has no alert).
+    Alert,
+    Action,
+    /// The alert's status (or the status an update set).
+    Status,
+    /// The event type.
+    Type,
 }
 
 /// Conditions of a route; all present ones must hold. Name lists match
@@ -332,6 +348,19 @@ pub struct When {
     pub entity: Option<Vec<String>>,
     #[serde(default)]
     pub alert_type: Option<Vec<String>>,
+    /// Asset uuids; any of the alert's `assets`.
+    #[serde(default)]
+    pub asset: Option<Vec<String>>,
+    /// Community uuids (`metadata.community_uuid` or the alert's).
+    #[serde(default)]
+    pub community: Option<Vec<String>>,
+    /// Fields an `updated` event changed, e.g. `["status"]` (matches
+    /// `status`/`status_name`) or `["urgency"]`.
+    #[serde(default)]
+    pub updated: Option<Vec<String>>,
+    /// Holds when these conditions do not all hold.
+    #[serde(default)]
+    pub not: Option<Box<When>>,
 }
 
 impl When {
@@ -342,6 +371,7 @@ impl When {
             || self.rule.is_some()
             || self.entity.is_some()
             || self.alert_type.is_some()
+            || self.asset.is_some()
     }
 }
 
