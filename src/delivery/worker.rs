@@ -227,7 +227,7 @@ async fn attempt(shared: Shared, dest: Arc<DestinationConfig>, d: DueDelivery) -
                 .observe(latency);
             m.delivery(name, "delivered");
             tracing::info!(
-                message = "Delivered.", destination = %name, event_id = d.event_id,
+                message = "Delivered.", destination = %name, hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id,
                 delivery_id = d.id, attempt = attempt_no, status, latency_ms = (latency * 1000.0) as u64
             );
             Completion::Delivered {
@@ -240,7 +240,7 @@ async fn attempt(shared: Shared, dest: Arc<DestinationConfig>, d: DueDelivery) -
             m.delivery(name, "dead");
             tracing::error!(
                 message = "Delivery failed permanently; kept as a dead letter.", destination = %name,
-                event_id = d.event_id, delivery_id = d.id, attempt = attempt_no, status, %error
+                hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id, delivery_id = d.id, attempt = attempt_no, status, %error
             );
             Completion::Dead {
                 id: d.id,
@@ -268,7 +268,7 @@ async fn attempt(shared: Shared, dest: Arc<DestinationConfig>, d: DueDelivery) -
                 let error = format!("gave up after {attempt_no} attempts (delivery.max_age reached); last error: {error}");
                 tracing::error!(
                     message = "Delivery expired; kept as a dead letter.", destination = %name,
-                    event_id = d.event_id, delivery_id = d.id, attempt = attempt_no, status, %error
+                    hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id, delivery_id = d.id, attempt = attempt_no, status, %error
                 );
                 Completion::Dead {
                     id: d.id,
@@ -280,7 +280,7 @@ async fn attempt(shared: Shared, dest: Arc<DestinationConfig>, d: DueDelivery) -
                 m.delivery(name, "retry");
                 retry_in = Some(wait);
                 tracing::warn!(
-                    message = "Delivery failed; will retry.", destination = %name, event_id = d.event_id,
+                    message = "Delivery failed; will retry.", destination = %name, hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id,
                     delivery_id = d.id, attempt = attempt_no, status, %error,
                     retry_in_ms = wait.as_millis() as u64
                 );

@@ -13,6 +13,9 @@ pub struct DueDelivery {
     pub attempts: i64,
     /// When its event was accepted (unix ms): the start of `max_age`.
     pub created_at: i64,
+    /// The event's hook and alert short id, for log lines.
+    pub hook: String,
+    pub short_id: Option<String>,
 }
 
 /// Pending deliveries to `destination` due at `now`, from `after_id` on.
@@ -24,9 +27,10 @@ pub fn due(
     limit: usize,
 ) -> Result<Vec<DueDelivery>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, event_id, payload, attempts, created_at FROM deliveries
-         WHERE state = 'pending' AND destination = ?1 AND id > ?2 AND next_attempt_at <= ?3
-         ORDER BY id LIMIT ?4",
+        "SELECT d.id, d.event_id, d.payload, d.attempts, d.created_at, e.hook, e.short_id
+         FROM deliveries d JOIN events e ON e.id = d.event_id
+         WHERE d.state = 'pending' AND d.destination = ?1 AND d.id > ?2 AND d.next_attempt_at <= ?3
+         ORDER BY d.id LIMIT ?4",
     )?;
     let rows = stmt.query_map(params![destination, after_id, now, limit as i64], |r| {
         Ok(DueDelivery {
@@ -36,6 +40,8 @@ pub fn due(
             payload: r.get(2)?,
             attempts: r.get(3)?,
             created_at: r.get(4)?,
+            hook: r.get(5)?,
+            short_id: r.get(6)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

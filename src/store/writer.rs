@@ -261,9 +261,11 @@ fn route(
     pending: &mut u64,
 ) -> Result<Option<Vec<DueDelivery>>, StoreError> {
     let now = now_ms();
-    let (state, received_at): (String, i64) = tx
-        .prepare_cached("SELECT state, received_at FROM events WHERE id = ?1")?
-        .query_row([r.event_id], |row| Ok((row.get(0)?, row.get(1)?)))
+    let (state, received_at, hook, short_id): (String, i64, String, Option<String>) = tx
+        .prepare_cached("SELECT state, received_at, hook, short_id FROM events WHERE id = ?1")?
+        .query_row([r.event_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("event {}", r.event_id)))?;
     if state != "received" {
@@ -316,6 +318,8 @@ fn route(
                 payload: d.payload,
                 attempts: 0,
                 created_at: received_at,
+                hook: hook.clone(),
+                short_id: short_id.clone(),
             });
         }
     }
