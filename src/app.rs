@@ -164,6 +164,14 @@ impl App {
         // are read back from the spool first.
         let (intake, rx) = Intake::new();
         tracker.spawn(pipeline.run(intake.clone(), rx, tracker.clone(), work_cancel.clone()));
+        let watch = Arc::new(crate::silence::Watch::default());
+        tracker.spawn(crate::silence::run(
+            watch.clone(),
+            live.clone(),
+            store.clone(),
+            intake.clone(),
+            work_cancel.clone(),
+        ));
         tracker.spawn(background(
             store.clone(),
             metrics.clone(),
@@ -176,6 +184,7 @@ impl App {
             live: live.clone(),
             store: store.clone(),
             intake,
+            watch,
             metrics: metrics.clone(),
             replays: ReplayGuard::default(),
             ready: AtomicBool::new(false),

@@ -13,6 +13,7 @@
 //! - [`route`]: which destinations get an event (pure).
 //! - [`render`]: the payload for each chat service (pure).
 //! - [`delivery`]: per-destination workers, retries, pacing.
+//! - [`silence`]: per-hook silence detection (synthetic events).
 //! - [`sinks`]: the HTTP request to a destination and its answer's meaning.
 //! - [`config`]: the TOML schema, loading and validation.
 //! - [`app`]: startup and shutdown; [`cli`]: the command line.
@@ -30,6 +31,7 @@ pub mod pipeline;
 pub mod render;
 pub mod route;
 pub mod secret;
+pub mod silence;
 pub mod sinks;
 pub mod store;
 pub mod telemetry;

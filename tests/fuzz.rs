@@ -20,6 +20,7 @@ fn hook(scheme: SignatureScheme, secret: &str) -> HookConfig {
         secret: Some(Secret::new(secret)),
         signature: Some(scheme),
         allow_from: vec![],
+        expect_within: None,
     }
 }
 

@@ -314,3 +314,79 @@ async fn metrics_move_with_traffic() {
     assert!(!m.contains("ALEY4fqz8moo") && !m.contains("127.0.0.1") && !m.contains(ALERT_UUID));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn silence_and_recovery_notices_once_per_silence_across_a_restart() {
+    let fake = Fake::start().await;
+    let quiet = "7e57a11e-0000-4000-8000-000000000001";
+    let routes = format!(
+        r#"
+[hooks.quiet]
+id = "{quiet}"
+origin = "sekoia"
+expect_within = "300ms"
+[[routes]]
+name = "intake-health"
+hooks = ["quiet"]
+to = ["teams"]
+[routes.when]
+type = ["hookrelay.silence", "hookrelay.recovered"]
+[[routes]]
+name = "rest"
+to = ["slack"]
+"#
+    );
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let app = spawn_app_in(&fake, &routes, dir.clone()).await;
+    let got = fake.wait_for("/teams", 1, WAIT).await;
+    let card = got[0].json();
+    let title = card["attachments"][0]["content"]["body"][1]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        title.starts_with("Hook quiet has received no events for"),
+        "{title}"
+    );
+    app.stop().await;
+
+    // After a restart the silence is remembered: an event brings the
+    // recovery notice, and no second silence notice came before it.
+    let app = spawn_app_in(&fake, &routes, dir.clone()).await;
+    let r = app
+        .client
+        .post(format!("http://{}/hooks/{quiet}", app.addr))
+        .header("content-type", "application/json")
+        .body(fixture("event-alert-created.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    fake.wait_for("/slack", 1, WAIT).await;
+    let got = fake.wait_for("/teams", 2, WAIT).await;
+    let titles: Vec<String> = got
+        .iter()
+        .map(|r| {
+            r.json()["attachments"][0]["content"]["body"][1]["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    assert!(
+        titles[1].starts_with("Hook quiet is receiving events again after"),
+        "{titles:?}"
+    );
+    // The default hook has no expect_within: never announced.
+    assert!(titles.iter().all(|t| !t.contains("soc")), "{titles:?}");
+    // Then silent again: one new notice.
+    let got = fake.wait_for("/teams", 3, WAIT).await;
+    assert!(
+        got[2].json()["attachments"][0]["content"]["body"][1]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Hook quiet has received no events")
+    );
+    app.stop().await;
+}

@@ -213,6 +213,10 @@ pub struct HookConfig {
     pub signature: Option<SignatureScheme>,
     #[serde(default)]
     pub allow_from: Vec<IpNet>,
+    /// Silence detection: a `hookrelay.silence` event when nothing arrives
+    /// for this long, `hookrelay.recovered` when events resume.
+    #[serde(default, with = "humantime_serde")]
+    pub expect_within: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]

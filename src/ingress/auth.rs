@@ -256,6 +256,7 @@ mod tests {
             secret: Some(crate::secret::Secret::new(secret)),
             signature: Some(SignatureScheme::StandardWebhooks),
             allow_from: vec![],
+            expect_within: None,
         };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

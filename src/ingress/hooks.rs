@@ -274,6 +274,7 @@ async fn handle(
         );
     } else {
         state.metrics.received(name, "accepted");
+        state.watch.saw(name);
         tracing::info!(
             message = "Event accepted.", hook = name, event_id = inserted.id,
             alert_short_id = event.short_id.as_deref(), kind = %event.kind, action = %event.action

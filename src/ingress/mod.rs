@@ -39,6 +39,8 @@ pub struct IngressState {
     pub store: Store,
     /// Accepted events go to the pipeline through this.
     pub intake: Intake,
+    /// Last event per hook, for silence detection.
+    pub watch: Arc<crate::silence::Watch>,
     pub metrics: Arc<Metrics>,
     /// Standard Webhooks message ids seen recently (replay protection).
     pub replays: auth::ReplayGuard,

@@ -170,6 +170,9 @@ impl Facts {
     /// Gathers the facts of one event. `alert_link` is the origin's link
     /// template (`{short_id}`, `{uuid}`).
     pub fn build(event: &Event, enrichment: &Enrichment, alert_link: Option<&str>) -> Facts {
+        if let Some(facts) = Facts::silence(event) {
+            return facts;
+        }
         let alert: Option<&Alert> = enrichment.alert();
         let short_id = alert
             .and_then(|a| a.short_id.clone())
@@ -256,6 +259,50 @@ impl Facts {
             link,
             link_label: "Open in Sekoia.io",
         }
+    }
+
+    /// The words for hookrelay's own `hookrelay.silence` and
+    /// `hookrelay.recovered` events.
+    fn silence(event: &Event) -> Option<Facts> {
+        let recovered = match event.kind.as_str() {
+            "hookrelay.silence" => false,
+            "hookrelay.recovered" => true,
+            _ => return None,
+        };
+        let attr = |k: &str| event.raw.pointer(&format!("/attributes/{k}"));
+        let hook = clean(
+            attr("hook").and_then(Value::as_str).unwrap_or("?"),
+            FACT_MAX,
+        );
+        let secs = attr("silent_for").and_then(Value::as_u64).unwrap_or(0);
+        let silent_for =
+            humantime::format_duration(std::time::Duration::from_secs(secs)).to_string();
+        let last = attr("last_event_at")
+            .and_then(Value::as_str)
+            .and_then(format_iso);
+        let headline = if recovered {
+            format!("Hook {hook} is receiving events again after {silent_for} of silence")
+        } else {
+            format!("Hook {hook} has received no events for {silent_for}")
+        };
+        let mut facts = vec![("Hook", hook.clone()), ("Silent for", silent_for)];
+        if let Some(last) = last {
+            facts.push(("Last event before", last));
+        }
+        Some(Facts {
+            headline,
+            summary: if recovered {
+                "intake recovered".into()
+            } else {
+                "intake silent".into()
+            },
+            level: if recovered { Level::Low } else { Level::High },
+            facts,
+            body: None,
+            degraded: None,
+            link: None,
+            link_label: "Open in Sekoia.io",
+        })
     }
 
     /// The message `hookrelay send-test` sends.

@@ -168,3 +168,23 @@ fn time_formats() {
         Some("2022-01-14 15:06:57 UTC")
     );
 }
+
+#[test]
+fn silence_and_recovery_notices() {
+    for (kind, body) in [
+        (
+            "silence",
+            r#"{"type":"hookrelay.silence","action":"created","attributes":{"hook":"soc","silent_for":3600,"last_event_at":"2022-01-14T15:06:57Z"},"metadata":{"created_at":"2022-01-14T16:06:57Z"}}"#,
+        ),
+        (
+            "recovered",
+            r#"{"type":"hookrelay.recovered","action":"created","attributes":{"hook":"soc","silent_for":5400,"last_event_at":"2022-01-14T15:06:57Z"},"metadata":{"created_at":"2022-01-14T16:36:57Z"}}"#,
+        ),
+    ] {
+        let event = crate::event::parse(body.as_bytes()).unwrap();
+        snapshot_all(
+            kind,
+            &Facts::build(&event, &Enrichment::NotApplicable, Some(LINK)),
+        );
+    }
+}

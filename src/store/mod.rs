@@ -14,7 +14,7 @@ mod schema;
 mod writer;
 
 pub use reads::{DeadLetter, DueDelivery, EventDetail, EventSummary, QueueDepth};
-pub use writer::{Completion, Inserted, NewDelivery, NewEvent, Routing, Selector};
+pub use writer::{Completion, HookClock, Inserted, NewDelivery, NewEvent, Routing, Selector};
 
 use crate::config::{StoreConfig, SyncMode};
 use rusqlite::{Connection, OpenFlags};
@@ -198,6 +198,11 @@ impl Store {
     pub async fn housekeeping(&self, retention: Duration) -> Result<usize, StoreError> {
         let before = now_ms() - retention.as_millis() as i64;
         self.call(|r| writer::Op::Prune(before, r)).await
+    }
+
+    /// Saves a hook's silence-detection clock.
+    pub async fn set_clock(&self, clock: HookClock) -> Result<(), StoreError> {
+        self.call(|r| writer::Op::Clock(clock, r)).await
     }
 
     /// Runs a read query on the reader connection off the async threads.

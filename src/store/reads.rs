@@ -268,3 +268,17 @@ pub fn event_detail(conn: &Connection, id: i64) -> Result<Option<EventDetail>, S
         deliveries,
     }))
 }
+
+/// Every hook's silence-detection clock.
+pub fn clocks(conn: &Connection) -> Result<Vec<super::HookClock>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT hook, last_event_at, silent_since FROM hook_clocks")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(super::HookClock {
+            hook: r.get(0)?,
+            last_event_at: r.get(1)?,
+            silent_since: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -60,4 +60,12 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (route, destination, key)
     ) WITHOUT ROWID;
     "#,
+    // 2: silence detection clocks, per hook.
+    r#"
+    CREATE TABLE hook_clocks (
+        hook           TEXT PRIMARY KEY,
+        last_event_at  INTEGER NOT NULL,   -- unix ms of the last real event (or of the first watch)
+        silent_since   INTEGER             -- set while a silence notice is out
+    ) WITHOUT ROWID;
+    "#,
 ];

@@ -85,6 +85,15 @@ pub(super) enum Op {
     Replay(Selector, Reply<usize>),
     Orphan(String, String, Reply<usize>),
     Prune(i64, Reply<usize>),
+    Clock(HookClock, Reply<()>),
+}
+
+/// A hook's silence-detection clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookClock {
+    pub hook: String,
+    pub last_event_at: i64,
+    pub silent_since: Option<i64>,
 }
 
 /// State the writer keeps between batches.
@@ -194,6 +203,7 @@ fn fail(op: Op, e: StoreError) {
         Op::Replay(_, r) => drop(r.send(Err(e))),
         Op::Orphan(_, _, r) => drop(r.send(Err(e))),
         Op::Prune(_, r) => drop(r.send(Err(e))),
+        Op::Clock(_, r) => drop(r.send(Err(e))),
     }
 }
 
@@ -205,6 +215,7 @@ fn apply(tx: &Transaction, op: Op, pending: &mut u64, max_pending: u64) -> Finis
         Op::Replay(s, r) => finish(r, replay(tx, s, pending)),
         Op::Orphan(dest, reason, r) => finish(r, orphan(tx, &dest, &reason, pending)),
         Op::Prune(before, r) => finish(r, prune(tx, before)),
+        Op::Clock(c, r) => finish(r, set_clock(tx, &c)),
     }
 }
 
@@ -442,4 +453,13 @@ fn prune(tx: &Transaction, before: i64) -> Result<usize, StoreError> {
     )?;
     tx.execute("DELETE FROM route_dedup WHERE until < ?1", [now_ms()])?;
     Ok(n)
+}
+
+fn set_clock(tx: &Transaction, c: &HookClock) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO hook_clocks (hook, last_event_at, silent_since) VALUES (?1, ?2, ?3)
+         ON CONFLICT (hook) DO UPDATE SET last_event_at = excluded.last_event_at, silent_since = excluded.silent_since",
+    )?
+    .execute(params![c.hook, c.last_event_at, c.silent_since])?;
+    Ok(())
 }

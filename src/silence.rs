@@ -1,0 +1,181 @@
+//! Silence detection: a hook with `expect_within` that receives nothing for
+//! that long gets a synthetic `hookrelay.silence` event, and a
+//! `hookrelay.recovered` event when events resume. Both go through the
+//! spool and the routing table like any other event from that hook.
+//!
+//! The clocks live in the spool (`hook_clocks`) so a restart neither
+//! forgets a silence nor announces it twice; a hook never heard from starts
+//! its clock when it is first watched. One notice per silence.
+
+use crate::app::Live;
+use crate::pipeline::{Accepted, Intake};
+use crate::store::{now_ms, reads, HookClock, NewEvent, Store};
+use serde_json::json;
+use sha2::Digest;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The last real event per hook, as ingress saw it.
+#[derive(Default)]
+pub struct Watch {
+    last_seen: Mutex<HashMap<String, i64>>,
+}
+
+impl Watch {
+    /// Records an accepted event on `hook` (called by ingress).
+    pub fn saw(&self, hook: &str) {
+        let mut seen = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.insert(hook.to_owned(), now_ms());
+    }
+
+    fn last(&self, hook: &str) -> Option<i64> {
+        self.last_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(hook)
+            .copied()
+    }
+}
+
+fn iso(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Checks every watched hook at least once a second until `cancel`.
+pub async fn run(
+    watch: Arc<Watch>,
+    live: Arc<Live>,
+    store: Store,
+    intake: Intake,
+    cancel: CancellationToken,
+) {
+    let mut clocks: HashMap<String, HookClock> = match store.read(reads::clocks).await {
+        Ok(list) => list.into_iter().map(|c| (c.hook.clone(), c)).collect(),
+        Err(e) => {
+            tracing::error!(message = "Cannot read silence clocks; starting them now.", error = %e);
+            HashMap::new()
+        }
+    };
+    loop {
+        let config = live.get().config.clone();
+        let watched: Vec<(String, Duration)> = config
+            .hooks
+            .iter()
+            .filter_map(|(name, h)| h.expect_within.map(|w| (name.clone(), w)))
+            .collect();
+        let tick = watched
+            .iter()
+            .map(|(_, w)| *w / 4)
+            .min()
+            .unwrap_or(Duration::from_secs(1))
+            .clamp(Duration::from_millis(50), Duration::from_secs(1));
+        for (hook, within) in watched {
+            let now = now_ms();
+            let mut clock = clocks.get(&hook).cloned().unwrap_or(HookClock {
+                hook: hook.clone(),
+                last_event_at: now,
+                silent_since: None,
+            });
+            let before = clock.clone();
+            if let Some(seen) = watch.last(&hook).filter(|s| *s > clock.last_event_at) {
+                if clock.silent_since.is_some() {
+                    let silent_for = (seen - clock.last_event_at) / 1000;
+                    emit(
+                        &store,
+                        &intake,
+                        &hook,
+                        "hookrelay.recovered",
+                        silent_for,
+                        clock.last_event_at,
+                    )
+                    .await;
+                    clock.silent_since = None;
+                }
+                clock.last_event_at = seen;
+            }
+            if clock.silent_since.is_none()
+                && now - clock.last_event_at >= within.as_millis() as i64
+            {
+                let silent_for = (now - clock.last_event_at) / 1000;
+                emit(
+                    &store,
+                    &intake,
+                    &hook,
+                    "hookrelay.silence",
+                    silent_for,
+                    clock.last_event_at,
+                )
+                .await;
+                clock.silent_since = Some(now);
+            }
+            if clocks.get(&hook) != Some(&clock) || before != clock {
+                match store.set_clock(clock.clone()).await {
+                    Ok(()) => {
+                        clocks.insert(hook, clock);
+                    }
+                    Err(e) => {
+                        tracing::warn!(message = "Cannot save a silence clock.", hook = %hook, error = %e)
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+}
+
+/// Stores a synthetic event from `hook` and hands it to the pipeline.
+async fn emit(
+    store: &Store,
+    intake: &Intake,
+    hook: &str,
+    kind: &str,
+    silent_for: i64,
+    last_event_at: i64,
+) {
+    let body = json!({
+        "type": kind,
+        "action": "created",
+        "attributes": {
+            "hook": hook,
+            "silent_for": silent_for,
+            "last_event_at": iso(last_event_at),
+        },
+        "metadata": {"created_at": iso(now_ms())},
+    })
+    .to_string()
+    .into_bytes();
+    let new = NewEvent {
+        hook: hook.to_owned(),
+        sha256: sha2::Sha256::digest(&body).into(),
+        body: body.clone(),
+        kind: kind.to_owned(),
+        action: "created".into(),
+        short_id: None,
+        dedup_window_ms: 0,
+    };
+    match store.insert_event(new).await {
+        Ok(inserted) => {
+            tracing::warn!(
+                message = "Hook silence notice.",
+                hook,
+                kind,
+                silent_for_s = silent_for,
+                event_id = inserted.id
+            );
+            if let Ok(event) = crate::event::parse(&body) {
+                intake.submit(Accepted {
+                    id: inserted.id,
+                    hook: hook.to_owned(),
+                    event,
+                });
+            }
+        }
+        Err(e) => tracing::error!(message = "Cannot store a silence notice.", hook, error = %e),
+    }
+}
