@@ -372,3 +372,48 @@ async fn route_dedup_windows_survive_a_restart() {
     app.stop().await;
     assert_eq!(fake.received("/slack").len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_per_minute_holds_the_excess_without_dropping_it() {
+    let fake = Fake::start().await;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let app = spawn_app_with(
+        &fake,
+        SLACK_ONLY,
+        dir.clone(),
+        &[("HOOKRELAY_DESTINATIONS__SLACK__MAX_PER_MINUTE", "3")],
+    )
+    .await;
+    for i in 0..5 {
+        assert_eq!(app.post(unique_event(i, ALERT_UUID)).await.0, 202);
+    }
+    fake.wait_for("/slack", 3, WAIT).await;
+    // The other two wait for the window, still pending in the spool.
+    let config = write_config(&fake, dir.path(), SLACK_ONLY);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let out = loop {
+        let c = config.clone();
+        let (_, out, _) = tokio::task::spawn_blocking(move || {
+            cli(&["events", "list", "--config", c.to_str().unwrap()])
+        })
+        .await
+        .unwrap();
+        let pending = out.lines().filter(|l| l.ends_with("\tpending")).count();
+        if pending == 2 || tokio::time::Instant::now() > deadline {
+            break out;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        out.lines().filter(|l| l.ends_with("\tpending")).count(),
+        2,
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.ends_with("\tdelivered")).count(),
+        3,
+        "{out}"
+    );
+    assert_eq!(fake.received("/slack").len(), 3);
+    app.stop().await;
+}

@@ -249,6 +249,10 @@ pub struct DestinationConfig {
     /// Proactive pacing, e.g. `"1/s"` or `"20/min"`.
     #[serde(default)]
     pub rate: Option<Rate>,
+    /// At most this many messages in any 60 s; beyond, deliveries wait their
+    /// turn (nothing is dropped).
+    #[serde(default)]
+    pub max_per_minute: Option<u32>,
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
     #[serde(default)]

@@ -194,6 +194,9 @@ pub(super) fn validate(mut config: Config) -> Result<Config, ConfigErrors> {
                 }
             }
         }
+        if dest.max_per_minute == Some(0) {
+            errors.push(err(format!("{key}.max_per_minute"), "must be at least 1"));
+        }
         if dest.concurrency == Some(0) {
             errors.push(err(format!("{key}.concurrency"), "must be at least 1"));
         }

@@ -12,7 +12,7 @@
 mod pacing;
 mod worker;
 
-pub use pacing::{backoff, TokenBucket};
+pub use pacing::{backoff, SlidingWindow, TokenBucket};
 
 use crate::config::{DeliveryConfig, DestinationConfig};
 use crate::store::{DueDelivery, Store};

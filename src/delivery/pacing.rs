@@ -49,6 +49,45 @@ impl TokenBucket {
     }
 }
 
+/// At most `limit` sends in any `window` (a sliding window).
+#[derive(Debug)]
+pub struct SlidingWindow {
+    limit: usize,
+    window: Duration,
+    sent: std::collections::VecDeque<Instant>,
+}
+
+impl SlidingWindow {
+    pub fn new(limit: u32, window: Duration) -> Self {
+        SlidingWindow {
+            limit: limit.max(1) as usize,
+            window,
+            sent: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Whether one more send fits now, or how long until it does.
+    pub fn check(&mut self, now: Instant) -> Result<(), Duration> {
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= self.window)
+        {
+            self.sent.pop_front();
+        }
+        match self.sent.front() {
+            Some(oldest) if self.sent.len() >= self.limit => {
+                Err(self.window - now.saturating_duration_since(*oldest))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn record(&mut self, now: Instant) {
+        self.sent.push_back(now);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +102,21 @@ mod tests {
             assert!(backoff(30, i, m) <= m);
             assert!(backoff(30, i, m) >= Duration::from_millis(100));
         }
+    }
+
+    #[test]
+    fn sliding_window_holds_the_excess() {
+        let t0 = Instant::now();
+        let mut w = SlidingWindow::new(2, Duration::from_secs(60));
+        for _ in 0..2 {
+            w.check(t0).unwrap();
+            w.record(t0);
+        }
+        assert_eq!(
+            w.check(t0 + Duration::from_secs(10)),
+            Err(Duration::from_secs(50))
+        );
+        assert!(w.check(t0 + Duration::from_secs(60)).is_ok());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! One destination's worker: queue, pacing, concurrency, outcomes.
 
-use super::pacing::{backoff, TokenBucket};
+use super::pacing::{backoff, SlidingWindow, TokenBucket};
 use super::Shared;
 use crate::config::DestinationConfig;
 use crate::sinks::{self, Outcome};
@@ -40,6 +40,8 @@ pub(super) struct Worker {
     /// The target asked us to slow down (429 / Retry-After) until then.
     paused_until: Option<Instant>,
     bucket: Option<TokenBucket>,
+    /// `max_per_minute`.
+    window: Option<SlidingWindow>,
     concurrency: usize,
 }
 
@@ -63,6 +65,9 @@ impl Worker {
         let now = Instant::now();
         Worker {
             bucket: dest.rate.map(|r| TokenBucket::new(r, now.into_std())),
+            window: dest
+                .max_per_minute
+                .map(|n| SlidingWindow::new(n, Duration::from_secs(60))),
             concurrency: dest
                 .concurrency
                 .unwrap_or(shared.delivery.concurrency)
@@ -146,11 +151,20 @@ impl Worker {
                 && inflight.len() < self.concurrency
                 && !self.queue.is_empty()
             {
+                if let Some(window) = &mut self.window {
+                    if let Err(wait) = window.check(now.into_std()) {
+                        wake_at = wake_at.min(now + wait);
+                        break;
+                    }
+                }
                 if let Some(bucket) = &mut self.bucket {
                     if let Err(wait) = bucket.try_take(now.into_std()) {
                         wake_at = wake_at.min(now + wait);
                         break;
                     }
+                }
+                if let Some(window) = &mut self.window {
+                    window.record(now.into_std());
                 }
                 let Some(d) = self.queue.pop_front() else {
                     break;
