@@ -117,7 +117,7 @@ async fn standard_webhooks_signatures() {
             &app,
             SIGNED_ID,
             &b4,
-            &sw_headers(KEY_NEW, "msg_4", ts - 301, &b4)
+            &sw_headers(KEY_NEW, "msg_4", ts - 310, &b4)
         )
         .await,
         401
@@ -127,7 +127,7 @@ async fn standard_webhooks_signatures() {
             &app,
             SIGNED_ID,
             &b4,
-            &sw_headers(KEY_NEW, "msg_5", ts + 301, &b4)
+            &sw_headers(KEY_NEW, "msg_5", ts + 310, &b4)
         )
         .await,
         401
