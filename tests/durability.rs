@@ -45,13 +45,11 @@ async fn kill_9_with_deliveries_pending_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(&fake, dir.path(), SLACK_ONLY);
     // One request at a time to the slow sink.
-    std::fs::write(
+    edit_config(
         &config,
-        std::fs::read_to_string(&config)
-            .unwrap()
-            .replace("kind = \"slack\"", "kind = \"slack\"\nconcurrency = 1"),
-    )
-    .unwrap();
+        "kind = \"slack\"",
+        "kind = \"slack\"\nconcurrency = 1",
+    );
     let mut daemon = Daemon::spawn(&config).await;
     let client = reqwest::Client::new();
     post_many(&client, &daemon.hook_url(), 300, ALERT_UUID).await;
@@ -79,13 +77,11 @@ async fn kill_9_while_the_alert_api_is_down_loses_nothing() {
     fake.always(&api, Reply::status(503, "maintenance"));
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(&fake, dir.path(), SLACK_ONLY);
-    std::fs::write(
+    edit_config(
         &config,
-        std::fs::read_to_string(&config)
-            .unwrap()
-            .replace("enrich_deadline = \"1s\"", "enrich_deadline = \"10m\""),
-    )
-    .unwrap();
+        "enrich_deadline = \"1s\"",
+        "enrich_deadline = \"10m\"",
+    );
     let mut daemon = Daemon::spawn(&config).await;
     let client = reqwest::Client::new();
     post_many(&client, &daemon.hook_url(), 50, ALERT_UUID).await;

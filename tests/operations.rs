@@ -78,14 +78,11 @@ async fn sighup_switches_routes_in_place_and_keeps_queued_work() {
     );
 
     // A broken file is rejected, naming the key; the old routes keep serving.
-    std::fs::write(
+    edit_config(
         &config,
-        std::fs::read_to_string(&config).unwrap().replace(
-            "to = [\"teams\", \"slack\"]",
-            "to = [\"teams\", \"nowhere\"]",
-        ),
-    )
-    .unwrap();
+        "to = [\"teams\", \"slack\"]",
+        "to = [\"teams\", \"nowhere\"]",
+    );
     sighup(pid);
     wait_log(&daemon, "Configuration reload rejected").await;
     assert!(

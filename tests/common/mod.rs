@@ -356,6 +356,13 @@ pub fn write_config(fake: &Fake, dir: &Path, extra: &str) -> PathBuf {
     path
 }
 
+/// Replaces `from` with `to` in a config file written by [`write_config`].
+pub fn edit_config(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from:?} not in the config");
+    std::fs::write(path, text.replace(from, to)).unwrap();
+}
+
 /// Runs a CLI command to completion: (exit code, stdout, stderr).
 pub fn cli(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(bin())
