@@ -279,6 +279,9 @@ impl Pipeline {
             }
             deliveries.push(NewDelivery {
                 payload: render(dest.kind, &facts).to_string(),
+                summary: dest
+                    .digest
+                    .then(|| serde_json::to_string(&facts.summary()).unwrap_or_default()),
                 dedup: t.dedup.map(|w| {
                     (
                         crate::route::dedup_key(&t.dedup_key, &a.event, alert),

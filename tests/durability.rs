@@ -413,3 +413,67 @@ async fn max_per_minute_holds_the_excess_without_dropping_it() {
     assert_eq!(fake.received("/slack").len(), 3);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_beyond_max_per_minute_goes_out_as_digests_accounting_for_every_alert() {
+    let fake = Fake::start().await;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let env = [
+        ("HOOKRELAY_DESTINATIONS__SLACK__MAX_PER_MINUTE", "5"),
+        ("HOOKRELAY_DESTINATIONS__SLACK__DIGEST", "true"),
+        ("HOOKRELAY_DESTINATIONS__SLACK__DIGEST_INTERVAL", "300ms"),
+    ];
+    let app = spawn_app_with(&fake, SLACK_ONLY, dir, &env).await;
+    app.post_concurrently(200, 16, |i| {
+        unique_event(i, &format!("00000000-0000-4000-8000-{i:012}"))
+    })
+    .await;
+    // Count what Slack got: single alerts, and digests saying how many they cover.
+    let covered = |got: &[Received]| -> (usize, usize) {
+        let mut single = 0;
+        let mut digested = 0;
+        for r in got {
+            let text = r.json()["text"].as_str().unwrap().to_owned();
+            match text.split_once(" more alert") {
+                Some((n, _)) if text.contains("in the last 300ms") => {
+                    digested += n.parse::<usize>().unwrap()
+                }
+                _ => single += 1,
+            }
+        }
+        (single, digested)
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let (single, digested) = loop {
+        let (s, d) = covered(&fake.received("/slack"));
+        if s + d >= 200 || tokio::time::Instant::now() > deadline {
+            break (s, d);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(single, 5, "max_per_minute lets 5 through");
+    assert_eq!(
+        single + digested,
+        200,
+        "every alert is delivered or digested"
+    );
+    let messages = fake.received("/slack").len();
+    assert!(messages < 30, "{messages} messages for 200 alerts");
+    // A digest lists the alerts with live links hookrelay built.
+    let digest = fake
+        .received("/slack")
+        .into_iter()
+        .map(|r| r.json())
+        .find(|v| v["text"].as_str().unwrap().contains("more alert"))
+        .unwrap();
+    let blocks = digest["attachments"][0]["blocks"].to_string();
+    assert!(
+        blocks.contains("<https://app.sekoia.io/operations/alerts/ALEY4fqz8moo|ALEY4fqz8moo>"),
+        "{blocks}"
+    );
+    assert!(
+        digest["text"].as_str().unwrap().contains("Major"),
+        "{digest}"
+    );
+    app.stop().await;
+}

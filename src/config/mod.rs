@@ -182,6 +182,10 @@ pub struct OriginConfig {
     pub enrich_deadline: Duration,
 }
 
+fn default_digest_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
 fn default_timeout() -> Duration {
     Duration::from_secs(10)
 }
@@ -253,6 +257,12 @@ pub struct DestinationConfig {
     /// turn (nothing is dropped).
     #[serde(default)]
     pub max_per_minute: Option<u32>,
+    /// With `max_per_minute`: send the held alerts as one digest message per
+    /// `digest_interval` instead of at N per minute.
+    #[serde(default)]
+    pub digest: bool,
+    #[serde(default = "default_digest_interval", with = "humantime_serde")]
+    pub digest_interval: Duration,
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
     #[serde(default)]

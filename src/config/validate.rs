@@ -194,6 +194,18 @@ pub(super) fn validate(mut config: Config) -> Result<Config, ConfigErrors> {
                 }
             }
         }
+        if dest.digest && dest.max_per_minute.is_none() {
+            errors.push(err(
+                format!("{key}.digest"),
+                "needs max_per_minute (digests hold what exceeds it)",
+            ));
+        }
+        if dest.digest_interval < Duration::from_millis(100) {
+            errors.push(err(
+                format!("{key}.digest_interval"),
+                "must be at least 100ms",
+            ));
+        }
         if dest.max_per_minute == Some(0) {
             errors.push(err(format!("{key}.max_per_minute"), "must be at least 1"));
         }

@@ -3,8 +3,9 @@
 use super::pacing::{backoff, SlidingWindow, TokenBucket};
 use super::Shared;
 use crate::config::DestinationConfig;
+use crate::render::{render, Facts, Summary};
 use crate::sinks::{self, Outcome};
-use crate::store::{now_ms, reads, Completion, DueDelivery};
+use crate::store::{now_ms, reads, Completion, DueDelivery, NewDigest};
 use crate::telemetry::labels1;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -42,6 +43,9 @@ pub(super) struct Worker {
     bucket: Option<TokenBucket>,
     /// `max_per_minute`.
     window: Option<SlidingWindow>,
+    /// With `digest = true`: how often held deliveries go out as a digest.
+    digest_every: Option<Duration>,
+    next_digest: Instant,
     concurrency: usize,
 }
 
@@ -68,6 +72,8 @@ impl Worker {
             window: dest
                 .max_per_minute
                 .map(|n| SlidingWindow::new(n, Duration::from_secs(60))),
+            digest_every: dest.digest.then_some(dest.digest_interval),
+            next_digest: now + dest.digest_interval,
             concurrency: dest
                 .concurrency
                 .unwrap_or(shared.delivery.concurrency)
@@ -133,6 +139,53 @@ impl Worker {
         }
     }
 
+    /// Replaces the held deliveries by one digest message, queued first.
+    async fn send_digest(&mut self, every: Duration) {
+        let name = self.name.clone();
+        let held = match self
+            .shared
+            .store
+            .read(move |c| reads::held(c, &name, 10_000))
+            .await
+        {
+            Ok(h) if !h.is_empty() => h,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(message = "Cannot read held deliveries.", destination = %self.name, error = %e);
+                return;
+            }
+        };
+        let summaries: Vec<Summary> = held
+            .iter()
+            .map(|(_, s)| {
+                s.as_deref()
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .unwrap_or(Summary {
+                        headline: "(no summary)".into(),
+                        urgency: None,
+                        short_id: None,
+                        link: None,
+                    })
+            })
+            .collect();
+        let payload = render(self.dest.kind, &Facts::digest(&summaries, every)).to_string();
+        let digest = NewDigest {
+            destination: self.name.clone(),
+            payload,
+            held: held.iter().map(|(id, _)| *id).collect(),
+        };
+        match self.shared.store.digest(digest).await {
+            Ok(d) => {
+                tracing::info!(message = "Digest of held alerts queued.", destination = %self.name, count = held.len(), delivery_id = d.id);
+                self.known.insert(d.id);
+                self.queue.push_front(d);
+            }
+            Err(e) => {
+                tracing::error!(message = "Cannot create a digest; the alerts stay held.", destination = %self.name, error = %e)
+            }
+        }
+    }
+
     pub(super) async fn run(mut self) {
         let mut inflight: JoinSet<Done> = JoinSet::new();
         let mut wake_at: Instant;
@@ -151,8 +204,26 @@ impl Worker {
                 && inflight.len() < self.concurrency
                 && !self.queue.is_empty()
             {
-                if let Some(window) = &mut self.window {
+                // Digests do not count against max_per_minute.
+                let is_digest = self.queue.front().is_some_and(|d| d.digest);
+                if let (Some(window), false) = (&mut self.window, is_digest) {
                     if let Err(wait) = window.check(now.into_std()) {
+                        if self.digest_every.is_some() {
+                            // Over the limit: set it aside for the next digest.
+                            let Some(d) = self.queue.pop_front() else {
+                                break;
+                            };
+                            match self.shared.store.hold(d.id).await {
+                                Ok(()) => {
+                                    self.known.remove(&d.id);
+                                    continue;
+                                }
+                                Err(e) => {
+                                    tracing::error!(message = "Cannot hold a delivery for the digest.", destination = %self.name, delivery_id = d.id, error = %e);
+                                    self.queue.push_front(d);
+                                }
+                            }
+                        }
                         wake_at = wake_at.min(now + wait);
                         break;
                     }
@@ -163,13 +234,21 @@ impl Worker {
                         break;
                     }
                 }
-                if let Some(window) = &mut self.window {
+                if let (Some(window), false) = (&mut self.window, is_digest) {
                     window.record(now.into_std());
                 }
                 let Some(d) = self.queue.pop_front() else {
                     break;
                 };
                 inflight.spawn(attempt(self.shared.clone(), self.dest.clone(), d));
+            }
+            if let Some(every) = self.digest_every {
+                if now >= self.next_digest {
+                    self.send_digest(every).await;
+                    self.next_digest = Instant::now() + every;
+                    continue;
+                }
+                wake_at = wake_at.min(self.next_digest);
             }
             // Refill from the spool when the queue runs low.
             if self.queue.len() < SCAN_BATCH {

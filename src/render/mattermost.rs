@@ -23,11 +23,20 @@ pub fn render(f: &Facts) -> Value {
     if let Some(link) = &f.link {
         attachment["title_link"] = json!(link);
     }
-    let notes: Vec<String> = [f.degraded.as_deref(), f.body.as_deref()]
+    let mut notes: Vec<String> = [f.degraded.as_deref(), f.body.as_deref()]
         .into_iter()
         .flatten()
         .map(md)
         .collect();
+    if !f.links.is_empty() {
+        notes.push(
+            f.links
+                .iter()
+                .map(|(label, url)| format!("[{label}]({url})"))
+                .collect::<Vec<_>>()
+                .join(" · "),
+        );
+    }
     if !notes.is_empty() {
         attachment["text"] = json!(notes.join("\n\n"));
     }

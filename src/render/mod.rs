@@ -92,6 +92,17 @@ pub struct Facts {
     pub link: Option<String>,
     /// Label of the link button.
     pub link_label: &'static str,
+    /// Further links hookrelay built (a digest's alerts): (label, URL).
+    pub links: Vec<(String, String)>,
+}
+
+/// What a digest needs to know of one held delivery.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub headline: String,
+    pub urgency: Option<String>,
+    pub short_id: Option<String>,
+    pub link: Option<String>,
 }
 
 /// Short ids go into URLs; anything but a plain token gets no link.
@@ -258,6 +269,72 @@ impl Facts {
             degraded,
             link,
             link_label: "Open in Sekoia.io",
+            links: Vec::new(),
+        }
+    }
+
+    /// The one-line summary a digest lists for this message.
+    pub fn summary(&self) -> Summary {
+        let fact = |label: &str| {
+            self.facts
+                .iter()
+                .find(|(l, _)| *l == label)
+                .map(|(_, v)| v.clone())
+        };
+        Summary {
+            headline: self.headline.clone(),
+            urgency: fact("Urgency").map(|u| u.split(" (").next().unwrap_or_default().to_owned()),
+            short_id: fact("Alert"),
+            link: self.link.clone(),
+        }
+    }
+
+    /// One message for alerts held back by a destination's `max_per_minute`:
+    /// how many, by urgency, and a list with links.
+    pub fn digest(items: &[Summary], interval: std::time::Duration) -> Facts {
+        let mut by_urgency: Vec<(String, usize)> = Vec::new();
+        for s in items {
+            let u = s.urgency.clone().unwrap_or_else(|| "No urgency".into());
+            match by_urgency.iter_mut().find(|(name, _)| *name == u) {
+                Some((_, n)) => *n += 1,
+                None => by_urgency.push((u, 1)),
+            }
+        }
+        let counts = by_urgency
+            .iter()
+            .map(|(u, n)| format!("{n} {u}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let period = humantime::format_duration(interval).to_string();
+        let noun = if items.len() == 1 { "alert" } else { "alerts" };
+        let shown = 20;
+        let mut lines: Vec<String> = items
+            .iter()
+            .take(shown)
+            .map(|s| {
+                clean(
+                    &format!("{} — {}", s.short_id.as_deref().unwrap_or("-"), s.headline),
+                    FACT_MAX,
+                )
+            })
+            .collect();
+        if items.len() > shown {
+            lines.push(format!("… and {} more", items.len() - shown));
+        }
+        Facts {
+            headline: format!("{} more {noun} in the last {period}: {counts}", items.len()),
+            summary: "digest".into(),
+            level: Level::Unknown,
+            facts: vec![("Alerts", items.len().to_string())],
+            body: Some(lines.join("\n")),
+            degraded: None,
+            link: None,
+            link_label: "Open in Sekoia.io",
+            links: items
+                .iter()
+                .take(shown)
+                .filter_map(|s| Some((s.short_id.clone()?, s.link.clone()?)))
+                .collect(),
         }
     }
 
@@ -302,6 +379,7 @@ impl Facts {
             degraded: None,
             link: None,
             link_label: "Open in Sekoia.io",
+            links: Vec::new(),
         })
     }
 
@@ -316,6 +394,7 @@ impl Facts {
             degraded: None,
             link: None,
             link_label: "Open in Sekoia.io",
+            links: Vec::new(),
         }
     }
 

@@ -23,6 +23,15 @@ pub fn render(f: &Facts) -> Value {
     for chunk in fields.chunks(10) {
         blocks.push(json!({"type": "section", "fields": chunk}));
     }
+    if !f.links.is_empty() {
+        let text = f
+            .links
+            .iter()
+            .map(|(label, url)| format!("<{url}|{label}>"))
+            .collect::<Vec<_>>()
+            .join(" · ");
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}));
+    }
     if let Some(link) = &f.link {
         blocks.push(json!({"type": "actions", "elements": [{
             "type": "button",

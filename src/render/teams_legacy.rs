@@ -15,11 +15,20 @@ pub fn render(f: &Facts) -> Value {
         "facts": facts,
         "markdown": true,
     });
-    let text: Vec<String> = [f.degraded.as_deref(), f.body.as_deref()]
+    let mut text: Vec<String> = [f.degraded.as_deref(), f.body.as_deref()]
         .into_iter()
         .flatten()
         .map(md)
         .collect();
+    if !f.links.is_empty() {
+        text.push(
+            f.links
+                .iter()
+                .map(|(label, url)| format!("[{label}]({url})"))
+                .collect::<Vec<_>>()
+                .join(" · "),
+        );
+    }
     if !text.is_empty() {
         section["text"] = json!(text.join("\n\n"));
     }

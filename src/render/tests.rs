@@ -188,3 +188,29 @@ fn silence_and_recovery_notices() {
         );
     }
 }
+
+#[test]
+fn digest_of_held_alerts() {
+    let full = facts("event-alert-created.json", &enrichment("alert-full.json")).summary();
+    let sparse = facts("event-alert-created.json", &enrichment("alert-sparse.json")).summary();
+    let hostile = facts(
+        "event-alert-created.json",
+        &enrichment("alert-hostile.json"),
+    )
+    .summary();
+    let items = vec![full.clone(), full, sparse, hostile];
+    let f = Facts::digest(&items, std::time::Duration::from_secs(60));
+    assert_eq!(
+        f.headline,
+        "4 more alerts in the last 1m: 3 Major, 1 Moderate"
+    );
+    snapshot_all("digest", &f);
+    for kind in KINDS {
+        let body = serde_json::to_string(&render(kind, &f)).unwrap();
+        assert!(
+            !body.contains("<!channel>") && !body.contains("](https://evil"),
+            "{}",
+            kind.as_str()
+        );
+    }
+}

@@ -14,7 +14,9 @@ mod schema;
 mod writer;
 
 pub use reads::{DeadLetter, DueDelivery, EventDetail, EventSummary, QueueDepth};
-pub use writer::{Completion, HookClock, Inserted, NewDelivery, NewEvent, Routing, Selector};
+pub use writer::{
+    Completion, HookClock, Inserted, NewDelivery, NewDigest, NewEvent, Routing, Selector,
+};
 
 use crate::config::{StoreConfig, SyncMode};
 use rusqlite::{Connection, OpenFlags};
@@ -198,6 +200,16 @@ impl Store {
     pub async fn housekeeping(&self, retention: Duration) -> Result<usize, StoreError> {
         let before = now_ms() - retention.as_millis() as i64;
         self.call(|r| writer::Op::Prune(before, r)).await
+    }
+
+    /// Sets a delivery aside for the next digest.
+    pub async fn hold(&self, id: i64) -> Result<(), StoreError> {
+        self.call(|r| writer::Op::Hold(id, r)).await
+    }
+
+    /// Replaces held deliveries by one digest delivery; returns it.
+    pub async fn digest(&self, d: NewDigest) -> Result<DueDelivery, StoreError> {
+        self.call(|r| writer::Op::Digest(d, r)).await
     }
 
     /// Saves a hook's silence-detection clock.

@@ -16,6 +16,8 @@ pub struct DueDelivery {
     /// The event's hook and alert short id, for log lines.
     pub hook: String,
     pub short_id: Option<String>,
+    /// A digest of held deliveries: not counted by the throttle.
+    pub digest: bool,
 }
 
 /// Pending deliveries to `destination` due at `now`, from `after_id` on.
@@ -27,7 +29,7 @@ pub fn due(
     limit: usize,
 ) -> Result<Vec<DueDelivery>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT d.id, d.event_id, d.payload, d.attempts, d.created_at, e.hook, e.short_id
+        "SELECT d.id, d.event_id, d.payload, d.attempts, d.created_at, e.hook, e.short_id, d.digest
          FROM deliveries d JOIN events e ON e.id = d.event_id
          WHERE d.state = 'pending' AND d.destination = ?1 AND d.id > ?2 AND d.next_attempt_at <= ?3
          ORDER BY d.id LIMIT ?4",
@@ -42,6 +44,7 @@ pub fn due(
             created_at: r.get(4)?,
             hook: r.get(5)?,
             short_id: r.get(6)?,
+            digest: r.get::<_, i64>(7)? != 0,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -279,6 +282,21 @@ pub fn clocks(conn: &Connection) -> Result<Vec<super::HookClock>, StoreError> {
             last_event_at: r.get(1)?,
             silent_since: r.get(2)?,
         })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Held deliveries to `destination` (id, summary JSON), oldest first.
+pub fn held(
+    conn: &Connection,
+    destination: &str,
+    limit: usize,
+) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, summary FROM deliveries WHERE state = 'held' AND destination = ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![destination, limit as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -68,4 +68,11 @@ pub const MIGRATIONS: &[&str] = &[
         silent_since   INTEGER             -- set while a silence notice is out
     ) WITHOUT ROWID;
     "#,
+    // 3: throttle digests: a delivery's one-line summary, held deliveries,
+    // digest deliveries (which the throttle does not count).
+    r#"
+    ALTER TABLE deliveries ADD COLUMN summary TEXT;
+    ALTER TABLE deliveries ADD COLUMN digest INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX deliveries_held ON deliveries (destination, id) WHERE state = 'held';
+    "#,
 ];

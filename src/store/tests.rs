@@ -35,6 +35,7 @@ fn routing(event_id: i64, dests: &[&str], dedup: Option<(&str, i64)>) -> Routing
                 destination: d.to_string(),
                 payload: format!("{{\"to\":\"{d}\"}}"),
                 dedup: dedup.map(|(k, w)| (k.to_owned(), w)),
+                summary: None,
             })
             .collect(),
     }

@@ -36,6 +36,8 @@ pub struct NewDelivery {
     /// `(key, window ms)`: skip when the same key went to this destination
     /// through this route within the window.
     pub dedup: Option<(String, i64)>,
+    /// One-line summary (JSON) for a digest, should it be held.
+    pub summary: Option<String>,
 }
 
 /// The outcome of enrichment and routing for one event.
@@ -86,6 +88,16 @@ pub(super) enum Op {
     Orphan(String, String, Reply<usize>),
     Prune(i64, Reply<usize>),
     Clock(HookClock, Reply<()>),
+    Hold(i64, Reply<()>),
+    Digest(NewDigest, Reply<DueDelivery>),
+}
+
+/// A digest replacing held deliveries to one destination.
+#[derive(Debug, Clone)]
+pub struct NewDigest {
+    pub destination: String,
+    pub payload: String,
+    pub held: Vec<i64>,
 }
 
 /// A hook's silence-detection clock.
@@ -204,6 +216,8 @@ fn fail(op: Op, e: StoreError) {
         Op::Orphan(_, _, r) => drop(r.send(Err(e))),
         Op::Prune(_, r) => drop(r.send(Err(e))),
         Op::Clock(_, r) => drop(r.send(Err(e))),
+        Op::Hold(_, r) => drop(r.send(Err(e))),
+        Op::Digest(_, r) => drop(r.send(Err(e))),
     }
 }
 
@@ -216,6 +230,8 @@ fn apply(tx: &Transaction, op: Op, pending: &mut u64, max_pending: u64) -> Finis
         Op::Orphan(dest, reason, r) => finish(r, orphan(tx, &dest, &reason, pending)),
         Op::Prune(before, r) => finish(r, prune(tx, before)),
         Op::Clock(c, r) => finish(r, set_clock(tx, &c)),
+        Op::Hold(id, r) => finish(r, hold(tx, id)),
+        Op::Digest(d, r) => finish(r, digest(tx, d, pending)),
     }
 }
 
@@ -316,10 +332,10 @@ fn route(
             }
         }
         tx.prepare_cached(
-            "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at, last_error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+            "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at, last_error, summary)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
         )?
-        .execute(params![r.event_id, d.route, d.destination, d.payload, state, received_at, now, note])?;
+        .execute(params![r.event_id, d.route, d.destination, d.payload, state, received_at, now, note, d.summary])?;
         if state == "pending" {
             *pending += 1;
             created.push(DueDelivery {
@@ -331,6 +347,7 @@ fn route(
                 created_at: received_at,
                 hook: hook.clone(),
                 short_id: short_id.clone(),
+                digest: false,
             });
         }
     }
@@ -462,4 +479,55 @@ fn set_clock(tx: &Transaction, c: &HookClock) -> Result<(), StoreError> {
     )?
     .execute(params![c.hook, c.last_event_at, c.silent_since])?;
     Ok(())
+}
+
+/// Puts a delivery aside for the next digest (it stays pending work).
+fn hold(tx: &Transaction, id: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE deliveries SET state = 'held', updated_at = ?2 WHERE id = ?1 AND state = 'pending'",
+    )?
+    .execute(params![id, now_ms()])?;
+    Ok(())
+}
+
+/// Creates the digest delivery (under a synthetic event) and marks the held
+/// deliveries it covers as `digested`, in one commit.
+fn digest(tx: &Transaction, d: NewDigest, pending: &mut u64) -> Result<DueDelivery, StoreError> {
+    use sha2::Digest as _;
+    let now = now_ms();
+    let body = format!("{{\"type\":\"hookrelay.digest\",\"action\":\"created\",\"attributes\":{{\"destination\":{},\"count\":{}}}}}",
+        serde_json::Value::from(d.destination.clone()), d.held.len());
+    let sha: [u8; 32] = sha2::Sha256::digest(format!("{body}{now}").as_bytes()).into();
+    tx.prepare_cached(
+        "INSERT INTO events (hook, received_at, body_sha256, body, kind, action, state, enrichment, routes, routed_at)
+         VALUES ('-', ?1, ?2, ?3, 'hookrelay.digest', 'created', 'routed', 'n/a', '[]', ?1)",
+    )?
+    .execute(params![now, &sha[..], body.as_bytes()])?;
+    let event_id = tx.last_insert_rowid();
+    tx.prepare_cached(
+        "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at, digest)
+         VALUES (?1, 'digest', ?2, ?3, 'pending', ?4, ?4, ?4, 1)",
+    )?
+    .execute(params![event_id, d.destination, d.payload, now])?;
+    let id = tx.last_insert_rowid();
+    let note = format!("sent in digest delivery {id}");
+    let mut covered = 0u64;
+    let mut stmt = tx.prepare_cached(
+        "UPDATE deliveries SET state = 'digested', updated_at = ?2, last_error = ?3 WHERE id = ?1 AND state = 'held'",
+    )?;
+    for held in &d.held {
+        covered += stmt.execute(params![held, now, note])? as u64;
+    }
+    *pending = pending.saturating_sub(covered) + 1;
+    Ok(DueDelivery {
+        id,
+        event_id,
+        destination: d.destination,
+        payload: d.payload,
+        attempts: 0,
+        created_at: now,
+        hook: "-".into(),
+        short_id: None,
+        digest: true,
+    })
 }
