@@ -256,6 +256,15 @@ impl Pipeline {
             } => e,
         };
         let alert = enrichment.alert();
+        if alert.is_none()
+            && a.event.alert_uuid.is_some()
+            && config.routes.iter().any(|r| r.when.needs_alert())
+        {
+            tracing::info!(
+                message = "Alert details unavailable: routes with alert-field conditions do not match this event.",
+                hook = %a.hook, event_id = a.id
+            );
+        }
         let targets = route(&config.routes, &a.hook, &a.event, alert);
         let short_id = a
             .event

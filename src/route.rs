@@ -279,6 +279,14 @@ mod tests {
             &["pending:a", "pending:b"],
         );
         check(&rs, created, Some(alert(50, "Closed")), "soc", &["rest:b"]);
+        // The bounds are inclusive.
+        check(
+            &rs,
+            created,
+            Some(alert(70, "Closed")),
+            "soc",
+            &["urgent:a", "rest:b"],
+        );
         // Degraded: alert-field conditions do not match.
         check(&rs, created, None, "soc", &["rest:b"]);
     }
@@ -368,6 +376,29 @@ mod tests {
         );
         // Degraded: the asset condition needs the alert.
         check(&rs, "event-alert-created.json", None, "soc", &[]);
+    }
+
+    #[test]
+    fn urgency_max_bounds_a_band() {
+        let rs = routes("[[routes]]\nname = \"noisy\"\nto = [\"a\"]\n[routes.when]\nurgency_min = 20\nurgency_max = 59\n");
+        let created = "event-alert-created.json";
+        check(&rs, created, Some(alert(19, "Pending")), "soc", &[]);
+        check(
+            &rs,
+            created,
+            Some(alert(20, "Pending")),
+            "soc",
+            &["noisy:a"],
+        );
+        check(
+            &rs,
+            created,
+            Some(alert(59, "Pending")),
+            "soc",
+            &["noisy:a"],
+        );
+        check(&rs, created, Some(alert(60, "Pending")), "soc", &[]);
+        check(&rs, created, None, "soc", &[]);
     }
 
     #[test]

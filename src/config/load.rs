@@ -77,12 +77,15 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
 /// their own so they stay parallel-safe).
 pub fn load_str(text: &str, env: &HashMap<String, String>) -> Result<Config, ConfigErrors> {
     // Parse once on our own first: toml's syntax errors carry line and column.
-    if let Err(e) = text.parse::<toml::Table>() {
-        return Err(ConfigErrors(vec![err(
-            "",
-            format!("invalid TOML: {}", e.to_string().trim_end()),
-        )]));
-    }
+    let raw = match text.parse::<toml::Table>() {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(ConfigErrors(vec![err(
+                "",
+                format!("invalid TOML: {}", e.to_string().trim_end()),
+            )]))
+        }
+    };
     let overrides: HashMap<String, String> = env
         .iter()
         .filter(|(k, _)| k.starts_with("HOOKRELAY_") && !NOT_OVERRIDES.contains(&k.as_str()))
@@ -130,6 +133,7 @@ pub fn load_str(text: &str, env: &HashMap<String, String>) -> Result<Config, Con
     }
 
     let config = Config {
+        warnings: empty_condition_lists(&raw),
         server: server.unwrap_or_default(),
         admin: admin.unwrap_or_default(),
         store: store.unwrap_or_default(),
@@ -138,7 +142,6 @@ pub fn load_str(text: &str, env: &HashMap<String, String>) -> Result<Config, Con
         hooks,
         destinations,
         routes,
-        warnings: Vec::new(),
     };
     if !errors.is_empty() {
         // Reference checks on a partly-broken config would only add noise
@@ -146,6 +149,30 @@ pub fn load_str(text: &str, env: &HashMap<String, String>) -> Result<Config, Con
         return Err(ConfigErrors(errors));
     }
     validate(config)
+}
+
+/// `status = []` in a route's conditions matches nothing, but the merge
+/// layer drops empty lists (the key would read as absent: match anything),
+/// so they are found in the file as written.
+fn empty_condition_lists(raw: &toml::Table) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(routes) = raw.get("routes").and_then(|r| r.as_array()) else {
+        return out;
+    };
+    for (i, route) in routes.iter().enumerate() {
+        let name = route.get("name").and_then(|n| n.as_str()).unwrap_or("?");
+        let Some(when) = route.get("when").and_then(|w| w.as_table()) else {
+            continue;
+        };
+        for (key, value) in when {
+            if value.as_array().is_some_and(|a| a.is_empty()) {
+                out.push(format!(
+                    "routes[{i}].when.{key}: an empty list is ignored, so route {name:?} does not test {key} at all; remove the key or list values"
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn from_value<T: DeserializeOwned>(value: Value, key: &str) -> Result<T, ConfigError> {

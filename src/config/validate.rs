@@ -54,7 +54,7 @@ fn http_url(raw: &str) -> Result<url::Url, String> {
 
 pub(super) fn validate(mut config: Config) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings = std::mem::take(&mut config.warnings);
 
     if config.store.kind == StoreKind::Postgres {
         errors.push(err(
@@ -259,6 +259,19 @@ pub(super) fn validate(mut config: Config) -> Result<Config, ConfigErrors> {
             }
         }
     }
+    // A route that takes every event and stops hides the routes after it.
+    if let Some(i) = config
+        .routes
+        .iter()
+        .position(|r| r.hooks.is_none() && !r.continue_ && when_is_empty(&r.when))
+    {
+        for (j, later) in config.routes.iter().enumerate().skip(i + 1) {
+            warnings.push(format!(
+                "routes[{j}]: route {:?} can never match: routes[{i}] ({:?}) takes every event and does not continue",
+                later.name, config.routes[i].name
+            ));
+        }
+    }
     if config.routes.is_empty() {
         warnings.push("routes: none defined: events are stored but sent nowhere".into());
     } else if !config.routes.iter().any(|r| !r.when.needs_alert()) {
@@ -273,5 +286,76 @@ pub(super) fn validate(mut config: Config) -> Result<Config, ConfigErrors> {
         Ok(config)
     } else {
         Err(ConfigErrors(errors))
+    }
+}
+
+/// Whether a route has no condition at all.
+fn when_is_empty(w: &When) -> bool {
+    w.type_.is_none()
+        && w.action.is_none()
+        && w.urgency_min.is_none()
+        && w.urgency_max.is_none()
+        && w.status.is_none()
+        && w.rule.is_none()
+        && w.entity.is_none()
+        && w.alert_type.is_none()
+        && w.asset.is_none()
+        && w.community.is_none()
+        && w.updated.is_none()
+        && w.not.is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    fn warnings(routes: &str) -> Vec<String> {
+        let text = format!(
+            r#"
+            [origins.o]
+            kind = "sekoia"
+            base_url = "http://127.0.0.1:1"
+            api_key = "k"
+            [hooks.soc]
+            id = "67a7472b-b43c-415d-b1ce-c135fb1dfb0e"
+            origin = "o"
+            [destinations.a]
+            kind = "slack"
+            url = "http://127.0.0.1:1/a"
+            {routes}
+            "#
+        );
+        crate::config::load_str(&text, &Default::default())
+            .unwrap()
+            .warnings
+    }
+
+    #[test]
+    fn impossible_routes_are_warned_about() {
+        let w = warnings("[[routes]]\nname = \"x\"\nto = [\"a\"]\n[routes.when]\nurgency_min = 90\nurgency_max = 10\n");
+        assert!(
+            w.iter()
+                .any(|w| w.contains("urgency_min 90 > urgency_max 10")),
+            "{w:?}"
+        );
+        let w = warnings("[[routes]]\nname = \"x\"\nto = [\"a\"]\n[routes.when]\nstatus = []\n");
+        assert!(
+            w.iter()
+                .any(|w| w.contains("routes[0].when.status: an empty list is ignored")),
+            "{w:?}"
+        );
+        let w = warnings(
+            "[[routes]]\nname = \"all\"\nto = [\"a\"]\n[[routes]]\nname = \"late\"\nto = [\"a\"]\n",
+        );
+        assert!(
+            w.iter()
+                .any(|w| w.contains("routes[1]: route \"late\" can never match")),
+            "{w:?}"
+        );
+        let w =
+            warnings("[[routes]]\nname = \"x\"\nto = [\"a\"]\n[routes.when]\nurgency_min = 50\n");
+        assert!(
+            w.iter()
+                .any(|w| w.contains("alert cannot be fetched will match none")),
+            "{w:?}"
+        );
     }
 }
