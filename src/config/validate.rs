@@ -329,6 +329,48 @@ mod tests {
     }
 
     #[test]
+    fn regions_set_api_and_ui_urls_and_explicit_keys_win() {
+        let load = |origin: &str| {
+            let text = format!(
+                "[origins.o]\nkind = \"sekoia\"\napi_key = \"k\"\n{origin}\n[hooks.h]\nid = \"67a7472b-b43c-415d-b1ce-c135fb1dfb0e\"\norigin = \"o\"\n"
+            );
+            crate::config::load_str(&text, &Default::default()).map(|c| c.origins["o"].clone())
+        };
+        let fra2 = load("region = \"fra2\"").unwrap();
+        assert_eq!(
+            fra2.base_url.as_deref(),
+            Some("https://app.fra2.sekoia.io/api")
+        );
+        assert_eq!(
+            fra2.alert_link.as_deref(),
+            Some("https://app.fra2.sekoia.io/operations/alerts/{short_id}")
+        );
+        let usa1 = load("region = \"usa1\"").unwrap();
+        assert_eq!(usa1.base_url.as_deref(), Some("https://api.usa1.sekoia.io"));
+        assert_eq!(
+            usa1.alert_link.as_deref(),
+            Some("https://app.usa1.sekoia.io/operations/alerts/{short_id}")
+        );
+        let fra1 = load("region = \"fra1\"").unwrap();
+        assert_eq!(fra1.base_url.as_deref(), Some("https://api.sekoia.io"));
+        let own =
+            load("region = \"mco1\"\nbase_url = \"https://proxy.example.org/sekoia\"").unwrap();
+        assert_eq!(
+            own.base_url.as_deref(),
+            Some("https://proxy.example.org/sekoia")
+        );
+        assert_eq!(
+            own.alert_link.as_deref(),
+            Some("https://app.mco1.sekoia.io/operations/alerts/{short_id}")
+        );
+        let bad = load("region = \"mars1\"").unwrap_err().to_string();
+        assert!(
+            bad.contains("origins.o.region: unknown region \"mars1\""),
+            "{bad}"
+        );
+    }
+
+    #[test]
     fn impossible_routes_are_warned_about() {
         let w = warnings("[[routes]]\nname = \"x\"\nto = [\"a\"]\n[routes.when]\nurgency_min = 90\nurgency_max = 10\n");
         assert!(
