@@ -224,7 +224,9 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
         };
     }
     println!(
-        "\nTry your own (Ctrl-C to stop):\n  curl -i -X POST {hook_url} -H 'content-type: application/json' -d '{}'",
+        "\nTry your own (Ctrl-C to stop):\n  curl -i -X POST {hook_url} -H 'content-type: application/json' -d '{}'\n\
+         Send it twice: the second is a sender retry, answered 202 with the same id and not delivered again.\n\
+         Change \"created\" to \"updated\", or break the JSON, and watch the answer.",
         EVENTS[0].1.split_whitespace().collect::<Vec<_>>().join(" ").replace('\'', "")
     );
     let _ = tokio::signal::ctrl_c().await;
