@@ -386,3 +386,36 @@ async fn a_backlog_beyond_the_in_memory_queue_is_read_back_from_the_spool() {
         "an event was enriched twice"
     );
 }
+
+#[tokio::test]
+async fn discord_gets_an_embed_without_mentions_and_its_429_body_is_honoured() {
+    let fake = Fake::start().await;
+    let path = "/discord/api/webhooks/1234/secret-token";
+    fake.script(
+        path,
+        [Reply::status(
+            429,
+            r#"{"message": "You are being rate limited.", "retry_after": 0.3, "global": false}"#,
+        )],
+    );
+    let extra = format!(
+        "[destinations.discord]\nkind = \"discord\"\nurl = \"{}\"\n[[routes]]\nname = \"d\"\nto = [\"discord\"]\n",
+        fake.url(path)
+    );
+    let app = spawn_app(&fake, &extra).await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    let got = fake.wait_for("/discord", 2, WAIT).await;
+    assert!(
+        got[1].at.duration_since(got[0].at) >= Duration::from_millis(250),
+        "retry_after in the body was not honoured"
+    );
+    assert_eq!(
+        got[1].json(),
+        expected(DestinationKind::Discord, Some("alert-full.json"), None)
+    );
+    assert_eq!(
+        got[1].json()["allowed_mentions"],
+        serde_json::json!({"parse": []})
+    );
+    app.stop().await;
+}

@@ -232,6 +232,8 @@ pub enum DestinationKind {
     TeamsLegacy,
     Slack,
     Mattermost,
+    /// Discord webhook: an embed with the urgency colour, no mentions.
+    Discord,
 }
 
 impl DestinationKind {
@@ -241,6 +243,7 @@ impl DestinationKind {
             Self::TeamsLegacy => "teams-legacy",
             Self::Slack => "slack",
             Self::Mattermost => "mattermost",
+            Self::Discord => "discord",
         }
     }
 }

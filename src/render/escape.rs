@@ -13,6 +13,7 @@ fn is_bidi_control(c: char) -> bool {
 }
 
 /// Cuts to at most `max` characters, ending with `…` when cut.
+/// (Also used by renderers to fit a target's per-field limits.)
 pub fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_owned();

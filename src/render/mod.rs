@@ -7,6 +7,7 @@
 //! JSON, ping people, or make a link live; the only live link is the alert
 //! link hookrelay builds itself.
 
+mod discord;
 mod escape;
 mod mattermost;
 mod slack;
@@ -441,6 +442,7 @@ pub fn render(kind: DestinationKind, facts: &Facts) -> Value {
         DestinationKind::TeamsLegacy => teams_legacy::render(facts),
         DestinationKind::Slack => slack::render(facts),
         DestinationKind::Mattermost => mattermost::render(facts),
+        DestinationKind::Discord => discord::render(facts),
     }
 }
 

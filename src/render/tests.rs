@@ -6,11 +6,12 @@ use crate::enrich::Alert;
 use std::sync::Arc;
 
 const LINK: &str = "https://app.sekoia.io/operations/alerts/{short_id}";
-const KINDS: [DestinationKind; 4] = [
+const KINDS: [DestinationKind; 5] = [
     DestinationKind::Teams,
     DestinationKind::TeamsLegacy,
     DestinationKind::Slack,
     DestinationKind::Mattermost,
+    DestinationKind::Discord,
 ];
 
 fn fixture(name: &str) -> Vec<u8> {

@@ -100,6 +100,15 @@ pub fn classify(
             throttled: true,
         };
     }
+    // Discord says how long to wait in its JSON body as well.
+    let retry_after = match (kind, status, retry_after) {
+        (DestinationKind::Discord, 429, None) => serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("retry_after")?.as_f64())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| Duration::from_secs_f64(s.min(3600.0))),
+        _ => retry_after,
+    };
     let error = if text.is_empty() {
         format!("HTTP {status}")
     } else {

@@ -150,6 +150,7 @@ async fn handle(
             Reply::status(200, &alert.to_string())
         }
         None if path.starts_with("/teams") => Reply::status(202, ""),
+        None if path.starts_with("/discord") => Reply::status(204, ""),
         None if path.starts_with("/legacy") => Reply::status(200, "1"),
         None => Reply::status(200, "ok"),
     };
