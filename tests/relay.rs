@@ -419,3 +419,26 @@ async fn discord_gets_an_embed_without_mentions_and_its_429_body_is_honoured() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn google_chat_gets_a_text_message_with_the_alert_link() {
+    let fake = Fake::start().await;
+    let path = "/gchat/v1/spaces/AAAA/messages";
+    let extra = format!(
+        "[destinations.gchat]\nkind = \"google-chat\"\nurl = \"{}\"\nrate = \"60/min\"\n[[routes]]\nname = \"g\"\nto = [\"gchat\"]\n",
+        fake.url(path)
+    );
+    let app = spawn_app(&fake, &extra).await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    let got = fake.wait_for("/gchat", 1, WAIT).await;
+    assert_eq!(
+        got[0].json(),
+        expected(DestinationKind::GoogleChat, Some("alert-full.json"), None)
+    );
+    let text = got[0].json()["text"].as_str().unwrap().to_owned();
+    assert!(
+        text.ends_with("<https://app.sekoia.io/operations/alerts/ALEY4fqz8moo|Open in Sekoia.io>"),
+        "{text}"
+    );
+    app.stop().await;
+}

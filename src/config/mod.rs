@@ -234,6 +234,8 @@ pub enum DestinationKind {
     Mattermost,
     /// Discord webhook: an embed with the urgency colour, no mentions.
     Discord,
+    /// Google Chat space webhook: a formatted text message.
+    GoogleChat,
 }
 
 impl DestinationKind {
@@ -244,6 +246,7 @@ impl DestinationKind {
             Self::Slack => "slack",
             Self::Mattermost => "mattermost",
             Self::Discord => "discord",
+            Self::GoogleChat => "google-chat",
         }
     }
 }

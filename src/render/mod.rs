@@ -9,6 +9,7 @@
 
 mod discord;
 mod escape;
+mod google_chat;
 mod mattermost;
 mod slack;
 mod teams;
@@ -443,6 +444,7 @@ pub fn render(kind: DestinationKind, facts: &Facts) -> Value {
         DestinationKind::Slack => slack::render(facts),
         DestinationKind::Mattermost => mattermost::render(facts),
         DestinationKind::Discord => discord::render(facts),
+        DestinationKind::GoogleChat => google_chat::render(facts),
     }
 }
 

@@ -6,12 +6,13 @@ use crate::enrich::Alert;
 use std::sync::Arc;
 
 const LINK: &str = "https://app.sekoia.io/operations/alerts/{short_id}";
-const KINDS: [DestinationKind; 5] = [
+const KINDS: [DestinationKind; 6] = [
     DestinationKind::Teams,
     DestinationKind::TeamsLegacy,
     DestinationKind::Slack,
     DestinationKind::Mattermost,
     DestinationKind::Discord,
+    DestinationKind::GoogleChat,
 ];
 
 fn fixture(name: &str) -> Vec<u8> {
