@@ -17,14 +17,8 @@ pub fn render(f: &Facts) -> Value {
             .flatten()
             .map(md),
     );
-    if !f.links.is_empty() {
-        description.push(
-            f.links
-                .iter()
-                .map(|(label, url)| format!("[{label}]({url})"))
-                .collect::<Vec<_>>()
-                .join(" · "),
-        );
+    if let Some(links) = f.markdown_links() {
+        description.push(links);
     }
     let fields: Vec<Value> = f
         .facts

@@ -25,14 +25,8 @@ pub fn render(f: &Facts) -> Value {
             .collect::<Vec<_>>()
             .join("\n"),
     );
-    if !f.links.is_empty() {
-        lines.push(
-            f.links
-                .iter()
-                .map(|(label, url)| format!("<{url}|{label}>"))
-                .collect::<Vec<_>>()
-                .join(" · "),
-        );
+    if let Some(links) = f.angle_links() {
+        lines.push(links);
     }
     if let Some(link) = &f.link {
         lines.push(format!("<{link}|{}>", f.link_label));

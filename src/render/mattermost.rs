@@ -28,14 +28,8 @@ pub fn render(f: &Facts) -> Value {
         .flatten()
         .map(md)
         .collect();
-    if !f.links.is_empty() {
-        notes.push(
-            f.links
-                .iter()
-                .map(|(label, url)| format!("[{label}]({url})"))
-                .collect::<Vec<_>>()
-                .join(" · "),
-        );
+    if let Some(links) = f.markdown_links() {
+        notes.push(links);
     }
     if !notes.is_empty() {
         attachment["text"] = json!(notes.join("\n\n"));

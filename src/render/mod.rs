@@ -400,6 +400,29 @@ impl Facts {
         }
     }
 
+    /// The extra links as Markdown (`[label](url)`), `None` when there are none.
+    pub fn markdown_links(&self) -> Option<String> {
+        self.join_links(|label, url| format!("[{label}]({url})"))
+    }
+
+    /// The extra links in Slack/Google Chat form (`<url|label>`).
+    pub fn angle_links(&self) -> Option<String> {
+        self.join_links(|label, url| format!("<{url}|{label}>"))
+    }
+
+    fn join_links(&self, one: impl Fn(&str, &str) -> String) -> Option<String> {
+        if self.links.is_empty() {
+            return None;
+        }
+        Some(
+            self.links
+                .iter()
+                .map(|(label, url)| one(label, url))
+                .collect::<Vec<_>>()
+                .join(" · "),
+        )
+    }
+
     /// One line for notification previews and fallbacks.
     pub fn one_line(&self) -> String {
         let urgency = self

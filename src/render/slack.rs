@@ -23,13 +23,7 @@ pub fn render(f: &Facts) -> Value {
     for chunk in fields.chunks(10) {
         blocks.push(json!({"type": "section", "fields": chunk}));
     }
-    if !f.links.is_empty() {
-        let text = f
-            .links
-            .iter()
-            .map(|(label, url)| format!("<{url}|{label}>"))
-            .collect::<Vec<_>>()
-            .join(" · ");
+    if let Some(text) = f.angle_links() {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}));
     }
     if let Some(link) = &f.link {

@@ -27,14 +27,7 @@ pub fn render(f: &Facts) -> Value {
         .map(|(title, value)| json!({"title": title, "value": md(value)}))
         .collect();
     body.push(json!({"type": "FactSet", "facts": facts}));
-    if !f.links.is_empty() {
-        // Links hookrelay built itself: labels are validated short ids.
-        let text = f
-            .links
-            .iter()
-            .map(|(label, url)| format!("[{label}]({url})"))
-            .collect::<Vec<_>>()
-            .join(" · ");
+    if let Some(text) = f.markdown_links() {
         body.push(json!({"type": "TextBlock", "text": text, "wrap": true}));
     }
     let mut card = json!({

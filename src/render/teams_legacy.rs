@@ -20,14 +20,8 @@ pub fn render(f: &Facts) -> Value {
         .flatten()
         .map(md)
         .collect();
-    if !f.links.is_empty() {
-        text.push(
-            f.links
-                .iter()
-                .map(|(label, url)| format!("[{label}]({url})"))
-                .collect::<Vec<_>>()
-                .join(" · "),
-        );
+    if let Some(links) = f.markdown_links() {
+        text.push(links);
     }
     if !text.is_empty() {
         section["text"] = json!(text.join("\n\n"));
