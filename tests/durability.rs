@@ -306,12 +306,7 @@ async fn sigterm_finishes_in_flight_deliveries_and_exits_0() {
     post_many(&client, &daemon.hook_url(), 3, ALERT_UUID).await;
     // Wait until the deliveries are in flight, then stop.
     fake.wait_started("/slack", 3, WAIT).await;
-    let pid = daemon.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    daemon.signal(libc::SIGTERM);
     let status = tokio::task::spawn_blocking(move || {
         let s = daemon.child.wait().unwrap();
         (s, daemon)

@@ -13,14 +13,6 @@ const SLACK: &str = "/slack/services/T000/B000/secret-token";
 const TO_SLACK: &str = "[[routes]]\nname = \"r\"\nto = [\"slack\"]\n";
 const TO_TEAMS: &str = "[[routes]]\nname = \"r\"\nto = [\"teams\"]\n";
 
-fn sighup(pid: u32) {
-    assert!(std::process::Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .unwrap()
-        .success());
-}
-
 async fn wait_log(daemon: &Daemon, needle: &str) {
     let deadline = std::time::Instant::now() + WAIT;
     while !daemon.logs().contains(needle) {
@@ -61,7 +53,7 @@ async fn sighup_switches_routes_in_place_and_keeps_queued_work() {
         dir.path(),
         "[[routes]]\nname = \"r\"\nto = [\"teams\", \"slack\"]\n",
     );
-    sighup(pid);
+    daemon.signal(libc::SIGHUP);
     wait_log(&daemon, "Configuration reloaded.").await;
     assert_eq!(post(5).await.unwrap().status().as_u16(), 202);
     fake.wait_for("/teams", 1, WAIT).await;
@@ -83,7 +75,7 @@ async fn sighup_switches_routes_in_place_and_keeps_queued_work() {
         "to = [\"teams\", \"slack\"]",
         "to = [\"teams\", \"nowhere\"]",
     );
-    sighup(pid);
+    daemon.signal(libc::SIGHUP);
     wait_log(&daemon, "Configuration reload rejected").await;
     assert!(
         daemon
@@ -188,12 +180,7 @@ async fn systemd_gets_ready_status_and_stopping() {
     .unwrap();
     assert!(received.0.contains("STATUS=listening on"), "{}", received.0);
     let socket = received.1;
-    let pid = daemon.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    daemon.signal(libc::SIGTERM);
     let (all, status) = tokio::task::spawn_blocking(move || {
         let mut all = String::new();
         let mut buf = vec![0u8; 4096];
@@ -358,7 +345,8 @@ to = ["slack"]
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 202);
+    let status = r.status().as_u16();
+    assert_eq!(status, 202, "{}", r.text().await.unwrap());
     fake.wait_for("/slack", 1, WAIT).await;
     let got = fake.wait_for("/teams", 2, WAIT).await;
     let titles: Vec<String> = got

@@ -1,7 +1,7 @@
 //! The writer thread: the only connection that writes, with group commit.
 
 use super::{now_ms, reads::DueDelivery, StoreError, MAX_BATCH};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::sync::mpsc::{Receiver, Sender};
 use tokio::sync::oneshot;
 
@@ -174,7 +174,13 @@ impl Writer {
     fn apply_batch(&mut self, batch: &mut Vec<Op>) {
         let pending_before = self.pending;
         let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
-        let commit_error = match self.conn.transaction() {
+        // IMMEDIATE: take the write lock up front, so another writer (the CLI,
+        // a daemon shutting down) makes this wait (busy_timeout) instead of
+        // failing the upgrade of a read snapshot with SQLITE_BUSY.
+        let commit_error = match self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+        {
             Err(e) => Some(StoreError::from(e)),
             Ok(tx) => {
                 let mut pending = self.pending;

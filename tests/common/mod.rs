@@ -584,6 +584,13 @@ impl Daemon {
             .unwrap()
     }
 
+    /// Sends a signal (SIGTERM, SIGHUP, …) to the daemon.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on the pid of a child we own and have not reaped.
+        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(rc, 0, "kill({sig}) failed");
+    }
+
     pub fn kill9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
