@@ -79,7 +79,6 @@ pub async fn run(
                 last_event_at: now,
                 silent_since: None,
             });
-            let before = clock.clone();
             if let Some(seen) = watch.last(&hook).filter(|s| *s > clock.last_event_at) {
                 if clock.silent_since.is_some() {
                     let silent_for = (seen - clock.last_event_at) / 1000;
@@ -111,7 +110,8 @@ pub async fn run(
                 .await;
                 clock.silent_since = Some(now);
             }
-            if clocks.get(&hook) != Some(&clock) || before != clock {
+            // Saved when new or changed (the map holds what the spool has).
+            if clocks.get(&hook) != Some(&clock) {
                 match store.set_clock(clock.clone()).await {
                     Ok(()) => {
                         clocks.insert(hook, clock);

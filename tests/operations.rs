@@ -87,14 +87,7 @@ async fn sighup_switches_routes_in_place_and_keeps_queued_work() {
     assert_eq!(post(6).await.unwrap().status().as_u16(), 202);
     fake.wait_for("/teams", 2, WAIT).await;
     fake.wait_distinct("/slack", 7, WAIT).await;
-    let metrics = client
-        .get(format!("http://{}/metrics", daemon.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = daemon.metrics().await;
     assert_eq!(
         metric(
             &metrics,

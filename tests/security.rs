@@ -459,14 +459,7 @@ async fn no_secret_in_logs_or_metrics_on_any_error_path() {
         assert!(std::time::Instant::now() < deadline, "{}", daemon.logs());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let metrics = client
-        .get(format!("http://{}/metrics", daemon.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = daemon.metrics().await;
     let (_, check_out, check_err) = tokio::task::spawn_blocking({
         let config = config.clone();
         move || cli(&["check", "--config", config.to_str().unwrap()])

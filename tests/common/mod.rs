@@ -584,6 +584,16 @@ impl Daemon {
             .unwrap()
     }
 
+    /// The admin listener's Prometheus text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Sends a signal (SIGTERM, SIGHUP, …) to the daemon.
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on the pid of a child we own and have not reaped.
