@@ -13,7 +13,8 @@ use crate::app::Live;
 use crate::delivery::Dispatcher;
 use crate::enrich::Enrichment;
 use crate::event::{self, Event};
-use crate::render::{render, Facts};
+use crate::render::context::{self, Target};
+use crate::render::{payload, Facts};
 use crate::route::route;
 use crate::store::{reads, NewDelivery, Routing, Store};
 use crate::telemetry::Metrics;
@@ -286,8 +287,29 @@ impl Pipeline {
             if !route_names.contains(&t.route) {
                 route_names.push(t.route.clone());
             }
+            let doc = || {
+                context::for_event(
+                    &a.event,
+                    &enrichment,
+                    &facts,
+                    Target {
+                        hook: Some(&a.hook),
+                        route: Some(&t.route),
+                        destination: &t.destination,
+                    },
+                )
+            };
+            let (payload, failed) = match payload(dest, &facts, &doc) {
+                Ok(p) => (p, None),
+                Err(reason) => {
+                    tracing::error!(message = "Cannot render the message; the delivery is kept as a dead letter.", destination = %t.destination, hook = %a.hook, event_id = a.id, error = %reason);
+                    self.metrics.delivery(&t.destination, "dead");
+                    (String::new(), Some(format!("cannot render: {reason}")))
+                }
+            };
             deliveries.push(NewDelivery {
-                payload: render(dest.kind, &facts).to_string(),
+                payload,
+                failed,
                 summary: dest
                     .digest
                     .then(|| serde_json::to_string(&facts.summary()).unwrap_or_default()),

@@ -1,11 +1,12 @@
 //! `preview` (route and render, send nothing) and `send-test`.
 
 use super::fail;
-use crate::config::Config;
+use crate::config::{Config, DestinationConfig, DestinationKind};
 use crate::enrich::{Alert, Enricher, Enrichment};
-use crate::render::{render, Facts};
+use crate::render::context::{self, Target};
+use crate::render::{own_message, payload, Facts};
 use crate::route::route;
-use crate::sinks::{self, Outcome};
+use crate::sinks::{Outcome, Sink};
 use crate::telemetry::Metrics;
 use std::path::Path;
 use std::process::ExitCode;
@@ -65,26 +66,77 @@ pub async fn preview(
         .get(&origin_name)
         .and_then(|o| o.alert_link.as_deref());
     let facts = Facts::build(&event, &enrichment, alert_link);
+    let mut failed = false;
     for t in targets {
         if only.as_ref().is_some_and(|d| d != &t.destination) {
             continue;
         }
-        let dest = &config.destinations[&t.destination];
-        let payload = render(dest.kind, &facts);
+        let dest = Arc::new(config.destinations[&t.destination].clone());
         println!(
             "=== {} ({}) via route {:?}",
             t.destination,
             dest.kind.as_str(),
             t.route
         );
-        println!("POST {}", dest.url().redacted());
-        println!("content-type: application/json\n");
-        println!(
-            "{}\n",
-            serde_json::to_string_pretty(&payload).unwrap_or_default()
-        );
+        let doc = || {
+            context::for_event(
+                &event,
+                &enrichment,
+                &facts,
+                Target {
+                    hook: Some(&hook_name),
+                    route: Some(&t.route),
+                    destination: &t.destination,
+                },
+            )
+        };
+        match payload(&dest, &facts, &doc) {
+            Ok(body) => print_request(&dest, "msg_preview", &body),
+            Err(reason) => {
+                failed = true;
+                println!(
+                    "cannot render: {reason}\n(the delivery would be kept as a dead letter)\n"
+                );
+            }
+        }
     }
-    ExitCode::SUCCESS
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Prints the exact request a destination would get: the HTTP request
+/// (JSON pretty-printed; the operator's header values hidden, they are
+/// often credentials), or the e-mail as MIME.
+fn print_request(dest: &Arc<DestinationConfig>, id: &str, body: &str) {
+    let sink = Sink::new(dest.clone(), crate::http::client(), 1);
+    if dest.kind == DestinationKind::Email {
+        println!("SMTP {}", sink.target());
+        match sink.email(id, body) {
+            Ok(mime) => println!("{}\n", mime.replace("\r\n", "\n")),
+            Err(e) => println!("cannot build the e-mail: {e}\n"),
+        }
+        return;
+    }
+    println!("POST {}", sink.target());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    for (name, value, private) in sink.http_request(id, body, now).headers {
+        let value = if private {
+            "<redacted>".to_owned()
+        } else {
+            value
+        };
+        println!("{name}: {value}");
+    }
+    let pretty = serde_json::from_str::<serde_json::Value>(body)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| body.to_owned());
+    println!("\n{pretty}\n");
 }
 
 pub async fn send_test(config: Config, destination: &str) -> ExitCode {
@@ -99,13 +151,20 @@ pub async fn send_test(config: Config, destination: &str) -> ExitCode {
                 .join(", ")
         ));
     };
-    let payload = render(dest.kind, &Facts::test_message(destination)).to_string();
-    let (outcome, took) = sinks::send(&crate::http::client(), dest, &payload).await;
-    let target = dest.url().redacted();
+    let payload = own_message(dest, destination, "test", &Facts::test_message(destination));
+    let sink = Sink::new(Arc::new(dest.clone()), crate::http::client(), 1);
+    let id = format!("msg_test_{}", uuid::Uuid::new_v4().simple());
+    let (outcome, took) = sink.send(&id, &payload).await;
+    let target = sink.target();
     match outcome {
         Outcome::Delivered { status } => {
+            let what = if dest.kind == DestinationKind::Email {
+                "SMTP"
+            } else {
+                "HTTP"
+            };
             println!(
-                "delivered to {destination} ({target}): HTTP {status} in {} ms",
+                "delivered to {destination} ({target}): {what} {status} in {} ms",
                 took.as_millis()
             );
             ExitCode::SUCCESS

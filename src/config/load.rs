@@ -70,12 +70,25 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
         )])
     })?;
     let env: HashMap<String, String> = std::env::vars().collect();
-    load_str(&text, &env)
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    load_str_in(&text, &env, dir)
 }
 
 /// Loads and validates TOML text with the given environment (tests pass
 /// their own so they stay parallel-safe).
 pub fn load_str(text: &str, env: &HashMap<String, String>) -> Result<Config, ConfigErrors> {
+    load_str_in(text, env, Path::new("."))
+}
+
+/// Like [`load_str`]; relative template paths are read from `dir`.
+pub fn load_str_in(
+    text: &str,
+    env: &HashMap<String, String>,
+    dir: &Path,
+) -> Result<Config, ConfigErrors> {
     // Parse once on our own first: toml's syntax errors carry line and column.
     let raw = match text.parse::<toml::Table>() {
         Ok(t) => t,
@@ -148,7 +161,7 @@ pub fn load_str(text: &str, env: &HashMap<String, String>) -> Result<Config, Con
         // about entries that failed to parse; report them after a fix.
         return Err(ConfigErrors(errors));
     }
-    validate(config)
+    validate(config, dir)
 }
 
 /// `status = []` in a route's conditions matches nothing, but the merge

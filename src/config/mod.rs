@@ -236,6 +236,11 @@ pub enum DestinationKind {
     Discord,
     /// Google Chat space webhook: a formatted text message.
     GoogleChat,
+    /// E-mail over SMTP: a multipart text + HTML message.
+    Email,
+    /// Any URL: the hookrelay message document (or a template), optionally
+    /// signed the Standard Webhooks way.
+    Webhook,
 }
 
 impl DestinationKind {
@@ -247,6 +252,8 @@ impl DestinationKind {
             Self::Mattermost => "mattermost",
             Self::Discord => "discord",
             Self::GoogleChat => "google-chat",
+            Self::Email => "email",
+            Self::Webhook => "webhook",
         }
     }
 }
@@ -273,6 +280,63 @@ pub struct DestinationConfig {
     pub timeout: Option<Duration>,
     #[serde(default)]
     pub concurrency: Option<usize>,
+    /// A minijinja template for the message (see `render::template`).
+    #[serde(default)]
+    pub template: Option<PathBuf>,
+
+    // kind = "email"
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: Option<SmtpTls>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// A one-line minijinja template for the subject.
+    #[serde(default)]
+    pub subject: Option<String>,
+
+    // kind = "webhook"
+    /// Extra request headers (values may be credentials: never logged).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    /// `whsec_…`: sign requests the Standard Webhooks way.
+    #[serde(default)]
+    pub secret: Option<Secret>,
+
+    /// `template` and `subject`, compiled when the config is loaded.
+    #[serde(skip)]
+    pub templates: Option<crate::render::Templates>,
+}
+
+/// How an e-mail destination secures its SMTP connection.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required), port 587.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS), port 465.
+    Implicit,
+    /// No encryption (a relay on localhost), port 25.
+    None,
+}
+
+impl SmtpTls {
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpTls::Starttls => 587,
+            SmtpTls::Implicit => 465,
+            SmtpTls::None => 25,
+        }
+    }
 }
 
 impl DestinationConfig {

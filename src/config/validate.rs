@@ -43,6 +43,169 @@ const REGIONS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The keys each destination kind takes; a key meant for another kind is
+/// an error rather than silently ignored.
+fn destination_kind_keys(dest: &DestinationConfig, key: &str, errors: &mut Vec<ConfigError>) {
+    let kind = dest.kind;
+    let email = kind == DestinationKind::Email;
+    let webhook = kind == DestinationKind::Webhook;
+    let mut only = |set: bool, field: &str, for_kind: &str| {
+        if set {
+            errors.push(err(
+                format!("{key}.{field}"),
+                format!(
+                    "only for kind = \"{for_kind}\" (this destination is {:?})",
+                    kind.as_str()
+                ),
+            ));
+        }
+    };
+    only(!email && dest.host.is_some(), "host", "email");
+    only(!email && dest.port.is_some(), "port", "email");
+    only(!email && dest.tls.is_some(), "tls", "email");
+    only(!email && dest.username.is_some(), "username", "email");
+    only(!email && dest.password.is_some(), "password", "email");
+    only(!email && dest.from.is_some(), "from", "email");
+    only(!email && !dest.to.is_empty(), "to", "email");
+    only(!email && dest.subject.is_some(), "subject", "email");
+    only(!webhook && !dest.headers.is_empty(), "headers", "webhook");
+    only(!webhook && dest.secret.is_some(), "secret", "webhook");
+
+    if email {
+        if dest.url.is_some() {
+            errors.push(err(
+                format!("{key}.url"),
+                "an email destination has no url; set host, from and to",
+            ));
+        }
+        match dest.host.as_deref().map(str::trim) {
+            None | Some("") => errors.push(err(
+                format!("{key}.host"),
+                "missing: the SMTP server's host name",
+            )),
+            Some(h) if h.contains(['/', ' ', ':']) => errors.push(err(
+                format!("{key}.host"),
+                "a host name only (set the port with port = …)",
+            )),
+            Some(_) => {}
+        }
+        if dest.port == Some(0) {
+            errors.push(err(format!("{key}.port"), "must be 1–65535"));
+        }
+        if dest.password.is_some() && dest.username.is_none() {
+            errors.push(err(format!("{key}.password"), "needs username"));
+        }
+        match dest.from.as_deref() {
+            None => errors.push(err(format!("{key}.from"), "missing: the sender address")),
+            Some(from) => {
+                if let Err(e) = from.parse::<lettre::message::Mailbox>() {
+                    errors.push(err(
+                        format!("{key}.from"),
+                        format!("invalid address {from:?} ({e})"),
+                    ));
+                }
+            }
+        }
+        if dest.to.is_empty() {
+            errors.push(err(
+                format!("{key}.to"),
+                "missing: list at least one recipient",
+            ));
+        }
+        for (i, to) in dest.to.iter().enumerate() {
+            if let Err(e) = to.parse::<lettre::message::Mailbox>() {
+                errors.push(err(
+                    format!("{key}.to[{i}]"),
+                    format!("invalid address {to:?} ({e})"),
+                ));
+            }
+        }
+        return;
+    }
+    match &dest.url {
+        None => errors.push(err(format!("{key}.url"), "missing (set url or url_file)")),
+        Some(url) => {
+            // The message never quotes the URL: it is a secret.
+            if let Err(e) = http_url(url.expose()) {
+                errors.push(err(format!("{key}.url"), e));
+            }
+        }
+    }
+    for (name, value) in &dest.headers {
+        let hkey = format!("{key}.headers.{name}");
+        match reqwest::header::HeaderName::from_bytes(name.as_bytes()) {
+            Err(_) => errors.push(err(hkey, "not a valid HTTP header name")),
+            Ok(h) if RESERVED_HEADERS.contains(&h.as_str()) => errors.push(err(
+                hkey,
+                "set by hookrelay itself (content-type, content-length, host and the webhook-* signature headers)",
+            )),
+            Ok(_) => {
+                // Never quote the value: it is often a credential.
+                if reqwest::header::HeaderValue::from_str(value.expose()).is_err() {
+                    errors.push(err(hkey, "not a valid HTTP header value (control characters?)"));
+                }
+            }
+        }
+    }
+    if let Some(secret) = &dest.secret {
+        if crate::ingress::auth::standard_webhooks_key(secret.expose()).is_none() {
+            errors.push(err(
+                format!("{key}.secret"),
+                "a standard-webhooks secret is \"whsec_\" followed by base64",
+            ));
+        }
+    }
+}
+
+/// Headers a webhook destination may not set.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "connection",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
+
+/// Compiles `template` (relative to the config file's directory) and an
+/// e-mail `subject`, so their errors are config errors.
+fn compile_templates(
+    dest: &mut DestinationConfig,
+    key: &str,
+    dir: &std::path::Path,
+    errors: &mut Vec<ConfigError>,
+) {
+    use crate::render::{Escape, Templates};
+    if dest.template.is_none() && dest.subject.is_none() {
+        return;
+    }
+    let escape = if dest.kind == DestinationKind::Email {
+        Escape::Html
+    } else {
+        Escape::Json
+    };
+    let resolved = dest.template.as_ref().map(|p| dir.join(p));
+    let shown = dest.template.as_ref().map(|p| p.display().to_string());
+    let body = shown.as_deref().zip(resolved.as_deref());
+    let subject = dest
+        .subject
+        .as_deref()
+        .filter(|_| dest.kind == DestinationKind::Email);
+    match Templates::compile(body, subject, escape) {
+        Ok(t) => dest.templates = Some(t),
+        Err(e) => {
+            let field = if e.starts_with("subject") {
+                "subject"
+            } else {
+                "template"
+            };
+            errors.push(err(format!("{key}.{field}"), e));
+        }
+    }
+}
+
 fn http_url(raw: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(raw).map_err(|e| format!("not a valid URL ({e})"))?;
     match url.scheme() {
@@ -52,7 +215,7 @@ fn http_url(raw: &str) -> Result<url::Url, String> {
     }
 }
 
-pub(super) fn validate(mut config: Config) -> Result<Config, ConfigErrors> {
+pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
     let mut warnings = std::mem::take(&mut config.warnings);
 
@@ -183,17 +346,10 @@ pub(super) fn validate(mut config: Config) -> Result<Config, ConfigErrors> {
         }
     }
 
-    for (name, dest) in &config.destinations {
+    for (name, dest) in config.destinations.iter_mut() {
         let key = format!("destinations.{name}");
-        match &dest.url {
-            None => errors.push(err(format!("{key}.url"), "missing (set url or url_file)")),
-            Some(url) => {
-                // The message never quotes the URL: it is a secret.
-                if let Err(e) = http_url(url.expose()) {
-                    errors.push(err(format!("{key}.url"), e));
-                }
-            }
-        }
+        destination_kind_keys(dest, &key, &mut errors);
+        compile_templates(dest, &key, dir, &mut errors);
         if dest.digest && dest.max_per_minute.is_none() {
             errors.push(err(
                 format!("{key}.digest"),

@@ -3,8 +3,8 @@
 use super::pacing::{backoff, SlidingWindow, TokenBucket};
 use super::Shared;
 use crate::config::DestinationConfig;
-use crate::render::{render, Facts, Summary};
-use crate::sinks::{self, Outcome};
+use crate::render::{own_message, Facts, Summary};
+use crate::sinks::{Outcome, Sink};
 use crate::store::{now_ms, reads, Completion, DueDelivery, NewDigest};
 use crate::telemetry::labels1;
 use std::collections::{HashSet, VecDeque};
@@ -27,6 +27,7 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 pub(super) struct Worker {
     name: String,
     dest: Arc<DestinationConfig>,
+    sink: Arc<Sink>,
     shared: Shared,
     rx: mpsc::UnboundedReceiver<DueDelivery>,
     cancel: CancellationToken,
@@ -67,19 +68,22 @@ impl Worker {
         cancel: CancellationToken,
     ) -> Worker {
         let now = Instant::now();
+        let concurrency = dest
+            .concurrency
+            .unwrap_or(shared.delivery.concurrency)
+            .max(1);
+        let dest = Arc::new(dest);
         Worker {
+            sink: Arc::new(Sink::new(dest.clone(), shared.http.clone(), concurrency)),
             bucket: dest.rate.map(|r| TokenBucket::new(r, now.into_std())),
             window: dest
                 .max_per_minute
                 .map(|n| SlidingWindow::new(n, Duration::from_secs(60))),
             digest_every: dest.digest.then_some(dest.digest_interval),
             next_digest: now + dest.digest_interval,
-            concurrency: dest
-                .concurrency
-                .unwrap_or(shared.delivery.concurrency)
-                .max(1),
+            concurrency,
             name,
-            dest: Arc::new(dest),
+            dest,
             shared,
             rx,
             cancel,
@@ -168,7 +172,12 @@ impl Worker {
                     })
             })
             .collect();
-        let payload = render(self.dest.kind, &Facts::digest(&summaries, every)).to_string();
+        let payload = own_message(
+            &self.dest,
+            &self.name,
+            "digest",
+            &Facts::digest(&summaries, every),
+        );
         let digest = NewDigest {
             destination: self.name.clone(),
             payload,
@@ -240,7 +249,7 @@ impl Worker {
                 let Some(d) = self.queue.pop_front() else {
                     break;
                 };
-                inflight.spawn(attempt(self.shared.clone(), self.dest.clone(), d));
+                inflight.spawn(attempt(self.shared.clone(), self.sink.clone(), d));
             }
             if let Some(every) = self.digest_every {
                 if now >= self.next_digest {
@@ -303,11 +312,19 @@ impl Worker {
     }
 }
 
+/// A delivery's message id, the same on every attempt (Standard Webhooks
+/// `webhook-id`, e-mail Message-ID): receivers may use it to drop a
+/// duplicate. The creation time keeps it unique should the spool be
+/// recreated and row ids start over.
+pub fn message_id(d: &DueDelivery) -> String {
+    format!("msg_{}_{}", d.id, d.created_at)
+}
+
 /// One attempt: send, classify, commit the outcome.
-async fn attempt(shared: Shared, dest: Arc<DestinationConfig>, d: DueDelivery) -> Done {
+async fn attempt(shared: Shared, sink: Arc<Sink>, d: DueDelivery) -> Done {
     let name = &d.destination;
     let attempt_no = d.attempts + 1;
-    let (outcome, took) = sinks::send(&shared.http, &dest, &d.payload).await;
+    let (outcome, took) = sink.send(&message_id(&d), &d.payload).await;
     let duration_ms = took.as_millis() as i64;
     let m = &shared.metrics;
     let mut pause = None;
@@ -337,7 +354,7 @@ async fn attempt(shared: Shared, dest: Arc<DestinationConfig>, d: DueDelivery) -
             );
             Completion::Dead {
                 id: d.id,
-                status: Some(status),
+                status,
                 error,
                 duration_ms,
             }

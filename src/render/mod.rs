@@ -7,17 +7,21 @@
 //! JSON, ping people, or make a link live; the only live link is the alert
 //! link hookrelay builds itself.
 
+pub mod context;
 mod discord;
+pub mod email;
 mod escape;
 mod google_chat;
 mod mattermost;
 mod slack;
 mod teams;
 mod teams_legacy;
+mod template;
 
 pub use escape::{clean, defuse_markdown, escape_slack};
+pub use template::{Escape, Templates};
 
-use crate::config::DestinationKind;
+use crate::config::{DestinationConfig, DestinationKind};
 use crate::enrich::{Alert, Enrichment, Urgency};
 use crate::event::Event;
 use serde_json::Value;
@@ -459,8 +463,9 @@ fn clean_multiline(s: &str, max: usize) -> String {
     escape::truncate(&out, max)
 }
 
-/// The request body for a destination kind.
-pub fn render(kind: DestinationKind, facts: &Facts) -> Value {
+/// The built-in message for a destination kind. `doc` is the hookrelay
+/// message document ([`context`]), built only when a kind needs it.
+pub fn render(kind: DestinationKind, facts: &Facts, doc: &dyn Fn() -> Value) -> Value {
     match kind {
         DestinationKind::Teams => teams::render(facts),
         DestinationKind::TeamsLegacy => teams_legacy::render(facts),
@@ -468,7 +473,77 @@ pub fn render(kind: DestinationKind, facts: &Facts) -> Value {
         DestinationKind::Mattermost => mattermost::render(facts),
         DestinationKind::Discord => discord::render(facts),
         DestinationKind::GoogleChat => google_chat::render(facts),
+        DestinationKind::Email => email::render(facts),
+        DestinationKind::Webhook => doc(),
     }
+}
+
+/// What the spool keeps for one delivery: the built-in message, or the
+/// destination's template rendered with the message document. `Err` is
+/// why it cannot be rendered (a template error, or a template that
+/// produced invalid JSON for a JSON target): the delivery is dead-lettered
+/// with that reason.
+pub fn payload(
+    dest: &DestinationConfig,
+    facts: &Facts,
+    doc: &dyn Fn() -> Value,
+) -> Result<String, String> {
+    let Some(templates) = &dest.templates else {
+        return Ok(render(dest.kind, facts, doc).to_string());
+    };
+    let ctx = doc();
+    if dest.kind == DestinationKind::Email {
+        let subject = templates
+            .subject(&ctx)
+            .transpose()?
+            .unwrap_or_else(|| email::subject(facts));
+        let html = templates
+            .body(&ctx)
+            .transpose()?
+            .unwrap_or_else(|| email::html(facts));
+        return Ok(
+            serde_json::json!({"subject": subject, "text": email::text(facts), "html": html})
+                .to_string(),
+        );
+    }
+    match templates.body(&ctx) {
+        None => Ok(render(dest.kind, facts, &|| ctx.clone()).to_string()),
+        Some(out) => {
+            let out = out?;
+            let value: Value = serde_json::from_str(&out).map_err(|e| {
+                format!(
+                    "template {} rendered invalid JSON ({e}); output starts {:?}",
+                    dest.template
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    escape::truncate(&out, 120)
+                )
+            })?;
+            Ok(value.to_string())
+        }
+    }
+}
+
+/// A message hookrelay makes itself (`"digest"`, `"test"`) for
+/// destination `name`. A template that fails on it is logged and the
+/// built-in message is sent instead: held alerts must still reach people.
+pub fn own_message(dest: &DestinationConfig, name: &str, kind: &str, facts: &Facts) -> String {
+    let doc = || {
+        context::for_message(
+            kind,
+            facts,
+            context::Target {
+                hook: None,
+                route: None,
+                destination: name,
+            },
+        )
+    };
+    payload(dest, facts, &doc).unwrap_or_else(|reason| {
+        tracing::error!(message = "The destination's template cannot render this message; sending the built-in one.", destination = %name, kind, error = %reason);
+        render(dest.kind, facts, &doc).to_string()
+    })
 }
 
 #[cfg(test)]

@@ -3,10 +3,24 @@
 
 use super::*;
 use crate::enrich::Alert;
+use crate::event::Event;
 use std::sync::Arc;
 
 const LINK: &str = "https://app.sekoia.io/operations/alerts/{short_id}";
-const KINDS: [DestinationKind; 6] = [
+const KINDS: [DestinationKind; 8] = [
+    DestinationKind::Teams,
+    DestinationKind::TeamsLegacy,
+    DestinationKind::Slack,
+    DestinationKind::Mattermost,
+    DestinationKind::Discord,
+    DestinationKind::GoogleChat,
+    DestinationKind::Email,
+    DestinationKind::Webhook,
+];
+/// Kinds whose receivers are people reading chat: mentions and live links
+/// must be defused. (E-mail is checked on its own; a webhook carries the
+/// raw event and alert to a program, by design.)
+const CHAT: [DestinationKind; 6] = [
     DestinationKind::Teams,
     DestinationKind::TeamsLegacy,
     DestinationKind::Slack,
@@ -14,6 +28,11 @@ const KINDS: [DestinationKind; 6] = [
     DestinationKind::Discord,
     DestinationKind::GoogleChat,
 ];
+const TARGET: context::Target = context::Target {
+    hook: Some("soc"),
+    route: Some("critical"),
+    destination: "out",
+};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!(
@@ -28,14 +47,72 @@ fn enrichment(alert_file: &str) -> Enrichment {
     Enrichment::Fetched(Arc::new(Alert::from_value(v).unwrap()))
 }
 
-fn facts(event_file: &str, e: &Enrichment) -> Facts {
-    let event = crate::event::parse(&fixture(event_file)).unwrap();
-    Facts::build(&event, e, Some(LINK))
+/// One message to render: its facts and, for events, what the message
+/// document is built from.
+struct Case {
+    source: Option<(Event, Enrichment)>,
+    facts: Facts,
 }
 
-fn snapshot_all(case: &str, f: &Facts) {
+impl std::ops::Deref for Case {
+    type Target = Facts;
+    fn deref(&self) -> &Facts {
+        &self.facts
+    }
+}
+
+impl Case {
+    fn of_event(event: Event, e: &Enrichment) -> Case {
+        let facts = Facts::build(&event, e, Some(LINK));
+        Case {
+            source: Some((event, e.clone())),
+            facts,
+        }
+    }
+
+    fn of_facts(facts: Facts) -> Case {
+        Case {
+            source: None,
+            facts,
+        }
+    }
+
+    fn doc(&self) -> Value {
+        match &self.source {
+            Some((event, e)) => context::for_event(event, e, &self.facts, TARGET),
+            None => context::for_message("digest", &self.facts, TARGET),
+        }
+    }
+
+    fn render(&self, kind: DestinationKind) -> Value {
+        render(kind, &self.facts, &|| self.doc())
+    }
+
+    fn body(&self, kind: DestinationKind) -> String {
+        self.render(kind).to_string()
+    }
+}
+
+fn facts(event_file: &str, e: &Enrichment) -> Case {
+    Case::of_event(crate::event::parse(&fixture(event_file)).unwrap(), e)
+}
+
+fn snapshot_all(case: &str, c: &Case) {
     for kind in KINDS {
-        insta::assert_json_snapshot!(format!("{case}-{}", kind.as_str()), render(kind, f));
+        let name = format!("{case}-{}", kind.as_str());
+        if kind == DestinationKind::Email {
+            // Readable as a person reads it, not as escaped JSON.
+            let v = c.render(kind);
+            let text = format!(
+                "Subject: {}\n\n----- text/plain -----\n{}\n----- text/html -----\n{}",
+                v["subject"].as_str().unwrap(),
+                v["text"].as_str().unwrap(),
+                v["html"].as_str().unwrap()
+            );
+            insta::assert_snapshot!(name, text);
+        } else {
+            insta::assert_json_snapshot!(name, c.render(kind));
+        }
     }
 }
 
@@ -102,8 +179,8 @@ fn hostile_text_is_defused_and_bounded() {
         "event-alert-created.json",
         &enrichment("alert-hostile.json"),
     );
-    for kind in KINDS {
-        let body = serde_json::to_string(&render(kind, &f)).unwrap();
+    for kind in CHAT {
+        let body = f.body(kind);
         let name = kind.as_str();
         for live in [
             "<!channel>",
@@ -138,10 +215,10 @@ fn no_link_without_short_id() {
         br#"{"type":"alert","action":"created","attributes":{"uuid":"5696845f-9ecf-4431-9f0f-48ee0ee2eff1","short_id":"../x"}}"#,
     )
     .unwrap();
-    let f = Facts::build(&event, &Enrichment::Unavailable("x".into()), Some(LINK));
+    let f = Case::of_event(event, &Enrichment::Unavailable("x".into()));
     assert_eq!(f.link, None);
     for kind in KINDS {
-        let body = serde_json::to_string(&render(kind, &f)).unwrap();
+        let body = f.body(kind);
         assert!(
             !body.contains("sekoia.io/operations"),
             "{}: {body}",
@@ -184,10 +261,7 @@ fn silence_and_recovery_notices() {
         ),
     ] {
         let event = crate::event::parse(body.as_bytes()).unwrap();
-        snapshot_all(
-            kind,
-            &Facts::build(&event, &Enrichment::NotApplicable, Some(LINK)),
-        );
+        snapshot_all(kind, &Case::of_event(event, &Enrichment::NotApplicable));
     }
 }
 
@@ -201,18 +275,150 @@ fn digest_of_held_alerts() {
     )
     .summary();
     let items = vec![full.clone(), full, sparse, hostile];
-    let f = Facts::digest(&items, std::time::Duration::from_secs(60));
+    let f = Case::of_facts(Facts::digest(&items, std::time::Duration::from_secs(60)));
     assert_eq!(
         f.headline,
         "4 more alerts in the last 1m: 3 Major, 1 Moderate"
     );
     snapshot_all("digest", &f);
-    for kind in KINDS {
-        let body = serde_json::to_string(&render(kind, &f)).unwrap();
+    for kind in CHAT {
+        let body = f.body(kind);
         assert!(
             !body.contains("<!channel>") && !body.contains("](https://evil"),
             "{}",
             kind.as_str()
         );
     }
+}
+
+#[test]
+fn hostile_text_in_email_is_escaped() {
+    let f = facts(
+        "event-alert-created.json",
+        &enrichment("alert-hostile.json"),
+    );
+    let v = f.render(DestinationKind::Email);
+    let html = v["html"].as_str().unwrap();
+    assert!(!html.contains("<script>"), "{html}");
+    // The only link in the HTML is the alert link hookrelay built.
+    assert_eq!(html.matches("<a href=").count(), 1, "{html}");
+    assert!(html.contains("<a href=\"https://app.sekoia.io/operations/alerts/ALEY4fqz8moo\">"));
+    let subject = v["subject"].as_str().unwrap();
+    assert!(!subject.contains(['\r', '\n']), "{subject:?}");
+    assert!(subject.chars().count() <= 300);
+}
+
+#[test]
+fn webhook_document_carries_event_alert_and_route() {
+    let f = facts("event-alert-created.json", &enrichment("alert-full.json"));
+    let v = f.render(DestinationKind::Webhook);
+    assert_eq!(v["schema"], "hookrelay.message/v1");
+    assert_eq!(v["kind"], "event");
+    assert_eq!(v["route"]["name"], "critical");
+    assert_eq!(v["route"]["hook"], "soc");
+    assert_eq!(v["enrichment"]["status"], "ok");
+    assert_eq!(v["event"]["type"], "alert");
+    assert_eq!(v["alert"]["short_id"], v["message"]["facts"][5]["value"]);
+    assert!(v["urgency"]["value"].is_u64());
+    assert_eq!(v["link"], v["message"]["link"]);
+}
+
+fn with_template(
+    kind: DestinationKind,
+    text: &str,
+) -> (DestinationConfig, tempfile::NamedTempFile) {
+    use std::io::Write;
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    let escape = if kind == DestinationKind::Email {
+        Escape::Html
+    } else {
+        Escape::Json
+    };
+    let templates = Templates::compile(Some(("t", file.path())), None, escape).unwrap();
+    let dest: DestinationConfig = serde_json::from_value(serde_json::json!({
+        "kind": kind.as_str(), "url": "https://example.com/x", "template": "t"
+    }))
+    .unwrap();
+    (
+        DestinationConfig {
+            templates: Some(templates),
+            ..dest
+        },
+        file,
+    )
+}
+
+#[test]
+fn templates_render_with_the_message_document() {
+    let f = facts(
+        "event-alert-created.json",
+        &enrichment("alert-hostile.json"),
+    );
+    let (dest, _file) = with_template(
+        DestinationKind::Slack,
+        r#"{"text": {{ ("*" ~ message.headline|slack_escape ~ "* " ~ route.name)|truncate(60) }}}"#,
+    );
+    let out = payload(&dest, &f, &|| f.doc()).unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let text = v["text"].as_str().unwrap();
+    assert!(
+        text.starts_with('*') && text.chars().count() <= 60,
+        "{text}"
+    );
+    assert!(!text.contains("<!channel>"), "{text}");
+}
+
+#[test]
+fn a_template_that_renders_invalid_json_is_an_error() {
+    let f = facts("event-alert-created.json", &enrichment("alert-full.json"));
+    let (dest, _file) = with_template(
+        DestinationKind::Webhook,
+        "{\"text\": {{ message.headline|safe }}}",
+    );
+    let e = payload(&dest, &f, &|| f.doc()).unwrap_err();
+    assert!(e.contains("rendered invalid JSON"), "{e}");
+}
+
+#[test]
+fn shipped_templates_compile_and_render_valid_json() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let kind = match name.split('.').next().unwrap() {
+            "teams" => DestinationKind::Teams,
+            "teams-legacy" => DestinationKind::TeamsLegacy,
+            "slack" => DestinationKind::Slack,
+            "mattermost" => DestinationKind::Mattermost,
+            "discord" => DestinationKind::Discord,
+            "google-chat" => DestinationKind::GoogleChat,
+            "email" => DestinationKind::Email,
+            "webhook" => DestinationKind::Webhook,
+            other => panic!("unexpected template {other}"),
+        };
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (dest, _file) = with_template(kind, &text);
+        for alert in ["alert-full.json", "alert-sparse.json", "alert-hostile.json"] {
+            let f = facts("event-alert-created.json", &enrichment(alert));
+            let out = payload(&dest, &f, &|| f.doc()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            if CHAT.contains(&kind) {
+                assert!(out.contains("Open in Sekoia.io"), "{name}: {out}");
+            }
+            if CHAT.contains(&kind) {
+                assert!(
+                    !out.contains("<!channel>") && !out.contains("](https://evil"),
+                    "{name}: {out}"
+                );
+            }
+        }
+        let degraded = facts(
+            "event-alert-created.json",
+            &Enrichment::Unavailable("down".into()),
+        );
+        payload(&dest, &degraded, &|| degraded.doc()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        seen += 1;
+    }
+    assert!(seen >= 6, "only {seen} templates in config/templates");
 }

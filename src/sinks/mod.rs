@@ -8,8 +8,12 @@
 use crate::config::{DestinationConfig, DestinationKind};
 use crate::enrich::error_chain;
 use crate::http::{excerpt, read_capped, retry_after};
-use crate::secret::scrub;
+use crate::ingress::auth::standard_webhooks_sign;
+use crate::secret::{scrub, Secret};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod smtp;
 
 /// How much of an error answer we keep for logs and dead letters.
 const ERROR_BODY_CAP: usize = 16 * 1024;
@@ -31,56 +35,162 @@ pub enum Outcome {
         throttled: bool,
     },
     Permanent {
-        status: u16,
+        /// The HTTP status or SMTP reply code, when there was an answer.
+        status: Option<u16>,
         error: String,
     },
 }
 
-/// Sends one rendered payload.
-pub async fn send(
-    http: &reqwest::Client,
-    dest: &DestinationConfig,
-    payload: &str,
-) -> (Outcome, Duration) {
-    let started = Instant::now();
-    let url = dest.url();
-    let result = http
-        .post(url.expose())
-        .header("content-type", "application/json")
-        .body(payload.to_owned())
-        .timeout(dest.timeout.unwrap_or(DEFAULT_TIMEOUT))
-        .send()
-        .await;
-    let outcome = match result {
-        Err(e) => {
-            let what = if e.is_timeout() {
-                "timed out"
-            } else {
-                "request failed"
-            };
-            Outcome::Retry {
+/// One destination's way out: an HTTP client, or an SMTP connection pool.
+pub struct Sink {
+    dest: Arc<DestinationConfig>,
+    transport: Transport,
+}
+
+enum Transport {
+    Http(reqwest::Client),
+    Smtp(Box<smtp::Smtp>),
+    /// The destination cannot be set up (reported on every attempt).
+    Broken(String),
+}
+
+/// One outgoing HTTP request, as sent (and as `preview` prints it).
+pub struct HttpRequest {
+    /// Header name, value, and whether the value is the operator's (and
+    /// possibly a credential: `preview` hides it).
+    pub headers: Vec<(String, String, bool)>,
+}
+
+impl Sink {
+    pub fn new(dest: Arc<DestinationConfig>, http: reqwest::Client, concurrency: usize) -> Sink {
+        let transport = match dest.kind {
+            DestinationKind::Email => {
+                match smtp::Smtp::new(&dest, dest.timeout.unwrap_or(DEFAULT_TIMEOUT), concurrency) {
+                    Ok(s) => Transport::Smtp(Box::new(s)),
+                    Err(e) => Transport::Broken(e),
+                }
+            }
+            _ => Transport::Http(http),
+        };
+        Sink { dest, transport }
+    }
+
+    /// Where messages go, safe to print: a redacted URL or `smtp://host:port`.
+    pub fn target(&self) -> String {
+        match &self.transport {
+            Transport::Smtp(s) => s.target.clone(),
+            _ => self
+                .dest
+                .url
+                .as_ref()
+                .map(Secret::redacted)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The headers of an HTTP delivery: JSON, the operator's own headers,
+    /// and for a webhook with a `secret` the Standard Webhooks signature.
+    /// `id` is the delivery's stable message id.
+    pub fn http_request(&self, id: &str, payload: &str, timestamp: i64) -> HttpRequest {
+        let mut headers = vec![(
+            "content-type".to_owned(),
+            "application/json".to_owned(),
+            false,
+        )];
+        for (name, value) in &self.dest.headers {
+            headers.push((name.to_ascii_lowercase(), value.expose().to_owned(), true));
+        }
+        if let Some(secret) = &self.dest.secret {
+            if let Some(signature) =
+                standard_webhooks_sign(secret.expose(), id, timestamp, payload.as_bytes())
+            {
+                headers.push(("webhook-id".into(), id.to_owned(), false));
+                headers.push(("webhook-timestamp".into(), timestamp.to_string(), false));
+                headers.push(("webhook-signature".into(), signature, false));
+            }
+        }
+        HttpRequest { headers }
+    }
+
+    /// The e-mail `preview` prints: the MIME message as it would be sent.
+    pub fn email(&self, id: &str, payload: &str) -> Result<String, String> {
+        match &self.transport {
+            Transport::Smtp(s) => s
+                .message(id, payload)
+                .map(|m| String::from_utf8_lossy(&m.formatted()).into_owned()),
+            Transport::Broken(e) => Err(e.clone()),
+            Transport::Http(_) => Err("not an e-mail destination".into()),
+        }
+    }
+
+    /// Sends one rendered payload; `id` is the delivery's stable message
+    /// id (Standard Webhooks `webhook-id`, e-mail Message-ID).
+    pub async fn send(&self, id: &str, payload: &str) -> (Outcome, Duration) {
+        let started = Instant::now();
+        let outcome = if payload.is_empty() {
+            // A delivery whose message could not be rendered, replayed.
+            Outcome::Permanent {
                 status: None,
-                error: format!("{what}: {}", scrub(&error_chain(&e), &[url])),
-                retry_after: None,
-                throttled: false,
+                error: "nothing to send: the message could not be rendered".into(),
             }
+        } else {
+            match &self.transport {
+                Transport::Http(http) => self.send_http(http, id, payload).await,
+                Transport::Smtp(smtp) => smtp.send(id, payload).await,
+                Transport::Broken(e) => Outcome::Permanent {
+                    status: None,
+                    error: e.clone(),
+                },
+            }
+        };
+        (outcome, started.elapsed())
+    }
+
+    async fn send_http(&self, http: &reqwest::Client, id: &str, payload: &str) -> Outcome {
+        let dest = &*self.dest;
+        let url = dest.url();
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let mut request = http
+            .post(url.expose())
+            .body(payload.to_owned())
+            .timeout(dest.timeout.unwrap_or(DEFAULT_TIMEOUT));
+        for (name, value, _) in self.http_request(id, payload, timestamp).headers {
+            request = request.header(name, value);
         }
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            let after = retry_after(resp.headers());
-            let location = resp.headers().contains_key(reqwest::header::LOCATION);
-            let body = read_capped(resp, ERROR_BODY_CAP).await.unwrap_or_default();
-            let mut outcome = classify(dest.kind, status, &body, after);
-            if location && (300..400).contains(&status) {
-                outcome = Outcome::Permanent {
-                    status,
-                    error: format!("HTTP {status}: the webhook URL redirects; redirects are not followed (fix the URL)"),
+        let secrets: Vec<&Secret> = std::iter::once(url).chain(dest.headers.values()).collect();
+        match request.send().await {
+            Err(e) => {
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "request failed"
                 };
+                Outcome::Retry {
+                    status: None,
+                    error: format!("{what}: {}", scrub(&error_chain(&e), &secrets)),
+                    retry_after: None,
+                    throttled: false,
+                }
             }
-            outcome
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let after = retry_after(resp.headers());
+                let location = resp.headers().contains_key(reqwest::header::LOCATION);
+                let body = read_capped(resp, ERROR_BODY_CAP).await.unwrap_or_default();
+                let mut outcome = classify(dest.kind, status, &body, after);
+                if location && (300..400).contains(&status) {
+                    outcome = Outcome::Permanent {
+                        status: Some(status),
+                        error: format!("HTTP {status}: the webhook URL redirects; redirects are not followed (fix the URL)"),
+                    };
+                }
+                outcome
+            }
         }
-    };
-    (outcome, started.elapsed())
+    }
 }
 
 /// Classifies an answer. Pure, so each target's quirks are unit-tested.
@@ -128,7 +238,10 @@ pub fn classify(
             retry_after,
             throttled: true,
         },
-        _ => Outcome::Permanent { status, error },
+        _ => Outcome::Permanent {
+            status: Some(status),
+            error,
+        },
     }
 }
 
@@ -182,7 +295,7 @@ mod tests {
         assert_eq!(
             classify(Slack, 404, b"channel_not_found", None),
             Outcome::Permanent {
-                status: 404,
+                status: Some(404),
                 error: "HTTP 404: channel_not_found".into()
             }
         );
@@ -197,7 +310,10 @@ mod tests {
                 b"{\"error\":{\"code\":\"TriggerInputSchemaMismatch\"}}",
                 None
             ),
-            Outcome::Permanent { status: 400, .. }
+            Outcome::Permanent {
+                status: Some(400),
+                ..
+            }
         ));
     }
 }

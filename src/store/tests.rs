@@ -31,6 +31,7 @@ fn routing(event_id: i64, dests: &[&str], dedup: Option<(&str, i64)>) -> Routing
         deliveries: dests
             .iter()
             .map(|d| NewDelivery {
+                failed: None,
                 route: "r".into(),
                 destination: d.to_string(),
                 payload: format!("{{\"to\":\"{d}\"}}"),

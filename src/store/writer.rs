@@ -33,6 +33,9 @@ pub struct NewDelivery {
     pub route: String,
     pub destination: String,
     pub payload: String,
+    /// Set when the message could not be rendered (a template error): the
+    /// delivery is recorded as a dead letter with this reason.
+    pub failed: Option<String>,
     /// `(key, window ms)`: skip when the same key went to this destination
     /// through this route within the window.
     pub dedup: Option<(String, i64)>,
@@ -317,7 +320,10 @@ fn route(
     for d in r.deliveries {
         let mut state = "pending";
         let mut note: Option<String> = None;
-        if let Some((key, window)) = &d.dedup {
+        if let Some(reason) = &d.failed {
+            state = "dead";
+            note = Some(reason.clone());
+        } else if let Some((key, window)) = &d.dedup {
             let until: Option<i64> = tx
                 .prepare_cached(
                     "SELECT until FROM route_dedup WHERE route = ?1 AND destination = ?2 AND key = ?3",
