@@ -132,11 +132,15 @@ proptest! {
         let event = hookrelay::event::parse(include_bytes!("fixtures/event-alert-created.json")).unwrap();
         let e = Enrichment::Fetched(Arc::new(Alert::from_value(v).unwrap()));
         let facts = Facts::build(&event, &e, Some("https://app.sekoia.io/operations/alerts/{short_id}"));
-        for kind in [DestinationKind::Teams, DestinationKind::TeamsLegacy, DestinationKind::Slack, DestinationKind::Mattermost] {
-            let out = serde_json::to_string(&render(kind, &facts)).unwrap();
+        for kind in [DestinationKind::Teams, DestinationKind::TeamsLegacy, DestinationKind::Slack, DestinationKind::Mattermost, DestinationKind::Discord, DestinationKind::GoogleChat] {
+            let out = serde_json::to_string(&render(kind, &facts, &|| serde_json::Value::Null)).unwrap();
             prop_assert!(!out.contains("<!channel>") && !out.contains("@here") && !out.contains("](https://evil"));
             prop_assert!(!out.contains("<https://evil"));
             prop_assert!(out.len() < 24 * 1024);
         }
+        let mail = render(DestinationKind::Email, &facts, &|| serde_json::Value::Null);
+        let html = mail["html"].as_str().unwrap();
+        prop_assert!(!html.contains("<a href=\"https://evil") && !html.contains("<https://evil"));
+        prop_assert!(!mail["subject"].as_str().unwrap().contains(['\r', '\n']));
     }
 }

@@ -29,6 +29,7 @@ fn expected(kind: DestinationKind, alert: Option<&str>, degraded: Option<&str>) 
             &enrichment,
             Some("https://app.sekoia.io/operations/alerts/{short_id}"),
         ),
+        &|| Value::Null,
     )
 }
 

@@ -617,3 +617,103 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// A real SMTP server on loopback (`tests/support/smtp_sink.py`, Python's
+/// standard `smtpd`) that keeps what it accepts; `replies` answer the
+/// first messages (e.g. `"451 4.3.0 Try again later"`) instead of 250.
+pub struct SmtpSink {
+    child: std::process::Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+/// One message the SMTP sink accepted.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub mail_from: String,
+    pub rcpt_tos: Vec<String>,
+    /// The DATA as received (headers and MIME body, CRLF line ends).
+    pub data: String,
+}
+
+impl SmtpSink {
+    pub fn start(replies: &[&str]) -> SmtpSink {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(dir.path())
+            .args(replies)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the SMTP sink (python3 {script}): {e}"));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().unwrap_or_else(|_| {
+            panic!("the SMTP sink did not start (needs python3 with the smtpd module): {line:?}")
+        });
+        SmtpSink { child, port, dir }
+    }
+
+    /// What has been accepted so far, in order.
+    pub fn mails(&self) -> Vec<Mail> {
+        let mut out = Vec::new();
+        for n in 1.. {
+            let envelope = self.dir.path().join(format!("{n}.json"));
+            let Ok(text) = std::fs::read_to_string(&envelope) else {
+                break;
+            };
+            let v: Value = serde_json::from_str(&text).unwrap();
+            out.push(Mail {
+                mail_from: v["mail_from"].as_str().unwrap().to_owned(),
+                rcpt_tos: serde_json::from_value(v["rcpt_tos"].clone()).unwrap(),
+                data: std::fs::read_to_string(self.dir.path().join(format!("{n}.eml"))).unwrap(),
+            });
+        }
+        out
+    }
+
+    /// Waits (polling, with a deadline) until `n` messages arrived.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Mail> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mails = self.mails();
+            if mails.len() >= n {
+                return mails;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} of {n} e-mails after {timeout:?}",
+                mails.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls the in-process app's metrics until `name{parts}` reaches `want`.
+pub async fn wait_metric(app: &TestApp, name: &str, parts: &[&str], want: f64, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let m = app.metrics().await;
+        let got = metric(&m, name, parts);
+        if got >= want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name}{parts:?} = {got}, wanted {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

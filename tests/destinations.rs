@@ -1,0 +1,461 @@
+//! E-mail (against a real SMTP server), generic webhooks (signed the
+//! Standard Webhooks way) and operator templates, end to end.
+
+mod common;
+
+use common::*;
+use hookrelay::ingress::auth::standard_webhooks_sign;
+use serde_json::Value;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn email_destination(port: u16, extra: &str) -> String {
+    format!(
+        r#"
+[destinations.mail]
+kind = "email"
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+from = "hookrelay <hookrelay@soc.example>"
+to = ["soc@soc.example", "Night Shift <oncall@soc.example>"]
+timeout = "2s"
+{extra}
+[[routes]]
+name = "mail"
+to = ["mail"]
+"#
+    )
+}
+
+/// The MIME part of `data` with this content type, decoded enough to
+/// compare text (quoted-printable soft breaks joined).
+fn part(data: &str, content_type: &str) -> String {
+    let start = data
+        .find(&format!("Content-Type: {content_type}"))
+        .unwrap_or_else(|| panic!("no {content_type} part in\n{data}"));
+    let rest = &data[start..];
+    let body = &rest[rest.find("\n\n").unwrap() + 2..];
+    let end = body.find("\n--").unwrap_or(body.len());
+    let raw = &body[..end];
+    if rest[..rest.find("\n\n").unwrap()].contains("quoted-printable") {
+        raw.replace("=\n", "").replace("=3D", "=")
+    } else {
+        raw.to_owned()
+    }
+}
+
+#[tokio::test]
+async fn an_alert_arrives_as_a_multipart_email_on_a_real_smtp_server() {
+    let smtp = SmtpSink::start(&[]);
+    let fake = Fake::start().await;
+    let app = spawn_app(&fake, &email_destination(smtp.port, "")).await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    let mails = smtp.wait_for(1, WAIT).await;
+    let mail = &mails[0];
+    assert_eq!(mail.mail_from, "hookrelay@soc.example");
+    assert_eq!(mail.rcpt_tos, ["soc@soc.example", "oncall@soc.example"]);
+    let data = &mail.data;
+    assert!(
+        data.contains("From: hookrelay <hookrelay@soc.example>\n"),
+        "{data}"
+    );
+    assert!(
+        data.contains("To: soc@soc.example, \"Night Shift\" <oncall@soc.example>\n")
+            || data.contains("To: soc@soc.example, Night Shift <oncall@soc.example>\n"),
+        "{data}"
+    );
+    assert!(
+        data.contains(
+            // The em dash is RFC 2047-encoded on a folded line.
+            "Subject: [Major (63)] Suspicious PowerShell download cradle\n =?utf-8?b?4oCU?= alert created\n"
+        ),
+        "{data}"
+    );
+    assert!(
+        data.contains("Content-Type: multipart/alternative;"),
+        "{data}"
+    );
+    assert!(
+        data.contains("@soc.example>\n"),
+        "Message-ID from the sender's domain: {data}"
+    );
+    let text = part(data, "text/plain");
+    assert!(
+        text.contains("Suspicious PowerShell download cradle"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Open in Sekoia.io: https://app.sekoia.io/operations/alerts/ALEY4fqz8moo"),
+        "{text}"
+    );
+    let html = part(data, "text/html");
+    assert!(
+        html.contains("<h2 style=\"margin: 4px 0\">Suspicious PowerShell download cradle</h2>"),
+        "{html}"
+    );
+    assert!(html.contains("<a href=\"https://app.sekoia.io/operations/alerts/ALEY4fqz8moo\">Open in Sekoia.io</a>"), "{html}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_4xx_smtp_reply_is_retried_and_a_5xx_reply_is_a_dead_letter() {
+    // First message: 451 then accepted on the retry.
+    let smtp = SmtpSink::start(&["451 4.3.0 Mailbox busy, try again later"]);
+    let fake = Fake::start().await;
+    let app = spawn_app(&fake, &email_destination(smtp.port, "")).await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    smtp.wait_for(1, WAIT).await;
+    let m = app.metrics().await;
+    assert_eq!(
+        metric(&m, "hookrelay_deliveries_total", &["outcome=\"retry\""]),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, "hookrelay_deliveries_total", &["outcome=\"delivered\""]),
+        1.0
+    );
+    app.stop().await;
+
+    let smtp = SmtpSink::start(&["550 5.1.1 No such user here"]);
+    let app = spawn_app(&fake, &email_destination(smtp.port, "")).await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    wait_metric(
+        &app,
+        "hookrelay_deliveries_total",
+        &["outcome=\"dead\""],
+        1.0,
+        WAIT,
+    )
+    .await;
+    let m = app.metrics().await;
+    assert_eq!(
+        metric(&m, "hookrelay_deliveries_total", &["outcome=\"retry\""]),
+        0.0
+    );
+    assert!(smtp.mails().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_smtp_server_that_never_answers_is_timed_out_and_retried() {
+    // Accepts connections and never sends its greeting.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for c in silent.incoming().take(2) {
+            conns.push(c);
+        }
+        std::thread::sleep(Duration::from_secs(3));
+    });
+    let fake = Fake::start().await;
+    let app = spawn_app(
+        &fake,
+        &email_destination(port, "").replace("timeout = \"2s\"", "timeout = \"200ms\""),
+    )
+    .await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    wait_metric(
+        &app,
+        "hookrelay_deliveries_total",
+        &["outcome=\"retry\""],
+        1.0,
+        WAIT,
+    )
+    .await;
+    app.stop().await;
+    drop(held);
+}
+
+#[tokio::test]
+async fn a_webhook_gets_the_hookrelay_document_signed_with_its_headers() {
+    let fake = Fake::start().await;
+    let path = "/receiver/incoming";
+    let extra = format!(
+        r#"
+[destinations.hook]
+kind = "webhook"
+url = "{url}"
+secret = "{WHSEC}"
+headers = {{ "Authorization" = "Bearer receiver-token", "X-Tenant" = "acme" }}
+[[routes]]
+name = "to-webhook"
+to = ["hook"]
+"#,
+        url = fake.url(path)
+    );
+    let app = spawn_app(&fake, &extra).await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    let got = fake.wait_for("/receiver", 1, WAIT).await;
+    let r = &got[0];
+    let header = |name: &str| r.headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(header("content-type").as_deref(), Some("application/json"));
+    assert_eq!(
+        header("authorization").as_deref(),
+        Some("Bearer receiver-token")
+    );
+    assert_eq!(header("x-tenant").as_deref(), Some("acme"));
+    // The receiver can verify it came from hookrelay.
+    let id = header("webhook-id").unwrap();
+    let ts: i64 = header("webhook-timestamp").unwrap().parse().unwrap();
+    assert_eq!(
+        header("webhook-signature").unwrap(),
+        standard_webhooks_sign(WHSEC, &id, ts, &r.body).unwrap()
+    );
+    let doc = r.json();
+    assert_eq!(doc["schema"], "hookrelay.message/v1");
+    assert_eq!(
+        doc["route"],
+        serde_json::json!({"hook": "soc", "name": "to-webhook", "destination": "hook"})
+    );
+    assert_eq!(doc["event"], fixture_json("event-alert-created.json"));
+    assert_eq!(doc["alert"]["short_id"], "ALEY4fqz8moo");
+    assert_eq!(doc["urgency"]["value"], 63);
+    assert_eq!(
+        doc["message"]["headline"],
+        "Suspicious PowerShell download cradle"
+    );
+    assert_eq!(
+        doc["link"],
+        "https://app.sekoia.io/operations/alerts/ALEY4fqz8moo"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_retried_webhook_keeps_its_webhook_id() {
+    let fake = Fake::start().await;
+    let path = "/receiver/flaky";
+    fake.script(path, [Reply::status(503, "busy")]);
+    let extra = format!(
+        "[destinations.hook]\nkind = \"webhook\"\nurl = \"{}\"\nsecret = \"{WHSEC}\"\n[[routes]]\nname = \"w\"\nto = [\"hook\"]\n",
+        fake.url(path)
+    );
+    let app = spawn_app(&fake, &extra).await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    let got = fake.wait_for("/receiver", 2, WAIT).await;
+    assert_eq!(got[0].headers["webhook-id"], got[1].headers["webhook-id"]);
+    app.stop().await;
+}
+
+fn template_file(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn an_operator_template_shapes_the_message() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let template = template_file(
+        dir.path(),
+        "slack.json",
+        r#"{"text": {{ "[" ~ urgency.display ~ "] " ~ (message.headline|slack_escape) ~ " via " ~ route.name }}, "alert": {{ alert.short_id }}}"#,
+    );
+    let path = "/slack/services/T1/B1/custom";
+    let extra = format!(
+        "[destinations.custom]\nkind = \"slack\"\nurl = \"{}\"\ntemplate = \"{template}\"\n[[routes]]\nname = \"c\"\nto = [\"custom\"]\n",
+        fake.url(path)
+    );
+    let app = spawn_app(&fake, &extra).await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    let got = fake.wait_for(path, 1, WAIT).await;
+    assert_eq!(
+        got[0].json(),
+        serde_json::json!({"text": "[Major] Suspicious PowerShell download cradle via c", "alert": "ALEY4fqz8moo"})
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_template_that_renders_invalid_json_dead_letters_the_delivery() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // `|safe` prints the headline unquoted: not JSON.
+    let template = template_file(
+        dir.path(),
+        "bad.json",
+        r#"{"text": {{ message.headline|safe }}}"#,
+    );
+    let path = "/receiver/bad";
+    let extra = format!(
+        "[destinations.bad]\nkind = \"webhook\"\nurl = \"{}\"\ntemplate = \"{template}\"\n[destinations.good]\nkind = \"webhook\"\nurl = \"{}\"\n[[routes]]\nname = \"b\"\nto = [\"bad\", \"good\"]\n",
+        fake.url(path),
+        fake.url("/receiver/good")
+    );
+    let app = spawn_app(&fake, &extra).await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    // The other destination of the same event is unaffected.
+    fake.wait_for("/receiver/good", 1, WAIT).await;
+    wait_metric(
+        &app,
+        "hookrelay_deliveries_total",
+        &["destination=\"bad\"", "outcome=\"dead\""],
+        1.0,
+        WAIT,
+    )
+    .await;
+    assert!(fake.received(path).is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn check_names_the_template_file_and_line_of_an_error() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    template_file(
+        dir.path(),
+        "card.json",
+        "{\n  \"text\": {{ message.headline|shout }}\n}\n",
+    );
+    template_file(dir.path(), "broken.json", "{\n  \"text\": {% if %}\n}\n");
+    let extra = format!(
+        "[destinations.a]\nkind = \"slack\"\nurl = \"{}\"\ntemplate = \"card.json\"\n[destinations.b]\nkind = \"webhook\"\nurl = \"{}\"\ntemplate = \"broken.json\"\n[[routes]]\nname = \"x\"\nto = [\"a\", \"b\"]\n",
+        fake.url("/slack/x"),
+        fake.url("/receiver/x")
+    );
+    // Relative template paths are read next to the config file.
+    let config = write_config(&fake, dir.path(), &extra);
+    let (code, out, err) = cli(&["check", "--config", config.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        err.contains("destinations.a.template: card.json:2: unknown filter \"shout\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("destinations.b.template: broken.json:2: syntax error"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn check_rejects_bad_email_settings_by_key() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = r#"
+[destinations.mail]
+kind = "email"
+host = "smtp.example.com"
+from = "hookrelay@example.com"
+to = ["soc@example.com", "not an address"]
+headers = { "X-A" = "b" }
+[[routes]]
+name = "m"
+to = ["mail"]
+"#;
+    let config = write_config(&fake, dir.path(), extra);
+    let (code, _, err) = cli(&["check", "--config", config.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("destinations.mail.to[1]: invalid address \"not an address\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("destinations.mail.headers: only for kind = \"webhook\""),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn preview_prints_the_mime_message_and_the_signed_request() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        r#"
+[destinations.mail]
+kind = "email"
+host = "smtp.example.com"
+from = "hookrelay@soc.example"
+to = ["soc@soc.example"]
+subject = "[{{{{ urgency.display }}}}] {{{{ message.headline }}}}"
+[destinations.hook]
+kind = "webhook"
+url = "{url}"
+secret = "{WHSEC}"
+headers = {{ "Authorization" = "Bearer receiver-token" }}
+[[routes]]
+name = "both"
+to = ["mail", "hook"]
+"#,
+        url = fake.url("/receiver/preview")
+    );
+    let config = write_config(&fake, dir.path(), &extra);
+    let event = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/event-alert-created.json"
+    );
+    let alert = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/alert-full.json"
+    );
+    let (code, out, err) = cli(&[
+        "preview",
+        "--config",
+        config.to_str().unwrap(),
+        "--event",
+        event,
+        "--alert",
+        alert,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("=== mail (email) via route \"both\"\nSMTP smtp://smtp.example.com:587\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Subject: [Major] Suspicious PowerShell download cradle\n"),
+        "{out}"
+    );
+    assert!(out.contains("Content-Type: multipart/alternative"), "{out}");
+    assert!(
+        out.contains("=== hook (webhook) via route \"both\"\nPOST "),
+        "{out}"
+    );
+    assert!(out.contains("authorization: <redacted>\n"), "{out}");
+    assert!(out.contains("webhook-signature: v1,"), "{out}");
+    assert!(!out.contains("receiver-token"), "{out}");
+    let json_start = out.rfind("\n{\n").unwrap();
+    let doc: Value = serde_json::from_str(out[json_start..].trim()).unwrap();
+    assert_eq!(doc["schema"], "hookrelay.message/v1");
+}
+
+#[tokio::test]
+async fn send_test_reaches_email_and_webhook_destinations() {
+    let smtp = SmtpSink::start(&[]);
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "{}\n[destinations.hook]\nkind = \"webhook\"\nurl = \"{}\"\n",
+        email_destination(smtp.port, ""),
+        fake.url("/receiver/test")
+    );
+    let config = write_config(&fake, dir.path(), &extra);
+    let config = config.to_str().unwrap().to_owned();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        let mail = cli(&["send-test", "--config", &config, "--destination", "mail"]);
+        let hook = cli(&["send-test", "--config", &config, "--destination", "hook"]);
+        (mail.0 + hook.0, mail.1 + &hook.1, mail.2 + &hook.2)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "delivered to mail (smtp://127.0.0.1:{}): SMTP 250",
+            smtp.port
+        )),
+        "{out}"
+    );
+    let mails = smtp.wait_for(1, WAIT).await;
+    assert!(
+        mails[0].data.contains("hookrelay test message"),
+        "{}",
+        mails[0].data
+    );
+    let got = fake.wait_for("/receiver/test", 1, WAIT).await;
+    assert_eq!(got[0].json()["kind"], "test");
+}
