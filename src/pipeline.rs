@@ -324,7 +324,7 @@ impl Pipeline {
             });
         }
         let (enrichment_text, alert_json) = match &enrichment {
-            Enrichment::Fetched(alert) => ("ok".to_owned(), Some(alert.raw.to_string())),
+            Enrichment::Fetched(alert) => ("ok".to_owned(), Some(alert.json.clone())),
             Enrichment::NotApplicable => ("n/a".to_owned(), None),
             Enrichment::Unavailable(reason) => (format!("unavailable: {reason}"), None),
         };

@@ -30,6 +30,8 @@ pub struct Alert {
     pub details: Option<String>,
     /// The whole object, for operator templates and history.
     pub raw: Value,
+    /// The same as text, as the API sent it (kept in the spool's history).
+    pub json: String,
 }
 
 fn text(v: &Value, path: &[&str]) -> Option<String> {
@@ -56,8 +58,20 @@ pub fn urgency_display(value: u32) -> &'static str {
 }
 
 impl Alert {
+    /// Parses the API's answer, keeping its text.
+    pub fn from_slice(body: &[u8]) -> Result<Alert, String> {
+        let raw: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(body).into_owned();
+        Self::with_text(raw, text)
+    }
+
     /// Reads the API's JSON; only a non-object is an error.
     pub fn from_value(raw: Value) -> Result<Alert, String> {
+        let text = raw.to_string();
+        Self::with_text(raw, text)
+    }
+
+    fn with_text(raw: Value, json: String) -> Result<Alert, String> {
         if !raw.is_object() {
             return Err("expected a JSON object".into());
         }
@@ -94,6 +108,7 @@ impl Alert {
             target: text(&raw, &["target"]),
             details: text(&raw, &["details"]),
             raw,
+            json,
         })
     }
 }

@@ -246,9 +246,7 @@ impl Enricher {
         };
         match status.as_u16() {
             200..=299 => {
-                let value: serde_json::Value = serde_json::from_slice(&body)
-                    .map_err(|e| Attempt::Fatal(EnrichError::Invalid(e.to_string())))?;
-                Alert::from_value(value).map_err(|e| Attempt::Fatal(EnrichError::Invalid(e)))
+                Alert::from_slice(&body).map_err(|e| Attempt::Fatal(EnrichError::Invalid(e)))
             }
             408 | 429 | 500..=599 => Err(Attempt::Transient {
                 error: format!("HTTP {} {}", status.as_u16(), excerpt(&body)),

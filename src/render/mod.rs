@@ -489,7 +489,10 @@ pub fn payload(
     doc: &dyn Fn() -> Value,
 ) -> Result<String, String> {
     let Some(templates) = &dest.templates else {
-        return Ok(render(dest.kind, facts, doc).to_string());
+        return Ok(match dest.kind {
+            DestinationKind::Teams => teams::render_string(facts),
+            kind => render(kind, facts, doc).to_string(),
+        });
     };
     let ctx = doc();
     if dest.kind == DestinationKind::Email {

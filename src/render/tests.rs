@@ -308,6 +308,14 @@ fn hostile_text_in_email_is_escaped() {
 }
 
 #[test]
+fn teams_serializes_to_the_same_text_as_its_value() {
+    for alert in ["alert-full.json", "alert-sparse.json", "alert-hostile.json"] {
+        let f = facts("event-alert-created.json", &enrichment(alert));
+        assert_eq!(teams::render_string(&f), teams::render(&f).to_string());
+    }
+}
+
+#[test]
 fn webhook_document_carries_event_alert_and_route() {
     let f = facts("event-alert-created.json", &enrichment("alert-full.json"));
     let v = f.render(DestinationKind::Webhook);
