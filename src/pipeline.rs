@@ -29,7 +29,13 @@ use tokio_util::task::TaskTracker;
 /// Events enriched at the same time at most (each may wait on the API).
 const MAX_IN_PROGRESS: usize = 512;
 /// Accepted events waiting in memory at most; beyond, the spool holds them.
-pub const INTAKE_CAPACITY: usize = 512;
+/// Kept small: a long in-memory queue only makes every alert later.
+pub const INTAKE_CAPACITY: usize = 64;
+/// How long ingress may hold a sender's 202 while the intake is full
+/// (backpressure: under overload senders slow down a little instead of a
+/// backlog building up behind them). After that the event is left to the
+/// spool and the 202 goes out anyway.
+pub const ADMISSION_WAIT: Duration = Duration::from_millis(100);
 /// Unrouted events read from the spool at a time.
 const SCAN_BATCH: usize = 256;
 
@@ -67,6 +73,24 @@ impl Intake {
         }
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(a) {
             self.behind.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Like [`Intake::submit`], but waits up to [`ADMISSION_WAIT`] for room
+    /// (ingress calls this before answering, so overload pushes back on
+    /// senders).
+    pub async fn admit(&self, a: Accepted) {
+        if self.behind.load(Ordering::SeqCst) {
+            return;
+        }
+        let a = match self.tx.try_send(a) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(a)) => a,
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        };
+        match tokio::time::timeout(ADMISSION_WAIT, self.tx.send(a)).await {
+            Ok(_) => {}
+            Err(_) => self.behind.store(true, Ordering::SeqCst),
         }
     }
 }

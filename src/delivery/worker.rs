@@ -20,6 +20,9 @@ use tokio_util::sync::CancellationToken;
 const QUEUE_CAP: usize = 512;
 /// Rows read per scan.
 const SCAN_BATCH: usize = 256;
+/// Outcomes waiting for their commit at most before the worker stops
+/// sending more (at least the destination's concurrency).
+const COMMIT_BACKLOG: usize = 256;
 /// How often an idle worker looks at the spool (retries that came due,
 /// replays from the CLI).
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -57,6 +60,8 @@ struct Done {
     pause: Option<Duration>,
     /// The delivery comes due again after this long (a retry).
     retry_in: Option<Duration>,
+    /// What to record in the spool.
+    completion: Completion,
 }
 
 impl Worker {
@@ -197,6 +202,9 @@ impl Worker {
 
     pub(super) async fn run(mut self) {
         let mut inflight: JoinSet<Done> = JoinSet::new();
+        // Outcomes being committed; their ids stay `known` until then, so
+        // a scan cannot pick up a delivery that is already done.
+        let mut committing: JoinSet<i64> = JoinSet::new();
         let mut wake_at: Instant;
         loop {
             let now = Instant::now();
@@ -211,6 +219,7 @@ impl Worker {
             // Dispatch what pacing and concurrency allow.
             while self.paused_until.is_none()
                 && inflight.len() < self.concurrency
+                && committing.len() < COMMIT_BACKLOG.max(self.concurrency)
                 && !self.queue.is_empty()
             {
                 // Digests do not count against max_per_minute.
@@ -275,10 +284,15 @@ impl Worker {
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break,
+                Some(id) = committing.join_next(), if !committing.is_empty() => {
+                    if let Ok(id) = id {
+                        self.known.remove(&id);
+                    }
+                }
                 Some(done) = inflight.join_next(), if !inflight.is_empty() => {
                     match done {
                         Ok(done) => {
-                            self.known.remove(&done.id);
+                            committing.spawn(commit(self.shared.clone(), self.name.clone(), done.id, done.completion));
                             if let Some(r) = done.retry_in {
                                 // Scan when the retry comes due, not at the next idle poll.
                                 self.next_scan = self.next_scan.min(Instant::now() + r);
@@ -299,14 +313,17 @@ impl Worker {
         // grace period; what does not finish stays pending in the spool.
         let grace = tokio::time::sleep(self.shared.shutdown_grace);
         tokio::pin!(grace);
-        while !inflight.is_empty() {
+        while !inflight.is_empty() || !committing.is_empty() {
             tokio::select! {
                 _ = &mut grace => {
                     tracing::warn!(message = "Shutdown grace expired; unfinished deliveries stay queued for the next start.", destination = %self.name, in_flight = inflight.len());
                     inflight.abort_all();
                     break;
                 }
-                _ = inflight.join_next() => {}
+                Some(Ok(done)) = inflight.join_next(), if !inflight.is_empty() => {
+                    committing.spawn(commit(self.shared.clone(), self.name.clone(), done.id, done.completion));
+                }
+                _ = committing.join_next(), if !committing.is_empty() => {}
             }
         }
     }
@@ -320,7 +337,8 @@ pub fn message_id(d: &DueDelivery) -> String {
     format!("msg_{}_{}", d.id, d.created_at)
 }
 
-/// One attempt: send, classify, commit the outcome.
+/// One attempt: send and classify. The outcome is committed separately
+/// ([`commit`]), so a concurrency slot is not held through the spool's fsync.
 async fn attempt(shared: Shared, sink: Arc<Sink>, d: DueDelivery) -> Done {
     let name = &d.destination;
     let attempt_no = d.attempts + 1;
@@ -404,13 +422,19 @@ async fn attempt(shared: Shared, sink: Arc<Sink>, d: DueDelivery) -> Done {
             }
         }
     };
-    if let Err(e) = shared.store.complete(completion).await {
-        // The row stays pending and is attempted again (at least once).
-        tracing::error!(message = "Cannot record a delivery outcome; it will be attempted again.", destination = %name, delivery_id = d.id, error = %e);
-    }
     Done {
         id: d.id,
         pause,
         retry_in,
+        completion,
     }
+}
+
+/// Records an attempt's outcome; returns the delivery id once committed.
+async fn commit(shared: Shared, name: String, id: i64, completion: Completion) -> i64 {
+    if let Err(e) = shared.store.complete(completion).await {
+        // The row stays pending and is attempted again (at least once).
+        tracing::error!(message = "Cannot record a delivery outcome; it will be attempted again.", destination = %name, delivery_id = id, error = %e);
+    }
+    id
 }

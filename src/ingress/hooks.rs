@@ -279,11 +279,14 @@ async fn handle(
             message = "Event accepted.", hook = name, event_id = inserted.id,
             alert_short_id = event.short_id.as_deref(), kind = %event.kind, action = %event.action
         );
-        state.intake.submit(Accepted {
-            id: inserted.id,
-            hook: name.to_owned(),
-            event,
-        });
+        state
+            .intake
+            .admit(Accepted {
+                id: inserted.id,
+                hook: name.to_owned(),
+                event,
+            })
+            .await;
     }
     Ok((
         StatusCode::ACCEPTED,

@@ -2,7 +2,9 @@
 
 use super::{now_ms, reads::DueDelivery, StoreError, MAX_BATCH};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -131,7 +133,11 @@ fn finish<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> 
     })
 }
 
-pub(super) fn spawn(conn: Connection, max_pending: u64) -> Result<Sender<Op>, StoreError> {
+pub(super) fn spawn(
+    conn: Connection,
+    max_pending: u64,
+    stopped: Arc<AtomicBool>,
+) -> Result<Sender<Op>, StoreError> {
     let mut writer = Writer {
         conn,
         pending: 0,
@@ -141,7 +147,10 @@ pub(super) fn spawn(conn: Connection, max_pending: u64) -> Result<Sender<Op>, St
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("hookrelay-spool".into())
-        .spawn(move || writer.run(rx))
+        .spawn(move || {
+            writer.run(rx);
+            stopped.store(true, Ordering::Relaxed);
+        })
         .map_err(|e| StoreError::Open(format!("cannot start the spool writer thread: {e}")))?;
     Ok(tx)
 }
