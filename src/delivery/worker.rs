@@ -20,6 +20,9 @@ use tokio_util::sync::CancellationToken;
 const QUEUE_CAP: usize = 512;
 /// Rows read per scan.
 const SCAN_BATCH: usize = 256;
+/// Finished delivery ids remembered, so a late hand-over from the
+/// pipeline of a delivery a scan already sent is not sent twice.
+const FINISHED_MEMORY: usize = 16_384;
 /// Outcomes waiting for their commit at most before the worker stops
 /// sending more (at least the destination's concurrency).
 const COMMIT_BACKLOG: usize = 256;
@@ -37,6 +40,9 @@ pub(super) struct Worker {
     queue: VecDeque<DueDelivery>,
     /// Ids queued, in flight or committing: never fetched twice.
     known: HashSet<i64>,
+    /// Ids recently finished (the last [`FINISHED_MEMORY`]), in order.
+    finished: HashSet<i64>,
+    finished_order: VecDeque<i64>,
     /// Deliveries were left in the spool because the queue was full.
     overflow: bool,
     /// Scan position (ids are monotonic); 0 restarts from the oldest.
@@ -94,10 +100,35 @@ impl Worker {
             cancel,
             queue: VecDeque::new(),
             known: HashSet::new(),
+            finished: HashSet::new(),
+            finished_order: VecDeque::new(),
             overflow: true,
             cursor: 0,
             next_scan: now,
             paused_until: None,
+        }
+    }
+
+    /// Takes a delivery handed over by the pipeline just after its commit.
+    /// A scan may already have found, sent and finished it while this
+    /// hand-over waited in the channel: then it is not sent again.
+    fn submitted(&mut self, d: DueDelivery) {
+        if self.finished.contains(&d.id) {
+            return;
+        }
+        self.enqueue(d);
+    }
+
+    /// Remembers a delivery whose outcome is committed.
+    fn finish(&mut self, id: i64) {
+        self.known.remove(&id);
+        if self.finished.insert(id) {
+            self.finished_order.push_back(id);
+            if self.finished_order.len() > FINISHED_MEMORY {
+                if let Some(old) = self.finished_order.pop_front() {
+                    self.finished.remove(&old);
+                }
+            }
         }
     }
 
@@ -233,7 +264,7 @@ impl Worker {
                             };
                             match self.shared.store.hold(d.id).await {
                                 Ok(()) => {
-                                    self.known.remove(&d.id);
+                                    self.finish(d.id);
                                     continue;
                                 }
                                 Err(e) => {
@@ -286,7 +317,7 @@ impl Worker {
                 _ = self.cancel.cancelled() => break,
                 Some(id) = committing.join_next(), if !committing.is_empty() => {
                     if let Ok(id) = id {
-                        self.known.remove(&id);
+                        self.finish(id);
                     }
                 }
                 Some(done) = inflight.join_next(), if !inflight.is_empty() => {
@@ -305,7 +336,7 @@ impl Worker {
                         Err(e) => tracing::error!(message = "Delivery task failed.", destination = %self.name, error = %e),
                     }
                 }
-                Some(d) = self.rx.recv() => self.enqueue(d),
+                Some(d) = self.rx.recv() => self.submitted(d),
                 _ = tokio::time::sleep_until(wake_at) => {}
             }
         }
