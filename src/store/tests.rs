@@ -227,3 +227,46 @@ fn garbage_file_is_a_clear_error() {
     let err = Store::open(&missing).err().unwrap().to_string();
     assert!(err.contains("does not exist"), "{err}");
 }
+
+/// A spool written before migration 4 kept payloads in the delivery rows;
+/// after the upgrade those deliveries still go out with their payload.
+#[tokio::test]
+async fn pending_deliveries_from_before_the_payload_table_keep_their_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir, 100);
+    {
+        let mut conn = rusqlite::Connection::open(&cfg.path).unwrap();
+        let tx = conn.transaction().unwrap();
+        for sql in &schema::MIGRATIONS[..3] {
+            tx.execute_batch(sql).unwrap();
+        }
+        tx.execute_batch(
+            "PRAGMA user_version = 3;
+             INSERT INTO events (hook, received_at, body_sha256, body, kind, action, state)
+               VALUES ('soc', 1, x'00', x'7b7d', 'alert', 'created', 'routed');
+             INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at)
+               VALUES (1, 'r', 'chat', '{\"old\":true}', 'pending', 1, 1, 1);",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    let store = Store::open(&cfg).unwrap();
+    let due = store
+        .read(|c| reads::due(c, "chat", now_ms(), 0, 10))
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].payload, "{\"old\":true}");
+    // New deliveries keep theirs in the payload table.
+    let id = store.insert_event(event("new")).await.unwrap().id;
+    store
+        .record_routing(routing(id, &["chat"], None))
+        .await
+        .unwrap();
+    let due = store
+        .read(|c| reads::due(c, "chat", now_ms(), 0, 10))
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 2);
+    assert_eq!(due[1].payload, "{\"to\":\"chat\"}");
+}
