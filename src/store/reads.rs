@@ -29,9 +29,8 @@ pub fn due(
     limit: usize,
 ) -> Result<Vec<DueDelivery>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT d.id, d.event_id, COALESCE(p.payload, d.payload), d.attempts, d.created_at, e.hook, e.short_id, d.digest
+        "SELECT d.id, d.event_id, d.payload, d.attempts, d.created_at, e.hook, e.short_id, d.digest
          FROM deliveries d JOIN events e ON e.id = d.event_id
-         LEFT JOIN payloads p ON p.delivery_id = d.id
          WHERE d.state = 'pending' AND d.destination = ?1 AND d.id > ?2 AND d.next_attempt_at <= ?3
          ORDER BY d.id LIMIT ?4",
     )?;

@@ -75,14 +75,4 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE deliveries ADD COLUMN digest INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX deliveries_held ON deliveries (destination, id) WHERE state = 'held';
     "#,
-    // 4: rendered payloads apart from the delivery rows, so recording an
-    // outcome rewrites a row of ~100 bytes instead of one with a 2 KB card
-    // (many fewer WAL pages per commit). Rows from before keep their
-    // payload in `deliveries.payload`; new rows store '' there.
-    r#"
-    CREATE TABLE payloads (
-        delivery_id  INTEGER PRIMARY KEY,
-        payload      TEXT    NOT NULL
-    );
-    "#,
 ];

@@ -354,10 +354,9 @@ fn route(
         }
         tx.prepare_cached(
             "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at, last_error, summary)
-             VALUES (?1, ?2, ?3, '', ?4, ?5, ?6, ?6, ?7, ?8)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
         )?
-        .execute(params![r.event_id, d.route, d.destination, state, received_at, now, note, d.summary])?;
-        store_payload(tx, tx.last_insert_rowid(), &d.payload)?;
+        .execute(params![r.event_id, d.route, d.destination, d.payload, state, received_at, now, note, d.summary])?;
         if state == "pending" {
             *pending += 1;
             created.push(DueDelivery {
@@ -374,15 +373,6 @@ fn route(
         }
     }
     Ok(Some(created))
-}
-
-/// A delivery's rendered request body, in its own table (migration 4).
-fn store_payload(tx: &Transaction, delivery_id: i64, payload: &str) -> Result<(), StoreError> {
-    if !payload.is_empty() {
-        tx.prepare_cached("INSERT INTO payloads (delivery_id, payload) VALUES (?1, ?2)")?
-            .execute(params![delivery_id, payload])?;
-    }
-    Ok(())
 }
 
 fn record_attempt(
@@ -492,10 +482,6 @@ fn prune(tx: &Transaction, before: i64) -> Result<usize, StoreError> {
         [before],
     )?;
     tx.execute(
-        &format!("DELETE FROM payloads WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id IN ({doomed}))"),
-        [before],
-    )?;
-    tx.execute(
         &format!("DELETE FROM deliveries WHERE event_id IN ({doomed})"),
         [before],
     )?;
@@ -541,11 +527,10 @@ fn digest(tx: &Transaction, d: NewDigest, pending: &mut u64) -> Result<DueDelive
     let event_id = tx.last_insert_rowid();
     tx.prepare_cached(
         "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at, digest)
-         VALUES (?1, 'digest', ?2, '', 'pending', ?3, ?3, ?3, 1)",
+         VALUES (?1, 'digest', ?2, ?3, 'pending', ?4, ?4, ?4, 1)",
     )?
-    .execute(params![event_id, d.destination, now])?;
+    .execute(params![event_id, d.destination, d.payload, now])?;
     let id = tx.last_insert_rowid();
-    store_payload(tx, id, &d.payload)?;
     let note = format!("sent in digest delivery {id}");
     let mut covered = 0u64;
     let mut stmt = tx.prepare_cached(
