@@ -632,7 +632,7 @@ pub struct SmtpSink {
 pub struct Mail {
     pub mail_from: String,
     pub rcpt_tos: Vec<String>,
-    /// The DATA as received (headers and MIME body, CRLF line ends).
+    /// The DATA as received (headers and MIME body), with `\n` line ends.
     pub data: String,
 }
 
@@ -670,7 +670,9 @@ impl SmtpSink {
             out.push(Mail {
                 mail_from: v["mail_from"].as_str().unwrap().to_owned(),
                 rcpt_tos: serde_json::from_value(v["rcpt_tos"].clone()).unwrap(),
-                data: std::fs::read_to_string(self.dir.path().join(format!("{n}.eml"))).unwrap(),
+                data: std::fs::read_to_string(self.dir.path().join(format!("{n}.eml")))
+                    .unwrap()
+                    .replace("\r\n", "\n"),
             });
         }
         out

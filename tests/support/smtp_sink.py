@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A real SMTP server for hookrelay's e-mail tests (Python's standard smtpd).
+"""A real SMTP server for hookrelay's e-mail tests.
 
     smtp_sink.py OUTDIR [REPLY ...]
 
@@ -9,6 +9,9 @@ as received) and N.json (the envelope: mail_from, rcpt_tos). REPLY
 arguments answer the first messages in order instead of 250: for example
 "451 4.3.0 Try again later" or "550 5.1.1 No such user". A reply of "250"
 accepts the message.
+
+Uses aiosmtpd when it is installed (Debian: python3-aiosmtpd), else the
+standard library's smtpd (Python <= 3.11).
 """
 
 import json
@@ -16,23 +19,17 @@ import os
 import sys
 import warnings
 
-warnings.simplefilter("ignore", DeprecationWarning)
-try:
-    import asyncore
-    import smtpd
-except ImportError:  # Python 3.12 removed smtpd
-    sys.stderr.write("smtp_sink.py needs Python <= 3.11 (the smtpd module)\n")
-    sys.exit(3)
 
+class Mailbox:
+    """What both server flavours share: scripted replies and the files."""
 
-class Sink(smtpd.SMTPServer):
     def __init__(self, outdir, replies):
-        super().__init__(("127.0.0.1", 0), None, decode_data=False)
         self.outdir = outdir
         self.replies = list(replies)
         self.count = 0
 
-    def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):
+    def take(self, mail_from, rcpt_tos, data):
+        """Returns the reply to give, or None to accept (and keep) it."""
         if self.replies:
             reply = self.replies.pop(0)
             if not reply.startswith("250"):
@@ -40,7 +37,7 @@ class Sink(smtpd.SMTPServer):
         self.count += 1
         base = os.path.join(self.outdir, str(self.count))
         with open(base + ".json.tmp", "w") as f:
-            json.dump({"mail_from": mailfrom, "rcpt_tos": rcpttos}, f)
+            json.dump({"mail_from": mail_from, "rcpt_tos": list(rcpt_tos)}, f)
         with open(base + ".eml", "wb") as f:
             f.write(data)
         # The envelope appears last: a reader that sees it sees the message.
@@ -48,11 +45,61 @@ class Sink(smtpd.SMTPServer):
         return None
 
 
-def main():
-    outdir = sys.argv[1]
-    server = Sink(outdir, sys.argv[2:])
+def serve_aiosmtpd(mailbox):
+    import asyncio
+    import socket
+
+    from aiosmtpd.smtp import SMTP
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            reply = mailbox.take(envelope.mail_from, envelope.rcpt_tos, envelope.original_content)
+            return reply or "250 OK"
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        srv = await loop.create_server(
+            lambda: SMTP(Handler(), decode_data=False, hostname="sink.test"), sock=sock
+        )
+        print(sock.getsockname()[1], flush=True)
+        await srv.serve_forever()
+
+    asyncio.run(main())
+
+
+def serve_smtpd(mailbox):
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import asyncore
+    import smtpd
+
+    class Sink(smtpd.SMTPServer):
+        def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):
+            return mailbox.take(mailfrom, rcpttos, data)
+
+    server = Sink(("127.0.0.1", 0), None, decode_data=False)
     print(server.socket.getsockname()[1], flush=True)
     asyncore.loop(timeout=0.05)
+
+
+def main():
+    mailbox = Mailbox(sys.argv[1], sys.argv[2:])
+    try:
+        import aiosmtpd  # noqa: F401
+    except ImportError:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                import smtpd  # noqa: F401
+        except ImportError:
+            sys.stderr.write(
+                "smtp_sink.py needs aiosmtpd (apt install python3-aiosmtpd) or Python <= 3.11\n"
+            )
+            sys.exit(3)
+        serve_smtpd(mailbox)
+        return
+    serve_aiosmtpd(mailbox)
 
 
 if __name__ == "__main__":
