@@ -11,6 +11,12 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(20);
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
+/// Asserts that `haystack` contains `needle`, showing the haystack if not.
+#[track_caller]
+fn has(haystack: &str, needle: &str) {
+    assert!(haystack.contains(needle), "{needle:?} not in:\n{haystack}");
+}
+
 fn email_destination(port: u16, extra: &str) -> String {
     format!(
         r#"
@@ -58,45 +64,34 @@ async fn an_alert_arrives_as_a_multipart_email_on_a_real_smtp_server() {
     assert_eq!(mail.mail_from, "hookrelay@soc.example");
     assert_eq!(mail.rcpt_tos, ["soc@soc.example", "oncall@soc.example"]);
     let data = &mail.data;
-    assert!(
-        data.contains("From: hookrelay <hookrelay@soc.example>\n"),
-        "{data}"
-    );
+    has(data, "From: hookrelay <hookrelay@soc.example>\n");
     assert!(
         data.contains("To: soc@soc.example, \"Night Shift\" <oncall@soc.example>\n")
             || data.contains("To: soc@soc.example, Night Shift <oncall@soc.example>\n"),
         "{data}"
     );
-    assert!(
-        data.contains(
-            // The em dash is RFC 2047-encoded on a folded line.
-            "Subject: [Major (63)] Suspicious PowerShell download cradle\n =?utf-8?b?4oCU?= alert created\n"
-        ),
-        "{data}"
-    );
-    assert!(
-        data.contains("Content-Type: multipart/alternative;"),
-        "{data}"
-    );
+    has(data, // The em dash is RFC 2047-encoded on a folded line.
+            "Subject: [Major (63)] Suspicious PowerShell download cradle\n =?utf-8?b?4oCU?= alert created\n");
+    has(data, "Content-Type: multipart/alternative;");
     assert!(
         data.contains("@soc.example>\n"),
         "Message-ID from the sender's domain: {data}"
     );
-    let text = part(data, "text/plain");
-    assert!(
-        text.contains("Suspicious PowerShell download cradle"),
-        "{text}"
+    let text = &part(data, "text/plain");
+    has(text, "Suspicious PowerShell download cradle");
+    has(
+        text,
+        "Open in Sekoia.io: https://app.sekoia.io/operations/alerts/ALEY4fqz8moo",
     );
-    assert!(
-        text.contains("Open in Sekoia.io: https://app.sekoia.io/operations/alerts/ALEY4fqz8moo"),
-        "{text}"
+    let html = &part(data, "text/html");
+    has(
+        html,
+        "<h2 style=\"margin: 4px 0\">Suspicious PowerShell download cradle</h2>",
     );
-    let html = part(data, "text/html");
-    assert!(
-        html.contains("<h2 style=\"margin: 4px 0\">Suspicious PowerShell download cradle</h2>"),
-        "{html}"
+    has(
+        html,
+        "<a href=\"https://app.sekoia.io/operations/alerts/ALEY4fqz8moo\">Open in Sekoia.io</a>",
     );
-    assert!(html.contains("<a href=\"https://app.sekoia.io/operations/alerts/ALEY4fqz8moo\">Open in Sekoia.io</a>"), "{html}");
     app.stop().await;
 }
 
@@ -322,14 +317,11 @@ async fn check_names_the_template_file_and_line_of_an_error() {
     let config = write_config(&fake, dir.path(), &extra);
     let (code, out, err) = cli(&["check", "--config", config.to_str().unwrap()]);
     assert_ne!(code, 0, "{out}");
-    assert!(
-        err.contains("destinations.a.template: card.json:2: unknown filter \"shout\""),
-        "{err}"
+    has(
+        &err,
+        "destinations.a.template: card.json:2: unknown filter \"shout\"",
     );
-    assert!(
-        err.contains("destinations.b.template: broken.json:2: syntax error"),
-        "{err}"
-    );
+    has(&err, "destinations.b.template: broken.json:2: syntax error");
 }
 
 #[tokio::test]
@@ -350,13 +342,13 @@ to = ["mail"]
     let config = write_config(&fake, dir.path(), extra);
     let (code, _, err) = cli(&["check", "--config", config.to_str().unwrap()]);
     assert_ne!(code, 0);
-    assert!(
-        err.contains("destinations.mail.to[1]: invalid address \"not an address\""),
-        "{err}"
+    has(
+        &err,
+        "destinations.mail.to[1]: invalid address \"not an address\"",
     );
-    assert!(
-        err.contains("destinations.mail.headers: only for kind = \"webhook\""),
-        "{err}"
+    has(
+        &err,
+        "destinations.mail.headers: only for kind = \"webhook\"",
     );
 }
 
@@ -402,21 +394,18 @@ to = ["mail", "hook"]
         alert,
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains("=== mail (email) via route \"both\"\nSMTP smtp://smtp.example.com:587\n"),
-        "{out}"
+    has(
+        &out,
+        "=== mail (email) via route \"both\"\nSMTP smtp://smtp.example.com:587\n",
     );
-    assert!(
-        out.contains("Subject: [Major] Suspicious PowerShell download cradle\n"),
-        "{out}"
+    has(
+        &out,
+        "Subject: [Major] Suspicious PowerShell download cradle\n",
     );
-    assert!(out.contains("Content-Type: multipart/alternative"), "{out}");
-    assert!(
-        out.contains("=== hook (webhook) via route \"both\"\nPOST "),
-        "{out}"
-    );
-    assert!(out.contains("authorization: <redacted>\n"), "{out}");
-    assert!(out.contains("webhook-signature: v1,"), "{out}");
+    has(&out, "Content-Type: multipart/alternative");
+    has(&out, "=== hook (webhook) via route \"both\"\nPOST ");
+    has(&out, "authorization: <redacted>\n");
+    has(&out, "webhook-signature: v1,");
     assert!(!out.contains("receiver-token"), "{out}");
     let json_start = out.rfind("\n{\n").unwrap();
     let doc: Value = serde_json::from_str(out[json_start..].trim()).unwrap();
