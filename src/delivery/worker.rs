@@ -469,3 +469,64 @@ async fn commit(shared: Shared, name: String, id: i64, completion: Completion) -
     }
     id
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DeliveryConfig, StoreConfig};
+    use crate::store::Store;
+
+    fn delivery(id: i64) -> DueDelivery {
+        DueDelivery {
+            id,
+            event_id: id,
+            destination: "chat".into(),
+            payload: "{}".into(),
+            attempts: 0,
+            created_at: 0,
+            hook: "soc".into(),
+            short_id: None,
+            digest: false,
+        }
+    }
+
+    /// The pipeline hands a delivery over just after committing it; a
+    /// spool scan may have found, sent and finished it first. That late
+    /// hand-over must not queue it again (it would be sent twice).
+    #[tokio::test]
+    async fn a_late_hand_over_of_a_finished_delivery_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreConfig {
+            path: dir.path().join("spool.db"),
+            ..StoreConfig::default()
+        })
+        .unwrap();
+        let shared = Shared {
+            store,
+            http: reqwest::Client::new(),
+            metrics: Arc::new(crate::telemetry::Metrics::new()),
+            delivery: DeliveryConfig::default(),
+            shutdown_grace: Duration::from_secs(1),
+        };
+        let dest: DestinationConfig = serde_json::from_value(serde_json::json!({
+            "kind": "slack", "url": "http://127.0.0.1:9/x"
+        }))
+        .unwrap();
+        let (_tx, rx) = mpsc::unbounded_channel();
+        let mut w = Worker::new("chat".into(), dest, shared, rx, CancellationToken::new());
+
+        // Found by a scan, sent, its outcome committed.
+        w.enqueue(delivery(7));
+        let d = w.queue.pop_front().unwrap();
+        w.finish(d.id);
+        // The pipeline's hand-over arrives afterwards.
+        w.submitted(delivery(7));
+        assert!(w.queue.is_empty());
+        // Other deliveries still go through, and a scan (a replayed dead
+        // letter) may queue a finished id again.
+        w.submitted(delivery(8));
+        w.enqueue(delivery(7));
+        let ids: Vec<i64> = w.queue.iter().map(|d| d.id).collect();
+        assert_eq!(ids, [8, 7]);
+    }
+}
