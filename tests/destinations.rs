@@ -448,3 +448,57 @@ async fn send_test_reaches_email_and_webhook_destinations() {
     let got = fake.wait_for("/receiver/test", 1, WAIT).await;
     assert_eq!(got[0].json()["kind"], "test");
 }
+
+#[tokio::test]
+async fn check_warns_about_a_template_that_breaks_on_a_sample_and_not_about_the_shipped_ones() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Valid JSON while the alert is known; `{"urgency": }` when it is not.
+    template_file(
+        dir.path(),
+        "fragile.json",
+        r#"{"urgency": {{ alert.urgency.value|safe }}}"#,
+    );
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/templates");
+    let mut extra = format!(
+        "[destinations.fragile]\nkind = \"webhook\"\nurl = \"{}\"\ntemplate = \"fragile.json\"\n",
+        fake.url("/receiver/f")
+    );
+    let mut names = vec!["\"fragile\"".to_owned()];
+    for (kind, file) in [
+        ("teams", "teams.json"),
+        ("teams-legacy", "teams-legacy.json"),
+        ("slack", "slack.json"),
+        ("mattermost", "mattermost.json"),
+        ("discord", "discord.json"),
+        ("google-chat", "google-chat.json"),
+        ("webhook", "webhook.json"),
+    ] {
+        extra.push_str(&format!(
+            "[destinations.shipped-{kind}]\nkind = \"{kind}\"\nurl = \"{}\"\ntemplate = \"{shipped}/{file}\"\n",
+            fake.url(&format!("/shipped/{kind}"))
+        ));
+        names.push(format!("\"shipped-{kind}\""));
+    }
+    extra.push_str(&format!(
+        "[destinations.shipped-email]\nkind = \"email\"\nhost = \"smtp.example.com\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\ntemplate = \"{shipped}/email.html\"\nsubject = \"[{{{{ urgency.display|default('SOC') }}}}] {{{{ message.headline }}}}\"\n"
+    ));
+    names.push("\"shipped-email\"".into());
+    extra.push_str(&format!(
+        "[[routes]]\nname = \"all\"\nto = [{}]\n",
+        names.join(", ")
+    ));
+    let config = write_config(&fake, dir.path(), &extra);
+    let (code, out, err) = cli(&["check", "--config", config.to_str().unwrap()]);
+    let all = format!("{out}{err}");
+    assert_eq!(code, 0, "{all}");
+    has(
+        &all,
+        "destinations.fragile.template: fails on a sample event whose alert is unavailable: template fragile.json rendered invalid JSON",
+    );
+    assert!(
+        !all.contains("fails on a sample alert"),
+        "the full sample renders: {all}"
+    );
+    assert!(!all.contains("shipped-"), "shipped templates warn: {all}");
+}

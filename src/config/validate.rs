@@ -350,6 +350,11 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
         let key = format!("destinations.{name}");
         destination_kind_keys(dest, &key, &mut errors);
         compile_templates(dest, &key, dir, &mut errors);
+        if dest.templates.is_some() {
+            for problem in crate::render::trial(dest, name) {
+                warnings.push(format!("{key}.template: {problem}"));
+            }
+        }
         if dest.digest && dest.max_per_minute.is_none() {
             errors.push(err(
                 format!("{key}.digest"),

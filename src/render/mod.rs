@@ -549,5 +549,49 @@ pub fn own_message(dest: &DestinationConfig, name: &str, kind: &str, facts: &Fac
     })
 }
 
+/// Renders a destination's templates with sample messages (the fixture
+/// alert, the same event with its alert unavailable, a digest) and returns
+/// what went wrong, for `check` to warn about before a real alert is
+/// dead-lettered by it.
+pub fn trial(dest: &DestinationConfig, name: &str) -> Vec<String> {
+    use crate::enrich::{Alert, Enrichment};
+    const EVENT: &str = include_str!("../../tests/fixtures/event-alert-created.json");
+    const ALERT: &str = include_str!("../../tests/fixtures/alert-full.json");
+    const LINK: &str = "https://app.sekoia.io/operations/alerts/{short_id}";
+    let Ok(event) = crate::event::parse(EVENT.as_bytes()) else {
+        return Vec::new();
+    };
+    let fetched = match Alert::from_slice(ALERT.as_bytes()) {
+        Ok(a) => Enrichment::Fetched(std::sync::Arc::new(a)),
+        Err(_) => return Vec::new(),
+    };
+    let unavailable = Enrichment::Unavailable("sample: the alert API did not answer".into());
+    let target = context::Target {
+        hook: Some("sample"),
+        route: Some("sample"),
+        destination: name,
+    };
+    let mut problems = Vec::new();
+    for (what, enrichment) in [
+        ("a sample alert", &fetched),
+        ("a sample event whose alert is unavailable", &unavailable),
+    ] {
+        let facts = Facts::build(&event, enrichment, Some(LINK));
+        let doc = || context::for_event(&event, enrichment, &facts, target);
+        if let Err(e) = payload(dest, &facts, &doc) {
+            problems.push(format!("fails on {what}: {e}"));
+        }
+    }
+    let digest = Facts::digest(&[], std::time::Duration::from_secs(60));
+    if let Err(e) = payload(dest, &digest, &|| {
+        context::for_message("digest", &digest, target)
+    }) {
+        problems.push(format!(
+            "fails on a digest (the built-in message is sent instead): {e}"
+        ));
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests;
