@@ -368,3 +368,56 @@ to = ["slack"]
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_recompiles_templates_and_keeps_the_old_one_when_the_new_is_broken() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("card.json");
+    std::fs::write(&template, r#"{"text": {{ "v1 " ~ message.headline }}}"#).unwrap();
+    let path = "/slack/services/T9/B9/templated";
+    let config = write_config(
+        &fake,
+        dir.path(),
+        &format!(
+            "[destinations.t]\nkind = \"slack\"\nurl = \"{}\"\ntemplate = \"card.json\"\n[[routes]]\nname = \"t\"\nto = [\"t\"]\n",
+            fake.url(path)
+        ),
+    );
+    let daemon = Daemon::spawn(&config).await;
+    let client = reqwest::Client::new();
+    let post = |n: usize| {
+        client
+            .post(daemon.hook_url())
+            .header("content-type", "application/json")
+            .body(unique_event(n, ALERT_UUID))
+            .send()
+    };
+    let text = |r: &Received| r.json()["text"].as_str().unwrap().to_owned();
+    assert_eq!(post(0).await.unwrap().status().as_u16(), 202);
+    let got = fake.wait_for(path, 1, WAIT).await;
+    assert_eq!(text(&got[0]), "v1 Suspicious PowerShell download cradle");
+
+    // A new version of the file is picked up by a reload.
+    std::fs::write(&template, r#"{"text": {{ "v2 " ~ message.headline }}}"#).unwrap();
+    daemon.signal(libc::SIGHUP);
+    wait_log(&daemon, "Configuration reloaded.").await;
+    assert_eq!(post(1).await.unwrap().status().as_u16(), 202);
+    let got = fake.wait_for(path, 2, WAIT).await;
+    assert_eq!(text(&got[1]), "v2 Suspicious PowerShell download cradle");
+
+    // A broken one is rejected with its file and line; v2 keeps serving.
+    std::fs::write(&template, "{\"text\": {% if %}}").unwrap();
+    daemon.signal(libc::SIGHUP);
+    wait_log(&daemon, "Configuration reload rejected").await;
+    assert!(
+        daemon
+            .logs()
+            .contains("destinations.t.template: card.json:1: syntax error"),
+        "{}",
+        daemon.logs()
+    );
+    assert_eq!(post(2).await.unwrap().status().as_u16(), 202);
+    let got = fake.wait_for(path, 3, WAIT).await;
+    assert_eq!(text(&got[2]), "v2 Suspicious PowerShell download cradle");
+}
