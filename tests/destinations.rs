@@ -502,3 +502,28 @@ async fn check_warns_about_a_template_that_breaks_on_a_sample_and_not_about_the_
     );
     assert!(!all.contains("shipped-"), "shipped templates warn: {all}");
 }
+
+#[tokio::test]
+async fn a_tls_mode_the_server_does_not_speak_is_a_retry_that_says_what_to_check() {
+    let smtp = SmtpSink::start(&[]);
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        &fake,
+        dir.path(),
+        &email_destination(smtp.port, "").replace("tls = \"none\"", "tls = \"starttls\""),
+    );
+    let config = config.to_str().unwrap().to_owned();
+    let (code, _, err) = tokio::task::spawn_blocking(move || {
+        cli(&["send-test", "--config", &config, "--destination", "mail"])
+    })
+    .await
+    .unwrap();
+    assert_ne!(code, 0);
+    has(&err, "temporary failure, the daemon would retry");
+    has(
+        &err,
+        "the server does not offer STARTTLS: use tls = \"implicit\"",
+    );
+    assert!(smtp.mails().is_empty());
+}

@@ -129,11 +129,12 @@ impl Smtp {
             Ok(Err(e)) => {
                 let status = e.status().map(u16::from);
                 let what = if e.is_timeout() { "timed out: " } else { "" };
+                let chain = crate::enrich::error_chain(&e);
                 let error = scrub(
                     &format!(
-                        "SMTP {}{what}{}",
+                        "SMTP {}{what}{chain}{}",
                         status.map(|s| format!("{s} ")).unwrap_or_default(),
-                        crate::enrich::error_chain(&e)
+                        tls_hint(&chain)
                     ),
                     &secrets,
                 );
@@ -151,5 +152,16 @@ impl Smtp {
                 }
             }
         }
+    }
+}
+
+/// What to check when the TLS mode does not match the server.
+fn tls_hint(error: &str) -> &'static str {
+    if error.contains("STARTTLS is not supported") {
+        " (the server does not offer STARTTLS: use tls = \"implicit\" for SMTPS on port 465, or tls = \"none\" only for a relay on a trusted network)"
+    } else if error.contains("InvalidContentType") || error.contains("corrupt message") {
+        " (the server did not answer in TLS: check tls and port; implicit TLS is usually port 465, STARTTLS port 587)"
+    } else {
+        ""
     }
 }
