@@ -27,10 +27,14 @@ use tokio::sync::oneshot;
 
 /// Operations per commit at most.
 const MAX_BATCH: usize = 512;
-/// The writer's own (blocking) checkpoint is only a safety net at this many
-/// WAL pages (~400 MB): checkpoints normally run on their own thread
-/// ([`CHECKPOINT_EVERY`]), so a commit never waits for one.
-const WAL_CHECKPOINT_PAGES: u32 = 100_000;
+/// The writer's own checkpoint, run by SQLite right after a commit once the
+/// WAL has this many pages (~16 MB). The checkpoint thread
+/// ([`CHECKPOINT_EVERY`]) has copied most of them by then, so this one
+/// copies the few frames left and costs a commit little; because it runs
+/// between the writer's own transactions, it completes, and the WAL starts
+/// over (a passive checkpoint from another thread never catches up with a
+/// busy writer, so on its own the WAL would only grow).
+const WAL_CHECKPOINT_PAGES: u32 = 4_096;
 /// How often the checkpoint thread copies the WAL into the database
 /// (a passive checkpoint: it never blocks the writer).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
