@@ -37,7 +37,7 @@ const MAX_BATCH: usize = 512;
 const WAL_CHECKPOINT_PAGES: u32 = 4_096;
 /// How often the checkpoint thread copies the WAL into the database
 /// (a passive checkpoint: it never blocks the writer).
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 /// The WAL file is truncated back to this size after a checkpoint.
 const WAL_SIZE_LIMIT: u64 = 64 << 20;
 
