@@ -34,16 +34,8 @@ async fn sighup_switches_routes_in_place_and_keeps_queued_work() {
     let config = write_config(&fake, dir.path(), TO_SLACK);
     let daemon = Daemon::spawn(&config).await;
     let pid = daemon.child.id();
-    let client = reqwest::Client::new();
-    let post = |n: usize| {
-        client
-            .post(daemon.hook_url())
-            .header("content-type", "application/json")
-            .body(unique_event(n, ALERT_UUID))
-            .send()
-    };
     for n in 0..5 {
-        assert_eq!(post(n).await.unwrap().status().as_u16(), 202);
+        assert_eq!(daemon.post_unique(n).await, 202);
     }
     fake.wait_for("/slack", 5, WAIT).await;
 
@@ -55,7 +47,7 @@ async fn sighup_switches_routes_in_place_and_keeps_queued_work() {
     );
     daemon.signal(libc::SIGHUP);
     wait_log(&daemon, "Configuration reloaded.").await;
-    assert_eq!(post(5).await.unwrap().status().as_u16(), 202);
+    assert_eq!(daemon.post_unique(5).await, 202);
     fake.wait_for("/teams", 1, WAIT).await;
     assert_eq!(daemon.child.id(), pid);
 
@@ -84,7 +76,7 @@ async fn sighup_switches_routes_in_place_and_keeps_queued_work() {
         "{}",
         daemon.logs()
     );
-    assert_eq!(post(6).await.unwrap().status().as_u16(), 202);
+    assert_eq!(daemon.post_unique(6).await, 202);
     fake.wait_for("/teams", 2, WAIT).await;
     fake.wait_distinct("/slack", 7, WAIT).await;
     let metrics = daemon.metrics().await;
@@ -385,16 +377,8 @@ async fn sighup_recompiles_templates_and_keeps_the_old_one_when_the_new_is_broke
         ),
     );
     let daemon = Daemon::spawn(&config).await;
-    let client = reqwest::Client::new();
-    let post = |n: usize| {
-        client
-            .post(daemon.hook_url())
-            .header("content-type", "application/json")
-            .body(unique_event(n, ALERT_UUID))
-            .send()
-    };
     let text = |r: &Received| r.json()["text"].as_str().unwrap().to_owned();
-    assert_eq!(post(0).await.unwrap().status().as_u16(), 202);
+    assert_eq!(daemon.post_unique(0).await, 202);
     let got = fake.wait_for(path, 1, WAIT).await;
     assert_eq!(text(&got[0]), "v1 Suspicious PowerShell download cradle");
 
@@ -402,7 +386,7 @@ async fn sighup_recompiles_templates_and_keeps_the_old_one_when_the_new_is_broke
     std::fs::write(&template, r#"{"text": {{ "v2 " ~ message.headline }}}"#).unwrap();
     daemon.signal(libc::SIGHUP);
     wait_log(&daemon, "Configuration reloaded.").await;
-    assert_eq!(post(1).await.unwrap().status().as_u16(), 202);
+    assert_eq!(daemon.post_unique(1).await, 202);
     let got = fake.wait_for(path, 2, WAIT).await;
     assert_eq!(text(&got[1]), "v2 Suspicious PowerShell download cradle");
 
@@ -417,7 +401,7 @@ async fn sighup_recompiles_templates_and_keeps_the_old_one_when_the_new_is_broke
         "{}",
         daemon.logs()
     );
-    assert_eq!(post(2).await.unwrap().status().as_u16(), 202);
+    assert_eq!(daemon.post_unique(2).await, 202);
     let got = fake.wait_for(path, 3, WAIT).await;
     assert_eq!(text(&got[2]), "v2 Suspicious PowerShell download cradle");
 }

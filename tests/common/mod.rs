@@ -576,6 +576,19 @@ impl Daemon {
         format!("http://{}/hooks/{HOOK_ID}", self.addr)
     }
 
+    /// Posts event `n` of [`unique_event`] about [`ALERT_UUID`]; the status.
+    pub async fn post_unique(&self, n: usize) -> u16 {
+        reqwest::Client::new()
+            .post(self.hook_url())
+            .header("content-type", "application/json")
+            .body(unique_event(n, ALERT_UUID))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     /// [`Daemon::start`] from async tests, off the runtime's threads.
     pub async fn spawn(config: &Path) -> Daemon {
         let config = config.to_path_buf();
