@@ -149,6 +149,7 @@ impl App {
                 metrics: metrics.clone(),
                 delivery: config.delivery.clone(),
                 shutdown_grace: grace,
+                live: Some(live.clone()),
             },
             &config.destinations,
             &tracker,

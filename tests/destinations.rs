@@ -527,3 +527,62 @@ async fn a_tls_mode_the_server_does_not_speak_is_a_retry_that_says_what_to_check
     );
     assert!(smtp.mails().is_empty());
 }
+
+#[tokio::test]
+async fn a_dead_letter_from_a_broken_template_is_rendered_again_when_replayed_after_the_fix() {
+    let fake = Fake::start().await;
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let template = dir.path().join("card.json");
+    // `|safe` prints the headline unquoted: not JSON.
+    std::fs::write(&template, r#"{"text": {{ message.headline|safe }}}"#).unwrap();
+    let path = "/receiver/fixed";
+    let extra = format!(
+        "[destinations.hook]\nkind = \"webhook\"\nurl = \"{}\"\ntemplate = \"{}\"\n[[routes]]\nname = \"h\"\nto = [\"hook\"]\n",
+        fake.url(path),
+        template.display()
+    );
+    let app = spawn_app_in(&fake, &extra, dir.clone()).await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    wait_metric(
+        &app,
+        "hookrelay_deliveries_total",
+        &["outcome=\"dead\""],
+        1.0,
+        WAIT,
+    )
+    .await;
+
+    // The operator fixes the template and reloads…
+    std::fs::write(&template, r#"{"text": {{ message.headline }}}"#).unwrap();
+    let text = config_text(&fake, &dir.path().join("spool.db"), &extra);
+    let fixed = hookrelay::config::load_str(&text, &Default::default()).unwrap();
+    app.reloader.send(Ok(fixed)).unwrap();
+    wait_metric(
+        &app,
+        "hookrelay_config_reloads_total",
+        &["result=\"ok\""],
+        1.0,
+        WAIT,
+    )
+    .await;
+    // …and replays the dead letter, which is rendered with the fixed one.
+    let config = write_config(&fake, dir.path(), &extra);
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        cli(&[
+            "dead-letters",
+            "replay",
+            "--all",
+            "--config",
+            config.to_str().unwrap(),
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    let got = fake.wait_for(path, 1, WAIT).await;
+    assert_eq!(
+        got[0].json(),
+        serde_json::json!({"text": "Suspicious PowerShell download cradle"})
+    );
+    app.stop().await;
+}

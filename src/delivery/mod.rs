@@ -33,6 +33,9 @@ pub struct Shared {
     pub delivery: DeliveryConfig,
     /// In-flight work gets this long to finish after shutdown starts.
     pub shutdown_grace: Duration,
+    /// The live configuration, to render again a message that could not
+    /// be rendered when it was routed (a replayed dead letter).
+    pub live: Option<Arc<crate::app::Live>>,
 }
 
 /// One running worker.

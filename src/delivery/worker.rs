@@ -373,7 +373,25 @@ pub fn message_id(d: &DueDelivery) -> String {
 async fn attempt(shared: Shared, sink: Arc<Sink>, d: DueDelivery) -> Done {
     let name = &d.destination;
     let attempt_no = d.attempts + 1;
-    let (outcome, took) = sink.send(&message_id(&d), &d.payload).await;
+    // A message that could not be rendered when it was routed (a template
+    // error) and has since been replayed: render it now, with the current
+    // configuration (the fixed template).
+    let rendered = if d.payload.is_empty() && !d.digest {
+        Some(rerender(&shared, sink.destination(), &d).await)
+    } else {
+        None
+    };
+    let (outcome, took) = match &rendered {
+        Some(Err(reason)) => (
+            Outcome::Permanent {
+                status: None,
+                error: format!("cannot render: {reason}"),
+            },
+            Duration::ZERO,
+        ),
+        Some(Ok(payload)) => sink.send(&message_id(&d), payload).await,
+        None => sink.send(&message_id(&d), &d.payload).await,
+    };
     let duration_ms = took.as_millis() as i64;
     let m = &shared.metrics;
     let mut pause = None;
@@ -461,6 +479,65 @@ async fn attempt(shared: Shared, sink: Arc<Sink>, d: DueDelivery) -> Done {
     }
 }
 
+/// Renders a delivery's message again from its event and alert in the spool.
+async fn rerender(
+    shared: &Shared,
+    dest: &DestinationConfig,
+    d: &DueDelivery,
+) -> Result<String, String> {
+    use crate::enrich::{Alert, Enrichment};
+    use crate::render::context::{self, Target};
+    let live = shared
+        .live
+        .as_ref()
+        .ok_or("no configuration to render with")?;
+    let id = d.id;
+    let reads::RenderSource {
+        hook,
+        body,
+        alert_json,
+        enrichment: enrichment_note,
+        route,
+    } = shared
+        .store
+        .read(move |c| reads::render_source(c, id))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("its event is no longer in the spool")?;
+    let event = crate::event::parse(&body).map_err(|e| e.0)?;
+    let enrichment = match (alert_json, enrichment_note) {
+        (Some(json), _) => match Alert::from_slice(json.as_bytes()) {
+            Ok(alert) => Enrichment::Fetched(Arc::new(alert)),
+            Err(e) => Enrichment::Unavailable(format!("stored alert unreadable: {e}")),
+        },
+        (None, Some(note)) if note.starts_with("unavailable") => {
+            Enrichment::Unavailable(note.trim_start_matches("unavailable: ").to_owned())
+        }
+        _ => Enrichment::NotApplicable,
+    };
+    let generation = live.get();
+    let config = &generation.config;
+    let alert_link = config
+        .hooks
+        .get(&hook)
+        .and_then(|h| config.origins.get(&h.origin))
+        .and_then(|o| o.alert_link.as_deref());
+    let facts = crate::render::Facts::build(&event, &enrichment, alert_link);
+    let doc = || {
+        context::for_event(
+            &event,
+            &enrichment,
+            &facts,
+            Target {
+                hook: Some(&hook),
+                route: Some(&route),
+                destination: &d.destination,
+            },
+        )
+    };
+    crate::render::payload(dest, &facts, &doc)
+}
+
 /// Records an attempt's outcome; returns the delivery id once committed.
 async fn commit(shared: Shared, name: String, id: i64, completion: Completion) -> i64 {
     if let Err(e) = shared.store.complete(completion).await {
@@ -507,6 +584,7 @@ mod tests {
             metrics: Arc::new(crate::telemetry::Metrics::new()),
             delivery: DeliveryConfig::default(),
             shutdown_grace: Duration::from_secs(1),
+            live: None,
         };
         let dest: DestinationConfig = serde_json::from_value(serde_json::json!({
             "kind": "slack", "url": "http://127.0.0.1:9/x"

@@ -75,6 +75,10 @@ impl Sink {
         Sink { dest, transport }
     }
 
+    pub fn destination(&self) -> &DestinationConfig {
+        &self.dest
+    }
+
     /// Where messages go, safe to print: a redacted URL or `smtp://host:port`.
     pub fn target(&self) -> String {
         match &self.transport {

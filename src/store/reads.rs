@@ -300,3 +300,34 @@ pub fn held(
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// What a delivery's message is made from, for rendering it again.
+pub struct RenderSource {
+    pub hook: String,
+    pub body: Vec<u8>,
+    pub alert_json: Option<String>,
+    /// `ok`, `n/a` or `unavailable: <reason>`.
+    pub enrichment: Option<String>,
+    pub route: String,
+}
+
+pub fn render_source(
+    conn: &Connection,
+    delivery_id: i64,
+) -> Result<Option<RenderSource>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT e.hook, e.body, e.alert_json, e.enrichment, d.route
+             FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = ?1",
+        )?
+        .query_row([delivery_id], |r| {
+            Ok(RenderSource {
+                hook: r.get(0)?,
+                body: r.get(1)?,
+                alert_json: r.get(2)?,
+                enrichment: r.get(3)?,
+                route: r.get(4)?,
+            })
+        })
+        .optional()?)
+}
