@@ -227,9 +227,9 @@ fn check_names(env: &Environment<'static>, name: &str) -> Result<(), String> {
     for list in lists {
         let mut idx = 0u32;
         while let Some(instr) = list.get(idx) {
-            let (what, probe) = match instr {
-                Instruction::ApplyFilter(f, ..) => ("filter", format!("none|{f}")),
-                Instruction::PerformTest(t, ..) => ("test", format!("none is {t}")),
+            let (what, unknown, probe) = match instr {
+                Instruction::ApplyFilter(f, ..) => ("filter", *f, format!("none|{f}")),
+                Instruction::PerformTest(t, ..) => ("test", *t, format!("none is {t}")),
                 _ => {
                     idx += 1;
                     continue;
@@ -247,10 +247,6 @@ fn check_names(env: &Environment<'static>, name: &str) -> Result<(), String> {
                     .get_line(idx)
                     .map(|l| format!(":{l}"))
                     .unwrap_or_default();
-                let unknown = match instr {
-                    Instruction::ApplyFilter(f, ..) | Instruction::PerformTest(f, ..) => *f,
-                    _ => unreachable!(),
-                };
                 return Err(format!("{name}{line}: unknown {what} {unknown:?}"));
             }
             idx += 1;
