@@ -586,3 +586,53 @@ async fn a_dead_letter_from_a_broken_template_is_rendered_again_when_replayed_af
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn check_and_preview_never_show_the_new_kinds_secrets() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let password = "smtp-pa55-do-not-print";
+    let token = "receiver-token-do-not-print";
+    let extra = format!(
+        r#"
+[destinations.mail]
+kind = "email"
+host = "smtp.example.com"
+username = "relay"
+password = "{password}"
+from = "hookrelay@soc.example"
+to = ["soc@soc.example"]
+[destinations.hook]
+kind = "webhook"
+url = "{url}"
+secret = "{WHSEC}"
+headers = {{ "Authorization" = "Bearer {token}" }}
+[[routes]]
+name = "both"
+to = ["mail", "hook"]
+"#,
+        url = fake.url("/receiver/secret-path-do-not-print")
+    );
+    let config = write_config(&fake, dir.path(), &extra);
+    let event = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/event-alert-created.json"
+    );
+    let alert = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/alert-full.json"
+    );
+    let c = config.to_str().unwrap();
+    let (_, check_out, check_err) = cli(&["check", "--config", c]);
+    let (code, out, err) = cli(&["preview", "--config", c, "--event", event, "--alert", alert]);
+    assert_eq!(code, 0, "{err}");
+    let all = format!("{check_out}{check_err}{out}{err}");
+    for secret in [
+        password,
+        token,
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "secret-path-do-not-print",
+    ] {
+        assert!(!all.contains(secret), "{secret} printed:\n{all}");
+    }
+}
