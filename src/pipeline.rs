@@ -13,8 +13,8 @@ use crate::app::Live;
 use crate::delivery::Dispatcher;
 use crate::enrich::Enrichment;
 use crate::event::{self, Event};
-use crate::render::context::{self, Target};
-use crate::render::{payload, Facts};
+use crate::render::context::Target;
+use crate::render::{event_payload, Facts};
 use crate::route::route;
 use crate::store::{reads, NewDelivery, Routing, Store};
 use crate::telemetry::Metrics;
@@ -269,7 +269,6 @@ impl Pipeline {
         let config = &generation.config;
         let hook = config.hooks.get(&a.hook);
         let origin_name = hook.map(|h| h.origin.as_str());
-        let origin = origin_name.and_then(|o| config.origins.get(o));
         let enrichment = tokio::select! {
             _ = cancel.cancelled() => return,
             e = async {
@@ -296,11 +295,7 @@ impl Pipeline {
             .short_id
             .clone()
             .or_else(|| alert.and_then(|x| x.short_id.clone()));
-        let facts = Facts::build(
-            &a.event,
-            &enrichment,
-            origin.and_then(|o| o.alert_link.as_deref()),
-        );
+        let facts = Facts::build(&a.event, &enrichment, config.alert_link(&a.hook));
         let unrouted = targets.is_empty();
         let mut deliveries = Vec::with_capacity(targets.len());
         let mut route_names: Vec<String> = Vec::new();
@@ -311,23 +306,16 @@ impl Pipeline {
             if !route_names.contains(&t.route) {
                 route_names.push(t.route.clone());
             }
-            let doc = || {
-                context::for_event(
-                    &a.event,
-                    &enrichment,
-                    &facts,
-                    Target {
-                        hook: Some(&a.hook),
-                        route: Some(&t.route),
-                        destination: &t.destination,
-                    },
-                )
+            let target = Target {
+                hook: Some(&a.hook),
+                route: Some(&t.route),
+                destination: &t.destination,
             };
-            let (payload, failed) = match payload(dest, &facts, &doc) {
+            let (payload, failed) = match event_payload(dest, &a.event, &enrichment, &facts, target)
+            {
                 Ok(p) => (p, None),
                 Err(reason) => {
                     tracing::error!(message = "Cannot render the message; the delivery is kept as a dead letter.", destination = %t.destination, hook = %a.hook, event_id = a.id, error = %reason);
-                    self.metrics.delivery(&t.destination, "dead");
                     (String::new(), Some(format!("cannot render: {reason}")))
                 }
             };
@@ -347,11 +335,14 @@ impl Pipeline {
                 destination: t.destination,
             });
         }
-        let (enrichment_text, alert_json) = match &enrichment {
-            Enrichment::Fetched(alert) => ("ok".to_owned(), Some(alert.json.clone())),
-            Enrichment::NotApplicable => ("n/a".to_owned(), None),
-            Enrichment::Unavailable(reason) => (format!("unavailable: {reason}"), None),
-        };
+        let (enrichment_text, alert_json) = enrichment.stored();
+        // Counted once the routing is committed (a second pass over the same
+        // event changes nothing and counts nothing).
+        let render_failures: Vec<String> = deliveries
+            .iter()
+            .filter(|d| d.failed.is_some())
+            .map(|d| d.destination.clone())
+            .collect();
         let routing = Routing {
             event_id: a.id,
             enrichment: enrichment_text,
@@ -377,6 +368,9 @@ impl Pipeline {
         };
         // None: another pass already routed this event.
         let Some(created) = created else { return };
+        for destination in &render_failures {
+            self.metrics.delivery(destination, "dead");
+        }
         if unrouted {
             self.metrics.events_unrouted.inc();
             tracing::info!(message = "Event matched no route.", hook = %a.hook, event_id = a.id, alert_short_id = short_id.as_deref(), kind = %a.event.kind, action = %a.event.action);

@@ -3,8 +3,8 @@
 use super::fail;
 use crate::config::{Config, DestinationConfig, DestinationKind};
 use crate::enrich::{Alert, Enricher, Enrichment};
-use crate::render::context::{self, Target};
-use crate::render::{own_message, payload, Facts};
+use crate::render::context::Target;
+use crate::render::{event_payload, own_message, Facts};
 use crate::route::route;
 use crate::sinks::{Outcome, Sink};
 use crate::telemetry::Metrics;
@@ -61,11 +61,7 @@ pub async fn preview(
         println!("no route matches this event (hook {hook_name}): it would be stored and counted as unrouted");
         return ExitCode::SUCCESS;
     }
-    let alert_link = config
-        .origins
-        .get(&origin_name)
-        .and_then(|o| o.alert_link.as_deref());
-    let facts = Facts::build(&event, &enrichment, alert_link);
+    let facts = Facts::build(&event, &enrichment, config.alert_link(&hook_name));
     let mut failed = false;
     for t in targets {
         if only.as_ref().is_some_and(|d| d != &t.destination) {
@@ -78,19 +74,12 @@ pub async fn preview(
             dest.kind.as_str(),
             t.route
         );
-        let doc = || {
-            context::for_event(
-                &event,
-                &enrichment,
-                &facts,
-                Target {
-                    hook: Some(&hook_name),
-                    route: Some(&t.route),
-                    destination: &t.destination,
-                },
-            )
+        let target = Target {
+            hook: Some(&hook_name),
+            route: Some(&t.route),
+            destination: &t.destination,
         };
-        match payload(&dest, &facts, &doc) {
+        match event_payload(&dest, &event, &enrichment, &facts, target) {
             Ok(body) => print_request(&dest, "msg_preview", &body),
             Err(reason) => {
                 failed = true;

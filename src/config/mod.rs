@@ -464,6 +464,12 @@ impl When {
 }
 
 impl Config {
+    /// The alert link template of the origin behind `hook`.
+    pub fn alert_link(&self, hook: &str) -> Option<&str> {
+        let origin = &self.hooks.get(hook)?.origin;
+        self.origins.get(origin)?.alert_link.as_deref()
+    }
+
     /// The hook whose id is `id`, compared in constant time against every
     /// configured hook so the answer time does not tell how close a guess was.
     pub fn hook_by_id(&self, id: &str) -> Option<(&str, &HookConfig)> {

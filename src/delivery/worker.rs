@@ -485,8 +485,8 @@ async fn rerender(
     dest: &DestinationConfig,
     d: &DueDelivery,
 ) -> Result<String, String> {
-    use crate::enrich::{Alert, Enrichment};
-    use crate::render::context::{self, Target};
+    use crate::enrich::Enrichment;
+    use crate::render::{context::Target, event_payload};
     let live = shared
         .live
         .as_ref()
@@ -505,37 +505,15 @@ async fn rerender(
         .map_err(|e| e.to_string())?
         .ok_or("its event is no longer in the spool")?;
     let event = crate::event::parse(&body).map_err(|e| e.0)?;
-    let enrichment = match (alert_json, enrichment_note) {
-        (Some(json), _) => match Alert::from_slice(json.as_bytes()) {
-            Ok(alert) => Enrichment::Fetched(Arc::new(alert)),
-            Err(e) => Enrichment::Unavailable(format!("stored alert unreadable: {e}")),
-        },
-        (None, Some(note)) if note.starts_with("unavailable") => {
-            Enrichment::Unavailable(note.trim_start_matches("unavailable: ").to_owned())
-        }
-        _ => Enrichment::NotApplicable,
+    let enrichment = Enrichment::from_stored(enrichment_note.as_deref(), alert_json.as_deref());
+    let config = live.get().config.clone();
+    let facts = Facts::build(&event, &enrichment, config.alert_link(&hook));
+    let target = Target {
+        hook: Some(&hook),
+        route: Some(&route),
+        destination: &d.destination,
     };
-    let generation = live.get();
-    let config = &generation.config;
-    let alert_link = config
-        .hooks
-        .get(&hook)
-        .and_then(|h| config.origins.get(&h.origin))
-        .and_then(|o| o.alert_link.as_deref());
-    let facts = crate::render::Facts::build(&event, &enrichment, alert_link);
-    let doc = || {
-        context::for_event(
-            &event,
-            &enrichment,
-            &facts,
-            Target {
-                hook: Some(&hook),
-                route: Some(&route),
-                destination: &d.destination,
-            },
-        )
-    };
-    crate::render::payload(dest, &facts, &doc)
+    event_payload(dest, &event, &enrichment, &facts, target)
 }
 
 /// Records an attempt's outcome; returns the delivery id once committed.

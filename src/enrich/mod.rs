@@ -38,6 +38,31 @@ impl Enrichment {
             _ => None,
         }
     }
+
+    /// How the spool records it: a note (`ok`, `n/a`, `unavailable: …`,
+    /// shown by `events show`) and the alert's JSON.
+    pub fn stored(&self) -> (String, Option<String>) {
+        match self {
+            Enrichment::Fetched(alert) => ("ok".to_owned(), Some(alert.json.clone())),
+            Enrichment::NotApplicable => ("n/a".to_owned(), None),
+            Enrichment::Unavailable(reason) => (format!("unavailable: {reason}"), None),
+        }
+    }
+
+    /// Back from the spool's record (to render a message again).
+    pub fn from_stored(note: Option<&str>, alert_json: Option<&str>) -> Enrichment {
+        match (alert_json, note) {
+            (Some(json), _) => match Alert::from_slice(json.as_bytes()) {
+                Ok(alert) => Enrichment::Fetched(Arc::new(alert)),
+                Err(e) => Enrichment::Unavailable(format!("the stored alert is unreadable: {e}")),
+            },
+            (None, Some(note)) => match note.strip_prefix("unavailable: ") {
+                Some(reason) => Enrichment::Unavailable(reason.to_owned()),
+                None => Enrichment::NotApplicable,
+            },
+            (None, None) => Enrichment::NotApplicable,
+        }
+    }
 }
 
 /// Why one look-up failed, as shared between coalesced waiters.
@@ -288,4 +313,30 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the spool records is enough to rebuild the enrichment when a
+    /// message is rendered again (a replayed dead letter).
+    #[test]
+    fn the_stored_form_reads_back() {
+        let alert =
+            Alert::from_slice(include_bytes!("../../tests/fixtures/alert-full.json")).unwrap();
+        for e in [
+            Enrichment::Fetched(Arc::new(alert)),
+            Enrichment::NotApplicable,
+            Enrichment::Unavailable("alert API answered 404 (Not Found)".into()),
+        ] {
+            let (note, json) = e.stored();
+            let back = Enrichment::from_stored(Some(&note), json.as_deref());
+            assert_eq!(back.stored(), (note, json));
+        }
+        assert!(matches!(
+            Enrichment::from_stored(Some("ok"), Some("[1]")),
+            Enrichment::Unavailable(r) if r.starts_with("the stored alert is unreadable")
+        ));
+    }
 }

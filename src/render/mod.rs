@@ -528,6 +528,20 @@ pub fn payload(
     }
 }
 
+/// The payload of one routed event's delivery: [`payload`] with the
+/// message document of that event, built only if the destination needs it.
+pub fn event_payload(
+    dest: &DestinationConfig,
+    event: &Event,
+    enrichment: &Enrichment,
+    facts: &Facts,
+    target: context::Target,
+) -> Result<String, String> {
+    payload(dest, facts, &|| {
+        context::for_event(event, enrichment, facts, target)
+    })
+}
+
 /// A message hookrelay makes itself (`"digest"`, `"test"`) for
 /// destination `name`. A template that fails on it is logged and the
 /// built-in message is sent instead: held alerts must still reach people.
@@ -577,8 +591,7 @@ pub fn trial(dest: &DestinationConfig, name: &str) -> Vec<String> {
         ("a sample event whose alert is unavailable", &unavailable),
     ] {
         let facts = Facts::build(&event, enrichment, Some(LINK));
-        let doc = || context::for_event(&event, enrichment, &facts, target);
-        if let Err(e) = payload(dest, &facts, &doc) {
+        if let Err(e) = event_payload(dest, &event, enrichment, &facts, target) {
             problems.push(format!("fails on {what}: {e}"));
         }
     }
