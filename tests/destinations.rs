@@ -352,47 +352,56 @@ to = ["mail"]
     );
 }
 
-#[tokio::test]
-async fn preview_prints_the_mime_message_and_the_signed_request() {
-    let fake = Fake::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let extra = format!(
+/// An e-mail destination (with `mail_extra` keys) and a signed webhook
+/// with an Authorization header, both on route "both".
+fn mail_and_hook(fake: &Fake, mail_extra: &str, hook_path: &str, token: &str) -> String {
+    format!(
         r#"
 [destinations.mail]
 kind = "email"
 host = "smtp.example.com"
 from = "hookrelay@soc.example"
 to = ["soc@soc.example"]
-subject = "[{{{{ urgency.display }}}}] {{{{ message.headline }}}}"
+{mail_extra}
 [destinations.hook]
 kind = "webhook"
 url = "{url}"
 secret = "{WHSEC}"
-headers = {{ "Authorization" = "Bearer receiver-token" }}
+headers = {{ "Authorization" = "Bearer {token}" }}
 [[routes]]
 name = "both"
 to = ["mail", "hook"]
 "#,
-        url = fake.url("/receiver/preview")
-    );
-    let config = write_config(&fake, dir.path(), &extra);
-    let event = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/event-alert-created.json"
-    );
-    let alert = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/alert-full.json"
-    );
-    let (code, out, err) = cli(&[
+        url = fake.url(hook_path)
+    )
+}
+
+/// `hookrelay preview` of the created-alert fixture with the full alert.
+fn preview_fixture(config: &std::path::Path) -> (i32, String, String) {
+    let fixture = |name: &str| format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    cli(&[
         "preview",
         "--config",
         config.to_str().unwrap(),
         "--event",
-        event,
+        &fixture("event-alert-created.json"),
         "--alert",
-        alert,
-    ]);
+        &fixture("alert-full.json"),
+    ])
+}
+
+#[tokio::test]
+async fn preview_prints_the_mime_message_and_the_signed_request() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = mail_and_hook(
+        &fake,
+        "subject = \"[{{ urgency.display }}] {{ message.headline }}\"",
+        "/receiver/preview",
+        "receiver-token",
+    );
+    let config = write_config(&fake, dir.path(), &extra);
+    let (code, out, err) = preview_fixture(&config);
     assert_eq!(code, 0, "{err}");
     has(
         &out,
@@ -593,38 +602,15 @@ async fn check_and_preview_never_show_the_new_kinds_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let password = "smtp-pa55-do-not-print";
     let token = "receiver-token-do-not-print";
-    let extra = format!(
-        r#"
-[destinations.mail]
-kind = "email"
-host = "smtp.example.com"
-username = "relay"
-password = "{password}"
-from = "hookrelay@soc.example"
-to = ["soc@soc.example"]
-[destinations.hook]
-kind = "webhook"
-url = "{url}"
-secret = "{WHSEC}"
-headers = {{ "Authorization" = "Bearer {token}" }}
-[[routes]]
-name = "both"
-to = ["mail", "hook"]
-"#,
-        url = fake.url("/receiver/secret-path-do-not-print")
+    let extra = mail_and_hook(
+        &fake,
+        &format!("username = \"relay\"\npassword = \"{password}\""),
+        "/receiver/secret-path-do-not-print",
+        token,
     );
     let config = write_config(&fake, dir.path(), &extra);
-    let event = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/event-alert-created.json"
-    );
-    let alert = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/alert-full.json"
-    );
-    let c = config.to_str().unwrap();
-    let (_, check_out, check_err) = cli(&["check", "--config", c]);
-    let (code, out, err) = cli(&["preview", "--config", c, "--event", event, "--alert", alert]);
+    let (_, check_out, check_err) = cli(&["check", "--config", config.to_str().unwrap()]);
+    let (code, out, err) = preview_fixture(&config);
     assert_eq!(code, 0, "{err}");
     let all = format!("{check_out}{check_err}{out}{err}");
     for secret in [
