@@ -17,6 +17,18 @@ fn has(haystack: &str, needle: &str) {
     assert!(haystack.contains(needle), "{needle:?} not in:\n{haystack}");
 }
 
+/// Waits until the app has dead-lettered one delivery.
+async fn wait_dead(app: &TestApp) {
+    wait_metric(
+        app,
+        "hookrelay_deliveries_total",
+        &["outcome=\"dead\""],
+        1.0,
+        WAIT,
+    )
+    .await;
+}
+
 fn email_destination(port: u16, extra: &str) -> String {
     format!(
         r#"
@@ -117,14 +129,7 @@ async fn a_4xx_smtp_reply_is_retried_and_a_5xx_reply_is_a_dead_letter() {
     let smtp = SmtpSink::start(&["550 5.1.1 No such user here"]);
     let app = spawn_app(&fake, &email_destination(smtp.port, "")).await;
     assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
-    wait_metric(
-        &app,
-        "hookrelay_deliveries_total",
-        &["outcome=\"dead\""],
-        1.0,
-        WAIT,
-    )
-    .await;
+    wait_dead(&app).await;
     let m = app.metrics().await;
     assert_eq!(
         metric(&m, "hookrelay_deliveries_total", &["outcome=\"retry\""]),
@@ -552,14 +557,7 @@ async fn a_dead_letter_from_a_broken_template_is_rendered_again_when_replayed_af
     );
     let app = spawn_app_in(&fake, &extra, dir.clone()).await;
     assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
-    wait_metric(
-        &app,
-        "hookrelay_deliveries_total",
-        &["outcome=\"dead\""],
-        1.0,
-        WAIT,
-    )
-    .await;
+    wait_dead(&app).await;
 
     // The operator fixes the template and reloads…
     std::fs::write(&template, r#"{"text": {{ message.headline }}}"#).unwrap();
