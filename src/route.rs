@@ -195,27 +195,17 @@ mod tests {
     use std::collections::HashMap;
 
     fn routes(toml_routes: &str) -> Vec<RouteConfig> {
-        let text = format!(
+        let text = crate::config::test_config_text(&format!(
             r#"
-            [origins.o]
-            kind = "sekoia"
-            base_url = "http://127.0.0.1:1"
-            api_key = "k"
-            [hooks.soc]
-            id = "67a7472b-b43c-415d-b1ce-c135fb1dfb0e"
-            origin = "o"
             [hooks.other]
             id = "77a7472b-b43c-415d-b1ce-c135fb1dfb0e"
             origin = "o"
-            [destinations.a]
-            kind = "slack"
-            url = "http://127.0.0.1:1/a"
             [destinations.b]
             kind = "teams"
             url = "http://127.0.0.1:1/b"
             {toml_routes}
             "#
-        );
+        ));
         crate::config::load_str(&text, &HashMap::new())
             .unwrap()
             .routes

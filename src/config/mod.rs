@@ -463,6 +463,27 @@ impl When {
     }
 }
 
+/// A minimal valid config for unit tests (origin `o`, hook `soc`, Slack
+/// destination `a`), with `extra` TOML appended.
+#[cfg(test)]
+pub(crate) fn test_config_text(extra: &str) -> String {
+    format!(
+        r#"
+        [origins.o]
+        kind = "sekoia"
+        base_url = "http://127.0.0.1:1"
+        api_key = "k"
+        [hooks.soc]
+        id = "67a7472b-b43c-415d-b1ce-c135fb1dfb0e"
+        origin = "o"
+        [destinations.a]
+        kind = "slack"
+        url = "http://127.0.0.1:1/a"
+        {extra}
+        "#
+    )
+}
+
 impl Config {
     /// The alert link template of the origin behind `hook`.
     pub fn alert_link(&self, hook: &str) -> Option<&str> {

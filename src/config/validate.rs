@@ -469,21 +469,7 @@ fn when_is_empty(w: &When) -> bool {
 #[cfg(test)]
 mod tests {
     fn warnings(routes: &str) -> Vec<String> {
-        let text = format!(
-            r#"
-            [origins.o]
-            kind = "sekoia"
-            base_url = "http://127.0.0.1:1"
-            api_key = "k"
-            [hooks.soc]
-            id = "67a7472b-b43c-415d-b1ce-c135fb1dfb0e"
-            origin = "o"
-            [destinations.a]
-            kind = "slack"
-            url = "http://127.0.0.1:1/a"
-            {routes}
-            "#
-        );
+        let text = crate::config::test_config_text(routes);
         crate::config::load_str(&text, &Default::default())
             .unwrap()
             .warnings
