@@ -9,7 +9,7 @@ use crate::delivery::{Dispatcher, Shared};
 use crate::enrich::Enricher;
 use crate::ingress::{self, auth::ReplayGuard, IngressState, Limits};
 use crate::pipeline::{Intake, Pipeline};
-use crate::store::{reads, Store};
+use crate::store::Store;
 use crate::telemetry::{labels1, Metrics};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -141,51 +141,15 @@ impl App {
         let work_cancel = CancellationToken::new();
         let grace = config.server.shutdown_grace;
 
-        orphan_unconfigured(&store, &config).await;
-        let dispatcher = Arc::new(Dispatcher::start(
-            Shared {
-                store: store.clone(),
-                http: http.clone(),
-                metrics: metrics.clone(),
-                delivery: config.delivery.clone(),
-                shutdown_grace: grace,
-                live: Some(live.clone()),
-            },
-            &config.destinations,
-            &tracker,
-            &work_cancel,
-        ));
-        let pipeline = Arc::new(Pipeline::new(
-            live.clone(),
-            store.clone(),
-            dispatcher.clone(),
-            metrics.clone(),
-        ));
         // Starts "behind": events a previous run accepted but did not route
         // are read back from the spool first.
         let (intake, rx) = Intake::new();
-        tracker.spawn(pipeline.run(intake.clone(), rx, tracker.clone(), work_cancel.clone()));
         let watch = Arc::new(crate::silence::Watch::default());
-        tracker.spawn(crate::silence::run(
-            watch.clone(),
-            live.clone(),
-            store.clone(),
-            intake.clone(),
-            work_cancel.clone(),
-        ));
-        tracker.spawn(background(
-            store.clone(),
-            metrics.clone(),
-            live.clone(),
-            work_cancel.clone(),
-        ));
-        tracker.spawn(crate::telemetry::watchdog(work_cancel.clone()));
-
         let state = Arc::new(IngressState {
             live: live.clone(),
             store: store.clone(),
-            intake,
-            watch,
+            intake: intake.clone(),
+            watch: watch.clone(),
             metrics: metrics.clone(),
             replays: ReplayGuard::default(),
             ready: AtomicBool::new(false),
@@ -227,6 +191,56 @@ impl App {
             )),
         ]);
 
+        tracker.spawn(crate::telemetry::watchdog(work_cancel.clone()));
+        // A database spool may not answer yet: ingress already says 503
+        // and /readyz not ready; the work starts once it does.
+        if !store.healthy() {
+            tracing::warn!(message = "Waiting for the spool; hooks answer 503 until it is ready.");
+            let ready = async {
+                while !store.healthy() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = ready => tracing::info!(message = "The spool is ready; starting delivery."),
+            }
+        }
+        orphan_unconfigured(&store, &config).await;
+        let dispatcher = Arc::new(Dispatcher::start(
+            Shared {
+                store: store.clone(),
+                http: http.clone(),
+                metrics: metrics.clone(),
+                delivery: config.delivery.clone(),
+                shutdown_grace: grace,
+                live: Some(live.clone()),
+            },
+            &config.destinations,
+            &tracker,
+            &work_cancel,
+        ));
+        let pipeline = Arc::new(Pipeline::new(
+            live.clone(),
+            store.clone(),
+            dispatcher.clone(),
+            metrics.clone(),
+        ));
+        tracker.spawn(pipeline.run(intake.clone(), rx, tracker.clone(), work_cancel.clone()));
+        tracker.spawn(crate::silence::run(
+            watch.clone(),
+            live.clone(),
+            store.clone(),
+            intake.clone(),
+            work_cancel.clone(),
+        ));
+        tracker.spawn(background(
+            store.clone(),
+            metrics.clone(),
+            live.clone(),
+            work_cancel.clone(),
+        ));
+
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -254,6 +268,11 @@ impl App {
             .is_err()
         {
             tracing::warn!(message = "Some tasks did not stop within the grace period; their work stays in the spool.");
+        }
+        // What this replica still held goes back to the others at once
+        // (a shared spool; otherwise the leases would have to run out).
+        if let Err(e) = store.release().await {
+            tracing::warn!(message = "Cannot release this replica's claims; other replicas take them over when the leases expire.", error = %e);
         }
         admin_cancel.cancel();
         let _ = admin_task.await;
@@ -308,9 +327,13 @@ async fn apply_reload(
         ),
         (
             "store",
-            old.store.path != new.store.path
+            old.store.kind != new.store.kind
+                || old.store.path != new.store.path
                 || old.store.sync != new.store.sync
-                || old.store.max_pending != new.store.max_pending,
+                || old.store.max_pending != new.store.max_pending
+                || old.store.lease != new.store.lease
+                || old.store.url.as_ref().map(|u| u.expose())
+                    != new.store.url.as_ref().map(|u| u.expose()),
         ),
         (
             "delivery",
@@ -376,7 +399,7 @@ pub async fn orphan(store: &Store, destination: &str) {
 
 /// At start: pending work for destinations the config no longer has.
 async fn orphan_unconfigured(store: &Store, config: &Config) {
-    match store.read(reads::queue_depths).await {
+    match store.queue_depths().await {
         Ok(depths) => {
             for d in depths
                 .iter()
@@ -402,7 +425,7 @@ async fn background(
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = gauges.tick() => {
-                match store.read(reads::queue_depths).await {
+                match store.queue_depths().await {
                     Ok(depths) => {
                         let now = crate::store::now_ms();
                         let config = live.get().config.clone();

@@ -16,7 +16,7 @@ use crate::event::{self, Event};
 use crate::render::context::Target;
 use crate::render::{event_payload, Facts};
 use crate::route::route;
-use crate::store::{reads, NewDelivery, Routing, Store};
+use crate::store::{NewDelivery, Routing, Store};
 use crate::telemetry::Metrics;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +36,9 @@ pub const INTAKE_CAPACITY: usize = 64;
 /// backlog building up behind them). After that the event is left to the
 /// spool and the 202 goes out anyway.
 pub const ADMISSION_WAIT: Duration = Duration::from_millis(100);
+/// How often, with a shared spool, to look for events other replicas
+/// accepted and did not route (they died).
+const OTHERS_SWEEP: Duration = Duration::from_secs(1);
 /// Unrouted events read from the spool at a time.
 const SCAN_BATCH: usize = 256;
 
@@ -139,9 +142,30 @@ impl Pipeline {
         cancel: CancellationToken,
     ) {
         let permits = Arc::new(Semaphore::new(MAX_IN_PROGRESS));
+        // With a shared spool: renew the leases of the events in progress,
+        // and take over events that a dead replica accepted but never routed.
+        let shared = self.store.shared();
+        let tick = (self.store.lease() / 3).min(OTHERS_SWEEP);
+        let mut next_tick = tokio::time::Instant::now() + tick;
         loop {
+            if shared && tokio::time::Instant::now() >= next_tick {
+                next_tick = tokio::time::Instant::now() + tick;
+                let ids: Vec<i64> = self
+                    .in_progress
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .copied()
+                    .collect();
+                if let Err(e) = self.store.renew_events(ids).await {
+                    tracing::warn!(message = "Cannot renew event leases; another replica may take them over.", error = %e);
+                }
+                if let Sweep::Cancelled = self.sweep(false, &permits, &tracker, &cancel).await {
+                    return;
+                }
+            }
             if intake.behind.load(Ordering::SeqCst) && rx.is_empty() {
-                match self.sweep(&permits, &tracker, &cancel).await {
+                match self.sweep(true, &permits, &tracker, &cancel).await {
                     Sweep::Cancelled => return,
                     Sweep::Failed => {
                         tokio::select! {
@@ -154,7 +178,9 @@ impl Pipeline {
                         // event committed while ingress still saw `behind`
                         // is in neither place: one more sweep finds it.
                         intake.behind.store(false, Ordering::SeqCst);
-                        if let Sweep::Cancelled = self.sweep(&permits, &tracker, &cancel).await {
+                        if let Sweep::Cancelled =
+                            self.sweep(true, &permits, &tracker, &cancel).await
+                        {
                             return;
                         }
                     }
@@ -165,6 +191,7 @@ impl Pipeline {
             let accepted = tokio::select! {
                 _ = cancel.cancelled() => return,
                 a = rx.recv() => match a { Some(a) => a, None => return },
+                _ = tokio::time::sleep_until(next_tick), if shared => continue,
             };
             if !self.start(accepted, &permits, &tracker, &cancel).await {
                 return;
@@ -173,9 +200,13 @@ impl Pipeline {
     }
 
     /// One pass over the unrouted events in the spool, starting those not
-    /// already in progress (waiting for permits as it goes).
+    /// already in progress (waiting for permits as it goes). With a shared
+    /// spool, `own` also takes this replica's own unexpired claims (events
+    /// it accepted but left to the spool); without it, only others' expired
+    /// ones.
     async fn sweep(
         self: &Arc<Self>,
+        own: bool,
         permits: &Arc<Semaphore>,
         tracker: &TaskTracker,
         cancel: &CancellationToken,
@@ -183,10 +214,7 @@ impl Pipeline {
         let mut cursor = 0i64;
         let mut started = 0;
         loop {
-            let rows = self
-                .store
-                .read(move |c| reads::unrouted_after(c, cursor, SCAN_BATCH))
-                .await;
+            let rows = self.store.unrouted_after(cursor, SCAN_BATCH, own).await;
             let rows = match rows {
                 Ok(r) => r,
                 Err(e) => {

@@ -9,7 +9,7 @@
 
 use crate::app::Live;
 use crate::pipeline::{Accepted, Intake};
-use crate::store::{now_ms, reads, HookClock, NewEvent, Store};
+use crate::store::{now_ms, HookClock, NewEvent, Store};
 use serde_json::json;
 use sha2::Digest;
 use std::collections::HashMap;
@@ -45,6 +45,12 @@ fn iso(ms: i64) -> String {
 }
 
 /// Checks every watched hook at least once a second until `cancel`.
+///
+/// The spool holds each clock; with several replicas any of them may see a
+/// hook's events, and the spool's answer says which one announces a
+/// silence or a recovery (exactly one). This loop keeps a copy of each
+/// clock, refreshed at least once per `expect_within`, to ask the spool
+/// only when something may have changed.
 pub async fn run(
     watch: Arc<Watch>,
     live: Arc<Live>,
@@ -52,13 +58,10 @@ pub async fn run(
     intake: Intake,
     cancel: CancellationToken,
 ) {
-    let mut clocks: HashMap<String, HookClock> = match store.read(reads::clocks).await {
-        Ok(list) => list.into_iter().map(|c| (c.hook.clone(), c)).collect(),
-        Err(e) => {
-            tracing::error!(message = "Cannot read silence clocks; starting them now.", error = %e);
-            HashMap::new()
-        }
-    };
+    // hook → (clock as last read, when it was read)
+    let mut known: HashMap<String, (HookClock, i64)> = HashMap::new();
+    // hook → the last event time this replica told the spool about
+    let mut pushed: HashMap<String, i64> = HashMap::new();
     loop {
         let config = live.get().config.clone();
         let watched: Vec<(String, Duration)> = config
@@ -73,52 +76,65 @@ pub async fn run(
             .unwrap_or(Duration::from_secs(1))
             .clamp(Duration::from_millis(50), Duration::from_secs(1));
         for (hook, within) in watched {
-            let now = now_ms();
-            let mut clock = clocks.get(&hook).cloned().unwrap_or(HookClock {
-                hook: hook.clone(),
-                last_event_at: now,
-                silent_since: None,
-            });
-            if let Some(seen) = watch.last(&hook).filter(|s| *s > clock.last_event_at) {
-                if clock.silent_since.is_some() {
-                    let silent_for = (seen - clock.last_event_at) / 1000;
-                    emit(
-                        &store,
-                        &intake,
-                        &hook,
-                        "hookrelay.recovered",
-                        silent_for,
-                        clock.last_event_at,
-                    )
-                    .await;
-                    clock.silent_since = None;
-                }
-                clock.last_event_at = seen;
-            }
-            if clock.silent_since.is_none()
-                && now - clock.last_event_at >= within.as_millis() as i64
+            let within_ms = within.as_millis() as i64;
+            if let Some(seen) = watch
+                .last(&hook)
+                .filter(|s| pushed.get(&hook).is_none_or(|p| s > p))
             {
-                let silent_for = (now - clock.last_event_at) / 1000;
-                emit(
-                    &store,
-                    &intake,
-                    &hook,
-                    "hookrelay.silence",
-                    silent_for,
-                    clock.last_event_at,
-                )
-                .await;
-                clock.silent_since = Some(now);
-            }
-            // Saved when new or changed (the map holds what the spool has).
-            if clocks.get(&hook) != Some(&clock) {
-                match store.set_clock(clock.clone()).await {
-                    Ok(()) => {
-                        clocks.insert(hook, clock);
+                match store.clock_seen(&hook, seen).await {
+                    Ok(recovered) => {
+                        pushed.insert(hook.clone(), seen);
+                        if let Some((clock, _)) = known.get_mut(&hook) {
+                            clock.last_event_at = clock.last_event_at.max(seen);
+                            clock.silent_since = None;
+                        }
+                        if let Some(last) = recovered {
+                            let silent_for = (seen - last) / 1000;
+                            emit(
+                                &store,
+                                &intake,
+                                &hook,
+                                "hookrelay.recovered",
+                                silent_for,
+                                last,
+                            )
+                            .await;
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(message = "Cannot save a silence clock.", hook = %hook, error = %e)
                     }
+                }
+            }
+            let now = now_ms();
+            let ask = match known.get(&hook) {
+                None => true,
+                Some((clock, read_at)) => {
+                    now - read_at >= within_ms
+                        || (clock.silent_since.is_none() && now - clock.last_event_at >= within_ms)
+                }
+            };
+            if !ask {
+                continue;
+            }
+            match store.clock_check(&hook, now, within_ms).await {
+                Ok(check) => {
+                    if check.went_silent {
+                        let last = check.clock.last_event_at;
+                        emit(
+                            &store,
+                            &intake,
+                            &hook,
+                            "hookrelay.silence",
+                            (now - last) / 1000,
+                            last,
+                        )
+                        .await;
+                    }
+                    known.insert(hook, (check.clock, now));
+                }
+                Err(e) => {
+                    tracing::warn!(message = "Cannot read a silence clock.", hook = %hook, error = %e)
                 }
             }
         }
@@ -158,6 +174,7 @@ async fn emit(
         action: "created".into(),
         short_id: None,
         dedup_window_ms: 0,
+        message_id: None,
     };
     match store.insert_event(new).await {
         Ok(inserted) => {

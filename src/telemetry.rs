@@ -190,7 +190,9 @@ pub enum LogFormat {
 /// (default `info`). Safe to call more than once (later calls are no-ops).
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // PostgreSQL's notices ("relation already exists, skipping") are not news.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,tokio_postgres=warn"));
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,

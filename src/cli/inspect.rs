@@ -2,7 +2,7 @@
 //! they work whether the daemon runs or not (SQLite WAL lets both open it).
 
 use super::{fail, ConfigArg, DeadLetterCommand, EventsCommand};
-use crate::store::{now_ms, reads, Selector, Store};
+use crate::store::{now_ms, Selector, Store};
 use std::process::ExitCode;
 
 fn format_ms(ms: i64) -> String {
@@ -14,10 +14,21 @@ fn one_line(s: &str, max: usize) -> String {
     crate::render::clean(s, max)
 }
 
-/// Loads the config and opens its spool, reporting failures like every command.
-fn open_store(config: &ConfigArg) -> Result<Store, ExitCode> {
+/// How long a command waits for a PostgreSQL spool to answer.
+const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Loads the config and opens its spool, reporting failures like every
+/// command; the runtime runs the spool's queries.
+pub(super) fn open_store(config: &ConfigArg) -> Result<(tokio::runtime::Runtime, Store), ExitCode> {
     let cfg = config.load()?;
-    Store::open(&cfg.store).map_err(fail)
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("building the tokio runtime");
+    let store = rt
+        .block_on(Store::open_now(&cfg.store, CONNECT_WAIT))
+        .map_err(fail)?;
+    Ok((rt, store))
 }
 
 pub fn dead_letters(cmd: DeadLetterCommand) -> ExitCode {
@@ -26,11 +37,11 @@ pub fn dead_letters(cmd: DeadLetterCommand) -> ExitCode {
             config,
             destination,
         } => {
-            let store = match open_store(&config) {
+            let (rt, store) = match open_store(&config) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            match store.read_blocking(|c| reads::dead_letters(c, destination.as_deref())) {
+            match rt.block_on(store.dead_letters(destination)) {
                 Ok(rows) => {
                     if rows.is_empty() {
                         eprintln!("no dead letters");
@@ -58,7 +69,7 @@ pub fn dead_letters(cmd: DeadLetterCommand) -> ExitCode {
             all,
             destination,
         } => {
-            let store = match open_store(&config) {
+            let (rt, store) = match open_store(&config) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
@@ -67,10 +78,6 @@ pub fn dead_letters(cmd: DeadLetterCommand) -> ExitCode {
             } else {
                 Selector::Ids(ids.clone())
             };
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
             match rt.block_on(store.replay(selector)) {
                 Ok(n) => {
                     println!("re-queued {n} dead letter(s)");
@@ -98,19 +105,16 @@ pub fn events(cmd: EventsCommand) -> ExitCode {
             status,
             limit,
         } => {
-            let store = match open_store(&config) {
+            let (rt, store) = match open_store(&config) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
             let from = now_ms() - since.as_millis() as i64;
-            match store.read_blocking(|c| {
-                reads::events_since(
-                    c,
-                    from,
-                    hook.as_deref(),
-                    if status.is_some() { None } else { limit },
-                )
-            }) {
+            match rt.block_on(store.events_since(
+                from,
+                hook,
+                if status.is_some() { None } else { limit },
+            )) {
                 Ok(rows) => {
                     let matching = rows
                         .into_iter()
@@ -133,11 +137,11 @@ pub fn events(cmd: EventsCommand) -> ExitCode {
             }
         }
         EventsCommand::Show { config, id } => {
-            let store = match open_store(&config) {
+            let (rt, store) = match open_store(&config) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            match store.read_blocking(|c| reads::event_detail(c, id)) {
+            match rt.block_on(store.event_detail(id)) {
                 Ok(Some(d)) => {
                     let s = &d.summary;
                     println!(

@@ -225,14 +225,14 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::DeadLetters(cmd) => inspect::dead_letters(cmd),
         Command::Events(cmd) => inspect::events(cmd),
         Command::Health { url } => runtime().block_on(health(&url)),
-        Command::Migrate(c) => match c.load() {
-            Ok(cfg) => match crate::store::Store::open(&cfg.store) {
-                Ok(_) => {
-                    println!("spool {} is at the latest schema", cfg.store.path.display());
-                    ExitCode::SUCCESS
+        Command::Migrate(c) => match inspect::open_store(&c) {
+            Ok((_rt, store)) => {
+                match store.path() {
+                    Some(path) => println!("spool {} is at the latest schema", path.display()),
+                    None => println!("PostgreSQL spool is at the latest schema"),
                 }
-                Err(e) => fail(e),
-            },
+                ExitCode::SUCCESS
+            }
             Err(code) => code,
         },
     }

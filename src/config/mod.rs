@@ -114,7 +114,12 @@ pub struct StoreConfig {
     /// Delivered and dead events older than this are pruned.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
+    /// PostgreSQL: `postgres://user:password@host:5432/db` (or `url_file`).
     pub url: Option<Secret>,
+    /// PostgreSQL: how long a replica's claim on work lasts without
+    /// renewal; a dead replica's work is taken over after about this long.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
 }
 
 impl Default for StoreConfig {
@@ -126,6 +131,7 @@ impl Default for StoreConfig {
             max_pending: 1_000_000,
             retention: Duration::from_secs(7 * 24 * 3600),
             url: None,
+            lease: Duration::from_secs(15),
         }
     }
 }

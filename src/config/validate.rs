@@ -220,10 +220,25 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
     let mut warnings = std::mem::take(&mut config.warnings);
 
     if config.store.kind == StoreKind::Postgres {
-        errors.push(err(
-            "store.kind",
-            "\"postgres\" is not available in this build; use \"sqlite\"",
-        ));
+        match &config.store.url {
+            None => errors.push(err(
+                "store.url",
+                "required with kind = \"postgres\" (postgres://user:password@host:5432/database), or set store.url_file",
+            )),
+            Some(url) => {
+                if let Err(e) = url.expose().parse::<tokio_postgres::Config>() {
+                    errors.push(err(
+                        "store.url",
+                        format!("not a valid PostgreSQL URL ({e}); expected postgres://user:password@host:5432/database"),
+                    ));
+                }
+            }
+        }
+        if config.store.lease < std::time::Duration::from_secs(1) {
+            errors.push(err("store.lease", "must be at least 1s"));
+        }
+    } else if config.store.url.is_some() {
+        warnings.push("store.url is set but store.kind is \"sqlite\"; it is ignored".into());
     }
     if config.store.max_pending == 0 {
         errors.push(err("store.max_pending", "must be at least 1"));

@@ -5,7 +5,7 @@ use super::Shared;
 use crate::config::DestinationConfig;
 use crate::render::{own_message, Facts, Summary};
 use crate::sinks::{Outcome, Sink};
-use crate::store::{now_ms, reads, Completion, DueDelivery, NewDigest};
+use crate::store::{now_ms, Completion, DueDelivery, NewDigest, RenderSource};
 use crate::telemetry::labels1;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -48,6 +48,8 @@ pub(super) struct Worker {
     /// Scan position (ids are monotonic); 0 restarts from the oldest.
     cursor: i64,
     next_scan: Instant,
+    /// When to renew the leases on what this worker holds (shared spool).
+    next_renew: Instant,
     /// The target asked us to slow down (429 / Retry-After) until then.
     paused_until: Option<Instant>,
     bucket: Option<TokenBucket>,
@@ -57,6 +59,15 @@ pub(super) struct Worker {
     digest_every: Option<Duration>,
     next_digest: Instant,
     concurrency: usize,
+}
+
+/// Whether a message may go out now.
+enum Pace {
+    Go,
+    /// `max_per_minute` reached: hold it for the digest, or wait this long.
+    OverLimit(Duration),
+    /// `rate`: wait this long.
+    Wait(Duration),
 }
 
 /// What a finished attempt tells the worker.
@@ -105,6 +116,7 @@ impl Worker {
             overflow: true,
             cursor: 0,
             next_scan: now,
+            next_renew: now,
             paused_until: None,
         }
     }
@@ -145,13 +157,85 @@ impl Worker {
         self.queue.push_back(d);
     }
 
+    /// Whether one more message may go out now: `max_per_minute` (which
+    /// digests do not count against) and `rate`. With a shared spool the
+    /// windows are the cluster's, kept in the database.
+    async fn pace(&mut self, now: Instant, is_digest: bool) -> Pace {
+        if !self.shared.store.shared() {
+            if let (Some(window), false) = (&mut self.window, is_digest) {
+                if let Err(wait) = window.check(now.into_std()) {
+                    return Pace::OverLimit(wait);
+                }
+            }
+            if let Some(bucket) = &mut self.bucket {
+                if let Err(wait) = bucket.try_take(now.into_std()) {
+                    return Pace::Wait(wait);
+                }
+            }
+            if let (Some(window), false) = (&mut self.window, is_digest) {
+                window.record(now.into_std());
+            }
+            return Pace::Go;
+        }
+        let limits = [
+            self.dest
+                .max_per_minute
+                .filter(|_| !is_digest)
+                .map(|n| ("max_per_minute", n, Duration::from_secs(60))),
+            self.dest.rate.map(|r| ("rate", r.count, r.per)),
+        ];
+        for (kind, limit, window) in limits.into_iter().flatten() {
+            let taken = self
+                .shared
+                .store
+                .take_slot(&self.name, kind, limit, window.as_millis() as i64)
+                .await;
+            match taken {
+                Ok(Ok(())) => {}
+                Ok(Err(wait_ms)) => {
+                    let wait = Duration::from_millis(wait_ms.max(1) as u64);
+                    return if kind == "rate" {
+                        Pace::Wait(wait)
+                    } else {
+                        Pace::OverLimit(wait)
+                    };
+                }
+                Err(e) => {
+                    tracing::error!(message = "Cannot read the destination's send window; waiting.", destination = %self.name, error = %e);
+                    return Pace::Wait(IDLE_POLL);
+                }
+            }
+        }
+        Pace::Go
+    }
+
+    /// Extends this replica's leases on the deliveries it holds.
+    async fn renew(&mut self) {
+        let lease = self.shared.store.lease();
+        self.next_renew = Instant::now() + lease / 3;
+        let ids: Vec<i64> = self.known.iter().copied().collect();
+        if let Err(e) = self.shared.store.renew_deliveries(ids).await {
+            tracing::warn!(message = "Cannot renew delivery leases; another replica may take them over.", destination = %self.name, error = %e);
+        }
+    }
+
     async fn scan(&mut self) {
         let now = now_ms();
-        let (name, cursor) = (self.name.clone(), self.cursor);
+        // Another replica may have been told to slow down.
+        match self.shared.store.paused_until(&self.name).await {
+            Ok(Some(until)) => {
+                let p = Instant::now() + Duration::from_millis((until - now).max(0) as u64);
+                self.paused_until = Some(self.paused_until.map_or(p, |u| u.max(p)));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(message = "Cannot read the destination's shared pause.", destination = %self.name, error = %e)
+            }
+        }
         let result = self
             .shared
             .store
-            .read(move |c| reads::due(c, &name, now, cursor, SCAN_BATCH))
+            .due(&self.name, now, self.cursor, SCAN_BATCH)
             .await;
         match result {
             Ok(rows) => {
@@ -181,13 +265,7 @@ impl Worker {
 
     /// Replaces the held deliveries by one digest message, queued first.
     async fn send_digest(&mut self, every: Duration) {
-        let name = self.name.clone();
-        let held = match self
-            .shared
-            .store
-            .read(move |c| reads::held(c, &name, 10_000))
-            .await
-        {
+        let held = match self.shared.store.held(&self.name, 10_000).await {
             Ok(h) if !h.is_empty() => h,
             Ok(_) => return,
             Err(e) => {
@@ -247,6 +325,9 @@ impl Worker {
                     wake_at = wake_at.min(p);
                 }
             }
+            if self.shared.store.shared() && now >= self.next_renew {
+                self.renew().await;
+            }
             // Dispatch what pacing and concurrency allow.
             while self.paused_until.is_none()
                 && inflight.len() < self.concurrency
@@ -255,8 +336,9 @@ impl Worker {
             {
                 // Digests do not count against max_per_minute.
                 let is_digest = self.queue.front().is_some_and(|d| d.digest);
-                if let (Some(window), false) = (&mut self.window, is_digest) {
-                    if let Err(wait) = window.check(now.into_std()) {
+                match self.pace(now, is_digest).await {
+                    Pace::Go => {}
+                    Pace::OverLimit(wait) => {
                         if self.digest_every.is_some() {
                             // Over the limit: set it aside for the next digest.
                             let Some(d) = self.queue.pop_front() else {
@@ -276,15 +358,10 @@ impl Worker {
                         wake_at = wake_at.min(now + wait);
                         break;
                     }
-                }
-                if let Some(bucket) = &mut self.bucket {
-                    if let Err(wait) = bucket.try_take(now.into_std()) {
+                    Pace::Wait(wait) => {
                         wake_at = wake_at.min(now + wait);
                         break;
                     }
-                }
-                if let (Some(window), false) = (&mut self.window, is_digest) {
-                    window.record(now.into_std());
                 }
                 let Some(d) = self.queue.pop_front() else {
                     break;
@@ -293,8 +370,21 @@ impl Worker {
             }
             if let Some(every) = self.digest_every {
                 if now >= self.next_digest {
-                    self.send_digest(every).await;
                     self.next_digest = Instant::now() + every;
+                    // With several replicas, one of them sends each digest.
+                    match self
+                        .shared
+                        .store
+                        .digest_turn(&self.name, every.as_millis() as i64)
+                        .await
+                    {
+                        Ok(true) => self.send_digest(every).await,
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::error!(message = "Cannot tell whose turn the digest is; trying again.", destination = %self.name, error = %e);
+                            self.next_digest = Instant::now() + IDLE_POLL;
+                        }
+                    }
                     continue;
                 }
                 wake_at = wake_at.min(self.next_digest);
@@ -331,6 +421,10 @@ impl Worker {
                             if let Some(p) = done.pause {
                                 let until = Instant::now() + p;
                                 self.paused_until = Some(self.paused_until.map_or(until, |u| u.max(until)));
+                                // Every replica sending here slows down too.
+                                if let Err(e) = self.shared.store.pause(&self.name, now_ms() + p.as_millis() as i64).await {
+                                    tracing::warn!(message = "Cannot share the destination's pause with other replicas.", destination = %self.name, error = %e);
+                                }
                             }
                         }
                         Err(e) => tracing::error!(message = "Delivery task failed.", destination = %self.name, error = %e),
@@ -492,7 +586,7 @@ async fn rerender(
         .as_ref()
         .ok_or("no configuration to render with")?;
     let id = d.id;
-    let reads::RenderSource {
+    let RenderSource {
         hook,
         body,
         alert_json,
@@ -500,7 +594,7 @@ async fn rerender(
         route,
     } = shared
         .store
-        .read(move |c| reads::render_source(c, id))
+        .render_source(id)
         .await
         .map_err(|e| e.to_string())?
         .ok_or("its event is no longer in the spool")?;

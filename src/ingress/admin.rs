@@ -19,7 +19,7 @@ pub fn admin_router(state: Arc<IngressState>) -> Router {
 }
 
 async fn readyz(State(state): State<Arc<IngressState>>) -> impl IntoResponse {
-    if state.ready.load(Ordering::Relaxed) {
+    if state.ready.load(Ordering::Relaxed) && state.store.healthy() {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")

@@ -70,6 +70,10 @@ pub fn allowed(hook: &HookConfig, client: Option<IpAddr>) -> bool {
     client.is_some_and(|ip| hook.allow_from.iter().any(|n| n.contains(&ip)))
 }
 
+/// How long a `webhook-id` is refused after it was accepted: longer than
+/// any timestamp the tolerance lets through.
+pub const REPLAY_WINDOW: Duration = Duration::from_secs(600);
+
 /// Remembers recent Standard Webhooks message ids per hook, to refuse
 /// replays within the tolerance window.
 #[derive(Default)]
@@ -81,13 +85,13 @@ impl ReplayGuard {
     pub fn seen_recently(&self, hook: &str, id: &str) -> bool {
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         seen.get(&(hook.to_owned(), id.to_owned()))
-            .is_some_and(|at| at.elapsed() < TOLERANCE * 2)
+            .is_some_and(|at| at.elapsed() < REPLAY_WINDOW)
     }
 
     pub fn remember(&self, hook: &str, id: &str) {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if seen.len() > 10_000 {
-            seen.retain(|_, at| at.elapsed() < TOLERANCE * 2);
+            seen.retain(|_, at| at.elapsed() < REPLAY_WINDOW);
         }
         seen.insert((hook.to_owned(), id.to_owned()), Instant::now());
     }

@@ -248,8 +248,19 @@ async fn handle(
         action: event.action.clone(),
         short_id: event.short_id.clone(),
         dedup_window_ms: server.dedup_window.as_millis() as i64,
+        message_id: message_id
+            .clone()
+            .map(|m| (m, auth::REPLAY_WINDOW.as_millis() as i64)),
     };
     let inserted = state.store.insert_event(new).await.map_err(|e| {
+        if let StoreError::Replay = e {
+            tracing::debug!(message = "Signature refused.", hook = name, reason = %e);
+            return Reject::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or invalid signature",
+            );
+        }
         let (retry, reason) = match e {
             StoreError::Full(_) => (5, "spool_full"),
             _ => (30, "spool_unavailable"),

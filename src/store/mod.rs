@@ -1,16 +1,24 @@
-//! The durable spool: an SQLite database in WAL mode.
+//! The durable spool, behind one interface with two backends:
 //!
-//! One writer thread owns the only write connection and commits in groups:
-//! it takes every queued operation (up to [`MAX_BATCH`]), applies them in
-//! one transaction, commits once, and only then answers each caller. An
-//! event is acknowledged (202) only after that commit. Readers use their
-//! own connection and never block the writer.
+//! - **SQLite** (the default): one file in WAL mode. One writer thread owns
+//!   the only write connection and commits in groups: it takes every queued
+//!   operation (up to [`MAX_BATCH`]), applies them in one transaction,
+//!   commits once, and only then answers each caller. Readers use their own
+//!   connection and never block the writer.
+//! - **PostgreSQL** (`store.kind = "postgres"`): several replicas share one
+//!   database. Work is claimed with `FOR UPDATE SKIP LOCKED` and a lease, and
+//!   the state that must hold cluster-wide (pauses, send windows, digest
+//!   turns, silence clocks, dedup windows) lives in the database.
+//!
+//! Either way an event is acknowledged (202) only after its commit.
 //!
 //! This module must not know about HTTP, rendering or destinations beyond
 //! their names: it stores what it is given.
 
+mod postgres;
 pub mod reads;
 mod schema;
+mod sqlite;
 mod writer;
 
 pub use reads::{DeadLetter, DueDelivery, EventDetail, EventSummary, QueueDepth};
@@ -18,15 +26,14 @@ pub use writer::{
     Completion, HookClock, Inserted, NewDelivery, NewDigest, NewEvent, Routing, Selector,
 };
 
-use crate::config::{StoreConfig, SyncMode};
-use rusqlite::{Connection, OpenFlags};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+pub use reads::{DeliveryDetail, RenderSource};
+
+use crate::config::{StoreConfig, StoreKind};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::oneshot;
 
 /// Operations per commit at most.
-const MAX_BATCH: usize = 512;
+pub(crate) const MAX_BATCH: usize = 512;
 /// The writer's own checkpoint, run by SQLite right after a commit once the
 /// WAL has this many pages (~16 MB). The checkpoint thread
 /// ([`CHECKPOINT_EVERY`]) has copied most of them by then, so this one
@@ -34,12 +41,12 @@ const MAX_BATCH: usize = 512;
 /// between the writer's own transactions, it completes, and the WAL starts
 /// over (a passive checkpoint from another thread never catches up with a
 /// busy writer, so on its own the WAL would only grow).
-const WAL_CHECKPOINT_PAGES: u32 = 4_096;
+pub(crate) const WAL_CHECKPOINT_PAGES: u32 = 4_096;
 /// How often the checkpoint thread copies the WAL into the database
 /// (a passive checkpoint: it never blocks the writer).
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 /// The WAL file is truncated back to this size after a checkpoint.
-const WAL_SIZE_LIMIT: u64 = 64 << 20;
+pub(crate) const WAL_SIZE_LIMIT: u64 = 64 << 20;
 
 /// Milliseconds since the epoch: the spool's clock.
 pub fn now_ms() -> i64 {
@@ -64,6 +71,9 @@ pub enum StoreError {
     Open(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// A Standard Webhooks id already accepted (by any replica).
+    #[error("webhook-id already seen (replay)")]
+    Replay,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -75,122 +85,85 @@ impl From<rusqlite::Error> for StoreError {
 /// A handle on the spool; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    /// Operations for the writer thread; dropping every sender stops it.
-    tx: std::sync::mpsc::Sender<writer::Op>,
-    /// The read connection (queries are short; one is enough).
-    reader: Arc<Mutex<Connection>>,
-    path: PathBuf,
+    backend: Backend,
 }
 
-fn open_connection(path: &Path, sync: SyncMode) -> Result<Connection, StoreError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, &e))?;
-    conn.busy_timeout(Duration::from_secs(10))
-        .map_err(|e| open_error(path, &e))?;
-    let sync = match sync {
-        SyncMode::Full => "FULL",
-        SyncMode::Normal => "NORMAL",
-    };
-    conn.execute_batch(&format!(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}; PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
-    ))
-    .map_err(|e| open_error(path, &e))?;
-    Ok(conn)
+#[derive(Clone)]
+enum Backend {
+    Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Postgres),
 }
 
-/// Copies the WAL into the database file in the background, so the
-/// writer's commits (and the senders waiting on them) never stall behind a
-/// checkpoint. Stops once the writer has stopped.
-fn spawn_checkpointer(
-    conn: Connection,
-    stopped: Arc<std::sync::atomic::AtomicBool>,
-) -> Result<(), StoreError> {
-    std::thread::Builder::new()
-        .name("hookrelay-ckpt".into())
-        .spawn(move || {
-            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
-                std::thread::sleep(CHECKPOINT_EVERY);
-                if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
-                    tracing::debug!(message = "Background checkpoint failed; will retry.", error = %e);
-                }
-            }
-        })
-        .map_err(|e| StoreError::Open(format!("cannot start the checkpoint thread: {e}")))?;
-    Ok(())
-}
-
-/// An open error in words an operator can act on.
-fn open_error(path: &Path, e: &rusqlite::Error) -> StoreError {
-    open_error_text(path, &e.to_string())
-}
-
-fn open_error_text(path: &Path, text: &str) -> StoreError {
-    let p = path.display();
-    let hint = if text.contains("not a database") || text.contains("malformed") {
-        "the file is not a hookrelay database or is corrupted; move it aside to start with an empty spool (its events would be lost), or restore a backup"
-    } else if text.contains("readonly") || text.contains("read-only") || text.contains("permission")
-    {
-        "the file or its directory is not writable by this user; fix the ownership (under systemd, use StateDirectory=hookrelay)"
-    } else if text.contains("unable to open") {
-        "check that the directory exists and is writable (under systemd, use StateDirectory=hookrelay)"
-    } else {
-        "check the path, permissions and free disk space"
-    };
-    StoreError::Open(format!("store.path: cannot open {p}: {text}; {hint}"))
+/// What a silence check found for one hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClockCheck {
+    pub clock: HookClock,
+    /// This call started the silence: announce it (once, cluster-wide).
+    pub went_silent: bool,
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the spool, and starts the
-    /// writer thread.
+    /// Opens the configured spool. SQLite is opened and migrated at once;
+    /// PostgreSQL connects and migrates in the background, retrying with
+    /// back-off (until then every operation fails with
+    /// [`StoreError::Unavailable`] and [`Store::healthy`] is false).
+    /// Must be called within a tokio runtime.
     pub fn open(config: &StoreConfig) -> Result<Store, StoreError> {
-        let path = config.path.clone();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.is_dir() {
-                return Err(StoreError::Open(format!(
-                    "store.path: directory {} does not exist; create it (under systemd, StateDirectory=hookrelay does)",
-                    dir.display()
-                )));
-            }
+        let backend = match config.kind {
+            StoreKind::Sqlite => Backend::Sqlite(sqlite::Sqlite::open(config)?),
+            StoreKind::Postgres => Backend::Postgres(postgres::Postgres::open(config)?),
+        };
+        Ok(Store { backend })
+    }
+
+    /// Opens the spool for a command-line tool: like [`Store::open`], but a
+    /// database that cannot be reached within `wait` is an error.
+    pub async fn open_now(config: &StoreConfig, wait: Duration) -> Result<Store, StoreError> {
+        let store = Store::open(config)?;
+        if let Backend::Postgres(pg) = &store.backend {
+            pg.wait_ready(wait).await?;
         }
-        let mut conn = open_connection(&path, config.sync)?;
-        migrate(&mut conn).map_err(|e| match e {
-            StoreError::Unavailable(text) => open_error_text(&path, &text),
-            other => other,
-        })?;
-        let reader = open_connection(&path, config.sync)?;
-        reader
-            .execute_batch("PRAGMA query_only = ON;")
-            .map_err(|e| open_error(&path, &e))?;
-        let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        spawn_checkpointer(open_connection(&path, config.sync)?, stopped.clone())?;
-        let tx = writer::spawn(conn, config.max_pending, stopped)?;
-        Ok(Store {
-            tx,
-            reader: Arc::new(Mutex::new(reader)),
-            path,
-        })
+        Ok(store)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The SQLite file, when that is the backend.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Sqlite(s) => Some(s.path()),
+            Backend::Postgres(_) => None,
+        }
     }
 
-    async fn call<T: Send + 'static>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> writer::Op,
-    ) -> Result<T, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+    /// Whether several replicas may share this spool (PostgreSQL): work is
+    /// then claimed with leases and pacing state lives in the database.
+    pub fn shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// Whether the spool can take writes now (for `/readyz`).
+    pub fn healthy(&self) -> bool {
+        match &self.backend {
+            Backend::Sqlite(_) => true,
+            Backend::Postgres(pg) => pg.healthy(),
+        }
+    }
+
+    /// How long a claim on work lasts without renewal.
+    pub fn lease(&self) -> Duration {
+        match &self.backend {
+            Backend::Sqlite(_) => Duration::MAX,
+            Backend::Postgres(pg) => pg.lease(),
+        }
     }
 
     /// Stores an accepted webhook; returns once it is committed. A body
     /// already seen on the hook within the dedup window returns the
     /// original id with `duplicate = true`.
     pub async fn insert_event(&self, event: NewEvent) -> Result<Inserted, StoreError> {
-        self.call(|r| writer::Op::Insert(event, r)).await
+        match &self.backend {
+            Backend::Sqlite(s) => s.call(|r| writer::Op::Insert(event, r)).await,
+            Backend::Postgres(pg) => pg.insert_event(event).await,
+        }
     }
 
     /// Records the enrichment and routing of an event and creates its
@@ -200,17 +173,26 @@ impl Store {
         &self,
         routing: Routing,
     ) -> Result<Option<Vec<DueDelivery>>, StoreError> {
-        self.call(|r| writer::Op::Route(routing, r)).await
+        match &self.backend {
+            Backend::Sqlite(s) => s.call(|r| writer::Op::Route(routing, r)).await,
+            Backend::Postgres(pg) => pg.record_routing(routing).await,
+        }
     }
 
     /// Records the outcome of a delivery attempt.
     pub async fn complete(&self, completion: Completion) -> Result<(), StoreError> {
-        self.call(|r| writer::Op::Complete(completion, r)).await
+        match &self.backend {
+            Backend::Sqlite(s) => s.call(|r| writer::Op::Complete(completion, r)).await,
+            Backend::Postgres(pg) => pg.complete(completion).await,
+        }
     }
 
     /// Re-queues dead letters; returns how many.
     pub async fn replay(&self, selector: Selector) -> Result<usize, StoreError> {
-        self.call(|r| writer::Op::Replay(selector, r)).await
+        match &self.backend {
+            Backend::Sqlite(s) => s.call(|r| writer::Op::Replay(selector, r)).await,
+            Backend::Postgres(pg) => pg.replay(selector).await,
+        }
     }
 
     /// Dead-letters every pending delivery to a destination that is no
@@ -220,73 +202,241 @@ impl Store {
         destination: String,
         reason: String,
     ) -> Result<usize, StoreError> {
-        self.call(|r| writer::Op::Orphan(destination, reason, r))
-            .await
+        match &self.backend {
+            Backend::Sqlite(s) => s.call(|r| writer::Op::Orphan(destination, reason, r)).await,
+            Backend::Postgres(pg) => pg.orphan(&destination, &reason).await,
+        }
     }
 
     /// Deletes finished events older than `retention` (events with dead
     /// letters are kept) and forgets expired dedup windows; returns the
-    /// events removed. SQLite's auto-checkpoint keeps the WAL bounded.
+    /// events removed.
     pub async fn housekeeping(&self, retention: Duration) -> Result<usize, StoreError> {
         let before = now_ms() - retention.as_millis() as i64;
-        self.call(|r| writer::Op::Prune(before, r)).await
+        match &self.backend {
+            Backend::Sqlite(s) => s.call(|r| writer::Op::Prune(before, r)).await,
+            Backend::Postgres(pg) => pg.prune(before).await,
+        }
     }
 
     /// Sets a delivery aside for the next digest.
     pub async fn hold(&self, id: i64) -> Result<(), StoreError> {
-        self.call(|r| writer::Op::Hold(id, r)).await
+        match &self.backend {
+            Backend::Sqlite(s) => s.call(|r| writer::Op::Hold(id, r)).await,
+            Backend::Postgres(pg) => pg.hold(id).await,
+        }
     }
 
     /// Replaces held deliveries by one digest delivery; returns it.
     pub async fn digest(&self, d: NewDigest) -> Result<DueDelivery, StoreError> {
-        self.call(|r| writer::Op::Digest(d, r)).await
+        match &self.backend {
+            Backend::Sqlite(s) => s.call(|r| writer::Op::Digest(d, r)).await,
+            Backend::Postgres(pg) => pg.digest(d).await,
+        }
     }
 
-    /// Saves a hook's silence-detection clock.
-    pub async fn set_clock(&self, clock: HookClock) -> Result<(), StoreError> {
-        self.call(|r| writer::Op::Clock(clock, r)).await
+    /// Records the latest real event seen on `hook` at `seen`. When that
+    /// ends a silence, returns when the hook was last heard from before it
+    /// (the caller announces the recovery; only one caller gets it).
+    pub async fn clock_seen(&self, hook: &str, seen: i64) -> Result<Option<i64>, StoreError> {
+        let hook = hook.to_owned();
+        match &self.backend {
+            Backend::Sqlite(s) => s.call(|r| writer::Op::ClockSeen(hook, seen, r)).await,
+            Backend::Postgres(pg) => pg.clock_seen(&hook, seen).await,
+        }
     }
 
-    /// Runs a read query on the reader connection off the async threads.
-    pub async fn read<T: Send + 'static>(
+    /// Starts `hook`'s clock if it has none, and marks it silent when
+    /// nothing was heard for `within_ms`.
+    pub async fn clock_check(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let reader = self.reader.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
-            f(&conn)
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("reader task failed: {e}")))?
+        hook: &str,
+        now: i64,
+        within_ms: i64,
+    ) -> Result<ClockCheck, StoreError> {
+        let hook = hook.to_owned();
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                s.call(|r| writer::Op::ClockCheck(hook, now, within_ms, r))
+                    .await
+            }
+            Backend::Postgres(pg) => pg.clock_check(&hook, now, within_ms).await,
+        }
     }
 
-    /// The same read, from synchronous code (the CLI).
-    pub fn read_blocking<T>(
+    /// Pending deliveries to `destination` due at `now`, from `after_id` on.
+    /// With a shared spool they are claimed for this replica (a lease).
+    pub async fn due(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
-        f(&conn)
+        destination: &str,
+        now: i64,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                let name = destination.to_owned();
+                s.read(move |c| reads::due(c, &name, now, after_id, limit))
+                    .await
+            }
+            Backend::Postgres(pg) => pg.claim_due(destination, now, after_id, limit).await,
+        }
     }
-}
 
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let latest = schema::MIGRATIONS.len() as i64;
-    if version > latest {
-        return Err(StoreError::Open(format!(
-            "store.path: the database has schema version {version}, newer than this hookrelay understands ({latest}); run the newer binary"
-        )));
+    /// Events accepted but not yet routed, after `after_id`: (id, hook,
+    /// body). With a shared spool they are claimed for this replica: those
+    /// nobody holds, and with `own` those this replica already holds.
+    pub async fn unrouted_after(
+        &self,
+        after_id: i64,
+        limit: usize,
+        own: bool,
+    ) -> Result<Vec<(i64, String, Vec<u8>)>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                s.read(move |c| reads::unrouted_after(c, after_id, limit))
+                    .await
+            }
+            Backend::Postgres(pg) => pg.claim_unrouted(after_id, limit, own).await,
+        }
     }
-    for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
-        tx.commit()?;
-        tracing::info!(message = "Applied store migration.", version = i + 1);
+
+    /// Extends this replica's claims on deliveries it still holds in memory
+    /// (no-op for SQLite, where one process owns all the work).
+    pub async fn renew_deliveries(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(pg) => pg.renew("deliveries", ids).await,
+        }
     }
-    Ok(())
+
+    /// Extends this replica's claims on events it is routing.
+    pub async fn renew_events(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(pg) => pg.renew("events", ids).await,
+        }
+    }
+
+    /// Gives up every claim this replica holds (at shutdown).
+    pub async fn release(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(pg) => pg.release().await,
+        }
+    }
+
+    /// Tells every replica that `destination` asked to slow down until
+    /// `until` (unix ms). SQLite: the one worker already knows.
+    pub async fn pause(&self, destination: &str, until: i64) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(pg) => pg.pause(destination, until).await,
+        }
+    }
+
+    /// Until when another replica paused `destination`, if that is later than now.
+    pub async fn paused_until(&self, destination: &str) -> Result<Option<i64>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(None),
+            Backend::Postgres(pg) => pg.paused_until(destination).await,
+        }
+    }
+
+    /// Takes one send from a cluster-wide window of `limit` sends per
+    /// `window_ms` for `destination` (`kind` names the limit), or says how
+    /// many ms until one is free. SQLite: always free (the worker's own
+    /// window applies).
+    pub async fn take_slot(
+        &self,
+        destination: &str,
+        kind: &str,
+        limit: u32,
+        window_ms: i64,
+    ) -> Result<Result<(), i64>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(Ok(())),
+            Backend::Postgres(pg) => pg.take_slot(destination, kind, limit, window_ms).await,
+        }
+    }
+
+    /// Whether this replica should send `destination`'s digest now (one
+    /// replica per interval). SQLite: always (the worker's timer decides).
+    pub async fn digest_turn(&self, destination: &str, every_ms: i64) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(true),
+            Backend::Postgres(pg) => pg.digest_turn(destination, every_ms).await,
+        }
+    }
+
+    /// Pending work per destination.
+    pub async fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.read(reads::queue_depths).await,
+            Backend::Postgres(pg) => pg.queue_depths().await,
+        }
+    }
+
+    pub async fn dead_letters(
+        &self,
+        destination: Option<String>,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                s.read(move |c| reads::dead_letters(c, destination.as_deref()))
+                    .await
+            }
+            Backend::Postgres(pg) => pg.dead_letters(destination.as_deref()).await,
+        }
+    }
+
+    pub async fn events_since(
+        &self,
+        since: i64,
+        hook: Option<String>,
+        limit: Option<usize>,
+    ) -> Result<Vec<EventSummary>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                s.read(move |c| reads::events_since(c, since, hook.as_deref(), limit))
+                    .await
+            }
+            Backend::Postgres(pg) => pg.summaries(since, hook.as_deref(), None, limit).await,
+        }
+    }
+
+    pub async fn event_detail(&self, id: i64) -> Result<Option<EventDetail>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.read(move |c| reads::event_detail(c, id)).await,
+            Backend::Postgres(pg) => pg.event_detail(id).await,
+        }
+    }
+
+    /// Held deliveries to `destination` (id, summary JSON), oldest first.
+    pub async fn held(
+        &self,
+        destination: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                let name = destination.to_owned();
+                s.read(move |c| reads::held(c, &name, limit)).await
+            }
+            Backend::Postgres(pg) => pg.held(destination, limit).await,
+        }
+    }
+
+    /// What a delivery's message is made from, for rendering it again.
+    pub async fn render_source(
+        &self,
+        delivery_id: i64,
+    ) -> Result<Option<RenderSource>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.read(move |c| reads::render_source(c, delivery_id)).await,
+            Backend::Postgres(pg) => pg.render_source(delivery_id).await,
+        }
+    }
 }
 
 #[cfg(test)]

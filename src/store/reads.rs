@@ -175,23 +175,13 @@ fn summaries(
     let limit = limit.map(|l| l as i64).unwrap_or(-1);
     let rows = stmt.query_map(params![since, hook, limit, id], |r| {
         let raw_state: String = r.get(6)?;
-        let pending: Option<i64> = r.get(7)?;
-        let dead: Option<i64> = r.get(8)?;
-        let delivered: Option<i64> = r.get(9)?;
-        let total: i64 = r.get(10)?;
-        let state = if raw_state == "received" {
-            "received"
-        } else if total == 0 {
-            "unrouted"
-        } else if dead.unwrap_or(0) > 0 {
-            "failed"
-        } else if pending.unwrap_or(0) > 0 {
-            "pending"
-        } else if delivered.unwrap_or(0) > 0 {
-            "delivered"
-        } else {
-            "skipped"
-        };
+        let counts = [
+            r.get::<_, Option<i64>>(7)?.unwrap_or(0),
+            r.get::<_, Option<i64>>(8)?.unwrap_or(0),
+            r.get::<_, Option<i64>>(9)?.unwrap_or(0),
+            r.get(10)?,
+        ];
+        let state = summary_state(&raw_state, counts);
         Ok(EventSummary {
             id: r.get(0)?,
             received_at: r.get(1)?,
@@ -203,6 +193,27 @@ fn summaries(
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// An event's state for `events list`, from its own state and its
+/// deliveries' counts: `[pending, dead, delivered, total]`.
+pub(super) fn summary_state(
+    raw_state: &str,
+    [pending, dead, delivered, total]: [i64; 4],
+) -> &'static str {
+    if raw_state == "received" {
+        "received"
+    } else if total == 0 {
+        "unrouted"
+    } else if dead > 0 {
+        "failed"
+    } else if pending > 0 {
+        "pending"
+    } else if delivered > 0 {
+        "delivered"
+    } else {
+        "skipped"
+    }
 }
 
 /// Everything known about one event, for `events show`.

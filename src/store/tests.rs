@@ -19,6 +19,7 @@ fn event(body: &str) -> NewEvent {
         action: "created".into(),
         short_id: Some("ALx".into()),
         dedup_window_ms: 600_000,
+        message_id: None,
     }
 }
 
@@ -116,7 +117,7 @@ async fn lifecycle_survives_reopen() {
             .unwrap();
         assert_eq!(
             store
-                .read(|c| reads::unrouted_after(c, 0, 10))
+                .unrouted_after(0, 10, true)
                 .await
                 .unwrap()
                 .into_iter()
@@ -127,29 +128,19 @@ async fn lifecycle_survives_reopen() {
         (ev, due)
     };
     let store = Store::open(&cfg).unwrap();
-    let pending = store
-        .read(|c| reads::due(c, "x", now_ms() + 1, 0, 10))
-        .await
-        .unwrap();
+    let pending = store.due("x", now_ms() + 1, 0, 10).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].id, due[0].id);
-    let dead = store.read(|c| reads::dead_letters(c, None)).await.unwrap();
+    let dead = store.dead_letters(None).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].last_error.as_deref(), Some("invalid_payload"));
     assert_eq!(
         store.replay(Selector::Ids(vec![dead[0].id])).await.unwrap(),
         1
     );
-    let y = store
-        .read(|c| reads::due(c, "y", now_ms() + 1, 0, 10))
-        .await
-        .unwrap();
+    let y = store.due("y", now_ms() + 1, 0, 10).await.unwrap();
     assert_eq!(y.len(), 1);
-    let detail = store
-        .read(move |c| reads::event_detail(c, ev.id))
-        .await
-        .unwrap()
-        .unwrap();
+    let detail = store.event_detail(ev.id).await.unwrap().unwrap();
     assert_eq!(detail.deliveries.len(), 2);
     assert_eq!(detail.deliveries[1].attempts.len(), 1);
 }
@@ -203,10 +194,7 @@ async fn prune_keeps_pending_and_dead() {
         store.housekeeping(std::time::Duration::ZERO).await.unwrap(),
         1
     );
-    let left = store
-        .read(|c| reads::events_since(c, 0, None, None))
-        .await
-        .unwrap();
+    let left = store.events_since(0, None, None).await.unwrap();
     assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), vec![b.id]);
 }
 

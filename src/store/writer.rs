@@ -1,6 +1,6 @@
 //! The writer thread: the only connection that writes, with group commit.
 
-use super::{now_ms, reads::DueDelivery, StoreError, MAX_BATCH};
+use super::{now_ms, reads::DueDelivery, ClockCheck, StoreError, MAX_BATCH};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
@@ -20,6 +20,10 @@ pub struct NewEvent {
     pub short_id: Option<String>,
     /// Same body on the same hook within this many ms is a sender retry.
     pub dedup_window_ms: i64,
+    /// A Standard Webhooks `webhook-id` and how long (ms) to refuse it
+    /// again. A single SQLite process checks ids in memory; with a shared
+    /// spool the insert refuses an id another replica already took.
+    pub message_id: Option<(String, i64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +96,8 @@ pub(super) enum Op {
     Replay(Selector, Reply<usize>),
     Orphan(String, String, Reply<usize>),
     Prune(i64, Reply<usize>),
-    Clock(HookClock, Reply<()>),
+    ClockSeen(String, i64, Reply<Option<i64>>),
+    ClockCheck(String, i64, i64, Reply<ClockCheck>),
     Hold(i64, Reply<()>),
     Digest(NewDigest, Reply<DueDelivery>),
 }
@@ -233,7 +238,8 @@ fn fail(op: Op, e: StoreError) {
         Op::Replay(_, r) => drop(r.send(Err(e))),
         Op::Orphan(_, _, r) => drop(r.send(Err(e))),
         Op::Prune(_, r) => drop(r.send(Err(e))),
-        Op::Clock(_, r) => drop(r.send(Err(e))),
+        Op::ClockSeen(_, _, r) => drop(r.send(Err(e))),
+        Op::ClockCheck(_, _, _, r) => drop(r.send(Err(e))),
         Op::Hold(_, r) => drop(r.send(Err(e))),
         Op::Digest(_, r) => drop(r.send(Err(e))),
     }
@@ -247,7 +253,8 @@ fn apply(tx: &Transaction, op: Op, pending: &mut u64, max_pending: u64) -> Finis
         Op::Replay(s, r) => finish(r, replay(tx, s, pending)),
         Op::Orphan(dest, reason, r) => finish(r, orphan(tx, &dest, &reason, pending)),
         Op::Prune(before, r) => finish(r, prune(tx, before)),
-        Op::Clock(c, r) => finish(r, set_clock(tx, &c)),
+        Op::ClockSeen(hook, seen, r) => finish(r, clock_seen(tx, &hook, seen)),
+        Op::ClockCheck(hook, now, within, r) => finish(r, clock_check(tx, &hook, now, within)),
         Op::Hold(id, r) => finish(r, hold(tx, id)),
         Op::Digest(d, r) => finish(r, digest(tx, d, pending)),
     }
@@ -493,13 +500,73 @@ fn prune(tx: &Transaction, before: i64) -> Result<usize, StoreError> {
     Ok(n)
 }
 
-fn set_clock(tx: &Transaction, c: &HookClock) -> Result<(), StoreError> {
+fn read_clock(tx: &Transaction, hook: &str) -> Result<Option<HookClock>, StoreError> {
+    Ok(tx
+        .prepare_cached("SELECT last_event_at, silent_since FROM hook_clocks WHERE hook = ?1")?
+        .query_row([hook], |r| {
+            Ok(HookClock {
+                hook: hook.to_owned(),
+                last_event_at: r.get(0)?,
+                silent_since: r.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
+fn write_clock(tx: &Transaction, c: &HookClock) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO hook_clocks (hook, last_event_at, silent_since) VALUES (?1, ?2, ?3)
          ON CONFLICT (hook) DO UPDATE SET last_event_at = excluded.last_event_at, silent_since = excluded.silent_since",
     )?
     .execute(params![c.hook, c.last_event_at, c.silent_since])?;
     Ok(())
+}
+
+/// A real event was seen at `seen`; returns the previous last event time
+/// when this ends a silence.
+fn clock_seen(tx: &Transaction, hook: &str, seen: i64) -> Result<Option<i64>, StoreError> {
+    let old = read_clock(tx, hook)?;
+    if old.as_ref().is_some_and(|c| c.last_event_at >= seen) {
+        return Ok(None);
+    }
+    write_clock(
+        tx,
+        &HookClock {
+            hook: hook.to_owned(),
+            last_event_at: seen,
+            silent_since: None,
+        },
+    )?;
+    Ok(old
+        .filter(|c| c.silent_since.is_some())
+        .map(|c| c.last_event_at))
+}
+
+fn clock_check(
+    tx: &Transaction,
+    hook: &str,
+    now: i64,
+    within_ms: i64,
+) -> Result<ClockCheck, StoreError> {
+    let Some(mut clock) = read_clock(tx, hook)? else {
+        // Never heard from: the clock starts when the hook is first watched.
+        let clock = HookClock {
+            hook: hook.to_owned(),
+            last_event_at: now,
+            silent_since: None,
+        };
+        write_clock(tx, &clock)?;
+        return Ok(ClockCheck {
+            clock,
+            went_silent: false,
+        });
+    };
+    let went_silent = clock.silent_since.is_none() && now - clock.last_event_at >= within_ms;
+    if went_silent {
+        clock.silent_since = Some(now);
+        write_clock(tx, &clock)?;
+    }
+    Ok(ClockCheck { clock, went_silent })
 }
 
 /// Puts a delivery aside for the next digest (it stays pending work).

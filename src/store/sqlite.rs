@@ -1,0 +1,158 @@
+//! The SQLite backend: one file in WAL mode, one writer thread with group
+//! commit (see [`super::writer`]), one reader connection.
+
+use super::schema;
+use super::{writer, StoreError, CHECKPOINT_EVERY, WAL_CHECKPOINT_PAGES, WAL_SIZE_LIMIT};
+use crate::config::{StoreConfig, SyncMode};
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// The SQLite spool; cheap to clone.
+#[derive(Clone)]
+pub struct Sqlite {
+    /// Operations for the writer thread; dropping every sender stops it.
+    tx: std::sync::mpsc::Sender<writer::Op>,
+    /// The read connection (queries are short; one is enough).
+    reader: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+fn open_connection(path: &Path, sync: SyncMode) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, &e))?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(|e| open_error(path, &e))?;
+    let sync = match sync {
+        SyncMode::Full => "FULL",
+        SyncMode::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}; PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
+    ))
+    .map_err(|e| open_error(path, &e))?;
+    Ok(conn)
+}
+
+/// Copies the WAL into the database file in the background, so the
+/// writer's commits (and the senders waiting on them) never stall behind a
+/// checkpoint. Stops once the writer has stopped.
+fn spawn_checkpointer(
+    conn: Connection,
+    stopped: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<(), StoreError> {
+    std::thread::Builder::new()
+        .name("hookrelay-ckpt".into())
+        .spawn(move || {
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+                    tracing::debug!(message = "Background checkpoint failed; will retry.", error = %e);
+                }
+            }
+        })
+        .map_err(|e| StoreError::Open(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok(())
+}
+
+/// An open error in words an operator can act on.
+fn open_error(path: &Path, e: &rusqlite::Error) -> StoreError {
+    open_error_text(path, &e.to_string())
+}
+
+fn open_error_text(path: &Path, text: &str) -> StoreError {
+    let p = path.display();
+    let hint = if text.contains("not a database") || text.contains("malformed") {
+        "the file is not a hookrelay database or is corrupted; move it aside to start with an empty spool (its events would be lost), or restore a backup"
+    } else if text.contains("readonly") || text.contains("read-only") || text.contains("permission")
+    {
+        "the file or its directory is not writable by this user; fix the ownership (under systemd, use StateDirectory=hookrelay)"
+    } else if text.contains("unable to open") {
+        "check that the directory exists and is writable (under systemd, use StateDirectory=hookrelay)"
+    } else {
+        "check the path, permissions and free disk space"
+    };
+    StoreError::Open(format!("store.path: cannot open {p}: {text}; {hint}"))
+}
+
+impl Sqlite {
+    /// Opens (creating if needed) and migrates the spool, and starts the
+    /// writer thread.
+    pub fn open(config: &StoreConfig) -> Result<Sqlite, StoreError> {
+        let path = config.path.clone();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(StoreError::Open(format!(
+                    "store.path: directory {} does not exist; create it (under systemd, StateDirectory=hookrelay does)",
+                    dir.display()
+                )));
+            }
+        }
+        let mut conn = open_connection(&path, config.sync)?;
+        migrate(&mut conn).map_err(|e| match e {
+            StoreError::Unavailable(text) => open_error_text(&path, &text),
+            other => other,
+        })?;
+        let reader = open_connection(&path, config.sync)?;
+        reader
+            .execute_batch("PRAGMA query_only = ON;")
+            .map_err(|e| open_error(&path, &e))?;
+        let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        spawn_checkpointer(open_connection(&path, config.sync)?, stopped.clone())?;
+        let tx = writer::spawn(conn, config.max_pending, stopped)?;
+        Ok(Sqlite {
+            tx,
+            reader: Arc::new(Mutex::new(reader)),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(super) async fn call<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> writer::Op,
+    ) -> Result<T, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs a read query on the reader connection off the async threads.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("reader task failed: {e}")))?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let latest = schema::MIGRATIONS.len() as i64;
+    if version > latest {
+        return Err(StoreError::Open(format!(
+            "store.path: the database has schema version {version}, newer than this hookrelay understands ({latest}); run the newer binary"
+        )));
+    }
+    for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+        tx.commit()?;
+        tracing::info!(message = "Applied store migration.", version = i + 1);
+    }
+    Ok(())
+}
