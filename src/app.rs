@@ -57,6 +57,9 @@ impl Live {
 }
 
 /// A configuration to switch to, or the errors of a file that failed to load.
+/// How long start-up waits for a database spool before listening anyway.
+const STORE_START_WAIT: Duration = Duration::from_secs(5);
+
 pub type ReloadRequest = Result<Config, ConfigErrors>;
 
 pub struct App {
@@ -75,6 +78,10 @@ impl App {
     /// Opens the spool and binds the listeners. Errors name the key at fault.
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let store = Store::open(&config.store)?;
+        // A database spool usually answers within milliseconds; give it a
+        // moment so a healthy start does not begin with 503s. If it does not
+        // answer, the daemon starts anyway (503, not ready) and keeps trying.
+        store.wait_ready(STORE_START_WAIT).await;
         let public = ingress::bind(config.server.listen, "server.listen").await?;
         let admin = ingress::bind(config.admin.listen, "admin.listen").await?;
         let (reload_tx, reload_rx) = mpsc::unbounded_channel();

@@ -126,6 +126,14 @@ impl Store {
         Ok(store)
     }
 
+    /// Waits up to `wait` for the spool to be usable; says whether it is.
+    pub async fn wait_ready(&self, wait: Duration) -> bool {
+        match &self.backend {
+            Backend::Sqlite(_) => true,
+            Backend::Postgres(pg) => pg.wait_ready(wait).await.is_ok(),
+        }
+    }
+
     /// The SQLite file, when that is the backend.
     pub fn path(&self) -> Option<&Path> {
         match &self.backend {

@@ -870,7 +870,7 @@ impl Postgres {
             let tx = client.transaction().await?;
             tx.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))",
-                &[&format!("{kind}\u{0}{destination}")],
+                &[&format!("{kind}/{destination}")],
             )
             .await?;
             let row = tx

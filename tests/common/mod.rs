@@ -1,7 +1,10 @@
 //! Test harness: a fake upstream (alert API + chat services) on loopback
 //! that speaks the real formats and error codes, and helpers that start the
 //! real daemon in-process (`spawn_app`) or as the built binary (`Daemon`).
+//! `pg` starts a real PostgreSQL server for the replica tests.
 #![allow(dead_code)]
+
+pub mod pg;
 
 use axum::body::Bytes;
 use axum::extract::State;

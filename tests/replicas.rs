@@ -1,0 +1,361 @@
+//! Several replicas on one PostgreSQL database (`store.kind = "postgres"`),
+//! run as the built binary against a real PostgreSQL server
+//! (`common::pg`): the shared spool, takeover after a SIGKILL, cluster-wide
+//! pacing and send windows, and an unreachable database.
+
+mod common;
+
+use common::pg::{self, use_postgres};
+use common::*;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A webhook destination (its document carries the event, so each delivery
+/// can be traced to the event it came from) and a route to it.
+fn webhook_route(fake: &Fake, path: &str, settings: &str) -> String {
+    fake.always(path, Reply::status(200, "ok"));
+    format!(
+        "[destinations.wh]\nkind = \"webhook\"\nurl = \"{}\"\n{settings}\n[[routes]]\nname = \"all\"\nto = [\"wh\"]\n",
+        fake.url(path)
+    )
+}
+
+/// A config on a fresh database of the test server; `None` to skip.
+async fn pg_config(fake: &Fake, dir: &Path, extra: &str, lease: &str) -> Option<(PathBuf, String)> {
+    let server = pg::server()?;
+    let url = server.database().await;
+    let config = write_config(fake, dir, extra);
+    use_postgres(&config, &url, lease);
+    Some((config, url))
+}
+
+/// The event a webhook delivery came from (its `metadata.created_at`, unique
+/// per [`unique_event`] number).
+fn event_key(r: &Received) -> String {
+    r.json()["event"]["metadata"]["created_at"]
+        .as_str()
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// Posts an event; the status and the event id of a 202.
+async fn post_to(url: &str, body: String) -> Option<(u16, String)> {
+    let r = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?;
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    Some((status, body["id"].as_str().unwrap_or("").to_owned()))
+}
+
+#[tokio::test]
+async fn a_postgres_spool_relays_survives_a_restart_and_serves_the_cli() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = webhook_route(&fake, "/wh", "");
+    let Some((config, url)) = pg_config(&fake, dir.path(), &extra, "15s").await else {
+        return;
+    };
+    let cfg = config.to_str().unwrap();
+    let (code, out, err) = cli(&["migrate", "--config", cfg]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("PostgreSQL spool is at the latest schema"),
+        "{out}"
+    );
+    let (code, out, _) = cli(&["check", "--config", cfg]);
+    assert_eq!(code, 0);
+    assert!(
+        !out.contains("pw@"),
+        "check must not print the database password: {out}"
+    );
+
+    let daemon = Daemon::spawn(&config).await;
+    assert_eq!(daemon.post_unique(1).await, 202);
+    let got = fake.wait_for("/wh", 1, Duration::from_secs(20)).await;
+    assert_eq!(got[0].json()["event"]["attributes"]["uuid"], ALERT_UUID);
+    assert_eq!(got[0].json()["enrichment"]["status"], "ok");
+    // The same body again is a sender retry: same id, not delivered twice.
+    assert_eq!(daemon.post_unique(1).await, 202);
+    drop(daemon);
+
+    // Everything is in the database: the CLI reads it, a new daemon sees it.
+    let (code, out, _) = cli(&["events", "list", "--config", cfg]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("delivered"), "{out}");
+    let daemon = Daemon::spawn(&config).await;
+    assert_eq!(daemon.post_unique(1).await, 202);
+    assert_eq!(daemon.post_unique(2).await, 202);
+    fake.wait_for("/wh", 2, Duration::from_secs(20)).await;
+    let client = pg::server().unwrap().client(&url).await;
+    let n: i64 = client
+        .query_one("SELECT COUNT(*) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2, "the retry of event 1 was not stored again");
+    assert!(
+        !daemon.logs().contains("pw@"),
+        "the log must not carry the URL's password"
+    );
+}
+
+#[tokio::test]
+async fn three_replicas_deliver_every_accepted_event_when_one_is_killed() {
+    const EVENTS: usize = 2_000;
+    const KILL_AFTER: usize = 600;
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A chat service that takes a moment, so the killed replica has work in
+    // flight and queued when it dies.
+    fake.always(
+        "/wh",
+        Reply::status(200, "ok").delay(Duration::from_millis(40)),
+    );
+    let extra = format!(
+        "[destinations.wh]\nkind = \"webhook\"\nurl = \"{}\"\nconcurrency = 4\n[[routes]]\nname = \"all\"\nto = [\"wh\"]\n",
+        fake.url("/wh")
+    );
+    let Some((config, _url)) = pg_config(&fake, dir.path(), &extra, "2s").await else {
+        return;
+    };
+    let mut replicas: Vec<Daemon> = Vec::new();
+    for _ in 0..3 {
+        replicas.push(Daemon::spawn(&config).await);
+    }
+    let urls: Vec<String> = replicas.iter().map(|d| d.hook_url()).collect();
+
+    // Round-robin over the live replicas, 24 senders at a time.
+    let mut accepted: HashSet<String> = HashSet::new();
+    // Event ids the doomed replica acknowledged.
+    let mut on_killed: Vec<String> = Vec::new();
+    let mut refused = 0;
+    let mut killed_at = None;
+    let mut n = 0;
+    while n < EVENTS {
+        if n >= KILL_AFTER && killed_at.is_none() {
+            replicas[0].kill9();
+            killed_at = Some(Instant::now());
+        }
+        let live: Vec<&String> = if killed_at.is_some() {
+            urls[1..].iter().collect()
+        } else {
+            urls.iter().collect()
+        };
+        let batch: Vec<usize> = (n..(n + 24).min(EVENTS)).collect();
+        let sends = batch.iter().map(|&i| {
+            let url = live[i % live.len()].clone();
+            async move {
+                let answer = post_to(&url, unique_event(i, ALERT_UUID)).await;
+                (i, url, answer)
+            }
+        });
+        for (i, url, answer) in futures_join(sends).await {
+            match answer {
+                Some((202, id)) => {
+                    if url == urls[0] {
+                        on_killed.push(id);
+                    }
+                    let v: serde_json::Value =
+                        serde_json::from_str(&unique_event(i, ALERT_UUID)).unwrap();
+                    accepted.insert(v["metadata"]["created_at"].as_str().unwrap().to_owned());
+                }
+                _ => refused += 1,
+            }
+        }
+        n += batch.len();
+    }
+    assert!(
+        accepted.len() >= EVENTS - 24,
+        "accepted {} of {EVENTS}",
+        accepted.len()
+    );
+
+    // Every accepted event arrives, including those the killed replica had
+    // accepted, queued or had in flight.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (delivered, total) = loop {
+        let got = fake.received("/wh");
+        let keys: HashSet<String> = got.iter().map(event_key).collect();
+        if accepted.is_subset(&keys) {
+            break (keys, got.len());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} accepted events never delivered (delivered {} distinct of {} requests)",
+            accepted.difference(&keys).count(),
+            keys.len(),
+            got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let duplicates = total - delivered.len();
+    eprintln!(
+        "accepted {}, refused {refused}, delivered {} distinct in {total} requests ({duplicates} duplicates) {:?} after the kill",
+        accepted.len(),
+        delivered.len(),
+        killed_at.unwrap().elapsed()
+    );
+    // Only what the killed replica had sent but not yet recorded can go
+    // out twice: its in-flight window (concurrency 8 + outcomes committing).
+    assert!(duplicates <= 64, "{duplicates} duplicates");
+    let per_replica: HashMap<usize, usize> = replicas[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i + 1, d.logs().matches("\"Delivered.\"").count()))
+        .collect();
+    assert!(
+        per_replica.values().all(|n| *n > 0),
+        "both survivors delivered: {per_replica:?}"
+    );
+    // The survivors took over work the killed replica had accepted.
+    let survivors = format!("{}\n{}", replicas[1].logs(), replicas[2].logs());
+    let taken_over = on_killed
+        .iter()
+        .filter(|id| {
+            survivors
+                .lines()
+                .any(|l| l.contains("\"Delivered.\"") && l.contains(&format!("\"event_id\":{id},")))
+        })
+        .count();
+    eprintln!(
+        "{taken_over} of the {} events the killed replica accepted were delivered by the survivors",
+        on_killed.len()
+    );
+    assert!(taken_over > 0, "no takeover seen");
+}
+
+/// Runs the futures concurrently and returns their outputs.
+async fn futures_join<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn max_per_minute_holds_across_replicas() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = webhook_route(&fake, "/wh", "max_per_minute = 3");
+    let Some((config, _)) = pg_config(&fake, dir.path(), &extra, "15s").await else {
+        return;
+    };
+    let a = Daemon::spawn(&config).await;
+    let b = Daemon::spawn(&config).await;
+    for i in 0..6 {
+        let d = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(d.post_unique(i).await, 202);
+    }
+    fake.wait_for("/wh", 3, Duration::from_secs(20)).await;
+    // Each replica alone would send 3; together they still send 3 a minute.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(fake.received("/wh").len(), 3);
+}
+
+#[tokio::test]
+async fn a_429_pauses_every_replica() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = webhook_route(&fake, "/wh", "");
+    fake.script("/wh", [Reply::status(429, "slow down").retry_after("3")]);
+    let Some((config, _)) = pg_config(&fake, dir.path(), &extra, "15s").await else {
+        return;
+    };
+    let a = Daemon::spawn(&config).await;
+    let b = Daemon::spawn(&config).await;
+    assert_eq!(a.post_unique(1).await, 202);
+    let first = fake.wait_for("/wh", 1, Duration::from_secs(20)).await[0].at;
+    // The other replica learns of the pause at its next look at the spool.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(b.post_unique(2).await, 202);
+    let got = fake.wait_for("/wh", 3, Duration::from_secs(20)).await;
+    for r in &got[1..] {
+        let after = r.at.duration_since(first);
+        assert!(
+            after >= Duration::from_millis(2900),
+            "{} was sent {after:?} after the 429 asked for 3 s",
+            event_key(r)
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_database_means_503_and_not_ready_until_it_answers() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(server) = pg::server() else { return };
+    let extra = webhook_route(&fake, "/wh", "");
+    let config = write_config(&fake, dir.path(), &extra);
+    // A database that does not exist yet: every connection is refused.
+    let name = format!("late{}", std::process::id());
+    let url = server.url(&name);
+    use_postgres(&config, &url, "15s");
+    let daemon = Daemon::spawn(&config).await;
+    let ready = format!("http://{}/readyz", daemon.admin);
+    assert_eq!(reqwest::get(&ready).await.unwrap().status(), 503);
+    let r = reqwest::Client::new()
+        .post(daemon.hook_url())
+        .header("content-type", "application/json")
+        .body(unique_event(1, ALERT_UUID))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503, "never 202 for what was not stored");
+    assert!(r.headers().contains_key("retry-after"));
+
+    // The database appears: the daemon connects, migrates and serves.
+    server.create(&name).await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while reqwest::get(&ready).await.unwrap().status() != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "never became ready: {}",
+            daemon.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(daemon.post_unique(1).await, 202);
+    fake.wait_for("/wh", 1, Duration::from_secs(20)).await;
+
+    // Connections cut mid-run: the daemon reconnects by itself.
+    let admin = server.client(&server.url("postgres")).await;
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&name],
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut n = 2;
+    loop {
+        let status = daemon.post_unique(n).await;
+        if status == 202 {
+            break;
+        }
+        assert_eq!(status, 503, "a refused event is a 503");
+        assert!(
+            Instant::now() < deadline,
+            "never recovered: {}",
+            daemon.logs()
+        );
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    fake.wait_for("/wh", 2, Duration::from_secs(20)).await;
+    assert!(daemon.logs().contains("Cannot use the PostgreSQL spool"));
+}
