@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests
+# need that cargo does not build, then `cargo test`.
+#
+# - PostgreSQL server binaries (Debian's `postgresql` package) for the
+#   replica tests in tests/replicas.rs. The tests start their own
+#   throw-away cluster (as the `postgres` user when run as root) and stop
+#   it when they end; nothing is configured system-wide.
+# - python3 for the e-mail tests' SMTP server (tests/support/smtp_sink.py).
+#
+# Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test replicas`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have_pg() {
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null
+}
+
+install_packages() {
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        sudo="sudo"
+    fi
+    echo "scripts/test.sh: installing $* (apt-get)" >&2
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+missing=()
+have_pg || missing+=(postgresql)
+command -v python3 >/dev/null || missing+=(python3)
+if [ ${#missing[@]} -gt 0 ]; then
+    install_packages "${missing[@]}"
+fi
+# The replica tests must run here, not skip.
+export HOOKRELAY_REQUIRE_POSTGRES=1
+exec cargo test "$@"
