@@ -65,9 +65,17 @@ enum Command {
 
 #[derive(clap::Args, Clone)]
 struct TrialArgs {
-    /// hookrelay | hookrelay-normal | reference | ceiling
+    /// hookrelay | hookrelay-normal | hookrelay-tmpfs | hookrelay-pg | reference | ceiling
     #[arg(long)]
     system: String,
+    /// hookrelay-pg: how many replicas share the database (senders go
+    /// round-robin over them).
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    /// hookrelay-pg: a PostgreSQL server URL (an existing database, e.g.
+    /// `postgres`); each trial creates and drops its own database there.
+    #[arg(long)]
+    pg_url: Option<String>,
     #[arg(long, default_value_t = 2000)]
     count: usize,
     #[arg(long, default_value_t = 32)]
@@ -221,11 +229,46 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// Starts the system under test; returns the child, its hook URL and the
 /// RAM directory to remove after the trial (hookrelay-tmpfs).
+/// The relay's processes (several for hookrelay-pg replicas), their hook
+/// URLs, and the RAM disk to keep alive while they run.
+type Relay = (
+    Vec<std::process::Child>,
+    Vec<String>,
+    Option<tempfile::TempDir>,
+);
+
+/// Starts the system under test; `database` is the PostgreSQL URL for
+/// hookrelay-pg.
 fn start_relay(
     args: &TrialArgs,
     upstream: SocketAddr,
     dir: &std::path::Path,
-) -> anyhow::Result<(std::process::Child, String, Option<tempfile::TempDir>)> {
+    database: Option<&str>,
+) -> anyhow::Result<Relay> {
+    if args.system == "hookrelay-pg" {
+        let database = database.context("hookrelay-pg needs --pg-url")?;
+        let mut children = Vec::new();
+        let mut urls = Vec::new();
+        for r in 0..args.replicas.max(1) {
+            let port = free_port()?;
+            let path = dir.join(format!("replica{r}.toml"));
+            let store = format!("[store]\nkind = \"postgres\"\nurl = \"{database}\"\n");
+            std::fs::write(&path, hookrelay_config(args, upstream, port, &store))?;
+            let child = std::process::Command::new("taskset")
+                .args(["-c", &args.relay_cpu])
+                .arg(&args.hookrelay)
+                .args(["run", "--config"])
+                .arg(&path)
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .context("starting a replica (is taskset installed?)")?;
+            children.push(child);
+            urls.push(format!("http://127.0.0.1:{port}/hooks/{HOOK_ID}"));
+        }
+        return Ok((children, urls, None));
+    }
     let mut ram_dir = None;
     let port = free_port()?;
     let up = format!("http://{upstream}");
@@ -250,41 +293,11 @@ fn start_relay(
             } else {
                 dir.to_path_buf()
             };
-            let dests: Vec<String> = (0..args.destinations).map(|d| format!("d{d}")).collect();
-            let mut config = format!(
-                r#"
-[server]
-listen = "127.0.0.1:{port}"
-[admin]
-listen = "127.0.0.1:0"
-[store]
-path = "{db}"
-sync = "{sync}"
-[delivery]
-concurrency = {concurrency}
-[origins.sekoia]
-kind = "sekoia"
-base_url = "{up}/api"
-api_key = "bench"
-concurrency = 256
-[hooks.soc]
-id = "{HOOK_ID}"
-origin = "sekoia"
-[[routes]]
-name = "all"
-to = {dests:?}
-"#,
-                db = spool_dir.join("spool.db").display(),
-                // Enough requests in flight to cover the chat service's latency.
-                concurrency =
-                    args.dest_concurrency
-                        .unwrap_or(if args.chat_delay_ms > 0 { 256 } else { 32 }),
+            let store = format!(
+                "[store]\npath = \"{}\"\nsync = \"{sync}\"\n",
+                spool_dir.join("spool.db").display()
             );
-            for (d, name) in dests.iter().enumerate() {
-                config.push_str(&format!(
-                    "[destinations.{name}]\nkind = \"teams\"\nurl = \"{up}/chat/{d}\"\n"
-                ));
-            }
+            let config = hookrelay_config(args, upstream, port, &store);
             let path = dir.join("hookrelay.toml");
             std::fs::write(&path, config)?;
             cmd.arg(&args.hookrelay)
@@ -340,10 +353,48 @@ to = {dests:?}
         .spawn()
         .context("starting the relay (is taskset installed?)")?;
     Ok((
-        child,
-        format!("http://127.0.0.1:{port}/hooks/{HOOK_ID}"),
+        vec![child],
+        vec![format!("http://127.0.0.1:{port}/hooks/{HOOK_ID}")],
         ram_dir,
     ))
+}
+
+/// hookrelay's config for a trial, with the given `[store]` section.
+fn hookrelay_config(args: &TrialArgs, upstream: SocketAddr, port: u16, store: &str) -> String {
+    let up = format!("http://{upstream}");
+    let dests: Vec<String> = (0..args.destinations).map(|d| format!("d{d}")).collect();
+    let mut config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+[admin]
+listen = "127.0.0.1:0"
+{store}
+[delivery]
+concurrency = {concurrency}
+[origins.sekoia]
+kind = "sekoia"
+base_url = "{up}/api"
+api_key = "bench"
+concurrency = 256
+[hooks.soc]
+id = "{HOOK_ID}"
+origin = "sekoia"
+[[routes]]
+name = "all"
+to = {dests:?}
+"#,
+        // Enough requests in flight to cover the chat service's latency.
+        concurrency =
+            args.dest_concurrency
+                .unwrap_or(if args.chat_delay_ms > 0 { 256 } else { 32 }),
+    );
+    for (d, name) in dests.iter().enumerate() {
+        config.push_str(&format!(
+            "[destinations.{name}]\nkind = \"teams\"\nurl = \"{up}/chat/{d}\"\n"
+        ));
+    }
+    config
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
@@ -380,31 +431,44 @@ async fn trial(args: TrialArgs) -> anyhow::Result<Value> {
     let start = Instant::now();
     let (upstream, up_addr) = start_upstream(&args, start).await?;
     let dir = tempfile::tempdir()?;
-    let (mut child, url, _ram_dir) = start_relay(&args, up_addr, dir.path())?;
-    let pid = child.id();
+    let database = match (&args.system[..], &args.pg_url) {
+        ("hookrelay-pg", Some(server)) => Some(PgDatabase::create(server).await?),
+        ("hookrelay-pg", None) => bail!("hookrelay-pg needs --pg-url"),
+        _ => None,
+    };
+    let (mut children, urls, _ram_dir) = start_relay(
+        &args,
+        up_addr,
+        dir.path(),
+        database.as_ref().map(|d| d.url.as_str()),
+    )?;
+    let pids: Vec<u32> = children.iter().map(|c| c.id()).collect();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
 
-    // Wait for the relay to listen.
+    // Wait for every process to listen.
     let ready_deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let probe = client
-            .get(url.replace(&format!("/hooks/{HOOK_ID}"), "/healthz"))
-            .send()
-            .await;
-        if probe.is_ok() {
-            break;
+    for (child, url) in children.iter_mut().zip(&urls) {
+        loop {
+            let probe = client
+                .get(url.replace(&format!("/hooks/{HOOK_ID}"), "/healthz"))
+                .send()
+                .await;
+            if probe.is_ok() {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                bail!("{} exited during start: {status}", args.system);
+            }
+            if Instant::now() > ready_deadline {
+                let _ = child.kill();
+                bail!("{} did not start", args.system);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            bail!("{} exited during start: {status}", args.system);
-        }
-        if Instant::now() > ready_deadline {
-            let _ = child.kill();
-            bail!("{} did not start", args.system);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let urls = Arc::new(urls);
 
     let sent_at: Arc<Vec<AtomicU64>> =
         Arc::new((0..args.count).map(|_| AtomicU64::new(0)).collect());
@@ -414,9 +478,9 @@ async fn trial(args: TrialArgs) -> anyhow::Result<Value> {
     let t0 = start.elapsed();
     let mut senders = Vec::new();
     for _ in 0..args.concurrency {
-        let (client, url, next, sent_at, accept_lat, rejected) = (
+        let (client, urls, next, sent_at, accept_lat, rejected) = (
             client.clone(),
-            url.clone(),
+            urls.clone(),
             next.clone(),
             sent_at.clone(),
             accept_lat.clone(),
@@ -433,8 +497,9 @@ async fn trial(args: TrialArgs) -> anyhow::Result<Value> {
                 let body = event_body(i);
                 let before = start.elapsed();
                 sent_at[i].store(before.as_micros() as u64, Ordering::Relaxed);
+                // Round-robin over the replicas (one URL otherwise).
                 let ok = match client
-                    .post(&url)
+                    .post(&urls[i % urls.len()])
                     .header("content-type", "application/json")
                     .body(body)
                     .send()
@@ -470,9 +535,15 @@ async fn trial(args: TrialArgs) -> anyhow::Result<Value> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let rss = peak_rss_kib(pid);
-    let _ = child.kill();
-    let _ = child.wait();
+    // Replicas: the sum of their peaks.
+    let rss: Option<u64> = pids.iter().map(|p| peak_rss_kib(*p)).sum();
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    if let Some(db) = database {
+        db.drop_it().await;
+    }
 
     let first = upstream.first.lock().unwrap();
     let mut e2e = Vec::with_capacity(expected);
@@ -492,8 +563,13 @@ async fn trial(args: TrialArgs) -> anyhow::Result<Value> {
     let deliver_secs = (Duration::from_micros(last_delivery).saturating_sub(t0)).as_secs_f64();
     let lost = expected - delivered;
     let duplicates = upstream.duplicates.load(Ordering::Relaxed);
+    let system = if args.system == "hookrelay-pg" {
+        format!("hookrelay-pg ×{}", args.replicas.max(1))
+    } else {
+        args.system.clone()
+    };
     Ok(json!({
-        "system": args.system, "label": args.label, "count": args.count, "concurrency": args.concurrency,
+        "system": system, "label": args.label, "count": args.count, "concurrency": args.concurrency,
         "destinations": args.destinations, "api_delay_ms": args.api_delay_ms, "chat_delay_ms": args.chat_delay_ms,
         "accepted_per_s": (args.count - rejected.load(Ordering::Relaxed)) as f64 / accept_secs,
         "accept_p50_ms": percentile(&acc, 0.5), "accept_p99_ms": percentile(&acc, 0.99),
@@ -504,6 +580,52 @@ async fn trial(args: TrialArgs) -> anyhow::Result<Value> {
         "peak_rss_mib": rss.map(|k| k as f64 / 1024.0),
         "ok": lost == 0 && duplicates == 0 && rejected.load(Ordering::Relaxed) == 0,
     }))
+}
+
+/// A database of its own for one hookrelay-pg trial, on the server at
+/// `--pg-url`.
+struct PgDatabase {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    async fn create(server: &str) -> anyhow::Result<PgDatabase> {
+        let name = format!("hookrelay_bench_{}", std::process::id());
+        let admin = Self::connect(server).await?;
+        admin
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
+            ))
+            .await?;
+        let mut url = url::Url::parse(server).context("--pg-url")?;
+        url.set_path(&format!("/{name}"));
+        Ok(PgDatabase {
+            server: server.to_owned(),
+            url: url.to_string(),
+            name,
+        })
+    }
+
+    async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .context("connecting to --pg-url")?;
+        tokio::spawn(conn);
+        Ok(client)
+    }
+
+    async fn drop_it(self) {
+        if let Ok(admin) = Self::connect(&self.server).await {
+            let _ = admin
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+                .await;
+        }
+    }
 }
 
 /// The ceiling relay: accept, answer 202, fetch the alert, post one fixed

@@ -32,6 +32,7 @@ command -v python3 >/dev/null || missing+=(python3)
 if [ ${#missing[@]} -gt 0 ]; then
     install_packages "${missing[@]}"
 fi
-# The replica tests must run here, not skip.
-export HOOKRELAY_REQUIRE_POSTGRES=1
+# The replica tests must run here, not skip. (Not HOOKRELAY_*: those are
+# config overrides.)
+export TESTS_REQUIRE_POSTGRES=1
 exec cargo test "$@"

@@ -8,7 +8,7 @@
 //! process (parent-death signal), so nothing is left running.
 //!
 //! When no server can be started, the tests that need one are skipped with
-//! a loud message — unless `HOOKRELAY_REQUIRE_POSTGRES=1` (set by
+//! a loud message — unless `TESTS_REQUIRE_POSTGRES=1` (set by
 //! `scripts/test.sh`, which CI runs), where that is a failure.
 
 use std::net::TcpListener;
@@ -32,10 +32,8 @@ pub fn server() -> Option<&'static PgServer> {
     match SERVER.get_or_init(start) {
         Ok(s) => Some(s),
         Err(why) => {
-            if std::env::var("HOOKRELAY_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                panic!(
-                    "PostgreSQL is required (HOOKRELAY_REQUIRE_POSTGRES=1) but cannot start: {why}"
-                );
+            if std::env::var("TESTS_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("PostgreSQL is required (TESTS_REQUIRE_POSTGRES=1) but cannot start: {why}");
             }
             eprintln!(
                 "\n*** SKIPPED: this test needs a PostgreSQL server and none could be started: {why}\n\
@@ -47,7 +45,7 @@ pub fn server() -> Option<&'static PgServer> {
 }
 
 fn bin_dir() -> Result<PathBuf, String> {
-    if let Ok(dir) = std::env::var("HOOKRELAY_TEST_PG_BIN") {
+    if let Ok(dir) = std::env::var("TESTS_PG_BIN") {
         return Ok(PathBuf::from(dir));
     }
     // Debian keeps the server binaries out of PATH, per major version.
