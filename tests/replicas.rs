@@ -359,3 +359,89 @@ async fn an_unreachable_database_means_503_and_not_ready_until_it_answers() {
     fake.wait_for("/wh", 2, Duration::from_secs(20)).await;
     assert!(daemon.logs().contains("Cannot use the PostgreSQL spool"));
 }
+
+#[tokio::test]
+async fn one_replica_announces_a_silence_and_its_recovery() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let quiet = "7e57a11e-0000-4000-8000-000000000002";
+    let extra = format!(
+        r#"
+[hooks.quiet]
+id = "{quiet}"
+origin = "sekoia"
+expect_within = "1s"
+[[routes]]
+name = "intake-health"
+hooks = ["quiet"]
+to = ["slack"]
+[routes.when]
+type = ["hookrelay.silence", "hookrelay.recovered"]
+"#
+    );
+    let Some((config, _)) = pg_config(&fake, dir.path(), &extra, "15s").await else {
+        return;
+    };
+    let a = Daemon::spawn(&config).await;
+    let b = Daemon::spawn(&config).await;
+    let notices = || {
+        fake.received("/slack")
+            .iter()
+            .map(|r| r.json()["text"].as_str().unwrap_or("").to_owned())
+            .collect::<Vec<_>>()
+    };
+    // Never heard from: one silence notice, not one per replica.
+    fake.wait_for("/slack", 1, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(notices().len(), 1, "{:?}", notices());
+
+    // Events reach replica A only; B must not think the hook is quiet.
+    let url = format!("http://{}/hooks/{quiet}", a.addr);
+    for n in 0..8 {
+        assert_eq!(
+            post_to(&url, unique_event(n, ALERT_UUID)).await.unwrap().0,
+            202
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let got = notices();
+    assert_eq!(got.len(), 2, "one recovery, no new silence: {got:?}");
+    assert!(got[1].contains("receiving events again"), "{got:?}");
+    // Quiet again: exactly one more notice.
+    fake.wait_for("/slack", 3, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(notices().len(), 3, "{:?}", notices());
+    drop(b);
+}
+
+#[tokio::test]
+async fn one_replica_sends_each_digest() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = webhook_route(
+        &fake,
+        "/wh",
+        "max_per_minute = 2\ndigest = true\ndigest_interval = \"1s\"",
+    );
+    let Some((config, _)) = pg_config(&fake, dir.path(), &extra, "15s").await else {
+        return;
+    };
+    let a = Daemon::spawn(&config).await;
+    let b = Daemon::spawn(&config).await;
+    for i in 0..6 {
+        let d = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(d.post_unique(i).await, 202);
+    }
+    // Two alerts, then the four held ones as one digest from one replica.
+    let got = fake.wait_for("/wh", 3, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let got: Vec<serde_json::Value> = fake.received("/wh").iter().map(|r| r.json()).collect();
+    let digests: Vec<&serde_json::Value> = got.iter().filter(|d| d["kind"] == "digest").collect();
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert_eq!(digests.len(), 1, "{got:#?}");
+    assert!(
+        digests[0]["message"].to_string().contains('4'),
+        "the digest counts the 4 held alerts: {}",
+        digests[0]["message"]
+    );
+}

@@ -172,12 +172,20 @@ impl Postgres {
                 "store.url: required with store.kind = \"postgres\" (or store.url_file)".into(),
             )
         })?;
-        let pg = tokio_postgres::Config::from_str(url.expose()).map_err(|e| {
+        let mut pg = tokio_postgres::Config::from_str(url.expose()).map_err(|e| {
             StoreError::Open(format!(
                 "store.url: not a valid PostgreSQL URL ({e}); expected postgres://user:password@host:5432/database"
             ))
         })?;
         let target = describe(&pg);
+        // A database that stops answering (a partition, not a refusal) must
+        // show up as an error, not a hang: bounded connects, and TCP gives
+        // up on unacknowledged data after a while.
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(POOL_WAIT);
+        }
+        pg.tcp_user_timeout(Duration::from_secs(30));
+        pg.keepalives_idle(Duration::from_secs(30));
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(
@@ -252,11 +260,15 @@ impl Postgres {
         now + self.inner.lease.as_millis() as i64
     }
 
-    /// A connection, once the database is ready.
+    /// A connection, once the database is ready. While it is known to be
+    /// unreachable this fails at once (senders get their 503 without
+    /// waiting); the keeper's probe notices its return within a second.
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        if !self.inner.migrated.load(Ordering::Relaxed) {
+        if !self.inner.migrated.load(Ordering::Relaxed)
+            || !self.inner.healthy.load(Ordering::Relaxed)
+        {
             return Err(StoreError::Unavailable(format!(
-                "the database is not ready: {}",
+                "the database is not reachable: {}",
                 self.inner.last_error()
             )));
         }
@@ -708,7 +720,7 @@ impl Postgres {
         .await?;
         let went = self
             .query(
-                "UPDATE hook_clocks SET silent_since = $2 WHERE hook = $1 AND silent_since IS NULL AND last_event_at <= $2 - $3
+                "UPDATE hook_clocks SET silent_since = $2 WHERE hook = $1 AND silent_since IS NULL AND last_event_at <= $2::BIGINT - $3::BIGINT
                  RETURNING last_event_at, silent_since",
                 &[&hook, &now, &within_ms],
             )
