@@ -433,7 +433,7 @@ async fn one_replica_sends_each_digest() {
         assert_eq!(d.post_unique(i).await, 202);
     }
     // Two alerts, then the four held ones as one digest from one replica.
-    let got = fake.wait_for("/wh", 3, Duration::from_secs(20)).await;
+    fake.wait_for("/wh", 3, Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let got: Vec<serde_json::Value> = fake.received("/wh").iter().map(|r| r.json()).collect();
     let digests: Vec<&serde_json::Value> = got.iter().filter(|d| d["kind"] == "digest").collect();
