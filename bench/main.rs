@@ -594,10 +594,12 @@ impl PgDatabase {
     async fn create(server: &str) -> anyhow::Result<PgDatabase> {
         let name = format!("hookrelay_bench_{}", std::process::id());
         let admin = Self::connect(server).await?;
+        // Two statements: neither may run inside a transaction block.
         admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
-            ))
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .await?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
             .await?;
         let mut url = url::Url::parse(server).context("--pg-url")?;
         url.set_path(&format!("/{name}"));

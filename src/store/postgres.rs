@@ -59,7 +59,6 @@ const MIGRATIONS: &[&str] = &[r#"
         claimed_by    TEXT,
         claimed_until BIGINT
     );
-    CREATE INDEX events_dedup ON events (hook, body_sha256);
     CREATE INDEX events_received ON events (received_at);
     CREATE INDEX events_unrouted ON events (id) WHERE state = 'received';
 
@@ -122,6 +121,15 @@ const MIGRATIONS: &[&str] = &[r#"
         at          BIGINT NOT NULL
     );
     CREATE INDEX send_slots_window ON send_slots (destination, kind, at);
+
+    -- Sender-retry windows: one row per (hook, body) while its window is open.
+    CREATE TABLE event_dedup (
+        hook        TEXT   NOT NULL,
+        body_sha256 BYTEA  NOT NULL,
+        event_id    BIGINT NOT NULL,
+        until       BIGINT NOT NULL,
+        PRIMARY KEY (hook, body_sha256)
+    );
 
     CREATE TABLE webhook_ids (
         hook  TEXT   NOT NULL,
@@ -328,49 +336,64 @@ impl Postgres {
         let mut client = self.client().await?;
         let now = now_ms();
         let until = self.lease_until(now);
-        let pending = self.inner.pending.load(Ordering::Relaxed);
-        let max = self.inner.max_pending;
+        let full = self.inner.pending.load(Ordering::Relaxed) >= self.inner.max_pending;
+        let replica = &self.inner.replica;
         let r: Result<Result<Inserted, StoreError>, tokio_postgres::Error> = async {
             let tx = client.transaction().await?;
-            // Two replicas given the same sender retry at once: one waits.
-            let key = i64::from_be_bytes(e.sha256[..8].try_into().unwrap_or([0; 8]));
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&key]).await?;
-            let existing = tx
-                .query_opt(
-                    "SELECT id FROM events WHERE hook = $1 AND body_sha256 = $2 AND received_at >= $3
-                     ORDER BY id DESC LIMIT 1",
-                    &[&e.hook, &&e.sha256[..], &(now - e.dedup_window_ms)],
+            // One statement: the dedup window's row (its primary key makes a
+            // sender retry arriving at two replicas at once wait for the
+            // first) and the event, unless the window is still open.
+            let insert = tx
+                .prepare_cached(
+                    "WITH d AS (
+                        INSERT INTO event_dedup (hook, body_sha256, event_id, until)
+                        VALUES ($1, $2, nextval('events_id_seq'), $3)
+                        ON CONFLICT (hook, body_sha256) DO UPDATE
+                        SET event_id = excluded.event_id, until = excluded.until
+                        WHERE event_dedup.until <= $4
+                        RETURNING event_id)
+                     INSERT INTO events (id, hook, received_at, body_sha256, body, kind, action, short_id, state, claimed_by, claimed_until)
+                     SELECT event_id, $1, $4, $2, $5, $6, $7, $8, 'received', $9, $10 FROM d
+                     WHERE NOT $11
+                     RETURNING id",
                 )
                 .await?;
-            if let Some(row) = existing {
-                return Ok(Ok(Inserted {
-                    id: row.get(0),
-                    duplicate: true,
-                }));
-            }
-            if pending >= max {
-                return Ok(Err(StoreError::Full(pending)));
-            }
+            let window_end = now + e.dedup_window_ms;
+            let inserted = tx
+                .query_opt(
+                    &insert,
+                    &[&e.hook, &&e.sha256[..], &window_end, &now, &e.body, &e.kind, &e.action, &e.short_id, replica, &until, &full],
+                )
+                .await?;
+            let Some(row) = inserted else {
+                let existing = tx
+                    .prepare_cached(
+                        "SELECT event_id FROM event_dedup WHERE hook = $1 AND body_sha256 = $2 AND until > $3",
+                    )
+                    .await?;
+                let dup = tx.query_opt(&existing, &[&e.hook, &&e.sha256[..], &now]).await?;
+                tx.rollback().await?;
+                return Ok(match dup {
+                    Some(row) => Ok(Inserted {
+                        id: row.get(0),
+                        duplicate: true,
+                    }),
+                    None => Err(StoreError::Full(self.inner.pending.load(Ordering::Relaxed))),
+                });
+            };
             if let Some((id, window)) = &e.message_id {
-                let fresh = tx
-                    .query_opt(
+                let seen = tx
+                    .prepare_cached(
                         "INSERT INTO webhook_ids (hook, id, until) VALUES ($1, $2, $3)
                          ON CONFLICT (hook, id) DO UPDATE SET until = excluded.until
                          WHERE webhook_ids.until < $4 RETURNING 1",
-                        &[&e.hook, id, &(now + window), &now],
                     )
                     .await?;
-                if fresh.is_none() {
+                if tx.query_opt(&seen, &[&e.hook, id, &(now + window), &now]).await?.is_none() {
+                    tx.rollback().await?;
                     return Ok(Err(StoreError::Replay));
                 }
             }
-            let row = tx
-                .query_one(
-                    "INSERT INTO events (hook, received_at, body_sha256, body, kind, action, short_id, state, claimed_by, claimed_until)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'received', $8, $9) RETURNING id",
-                    &[&e.hook, &now, &&e.sha256[..], &e.body, &e.kind, &e.action, &e.short_id, &self.inner.replica, &until],
-                )
-                .await?;
             tx.commit().await?;
             Ok(Ok(Inserted {
                 id: row.get(0),
@@ -393,52 +416,60 @@ impl Postgres {
         let result: Result<Result<Option<Vec<DueDelivery>>, StoreError>, tokio_postgres::Error> =
             async {
                 let tx = client.transaction().await?;
-                // The row lock makes a second routing of the same event
-                // (another replica after a lease ran out) wait, then see it routed.
-                let Some(row) = tx
-                    .query_opt(
-                        "SELECT state, received_at, hook, short_id FROM events WHERE id = $1 FOR UPDATE",
-                        &[&r.event_id],
-                    )
-                    .await?
-                else {
-                    return Ok(Err(StoreError::NotFound(format!("event {}", r.event_id))));
-                };
-                let state: String = row.get(0);
-                let received_at: i64 = row.get(1);
-                let hook: String = row.get(2);
-                let short_id: Option<String> = row.get(3);
-                if state != "received" {
-                    return Ok(Ok(None));
-                }
+                // Routed once: the row lock makes a second routing of the
+                // same event (another replica after a lease ran out) wait,
+                // then find it no longer `received`.
                 let routes = serde_json::to_string(&r.routes).unwrap_or_else(|_| "[]".into());
-                tx.execute(
-                    "UPDATE events SET state = 'routed', enrichment = $2, alert_json = $3, routes = $4, routed_at = $5,
-                     claimed_by = NULL, claimed_until = NULL WHERE id = $1",
-                    &[&r.event_id, &r.enrichment, &r.alert_json, &routes, &now],
-                )
-                .await?;
-                let insert = tx
-                    .prepare(
-                        "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at, last_error, summary, claimed_by, claimed_until)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11) RETURNING id",
+                let mark = tx
+                    .prepare_cached(
+                        "UPDATE events SET state = 'routed', enrichment = $2, alert_json = $3, routes = $4, routed_at = $5,
+                         claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state = 'received'
+                         RETURNING received_at, hook, short_id",
                     )
                     .await?;
-                let mut created = Vec::with_capacity(r.deliveries.len());
-                for d in r.deliveries {
+                let Some(row) = tx
+                    .query_opt(&mark, &[&r.event_id, &r.enrichment, &r.alert_json, &routes, &now])
+                    .await?
+                else {
+                    let exists = tx
+                        .query_opt("SELECT 1 FROM events WHERE id = $1", &[&r.event_id])
+                        .await?
+                        .is_some();
+                    tx.rollback().await?;
+                    return Ok(if exists {
+                        Ok(None)
+                    } else {
+                        Err(StoreError::NotFound(format!("event {}", r.event_id)))
+                    });
+                };
+                let received_at: i64 = row.get(0);
+                let hook: String = row.get(1);
+                let short_id: Option<String> = row.get(2);
+                let n = r.deliveries.len();
+                let (mut routes_col, mut dests, mut payloads, mut states, mut notes, mut summaries) = (
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                );
+                for d in &r.deliveries {
                     let mut state = "pending";
                     let mut note: Option<String> = d.failed.clone();
                     if note.is_some() {
                         state = "dead";
                     } else if let Some((key, window)) = &d.dedup {
                         // Inserted, or replaced an expired window: send.
-                        let fresh = tx
-                            .query_opt(
+                        let dedup = tx
+                            .prepare_cached(
                                 "INSERT INTO route_dedup (route, destination, key, until) VALUES ($1, $2, $3, $4)
                                  ON CONFLICT (route, destination, key) DO UPDATE SET until = excluded.until
                                  WHERE route_dedup.until <= $5 RETURNING 1",
-                                &[&d.route, &d.destination, key, &(now + window), &now],
                             )
+                            .await?;
+                        let fresh = tx
+                            .query_opt(&dedup, &[&d.route, &d.destination, key, &(now + window), &now])
                             .await?;
                         if fresh.is_none() {
                             state = "skipped";
@@ -447,23 +478,53 @@ impl Postgres {
                             ));
                         }
                     }
-                    let (claimed_by, claimed_until) = if state == "pending" {
-                        (Some(replica.as_str()), Some(until))
-                    } else {
-                        (None, None)
-                    };
-                    let row = tx
-                        .query_one(
-                            &insert,
-                            &[&r.event_id, &d.route, &d.destination, &d.payload, &state, &received_at, &now, &note, &d.summary, &claimed_by, &claimed_until],
+                    routes_col.push(d.route.as_str());
+                    dests.push(d.destination.as_str());
+                    payloads.push(d.payload.as_str());
+                    states.push(state);
+                    notes.push(note);
+                    summaries.push(d.summary.clone());
+                }
+                let mut created = Vec::new();
+                if n > 0 {
+                    // Every delivery in one statement; pending ones are
+                    // claimed by this replica, which delivers them.
+                    let insert = tx
+                        .prepare_cached(
+                            "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at,
+                                                     last_error, summary, claimed_by, claimed_until)
+                             SELECT $1, u.route, u.destination, u.payload, u.state, $2, $3, $3, u.note, u.summary,
+                                    CASE WHEN u.state = 'pending' THEN $4 END, CASE WHEN u.state = 'pending' THEN $5::BIGINT END
+                             FROM UNNEST($6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[])
+                                  AS u(route, destination, payload, state, note, summary)
+                             RETURNING id, route, destination, state",
                         )
                         .await?;
-                    if state == "pending" {
+                    let rows = tx
+                        .query(
+                            &insert,
+                            &[&r.event_id, &received_at, &now, replica, &until, &routes_col, &dests, &payloads, &states, &notes, &summaries],
+                        )
+                        .await?;
+                    for row in rows {
+                        let state: &str = row.get(3);
+                        if state != "pending" {
+                            continue;
+                        }
+                        let (route, destination): (&str, &str) = (row.get(1), row.get(2));
+                        // (route, destination) is unique within an event.
+                        let Some(d) = r
+                            .deliveries
+                            .iter()
+                            .find(|d| d.route == route && d.destination == destination)
+                        else {
+                            continue;
+                        };
                         created.push(DueDelivery {
                             id: row.get(0),
                             event_id: r.event_id,
-                            destination: d.destination,
-                            payload: d.payload,
+                            destination: d.destination.clone(),
+                            payload: d.payload.clone(),
                             attempts: 0,
                             created_at: received_at,
                             hook: hook.clone(),
@@ -471,6 +532,7 @@ impl Postgres {
                             digest: false,
                         });
                     }
+                    created.sort_by_key(|d| d.id);
                 }
                 tx.commit().await?;
                 Ok(Ok(Some(created)))
@@ -611,6 +673,7 @@ impl Postgres {
                 .await?;
             tx.execute("DELETE FROM route_dedup WHERE until < $1", &[&now]).await?;
             tx.execute("DELETE FROM webhook_ids WHERE until < $1", &[&now]).await?;
+            tx.execute("DELETE FROM event_dedup WHERE until < $1", &[&now]).await?;
             // Send windows are at most an hour or so; keep a day.
             tx.execute("DELETE FROM send_slots WHERE at < $1", &[&(now - 86_400_000)])
                 .await?;
