@@ -19,13 +19,13 @@
 
 use super::{
     now_ms, ClockCheck, Completion, DeadLetter, DeliveryDetail, DueDelivery, EventDetail,
-    EventSummary, HookClock, Inserted, NewDigest, NewEvent, QueueDepth, RenderSource, Routing,
-    Selector, StoreError,
+    EventSummary, HookClock, Inserted, NewDelivery, NewDigest, NewEvent, QueueDepth, RenderSource,
+    Routing, Selector, StoreError,
 };
 use crate::config::StoreConfig;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio_postgres::types::ToSql;
@@ -139,6 +139,78 @@ const MIGRATIONS: &[&str] = &[r#"
     );
     "#];
 
+/// Stores an event unless its body was seen on its hook within the dedup
+/// window: the window's row (whose primary key makes a sender retry that
+/// reaches two replicas at once wait for the first) and the event, in one
+/// statement.
+const INSERT_EVENT: &str = "WITH d AS (
+        INSERT INTO event_dedup (hook, body_sha256, event_id, until)
+        VALUES ($1, $2, nextval('events_id_seq'), $3)
+        ON CONFLICT (hook, body_sha256) DO UPDATE
+        SET event_id = excluded.event_id, until = excluded.until
+        WHERE event_dedup.until <= $4
+        RETURNING event_id)
+     INSERT INTO events (id, hook, received_at, body_sha256, body, kind, action, short_id, state, claimed_by, claimed_until)
+     SELECT event_id, $1, $4, $2, $5, $6, $7, $8, 'received', $9, $10 FROM d
+     RETURNING id";
+
+/// The event a body within its dedup window was stored as.
+const EXISTING_EVENT: &str =
+    "SELECT event_id FROM event_dedup WHERE hook = $1 AND body_sha256 = $2 AND until > $3";
+
+/// Routes an event that needs no route dedup: marks it routed (unless it
+/// already was: then no row comes back) and inserts its deliveries from
+/// arrays, pending ones claimed by this replica. One row per delivery
+/// (or one with NULL delivery columns when there are none).
+const ROUTE_EVENT: &str = "WITH e AS (
+        UPDATE events SET state = 'routed', enrichment = $2, alert_json = $3, routes = $4, routed_at = $5,
+        claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state = 'received'
+        RETURNING received_at, hook, short_id),
+     ins AS (
+        INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at,
+                                last_error, summary, claimed_by, claimed_until)
+        SELECT $1, u.route, u.destination, u.payload, u.state, e.received_at, $5, $5, u.note, u.summary,
+               CASE WHEN u.state = 'pending' THEN $6 END, CASE WHEN u.state = 'pending' THEN $7::BIGINT END
+        FROM e, UNNEST($8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::TEXT[])
+             AS u(route, destination, payload, state, note, summary)
+        RETURNING id, route, destination, state)
+     SELECT e.received_at, e.hook, e.short_id, ins.id, ins.route, ins.destination, ins.state
+     FROM e LEFT JOIN ins ON TRUE";
+
+/// The pending deliveries among rows (id, route, destination, state) just
+/// inserted for `r`, in id order. (route, destination) is unique within an
+/// event.
+fn due_from<'a>(
+    r: &Routing,
+    rows: impl Iterator<Item = (i64, &'a str, &'a str, &'a str)>,
+    received_at: i64,
+    hook: &str,
+    short_id: &Option<String>,
+) -> Vec<DueDelivery> {
+    let mut created: Vec<DueDelivery> = rows
+        .filter(|(_, _, _, state)| *state == "pending")
+        .filter_map(|(id, route, destination, _)| {
+            let d = r
+                .deliveries
+                .iter()
+                .find(|d| d.route == route && d.destination == destination)?;
+            Some(DueDelivery {
+                id,
+                event_id: r.event_id,
+                destination: d.destination.clone(),
+                payload: d.payload.clone(),
+                attempts: 0,
+                created_at: received_at,
+                hook: hook.to_owned(),
+                short_id: short_id.clone(),
+                digest: false,
+            })
+        })
+        .collect();
+    created.sort_by_key(|d| d.id);
+    created
+}
+
 /// A handle on the shared database; cheap to clone.
 #[derive(Clone)]
 pub struct Postgres {
@@ -157,9 +229,13 @@ struct Inner {
     healthy: AtomicBool,
     /// Why the database is not usable, for errors and logs.
     last_error: Mutex<String>,
-    /// Undelivered events + deliveries, cluster-wide, as last counted
-    /// (plus what this replica inserted since).
-    pending: AtomicU64,
+    /// Undelivered events + deliveries, cluster-wide, as last counted, and
+    /// what this replica added (or finished) since that count began: the
+    /// sum is what `max_pending` is checked against. (Changes between the
+    /// reset and the count's snapshot are counted twice: an over-estimate,
+    /// never an under-estimate.)
+    counted: AtomicU64,
+    delta: AtomicI64,
     /// Where the database is (no credentials), for messages.
     target: String,
 }
@@ -232,7 +308,8 @@ impl Postgres {
             migrated: AtomicBool::new(false),
             healthy: AtomicBool::new(false),
             last_error: Mutex::new("not connected yet".into()),
-            pending: AtomicU64::new(0),
+            counted: AtomicU64::new(0),
+            delta: AtomicI64::new(0),
             target,
         });
         tokio::spawn(keeper(Arc::downgrade(&inner)));
@@ -336,49 +413,110 @@ impl Postgres {
         let mut client = self.client().await?;
         let now = now_ms();
         let until = self.lease_until(now);
-        let full = self.inner.pending.load(Ordering::Relaxed) >= self.inner.max_pending;
+        let full = self.inner.pending() >= self.inner.max_pending;
         let replica = &self.inner.replica;
+        let window_end = now + e.dedup_window_ms;
+        if full {
+            // No room: only a sender retry of a stored event gets its 202.
+            let r: Result<Option<Row>, tokio_postgres::Error> = async {
+                let existing = client.prepare_cached(EXISTING_EVENT).await?;
+                client
+                    .query_opt(&existing, &[&e.hook, &&e.sha256[..], &now])
+                    .await
+            }
+            .await;
+            return match self.seen(r)? {
+                Some(row) => Ok(Inserted {
+                    id: row.get(0),
+                    duplicate: true,
+                }),
+                None => Err(StoreError::Full(self.inner.pending())),
+            };
+        }
+        // The common case in one round trip, without a transaction block:
+        // a new event and no webhook id to record.
+        if e.message_id.is_none() {
+            let r: Result<Option<Inserted>, tokio_postgres::Error> = async {
+                let insert = client.prepare_cached(INSERT_EVENT).await?;
+                let row = client
+                    .query_opt(
+                        &insert,
+                        &[
+                            &e.hook,
+                            &&e.sha256[..],
+                            &window_end,
+                            &now,
+                            &e.body,
+                            &e.kind,
+                            &e.action,
+                            &e.short_id,
+                            replica,
+                            &until,
+                        ],
+                    )
+                    .await?;
+                if let Some(row) = row {
+                    return Ok(Some(Inserted {
+                        id: row.get(0),
+                        duplicate: false,
+                    }));
+                }
+                let existing = client.prepare_cached(EXISTING_EVENT).await?;
+                Ok(client
+                    .query_opt(&existing, &[&e.hook, &&e.sha256[..], &now])
+                    .await?
+                    .map(|row| Inserted {
+                        id: row.get(0),
+                        duplicate: true,
+                    }))
+            }
+            .await;
+            // (None: the window closed in between; the full path decides.)
+            if let Some(inserted) = self.seen(r)? {
+                if !inserted.duplicate {
+                    self.inner.delta.fetch_add(1, Ordering::Relaxed);
+                }
+                return Ok(inserted);
+            }
+        }
         let r: Result<Result<Inserted, StoreError>, tokio_postgres::Error> = async {
             let tx = client.transaction().await?;
             // One statement: the dedup window's row (its primary key makes a
             // sender retry arriving at two replicas at once wait for the
             // first) and the event, unless the window is still open.
-            let insert = tx
-                .prepare_cached(
-                    "WITH d AS (
-                        INSERT INTO event_dedup (hook, body_sha256, event_id, until)
-                        VALUES ($1, $2, nextval('events_id_seq'), $3)
-                        ON CONFLICT (hook, body_sha256) DO UPDATE
-                        SET event_id = excluded.event_id, until = excluded.until
-                        WHERE event_dedup.until <= $4
-                        RETURNING event_id)
-                     INSERT INTO events (id, hook, received_at, body_sha256, body, kind, action, short_id, state, claimed_by, claimed_until)
-                     SELECT event_id, $1, $4, $2, $5, $6, $7, $8, 'received', $9, $10 FROM d
-                     WHERE NOT $11
-                     RETURNING id",
-                )
-                .await?;
-            let window_end = now + e.dedup_window_ms;
+            let insert = tx.prepare_cached(INSERT_EVENT).await?;
             let inserted = tx
                 .query_opt(
                     &insert,
-                    &[&e.hook, &&e.sha256[..], &window_end, &now, &e.body, &e.kind, &e.action, &e.short_id, replica, &until, &full],
+                    &[
+                        &e.hook,
+                        &&e.sha256[..],
+                        &window_end,
+                        &now,
+                        &e.body,
+                        &e.kind,
+                        &e.action,
+                        &e.short_id,
+                        replica,
+                        &until,
+                    ],
                 )
                 .await?;
             let Some(row) = inserted else {
-                let existing = tx
-                    .prepare_cached(
-                        "SELECT event_id FROM event_dedup WHERE hook = $1 AND body_sha256 = $2 AND until > $3",
-                    )
+                let existing = tx.prepare_cached(EXISTING_EVENT).await?;
+                let dup = tx
+                    .query_opt(&existing, &[&e.hook, &&e.sha256[..], &now])
                     .await?;
-                let dup = tx.query_opt(&existing, &[&e.hook, &&e.sha256[..], &now]).await?;
                 tx.rollback().await?;
                 return Ok(match dup {
                     Some(row) => Ok(Inserted {
                         id: row.get(0),
                         duplicate: true,
                     }),
-                    None => Err(StoreError::Full(self.inner.pending.load(Ordering::Relaxed))),
+                    // The window closed between the two statements: try again.
+                    None => Err(StoreError::Unavailable(
+                        "a sender retry's dedup window closed while it was checked; retry".into(),
+                    )),
                 });
             };
             if let Some((id, window)) = &e.message_id {
@@ -389,7 +527,11 @@ impl Postgres {
                          WHERE webhook_ids.until < $4 RETURNING 1",
                     )
                     .await?;
-                if tx.query_opt(&seen, &[&e.hook, id, &(now + window), &now]).await?.is_none() {
+                if tx
+                    .query_opt(&seen, &[&e.hook, id, &(now + window), &now])
+                    .await?
+                    .is_none()
+                {
                     tx.rollback().await?;
                     return Ok(Err(StoreError::Replay));
                 }
@@ -403,7 +545,7 @@ impl Postgres {
         .await;
         let inserted = self.seen(r)??;
         if !inserted.duplicate {
-            self.inner.pending.fetch_add(1, Ordering::Relaxed);
+            self.inner.delta.fetch_add(1, Ordering::Relaxed);
         }
         Ok(inserted)
     }
@@ -413,6 +555,75 @@ impl Postgres {
         let now = now_ms();
         let until = self.lease_until(now);
         let replica = &self.inner.replica;
+        if r.deliveries.iter().all(|d| d.dedup.is_none()) {
+            // No route dedup to settle first: one statement, no transaction block.
+            let routes = serde_json::to_string(&r.routes).unwrap_or_else(|_| "[]".into());
+            let col = |f: fn(&NewDelivery) -> Option<&str>| -> Vec<Option<&str>> {
+                r.deliveries.iter().map(f).collect()
+            };
+            let states: Vec<&str> = r
+                .deliveries
+                .iter()
+                .map(|d| {
+                    if d.failed.is_some() {
+                        "dead"
+                    } else {
+                        "pending"
+                    }
+                })
+                .collect();
+            let (routes_col, dests, payloads, notes, summaries) = (
+                col(|d| Some(d.route.as_str())),
+                col(|d| Some(d.destination.as_str())),
+                col(|d| Some(d.payload.as_str())),
+                col(|d| d.failed.as_deref()),
+                col(|d| d.summary.as_deref()),
+            );
+            let result: Result<Vec<Row>, tokio_postgres::Error> = async {
+                let stmt = client.prepare_cached(ROUTE_EVENT).await?;
+                client
+                    .query(
+                        &stmt,
+                        &[
+                            &r.event_id,
+                            &r.enrichment,
+                            &r.alert_json,
+                            &routes,
+                            &now,
+                            replica,
+                            &until,
+                            &routes_col,
+                            &dests,
+                            &payloads,
+                            &states,
+                            &notes,
+                            &summaries,
+                        ],
+                    )
+                    .await
+            }
+            .await;
+            let rows = self.seen(result)?;
+            let Some(first) = rows.first() else {
+                let exists = self
+                    .query("SELECT 1 FROM events WHERE id = $1", &[&r.event_id])
+                    .await?;
+                return if exists.is_empty() {
+                    Err(StoreError::NotFound(format!("event {}", r.event_id)))
+                } else {
+                    Ok(None)
+                };
+            };
+            let (received_at, hook, short_id): (i64, String, Option<String>) =
+                (first.get(0), first.get(1), first.get(2));
+            let inserted = rows.iter().filter_map(|row| {
+                let id: Option<i64> = row.get(3);
+                Some((id?, row.get(4), row.get(5), row.get(6)))
+            });
+            let created = due_from(&r, inserted, received_at, &hook, &short_id);
+            self.adjust_pending(created.len());
+            return Ok(Some(created));
+        }
         let result: Result<Result<Option<Vec<DueDelivery>>, StoreError>, tokio_postgres::Error> =
             async {
                 let tx = client.transaction().await?;
@@ -506,33 +717,10 @@ impl Postgres {
                             &[&r.event_id, &received_at, &now, replica, &until, &routes_col, &dests, &payloads, &states, &notes, &summaries],
                         )
                         .await?;
-                    for row in rows {
-                        let state: &str = row.get(3);
-                        if state != "pending" {
-                            continue;
-                        }
-                        let (route, destination): (&str, &str) = (row.get(1), row.get(2));
-                        // (route, destination) is unique within an event.
-                        let Some(d) = r
-                            .deliveries
-                            .iter()
-                            .find(|d| d.route == route && d.destination == destination)
-                        else {
-                            continue;
-                        };
-                        created.push(DueDelivery {
-                            id: row.get(0),
-                            event_id: r.event_id,
-                            destination: d.destination.clone(),
-                            payload: d.payload.clone(),
-                            attempts: 0,
-                            created_at: received_at,
-                            hook: hook.clone(),
-                            short_id: short_id.clone(),
-                            digest: false,
-                        });
-                    }
-                    created.sort_by_key(|d| d.id);
+                    let rows = rows
+                        .iter()
+                        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)));
+                    created = due_from(&r, rows, received_at, &hook, &short_id);
                 }
                 tx.commit().await?;
                 Ok(Ok(Some(created)))
@@ -540,15 +728,16 @@ impl Postgres {
             .await;
         let created = self.seen(result)??;
         if let Some(c) = &created {
-            let n = c.len() as u64;
-            let _ = self
-                .inner
-                .pending
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
-                    Some(p.saturating_sub(1) + n)
-                });
+            self.adjust_pending(c.len());
         }
         Ok(created)
+    }
+
+    /// An event routed into `created` pending deliveries.
+    fn adjust_pending(&self, created: usize) {
+        self.inner
+            .delta
+            .fetch_add(created as i64 - 1, Ordering::Relaxed);
     }
 
     pub async fn complete(&self, c: Completion) -> Result<(), StoreError> {
@@ -608,12 +797,7 @@ impl Postgres {
             .execute(&sql, &[&id, &now, &status, &error, &duration, &next])
             .await?;
         if changed > 0 && !matches!(c, Completion::Retry { .. }) {
-            let _ = self
-                .inner
-                .pending
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
-                    Some(p.saturating_sub(1))
-                });
+            self.inner.delta.fetch_sub(1, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -1162,6 +1346,11 @@ impl Postgres {
 }
 
 impl Inner {
+    fn pending(&self) -> u64 {
+        let n = self.counted.load(Ordering::Relaxed) as i64 + self.delta.load(Ordering::Relaxed);
+        n.max(0) as u64
+    }
+
     fn last_error(&self) -> String {
         self.last_error
             .lock()
@@ -1216,15 +1405,18 @@ async fn keeper(inner: Weak<Inner>) {
         }
         // Probe (which also restores readiness after an outage) and recount.
         let was_healthy = me.healthy.load(Ordering::Relaxed);
+        let delta_before = me.delta.swap(0, Ordering::Relaxed);
         match count_pending(&me).await {
             Ok(n) => {
-                me.pending.store(n, Ordering::Relaxed);
+                me.counted.store(n, Ordering::Relaxed);
                 me.healthy.store(true, Ordering::Relaxed);
                 if !was_healthy {
                     tracing::info!(message = "PostgreSQL answers again.", database = %me.target);
                 }
             }
             Err(e) => {
+                // No new count: keep what this replica knew.
+                me.delta.fetch_add(delta_before, Ordering::Relaxed);
                 if was_healthy {
                     tracing::error!(message = "Lost the PostgreSQL spool; hooks answer 503 until it is back.", database = %me.target, error = %e);
                 }

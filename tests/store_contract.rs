@@ -1,0 +1,353 @@
+//! The spool's contract, checked on both backends: the SQLite file and a
+//! real PostgreSQL database (`common::pg`; skipped loudly without one).
+//! Each test runs the same steps against each store.
+
+mod common;
+
+use hookrelay::config::{StoreConfig, StoreKind};
+use hookrelay::secret::Secret;
+use hookrelay::store::{
+    now_ms, Completion, Inserted, NewDelivery, NewEvent, Routing, Selector, Store, StoreError,
+};
+use std::time::Duration;
+
+/// Each backend with a fresh, empty spool (the temp dir lives as long).
+async fn backends(max_pending: u64) -> Vec<(&'static str, Store, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = StoreConfig {
+        path: dir.path().join("spool.db"),
+        max_pending,
+        ..StoreConfig::default()
+    };
+    let mut out = vec![(
+        "sqlite",
+        Store::open_now(&sqlite, Duration::from_secs(5))
+            .await
+            .unwrap(),
+        dir,
+    )];
+    if let Some(server) = common::pg::server() {
+        let pg = StoreConfig {
+            kind: StoreKind::Postgres,
+            url: Some(Secret::new(server.database().await)),
+            max_pending,
+            ..StoreConfig::default()
+        };
+        let store = Store::open_now(&pg, Duration::from_secs(30)).await.unwrap();
+        out.push(("postgres", store, tempfile::tempdir().unwrap()));
+    }
+    out
+}
+
+fn event(body: &str) -> NewEvent {
+    use sha2::Digest;
+    NewEvent {
+        hook: "soc".into(),
+        body: body.as_bytes().to_vec(),
+        sha256: sha2::Sha256::digest(body.as_bytes()).into(),
+        kind: "alert".into(),
+        action: "created".into(),
+        short_id: Some("ALx".into()),
+        dedup_window_ms: 600_000,
+        message_id: None,
+    }
+}
+
+fn routing(event_id: i64, dests: &[&str], dedup: Option<(&str, i64)>) -> Routing {
+    Routing {
+        event_id,
+        enrichment: "ok".into(),
+        alert_json: Some("{}".into()),
+        routes: vec!["r".into()],
+        deliveries: dests
+            .iter()
+            .map(|d| NewDelivery {
+                failed: None,
+                route: "r".into(),
+                destination: d.to_string(),
+                payload: format!("{{\"to\":\"{d}\"}}"),
+                dedup: dedup.map(|(k, w)| (k.to_owned(), w)),
+                summary: None,
+            })
+            .collect(),
+    }
+}
+
+async fn insert(store: &Store, body: &str) -> Inserted {
+    store.insert_event(event(body)).await.unwrap()
+}
+
+#[tokio::test]
+async fn sender_retries_are_recognised_and_max_pending_holds() {
+    for (name, store, _dir) in backends(2).await {
+        let a = insert(&store, "a").await;
+        let again = insert(&store, "a").await;
+        assert!(
+            !a.duplicate && again.duplicate && a.id == again.id,
+            "{name}"
+        );
+        insert(&store, "b").await;
+        assert!(
+            matches!(
+                store.insert_event(event("c")).await,
+                Err(StoreError::Full(_))
+            ),
+            "{name}: full"
+        );
+        // A retry is still recognised when full.
+        assert!(insert(&store, "a").await.duplicate, "{name}");
+        let due = store
+            .record_routing(routing(a.id, &["x"], None))
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .complete(Completion::Delivered {
+                id: due[0].id,
+                status: 200,
+                duration_ms: 1,
+            })
+            .await
+            .unwrap();
+        assert!(!insert(&store, "c").await.duplicate, "{name}: room again");
+    }
+}
+
+#[tokio::test]
+async fn routing_happens_once_and_outcomes_are_kept() {
+    for (name, store, _dir) in backends(100).await {
+        let ev = insert(&store, "a").await;
+        let unrouted = insert(&store, "b").await;
+        let due = store
+            .record_routing(routing(ev.id, &["x", "y"], None))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(due.len(), 2, "{name}");
+        assert!(due[0].id < due[1].id && due[0].destination == "x", "{name}");
+        assert!(
+            store
+                .record_routing(routing(ev.id, &["x"], None))
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}: routed twice"
+        );
+        assert!(
+            matches!(
+                store.record_routing(routing(999_999, &["x"], None)).await,
+                Err(StoreError::NotFound(_))
+            ),
+            "{name}"
+        );
+        let unrouted_ids: Vec<i64> = store
+            .unrouted_after(0, 10, true)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(unrouted_ids, vec![unrouted.id], "{name}");
+
+        // A retry comes due later; a dead letter is listed and replayed.
+        store
+            .complete(Completion::Retry {
+                id: due[0].id,
+                status: Some(503),
+                error: "busy".into(),
+                next_attempt_at: now_ms() + 60_000,
+                duration_ms: 2,
+            })
+            .await
+            .unwrap();
+        assert!(
+            store.due("x", now_ms(), 0, 10).await.unwrap().is_empty(),
+            "{name}"
+        );
+        let later = store.due("x", now_ms() + 61_000, 0, 10).await.unwrap();
+        assert_eq!(later.len(), 1, "{name}");
+        assert_eq!(later[0].attempts, 1, "{name}");
+        store
+            .complete(Completion::Dead {
+                id: due[1].id,
+                status: Some(400),
+                error: "invalid_payload".into(),
+                duration_ms: 3,
+            })
+            .await
+            .unwrap();
+        let dead = store.dead_letters(None).await.unwrap();
+        assert_eq!(dead.len(), 1, "{name}");
+        assert_eq!(
+            dead[0].last_error.as_deref(),
+            Some("invalid_payload"),
+            "{name}"
+        );
+        assert_eq!(dead[0].short_id.as_deref(), Some("ALx"), "{name}");
+        let events = store.events_since(0, None, None).await.unwrap();
+        let states: Vec<(i64, &str)> = events.iter().map(|e| (e.id, e.state.as_str())).collect();
+        assert_eq!(
+            states,
+            vec![(unrouted.id, "received"), (ev.id, "failed")],
+            "{name}"
+        );
+        assert_eq!(
+            store.replay(Selector::Ids(vec![dead[0].id])).await.unwrap(),
+            1,
+            "{name}"
+        );
+        assert_eq!(
+            store.due("y", now_ms() + 1, 0, 10).await.unwrap().len(),
+            1,
+            "{name}"
+        );
+        let detail = store.event_detail(ev.id).await.unwrap().unwrap();
+        assert_eq!(detail.deliveries.len(), 2, "{name}");
+        assert_eq!(detail.deliveries[0].attempts.len(), 1, "{name}");
+        assert_eq!(detail.enrichment.as_deref(), Some("ok"), "{name}");
+        let source = store.render_source(due[1].id).await.unwrap().unwrap();
+        assert_eq!(
+            (source.hook.as_str(), source.route.as_str()),
+            ("soc", "r"),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn route_dedup_windows_skip_repeats() {
+    for (name, store, _dir) in backends(100).await {
+        let a = insert(&store, "a").await;
+        let b = insert(&store, "b").await;
+        let c = insert(&store, "c").await;
+        let first = store
+            .record_routing(routing(a.id, &["x"], Some(("k", 60_000))))
+            .await
+            .unwrap()
+            .unwrap();
+        let second = store
+            .record_routing(routing(b.id, &["x"], Some(("k", 60_000))))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((first.len(), second.len()), (1, 0), "{name}");
+        let detail = store.event_detail(b.id).await.unwrap().unwrap();
+        assert_eq!(detail.deliveries[0].state, "skipped", "{name}");
+        assert!(
+            detail.deliveries[0]
+                .last_error
+                .as_deref()
+                .unwrap_or("")
+                .contains("dedup window"),
+            "{name}"
+        );
+        // Another key, or a closed window, goes out.
+        let third = store
+            .record_routing(routing(c.id, &["x"], Some(("other", 0))))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(third.len(), 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn digests_replace_held_deliveries_and_housekeeping_prunes() {
+    for (name, store, _dir) in backends(100).await {
+        let mut held = Vec::new();
+        for body in ["a", "b", "c"] {
+            let ev = insert(&store, body).await;
+            let due = store
+                .record_routing(routing(ev.id, &["x"], None))
+                .await
+                .unwrap()
+                .unwrap();
+            store.hold(due[0].id).await.unwrap();
+            held.push(due[0].id);
+        }
+        let listed: Vec<i64> = store
+            .held("x", 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.0)
+            .collect();
+        assert_eq!(listed, held, "{name}");
+        let digest = store
+            .digest(hookrelay::store::NewDigest {
+                destination: "x".into(),
+                payload: "{\"digest\":3}".into(),
+                held: held.clone(),
+            })
+            .await
+            .unwrap();
+        assert!(digest.digest, "{name}");
+        assert!(store.held("x", 10).await.unwrap().is_empty(), "{name}");
+        store
+            .complete(Completion::Delivered {
+                id: digest.id,
+                status: 200,
+                duration_ms: 1,
+            })
+            .await
+            .unwrap();
+        // Everything is finished: a zero retention prunes it all.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let removed = store.housekeeping(Duration::ZERO).await.unwrap();
+        assert_eq!(removed, 4, "{name}: three events and the digest's");
+        assert!(
+            store.events_since(0, None, None).await.unwrap().is_empty(),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn silence_clocks_announce_once() {
+    for (name, store, _dir) in backends(100).await {
+        let t0 = now_ms();
+        let start = store.clock_check("soc", t0, 1_000).await.unwrap();
+        assert!(
+            !start.went_silent && start.clock.last_event_at == t0,
+            "{name}"
+        );
+        assert!(
+            !store
+                .clock_check("soc", t0 + 500, 1_000)
+                .await
+                .unwrap()
+                .went_silent,
+            "{name}"
+        );
+        let quiet = store.clock_check("soc", t0 + 1_000, 1_000).await.unwrap();
+        assert!(quiet.went_silent, "{name}");
+        // Announced once, whoever asks next.
+        assert!(
+            !store
+                .clock_check("soc", t0 + 2_000, 1_000)
+                .await
+                .unwrap()
+                .went_silent,
+            "{name}"
+        );
+        // The first event after it ends the silence, once.
+        assert_eq!(
+            store.clock_seen("soc", t0 + 3_000).await.unwrap(),
+            Some(t0),
+            "{name}"
+        );
+        assert_eq!(
+            store.clock_seen("soc", t0 + 3_500).await.unwrap(),
+            None,
+            "{name}"
+        );
+        // An older report changes nothing.
+        assert_eq!(
+            store.clock_seen("soc", t0 + 100).await.unwrap(),
+            None,
+            "{name}"
+        );
+        let now = store.clock_check("soc", t0 + 3_600, 1_000).await.unwrap();
+        assert_eq!(now.clock.last_event_at, t0 + 3_500, "{name}");
+    }
+}
