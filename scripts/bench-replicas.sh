@@ -62,4 +62,12 @@ for _ in $(seq "$REPEATS"); do
   done
 done
 
+# The reference handler in the same run (it delivers ~100/s: fewer events).
+REFERENCE_DIR=${REFERENCE_DIR:-../shared/peers/sekoia-fastapi-sample}
+if [ -x target/bench-venv/bin/uvicorn ]; then
+  COUNT=1000 trial reference --reference-dir "$REFERENCE_DIR" --stall-secs 30
+else
+  echo "reference handler not installed (scripts/bench.sh installs it); its row is skipped" >&2
+fi
+
 target/release/hookrelay-bench report "$OUT"
