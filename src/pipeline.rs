@@ -39,6 +39,8 @@ pub const ADMISSION_WAIT: Duration = Duration::from_millis(100);
 /// How often, with a shared spool, to look for events other replicas
 /// accepted and did not route (they died).
 const OTHERS_SWEEP: Duration = Duration::from_secs(1);
+/// Routed event ids remembered (see `Pipeline::finished`).
+const FINISHED_MEMORY: usize = 16_384;
 /// Unrouted events read from the spool at a time.
 const SCAN_BATCH: usize = 256;
 
@@ -114,6 +116,30 @@ pub struct Pipeline {
     pub metrics: Arc<Metrics>,
     /// Ids being processed, so a spool scan does not start them again.
     in_progress: Mutex<HashSet<i64>>,
+    /// Ids recently routed: a sweep that read an event just before its
+    /// routing committed must not start it again (it would only ask the
+    /// alert API twice; the routing itself happens once either way).
+    finished: Mutex<Recent>,
+}
+
+/// The last [`FINISHED_MEMORY`] ids, for membership tests.
+#[derive(Default)]
+struct Recent {
+    set: HashSet<i64>,
+    order: std::collections::VecDeque<i64>,
+}
+
+impl Recent {
+    fn insert(&mut self, id: i64) {
+        if self.set.insert(id) {
+            self.order.push_back(id);
+            if self.order.len() > FINISHED_MEMORY {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
 }
 
 impl Pipeline {
@@ -129,6 +155,7 @@ impl Pipeline {
             dispatcher,
             metrics,
             in_progress: Mutex::new(HashSet::new()),
+            finished: Mutex::new(Recent::default()),
         }
     }
 
@@ -273,6 +300,21 @@ impl Pipeline {
         {
             return true;
         }
+        // Checked after claiming `in_progress`: a pass that finished has
+        // already recorded the id here before it let go of `in_progress`.
+        let routed = self
+            .finished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set
+            .contains(&a.id);
+        if routed {
+            self.in_progress
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&a.id);
+            return true;
+        }
         let permit = tokio::select! {
             _ = cancel.cancelled() => return false,
             p = permits.clone().acquire_owned() => p,
@@ -282,7 +324,13 @@ impl Pipeline {
         tracker.spawn(async move {
             let _permit = permit;
             let id = a.id;
-            me.process(a, cancel).await;
+            if me.process(a, cancel).await {
+                // Remembered before it leaves `in_progress`: never in neither.
+                me.finished
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id);
+            }
             me.in_progress
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -292,13 +340,15 @@ impl Pipeline {
     }
 
     /// Enrich, route and render one event, then commit its deliveries.
-    async fn process(&self, a: Accepted, cancel: CancellationToken) {
+    /// Returns whether the event is now routed (by this pass or an
+    /// earlier one); false when shutdown cut it short.
+    async fn process(&self, a: Accepted, cancel: CancellationToken) -> bool {
         let generation = self.live.get();
         let config = &generation.config;
         let hook = config.hooks.get(&a.hook);
         let origin_name = hook.map(|h| h.origin.as_str());
         let enrichment = tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => return false,
             e = async {
                 match origin_name {
                     Some(o) => generation.enricher.enrich(o, &a.event).await,
@@ -387,7 +437,7 @@ impl Pipeline {
                 Err(e) => {
                     tracing::error!(message = "Cannot record routing; retrying.", event_id = a.id, error = %e);
                     tokio::select! {
-                        _ = cancel.cancelled() => return,
+                        _ = cancel.cancelled() => return false,
                         _ = tokio::time::sleep(wait) => {}
                     }
                     wait = (wait * 2).min(Duration::from_secs(30));
@@ -395,7 +445,9 @@ impl Pipeline {
             }
         };
         // None: another pass already routed this event.
-        let Some(created) = created else { return };
+        let Some(created) = created else {
+            return true;
+        };
         for destination in &render_failures {
             self.metrics.delivery(destination, "dead");
         }
@@ -415,5 +467,6 @@ impl Pipeline {
         for name in orphaned {
             crate::app::orphan(&self.store, &name).await;
         }
+        true
     }
 }

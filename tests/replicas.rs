@@ -39,6 +39,21 @@ fn event_key(r: &Received) -> String {
         .to_owned()
 }
 
+/// Two replicas on a fresh database, sent events 0..6 alternately; `None`
+/// to skip.
+async fn two_replicas_after_six_events(
+    fake: &Fake,
+    dir: &Path,
+    extra: &str,
+) -> Option<[Daemon; 2]> {
+    let (config, _) = pg_config(fake, dir, extra, "15s").await?;
+    let replicas = [Daemon::spawn(&config).await, Daemon::spawn(&config).await];
+    for i in 0..6 {
+        assert_eq!(replicas[i % 2].post_unique(i).await, 202);
+    }
+    Some(replicas)
+}
+
 /// Posts an event; the status and the event id of a 202.
 async fn post_to(url: &str, body: String) -> Option<(u16, String)> {
     let r = reqwest::Client::new()
@@ -251,15 +266,9 @@ async fn max_per_minute_holds_across_replicas() {
     let fake = Fake::start().await;
     let dir = tempfile::tempdir().unwrap();
     let extra = webhook_route(&fake, "/wh", "max_per_minute = 3");
-    let Some((config, _)) = pg_config(&fake, dir.path(), &extra, "15s").await else {
+    let Some(_replicas) = two_replicas_after_six_events(&fake, dir.path(), &extra).await else {
         return;
     };
-    let a = Daemon::spawn(&config).await;
-    let b = Daemon::spawn(&config).await;
-    for i in 0..6 {
-        let d = if i % 2 == 0 { &a } else { &b };
-        assert_eq!(d.post_unique(i).await, 202);
-    }
     fake.wait_for("/wh", 3, Duration::from_secs(20)).await;
     // Each replica alone would send 3; together they still send 3 a minute.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -423,15 +432,9 @@ async fn one_replica_sends_each_digest() {
         "/wh",
         "max_per_minute = 2\ndigest = true\ndigest_interval = \"1s\"",
     );
-    let Some((config, _)) = pg_config(&fake, dir.path(), &extra, "15s").await else {
+    let Some(_replicas) = two_replicas_after_six_events(&fake, dir.path(), &extra).await else {
         return;
     };
-    let a = Daemon::spawn(&config).await;
-    let b = Daemon::spawn(&config).await;
-    for i in 0..6 {
-        let d = if i % 2 == 0 { &a } else { &b };
-        assert_eq!(d.post_unique(i).await, 202);
-    }
     // Two alerts, then the four held ones as one digest from one replica.
     fake.wait_for("/wh", 3, Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;

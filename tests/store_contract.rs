@@ -252,7 +252,7 @@ async fn route_dedup_windows_skip_repeats() {
 }
 
 #[tokio::test]
-async fn digests_replace_held_deliveries_and_housekeeping_prunes() {
+async fn digests_replace_held_deliveries_and_housekeeping_keeps_pending_work() {
     for (name, store, _dir) in backends(100).await {
         let mut held = Vec::new();
         for body in ["a", "b", "c"] {
@@ -282,6 +282,12 @@ async fn digests_replace_held_deliveries_and_housekeeping_prunes() {
             .await
             .unwrap();
         assert!(digest.digest, "{name}");
+        // One more event, still pending: housekeeping keeps it.
+        let pending = insert(&store, "d").await;
+        store
+            .record_routing(routing(pending.id, &["x"], None))
+            .await
+            .unwrap();
         assert!(store.held("x", 10).await.unwrap().is_empty(), "{name}");
         store
             .complete(Completion::Delivered {
@@ -295,10 +301,14 @@ async fn digests_replace_held_deliveries_and_housekeeping_prunes() {
         tokio::time::sleep(Duration::from_millis(5)).await;
         let removed = store.housekeeping(Duration::ZERO).await.unwrap();
         assert_eq!(removed, 4, "{name}: three events and the digest's");
-        assert!(
-            store.events_since(0, None, None).await.unwrap().is_empty(),
-            "{name}"
-        );
+        let left: Vec<i64> = store
+            .events_since(0, None, None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(left, vec![pending.id], "{name}: the pending one stays");
     }
 }
 

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
+use tokio_postgres::{GenericClient, Row, Statement};
 
 /// Connections per replica.
 const POOL_SIZE: usize = 16;
@@ -216,6 +216,72 @@ fn due_from<'a>(
         .collect();
     created.sort_by_key(|d| d.id);
     created
+}
+
+/// One event's values for [`INSERT_EVENT`] and [`EXISTING_EVENT`].
+struct EventParams<'a> {
+    e: &'a NewEvent,
+    now: i64,
+    until: i64,
+    replica: &'a str,
+}
+
+impl EventParams<'_> {
+    /// Stores the event, or finds the one a sender retry repeats. `None`:
+    /// the retry's window closed between the two statements.
+    async fn store(
+        &self,
+        c: &impl GenericClient,
+        insert: &Statement,
+        existing: &Statement,
+    ) -> Result<Option<Inserted>, tokio_postgres::Error> {
+        let e = self.e;
+        let row = c
+            .query_opt(
+                insert,
+                &[
+                    &e.hook,
+                    &&e.sha256[..],
+                    &(self.now + e.dedup_window_ms),
+                    &self.now,
+                    &e.body,
+                    &e.kind,
+                    &e.action,
+                    &e.short_id,
+                    &self.replica,
+                    &self.until,
+                ],
+            )
+            .await?;
+        match row {
+            Some(row) => Ok(Some(Inserted {
+                id: row.get(0),
+                duplicate: false,
+            })),
+            None => self.find(c, existing).await,
+        }
+    }
+
+    /// The stored event this body repeats within its window, if any.
+    async fn find(
+        &self,
+        c: &impl GenericClient,
+        existing: &Statement,
+    ) -> Result<Option<Inserted>, tokio_postgres::Error> {
+        let row = c
+            .query_opt(existing, &[&self.e.hook, &&self.e.sha256[..], &self.now])
+            .await?;
+        Ok(row.map(|row| Inserted {
+            id: row.get(0),
+            duplicate: true,
+        }))
+    }
+}
+
+fn window_closed() -> StoreError {
+    StoreError::Unavailable(
+        "a sender retry's dedup window closed while it was checked; try again".into(),
+    )
 }
 
 /// A handle on the shared database; cheap to clone.
@@ -419,114 +485,32 @@ impl Postgres {
     pub async fn insert_event(&self, e: NewEvent) -> Result<Inserted, StoreError> {
         let mut client = self.client().await?;
         let now = now_ms();
-        let until = self.lease_until(now);
         let full = self.inner.pending() >= self.inner.max_pending;
-        let replica = &self.inner.replica;
-        let window_end = now + e.dedup_window_ms;
-        if full {
-            // No room: only a sender retry of a stored event gets its 202.
-            let r: Result<Option<Row>, tokio_postgres::Error> = async {
-                let existing = client.prepare_cached(EXISTING_EVENT).await?;
-                client
-                    .query_opt(&existing, &[&e.hook, &&e.sha256[..], &now])
-                    .await
-            }
-            .await;
-            return match self.seen(r)? {
-                Some(row) => Ok(Inserted {
-                    id: row.get(0),
-                    duplicate: true,
-                }),
-                None => Err(StoreError::Full(self.inner.pending())),
-            };
-        }
-        // The common case in one round trip, without a transaction block:
-        // a new event and no webhook id to record.
-        if e.message_id.is_none() {
-            let r: Result<Option<Inserted>, tokio_postgres::Error> = async {
-                let insert = client.prepare_cached(INSERT_EVENT).await?;
-                let row = client
-                    .query_opt(
-                        &insert,
-                        &[
-                            &e.hook,
-                            &&e.sha256[..],
-                            &window_end,
-                            &now,
-                            &e.body,
-                            &e.kind,
-                            &e.action,
-                            &e.short_id,
-                            replica,
-                            &until,
-                        ],
-                    )
-                    .await?;
-                if let Some(row) = row {
-                    return Ok(Some(Inserted {
-                        id: row.get(0),
-                        duplicate: false,
-                    }));
-                }
-                let existing = client.prepare_cached(EXISTING_EVENT).await?;
-                Ok(client
-                    .query_opt(&existing, &[&e.hook, &&e.sha256[..], &now])
-                    .await?
-                    .map(|row| Inserted {
-                        id: row.get(0),
-                        duplicate: true,
-                    }))
-            }
-            .await;
-            // (None: the window closed in between; the full path decides.)
-            if let Some(inserted) = self.seen(r)? {
-                if !inserted.duplicate {
-                    self.inner.delta.fetch_add(1, Ordering::Relaxed);
-                }
-                return Ok(inserted);
-            }
-        }
         let r: Result<Result<Inserted, StoreError>, tokio_postgres::Error> = async {
-            let tx = client.transaction().await?;
-            // One statement: the dedup window's row (its primary key makes a
-            // sender retry arriving at two replicas at once wait for the
-            // first) and the event, unless the window is still open.
-            let insert = tx.prepare_cached(INSERT_EVENT).await?;
-            let inserted = tx
-                .query_opt(
-                    &insert,
-                    &[
-                        &e.hook,
-                        &&e.sha256[..],
-                        &window_end,
-                        &now,
-                        &e.body,
-                        &e.kind,
-                        &e.action,
-                        &e.short_id,
-                        replica,
-                        &until,
-                    ],
-                )
-                .await?;
-            let Some(row) = inserted else {
-                let existing = tx.prepare_cached(EXISTING_EVENT).await?;
-                let dup = tx
-                    .query_opt(&existing, &[&e.hook, &&e.sha256[..], &now])
-                    .await?;
-                tx.rollback().await?;
-                return Ok(match dup {
-                    Some(row) => Ok(Inserted {
-                        id: row.get(0),
-                        duplicate: true,
-                    }),
-                    // The window closed between the two statements: try again.
-                    None => Err(StoreError::Unavailable(
-                        "a sender retry's dedup window closed while it was checked; retry".into(),
-                    )),
-                });
+            let insert = client.prepare_cached(INSERT_EVENT).await?;
+            let existing = client.prepare_cached(EXISTING_EVENT).await?;
+            let params = EventParams {
+                e: &e,
+                now,
+                until: self.lease_until(now),
+                replica: &self.inner.replica,
             };
-            if let Some((id, window)) = &e.message_id {
+            if full {
+                // No room: only a sender retry of a stored event gets its 202.
+                let found = params.find(&**client, &existing).await?;
+                return Ok(found.ok_or(StoreError::Full(self.inner.pending())));
+            }
+            let Some((id, window)) = &e.message_id else {
+                // The common case in one round trip, without a transaction block.
+                let stored = params.store(&**client, &insert, &existing).await?;
+                return Ok(stored.ok_or_else(window_closed));
+            };
+            // A webhook id to record too: both or neither.
+            let tx = client.transaction().await?;
+            let Some(stored) = params.store(&*tx, &insert, &existing).await? else {
+                return Ok(Err(window_closed()));
+            };
+            if !stored.duplicate {
                 let seen = tx
                     .prepare_cached(
                         "INSERT INTO webhook_ids (hook, id, until) VALUES ($1, $2, $3)
@@ -534,20 +518,15 @@ impl Postgres {
                          WHERE webhook_ids.until < $4 RETURNING 1",
                     )
                     .await?;
-                if tx
-                    .query_opt(&seen, &[&e.hook, id, &(now + window), &now])
-                    .await?
-                    .is_none()
-                {
+                let until = now + window;
+                let fresh = tx.query_opt(&seen, &[&e.hook, id, &until, &now]).await?;
+                if fresh.is_none() {
                     tx.rollback().await?;
                     return Ok(Err(StoreError::Replay));
                 }
             }
             tx.commit().await?;
-            Ok(Ok(Inserted {
-                id: row.get(0),
-                duplicate: false,
-            }))
+            Ok(Ok(stored))
         }
         .await;
         let inserted = self.seen(r)??;
@@ -750,49 +729,13 @@ impl Postgres {
     pub async fn complete(&self, c: Completion) -> Result<(), StoreError> {
         let now = now_ms();
         // One statement: the attempt and the new state commit together.
-        let (id, status, error, duration, state_sql) = match &c {
-            Completion::Delivered {
-                id,
-                status,
-                duration_ms,
-            } => (
-                *id,
-                Some(*status),
-                None,
-                *duration_ms,
-                "state = 'delivered', last_error = NULL",
-            ),
-            Completion::Retry {
-                id,
-                status,
-                error,
-                duration_ms,
-                ..
-            } => (
-                *id,
-                *status,
-                Some(error.as_str()),
-                *duration_ms,
-                "next_attempt_at = $6, last_error = $4",
-            ),
-            Completion::Dead {
-                id,
-                status,
-                error,
-                duration_ms,
-            } => (
-                *id,
-                *status,
-                Some(error.as_str()),
-                *duration_ms,
-                "state = 'dead', last_error = $4",
-            ),
-        };
-        let next = match &c {
+        let (id, status, error, duration) = c.parts();
+        let (state_sql, next) = match &c {
+            Completion::Delivered { .. } => ("state = 'delivered', last_error = NULL", 0),
             Completion::Retry {
                 next_attempt_at, ..
-            } => *next_attempt_at,
-            _ => 0,
+            } => ("next_attempt_at = $6, last_error = $4", *next_attempt_at),
+            Completion::Dead { .. } => ("state = 'dead', last_error = $4", 0),
         };
         let status = status.map(i64::from);
         let sql = format!(
@@ -886,16 +829,10 @@ impl Postgres {
     }
 
     pub async fn digest(&self, d: NewDigest) -> Result<DueDelivery, StoreError> {
-        use sha2::Digest as _;
         let mut client = self.client().await?;
         let now = now_ms();
         let until = self.lease_until(now);
-        let body = format!(
-            "{{\"type\":\"hookrelay.digest\",\"action\":\"created\",\"attributes\":{{\"destination\":{},\"count\":{}}}}}",
-            serde_json::Value::from(d.destination.clone()),
-            d.held.len()
-        );
-        let sha: [u8; 32] = sha2::Sha256::digest(format!("{body}{now}").as_bytes()).into();
+        let (body, sha) = d.event(now);
         let r: Result<(i64, i64), tokio_postgres::Error> = async {
             let tx = client.transaction().await?;
             let event_id: i64 = tx
@@ -925,17 +862,7 @@ impl Postgres {
         }
         .await;
         let (id, event_id) = self.seen(r)?;
-        Ok(DueDelivery {
-            id,
-            event_id,
-            destination: d.destination,
-            payload: d.payload,
-            attempts: 0,
-            created_at: now,
-            hook: "-".into(),
-            short_id: None,
-            digest: true,
-        })
+        Ok(d.due(id, event_id, now))
     }
 
     pub async fn clock_seen(&self, hook: &str, seen: i64) -> Result<Option<i64>, StoreError> {

@@ -44,49 +44,6 @@ fn routing(event_id: i64, dests: &[&str], dedup: Option<(&str, i64)>) -> Routing
 }
 
 #[tokio::test]
-async fn insert_dedups_sender_retries() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&config(&dir, 100)).unwrap();
-    let a = store.insert_event(event("a")).await.unwrap();
-    let again = store.insert_event(event("a")).await.unwrap();
-    let b = store.insert_event(event("b")).await.unwrap();
-    assert!(!a.duplicate && again.duplicate && !b.duplicate);
-    assert_eq!(a.id, again.id);
-    assert_ne!(a.id, b.id);
-}
-
-#[tokio::test]
-async fn max_pending_refuses_new_events() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&config(&dir, 2)).unwrap();
-    let a = store.insert_event(event("a")).await.unwrap();
-    store.insert_event(event("b")).await.unwrap();
-    assert!(matches!(
-        store.insert_event(event("c")).await,
-        Err(StoreError::Full(2))
-    ));
-    // Routing a to one destination keeps the count; delivering it frees room.
-    let due = store
-        .record_routing(routing(a.id, &["x"], None))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(matches!(
-        store.insert_event(event("c")).await,
-        Err(StoreError::Full(2))
-    ));
-    store
-        .complete(Completion::Delivered {
-            id: due[0].id,
-            status: 200,
-            duration_ms: 1,
-        })
-        .await
-        .unwrap();
-    store.insert_event(event("c")).await.unwrap();
-}
-
-#[tokio::test]
 async fn lifecycle_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&dir, 100);
@@ -143,59 +100,6 @@ async fn lifecycle_survives_reopen() {
     let detail = store.event_detail(ev.id).await.unwrap().unwrap();
     assert_eq!(detail.deliveries.len(), 2);
     assert_eq!(detail.deliveries[1].attempts.len(), 1);
-}
-
-#[tokio::test]
-async fn route_dedup_window_skips_repeats() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&config(&dir, 100)).unwrap();
-    let a = store.insert_event(event("a")).await.unwrap();
-    let b = store.insert_event(event("b")).await.unwrap();
-    let first = store
-        .record_routing(routing(a.id, &["x"], Some(("k", 60_000))))
-        .await
-        .unwrap()
-        .unwrap();
-    let second = store
-        .record_routing(routing(b.id, &["x"], Some(("k", 60_000))))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((first.len(), second.len()), (1, 0));
-}
-
-#[tokio::test]
-async fn prune_keeps_pending_and_dead() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&config(&dir, 100)).unwrap();
-    let a = store.insert_event(event("a")).await.unwrap();
-    let b = store.insert_event(event("b")).await.unwrap();
-    let da = store
-        .record_routing(routing(a.id, &["x"], None))
-        .await
-        .unwrap()
-        .unwrap();
-    store
-        .record_routing(routing(b.id, &["x"], None))
-        .await
-        .unwrap()
-        .unwrap();
-    store
-        .complete(Completion::Delivered {
-            id: da[0].id,
-            status: 200,
-            duration_ms: 1,
-        })
-        .await
-        .unwrap();
-    // Retention 0: everything finished goes; b is still pending.
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    assert_eq!(
-        store.housekeeping(std::time::Duration::ZERO).await.unwrap(),
-        1
-    );
-    let left = store.events_since(0, None, None).await.unwrap();
-    assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), vec![b.id]);
 }
 
 #[test]

@@ -110,6 +110,62 @@ pub struct NewDigest {
     pub held: Vec<i64>,
 }
 
+impl NewDigest {
+    /// The synthetic event a digest is stored under (its body and that
+    /// body's hash), at `now`.
+    pub(super) fn event(&self, now: i64) -> (String, [u8; 32]) {
+        use sha2::Digest as _;
+        let body = format!(
+            "{{\"type\":\"hookrelay.digest\",\"action\":\"created\",\"attributes\":{{\"destination\":{},\"count\":{}}}}}",
+            serde_json::Value::from(self.destination.clone()),
+            self.held.len()
+        );
+        let sha = sha2::Sha256::digest(format!("{body}{now}").as_bytes()).into();
+        (body, sha)
+    }
+
+    /// The digest delivery, stored as `id` under event `event_id`.
+    pub(super) fn due(self, id: i64, event_id: i64, now: i64) -> DueDelivery {
+        DueDelivery {
+            id,
+            event_id,
+            destination: self.destination,
+            payload: self.payload,
+            attempts: 0,
+            created_at: now,
+            hook: "-".into(),
+            short_id: None,
+            digest: true,
+        }
+    }
+}
+
+impl Completion {
+    /// The delivery, answer status, error and duration of an attempt.
+    pub(super) fn parts(&self) -> (i64, Option<u16>, Option<&str>, i64) {
+        match self {
+            Completion::Delivered {
+                id,
+                status,
+                duration_ms,
+            } => (*id, Some(*status), None, *duration_ms),
+            Completion::Retry {
+                id,
+                status,
+                error,
+                duration_ms,
+                ..
+            }
+            | Completion::Dead {
+                id,
+                status,
+                error,
+                duration_ms,
+            } => (*id, *status, Some(error.as_str()), *duration_ms),
+        }
+    }
+}
+
 /// A hook's silence-detection clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookClock {
@@ -581,11 +637,8 @@ fn hold(tx: &Transaction, id: i64) -> Result<(), StoreError> {
 /// Creates the digest delivery (under a synthetic event) and marks the held
 /// deliveries it covers as `digested`, in one commit.
 fn digest(tx: &Transaction, d: NewDigest, pending: &mut u64) -> Result<DueDelivery, StoreError> {
-    use sha2::Digest as _;
     let now = now_ms();
-    let body = format!("{{\"type\":\"hookrelay.digest\",\"action\":\"created\",\"attributes\":{{\"destination\":{},\"count\":{}}}}}",
-        serde_json::Value::from(d.destination.clone()), d.held.len());
-    let sha: [u8; 32] = sha2::Sha256::digest(format!("{body}{now}").as_bytes()).into();
+    let (body, sha) = d.event(now);
     tx.prepare_cached(
         "INSERT INTO events (hook, received_at, body_sha256, body, kind, action, state, enrichment, routes, routed_at)
          VALUES ('-', ?1, ?2, ?3, 'hookrelay.digest', 'created', 'routed', 'n/a', '[]', ?1)",
@@ -607,15 +660,5 @@ fn digest(tx: &Transaction, d: NewDigest, pending: &mut u64) -> Result<DueDelive
         covered += stmt.execute(params![held, now, note])? as u64;
     }
     *pending = pending.saturating_sub(covered) + 1;
-    Ok(DueDelivery {
-        id,
-        event_id,
-        destination: d.destination,
-        payload: d.payload,
-        attempts: 0,
-        created_at: now,
-        hook: "-".into(),
-        short_id: None,
-        digest: true,
-    })
+    Ok(d.due(id, event_id, now))
 }
