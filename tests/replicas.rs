@@ -141,10 +141,25 @@ async fn three_replicas_deliver_every_accepted_event_when_one_is_killed() {
     let Some((config, _url)) = pg_config(&fake, dir.path(), &extra, "2s").await else {
         return;
     };
-    let mut replicas: Vec<Daemon> = Vec::new();
-    for _ in 0..3 {
-        replicas.push(Daemon::spawn(&config).await);
+    // Started together on an empty database: the migrations run once, under
+    // the advisory lock, and all three serve.
+    let (a, b, c) = tokio::join!(
+        Daemon::spawn(&config),
+        Daemon::spawn(&config),
+        Daemon::spawn(&config)
+    );
+    let mut replicas = vec![a, b, c];
+    for d in &replicas {
+        let ready = reqwest::get(format!("http://{}/readyz", d.admin))
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 200, "{}", d.logs());
     }
+    let migrated: usize = replicas
+        .iter()
+        .map(|d| d.logs().matches("Applied store migration.").count())
+        .sum();
+    assert_eq!(migrated, 1, "one replica applies the schema");
     let urls: Vec<String> = replicas.iter().map(|d| d.hook_url()).collect();
 
     // Round-robin over the live replicas, 24 senders at a time.
