@@ -9,7 +9,7 @@ use crate::delivery::{Dispatcher, Shared};
 use crate::enrich::Enricher;
 use crate::ingress::{self, auth::ReplayGuard, IngressState, Limits};
 use crate::pipeline::{Intake, Pipeline};
-use crate::store::Store;
+use crate::store::{spool_log, Store};
 use crate::telemetry::{labels1, Metrics};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -415,7 +415,7 @@ async fn orphan_unconfigured(store: &Store, config: &Config) {
                 orphan(store, &d.destination).await;
             }
         }
-        Err(e) => tracing::warn!(message = "Cannot read queue depths.", error = %e),
+        Err(e) => spool_log!(warn, store, message = "Cannot read queue depths.", error = %e),
     }
 }
 
@@ -447,14 +447,14 @@ async fn background(
                         }
                         crate::telemetry::notify_systemd(&[sd_notify::NotifyState::Status(&format!("{total} deliveries pending"))]);
                     }
-                    Err(e) => tracing::warn!(message = "Cannot read queue depths.", error = %e),
+                    Err(e) => spool_log!(warn, store, message = "Cannot read queue depths.", error = %e),
                 }
             }
             _ = prune.tick() => {
                 match store.housekeeping(live.get().config.store.retention).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(message = "Pruned finished events past retention.", count = n),
-                    Err(e) => tracing::warn!(message = "Housekeeping failed.", error = %e),
+                    Err(e) => spool_log!(warn, store, message = "Housekeeping failed.", error = %e),
                 }
             }
         }

@@ -16,7 +16,7 @@ use crate::event::{self, Event};
 use crate::render::context::Target;
 use crate::render::{event_payload, Facts};
 use crate::route::route;
-use crate::store::{NewDelivery, Routing, Store};
+use crate::store::{spool_log, NewDelivery, Routing, Store};
 use crate::telemetry::Metrics;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -185,7 +185,7 @@ impl Pipeline {
                     .copied()
                     .collect();
                 if let Err(e) = self.store.renew_events(ids).await {
-                    tracing::warn!(message = "Cannot renew event leases; another replica may take them over.", error = %e);
+                    spool_log!(warn, self.store, message = "Cannot renew event leases; another replica may take them over.", error = %e);
                 }
                 if let Sweep::Cancelled = self.sweep(false, &permits, &tracker, &cancel).await {
                     return;
@@ -245,7 +245,7 @@ impl Pipeline {
             let rows = match rows {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::error!(message = "Cannot read unrouted events from the spool.", error = %e);
+                    spool_log!(error, self.store, message = "Cannot read unrouted events from the spool.", error = %e);
                     return Sweep::Failed;
                 }
             };

@@ -9,7 +9,7 @@
 
 use crate::app::Live;
 use crate::pipeline::{Accepted, Intake};
-use crate::store::{now_ms, HookClock, NewEvent, Store};
+use crate::store::{now_ms, spool_log, HookClock, NewEvent, Store};
 use serde_json::json;
 use sha2::Digest;
 use std::collections::HashMap;
@@ -102,7 +102,7 @@ pub async fn run(
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(message = "Cannot save a silence clock.", hook = %hook, error = %e)
+                        spool_log!(warn, store, message = "Cannot save a silence clock.", hook = %hook, error = %e)
                     }
                 }
             }
@@ -134,7 +134,7 @@ pub async fn run(
                     known.insert(hook, (check.clock, now));
                 }
                 Err(e) => {
-                    tracing::warn!(message = "Cannot read a silence clock.", hook = %hook, error = %e)
+                    spool_log!(warn, store, message = "Cannot read a silence clock.", hook = %hook, error = %e)
                 }
             }
         }

@@ -5,7 +5,7 @@ use super::Shared;
 use crate::config::DestinationConfig;
 use crate::render::{own_message, Facts, Summary};
 use crate::sinks::{Outcome, Sink};
-use crate::store::{now_ms, Completion, DueDelivery, NewDigest, RenderSource};
+use crate::store::{now_ms, spool_log, Completion, DueDelivery, NewDigest, RenderSource};
 use crate::telemetry::labels1;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -215,7 +215,7 @@ impl Worker {
         self.next_renew = Instant::now() + lease / 3;
         let ids: Vec<i64> = self.known.iter().copied().collect();
         if let Err(e) = self.shared.store.renew_deliveries(ids).await {
-            tracing::warn!(message = "Cannot renew delivery leases; another replica may take them over.", destination = %self.name, error = %e);
+            spool_log!(warn, self.shared.store, message = "Cannot renew delivery leases; another replica may take them over.", destination = %self.name, error = %e);
         }
     }
 
@@ -229,7 +229,7 @@ impl Worker {
             }
             Ok(None) => {}
             Err(e) => {
-                tracing::warn!(message = "Cannot read the destination's shared pause.", destination = %self.name, error = %e)
+                spool_log!(warn, self.shared.store, message = "Cannot read the destination's shared pause.", destination = %self.name, error = %e)
             }
         }
         let result = self
@@ -257,7 +257,7 @@ impl Worker {
                 }
             }
             Err(e) => {
-                tracing::error!(message = "Cannot read pending deliveries from the spool.", destination = %self.name, error = %e);
+                spool_log!(error, self.shared.store, message = "Cannot read pending deliveries from the spool.", destination = %self.name, error = %e);
                 self.next_scan = Instant::now() + IDLE_POLL;
             }
         }

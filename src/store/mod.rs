@@ -82,6 +82,21 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// Logs a spool failure of a background loop at `$level`, or at debug
+/// level while the spool is known to be unreachable (a database outage is
+/// logged once when it starts and once when it ends, not by every loop
+/// every second).
+macro_rules! spool_log {
+    ($level:ident, $store:expr, $($fields:tt)+) => {
+        if $store.healthy() {
+            tracing::$level!($($fields)+)
+        } else {
+            tracing::debug!($($fields)+)
+        }
+    };
+}
+pub(crate) use spool_log;
+
 /// A handle on the spool; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
