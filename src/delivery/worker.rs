@@ -219,9 +219,9 @@ impl Worker {
         }
     }
 
-    async fn scan(&mut self) {
+    /// Takes on a pause another replica was told to make (a shared spool).
+    async fn shared_pause(&mut self) {
         let now = now_ms();
-        // Another replica may have been told to slow down.
         match self.shared.store.paused_until(&self.name).await {
             Ok(Some(until)) => {
                 let p = Instant::now() + Duration::from_millis((until - now).max(0) as u64);
@@ -232,6 +232,12 @@ impl Worker {
                 spool_log!(warn, self.shared.store, message = "Cannot read the destination's shared pause.", destination = %self.name, error = %e)
             }
         }
+    }
+
+    async fn scan(&mut self) {
+        let now = now_ms();
+        // Another replica may have been told to slow down.
+        self.shared_pause().await;
         let result = self
             .shared
             .store
@@ -314,6 +320,8 @@ impl Worker {
         // Outcomes being committed; their ids stay `known` until then, so
         // a scan cannot pick up a delivery that is already done.
         let mut committing: JoinSet<i64> = JoinSet::new();
+        // Other replicas' news (a shared spool): a pause, replayed work.
+        let mut wakeups = self.shared.store.wakeups();
         let mut wake_at: Instant;
         loop {
             let now = Instant::now();
@@ -431,6 +439,14 @@ impl Worker {
                     }
                 }
                 Some(d) = self.rx.recv() => self.submitted(d),
+                news = next_wakeup(&mut wakeups) => {
+                    tracing::debug!(message = "Woken by another replica.", news = %news, destination = %self.name);
+                    if news.is_empty() || news == self.name {
+                        // Before anything else is sent: a pause applies now.
+                        self.shared_pause().await;
+                        self.next_scan = Instant::now();
+                    }
+                }
                 _ = tokio::time::sleep_until(wake_at) => {}
             }
         }
@@ -450,6 +466,23 @@ impl Worker {
                 }
                 _ = committing.join_next(), if !committing.is_empty() => {}
             }
+        }
+    }
+}
+
+/// The next wake-up from other replicas; never, without a shared spool. A
+/// receiver that fell behind reads as "look at everything".
+async fn next_wakeup(wakeups: &mut Option<tokio::sync::broadcast::Receiver<String>>) -> String {
+    use tokio::sync::broadcast::error::RecvError;
+    let Some(rx) = wakeups else {
+        return std::future::pending().await;
+    };
+    match rx.recv().await {
+        Ok(news) => news,
+        Err(RecvError::Lagged(_)) => String::new(),
+        Err(RecvError::Closed) => {
+            *wakeups = None;
+            std::future::pending().await
         }
     }
 }

@@ -341,6 +341,16 @@ impl Store {
         }
     }
 
+    /// Wake-ups from other replicas (PostgreSQL `LISTEN`): a destination's
+    /// name when it was paused, empty when every worker should look at the
+    /// spool now (replayed dead letters, a reconnect). `None` for SQLite.
+    pub fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(pg) => Some(pg.wakeups()),
+        }
+    }
+
     /// Gives up every claim this replica holds (at shutdown).
     pub async fn release(&self) -> Result<(), StoreError> {
         match &self.backend {

@@ -13,6 +13,9 @@
 //!   pause after a 429, its send windows (`rate`, `max_per_minute`), whose
 //!   turn it is to send its digest, the silence clocks, route dedup windows
 //!   and Standard Webhooks ids already seen.
+//! - Replicas wake each other with `NOTIFY hookrelay` (a destination
+//!   paused, dead letters replayed); the scans every second cover a missed
+//!   notification.
 //! - The connection is made in the background: the daemon starts, answers
 //!   503 and says not ready until the database answers and is migrated
 //!   (under an advisory lock, so replicas starting together do not race).
@@ -311,7 +314,13 @@ struct Inner {
     delta: AtomicI64,
     /// Where the database is (no credentials), for messages.
     target: String,
+    /// `NOTIFY hookrelay` payloads from any replica (a destination name, or
+    /// empty for every destination), relayed by the listener task.
+    wake: tokio::sync::broadcast::Sender<String>,
 }
+
+/// The channel replicas wake each other on.
+const CHANNEL: &str = "hookrelay";
 
 fn pg_error(e: tokio_postgres::Error) -> StoreError {
     // A server error carries its own message; the rest (I/O, closed) is
@@ -355,8 +364,8 @@ impl Postgres {
             .with_no_client_auth(),
         );
         let manager = Manager::from_config(
-            pg,
-            tls,
+            pg.clone(),
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -384,8 +393,10 @@ impl Postgres {
             counted: AtomicU64::new(0),
             delta: AtomicI64::new(0),
             target,
+            wake: tokio::sync::broadcast::channel(256).0,
         });
         tokio::spawn(keeper(Arc::downgrade(&inner)));
+        tokio::spawn(listener(Arc::downgrade(&inner), pg, tls));
         Ok(Postgres { inner })
     }
 
@@ -395,6 +406,11 @@ impl Postgres {
 
     pub fn lease(&self) -> Duration {
         self.inner.lease
+    }
+
+    /// Wake-ups sent by any replica (see [`Inner::wake`]).
+    pub fn wakeups(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.inner.wake.subscribe()
     }
 
     /// Waits until the database is connected and migrated, or fails with
@@ -769,6 +785,10 @@ impl Postgres {
                     .await?
             }
         };
+        if n > 0 {
+            // Replayed work is due now: wake every replica's workers.
+            self.query("SELECT pg_notify('hookrelay', '')", &[]).await?;
+        }
         Ok(n as usize)
     }
 
@@ -1030,10 +1050,13 @@ impl Postgres {
     }
 
     pub async fn pause(&self, destination: &str, until: i64) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO destination_state (destination, paused_until) VALUES ($1, $2)
-             ON CONFLICT (destination) DO UPDATE
-             SET paused_until = GREATEST(COALESCE(destination_state.paused_until, 0), excluded.paused_until)",
+        // The other replicas hear of it at once (NOTIFY is sent at commit).
+        self.query(
+            "WITH p AS (
+                INSERT INTO destination_state (destination, paused_until) VALUES ($1, $2)
+                ON CONFLICT (destination) DO UPDATE
+                SET paused_until = GREATEST(COALESCE(destination_state.paused_until, 0), excluded.paused_until))
+             SELECT pg_notify('hookrelay', $1)",
             &[&destination, &until],
         )
         .await?;
@@ -1422,4 +1445,59 @@ async fn migrate(me: &Inner) -> Result<usize, String> {
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .await;
     result
+}
+
+/// Listens for `NOTIFY hookrelay` on a connection of its own and relays
+/// the payloads to this replica's workers; reconnects after a failure.
+/// Stops when the store is dropped.
+async fn listener(
+    inner: Weak<Inner>,
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+) {
+    use tokio_postgres::AsyncMessage;
+    loop {
+        let Some(me) = inner.upgrade() else { return };
+        let ready = me.migrated.load(Ordering::Relaxed) && me.healthy.load(Ordering::Relaxed);
+        drop(me);
+        if !ready {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        let Ok((client, mut conn)) = config.connect(tls.clone()).await else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        // The connection must be polled for the LISTEN to complete and for
+        // notifications to arrive; both run together.
+        let messages = async {
+            while let Some(message) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+                match message {
+                    Ok(AsyncMessage::Notification(n)) => {
+                        let Some(me) = inner.upgrade() else { return };
+                        let _ = me.wake.send(n.payload().to_owned());
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        };
+        tokio::pin!(messages);
+        let sql = format!("LISTEN {CHANNEL}");
+        let listen = client.batch_execute(&sql);
+        tokio::select! {
+            r = listen => {
+                if r.is_ok() {
+                    // Wake everyone: anything sent while not listening.
+                    if let Some(me) = inner.upgrade() {
+                        let _ = me.wake.send(String::new());
+                    }
+                    (&mut messages).await;
+                }
+            }
+            _ = &mut messages => {}
+        }
+        drop(client);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
