@@ -339,6 +339,7 @@ async fn apply_reload(
                 || old.store.sync != new.store.sync
                 || old.store.max_pending != new.store.max_pending
                 || old.store.lease != new.store.lease
+                || old.store.ca_file != new.store.ca_file
                 || old.store.url.as_ref().map(|u| u.expose())
                     != new.store.url.as_ref().map(|u| u.expose()),
         ),

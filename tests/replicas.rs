@@ -466,3 +466,50 @@ async fn one_replica_sends_each_digest() {
         digests[0]["message"]
     );
 }
+
+#[tokio::test]
+async fn tls_to_the_database_is_verified_against_store_ca_file() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = webhook_route(&fake, "/wh", "");
+    let Some((config, url)) = pg_config(&fake, dir.path(), &extra, "15s").await else {
+        return;
+    };
+    let tls_url = format!("{url}?sslmode=require");
+    edit_config(&config, &url, &tls_url);
+
+    // The server's certificate is from a private CA: not trusted by default.
+    let untrusted = Daemon::spawn(&config).await;
+    let ready = format!("http://{}/readyz", untrusted.admin);
+    assert_eq!(reqwest::get(&ready).await.unwrap().status(), 503);
+    assert_eq!(untrusted.post_unique(1).await, 503);
+    let logs = untrusted.logs();
+    assert!(logs.contains("Cannot use the PostgreSQL spool"), "{logs}");
+    assert!(
+        logs.to_lowercase().contains("certificate"),
+        "the error says why: {logs}"
+    );
+    drop(untrusted);
+
+    // With the CA in store.ca_file, the TLS connection is made and used.
+    let ca = pg::server().unwrap().ca_file.display().to_string();
+    edit_config(
+        &config,
+        "lease = \"15s\"",
+        &format!("lease = \"15s\"\nca_file = \"{ca}\""),
+    );
+    let daemon = Daemon::spawn(&config).await;
+    assert_eq!(daemon.post_unique(1).await, 202);
+    fake.wait_for("/wh", 1, Duration::from_secs(20)).await;
+    let client = pg::server().unwrap().client(&url).await;
+    let tls_sessions: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid
+             WHERE s.ssl AND a.datname = current_database()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(tls_sessions > 0, "the daemon's connections use TLS");
+}

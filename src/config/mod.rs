@@ -120,6 +120,12 @@ pub struct StoreConfig {
     /// renewal; a dead replica's work is taken over after about this long.
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
+    /// PostgreSQL: PEM certificates of a private CA to trust besides the
+    /// Mozilla roots (a managed database's CA), relative to the config
+    /// file. Validation fills `ca_certs` from it.
+    pub ca_file: Option<PathBuf>,
+    #[serde(skip)]
+    pub ca_certs: Vec<Vec<u8>>,
 }
 
 impl Default for StoreConfig {
@@ -132,6 +138,8 @@ impl Default for StoreConfig {
             retention: Duration::from_secs(7 * 24 * 3600),
             url: None,
             lease: Duration::from_secs(15),
+            ca_file: None,
+            ca_certs: Vec::new(),
         }
     }
 }

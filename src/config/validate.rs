@@ -215,6 +215,23 @@ fn http_url(raw: &str) -> Result<url::Url, String> {
     }
 }
 
+/// The DER certificates in a PEM file (at least one).
+fn read_ca_certs(path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let shown = path.display();
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let certs = CertificateDer::pem_slice_iter(&text)
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{shown} is not valid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{shown} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        ));
+    }
+    Ok(certs)
+}
+
 pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
     let mut warnings = std::mem::take(&mut config.warnings);
@@ -236,6 +253,12 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
         }
         if config.store.lease < std::time::Duration::from_secs(1) {
             errors.push(err("store.lease", "must be at least 1s"));
+        }
+        if let Some(file) = &config.store.ca_file {
+            match read_ca_certs(&dir.join(file)) {
+                Ok(certs) => config.store.ca_certs = certs,
+                Err(e) => errors.push(err("store.ca_file", e)),
+            }
         }
     } else if config.store.url.is_some() {
         warnings.push("store.url is set but store.kind is \"sqlite\"; it is ignored".into());
@@ -561,5 +584,38 @@ mod tests {
                 .any(|w| w.contains("alert cannot be fetched will match none")),
             "{w:?}"
         );
+    }
+
+    #[test]
+    fn postgres_store_settings_are_checked_by_key() {
+        let load = |store: &str| {
+            let text = crate::config::test_config_text(store);
+            crate::config::load_str(&text, &Default::default())
+        };
+        let errors = |store: &str| load(store).err().unwrap().to_string();
+        let e = errors("[store]\nkind = \"postgres\"");
+        assert!(e.contains("store.url: required"), "{e}");
+        let e = errors("[store]\nkind = \"postgres\"\nurl = \"mysql://x\"");
+        assert!(e.contains("store.url: not a valid PostgreSQL URL"), "{e}");
+        let e = errors(
+            "[store]\nkind = \"postgres\"\nurl = \"postgres://u:pw@db/x\"\nca_file = \"/nonexistent/ca.pem\"",
+        );
+        assert!(
+            e.contains("store.ca_file: cannot read /nonexistent/ca.pem"),
+            "{e}"
+        );
+        assert!(!e.contains("pw"), "no password in errors: {e}");
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("ca.pem");
+        std::fs::write(&empty, "not a certificate").unwrap();
+        let e = errors(&format!(
+            "[store]\nkind = \"postgres\"\nurl = \"postgres://db/x\"\nca_file = \"{}\"",
+            empty.display()
+        ));
+        assert!(e.contains("holds no PEM certificate"), "{e}");
+        let ok = load(
+            "[store]\nkind = \"postgres\"\nurl = \"postgres://u:pw@db:5432/x?sslmode=require\"",
+        );
+        assert_eq!(ok.unwrap().store.lease, std::time::Duration::from_secs(15));
     }
 }

@@ -327,7 +327,7 @@ fn pg_error(e: tokio_postgres::Error) -> StoreError {
     // the connection. Neither includes the URL or its password.
     match e.as_db_error() {
         Some(db) => StoreError::Unavailable(format!("PostgreSQL: {}", db.message())),
-        None => StoreError::Unavailable(format!("PostgreSQL connection: {e}")),
+        None => StoreError::Unavailable(format!("PostgreSQL connection: {}", explain(&e))),
     }
 }
 
@@ -354,6 +354,13 @@ impl Postgres {
         pg.keepalives_idle(Duration::from_secs(30));
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for der in &config.ca_certs {
+            roots
+                .add(rustls::pki_types::CertificateDer::from(der.clone()))
+                .map_err(|e| {
+                    StoreError::Open(format!("store.ca_file: unusable certificate: {e}"))
+                })?;
+        }
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(
             rustls::ClientConfig::builder_with_provider(Arc::new(
                 rustls::crypto::ring::default_provider(),
@@ -449,7 +456,7 @@ impl Postgres {
         match self.inner.pool.get().await {
             Ok(c) => Ok(c),
             Err(e) => {
-                let text = e.to_string();
+                let text = explain(&e);
                 self.inner.failed(&text);
                 Err(StoreError::Unavailable(format!(
                     "cannot reach PostgreSQL: {text}"
@@ -467,7 +474,7 @@ impl Postgres {
             }
             Err(e) => {
                 if e.as_db_error().is_none() {
-                    self.inner.failed(&e.to_string());
+                    self.inner.failed(&explain(&e));
                 }
                 Err(pg_error(e))
             }
@@ -1321,6 +1328,28 @@ impl Inner {
     }
 }
 
+/// An error with its causes ("error performing TLS handshake: invalid peer
+/// certificate: UnknownIssuer"), and what to do about a certificate the
+/// roots do not trust. No part of it carries the URL or its password.
+fn explain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    if text.contains("UnknownIssuer") || text.contains("certificate") {
+        text.push_str(
+            " (is the server's certificate from a private CA? set store.ca_file to its PEM file)",
+        );
+    }
+    text
+}
+
 /// host:port/database, without user or password.
 fn describe(pg: &tokio_postgres::Config) -> String {
     use tokio_postgres::config::Host;
@@ -1386,14 +1415,14 @@ async fn keeper(inner: Weak<Inner>) {
 }
 
 async fn count_pending(me: &Inner) -> Result<u64, String> {
-    let client = me.pool.get().await.map_err(|e| e.to_string())?;
+    let client = me.pool.get().await.map_err(|e| explain(&e))?;
     let row = client
         .query_one(
             "SELECT (SELECT COUNT(*) FROM events WHERE state = 'received') + (SELECT COUNT(*) FROM deliveries WHERE state = 'pending')",
             &[],
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| explain(&e))?;
     let n: i64 = row.get(0);
     Ok(n.max(0) as u64)
 }
@@ -1401,10 +1430,10 @@ async fn count_pending(me: &Inner) -> Result<u64, String> {
 /// Applies the missing migrations under a session advisory lock; returns
 /// the schema version.
 async fn migrate(me: &Inner) -> Result<usize, String> {
-    let mut client = me.pool.get().await.map_err(|e| e.to_string())?;
+    let mut client = me.pool.get().await.map_err(|e| explain(&e))?;
     let text = |e: tokio_postgres::Error| match e.as_db_error() {
         Some(db) => db.message().to_owned(),
-        None => e.to_string(),
+        None => explain(&e),
     };
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])

@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 pub struct PgServer {
     pub port: u16,
     dir: PathBuf,
+    /// The test CA that signed the server's certificate (TLS is on; plain
+    /// connections are accepted too).
+    pub ca_file: PathBuf,
 }
 
 static SERVER: OnceLock<Result<PgServer, String>> = OnceLock::new();
@@ -176,6 +179,7 @@ fn start() -> Result<PgServer, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
+    let ca_file = write_tls_files(&dir, user)?;
     let port = free_port();
     let postgres = bin.join("postgres");
     let socket_dir = dir.clone();
@@ -206,7 +210,19 @@ fn start() -> Result<PgServer, String> {
                 "max_connections=300",
                 "-c",
                 "shared_buffers=64MB",
+                "-c",
+                "ssl=on",
             ])
+            .arg("-c")
+            .arg(format!(
+                "ssl_cert_file={}",
+                socket_dir.join("server.crt").display()
+            ))
+            .arg("-c")
+            .arg(format!(
+                "ssl_key_file={}",
+                socket_dir.join("server.key").display()
+            ))
             .stdout(Stdio::null())
             .stderr(log_file);
         // SAFETY: prctl is async-signal-safe; nothing else runs in the child.
@@ -240,7 +256,38 @@ fn start() -> Result<PgServer, String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(PgServer { port, dir })
+    Ok(PgServer { port, dir, ca_file })
+}
+
+/// A test CA and a server certificate for 127.0.0.1 and localhost signed
+/// by it, in `dir` (the key readable only by the server's user); returns
+/// the CA's file.
+fn write_tls_files(dir: &Path, user: Option<(u32, u32)>) -> Result<PathBuf, String> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let e = |e: rcgen::Error| e.to_string();
+    let ca_key = KeyPair::generate().map_err(e)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).map_err(e)?;
+    let key = KeyPair::generate().map_err(e)?;
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .map_err(e)?
+        .signed_by(&key, &ca, &ca_key)
+        .map_err(e)?;
+    let write = |name: &str, text: String, mode: u32| -> Result<PathBuf, String> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| e.to_string())?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| e.to_string())?;
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+        }
+        Ok(path)
+    };
+    write("server.crt", cert.pem(), 0o644)?;
+    write("server.key", key.serialize_pem(), 0o600)?;
+    write("ca.crt", ca.pem(), 0o644)
 }
 
 impl PgServer {
