@@ -475,7 +475,7 @@ async fn tls_to_the_database_is_verified_against_store_ca_file() {
     let Some((config, url)) = pg_config(&fake, dir.path(), &extra, "15s").await else {
         return;
     };
-    let tls_url = format!("{url}?sslmode=require");
+    let tls_url = url.replace("sslmode=disable", "sslmode=require");
     edit_config(&config, &url, &tls_url);
 
     // The server's certificate is from a private CA: not trusted by default.

@@ -291,8 +291,12 @@ fn write_tls_files(dir: &Path, user: Option<(u32, u32)>) -> Result<PathBuf, Stri
 }
 
 impl PgServer {
+    /// Plain TCP (`sslmode=disable`); the TLS test asks for `require`.
     pub fn url(&self, db: &str) -> String {
-        format!("postgres://postgres:pw@127.0.0.1:{}/{db}", self.port)
+        format!(
+            "postgres://postgres:pw@127.0.0.1:{}/{db}?sslmode=disable",
+            self.port
+        )
     }
 
     /// Creates a fresh database; returns its URL.
