@@ -91,14 +91,17 @@ async fn a_postgres_spool_relays_survives_a_restart_and_serves_the_cli() {
         "check must not print the database password: {out}"
     );
 
-    let daemon = Daemon::spawn(&config).await;
+    let mut daemon = Daemon::spawn(&config).await;
     assert_eq!(daemon.post_unique(1).await, 202);
     let got = fake.wait_for("/wh", 1, Duration::from_secs(20)).await;
     assert_eq!(got[0].json()["event"]["attributes"]["uuid"], ALERT_UUID);
     assert_eq!(got[0].json()["enrichment"]["status"], "ok");
     // The same body again is a sender retry: same id, not delivered twice.
     assert_eq!(daemon.post_unique(1).await, 202);
-    drop(daemon);
+    // A clean stop: the outcome the chat service's answer produced is
+    // committed before the process exits (a kill could come between).
+    daemon.signal(libc::SIGTERM);
+    assert!(daemon.child.wait().unwrap().success());
 
     // Everything is in the database: the CLI reads it, a new daemon sees it.
     let (code, out, _) = cli(&["events", "list", "--config", cfg]);
