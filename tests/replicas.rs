@@ -306,9 +306,10 @@ async fn a_429_pauses_every_replica() {
     let b = Daemon::spawn(&config).await;
     assert_eq!(a.post_unique(1).await, 202);
     let first = fake.wait_for("/wh", 1, Duration::from_secs(20)).await[0].at;
-    // The other replica hears of the pause at once (NOTIFY); give the
-    // notification a moment to cross before its own event arrives.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The other replica hears of the pause at once (NOTIFY; its scans,
+    // every second, would too): give the notification a moment to cross,
+    // on a loaded CI machine, before that replica's own event arrives.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(b.post_unique(2).await, 202);
     let got = fake.wait_for("/wh", 3, Duration::from_secs(20)).await;
     for r in &got[1..] {
