@@ -761,6 +761,9 @@ impl Postgres {
             Completion::Dead { .. } => ("state = 'dead', last_error = $4", 0),
         };
         let status = status.map(i64::from);
+        // Every variant binds the same six parameters (so each of the three
+        // statements is prepared once); `$6` is only used by a retry, and
+        // the no-op test on it gives it a type in the others.
         let sql = format!(
             "WITH a AS (INSERT INTO attempts (delivery_id, at, status, error, duration_ms) VALUES ($1, $2, $3, $4, $5))
              UPDATE deliveries SET {state_sql}, attempts = attempts + 1, updated_at = $2, last_status = $3,
