@@ -517,3 +517,41 @@ async fn tls_to_the_database_is_verified_against_store_ca_file() {
         .get(0);
     assert!(tls_sessions > 0, "the daemon's connections use TLS");
 }
+
+#[tokio::test]
+async fn a_database_that_stops_answering_means_503_not_a_hang() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = webhook_route(&fake, "/wh", "");
+    let Some((config, url)) = pg_config(&fake, dir.path(), &extra, "15s").await else {
+        return;
+    };
+    let daemon = Daemon::spawn(&config).await;
+    // Another session holds the events table: inserts wait on its lock.
+    let mut locker = pg::server().unwrap().client(&url).await;
+    let tx = locker.transaction().await.unwrap();
+    tx.batch_execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let r = reqwest::Client::new()
+        .post(daemon.hook_url())
+        .header("content-type", "application/json")
+        .body(unique_event(1, ALERT_UUID))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    // The lock goes away: the sender's retry is stored and delivered. (Had
+    // the timed-out insert committed after all, the retry is recognised as
+    // a duplicate and that event is routed when its claim runs out.)
+    tx.rollback().await.unwrap();
+    assert_eq!(daemon.post_unique(1).await, 202);
+    fake.wait_for("/wh", 1, Duration::from_secs(20)).await;
+}

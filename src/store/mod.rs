@@ -32,6 +32,9 @@ use crate::config::{StoreConfig, StoreKind};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// How long a sender's request waits for a database spool to store its
+/// event before it is answered 503.
+const INSERT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Operations per commit at most.
 pub(crate) const MAX_BATCH: usize = 512;
 /// The writer's own checkpoint, run by SQLite right after a commit once the
@@ -185,7 +188,18 @@ impl Store {
     pub async fn insert_event(&self, event: NewEvent) -> Result<Inserted, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.call(|r| writer::Op::Insert(event, r)).await,
-            Backend::Postgres(pg) => pg.insert_event(event).await,
+            // A sender waits on this one: a database that stops answering
+            // (a lock, a stalled disk) is a 503 it can retry, not a hang.
+            // Should the insert commit after all, the retry is recognised
+            // by the dedup window.
+            Backend::Postgres(pg) => tokio::time::timeout(INSERT_TIMEOUT, pg.insert_event(event))
+                .await
+                .map_err(|_| {
+                    StoreError::Unavailable(format!(
+                        "the database did not store the event within {} s",
+                        INSERT_TIMEOUT.as_secs()
+                    ))
+                })?,
         }
     }
 
