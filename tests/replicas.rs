@@ -30,6 +30,30 @@ async fn pg_config(fake: &Fake, dir: &Path, extra: &str, lease: &str) -> Option<
     Some((config, url))
 }
 
+/// A fake upstream and a config on a fresh database (15 s lease) whose one
+/// route sends everything to a webhook destination at `/wh` with
+/// `settings`; `None` to skip.
+struct Setup {
+    fake: Fake,
+    config: PathBuf,
+    url: String,
+    /// Bind it (not `..`): the config lives there.
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(settings: &str) -> Option<Setup> {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = webhook_route(&fake, "/wh", settings);
+    let (config, url) = pg_config(&fake, dir.path(), &extra, "15s").await?;
+    Some(Setup {
+        fake,
+        config,
+        url,
+        _dir: dir,
+    })
+}
+
 /// The event a webhook delivery came from (its `metadata.created_at`, unique
 /// per [`unique_event`] number).
 fn event_key(r: &Received) -> String {
@@ -39,19 +63,18 @@ fn event_key(r: &Received) -> String {
         .to_owned()
 }
 
-/// Two replicas on a fresh database, sent events 0..6 alternately; `None`
+/// Two replicas on a fresh [`setup`], sent events 0..6 alternately; `None`
 /// to skip.
-async fn two_replicas_after_six_events(
-    fake: &Fake,
-    dir: &Path,
-    extra: &str,
-) -> Option<[Daemon; 2]> {
-    let (config, _) = pg_config(fake, dir, extra, "15s").await?;
-    let replicas = [Daemon::spawn(&config).await, Daemon::spawn(&config).await];
+async fn two_replicas_after_six_events(settings: &str) -> Option<(Setup, [Daemon; 2])> {
+    let setup = setup(settings).await?;
+    let replicas = [
+        Daemon::spawn(&setup.config).await,
+        Daemon::spawn(&setup.config).await,
+    ];
     for i in 0..6 {
         assert_eq!(replicas[i % 2].post_unique(i).await, 202);
     }
-    Some(replicas)
+    Some((setup, replicas))
 }
 
 /// Posts an event; the status and the event id of a 202.
@@ -71,10 +94,13 @@ async fn post_to(url: &str, body: String) -> Option<(u16, String)> {
 
 #[tokio::test]
 async fn a_postgres_spool_relays_survives_a_restart_and_serves_the_cli() {
-    let fake = Fake::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let extra = webhook_route(&fake, "/wh", "");
-    let Some((config, url)) = pg_config(&fake, dir.path(), &extra, "15s").await else {
+    let Some(Setup {
+        fake,
+        config,
+        url,
+        _dir,
+    }) = setup("").await
+    else {
         return;
     };
     let cfg = config.to_str().unwrap();
@@ -281,10 +307,9 @@ where
 
 #[tokio::test]
 async fn max_per_minute_holds_across_replicas() {
-    let fake = Fake::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let extra = webhook_route(&fake, "/wh", "max_per_minute = 3");
-    let Some(_replicas) = two_replicas_after_six_events(&fake, dir.path(), &extra).await else {
+    let Some((Setup { fake, _dir, .. }, _replicas)) =
+        two_replicas_after_six_events("max_per_minute = 3").await
+    else {
         return;
     };
     fake.wait_for("/wh", 3, Duration::from_secs(20)).await;
@@ -295,13 +320,13 @@ async fn max_per_minute_holds_across_replicas() {
 
 #[tokio::test]
 async fn a_429_pauses_every_replica() {
-    let fake = Fake::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let extra = webhook_route(&fake, "/wh", "");
-    fake.script("/wh", [Reply::status(429, "slow down").retry_after("3")]);
-    let Some((config, _)) = pg_config(&fake, dir.path(), &extra, "15s").await else {
+    let Some(Setup {
+        fake, config, _dir, ..
+    }) = setup("").await
+    else {
         return;
     };
+    fake.script("/wh", [Reply::status(429, "slow down").retry_after("3")]);
     let a = Daemon::spawn(&config).await;
     let b = Daemon::spawn(&config).await;
     assert_eq!(a.post_unique(1).await, 202);
@@ -447,14 +472,11 @@ type = ["hookrelay.silence", "hookrelay.recovered"]
 
 #[tokio::test]
 async fn one_replica_sends_each_digest() {
-    let fake = Fake::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let extra = webhook_route(
-        &fake,
-        "/wh",
+    let Some((Setup { fake, _dir, .. }, _replicas)) = two_replicas_after_six_events(
         "max_per_minute = 2\ndigest = true\ndigest_interval = \"1s\"",
-    );
-    let Some(_replicas) = two_replicas_after_six_events(&fake, dir.path(), &extra).await else {
+    )
+    .await
+    else {
         return;
     };
     // Two alerts, then the four held ones as one digest from one replica.
@@ -473,10 +495,13 @@ async fn one_replica_sends_each_digest() {
 
 #[tokio::test]
 async fn tls_to_the_database_is_verified_against_store_ca_file() {
-    let fake = Fake::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let extra = webhook_route(&fake, "/wh", "");
-    let Some((config, url)) = pg_config(&fake, dir.path(), &extra, "15s").await else {
+    let Some(Setup {
+        fake,
+        config,
+        url,
+        _dir,
+    }) = setup("").await
+    else {
         return;
     };
     let tls_url = url.replace("sslmode=disable", "sslmode=require");
@@ -520,10 +545,13 @@ async fn tls_to_the_database_is_verified_against_store_ca_file() {
 
 #[tokio::test]
 async fn a_database_that_stops_answering_means_503_not_a_hang() {
-    let fake = Fake::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let extra = webhook_route(&fake, "/wh", "");
-    let Some((config, url)) = pg_config(&fake, dir.path(), &extra, "15s").await else {
+    let Some(Setup {
+        fake,
+        config,
+        url,
+        _dir,
+    }) = setup("").await
+    else {
         return;
     };
     let daemon = Daemon::spawn(&config).await;
