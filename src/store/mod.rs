@@ -64,8 +64,10 @@ pub enum StoreError {
     /// `store.max_pending` reached: back-pressure, try later.
     #[error("the spool holds {0} undelivered items (store.max_pending); try again later")]
     Full(u64),
-    /// The database cannot be written (disk full, read-only, I/O error).
-    #[error("the spool cannot be written: {0}")]
+    /// The spool cannot be used now: disk full, read-only or I/O error
+    /// (SQLite), or a database that is unreachable or failing (PostgreSQL).
+    /// Reads fail with it too.
+    #[error("the spool is unavailable: {0}")]
     Unavailable(String),
     /// The writer has stopped (shutdown).
     #[error("the spool is closed")]
