@@ -487,6 +487,3 @@ impl Store {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;
