@@ -260,8 +260,17 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
                 Err(e) => errors.push(err("store.ca_file", e)),
             }
         }
-    } else if config.store.url.is_some() {
-        warnings.push("store.url is set but store.kind is \"sqlite\"; it is ignored".into());
+    } else {
+        for (key, set) in [
+            ("url", config.store.url.is_some()),
+            ("ca_file", config.store.ca_file.is_some()),
+        ] {
+            if set {
+                warnings.push(format!(
+                    "store.{key} is set but store.kind is \"sqlite\"; it is ignored"
+                ));
+            }
+        }
     }
     if config.store.max_pending == 0 {
         errors.push(err("store.max_pending", "must be at least 1"));
@@ -617,5 +626,12 @@ mod tests {
             "[store]\nkind = \"postgres\"\nurl = \"postgres://u:pw@db:5432/x?sslmode=require\"",
         );
         assert_eq!(ok.unwrap().store.lease, std::time::Duration::from_secs(15));
+        let ignored = load("[store]\nca_file = \"ca.pem\"").unwrap().warnings;
+        assert!(
+            ignored
+                .iter()
+                .any(|w| w.contains("store.ca_file is set but store.kind is \"sqlite\"")),
+            "{ignored:?}"
+        );
     }
 }
