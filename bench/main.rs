@@ -58,6 +58,10 @@ enum Command {
         /// Chat webhook URLs, each gets every event.
         #[arg(long, num_args = 1..)]
         chat: Vec<String>,
+        /// The durable ceiling: store each event in this SQLite file
+        /// (group commit, fsync) before answering, mark it done after.
+        #[arg(long)]
+        spool: Option<PathBuf>,
     },
     /// Print the Markdown tables for a results file (JSON lines).
     Report { results: PathBuf },
@@ -65,7 +69,7 @@ enum Command {
 
 #[derive(clap::Args, Clone)]
 struct TrialArgs {
-    /// hookrelay | hookrelay-normal | hookrelay-tmpfs | hookrelay-pg | reference | ceiling
+    /// hookrelay | hookrelay-normal | hookrelay-tmpfs | hookrelay-pg | reference | ceiling | ceiling-durable
     #[arg(long)]
     system: String,
     /// hookrelay-pg: how many replicas share the database (senders go
@@ -333,10 +337,17 @@ fn start_relay(
                 .env("API_URL", format!("{up}/api"))
                 .env("TEAMS_WEBHOOK_URL", format!("{up}/chat/0"));
         }
-        "ceiling" => {
+        "ceiling" | "ceiling-durable" => {
             let me = std::env::current_exe()?;
-            cmd.arg(me).args([
-                "ceiling",
+            cmd.arg(me);
+            if args.system == "ceiling-durable" {
+                cmd.arg("ceiling")
+                    .arg("--spool")
+                    .arg(dir.join("ceiling.db"));
+            } else {
+                cmd.arg("ceiling");
+            }
+            cmd.args([
                 "--port",
                 &port.to_string(),
                 "--api",
@@ -631,13 +642,22 @@ impl PgDatabase {
 }
 
 /// The ceiling relay: accept, answer 202, fetch the alert, post one fixed
-/// message to each chat URL. Nothing is stored; nothing is retried.
-async fn ceiling(port: u16, api: String, chat: Vec<String>) -> anyhow::Result<()> {
+/// message to each chat URL. Nothing is retried. With `spool`, the durable
+/// ceiling: each event is inserted into a SQLite file (WAL, fsync per group
+/// commit, one writer thread) before the 202 and marked done after its
+/// posts — the least any relay that never loses an accepted event must do.
+async fn ceiling(
+    port: u16,
+    api: String,
+    chat: Vec<String>,
+    spool: Option<PathBuf>,
+) -> anyhow::Result<()> {
     #[derive(Clone)]
     struct C {
         http: reqwest::Client,
         api: Arc<String>,
         chat: Arc<Vec<String>>,
+        spool: Option<MiniSpool>,
     }
     async fn hook(State(c): State<C>, body: Bytes) -> (StatusCode, &'static str) {
         let Ok(v) = serde_json::from_slice::<Value>(&body) else {
@@ -647,6 +667,13 @@ async fn ceiling(port: u16, api: String, chat: Vec<String>) -> anyhow::Result<()
             .as_str()
             .unwrap_or_default()
             .to_owned();
+        let id = match &c.spool {
+            Some(spool) => match spool.call(MiniOp::Insert(body.to_vec())).await {
+                Some(id) => Some(id),
+                None => return (StatusCode::SERVICE_UNAVAILABLE, "{}"),
+            },
+            None => None,
+        };
         tokio::spawn(async move {
             let Ok(r) = c
                 .http
@@ -669,6 +696,9 @@ async fn ceiling(port: u16, api: String, chat: Vec<String>) -> anyhow::Result<()
                     .send()
                     .await;
             }
+            if let (Some(spool), Some(id)) = (&c.spool, id) {
+                spool.call(MiniOp::Done(id)).await;
+            }
         });
         (StatusCode::ACCEPTED, "{}")
     }
@@ -676,6 +706,7 @@ async fn ceiling(port: u16, api: String, chat: Vec<String>) -> anyhow::Result<()
         http: reqwest::Client::new(),
         api: Arc::new(api),
         chat: Arc::new(chat),
+        spool: spool.map(|p| MiniSpool::open(&p)).transpose()?,
     };
     let router = Router::new()
         .route(&format!("/hooks/{HOOK_ID}"), post(hook))
@@ -684,6 +715,65 @@ async fn ceiling(port: u16, api: String, chat: Vec<String>) -> anyhow::Result<()
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     axum::serve(listener, router).await?;
     Ok(())
+}
+
+enum MiniOp {
+    Insert(Vec<u8>),
+    Done(i64),
+}
+
+/// The durable ceiling's spool: one writer thread, group commit.
+#[derive(Clone)]
+struct MiniSpool {
+    tx: std::sync::mpsc::Sender<(MiniOp, tokio::sync::oneshot::Sender<i64>)>,
+}
+
+impl MiniSpool {
+    fn open(path: &std::path::Path) -> anyhow::Result<MiniSpool> {
+        let mut conn = rusqlite::Connection::open(path)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+             CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, received_at INTEGER NOT NULL,
+                 body BLOB NOT NULL, done INTEGER NOT NULL DEFAULT 0);",
+        )?;
+        let (tx, rx) = std::sync::mpsc::channel::<(MiniOp, tokio::sync::oneshot::Sender<i64>)>();
+        std::thread::spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut batch = vec![first];
+                batch.extend(rx.try_iter().take(511));
+                let Ok(t) = conn.transaction() else { return };
+                let mut replies = Vec::with_capacity(batch.len());
+                for (op, reply) in batch {
+                    let id = match op {
+                        MiniOp::Insert(body) => t
+                            .prepare_cached(
+                                "INSERT INTO events (received_at, body) VALUES (?1, ?2)",
+                            )
+                            .and_then(|mut s| s.insert(rusqlite::params![0, body])),
+                        MiniOp::Done(id) => t
+                            .prepare_cached("UPDATE events SET done = 1 WHERE id = ?1")
+                            .and_then(|mut s| s.execute([id]))
+                            .map(|_| id),
+                    };
+                    replies.push((reply, id.unwrap_or(-1)));
+                }
+                if t.commit().is_err() {
+                    return;
+                }
+                for (reply, id) in replies {
+                    let _ = reply.send(id);
+                }
+            }
+        });
+        Ok(MiniSpool { tx })
+    }
+
+    /// The row id once committed; `None` if the spool failed.
+    async fn call(&self, op: MiniOp) -> Option<i64> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.tx.send((op, reply)).ok()?;
+        rx.await.ok().filter(|id| *id >= 0)
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -766,7 +856,12 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Ceiling { port, api, chat } => rt.block_on(ceiling(port, api, chat)),
+        Command::Ceiling {
+            port,
+            api,
+            chat,
+            spool,
+        } => rt.block_on(ceiling(port, api, chat, spool)),
         Command::Report { results } => report(&results),
     }
 }
