@@ -432,6 +432,43 @@ async fn lifecycle_survives_reopen() {
     assert_eq!(detail.deliveries[1].attempts.len(), 1);
 }
 
+/// The writer recognises sender retries from its own record of recent
+/// bodies; after a restart that record is read back from the file.
+#[tokio::test]
+async fn sender_retries_are_recognised_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir, 100);
+    let a = {
+        let store = Store::open(&cfg).unwrap();
+        let a = insert(&store, "a").await;
+        insert(&store, "b").await;
+        a
+    };
+    let store = Store::open(&cfg).unwrap();
+    let again = insert(&store, "a").await;
+    assert!(again.duplicate && again.id == a.id, "{again:?} vs {a:?}");
+    assert!(!insert(&store, "c").await.duplicate);
+    // The same body on another hook is another event.
+    let other = store
+        .insert_event(NewEvent {
+            hook: "other".into(),
+            ..event("a")
+        })
+        .await
+        .unwrap();
+    assert!(!other.duplicate && other.id != a.id);
+    // Outside the window it is a new event too.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let late = store
+        .insert_event(NewEvent {
+            dedup_window_ms: 2,
+            ..event("b")
+        })
+        .await
+        .unwrap();
+    assert!(!late.duplicate);
+}
+
 #[test]
 fn garbage_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -45,6 +45,8 @@ pub enum Outcome {
 pub struct Sink {
     dest: Arc<DestinationConfig>,
     transport: Transport,
+    /// The destination's URL, parsed once (not on every request).
+    url: Option<reqwest::Url>,
 }
 
 enum Transport {
@@ -72,7 +74,15 @@ impl Sink {
             }
             _ => Transport::Http(http),
         };
-        Sink { dest, transport }
+        let url = dest
+            .url
+            .as_ref()
+            .and_then(|u| reqwest::Url::parse(u.expose()).ok());
+        Sink {
+            dest,
+            transport,
+            url,
+        }
     }
 
     pub fn destination(&self) -> &DestinationConfig {
@@ -157,8 +167,11 @@ impl Sink {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let mut request = http
-            .post(url.expose())
+        let request = match &self.url {
+            Some(parsed) => http.post(parsed.clone()),
+            None => http.post(url.expose()),
+        };
+        let mut request = request
             .body(payload.to_owned())
             .timeout(dest.timeout.unwrap_or(DEFAULT_TIMEOUT));
         for (name, value, _) in self.http_request(id, payload, timestamp).headers {

@@ -2,6 +2,7 @@
 
 use super::{now_ms, reads::DueDelivery, ClockCheck, StoreError, MAX_BATCH};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
@@ -180,6 +181,87 @@ struct Writer {
     /// Events not yet routed + pending deliveries, for `max_pending`.
     pending: u64,
     max_pending: u64,
+    recent: RecentBodies,
+}
+
+/// Fingerprints of the bodies stored recently, per hook, to recognise a
+/// sender's retry (`server.dedup_window`). One writer thread stores every
+/// event, so this is authoritative; it replaces an index on the bodies'
+/// hashes, whose random keys dirtied a page of the spool per event.
+///
+/// Two generations: an entry stays at least one window (it is in
+/// `current` until the next rotation, then in `previous` until the one
+/// after). Every hit is confirmed against the row, so a fingerprint
+/// collision, or an entry left by a batch that failed to commit, never
+/// turns a new event into a "retry". Memory is bounded: a generation
+/// rotates early at [`RECENT_CAP`] entries, so past that rate (about 100
+/// events/s sustained with the default 10-minute window) retries are
+/// recognised within a shorter window, never less than [`RECENT_CAP`]
+/// events back.
+#[derive(Default)]
+pub(super) struct RecentBodies {
+    current: HashMap<u64, (i64, i64)>,
+    previous: HashMap<u64, (i64, i64)>,
+    rotated_at: i64,
+    /// The longest window asked for so far (ms).
+    window_ms: i64,
+    /// Read back from the spool once, at the first insert after a start.
+    loaded: bool,
+}
+
+/// Entries per generation at most (~28 bytes each).
+pub(super) const RECENT_CAP: usize = 65_536;
+
+impl RecentBodies {
+    fn fingerprint(hook: &str, sha256: &[u8]) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        hook.hash(&mut h);
+        sha256.hash(&mut h);
+        h.finish()
+    }
+
+    /// The stored event this body may repeat (to be confirmed).
+    fn candidate(&self, fp: u64, since: i64) -> Option<i64> {
+        [&self.current, &self.previous]
+            .into_iter()
+            .filter_map(|g| g.get(&fp))
+            .find(|(_, at)| *at >= since)
+            .map(|(id, _)| *id)
+    }
+
+    fn remember(&mut self, fp: u64, id: i64, at: i64) {
+        if at - self.rotated_at >= self.window_ms || self.current.len() >= RECENT_CAP {
+            self.previous = std::mem::take(&mut self.current);
+            self.rotated_at = at;
+        }
+        self.current.insert(fp, (id, at));
+    }
+
+    /// After a start: the bodies stored within the window, newest first.
+    fn load(&mut self, tx: &Transaction, now: i64) -> Result<(), StoreError> {
+        let mut stmt = tx.prepare(
+            "SELECT id, hook, body_sha256, received_at FROM events
+             WHERE received_at >= ?1 AND hook != '-' ORDER BY received_at DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![now - self.window_ms, RECENT_CAP as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, hook, sha, at) = row?;
+            self.previous
+                .entry(Self::fingerprint(&hook, &sha))
+                .or_insert((id, at));
+        }
+        self.rotated_at = now;
+        self.loaded = true;
+        Ok(())
+    }
 }
 
 /// A reply to send once the batch's commit is known.
@@ -203,6 +285,7 @@ pub(super) fn spawn(
         conn,
         pending: 0,
         max_pending,
+        recent: RecentBodies::default(),
     };
     writer.recount()?;
     let (tx, rx) = std::sync::mpsc::channel();
@@ -258,7 +341,13 @@ impl Writer {
             Ok(tx) => {
                 let mut pending = self.pending;
                 for op in batch.drain(..) {
-                    finishes.push(apply(&tx, op, &mut pending, self.max_pending));
+                    finishes.push(apply(
+                        &tx,
+                        op,
+                        &mut pending,
+                        self.max_pending,
+                        &mut self.recent,
+                    ));
                 }
                 match tx.commit() {
                     Ok(()) => {
@@ -301,9 +390,15 @@ fn fail(op: Op, e: StoreError) {
     }
 }
 
-fn apply(tx: &Transaction, op: Op, pending: &mut u64, max_pending: u64) -> Finish {
+fn apply(
+    tx: &Transaction,
+    op: Op,
+    pending: &mut u64,
+    max_pending: u64,
+    recent: &mut RecentBodies,
+) -> Finish {
     match op {
-        Op::Insert(e, r) => finish(r, insert(tx, e, pending, max_pending)),
+        Op::Insert(e, r) => finish(r, insert(tx, e, pending, max_pending, recent)),
         Op::Route(routing, r) => finish(r, route(tx, routing, pending)),
         Op::Complete(c, r) => finish(r, complete(tx, c, pending)),
         Op::Replay(s, r) => finish(r, replay(tx, s, pending)),
@@ -321,23 +416,30 @@ fn insert(
     e: NewEvent,
     pending: &mut u64,
     max_pending: u64,
+    recent: &mut RecentBodies,
 ) -> Result<Inserted, StoreError> {
     let now = now_ms();
-    let existing: Option<i64> = tx
-        .prepare_cached(
-            "SELECT id FROM events WHERE hook = ?1 AND body_sha256 = ?2 AND received_at >= ?3
-             ORDER BY id DESC LIMIT 1",
-        )?
-        .query_row(
-            params![e.hook, &e.sha256[..], now - e.dedup_window_ms],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(id) = existing {
-        return Ok(Inserted {
-            id,
-            duplicate: true,
-        });
+    if e.dedup_window_ms > recent.window_ms {
+        recent.window_ms = e.dedup_window_ms;
+        recent.loaded = false;
+    }
+    if !recent.loaded {
+        recent.load(tx, now)?;
+    }
+    let fp = RecentBodies::fingerprint(&e.hook, &e.sha256);
+    if let Some(id) = recent.candidate(fp, now - e.dedup_window_ms) {
+        let same: Option<i64> = tx
+            .prepare_cached(
+                "SELECT 1 FROM events WHERE id = ?1 AND hook = ?2 AND body_sha256 = ?3",
+            )?
+            .query_row(params![id, e.hook, &e.sha256[..]], |r| r.get(0))
+            .optional()?;
+        if same.is_some() {
+            return Ok(Inserted {
+                id,
+                duplicate: true,
+            });
+        }
     }
     if *pending >= max_pending {
         return Err(StoreError::Full(*pending));
@@ -356,8 +458,10 @@ fn insert(
         e.short_id
     ])?;
     *pending += 1;
+    let id = tx.last_insert_rowid();
+    recent.remember(fp, id, now);
     Ok(Inserted {
-        id: tx.last_insert_rowid(),
+        id,
         duplicate: false,
     })
 }
@@ -661,4 +765,55 @@ fn digest(tx: &Transaction, d: NewDigest, pending: &mut u64) -> Result<DueDelive
     }
     *pending = pending.saturating_sub(covered) + 1;
     Ok(d.due(id, event_id, now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bodies(window_ms: i64) -> RecentBodies {
+        RecentBodies {
+            window_ms,
+            loaded: true,
+            ..RecentBodies::default()
+        }
+    }
+
+    #[test]
+    fn recent_bodies_last_at_least_one_window() {
+        let mut r = bodies(1_000);
+        let (a, b, c) = (1, 2, 3);
+        r.remember(a, 10, 0);
+        // A rotation at 1 000 keeps `a` in the previous generation.
+        r.remember(b, 11, 1_000);
+        assert_eq!(r.candidate(a, 0), Some(10));
+        assert_eq!(r.candidate(a, 1), None, "outside the caller's window");
+        // The next rotation drops it.
+        r.remember(c, 12, 2_000);
+        assert_eq!(r.candidate(a, 0), None);
+        assert_eq!(r.candidate(b, 1_000), Some(11));
+        assert_eq!(r.candidate(c, 1_000), Some(12));
+    }
+
+    #[test]
+    fn recent_bodies_are_bounded() {
+        let mut r = bodies(i64::MAX / 2);
+        for i in 0..(3 * RECENT_CAP) as u64 {
+            r.remember(i, i as i64, 0);
+        }
+        assert!(r.current.len() + r.previous.len() <= 2 * RECENT_CAP);
+        // The newest generation's worth is always there.
+        let last = (3 * RECENT_CAP) as u64 - 1;
+        assert_eq!(r.candidate(last - RECENT_CAP as u64 + 1, 0).is_some(), true);
+        assert_eq!(r.candidate(0, 0), None);
+    }
+
+    #[test]
+    fn fingerprints_depend_on_the_hook() {
+        let sha = [7u8; 32];
+        assert_ne!(
+            RecentBodies::fingerprint("a", &sha),
+            RecentBodies::fingerprint("b", &sha)
+        );
+    }
 }
