@@ -79,6 +79,8 @@ pub enum EnrichError {
 struct OriginClient {
     name: String,
     base_url: String,
+    /// `base_url` parsed once; each look-up appends the alert's path.
+    base: Option<reqwest::Url>,
     api_key: Secret,
     timeout: Duration,
     deadline: Duration,
@@ -105,14 +107,18 @@ impl Enricher {
         let origins = origins
             .iter()
             .map(|(name, o)| {
+                let base_url = o
+                    .base_url
+                    .clone()
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
+                    .to_owned();
                 let client = OriginClient {
                     name: name.clone(),
-                    base_url: o
-                        .base_url
-                        .clone()
-                        .unwrap_or_default()
-                        .trim_end_matches('/')
-                        .to_owned(),
+                    base: reqwest::Url::parse(&base_url)
+                        .ok()
+                        .filter(|u| !u.cannot_be_a_base()),
+                    base_url,
                     api_key: o.api_key.clone().unwrap_or_else(|| Secret::new("")),
                     timeout: o.timeout,
                     deadline: o.enrich_deadline,
@@ -212,11 +218,15 @@ impl Enricher {
                 error: "shutting down".into(),
                 retry_after: None,
             })?;
-        let url = format!("{}/v1/sic/alerts/{}?stix=false", client.base_url, uuid);
         let started = Instant::now();
-        let result = self
-            .http
-            .get(&url)
+        let request = match &client.base {
+            Some(base) => self.http.get(alert_url(base, uuid)),
+            None => self.http.get(format!(
+                "{}/v1/sic/alerts/{}?stix=false",
+                client.base_url, uuid
+            )),
+        };
+        let result = request
             .bearer_auth(client.api_key.expose())
             .header("accept", "application/json")
             .timeout(client.timeout)
@@ -285,6 +295,17 @@ impl Enricher {
     }
 }
 
+/// `{base}/v1/sic/alerts/{uuid}?stix=false`, from the parsed base URL.
+fn alert_url(base: &reqwest::Url, uuid: Uuid) -> reqwest::Url {
+    let mut url = base.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty()
+            .extend(["v1", "sic", "alerts", &uuid.to_string()]);
+    }
+    url.set_query(Some("stix=false"));
+    url
+}
+
 enum Attempt {
     Fatal(EnrichError),
     Transient {
@@ -318,6 +339,19 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alert_urls_extend_the_base_path() {
+        let uuid = Uuid::parse_str("5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e").unwrap();
+        for (base, want) in [
+            ("https://api.sekoia.io", "https://api.sekoia.io/v1/sic/alerts/5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e?stix=false"),
+            ("http://127.0.0.1:9/api", "http://127.0.0.1:9/api/v1/sic/alerts/5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e?stix=false"),
+            ("http://h/a/b/", "http://h/a/b/v1/sic/alerts/5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e?stix=false"),
+        ] {
+            let base = reqwest::Url::parse(base).unwrap();
+            assert_eq!(alert_url(&base, uuid).as_str(), want);
+        }
+    }
 
     /// What the spool records is enough to rebuild the enrichment when a
     /// message is rendered again (a replayed dead letter).
