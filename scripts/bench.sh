@@ -6,7 +6,7 @@
 #
 # The relay under test runs on core 0, the harness (load generator, fake
 # alert API and chat services) on core 1; systems are interleaved
-# (ceiling, hookrelay, ceiling, hookrelay, ceiling, …) and medians compared.
+# (ceiling, durable ceiling, hookrelay, ceiling, …) and medians compared.
 # The reference handler is installed into target/bench-venv from PyPI; if
 # that fails, its rows are skipped.
 set -euo pipefail
@@ -44,17 +44,19 @@ scenario() { # systems (comma-separated), then trial flags
   trial ceiling "$@"
 }
 
-# Headline: 20,000 events at concurrency 32, one destination; also what
-# durability costs (the same daemon with its spool on a RAM disk).
-scenario hookrelay,hookrelay-normal,hookrelay-tmpfs --count 20000 --concurrency 32 --destinations 1
+# Headline: 20,000 events at concurrency 32, one destination, against both
+# ceilings (in memory; durable: the least a relay that answers 202 only
+# after an fsync'd commit must do); also what durability costs (the same
+# daemon with its spool on a RAM disk).
+scenario ceiling-durable,hookrelay,hookrelay-normal,hookrelay-tmpfs --count 20000 --concurrency 32 --destinations 1
 if [ -z "${QUICK:-}" ]; then
   for c in 1 32 256; do
-    scenario hookrelay --count 2000 --concurrency "$c" --destinations 1
-    scenario hookrelay --count 2000 --concurrency "$c" --destinations 4
+    scenario ceiling-durable,hookrelay --count 2000 --concurrency "$c" --destinations 1
+    scenario ceiling-durable,hookrelay --count 2000 --concurrency "$c" --destinations 4
   done
   # Slow upstreams: a 50 ms alert API and a 200 ms chat service.
-  scenario hookrelay --count 2000 --concurrency 32 --destinations 1 --api-delay-ms 50 --chat-delay-ms 200
-  scenario hookrelay --count 2000 --concurrency 32 --destinations 4 --api-delay-ms 50 --chat-delay-ms 200
+  scenario ceiling-durable,hookrelay --count 2000 --concurrency 32 --destinations 1 --api-delay-ms 50 --chat-delay-ms 200
+  scenario ceiling-durable,hookrelay --count 2000 --concurrency 32 --destinations 4 --api-delay-ms 50 --chat-delay-ms 200
   # The reference handler: one destination only; fewer events (it delivers ~100/s).
   for c in 1 32 256; do
     REPEATS=1 scenario reference --count 1000 --concurrency "$c" --destinations 1 --stall-secs 30
