@@ -34,7 +34,11 @@ pub(super) struct Worker {
     name: String,
     dest: Arc<DestinationConfig>,
     sink: Arc<Sink>,
-    shared: Shared,
+    /// Shared by reference with every attempt and commit task (a clone of
+    /// `Shared` copies the spool's path).
+    shared: Arc<Shared>,
+    /// `name`, for the commit tasks' logs.
+    label: Arc<str>,
     rx: mpsc::UnboundedReceiver<DueDelivery>,
     cancel: CancellationToken,
     queue: VecDeque<DueDelivery>,
@@ -104,9 +108,10 @@ impl Worker {
             digest_every: dest.digest.then_some(dest.digest_interval),
             next_digest: now + dest.digest_interval,
             concurrency,
+            label: Arc::from(name.as_str()),
             name,
             dest,
-            shared,
+            shared: Arc::new(shared),
             rx,
             cancel,
             queue: VecDeque::new(),
@@ -421,7 +426,7 @@ impl Worker {
                 Some(done) = inflight.join_next(), if !inflight.is_empty() => {
                     match done {
                         Ok(done) => {
-                            committing.spawn(commit(self.shared.clone(), self.name.clone(), done.id, done.completion));
+                            committing.spawn(commit(self.shared.clone(), self.label.clone(), done.id, done.completion));
                             if let Some(r) = done.retry_in {
                                 // Scan when the retry comes due, not at the next idle poll.
                                 self.next_scan = self.next_scan.min(Instant::now() + r);
@@ -462,7 +467,7 @@ impl Worker {
                     break;
                 }
                 Some(Ok(done)) = inflight.join_next(), if !inflight.is_empty() => {
-                    committing.spawn(commit(self.shared.clone(), self.name.clone(), done.id, done.completion));
+                    committing.spawn(commit(self.shared.clone(), self.label.clone(), done.id, done.completion));
                 }
                 _ = committing.join_next(), if !committing.is_empty() => {}
             }
@@ -497,7 +502,7 @@ pub fn message_id(d: &DueDelivery) -> String {
 
 /// One attempt: send and classify. The outcome is committed separately
 /// ([`commit`]), so a concurrency slot is not held through the spool's fsync.
-async fn attempt(shared: Shared, sink: Arc<Sink>, d: DueDelivery) -> Done {
+async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery) -> Done {
     let name = &d.destination;
     let attempt_no = d.attempts + 1;
     // A message that could not be rendered when it was routed (a template
@@ -644,7 +649,7 @@ async fn rerender(
 }
 
 /// Records an attempt's outcome; returns the delivery id once committed.
-async fn commit(shared: Shared, name: String, id: i64, completion: Completion) -> i64 {
+async fn commit(shared: Arc<Shared>, name: Arc<str>, id: i64, completion: Completion) -> i64 {
     if let Err(e) = shared.store.complete(completion).await {
         // The row stays pending and is attempted again (at least once).
         tracing::error!(message = "Cannot record a delivery outcome; it will be attempted again.", destination = %name, delivery_id = id, error = %e);

@@ -299,9 +299,11 @@ async fn handle(
             })
             .await;
     }
+    // `{"id": "<event id>"}`: an integer needs no escaping.
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"id": inserted.id.to_string()})),
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{{\"id\":\"{}\"}}", inserted.id),
     )
         .into_response())
 }
