@@ -804,7 +804,7 @@ mod tests {
         assert!(r.current.len() + r.previous.len() <= 2 * RECENT_CAP);
         // The newest generation's worth is always there.
         let last = (3 * RECENT_CAP) as u64 - 1;
-        assert_eq!(r.candidate(last - RECENT_CAP as u64 + 1, 0).is_some(), true);
+        assert!(r.candidate(last - RECENT_CAP as u64 + 1, 0).is_some());
         assert_eq!(r.candidate(0, 0), None);
     }
 
