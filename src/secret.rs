@@ -63,13 +63,16 @@ pub fn scrub(text: &str, secrets: &[&Secret]) -> String {
     let mut out = text.to_owned();
     for s in secrets {
         let raw = s.expose();
-        if raw.len() >= 4 && out.contains(raw) {
-            out = out.replace(raw, &s.redacted());
-        }
-        // reqwest prints the URL without a trailing slash or with one added.
-        let trimmed = raw.trim_end_matches('/');
-        if trimmed.len() >= 4 && out.contains(trimmed) {
-            out = out.replace(trimmed, &s.redacted());
+        // HTTP clients print a URL as parsed, not as written: scheme and
+        // host lower-cased, a default port dropped, a trailing slash added.
+        let parsed = url::Url::parse(raw).ok().map(String::from);
+        let forms = [Some(raw), parsed.as_deref()];
+        for form in forms.into_iter().flatten() {
+            for text in [form, form.trim_end_matches('/')] {
+                if text.len() >= 4 && out.contains(text) {
+                    out = out.replace(text, &s.redacted());
+                }
+            }
         }
     }
     out
@@ -101,5 +104,14 @@ mod tests {
             scrub(msg, &[&s]),
             "error sending request for url (https://hooks.slack.com/…)"
         );
+    }
+
+    #[test]
+    fn scrub_replaces_the_url_as_a_client_prints_it() {
+        let s = Secret::new("HTTPS://Hooks.Slack.com:443/services/T0/B0/XYZ");
+        let msg = "error sending request for url (https://hooks.slack.com/services/T0/B0/XYZ)";
+        let out = scrub(msg, &[&s]);
+        assert!(!out.contains("XYZ"), "{out}");
+        assert!(out.contains("https://hooks.slack.com/…"), "{out}");
     }
 }

@@ -267,6 +267,28 @@ mod tests {
     use super::*;
     use DestinationKind::*;
 
+    /// reqwest prints the URL as parsed (scheme and host lower-cased, the
+    /// default port dropped), not as configured: that form must be
+    /// scrubbed too, or a webhook's secret path reaches the logs.
+    #[tokio::test]
+    async fn errors_never_show_the_url_in_either_form() {
+        for url in [
+            "HTTP://127.0.0.1:9/hooks/secret-token-1",
+            "http://LOCALHOST:9/hooks/secret-token-1",
+        ] {
+            let dest: DestinationConfig = serde_json::from_value(serde_json::json!({
+                "kind": "slack", "url": url
+            }))
+            .unwrap();
+            let sink = Sink::new(Arc::new(dest), crate::http::client(), 1);
+            let (outcome, _) = sink.send("msg_1", "{}").await;
+            let Outcome::Retry { error, .. } = outcome else {
+                panic!("{url}: {outcome:?}");
+            };
+            assert!(!error.contains("secret-token"), "{url}: {error}");
+        }
+    }
+
     #[test]
     fn answers_are_classified() {
         assert_eq!(
