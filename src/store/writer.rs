@@ -197,9 +197,11 @@ struct Writer {
 /// rotates early at [`RECENT_CAP`] entries, so past that rate (about 100
 /// events/s sustained with the default 10-minute window) retries are
 /// recognised within a shorter window, never less than [`RECENT_CAP`]
-/// events back.
+/// events back. Fingerprints are keyed per process (the record is rebuilt
+/// from the rows at start), so colliding bodies cannot be made offline.
 #[derive(Default)]
-pub(super) struct RecentBodies {
+struct RecentBodies {
+    keys: std::collections::hash_map::RandomState,
     current: HashMap<u64, (i64, i64)>,
     previous: HashMap<u64, (i64, i64)>,
     rotated_at: i64,
@@ -210,15 +212,12 @@ pub(super) struct RecentBodies {
 }
 
 /// Entries per generation at most (~28 bytes each).
-pub(super) const RECENT_CAP: usize = 65_536;
+const RECENT_CAP: usize = 65_536;
 
 impl RecentBodies {
-    fn fingerprint(hook: &str, sha256: &[u8]) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        hook.hash(&mut h);
-        sha256.hash(&mut h);
-        h.finish()
+    fn fingerprint(&self, hook: &str, sha256: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        self.keys.hash_one((hook, sha256))
     }
 
     /// The stored event this body may repeat (to be confirmed).
@@ -254,9 +253,8 @@ impl RecentBodies {
         })?;
         for row in rows {
             let (id, hook, sha, at) = row?;
-            self.previous
-                .entry(Self::fingerprint(&hook, &sha))
-                .or_insert((id, at));
+            let fp = self.fingerprint(&hook, &sha);
+            self.previous.entry(fp).or_insert((id, at));
         }
         self.rotated_at = now;
         self.loaded = true;
@@ -426,7 +424,7 @@ fn insert(
     if !recent.loaded {
         recent.load(tx, now)?;
     }
-    let fp = RecentBodies::fingerprint(&e.hook, &e.sha256);
+    let fp = recent.fingerprint(&e.hook, &e.sha256);
     if let Some(id) = recent.candidate(fp, now - e.dedup_window_ms) {
         let same: Option<i64> = tx
             .prepare_cached(
@@ -811,9 +809,7 @@ mod tests {
     #[test]
     fn fingerprints_depend_on_the_hook() {
         let sha = [7u8; 32];
-        assert_ne!(
-            RecentBodies::fingerprint("a", &sha),
-            RecentBodies::fingerprint("b", &sha)
-        );
+        let r = bodies(1_000);
+        assert_ne!(r.fingerprint("a", &sha), r.fingerprint("b", &sha));
     }
 }
