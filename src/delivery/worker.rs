@@ -31,14 +31,13 @@ const COMMIT_BACKLOG: usize = 256;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
 pub(super) struct Worker {
-    name: String,
+    /// Shared with the commit tasks, for their logs.
+    name: Arc<str>,
     dest: Arc<DestinationConfig>,
     sink: Arc<Sink>,
     /// Shared by reference with every attempt and commit task (a clone of
     /// `Shared` copies the spool's path).
     shared: Arc<Shared>,
-    /// `name`, for the commit tasks' logs.
-    label: Arc<str>,
     rx: mpsc::UnboundedReceiver<DueDelivery>,
     cancel: CancellationToken,
     queue: VecDeque<DueDelivery>,
@@ -108,8 +107,7 @@ impl Worker {
             digest_every: dest.digest.then_some(dest.digest_interval),
             next_digest: now + dest.digest_interval,
             concurrency,
-            label: Arc::from(name.as_str()),
-            name,
+            name: Arc::from(name),
             dest,
             shared: Arc::new(shared),
             rx,
@@ -304,7 +302,7 @@ impl Worker {
             &Facts::digest(&summaries, every),
         );
         let digest = NewDigest {
-            destination: self.name.clone(),
+            destination: self.name.to_string(),
             payload,
             held: held.iter().map(|(id, _)| *id).collect(),
         };
@@ -426,7 +424,7 @@ impl Worker {
                 Some(done) = inflight.join_next(), if !inflight.is_empty() => {
                     match done {
                         Ok(done) => {
-                            committing.spawn(commit(self.shared.clone(), self.label.clone(), done.id, done.completion));
+                            committing.spawn(commit(self.shared.clone(), self.name.clone(), done.id, done.completion));
                             if let Some(r) = done.retry_in {
                                 // Scan when the retry comes due, not at the next idle poll.
                                 self.next_scan = self.next_scan.min(Instant::now() + r);
@@ -446,7 +444,7 @@ impl Worker {
                 Some(d) = self.rx.recv() => self.submitted(d),
                 news = next_wakeup(&mut wakeups) => {
                     tracing::debug!(message = "Woken by another replica.", news = %news, destination = %self.name);
-                    if news.is_empty() || news == self.name {
+                    if news.is_empty() || news == *self.name {
                         // Before anything else is sent: a pause applies now.
                         self.shared_pause().await;
                         self.next_scan = Instant::now();
@@ -467,7 +465,7 @@ impl Worker {
                     break;
                 }
                 Some(Ok(done)) = inflight.join_next(), if !inflight.is_empty() => {
-                    committing.spawn(commit(self.shared.clone(), self.label.clone(), done.id, done.completion));
+                    committing.spawn(commit(self.shared.clone(), self.name.clone(), done.id, done.completion));
                 }
                 _ = committing.join_next(), if !committing.is_empty() => {}
             }

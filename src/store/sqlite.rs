@@ -3,6 +3,12 @@
 
 use super::schema;
 use super::{writer, StoreError, CHECKPOINT_EVERY, WAL_CHECKPOINT_PAGES, WAL_SIZE_LIMIT};
+use crate::config::{StoreConfig, SyncMode};
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
 
 /// Page cache per connection, in KiB. The writer's working set is the
 /// right-hand edge of each table and index and the rows routed or completed
@@ -11,12 +17,6 @@ use super::{writer, StoreError, CHECKPOINT_EVERY, WAL_CHECKPOINT_PAGES, WAL_SIZE
 /// throughput (BENCHMARKS.md, fourth session); the OS page cache holds the
 /// rest of the file.
 const CACHE_KIB: u32 = 1024;
-use crate::config::{StoreConfig, SyncMode};
-use rusqlite::{Connection, OpenFlags};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::sync::oneshot;
 
 /// The SQLite spool; cheap to clone.
 #[derive(Clone)]
