@@ -1,0 +1,189 @@
+//! Deliveries: outcomes, replays, holds and digests, and claims on
+//! pending rows (scans with `FOR UPDATE SKIP LOCKED`, lease renewal,
+//! release at shutdown).
+
+use super::*;
+
+impl Postgres {
+    pub async fn complete(&self, c: Completion) -> Result<(), StoreError> {
+        let now = now_ms();
+        // One statement: the attempt and the new state commit together.
+        let (id, status, error, duration) = c.parts();
+        let (state_sql, next) = match &c {
+            Completion::Delivered { .. } => ("state = 'delivered', last_error = NULL", 0),
+            Completion::Retry {
+                next_attempt_at, ..
+            } => ("next_attempt_at = $6, last_error = $4", *next_attempt_at),
+            Completion::Dead { .. } => ("state = 'dead', last_error = $4", 0),
+        };
+        let status = status.map(i64::from);
+        // Every variant binds the same six parameters (so each of the three
+        // statements is prepared once); `$6` is only used by a retry, and
+        // the no-op test on it gives it a type in the others.
+        let sql = format!(
+            "WITH a AS (INSERT INTO attempts (delivery_id, at, status, error, duration_ms) VALUES ($1, $2, $3, $4, $5))
+             UPDATE deliveries SET {state_sql}, attempts = attempts + 1, updated_at = $2, last_status = $3,
+             claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state = 'pending' AND $6::BIGINT IS NOT NULL"
+        );
+        let changed = self
+            .execute(&sql, &[&id, &now, &status, &error, &duration, &next])
+            .await?;
+        if changed > 0 && !matches!(c, Completion::Retry { .. }) {
+            self.inner.delta.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    pub async fn replay(&self, s: Selector) -> Result<usize, StoreError> {
+        let now = now_ms();
+        let base = "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $1, created_at = $1, updated_at = $1,
+                    claimed_by = NULL, claimed_until = NULL WHERE state = 'dead'";
+        let n = match s {
+            Selector::Ids(ids) => {
+                self.execute(&format!("{base} AND id = ANY($2)"), &[&now, &ids])
+                    .await?
+            }
+            Selector::All { destination: None } => self.execute(base, &[&now]).await?,
+            Selector::All {
+                destination: Some(d),
+            } => {
+                self.execute(&format!("{base} AND destination = $2"), &[&now, &d])
+                    .await?
+            }
+        };
+        if n > 0 {
+            // Replayed work is due now: wake every replica's workers.
+            self.query("SELECT pg_notify('hookrelay', '')", &[]).await?;
+        }
+        Ok(n as usize)
+    }
+
+    pub async fn orphan(&self, destination: &str, reason: &str) -> Result<usize, StoreError> {
+        let n = self
+            .execute(
+                "UPDATE deliveries SET state = 'dead', updated_at = $2, last_error = $3, claimed_by = NULL, claimed_until = NULL
+                 WHERE state = 'pending' AND destination = $1",
+                &[&destination, &now_ms(), &reason],
+            )
+            .await?;
+        Ok(n as usize)
+    }
+
+    pub async fn hold(&self, id: i64) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE deliveries SET state = 'held', updated_at = $2, claimed_by = NULL, claimed_until = NULL
+             WHERE id = $1 AND state = 'pending'",
+            &[&id, &now_ms()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn digest(&self, d: NewDigest) -> Result<DueDelivery, StoreError> {
+        let mut client = self.client().await?;
+        let now = now_ms();
+        let until = self.lease_until(now);
+        let (body, sha) = d.event(now);
+        let r: Result<(i64, i64), tokio_postgres::Error> = async {
+            let tx = client.transaction().await?;
+            let event_id: i64 = tx
+                .query_one(
+                    "INSERT INTO events (hook, received_at, body_sha256, body, kind, action, state, enrichment, routes, routed_at)
+                     VALUES ('-', $1, $2, $3, 'hookrelay.digest', 'created', 'routed', 'n/a', '[]', $1) RETURNING id",
+                    &[&now, &&sha[..], &body.as_bytes()],
+                )
+                .await?
+                .get(0);
+            let id: i64 = tx
+                .query_one(
+                    "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at, digest, claimed_by, claimed_until)
+                     VALUES ($1, 'digest', $2, $3, 'pending', $4, $4, $4, TRUE, $5, $6) RETURNING id",
+                    &[&event_id, &d.destination, &d.payload, &now, &self.inner.replica, &until],
+                )
+                .await?
+                .get(0);
+            let note = format!("sent in digest delivery {id}");
+            tx.execute(
+                "UPDATE deliveries SET state = 'digested', updated_at = $2, last_error = $3 WHERE id = ANY($1) AND state = 'held'",
+                &[&d.held, &now, &note],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok((id, event_id))
+        }
+        .await;
+        let (id, event_id) = self.seen(r)?;
+        Ok(d.due(id, event_id, now))
+    }
+
+    pub async fn claim_due(
+        &self,
+        destination: &str,
+        now: i64,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        let limit = limit as i64;
+        let rows = self
+            .query(
+                "UPDATE deliveries d SET claimed_by = $5, claimed_until = $6
+                 FROM (SELECT id FROM deliveries
+                       WHERE state = 'pending' AND destination = $1 AND id > $2 AND next_attempt_at <= $3
+                         AND (claimed_until IS NULL OR claimed_until < $3 OR claimed_by = $5)
+                       ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) c,
+                      events e
+                 WHERE d.id = c.id AND e.id = d.event_id
+                 RETURNING d.id, d.event_id, d.payload, d.attempts, d.created_at, e.hook, e.short_id, d.digest",
+                &[&destination, &after_id, &now, &limit, &self.inner.replica, &self.lease_until(now)],
+            )
+            .await?;
+        let mut due: Vec<DueDelivery> = rows
+            .into_iter()
+            .map(|r| DueDelivery {
+                id: r.get(0),
+                event_id: r.get(1),
+                destination: destination.to_owned(),
+                payload: r.get(2),
+                attempts: r.get(3),
+                created_at: r.get(4),
+                hook: r.get(5),
+                short_id: r.get(6),
+                digest: r.get(7),
+            })
+            .collect();
+        due.sort_by_key(|d| d.id);
+        Ok(due)
+    }
+
+    /// `table` is `events` or `deliveries` (never user input).
+    pub async fn renew(&self, table: &'static str, ids: Vec<i64>) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let until = self.lease_until(now_ms());
+        let live_state = if table == "events" {
+            "received"
+        } else {
+            "pending"
+        };
+        self.execute(
+            &format!(
+                "UPDATE {table} SET claimed_until = $1 WHERE id = ANY($2) AND claimed_by = $3 AND state = '{live_state}'"
+            ),
+            &[&until, &ids, &self.inner.replica],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn release(&self) -> Result<(), StoreError> {
+        for table in ["events", "deliveries"] {
+            self.execute(
+                &format!("UPDATE {table} SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1"),
+                &[&self.inner.replica],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,452 @@
+//! Events: storing an accepted webhook (with the sender-retry window),
+//! recording its routing and deliveries in one statement, claiming
+//! unrouted events, pruning finished ones.
+
+use super::*;
+
+/// Stores an event unless its body was seen on its hook within the dedup
+/// window: the window's row (whose primary key makes a sender retry that
+/// reaches two replicas at once wait for the first) and the event, in one
+/// statement.
+const INSERT_EVENT: &str = "WITH d AS (
+        INSERT INTO event_dedup (hook, body_sha256, event_id, until)
+        VALUES ($1, $2, nextval('events_id_seq'), $3)
+        ON CONFLICT (hook, body_sha256) DO UPDATE
+        SET event_id = excluded.event_id, until = excluded.until
+        WHERE event_dedup.until <= $4
+        RETURNING event_id)
+     INSERT INTO events (id, hook, received_at, body_sha256, body, kind, action, short_id, state, claimed_by, claimed_until)
+     SELECT event_id, $1, $4, $2, $5, $6, $7, $8, 'received', $9, $10 FROM d
+     RETURNING id";
+
+/// The event a body within its dedup window was stored as.
+const EXISTING_EVENT: &str =
+    "SELECT event_id FROM event_dedup WHERE hook = $1 AND body_sha256 = $2 AND until > $3";
+
+/// Routes an event that needs no route dedup: marks it routed (unless it
+/// already was: then no row comes back) and inserts its deliveries from
+/// arrays, pending ones claimed by this replica. One row per delivery
+/// (or one with NULL delivery columns when there are none).
+const ROUTE_EVENT: &str = "WITH e AS (
+        UPDATE events SET state = 'routed', enrichment = $2, alert_json = $3, routes = $4, routed_at = $5,
+        claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state = 'received'
+        RETURNING received_at, hook, short_id),
+     ins AS (
+        INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at,
+                                last_error, summary, claimed_by, claimed_until)
+        SELECT $1, u.route, u.destination, u.payload, u.state, e.received_at, $5, $5, u.note, u.summary,
+               CASE WHEN u.state = 'pending' THEN $6 END, CASE WHEN u.state = 'pending' THEN $7::BIGINT END
+        FROM e, UNNEST($8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::TEXT[])
+             AS u(route, destination, payload, state, note, summary)
+        RETURNING id, route, destination, state)
+     SELECT e.received_at, e.hook, e.short_id, ins.id, ins.route, ins.destination, ins.state
+     FROM e LEFT JOIN ins ON TRUE";
+
+/// The pending deliveries among rows (id, route, destination, state) just
+/// inserted for `r`, in id order. (route, destination) is unique within an
+/// event.
+fn due_from<'a>(
+    r: &Routing,
+    rows: impl Iterator<Item = (i64, &'a str, &'a str, &'a str)>,
+    received_at: i64,
+    hook: &str,
+    short_id: &Option<String>,
+) -> Vec<DueDelivery> {
+    let mut created: Vec<DueDelivery> = rows
+        .filter(|(_, _, _, state)| *state == "pending")
+        .filter_map(|(id, route, destination, _)| {
+            let d = r
+                .deliveries
+                .iter()
+                .find(|d| d.route == route && d.destination == destination)?;
+            Some(DueDelivery {
+                id,
+                event_id: r.event_id,
+                destination: d.destination.clone(),
+                payload: d.payload.clone(),
+                attempts: 0,
+                created_at: received_at,
+                hook: hook.to_owned(),
+                short_id: short_id.clone(),
+                digest: false,
+            })
+        })
+        .collect();
+    created.sort_by_key(|d| d.id);
+    created
+}
+
+/// One event's values for [`INSERT_EVENT`] and [`EXISTING_EVENT`].
+struct EventParams<'a> {
+    e: &'a NewEvent,
+    now: i64,
+    until: i64,
+    replica: &'a str,
+}
+
+impl EventParams<'_> {
+    /// Stores the event, or finds the one a sender retry repeats. `None`:
+    /// the retry's window closed between the two statements.
+    async fn store(
+        &self,
+        c: &impl GenericClient,
+        insert: &Statement,
+        existing: &Statement,
+    ) -> Result<Option<Inserted>, tokio_postgres::Error> {
+        let e = self.e;
+        let row = c
+            .query_opt(
+                insert,
+                &[
+                    &e.hook,
+                    &&e.sha256[..],
+                    &(self.now + e.dedup_window_ms),
+                    &self.now,
+                    &e.body,
+                    &e.kind,
+                    &e.action,
+                    &e.short_id,
+                    &self.replica,
+                    &self.until,
+                ],
+            )
+            .await?;
+        match row {
+            Some(row) => Ok(Some(Inserted {
+                id: row.get(0),
+                duplicate: false,
+            })),
+            None => self.find(c, existing).await,
+        }
+    }
+
+    /// The stored event this body repeats within its window, if any.
+    async fn find(
+        &self,
+        c: &impl GenericClient,
+        existing: &Statement,
+    ) -> Result<Option<Inserted>, tokio_postgres::Error> {
+        let row = c
+            .query_opt(existing, &[&self.e.hook, &&self.e.sha256[..], &self.now])
+            .await?;
+        Ok(row.map(|row| Inserted {
+            id: row.get(0),
+            duplicate: true,
+        }))
+    }
+}
+
+fn window_closed() -> StoreError {
+    StoreError::Unavailable(
+        "a sender retry's dedup window closed while it was checked; try again".into(),
+    )
+}
+
+impl Postgres {
+    pub async fn insert_event(&self, e: NewEvent) -> Result<Inserted, StoreError> {
+        let mut client = self.client().await?;
+        let now = now_ms();
+        let full = self.inner.pending() >= self.inner.max_pending;
+        let r: Result<Result<Inserted, StoreError>, tokio_postgres::Error> = async {
+            let insert = client.prepare_cached(INSERT_EVENT).await?;
+            let existing = client.prepare_cached(EXISTING_EVENT).await?;
+            let params = EventParams {
+                e: &e,
+                now,
+                until: self.lease_until(now),
+                replica: &self.inner.replica,
+            };
+            if full {
+                // No room: only a sender retry of a stored event gets its 202.
+                let found = params.find(&**client, &existing).await?;
+                return Ok(found.ok_or(StoreError::Full(self.inner.pending())));
+            }
+            let Some((id, window)) = &e.message_id else {
+                // The common case in one round trip, without a transaction block.
+                let stored = params.store(&**client, &insert, &existing).await?;
+                return Ok(stored.ok_or_else(window_closed));
+            };
+            // A webhook id to record too: both or neither.
+            let tx = client.transaction().await?;
+            let Some(stored) = params.store(&*tx, &insert, &existing).await? else {
+                return Ok(Err(window_closed()));
+            };
+            if !stored.duplicate {
+                let seen = tx
+                    .prepare_cached(
+                        "INSERT INTO webhook_ids (hook, id, until) VALUES ($1, $2, $3)
+                         ON CONFLICT (hook, id) DO UPDATE SET until = excluded.until
+                         WHERE webhook_ids.until < $4 RETURNING 1",
+                    )
+                    .await?;
+                let until = now + window;
+                let fresh = tx.query_opt(&seen, &[&e.hook, id, &until, &now]).await?;
+                if fresh.is_none() {
+                    tx.rollback().await?;
+                    return Ok(Err(StoreError::Replay));
+                }
+            }
+            tx.commit().await?;
+            Ok(Ok(stored))
+        }
+        .await;
+        let inserted = self.seen(r)??;
+        if !inserted.duplicate {
+            self.inner.delta.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(inserted)
+    }
+
+    pub async fn record_routing(&self, r: Routing) -> Result<Option<Vec<DueDelivery>>, StoreError> {
+        let mut client = self.client().await?;
+        let now = now_ms();
+        let until = self.lease_until(now);
+        let replica = &self.inner.replica;
+        if r.deliveries.iter().all(|d| d.dedup.is_none()) {
+            // No route dedup to settle first: one statement, no transaction block.
+            let routes = serde_json::to_string(&r.routes).unwrap_or_else(|_| "[]".into());
+            let col = |f: fn(&NewDelivery) -> Option<&str>| -> Vec<Option<&str>> {
+                r.deliveries.iter().map(f).collect()
+            };
+            let states: Vec<&str> = r
+                .deliveries
+                .iter()
+                .map(|d| {
+                    if d.failed.is_some() {
+                        "dead"
+                    } else {
+                        "pending"
+                    }
+                })
+                .collect();
+            let (routes_col, dests, payloads, notes, summaries) = (
+                col(|d| Some(d.route.as_str())),
+                col(|d| Some(d.destination.as_str())),
+                col(|d| Some(d.payload.as_str())),
+                col(|d| d.failed.as_deref()),
+                col(|d| d.summary.as_deref()),
+            );
+            let result: Result<Vec<Row>, tokio_postgres::Error> = async {
+                let stmt = client.prepare_cached(ROUTE_EVENT).await?;
+                client
+                    .query(
+                        &stmt,
+                        &[
+                            &r.event_id,
+                            &r.enrichment,
+                            &r.alert_json,
+                            &routes,
+                            &now,
+                            replica,
+                            &until,
+                            &routes_col,
+                            &dests,
+                            &payloads,
+                            &states,
+                            &notes,
+                            &summaries,
+                        ],
+                    )
+                    .await
+            }
+            .await;
+            let rows = self.seen(result)?;
+            let Some(first) = rows.first() else {
+                let exists = self
+                    .query("SELECT 1 FROM events WHERE id = $1", &[&r.event_id])
+                    .await?;
+                return if exists.is_empty() {
+                    Err(StoreError::NotFound(format!("event {}", r.event_id)))
+                } else {
+                    Ok(None)
+                };
+            };
+            let (received_at, hook, short_id): (i64, String, Option<String>) =
+                (first.get(0), first.get(1), first.get(2));
+            let inserted = rows.iter().filter_map(|row| {
+                let id: Option<i64> = row.get(3);
+                Some((id?, row.get(4), row.get(5), row.get(6)))
+            });
+            let created = due_from(&r, inserted, received_at, &hook, &short_id);
+            self.adjust_pending(created.len());
+            return Ok(Some(created));
+        }
+        let result: Result<Result<Option<Vec<DueDelivery>>, StoreError>, tokio_postgres::Error> =
+            async {
+                let tx = client.transaction().await?;
+                // Routed once: the row lock makes a second routing of the
+                // same event (another replica after a lease ran out) wait,
+                // then find it no longer `received`.
+                let routes = serde_json::to_string(&r.routes).unwrap_or_else(|_| "[]".into());
+                let mark = tx
+                    .prepare_cached(
+                        "UPDATE events SET state = 'routed', enrichment = $2, alert_json = $3, routes = $4, routed_at = $5,
+                         claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state = 'received'
+                         RETURNING received_at, hook, short_id",
+                    )
+                    .await?;
+                let Some(row) = tx
+                    .query_opt(&mark, &[&r.event_id, &r.enrichment, &r.alert_json, &routes, &now])
+                    .await?
+                else {
+                    let exists = tx
+                        .query_opt("SELECT 1 FROM events WHERE id = $1", &[&r.event_id])
+                        .await?
+                        .is_some();
+                    tx.rollback().await?;
+                    return Ok(if exists {
+                        Ok(None)
+                    } else {
+                        Err(StoreError::NotFound(format!("event {}", r.event_id)))
+                    });
+                };
+                let received_at: i64 = row.get(0);
+                let hook: String = row.get(1);
+                let short_id: Option<String> = row.get(2);
+                let n = r.deliveries.len();
+                let (mut routes_col, mut dests, mut payloads, mut states, mut notes, mut summaries) = (
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                );
+                for d in &r.deliveries {
+                    let mut state = "pending";
+                    let mut note: Option<String> = d.failed.clone();
+                    if note.is_some() {
+                        state = "dead";
+                    } else if let Some((key, window)) = &d.dedup {
+                        // Inserted, or replaced an expired window: send.
+                        let dedup = tx
+                            .prepare_cached(
+                                "INSERT INTO route_dedup (route, destination, key, until) VALUES ($1, $2, $3, $4)
+                                 ON CONFLICT (route, destination, key) DO UPDATE SET until = excluded.until
+                                 WHERE route_dedup.until <= $5 RETURNING 1",
+                            )
+                            .await?;
+                        let fresh = tx
+                            .query_opt(&dedup, &[&d.route, &d.destination, key, &(now + window), &now])
+                            .await?;
+                        if fresh.is_none() {
+                            state = "skipped";
+                            note = Some(format!(
+                                "already sent within the route's dedup window ({key})"
+                            ));
+                        }
+                    }
+                    routes_col.push(d.route.as_str());
+                    dests.push(d.destination.as_str());
+                    payloads.push(d.payload.as_str());
+                    states.push(state);
+                    notes.push(note);
+                    summaries.push(d.summary.clone());
+                }
+                let mut created = Vec::new();
+                if n > 0 {
+                    // Every delivery in one statement; pending ones are
+                    // claimed by this replica, which delivers them.
+                    let insert = tx
+                        .prepare_cached(
+                            "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at,
+                                                     last_error, summary, claimed_by, claimed_until)
+                             SELECT $1, u.route, u.destination, u.payload, u.state, $2, $3, $3, u.note, u.summary,
+                                    CASE WHEN u.state = 'pending' THEN $4 END, CASE WHEN u.state = 'pending' THEN $5::BIGINT END
+                             FROM UNNEST($6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[])
+                                  AS u(route, destination, payload, state, note, summary)
+                             RETURNING id, route, destination, state",
+                        )
+                        .await?;
+                    let rows = tx
+                        .query(
+                            &insert,
+                            &[&r.event_id, &received_at, &now, replica, &until, &routes_col, &dests, &payloads, &states, &notes, &summaries],
+                        )
+                        .await?;
+                    let rows = rows
+                        .iter()
+                        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)));
+                    created = due_from(&r, rows, received_at, &hook, &short_id);
+                }
+                tx.commit().await?;
+                Ok(Ok(Some(created)))
+            }
+            .await;
+        let created = self.seen(result)??;
+        if let Some(c) = &created {
+            self.adjust_pending(c.len());
+        }
+        Ok(created)
+    }
+
+    /// An event routed into `created` pending deliveries.
+    fn adjust_pending(&self, created: usize) {
+        self.inner
+            .delta
+            .fetch_add(created as i64 - 1, Ordering::Relaxed);
+    }
+
+    pub async fn prune(&self, before: i64) -> Result<usize, StoreError> {
+        let mut client = self.client().await?;
+        let now = now_ms();
+        let r: Result<u64, tokio_postgres::Error> = async {
+            let tx = client.transaction().await?;
+            tx.execute(
+                "CREATE TEMP TABLE doomed ON COMMIT DROP AS
+                 SELECT id FROM events e WHERE received_at < $1 AND state = 'routed'
+                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state IN ('pending', 'dead', 'held'))",
+                &[&before],
+            )
+            .await?;
+            tx.execute(
+                "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id IN (SELECT id FROM doomed))",
+                &[],
+            )
+            .await?;
+            tx.execute("DELETE FROM deliveries WHERE event_id IN (SELECT id FROM doomed)", &[])
+                .await?;
+            let n = tx
+                .execute("DELETE FROM events WHERE id IN (SELECT id FROM doomed)", &[])
+                .await?;
+            tx.execute("DELETE FROM route_dedup WHERE until < $1", &[&now]).await?;
+            tx.execute("DELETE FROM webhook_ids WHERE until < $1", &[&now]).await?;
+            tx.execute("DELETE FROM event_dedup WHERE until < $1", &[&now]).await?;
+            // Send windows are at most an hour or so; keep a day.
+            tx.execute("DELETE FROM send_slots WHERE at < $1", &[&(now - 86_400_000)])
+                .await?;
+            tx.commit().await?;
+            Ok(n)
+        }
+        .await;
+        Ok(self.seen(r)? as usize)
+    }
+
+    pub async fn claim_unrouted(
+        &self,
+        after_id: i64,
+        limit: usize,
+        own: bool,
+    ) -> Result<Vec<(i64, String, Vec<u8>)>, StoreError> {
+        let now = now_ms();
+        let limit = limit as i64;
+        let rows = self
+            .query(
+                "UPDATE events e SET claimed_by = $4, claimed_until = $5
+                 FROM (SELECT id FROM events
+                       WHERE state = 'received' AND id > $1
+                         AND (claimed_until IS NULL OR claimed_until < $2 OR ($6 AND claimed_by = $4))
+                       ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) c
+                 WHERE e.id = c.id
+                 RETURNING e.id, e.hook, e.body",
+                &[&after_id, &now, &limit, &self.inner.replica, &self.lease_until(now), &own],
+            )
+            .await?;
+        let mut out: Vec<(i64, String, Vec<u8>)> = rows
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        out.sort_by_key(|r| r.0);
+        Ok(out)
+    }
+}
