@@ -5,15 +5,16 @@
 //! deliveries finish within the grace period, leave the rest in the spool.
 
 use crate::config::{Config, ConfigErrors};
+use crate::coord::Coordinator;
 use crate::delivery::{Dispatcher, Shared};
-use crate::enrich::Enricher;
 use crate::ingress::{self, auth::ReplayGuard, IngressState, Limits};
+use crate::live::{Generation, Live};
 use crate::pipeline::{Intake, Pipeline};
 use crate::store::{spool_log, Store};
 use crate::telemetry::{labels1, Metrics};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -25,45 +26,15 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(600);
 /// How often queue gauges are refreshed.
 const GAUGES_EVERY: Duration = Duration::from_secs(5);
 
-/// One configuration and what is built from it; replaced as a whole.
-pub struct Generation {
-    pub config: Arc<Config>,
-    pub enricher: Arc<Enricher>,
-}
-
-/// The current [`Generation`], swapped atomically by a reload. Readers take
-/// an `Arc` and keep a consistent view for as long as they hold it.
-pub struct Live {
-    current: RwLock<Arc<Generation>>,
-}
-
-impl Live {
-    pub fn new(generation: Generation) -> Live {
-        Live {
-            current: RwLock::new(Arc::new(generation)),
-        }
-    }
-
-    pub fn get(&self) -> Arc<Generation> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    fn set(&self, generation: Generation) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(generation);
-    }
-}
-
-/// A configuration to switch to, or the errors of a file that failed to load.
 /// How long start-up waits for a database spool before listening anyway.
 const STORE_START_WAIT: Duration = Duration::from_secs(5);
 
+/// A configuration to switch to, or the errors of a file that failed to load.
 pub type ReloadRequest = Result<Config, ConfigErrors>;
 
 pub struct App {
-    config: Config,
+    generation: Generation,
+    http: reqwest::Client,
     store: Store,
     metrics: Arc<Metrics>,
     public: TcpListener,
@@ -75,8 +46,13 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the spool and binds the listeners. Errors name the key at fault.
+    /// Builds what the configuration describes (templates compiled), opens
+    /// the spool and binds the listeners. Errors name the key at fault.
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        let http = crate::http::client();
+        let metrics = Arc::new(Metrics::new());
+        let generation = Generation::build(config, &http, &metrics)?;
+        let config = &generation.config;
         let store = Store::open(&config.store)?;
         // A database spool usually answers within milliseconds; give it a
         // moment so a healthy start does not begin with 503s. If it does not
@@ -88,9 +64,10 @@ impl App {
         Ok(App {
             public_addr: public.local_addr()?,
             admin_addr: admin.local_addr()?,
-            config,
+            generation,
+            http,
             store,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             public,
             admin,
             reload_tx,
@@ -118,7 +95,8 @@ impl App {
     /// Runs until `shutdown` is cancelled, then drains and returns.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let App {
-            config,
+            generation,
+            http,
             store,
             metrics,
             public,
@@ -129,19 +107,12 @@ impl App {
             mut reload_rx,
         } = self;
         drop(reload_tx);
-        for w in &config.warnings {
+        for w in &generation.config.warnings {
             tracing::warn!(message = "Configuration warning.", warning = %w);
         }
-        let http = crate::http::client();
-        let config = Arc::new(config);
-        let live = Arc::new(Live::new(Generation {
-            enricher: Arc::new(Enricher::new(
-                &config.origins,
-                http.clone(),
-                metrics.clone(),
-            )),
-            config: config.clone(),
-        }));
+        let config = generation.config.clone();
+        let live = Arc::new(Live::new(generation));
+        let coord = Coordinator::for_store(&store);
         let tracker = TaskTracker::new();
         // Workers and the pipeline stop only after ingress has stopped, so
         // an event accepted during shutdown is still handed over.
@@ -213,23 +184,27 @@ impl App {
                 _ = ready => tracing::info!(message = "The spool is ready; starting delivery."),
             }
         }
-        orphan_unconfigured(&store, &config).await;
         let dispatcher = Arc::new(Dispatcher::start(
             Shared {
                 store: store.clone(),
+                coord: coord.clone(),
                 http: http.clone(),
                 metrics: metrics.clone(),
                 delivery: config.delivery.clone(),
                 shutdown_grace: grace,
                 live: Some(live.clone()),
             },
-            &config.destinations,
+            &live.get().destinations,
             &tracker,
             &work_cancel,
         ));
+        dispatcher
+            .orphan_unconfigured(&live.get().destinations)
+            .await;
         let pipeline = Arc::new(Pipeline::new(
             live.clone(),
             store.clone(),
+            coord.clone(),
             dispatcher.clone(),
             metrics.clone(),
         ));
@@ -238,6 +213,7 @@ impl App {
             watch.clone(),
             live.clone(),
             store.clone(),
+            coord.clone(),
             intake.clone(),
             work_cancel.clone(),
         ));
@@ -252,7 +228,7 @@ impl App {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 Some(request) = reload_rx.recv() => {
-                    apply_reload(request, &live, &dispatcher, &store, &metrics, &http).await;
+                    apply_reload(request, &live, &dispatcher, &metrics, &http).await;
                 }
             }
         }
@@ -278,7 +254,7 @@ impl App {
         }
         // What this replica still held goes back to the others at once
         // (a shared spool; otherwise the leases would have to run out).
-        if let Err(e) = store.release().await {
+        if let Err(e) = coord.release().await {
             tracing::warn!(message = "Cannot release this replica's claims; other replicas take them over when the leases expire.", error = %e);
         }
         admin_cancel.cancel();
@@ -294,13 +270,13 @@ async fn apply_reload(
     request: ReloadRequest,
     live: &Live,
     dispatcher: &Dispatcher,
-    store: &Store,
     metrics: &Arc<Metrics>,
     http: &reqwest::Client,
 ) {
     crate::telemetry::notify_systemd(&[sd_notify::NotifyState::Reloading]);
-    let new = match request {
-        Ok(c) => c,
+    let built = request.and_then(|config| Generation::build(config, http, metrics));
+    let generation = match built {
+        Ok(g) => g,
         Err(errors) => {
             metrics
                 .config_reloads
@@ -321,6 +297,7 @@ async fn apply_reload(
         }
     };
     let old = live.get().config.clone();
+    let new = generation.config.clone();
     for (key, changed) in [
         ("server.listen", old.server.listen != new.server.listen),
         ("admin.listen", old.admin.listen != new.admin.listen),
@@ -331,6 +308,10 @@ async fn apply_reload(
         (
             "server.header_read_timeout",
             old.server.header_read_timeout != new.server.header_read_timeout,
+        ),
+        (
+            "server.shutdown_grace",
+            old.server.shutdown_grace != new.server.shutdown_grace,
         ),
         (
             "store",
@@ -361,13 +342,10 @@ async fn apply_reload(
     for w in &new.warnings {
         tracing::warn!(message = "Configuration warning.", warning = %w);
     }
-    let new = Arc::new(new);
-    live.set(Generation {
-        enricher: Arc::new(Enricher::new(&new.origins, http.clone(), metrics.clone())),
-        config: new.clone(),
-    });
-    for name in dispatcher.reconcile(&new.destinations) {
-        orphan(store, &name).await;
+    let removed = dispatcher.reconcile(&generation.destinations);
+    live.set(generation);
+    for name in removed {
+        dispatcher.orphan(&name).await;
     }
     metrics
         .config_reloads
@@ -383,41 +361,6 @@ async fn apply_reload(
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("configuration reloaded"),
     ]);
-}
-
-/// Dead-letters the pending deliveries of a destination that is no longer
-/// configured, so they are visible and replayable instead of stuck.
-pub async fn orphan(store: &Store, destination: &str) {
-    let reason = format!("destination {destination:?} is no longer in the configuration");
-    match store
-        .orphan_destination(destination.to_owned(), reason)
-        .await
-    {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!(
-            message = "Pending deliveries to a removed destination became dead letters.",
-            destination,
-            count = n
-        ),
-        Err(e) => {
-            tracing::error!(message = "Cannot dead-letter deliveries to a removed destination.", destination, error = %e)
-        }
-    }
-}
-
-/// At start: pending work for destinations the config no longer has.
-async fn orphan_unconfigured(store: &Store, config: &Config) {
-    match store.queue_depths().await {
-        Ok(depths) => {
-            for d in depths
-                .iter()
-                .filter(|d| !config.destinations.contains_key(&d.destination))
-            {
-                orphan(store, &d.destination).await;
-            }
-        }
-        Err(e) => spool_log!(warn, store, message = "Cannot read queue depths.", error = %e),
-    }
 }
 
 /// Periodic work: queue gauges and housekeeping.

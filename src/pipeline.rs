@@ -9,14 +9,16 @@
 //! them back from the spool, which is the real buffer. Processing an event
 //! twice is harmless: `record_routing` changes nothing the second time.
 
-use crate::app::Live;
+use crate::coord::Coordinator;
 use crate::delivery::Dispatcher;
 use crate::enrich::Enrichment;
 use crate::event::{self, Event};
+use crate::live::Live;
+use crate::recent::RecentIds;
 use crate::render::context::Target;
 use crate::render::{event_payload, Facts};
 use crate::route::route;
-use crate::store::{spool_log, NewDelivery, Routing, Store};
+use crate::store::{spool_log, Claimed, NewDelivery, Routing, Store, Unrouted};
 use crate::telemetry::Metrics;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -119,43 +121,27 @@ pub struct Pipeline {
     /// Ids recently routed: a sweep that read an event just before its
     /// routing committed must not start it again (it would only ask the
     /// alert API twice; the routing itself happens once either way).
-    finished: Mutex<Recent>,
-}
-
-/// The last [`FINISHED_MEMORY`] ids, for membership tests.
-#[derive(Default)]
-struct Recent {
-    set: HashSet<i64>,
-    order: std::collections::VecDeque<i64>,
-}
-
-impl Recent {
-    fn insert(&mut self, id: i64) {
-        if self.set.insert(id) {
-            self.order.push_back(id);
-            if self.order.len() > FINISHED_MEMORY {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
-                }
-            }
-        }
-    }
+    finished: Mutex<RecentIds>,
+    /// Claims on events in progress, when the spool is shared.
+    coord: Coordinator,
 }
 
 impl Pipeline {
     pub fn new(
         live: Arc<Live>,
         store: Store,
+        coord: Coordinator,
         dispatcher: Arc<Dispatcher>,
         metrics: Arc<Metrics>,
     ) -> Pipeline {
         Pipeline {
+            coord,
             live,
             store,
             dispatcher,
             metrics,
             in_progress: Mutex::new(HashSet::new()),
-            finished: Mutex::new(Recent::default()),
+            finished: Mutex::new(RecentIds::new(FINISHED_MEMORY)),
         }
     }
 
@@ -169,14 +155,18 @@ impl Pipeline {
         cancel: CancellationToken,
     ) {
         let permits = Arc::new(Semaphore::new(MAX_IN_PROGRESS));
-        // With a shared spool: renew the leases of the events in progress,
-        // and take over events that a dead replica accepted but never routed.
-        let shared = self.store.shared();
-        let tick = (self.store.lease() / 3).min(OTHERS_SWEEP);
-        let mut next_tick = tokio::time::Instant::now() + tick;
+        // With claims (a shared spool): renew the leases of the events in
+        // progress, and take over events that a dead replica accepted but
+        // never routed.
+        let tick = self
+            .coord
+            .renew_every()
+            .map(|every| every.min(OTHERS_SWEEP));
+        let mut next_tick = tick.map(|t| tokio::time::Instant::now() + t);
         loop {
-            if shared && tokio::time::Instant::now() >= next_tick {
-                next_tick = tokio::time::Instant::now() + tick;
+            let now = tokio::time::Instant::now();
+            if let (Some(tick), Some(true)) = (tick, next_tick.map(|t| now >= t)) {
+                next_tick = Some(now + tick);
                 let ids: Vec<i64> = self
                     .in_progress
                     .lock()
@@ -184,15 +174,21 @@ impl Pipeline {
                     .iter()
                     .copied()
                     .collect();
-                if let Err(e) = self.store.renew_events(ids).await {
+                if let Err(e) = self.coord.renew(Claimed::Events, ids).await {
                     spool_log!(warn, self.store, message = "Cannot renew event leases; another replica may take them over.", error = %e);
                 }
-                if let Sweep::Cancelled = self.sweep(false, &permits, &tracker, &cancel).await {
+                if let Sweep::Cancelled = self
+                    .sweep(Unrouted::Abandoned, &permits, &tracker, &cancel)
+                    .await
+                {
                     return;
                 }
             }
             if intake.behind.load(Ordering::SeqCst) && rx.is_empty() {
-                match self.sweep(true, &permits, &tracker, &cancel).await {
+                match self
+                    .sweep(Unrouted::Backlog, &permits, &tracker, &cancel)
+                    .await
+                {
                     Sweep::Cancelled => return,
                     Sweep::Failed => {
                         tokio::select! {
@@ -205,8 +201,9 @@ impl Pipeline {
                         // event committed while ingress still saw `behind`
                         // is in neither place: one more sweep finds it.
                         intake.behind.store(false, Ordering::SeqCst);
-                        if let Sweep::Cancelled =
-                            self.sweep(true, &permits, &tracker, &cancel).await
+                        if let Sweep::Cancelled = self
+                            .sweep(Unrouted::Backlog, &permits, &tracker, &cancel)
+                            .await
                         {
                             return;
                         }
@@ -218,7 +215,8 @@ impl Pipeline {
             let accepted = tokio::select! {
                 _ = cancel.cancelled() => return,
                 a = rx.recv() => match a { Some(a) => a, None => return },
-                _ = tokio::time::sleep_until(next_tick), if shared => continue,
+                // Never polled without claims (the branch is disabled).
+                _ = tokio::time::sleep_until(next_tick.unwrap_or(now)), if next_tick.is_some() => continue,
             };
             if !self.start(accepted, &permits, &tracker, &cancel).await {
                 return;
@@ -227,13 +225,11 @@ impl Pipeline {
     }
 
     /// One pass over the unrouted events in the spool, starting those not
-    /// already in progress (waiting for permits as it goes). With a shared
-    /// spool, `own` also takes this replica's own unexpired claims (events
-    /// it accepted but left to the spool); without it, only others' expired
-    /// ones.
+    /// already in progress (waiting for permits as it goes): this process's
+    /// backlog, or (with a shared spool) what dead replicas abandoned.
     async fn sweep(
         self: &Arc<Self>,
-        own: bool,
+        which: Unrouted,
         permits: &Arc<Semaphore>,
         tracker: &TaskTracker,
         cancel: &CancellationToken,
@@ -241,7 +237,7 @@ impl Pipeline {
         let mut cursor = 0i64;
         let mut started = 0;
         loop {
-            let rows = self.store.unrouted_after(cursor, SCAN_BATCH, own).await;
+            let rows = self.store.unrouted_after(cursor, SCAN_BATCH, which).await;
             let rows = match rows {
                 Ok(r) => r,
                 Err(e) => {
@@ -306,8 +302,7 @@ impl Pipeline {
             .finished
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .set
-            .contains(&a.id);
+            .contains(a.id);
         if routed {
             self.in_progress
                 .lock()
@@ -378,7 +373,7 @@ impl Pipeline {
         let mut deliveries = Vec::with_capacity(targets.len());
         let mut route_names: Vec<String> = Vec::new();
         for t in targets {
-            let Some(dest) = config.destinations.get(&t.destination) else {
+            let Some(dest) = generation.destinations.get(&t.destination) else {
                 continue;
             };
             if !route_names.contains(&t.route) {
@@ -401,6 +396,7 @@ impl Pipeline {
                 payload,
                 failed,
                 summary: dest
+                    .config
                     .digest
                     .then(|| serde_json::to_string(&facts.summary()).unwrap_or_default()),
                 dedup: t.dedup.map(|w| {
@@ -465,7 +461,7 @@ impl Pipeline {
         // Routed with a configuration that a reload has since replaced:
         // the destination is gone.
         for name in orphaned {
-            crate::app::orphan(&self.store, &name).await;
+            self.dispatcher.orphan(&name).await;
         }
         true
     }

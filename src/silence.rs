@@ -7,7 +7,8 @@
 //! forgets a silence nor announces it twice; a hook never heard from starts
 //! its clock when it is first watched. One notice per silence.
 
-use crate::app::Live;
+use crate::coord::Coordinator;
+use crate::live::Live;
 use crate::pipeline::{Accepted, Intake};
 use crate::store::{now_ms, spool_log, HookClock, NewEvent, Store};
 use serde_json::json;
@@ -55,6 +56,7 @@ pub async fn run(
     watch: Arc<Watch>,
     live: Arc<Live>,
     store: Store,
+    coord: Coordinator,
     intake: Intake,
     cancel: CancellationToken,
 ) {
@@ -81,7 +83,7 @@ pub async fn run(
                 .last(&hook)
                 .filter(|s| pushed.get(&hook).is_none_or(|p| s > p))
             {
-                match store.clock_seen(&hook, seen).await {
+                match coord.clock_seen(&hook, seen).await {
                     Ok(recovered) => {
                         pushed.insert(hook.clone(), seen);
                         if let Some((clock, _)) = known.get_mut(&hook) {
@@ -117,7 +119,7 @@ pub async fn run(
             if !ask {
                 continue;
             }
-            match store.clock_check(&hook, now, within_ms).await {
+            match coord.clock_check(&hook, now, within_ms).await {
                 Ok(check) => {
                     if check.went_silent {
                         let last = check.clock.last_event_at;

@@ -405,3 +405,91 @@ async fn sighup_recompiles_templates_and_keeps_the_old_one_when_the_new_is_broke
     let got = fake.wait_for(path, 3, WAIT).await;
     assert_eq!(text(&got[2]), "v2 Suspicious PowerShell download cradle");
 }
+
+/// A reload that changes a destination while 50 of its messages are in
+/// flight (a chat service that takes 2 s) and 30 more are queued: every
+/// event reaches the chat service exactly once, and the queued ones go out
+/// under the new settings (`rate`). A broken config sent mid-flight is
+/// refused and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_never_sends_an_in_flight_message_twice() {
+    const IN_FLIGHT: usize = 50;
+    const QUEUED: usize = 30;
+    let fake = Fake::start().await;
+    fake.always(
+        SLACK,
+        Reply::status(200, "ok").delay(Duration::from_secs(2)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&fake, dir.path(), TO_SLACK);
+    edit_config(
+        &config,
+        "kind = \"slack\"\n",
+        "kind = \"slack\"\nconcurrency = 50\n",
+    );
+    let daemon = Daemon::spawn(&config).await;
+    for n in 0..IN_FLIGHT + QUEUED {
+        assert_eq!(daemon.post_unique(n).await, 202);
+    }
+    fake.wait_started(SLACK, IN_FLIGHT, WAIT).await;
+
+    // New pacing for the destination: its worker is replaced while the
+    // first 50 are still on the wire.
+    edit_config(
+        &config,
+        "concurrency = 50\n",
+        "concurrency = 50\nrate = \"10/s\"\n",
+    );
+    let reloaded_at = std::time::Instant::now();
+    daemon.signal(libc::SIGHUP);
+    wait_log(&daemon, "Configuration reloaded.").await;
+    // A broken file mid-flight: refused, the running config keeps serving.
+    edit_config(&config, "rate = \"10/s\"", "rate = \"often\"");
+    daemon.signal(libc::SIGHUP);
+    wait_log(&daemon, "Configuration reload rejected").await;
+
+    let got = fake
+        .wait_distinct(SLACK, IN_FLIGHT + QUEUED, Duration::from_secs(60))
+        .await;
+    // Every outcome committed, nothing else pending: then count what the
+    // chat service saw (a second send would have started at the reload).
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let m = daemon.metrics().await;
+        let delivered = metric(
+            &m,
+            "hookrelay_deliveries_total",
+            &["destination=\"slack\"", "outcome=\"delivered\""],
+        );
+        if delivered >= (IN_FLIGHT + QUEUED) as f64 {
+            assert_eq!(delivered, (IN_FLIGHT + QUEUED) as f64, "{m}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let all = fake.received(SLACK);
+    assert_eq!(
+        all.len(),
+        IN_FLIGHT + QUEUED,
+        "some messages were sent twice: {} requests for {} events",
+        all.len(),
+        IN_FLIGHT + QUEUED
+    );
+    let bodies: std::collections::HashSet<_> = got.iter().map(|r| r.body.clone()).collect();
+    assert_eq!(bodies.len(), IN_FLIGHT + QUEUED);
+
+    // The queued 30 went out after the in-flight 50 were answered, at no
+    // more than 10 in any second (each answered 2 s after it was sent).
+    let mut answered: Vec<std::time::Instant> = all.iter().map(|r| r.at).collect();
+    answered.sort();
+    let queued = &answered[IN_FLIGHT..];
+    assert!(queued[0] > reloaded_at + Duration::from_secs(2));
+    for w in queued.windows(11) {
+        assert!(
+            w[10] - w[0] >= Duration::from_millis(900),
+            "11 messages within {:?}: the new rate was not applied",
+            w[10] - w[0]
+        );
+    }
+}

@@ -479,6 +479,26 @@ async fn no_secret_in_logs_or_metrics_on_any_error_path() {
         logs.contains("http://127.0.0.1:1/…"),
         "the unreachable URL should show redacted:\n{logs}"
     );
+    // The config's own list of its secrets covers every one used here.
+    let env = std::collections::HashMap::from([(
+        "SEKOIA_KEY".to_owned(),
+        "sekoia-key-0123456789".to_owned(),
+    )]);
+    let loaded = hookrelay::config::load_str(&std::fs::read_to_string(&config).unwrap(), &env)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let listed: Vec<&str> = loaded.secrets().iter().map(|s| s.expose()).collect();
+    for s in secrets {
+        assert!(
+            listed.iter().any(|l| l.contains(s)),
+            "{s:?} is not in Config::secrets()"
+        );
+    }
+    for s in listed {
+        assert!(
+            !logs.contains(s),
+            "a configured secret is in the logs:\n{logs}"
+        );
+    }
     for s in secrets {
         assert!(!logs.contains(s), "secret {s:?} in logs:\n{logs}");
         assert!(!metrics.contains(s), "secret {s:?} in metrics");

@@ -9,6 +9,7 @@ use hookrelay::config::{StoreConfig, StoreKind};
 use hookrelay::secret::Secret;
 use hookrelay::store::{
     now_ms, Completion, Inserted, NewDelivery, NewEvent, Routing, Selector, Store, StoreError,
+    Unrouted,
 };
 use std::time::Duration;
 
@@ -142,7 +143,7 @@ async fn routing_happens_once_and_outcomes_are_kept() {
             "{name}"
         );
         let unrouted_ids: Vec<i64> = store
-            .unrouted_after(0, 10, true)
+            .unrouted_after(0, 10, Unrouted::Backlog)
             .await
             .unwrap()
             .into_iter()
@@ -404,7 +405,7 @@ async fn lifecycle_survives_reopen() {
             .unwrap();
         assert_eq!(
             store
-                .unrouted_after(0, 10, true)
+                .unrouted_after(0, 10, Unrouted::Backlog)
                 .await
                 .unwrap()
                 .into_iter()
@@ -519,4 +520,107 @@ async fn the_wal_stays_bounded_under_sustained_writes() {
     // 12,800 events of 4 KB: ~100 MB written; the WAL restarts at ~16 MB
     // and is truncated back to 64 MB at most.
     assert!(size <= 64 << 20, "WAL is {} MB", size >> 20);
+}
+
+/// `rate` and `max_per_minute` mean the same on both stores: at most N
+/// sends in any window of the period (a sliding window), and a send the
+/// rate refuses uses up no minute slot.
+#[tokio::test]
+async fn pacing_is_a_sliding_window_and_a_refusal_takes_no_slot() {
+    use hookrelay::config::Rate;
+    use hookrelay::coord::{Coordinator, Limits, Pace, Sending};
+    let per = Duration::from_millis(400);
+    let limits = Limits {
+        max_per_minute: Some(4),
+        rate: Some(Rate { count: 2, per }),
+    };
+    for (name, store, _dir) in backends(1000).await {
+        let coord = Coordinator::for_store(&store);
+        let pace = || coord.pace("chat", limits, Sending::Message);
+        assert_eq!(pace().await.unwrap(), Pace::Go, "{name}");
+        assert_eq!(pace().await.unwrap(), Pace::Go, "{name}");
+        // Refused by `rate` until the first send leaves its window: the
+        // whole period, not a token's share of it.
+        for _ in 0..3 {
+            match pace().await.unwrap() {
+                Pace::Wait(w) => assert!(
+                    w > per / 2 && w <= per,
+                    "{name}: wait {w:?} for a 2 per {per:?} window"
+                ),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        // Once the window has passed, two more go out: the refusals took
+        // none of the four minute slots.
+        let mut sent = 0;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while sent < 2 {
+            assert!(std::time::Instant::now() < deadline, "{name}");
+            match pace().await.unwrap() {
+                Pace::Go => sent += 1,
+                Pace::Wait(w) => tokio::time::sleep(w).await,
+                Pace::OverLimit(_) => panic!("{name}: a refused send used a minute slot"),
+            }
+        }
+        // The fifth in the minute is over `max_per_minute`; a digest is not
+        // counted against it, only against `rate`.
+        assert!(
+            matches!(pace().await.unwrap(), Pace::OverLimit(w) if w > Duration::from_secs(58)),
+            "{name}"
+        );
+        let digest = coord.pace("chat", limits, Sending::Digest).await.unwrap();
+        assert!(matches!(digest, Pace::Wait(_)), "{name}: {digest:?}");
+        // Another destination has windows of its own.
+        assert_eq!(
+            coord.pace("other", limits, Sending::Message).await.unwrap(),
+            Pace::Go,
+            "{name}"
+        );
+    }
+}
+
+/// A pause after a 429 is known to every sender to that destination (and
+/// only to that one), on both stores.
+#[tokio::test]
+async fn pauses_are_shared_and_later_ones_win() {
+    use hookrelay::coord::Coordinator;
+    for (name, store, _dir) in backends(1000).await {
+        let coord = Coordinator::for_store(&store);
+        let until = now_ms() + 60_000;
+        coord.pause("chat", until).await.unwrap();
+        coord.pause("chat", until - 30_000).await.unwrap();
+        assert_eq!(
+            coord.paused_until("chat").await.unwrap(),
+            Some(until),
+            "{name}"
+        );
+        assert_eq!(coord.paused_until("other").await.unwrap(), None, "{name}");
+        coord.pause("other", now_ms() - 1).await.unwrap();
+        assert_eq!(coord.paused_until("other").await.unwrap(), None, "{name}");
+        // One digest turn per interval.
+        let every = Duration::from_secs(60);
+        assert!(coord.digest_turn("chat", every).await.unwrap(), "{name}");
+        assert!(!coord.digest_turn("chat", every).await.unwrap(), "{name}");
+    }
+}
+
+/// Another process holding the SQLite file's write lock past the busy
+/// timeout: the caller hears why ("database is locked"), not that the
+/// spool is closed.
+#[tokio::test]
+async fn a_write_lock_held_elsewhere_is_reported_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(&dir, 100)).unwrap();
+    let other = rusqlite::Connection::open(dir.path().join("spool.db")).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let err = store
+        .insert_event(event("{\"locked\":1}"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Unavailable(m) if m.contains("locked")),
+        "{err:?}"
+    );
+    other.execute_batch("ROLLBACK").unwrap();
+    insert(&store, "{\"locked\":2}").await;
 }

@@ -61,7 +61,14 @@ impl ConfigArg {
     /// Loads the config, printing every error (each naming its key).
     fn load(&self) -> Result<Config, ExitCode> {
         let path = self.path();
-        config::load_file(&path).map_err(|errors| {
+        // Templates are compiled here too, so their errors and warnings
+        // are the configuration's.
+        let loaded = config::load_file(&path).and_then(|mut config| {
+            let (_, warnings) = crate::render::destinations(&config)?;
+            config.warnings.extend(warnings);
+            Ok(config)
+        });
+        loaded.map_err(|errors| {
             eprintln!("hookrelay: invalid configuration {}:", path.display());
             for e in &errors.0 {
                 eprintln!("  {e}");

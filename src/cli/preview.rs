@@ -62,16 +62,20 @@ pub async fn preview(
         return ExitCode::SUCCESS;
     }
     let facts = Facts::build(&event, &enrichment, config.alert_link(&hook_name));
+    let destinations = match crate::render::destinations(&config) {
+        Ok((d, _)) => d,
+        Err(errors) => return fail(errors.to_string()),
+    };
     let mut failed = false;
     for t in targets {
         if only.as_ref().is_some_and(|d| d != &t.destination) {
             continue;
         }
-        let dest = Arc::new(config.destinations[&t.destination].clone());
+        let dest = &destinations[&t.destination];
         println!(
             "=== {} ({}) via route {:?}",
             t.destination,
-            dest.kind.as_str(),
+            dest.config.kind.as_str(),
             t.route
         );
         let target = Target {
@@ -79,8 +83,8 @@ pub async fn preview(
             route: Some(&t.route),
             destination: &t.destination,
         };
-        match event_payload(&dest, &event, &enrichment, &facts, target) {
-            Ok(body) => print_request(&dest, "msg_preview", &body),
+        match event_payload(dest, &event, &enrichment, &facts, target) {
+            Ok(body) => print_request(&Arc::new(dest.config.clone()), "msg_preview", &body),
             Err(reason) => {
                 failed = true;
                 println!(
@@ -129,7 +133,11 @@ fn print_request(dest: &Arc<DestinationConfig>, id: &str, body: &str) {
 }
 
 pub async fn send_test(config: Config, destination: &str) -> ExitCode {
-    let Some(dest) = config.destinations.get(destination) else {
+    let destinations = match crate::render::destinations(&config) {
+        Ok((d, _)) => d,
+        Err(errors) => return fail(errors.to_string()),
+    };
+    let Some(built) = destinations.get(destination) else {
         return fail(format!(
             "--destination: no destination named {destination:?} (have: {})",
             config
@@ -140,7 +148,13 @@ pub async fn send_test(config: Config, destination: &str) -> ExitCode {
                 .join(", ")
         ));
     };
-    let payload = own_message(dest, destination, "test", &Facts::test_message(destination));
+    let payload = own_message(
+        built,
+        destination,
+        "test",
+        &Facts::test_message(destination),
+    );
+    let dest = &built.config;
     let sink = Sink::new(Arc::new(dest.clone()), crate::http::client(), 1);
     let id = format!("msg_test_{}", uuid::Uuid::new_v4().simple());
     let (outcome, took) = sink.send(&id, &payload).await;

@@ -325,9 +325,10 @@ pub struct DestinationConfig {
     #[serde(default)]
     pub secret: Option<Secret>,
 
-    /// `template` and `subject`, compiled when the config is loaded.
+    /// The text of `template` (relative to the config file's directory),
+    /// read at load; `render::destinations` compiles it with `subject`.
     #[serde(skip)]
-    pub templates: Option<crate::render::Templates>,
+    pub template_source: Option<String>,
 }
 
 /// How an e-mail destination secures its SMTP connection.
@@ -518,13 +519,28 @@ impl Config {
         found
     }
 
-    /// Every secret in the configuration, for scrubbing foreign error texts.
+    /// Every secret in the configuration: the one list of what must never
+    /// be printed (the security tests check logs, metrics and `check`
+    /// output against it).
     pub fn secrets(&self) -> Vec<&Secret> {
         let mut out: Vec<&Secret> = Vec::new();
         out.extend(self.origins.values().filter_map(|o| o.api_key.as_ref()));
         out.extend(self.hooks.values().filter_map(|h| h.secret.as_ref()));
-        out.extend(self.destinations.values().filter_map(|d| d.url.as_ref()));
+        out.extend(self.destinations.values().flat_map(|d| d.secrets()));
         out.extend(self.store.url.as_ref());
+        out
+    }
+}
+
+impl DestinationConfig {
+    /// This destination's secrets: its URL, header values, signing secret
+    /// and SMTP password. The sinks scrub foreign error texts of them.
+    pub fn secrets(&self) -> Vec<&Secret> {
+        let mut out: Vec<&Secret> = Vec::new();
+        out.extend(self.url.as_ref());
+        out.extend(self.headers.values());
+        out.extend(self.secret.as_ref());
+        out.extend(self.password.as_ref());
         out
     }
 }

@@ -148,7 +148,7 @@ fn destination_kind_keys(dest: &DestinationConfig, key: &str, errors: &mut Vec<C
         }
     }
     if let Some(secret) = &dest.secret {
-        if crate::ingress::auth::standard_webhooks_key(secret.expose()).is_none() {
+        if crate::signing::standard_webhooks_key(secret.expose()).is_none() {
             errors.push(err(
                 format!("{key}.secret"),
                 "a standard-webhooks secret is \"whsec_\" followed by base64",
@@ -168,43 +168,6 @@ const RESERVED_HEADERS: &[&str] = &[
     "webhook-timestamp",
     "webhook-signature",
 ];
-
-/// Compiles `template` (relative to the config file's directory) and an
-/// e-mail `subject`, so their errors are config errors.
-fn compile_templates(
-    dest: &mut DestinationConfig,
-    key: &str,
-    dir: &std::path::Path,
-    errors: &mut Vec<ConfigError>,
-) {
-    use crate::render::{Escape, Templates};
-    if dest.template.is_none() && dest.subject.is_none() {
-        return;
-    }
-    let escape = if dest.kind == DestinationKind::Email {
-        Escape::Html
-    } else {
-        Escape::Json
-    };
-    let resolved = dest.template.as_ref().map(|p| dir.join(p));
-    let shown = dest.template.as_ref().map(|p| p.display().to_string());
-    let body = shown.as_deref().zip(resolved.as_deref());
-    let subject = dest
-        .subject
-        .as_deref()
-        .filter(|_| dest.kind == DestinationKind::Email);
-    match Templates::compile(body, subject, escape) {
-        Ok(t) => dest.templates = Some(t),
-        Err(e) => {
-            let field = if e.starts_with("subject") {
-                "subject"
-            } else {
-                "template"
-            };
-            errors.push(err(format!("{key}.{field}"), e));
-        }
-    }
-}
 
 fn http_url(raw: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(raw).map_err(|e| format!("not a valid URL ({e})"))?;
@@ -396,10 +359,14 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
     for (name, dest) in config.destinations.iter_mut() {
         let key = format!("destinations.{name}");
         destination_kind_keys(dest, &key, &mut errors);
-        compile_templates(dest, &key, dir, &mut errors);
-        if dest.templates.is_some() {
-            for problem in crate::render::trial(dest, name) {
-                warnings.push(format!("{key}.template: {problem}"));
+        if let Some(path) = &dest.template {
+            let resolved = dir.join(path);
+            match std::fs::read_to_string(&resolved) {
+                Ok(text) => dest.template_source = Some(text),
+                Err(e) => errors.push(err(
+                    format!("{key}.template"),
+                    format!("cannot read template {}: {e}", resolved.display()),
+                )),
             }
         }
         if dest.digest && dest.max_per_minute.is_none() {

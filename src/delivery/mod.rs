@@ -8,26 +8,40 @@
 //! overflowed). A delivery row stays `pending` until its outcome is
 //! committed, so a crash at any point leaves it to be resumed: at least
 //! once, never lost.
+//!
+//! A reload that changes a destination replaces its worker. The new one
+//! starts only once the old one has finished its in-flight sends and
+//! committed their outcomes (within the shutdown grace), and takes over
+//! its memory of finished ids, so a reload never sends a message twice;
+//! what was still queued goes out under the new settings.
 
+mod attempt;
 mod pacing;
 mod worker;
 
-pub use pacing::{backoff, SlidingWindow, TokenBucket};
+pub use attempt::message_id;
+pub use pacing::backoff;
 
-use crate::config::{DeliveryConfig, DestinationConfig};
-use crate::store::{DueDelivery, Store};
+use crate::config::DeliveryConfig;
+use crate::coord::Coordinator;
+use crate::live::Live;
+use crate::render::Destination;
+use crate::store::{spool_log, DueDelivery, Store};
 use crate::telemetry::Metrics;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use worker::{Handover, Worker};
 
 /// What every worker shares.
 #[derive(Clone)]
 pub struct Shared {
     pub store: Store,
+    /// Pauses, send windows and digest turns, for the whole deployment.
+    pub coord: Coordinator,
     pub http: reqwest::Client,
     pub metrics: Arc<Metrics>,
     pub delivery: DeliveryConfig,
@@ -35,19 +49,21 @@ pub struct Shared {
     pub shutdown_grace: Duration,
     /// The live configuration, to render again a message that could not
     /// be rendered when it was routed (a replayed dead letter).
-    pub live: Option<Arc<crate::app::Live>>,
+    pub live: Option<Arc<Live>>,
 }
 
 /// One running worker.
 struct Handle {
     tx: mpsc::UnboundedSender<DueDelivery>,
     cancel: CancellationToken,
-    /// The settings it runs with, to tell whether a reload changed them.
-    dest: DestinationConfig,
+    /// The destination it runs, to tell whether a reload changed it.
+    dest: Arc<Destination>,
+    /// Resolves when the worker has stopped, with what its successor needs.
+    exited: oneshot::Receiver<Handover>,
 }
 
 /// Hands new deliveries to their destination's worker, and starts, stops
-/// or restarts workers when the configuration changes.
+/// or replaces workers when the configuration changes.
 pub struct Dispatcher {
     workers: Mutex<HashMap<String, Handle>>,
     shared: Shared,
@@ -60,7 +76,7 @@ impl Dispatcher {
     /// `cancel` fires (after draining in-flight requests within the grace).
     pub fn start(
         shared: Shared,
-        destinations: &BTreeMap<String, DestinationConfig>,
+        destinations: &BTreeMap<String, Arc<Destination>>,
         tracker: &TaskTracker,
         cancel: &CancellationToken,
     ) -> Dispatcher {
@@ -74,28 +90,36 @@ impl Dispatcher {
         d
     }
 
-    fn spawn(&self, name: &str, dest: &DestinationConfig) -> Handle {
+    fn spawn(
+        &self,
+        name: &str,
+        dest: &Arc<Destination>,
+        predecessor: Option<oneshot::Receiver<Handover>>,
+    ) -> Handle {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (exit_tx, exited) = oneshot::channel();
         let cancel = self.cancel.child_token();
-        let w = worker::Worker::new(
+        let w = Worker::new(
             name.to_owned(),
             dest.clone(),
             self.shared.clone(),
             rx,
             cancel.clone(),
         );
-        self.tracker.spawn(w.run());
+        self.tracker.spawn(w.run(predecessor, exit_tx));
         Handle {
             tx,
             cancel,
             dest: dest.clone(),
+            exited,
         }
     }
 
     /// Makes the running workers match `destinations`: new ones start,
-    /// changed ones restart (their pending rows are picked up again from
-    /// the spool), removed ones stop. Returns the removed names.
-    pub fn reconcile(&self, destinations: &BTreeMap<String, DestinationConfig>) -> Vec<String> {
+    /// changed ones are replaced (the successor waits for its predecessor's
+    /// in-flight sends, then picks the pending rows up from the spool),
+    /// removed ones stop. Returns the removed names.
+    pub fn reconcile(&self, destinations: &BTreeMap<String, Arc<Destination>>) -> Vec<String> {
         let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
         let removed: Vec<String> = workers
             .keys()
@@ -108,16 +132,19 @@ impl Dispatcher {
             }
         }
         for (name, dest) in destinations {
-            match workers.get(name) {
-                Some(h) if h.dest == *dest => {}
-                existing => {
-                    if let Some(h) = existing {
-                        h.cancel.cancel();
-                    }
-                    let handle = self.spawn(name, dest);
-                    workers.insert(name.clone(), handle);
+            let predecessor = match workers.remove(name) {
+                Some(h) if h.dest == *dest => {
+                    workers.insert(name.clone(), h);
+                    continue;
                 }
-            }
+                Some(h) => {
+                    h.cancel.cancel();
+                    Some(h.exited)
+                }
+                None => None,
+            };
+            let handle = self.spawn(name, dest, predecessor);
+            workers.insert(name.clone(), handle);
         }
         removed
     }
@@ -134,6 +161,43 @@ impl Dispatcher {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Dead-letters the pending deliveries of a destination that is no
+    /// longer configured, so they are visible and replayable instead of stuck.
+    pub async fn orphan(&self, destination: &str) {
+        let store = &self.shared.store;
+        let reason = format!("destination {destination:?} is no longer in the configuration");
+        match store
+            .orphan_destination(destination.to_owned(), reason)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                message = "Pending deliveries to a removed destination became dead letters.",
+                destination,
+                count = n
+            ),
+            Err(e) => {
+                tracing::error!(message = "Cannot dead-letter deliveries to a removed destination.", destination, error = %e)
+            }
+        }
+    }
+
+    /// At start: pending work for destinations the config no longer has.
+    pub async fn orphan_unconfigured(&self, destinations: &BTreeMap<String, Arc<Destination>>) {
+        let store = &self.shared.store;
+        match store.queue_depths().await {
+            Ok(depths) => {
+                for d in depths
+                    .iter()
+                    .filter(|d| !destinations.contains_key(&d.destination))
+                {
+                    self.orphan(&d.destination).await;
+                }
+            }
+            Err(e) => spool_log!(warn, store, message = "Cannot read queue depths.", error = %e),
         }
     }
 }

@@ -1,16 +1,19 @@
-//! One destination's worker: queue, pacing, concurrency, outcomes.
+//! One destination's worker: its queue, pacing, concurrency and outcomes.
+//! [`Worker::run`] is a loop of named steps: dispatch what may go out,
+//! send the digest when it is due, refill the queue from the spool, then
+//! wait for the next thing to happen; at shutdown, drain.
 
-use super::pacing::{backoff, SlidingWindow, TokenBucket};
+use super::attempt::{attempt, commit, Done};
 use super::Shared;
-use crate::config::DestinationConfig;
-use crate::render::{own_message, Facts, Summary};
-use crate::sinks::{Outcome, Sink};
-use crate::store::{now_ms, spool_log, Completion, DueDelivery, NewDigest, RenderSource};
-use crate::telemetry::labels1;
+use crate::coord::{Limits, Pace, Sending};
+use crate::recent::RecentIds;
+use crate::render::{own_message, Destination, Facts, Summary};
+use crate::sinks::Sink;
+use crate::store::{now_ms, spool_log, Claimed, DueDelivery, NewDigest};
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -29,83 +32,81 @@ const COMMIT_BACKLOG: usize = 256;
 /// How often an idle worker looks at the spool (retries that came due,
 /// replays from the CLI).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Held deliveries folded into one digest at most.
+const DIGEST_MAX: usize = 10_000;
+
+/// What a stopped worker leaves to the one that replaces it (a reload).
+pub(super) struct Handover {
+    finished: RecentIds,
+}
 
 pub(super) struct Worker {
     /// Shared with the commit tasks, for their logs.
     name: Arc<str>,
-    dest: Arc<DestinationConfig>,
+    dest: Arc<Destination>,
+    limits: Limits,
     sink: Arc<Sink>,
-    /// Shared by reference with every attempt and commit task (a clone of
-    /// `Shared` copies the spool's path).
+    /// Shared by reference with every attempt and commit task.
     shared: Arc<Shared>,
     rx: mpsc::UnboundedReceiver<DueDelivery>,
     cancel: CancellationToken,
     queue: VecDeque<DueDelivery>,
     /// Ids queued, in flight or committing: never fetched twice.
     known: HashSet<i64>,
-    /// Ids recently finished (the last [`FINISHED_MEMORY`]), in order.
-    finished: HashSet<i64>,
-    finished_order: VecDeque<i64>,
+    /// Ids recently finished.
+    finished: RecentIds,
     /// Deliveries were left in the spool because the queue was full.
     overflow: bool,
     /// Scan position (ids are monotonic); 0 restarts from the oldest.
     cursor: i64,
     next_scan: Instant,
-    /// When to renew the leases on what this worker holds (shared spool).
+    /// When to renew the claims on what this worker holds, if it must.
     next_renew: Instant,
     /// The target asked us to slow down (429 / Retry-After) until then.
     paused_until: Option<Instant>,
-    bucket: Option<TokenBucket>,
-    /// `max_per_minute`.
-    window: Option<SlidingWindow>,
     /// With `digest = true`: how often held deliveries go out as a digest.
     digest_every: Option<Duration>,
     next_digest: Instant,
     concurrency: usize,
+    inflight: JoinSet<Done>,
+    /// Outcomes being committed; their ids stay `known` until then, so a
+    /// scan cannot pick up a delivery that is already done.
+    committing: JoinSet<i64>,
 }
 
-/// Whether a message may go out now.
-enum Pace {
-    Go,
-    /// `max_per_minute` reached: hold it for the digest, or wait this long.
-    OverLimit(Duration),
-    /// `rate`: wait this long.
-    Wait(Duration),
-}
-
-/// What a finished attempt tells the worker.
-struct Done {
-    id: i64,
-    /// Pause the whole destination this long (throttled).
-    pause: Option<Duration>,
-    /// The delivery comes due again after this long (a retry).
-    retry_in: Option<Duration>,
-    /// What to record in the spool.
-    completion: Completion,
+/// What woke the loop up.
+enum Event {
+    Stop,
+    Committed(i64),
+    Attempted(Done),
+    Submitted(DueDelivery),
+    News(String),
+    Timer,
 }
 
 impl Worker {
     pub(super) fn new(
         name: String,
-        dest: DestinationConfig,
+        dest: Arc<Destination>,
         shared: Shared,
         rx: mpsc::UnboundedReceiver<DueDelivery>,
         cancel: CancellationToken,
     ) -> Worker {
         let now = Instant::now();
-        let concurrency = dest
+        let config = &dest.config;
+        let concurrency = config
             .concurrency
             .unwrap_or(shared.delivery.concurrency)
             .max(1);
-        let dest = Arc::new(dest);
+        let config_arc = Arc::new(config.clone());
         Worker {
-            sink: Arc::new(Sink::new(dest.clone(), shared.http.clone(), concurrency)),
-            bucket: dest.rate.map(|r| TokenBucket::new(r, now.into_std())),
-            window: dest
-                .max_per_minute
-                .map(|n| SlidingWindow::new(n, Duration::from_secs(60))),
-            digest_every: dest.digest.then_some(dest.digest_interval),
-            next_digest: now + dest.digest_interval,
+            sink: Arc::new(Sink::new(config_arc, shared.http.clone(), concurrency)),
+            limits: Limits {
+                max_per_minute: config.max_per_minute,
+                rate: config.rate,
+            },
+            digest_every: config.digest.then_some(config.digest_interval),
+            next_digest: now + config.digest_interval,
             concurrency,
             name: Arc::from(name),
             dest,
@@ -114,21 +115,68 @@ impl Worker {
             cancel,
             queue: VecDeque::new(),
             known: HashSet::new(),
-            finished: HashSet::new(),
-            finished_order: VecDeque::new(),
+            finished: RecentIds::new(FINISHED_MEMORY),
             overflow: true,
             cursor: 0,
             next_scan: now,
             next_renew: now,
             paused_until: None,
+            inflight: JoinSet::new(),
+            committing: JoinSet::new(),
         }
+    }
+
+    /// Runs until cancelled, then drains. With a `predecessor` (a reload
+    /// replaced it), starts only once that worker has stopped, so the two
+    /// never send the same delivery; `exit` hands this one's memory on.
+    pub(super) async fn run(
+        mut self,
+        predecessor: Option<oneshot::Receiver<Handover>>,
+        exit: oneshot::Sender<Handover>,
+    ) {
+        if let Some(before) = predecessor {
+            tokio::select! {
+                _ = self.cancel.cancelled() => {}
+                handed = before => {
+                    if let Ok(h) = handed {
+                        self.finished.absorb(h.finished);
+                    }
+                }
+            }
+        }
+        let mut news = Some(self.shared.coord.wakeups());
+        while !self.cancel.is_cancelled() {
+            let now = Instant::now();
+            let mut wake_at = now + IDLE_POLL;
+            self.lift_pause(now, &mut wake_at);
+            self.renew(now).await;
+            self.dispatch(now, &mut wake_at).await;
+            if self.digest(now, &mut wake_at).await {
+                continue;
+            }
+            if self.refill(now, &mut wake_at).await {
+                continue;
+            }
+            match self.next_event(wake_at, &mut news).await {
+                Event::Stop => break,
+                Event::Committed(id) => self.finish(id),
+                Event::Attempted(done) => self.attempted(done).await,
+                Event::Submitted(d) => self.submitted(d),
+                Event::News(about) => self.heard(about).await,
+                Event::Timer => {}
+            }
+        }
+        self.drain().await;
+        let _ = exit.send(Handover {
+            finished: self.finished,
+        });
     }
 
     /// Takes a delivery handed over by the pipeline just after its commit.
     /// A scan may already have found, sent and finished it while this
     /// hand-over waited in the channel: then it is not sent again.
     fn submitted(&mut self, d: DueDelivery) {
-        if self.finished.contains(&d.id) {
+        if self.finished.contains(d.id) {
             return;
         }
         self.enqueue(d);
@@ -137,14 +185,7 @@ impl Worker {
     /// Remembers a delivery whose outcome is committed.
     fn finish(&mut self, id: i64) {
         self.known.remove(&id);
-        if self.finished.insert(id) {
-            self.finished_order.push_back(id);
-            if self.finished_order.len() > FINISHED_MEMORY {
-                if let Some(old) = self.finished_order.pop_front() {
-                    self.finished.remove(&old);
-                }
-            }
-        }
+        self.finished.insert(id);
     }
 
     fn enqueue(&mut self, d: DueDelivery) {
@@ -160,121 +201,128 @@ impl Worker {
         self.queue.push_back(d);
     }
 
-    /// Whether one more message may go out now: `max_per_minute` (which
-    /// digests do not count against) and `rate`. With a shared spool the
-    /// windows are the cluster's, kept in the database.
-    async fn pace(&mut self, now: Instant, is_digest: bool) -> Pace {
-        if !self.shared.store.shared() {
-            if let (Some(window), false) = (&mut self.window, is_digest) {
-                if let Err(wait) = window.check(now.into_std()) {
-                    return Pace::OverLimit(wait);
-                }
-            }
-            if let Some(bucket) = &mut self.bucket {
-                if let Err(wait) = bucket.try_take(now.into_std()) {
-                    return Pace::Wait(wait);
-                }
-            }
-            if let (Some(window), false) = (&mut self.window, is_digest) {
-                window.record(now.into_std());
-            }
-            return Pace::Go;
-        }
-        let limits = [
-            self.dest
-                .max_per_minute
-                .filter(|_| !is_digest)
-                .map(|n| ("max_per_minute", n, Duration::from_secs(60))),
-            self.dest.rate.map(|r| ("rate", r.count, r.per)),
-        ];
-        for (kind, limit, window) in limits.into_iter().flatten() {
-            let taken = self
-                .shared
-                .store
-                .take_slot(&self.name, kind, limit, window.as_millis() as i64)
-                .await;
-            match taken {
-                Ok(Ok(())) => {}
-                Ok(Err(wait_ms)) => {
-                    let wait = Duration::from_millis(wait_ms.max(1) as u64);
-                    return if kind == "rate" {
-                        Pace::Wait(wait)
-                    } else {
-                        Pace::OverLimit(wait)
-                    };
-                }
-                Err(e) => {
-                    tracing::error!(message = "Cannot read the destination's send window; waiting.", destination = %self.name, error = %e);
-                    return Pace::Wait(IDLE_POLL);
-                }
+    fn lift_pause(&mut self, now: Instant, wake_at: &mut Instant) {
+        if let Some(p) = self.paused_until {
+            if p <= now {
+                self.paused_until = None;
+            } else {
+                *wake_at = (*wake_at).min(p);
             }
         }
-        Pace::Go
     }
 
-    /// Extends this replica's leases on the deliveries it holds.
-    async fn renew(&mut self) {
-        let lease = self.shared.store.lease();
-        self.next_renew = Instant::now() + lease / 3;
+    fn pause_until(&mut self, until: Instant) {
+        self.paused_until = Some(self.paused_until.map_or(until, |u| u.max(until)));
+    }
+
+    /// Extends the claims on what this worker holds, when claims exist.
+    async fn renew(&mut self, now: Instant) {
+        let Some(every) = self.shared.coord.renew_every() else {
+            return;
+        };
+        if now < self.next_renew {
+            return;
+        }
+        self.next_renew = now + every;
         let ids: Vec<i64> = self.known.iter().copied().collect();
-        if let Err(e) = self.shared.store.renew_deliveries(ids).await {
+        if let Err(e) = self.shared.coord.renew(Claimed::Deliveries, ids).await {
             spool_log!(warn, self.shared.store, message = "Cannot renew delivery leases; another replica may take them over.", destination = %self.name, error = %e);
         }
     }
 
-    /// Takes on a pause another replica was told to make (a shared spool).
-    async fn shared_pause(&mut self) {
-        let now = now_ms();
-        match self.shared.store.paused_until(&self.name).await {
-            Ok(Some(until)) => {
-                let p = Instant::now() + Duration::from_millis((until - now).max(0) as u64);
-                self.paused_until = Some(self.paused_until.map_or(p, |u| u.max(p)));
+    /// Sends what pacing and concurrency allow from the queue. Over
+    /// `max_per_minute` with `digest = true`, deliveries are held for the
+    /// next digest instead.
+    async fn dispatch(&mut self, now: Instant, wake_at: &mut Instant) {
+        while self.paused_until.is_none()
+            && self.inflight.len() < self.concurrency
+            && self.committing.len() < COMMIT_BACKLOG.max(self.concurrency)
+        {
+            let Some(front) = self.queue.front() else {
+                return;
+            };
+            let sending = if front.digest {
+                Sending::Digest
+            } else {
+                Sending::Message
+            };
+            let pace = self
+                .shared
+                .coord
+                .pace(&self.name, self.limits, sending)
+                .await;
+            match pace {
+                Ok(Pace::Go) => {}
+                Ok(Pace::OverLimit(wait)) if self.digest_every.is_some() => {
+                    if self.hold_front().await {
+                        continue;
+                    }
+                    *wake_at = (*wake_at).min(now + wait);
+                    return;
+                }
+                Ok(Pace::OverLimit(wait) | Pace::Wait(wait)) => {
+                    *wake_at = (*wake_at).min(now + wait);
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(message = "Cannot read the destination's send window; waiting.", destination = %self.name, error = %e);
+                    *wake_at = (*wake_at).min(now + IDLE_POLL);
+                    return;
+                }
             }
-            Ok(None) => {}
+            let Some(d) = self.queue.pop_front() else {
+                return;
+            };
+            self.inflight
+                .spawn(attempt(self.shared.clone(), self.sink.clone(), d));
+        }
+    }
+
+    /// Sets the front delivery aside for the next digest; false if the
+    /// spool could not record that (it stays queued).
+    async fn hold_front(&mut self) -> bool {
+        let Some(d) = self.queue.pop_front() else {
+            return false;
+        };
+        match self.shared.store.hold(d.id).await {
+            Ok(()) => {
+                self.finish(d.id);
+                true
+            }
             Err(e) => {
-                spool_log!(warn, self.shared.store, message = "Cannot read the destination's shared pause.", destination = %self.name, error = %e)
+                tracing::error!(message = "Cannot hold a delivery for the digest.", destination = %self.name, delivery_id = d.id, error = %e);
+                self.queue.push_front(d);
+                false
             }
         }
     }
 
-    async fn scan(&mut self) {
-        let now = now_ms();
-        // Another replica may have been told to slow down.
-        self.shared_pause().await;
-        let result = self
-            .shared
-            .store
-            .due(&self.name, now, self.cursor, SCAN_BATCH)
-            .await;
-        match result {
-            Ok(rows) => {
-                let full = rows.len() == SCAN_BATCH;
-                self.cursor = if full {
-                    rows.last().map_or(0, |r| r.id)
-                } else {
-                    0
-                };
-                for d in rows {
-                    self.enqueue(d);
-                }
-                if full {
-                    self.overflow = true;
-                    self.next_scan = Instant::now();
-                } else {
-                    self.overflow = false;
-                    self.next_scan = Instant::now() + IDLE_POLL;
-                }
-            }
+    /// Queues the digest of held deliveries when it is due and it is this
+    /// process's turn. True when the loop should start over (it queued one
+    /// or tried to).
+    async fn digest(&mut self, now: Instant, wake_at: &mut Instant) -> bool {
+        let Some(every) = self.digest_every else {
+            return false;
+        };
+        if now < self.next_digest {
+            *wake_at = (*wake_at).min(self.next_digest);
+            return false;
+        }
+        self.next_digest = Instant::now() + every;
+        match self.shared.coord.digest_turn(&self.name, every).await {
+            Ok(true) => self.queue_digest(every).await,
+            Ok(false) => {}
             Err(e) => {
-                spool_log!(error, self.shared.store, message = "Cannot read pending deliveries from the spool.", destination = %self.name, error = %e);
-                self.next_scan = Instant::now() + IDLE_POLL;
+                tracing::error!(message = "Cannot tell whose turn the digest is; trying again.", destination = %self.name, error = %e);
+                self.next_digest = Instant::now() + IDLE_POLL;
             }
         }
+        true
     }
 
     /// Replaces the held deliveries by one digest message, queued first.
-    async fn send_digest(&mut self, every: Duration) {
-        let held = match self.shared.store.held(&self.name, 10_000).await {
+    async fn queue_digest(&mut self, every: Duration) {
+        let held = match self.shared.store.held(&self.name, DIGEST_MAX).await {
             Ok(h) if !h.is_empty() => h,
             Ok(_) => return,
             Err(e) => {
@@ -318,347 +366,177 @@ impl Worker {
         }
     }
 
-    pub(super) async fn run(mut self) {
-        let mut inflight: JoinSet<Done> = JoinSet::new();
-        // Outcomes being committed; their ids stay `known` until then, so
-        // a scan cannot pick up a delivery that is already done.
-        let mut committing: JoinSet<i64> = JoinSet::new();
-        // Other replicas' news (a shared spool): a pause, replayed work.
-        let mut wakeups = self.shared.store.wakeups();
-        let mut wake_at: Instant;
-        loop {
-            let now = Instant::now();
-            wake_at = now + IDLE_POLL;
-            if let Some(p) = self.paused_until {
-                if p <= now {
-                    self.paused_until = None;
-                } else {
-                    wake_at = wake_at.min(p);
-                }
-            }
-            if self.shared.store.shared() && now >= self.next_renew {
-                self.renew().await;
-            }
-            // Dispatch what pacing and concurrency allow.
-            while self.paused_until.is_none()
-                && inflight.len() < self.concurrency
-                && committing.len() < COMMIT_BACKLOG.max(self.concurrency)
-                && !self.queue.is_empty()
+    /// Reads more from the spool when the queue runs low and a scan is due.
+    /// True when the loop should start over (something can go out now).
+    async fn refill(&mut self, now: Instant, wake_at: &mut Instant) -> bool {
+        if self.queue.len() >= SCAN_BATCH {
+            return false;
+        }
+        if self.overflow || now >= self.next_scan {
+            self.scan().await;
+            if !self.queue.is_empty()
+                && self.inflight.len() < self.concurrency
+                && self.paused_until.is_none()
             {
-                // Digests do not count against max_per_minute.
-                let is_digest = self.queue.front().is_some_and(|d| d.digest);
-                match self.pace(now, is_digest).await {
-                    Pace::Go => {}
-                    Pace::OverLimit(wait) => {
-                        if self.digest_every.is_some() {
-                            // Over the limit: set it aside for the next digest.
-                            let Some(d) = self.queue.pop_front() else {
-                                break;
-                            };
-                            match self.shared.store.hold(d.id).await {
-                                Ok(()) => {
-                                    self.finish(d.id);
-                                    continue;
-                                }
-                                Err(e) => {
-                                    tracing::error!(message = "Cannot hold a delivery for the digest.", destination = %self.name, delivery_id = d.id, error = %e);
-                                    self.queue.push_front(d);
-                                }
-                            }
-                        }
-                        wake_at = wake_at.min(now + wait);
-                        break;
-                    }
-                    Pace::Wait(wait) => {
-                        wake_at = wake_at.min(now + wait);
-                        break;
-                    }
-                }
-                let Some(d) = self.queue.pop_front() else {
-                    break;
+                return true;
+            }
+        }
+        *wake_at = (*wake_at).min(self.next_scan);
+        false
+    }
+
+    async fn scan(&mut self) {
+        let now = now_ms();
+        // Another replica may have been told to slow down.
+        self.shared_pause().await;
+        let result = self
+            .shared
+            .store
+            .due(&self.name, now, self.cursor, SCAN_BATCH)
+            .await;
+        match result {
+            Ok(rows) => {
+                let full = rows.len() == SCAN_BATCH;
+                self.cursor = if full {
+                    rows.last().map_or(0, |r| r.id)
+                } else {
+                    0
                 };
-                inflight.spawn(attempt(self.shared.clone(), self.sink.clone(), d));
-            }
-            if let Some(every) = self.digest_every {
-                if now >= self.next_digest {
-                    self.next_digest = Instant::now() + every;
-                    // With several replicas, one of them sends each digest.
-                    match self
-                        .shared
-                        .store
-                        .digest_turn(&self.name, every.as_millis() as i64)
-                        .await
-                    {
-                        Ok(true) => self.send_digest(every).await,
-                        Ok(false) => {}
-                        Err(e) => {
-                            tracing::error!(message = "Cannot tell whose turn the digest is; trying again.", destination = %self.name, error = %e);
-                            self.next_digest = Instant::now() + IDLE_POLL;
-                        }
-                    }
-                    continue;
+                for d in rows {
+                    self.enqueue(d);
                 }
-                wake_at = wake_at.min(self.next_digest);
+                self.overflow = full;
+                self.next_scan = if full {
+                    Instant::now()
+                } else {
+                    Instant::now() + IDLE_POLL
+                };
             }
-            // Refill from the spool when the queue runs low.
-            if self.queue.len() < SCAN_BATCH {
-                if self.overflow || now >= self.next_scan {
-                    self.scan().await;
-                    if !self.queue.is_empty()
-                        && inflight.len() < self.concurrency
-                        && self.paused_until.is_none()
-                    {
-                        continue;
-                    }
+            Err(e) => {
+                spool_log!(error, self.shared.store, message = "Cannot read pending deliveries from the spool.", destination = %self.name, error = %e);
+                self.next_scan = Instant::now() + IDLE_POLL;
+            }
+        }
+    }
+
+    /// Takes on a pause the deployment knows of (another replica's 429, or
+    /// a predecessor's).
+    async fn shared_pause(&mut self) {
+        match self.shared.coord.paused_until(&self.name).await {
+            Ok(Some(until)) => {
+                let left = Duration::from_millis((until - now_ms()).max(0) as u64);
+                self.pause_until(Instant::now() + left);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                spool_log!(warn, self.shared.store, message = "Cannot read the destination's shared pause.", destination = %self.name, error = %e)
+            }
+        }
+    }
+
+    async fn next_event(
+        &mut self,
+        wake_at: Instant,
+        news: &mut Option<broadcast::Receiver<String>>,
+    ) -> Event {
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => Event::Stop,
+            Some(id) = self.committing.join_next(), if !self.committing.is_empty() => {
+                id.map_or(Event::Timer, Event::Committed)
+            }
+            Some(done) = self.inflight.join_next(), if !self.inflight.is_empty() => match done {
+                Ok(done) => Event::Attempted(done),
+                Err(e) => {
+                    tracing::error!(message = "Delivery task failed.", destination = %self.name, error = %e);
+                    Event::Timer
                 }
-                wake_at = wake_at.min(self.next_scan);
+            },
+            Some(d) = self.rx.recv() => Event::Submitted(d),
+            about = next_news(news) => Event::News(about),
+            _ = tokio::time::sleep_until(wake_at) => Event::Timer,
+        }
+    }
+
+    /// An attempt finished: commit its outcome, schedule its retry, and
+    /// pause the destination (everywhere) if it asked to slow down.
+    async fn attempted(&mut self, done: Done) {
+        self.committing.spawn(commit(
+            self.shared.clone(),
+            self.name.clone(),
+            done.id,
+            done.completion,
+        ));
+        if let Some(r) = done.retry_in {
+            // Scan when the retry comes due, not at the next idle poll.
+            self.next_scan = self.next_scan.min(Instant::now() + r);
+        }
+        if let Some(p) = done.pause {
+            self.pause_until(Instant::now() + p);
+            let until = now_ms() + p.as_millis() as i64;
+            if let Err(e) = self.shared.coord.pause(&self.name, until).await {
+                tracing::warn!(message = "Cannot share the destination's pause with other replicas.", destination = %self.name, error = %e);
             }
+        }
+    }
+
+    /// News from elsewhere: a pause, or work to look at now.
+    async fn heard(&mut self, about: String) {
+        tracing::debug!(message = "Woken by news.", news = %about, destination = %self.name);
+        if about.is_empty() || about == *self.name {
+            // Before anything else is sent: a pause applies now.
+            self.shared_pause().await;
+            self.next_scan = Instant::now();
+        }
+    }
+
+    /// Shutdown (or replacement): lets in-flight attempts finish and commit
+    /// within the grace period; what does not finish stays pending.
+    async fn drain(&mut self) {
+        let grace = tokio::time::sleep(self.shared.shutdown_grace);
+        tokio::pin!(grace);
+        while !self.inflight.is_empty() || !self.committing.is_empty() {
             tokio::select! {
-                biased;
-                _ = self.cancel.cancelled() => break,
-                Some(id) = committing.join_next(), if !committing.is_empty() => {
+                _ = &mut grace => {
+                    tracing::warn!(message = "Shutdown grace expired; unfinished deliveries stay queued.", destination = %self.name, in_flight = self.inflight.len());
+                    self.inflight.abort_all();
+                    return;
+                }
+                Some(Ok(done)) = self.inflight.join_next(), if !self.inflight.is_empty() => {
+                    self.committing.spawn(commit(self.shared.clone(), self.name.clone(), done.id, done.completion));
+                }
+                Some(id) = self.committing.join_next(), if !self.committing.is_empty() => {
                     if let Ok(id) = id {
                         self.finish(id);
                     }
                 }
-                Some(done) = inflight.join_next(), if !inflight.is_empty() => {
-                    match done {
-                        Ok(done) => {
-                            committing.spawn(commit(self.shared.clone(), self.name.clone(), done.id, done.completion));
-                            if let Some(r) = done.retry_in {
-                                // Scan when the retry comes due, not at the next idle poll.
-                                self.next_scan = self.next_scan.min(Instant::now() + r);
-                            }
-                            if let Some(p) = done.pause {
-                                let until = Instant::now() + p;
-                                self.paused_until = Some(self.paused_until.map_or(until, |u| u.max(until)));
-                                // Every replica sending here slows down too.
-                                if let Err(e) = self.shared.store.pause(&self.name, now_ms() + p.as_millis() as i64).await {
-                                    tracing::warn!(message = "Cannot share the destination's pause with other replicas.", destination = %self.name, error = %e);
-                                }
-                            }
-                        }
-                        Err(e) => tracing::error!(message = "Delivery task failed.", destination = %self.name, error = %e),
-                    }
-                }
-                Some(d) = self.rx.recv() => self.submitted(d),
-                news = next_wakeup(&mut wakeups) => {
-                    tracing::debug!(message = "Woken by another replica.", news = %news, destination = %self.name);
-                    if news.is_empty() || news == *self.name {
-                        // Before anything else is sent: a pause applies now.
-                        self.shared_pause().await;
-                        self.next_scan = Instant::now();
-                    }
-                }
-                _ = tokio::time::sleep_until(wake_at) => {}
-            }
-        }
-        // Shutdown: let in-flight attempts finish and commit within the
-        // grace period; what does not finish stays pending in the spool.
-        let grace = tokio::time::sleep(self.shared.shutdown_grace);
-        tokio::pin!(grace);
-        while !inflight.is_empty() || !committing.is_empty() {
-            tokio::select! {
-                _ = &mut grace => {
-                    tracing::warn!(message = "Shutdown grace expired; unfinished deliveries stay queued for the next start.", destination = %self.name, in_flight = inflight.len());
-                    inflight.abort_all();
-                    break;
-                }
-                Some(Ok(done)) = inflight.join_next(), if !inflight.is_empty() => {
-                    committing.spawn(commit(self.shared.clone(), self.name.clone(), done.id, done.completion));
-                }
-                _ = committing.join_next(), if !committing.is_empty() => {}
             }
         }
     }
 }
 
-/// The next wake-up from other replicas; never, without a shared spool. A
-/// receiver that fell behind reads as "look at everything".
-async fn next_wakeup(wakeups: &mut Option<tokio::sync::broadcast::Receiver<String>>) -> String {
+/// The next piece of news; never once the channel is closed. A receiver
+/// that fell behind reads as "look at everything".
+async fn next_news(news: &mut Option<broadcast::Receiver<String>>) -> String {
     use tokio::sync::broadcast::error::RecvError;
-    let Some(rx) = wakeups else {
+    let Some(rx) = news else {
         return std::future::pending().await;
     };
     match rx.recv().await {
-        Ok(news) => news,
+        Ok(about) => about,
         Err(RecvError::Lagged(_)) => String::new(),
         Err(RecvError::Closed) => {
-            *wakeups = None;
+            *news = None;
             std::future::pending().await
         }
     }
-}
-
-/// A delivery's message id, the same on every attempt (Standard Webhooks
-/// `webhook-id`, e-mail Message-ID): receivers may use it to drop a
-/// duplicate. The creation time keeps it unique should the spool be
-/// recreated and row ids start over.
-pub fn message_id(d: &DueDelivery) -> String {
-    format!("msg_{}_{}", d.id, d.created_at)
-}
-
-/// One attempt: send and classify. The outcome is committed separately
-/// ([`commit`]), so a concurrency slot is not held through the spool's fsync.
-async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery) -> Done {
-    let name = &d.destination;
-    let attempt_no = d.attempts + 1;
-    // A message that could not be rendered when it was routed (a template
-    // error) and has since been replayed: render it now, with the current
-    // configuration (the fixed template).
-    let rendered = if d.payload.is_empty() && !d.digest {
-        Some(rerender(&shared, sink.destination(), &d).await)
-    } else {
-        None
-    };
-    let (outcome, took) = match &rendered {
-        Some(Err(reason)) => (
-            Outcome::Permanent {
-                status: None,
-                error: format!("cannot render: {reason}"),
-            },
-            Duration::ZERO,
-        ),
-        Some(Ok(payload)) => sink.send(&message_id(&d), payload).await,
-        None => sink.send(&message_id(&d), &d.payload).await,
-    };
-    let duration_ms = took.as_millis() as i64;
-    let m = &shared.metrics;
-    let mut pause = None;
-    let mut retry_in = None;
-    let completion = match outcome {
-        Outcome::Delivered { status } => {
-            let latency = (now_ms() - d.created_at).max(0) as f64 / 1000.0;
-            m.delivery_latency
-                .get_or_create(&labels1("destination", name))
-                .observe(latency);
-            m.delivery(name, "delivered");
-            tracing::info!(
-                message = "Delivered.", destination = %name, hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id,
-                delivery_id = d.id, attempt = attempt_no, status, latency_ms = (latency * 1000.0) as u64
-            );
-            Completion::Delivered {
-                id: d.id,
-                status,
-                duration_ms,
-            }
-        }
-        Outcome::Permanent { status, error } => {
-            m.delivery(name, "dead");
-            tracing::error!(
-                message = "Delivery failed permanently; kept as a dead letter.", destination = %name,
-                hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id, delivery_id = d.id, attempt = attempt_no, status, %error
-            );
-            Completion::Dead {
-                id: d.id,
-                status,
-                error,
-                duration_ms,
-            }
-        }
-        Outcome::Retry {
-            status,
-            error,
-            retry_after,
-            throttled,
-        } => {
-            let cfg = &shared.delivery;
-            let wait = backoff(attempt_no as u32, cfg.initial_backoff, cfg.max_backoff)
-                .max(retry_after.unwrap_or(Duration::ZERO));
-            if throttled {
-                pause = Some(retry_after.unwrap_or(wait));
-            }
-            let next = now_ms() + wait.as_millis() as i64;
-            let expires = d.created_at + cfg.max_age.as_millis() as i64;
-            if next > expires {
-                m.delivery(name, "dead");
-                let error = format!("gave up after {attempt_no} attempts (delivery.max_age reached); last error: {error}");
-                tracing::error!(
-                    message = "Delivery expired; kept as a dead letter.", destination = %name,
-                    hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id, delivery_id = d.id, attempt = attempt_no, status, %error
-                );
-                Completion::Dead {
-                    id: d.id,
-                    status,
-                    error,
-                    duration_ms,
-                }
-            } else {
-                m.delivery(name, "retry");
-                retry_in = Some(wait);
-                tracing::warn!(
-                    message = "Delivery failed; will retry.", destination = %name, hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id,
-                    delivery_id = d.id, attempt = attempt_no, status, %error,
-                    retry_in_ms = wait.as_millis() as u64
-                );
-                Completion::Retry {
-                    id: d.id,
-                    status,
-                    error,
-                    next_attempt_at: next,
-                    duration_ms,
-                }
-            }
-        }
-    };
-    Done {
-        id: d.id,
-        pause,
-        retry_in,
-        completion,
-    }
-}
-
-/// Renders a delivery's message again from its event and alert in the spool.
-async fn rerender(
-    shared: &Shared,
-    dest: &DestinationConfig,
-    d: &DueDelivery,
-) -> Result<String, String> {
-    use crate::enrich::Enrichment;
-    use crate::render::{context::Target, event_payload};
-    let live = shared
-        .live
-        .as_ref()
-        .ok_or("no configuration to render with")?;
-    let id = d.id;
-    let RenderSource {
-        hook,
-        body,
-        alert_json,
-        enrichment: enrichment_note,
-        route,
-    } = shared
-        .store
-        .render_source(id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("its event is no longer in the spool")?;
-    let event = crate::event::parse(&body).map_err(|e| e.0)?;
-    let enrichment = Enrichment::from_stored(enrichment_note.as_deref(), alert_json.as_deref());
-    let config = live.get().config.clone();
-    let facts = Facts::build(&event, &enrichment, config.alert_link(&hook));
-    let target = Target {
-        hook: Some(&hook),
-        route: Some(&route),
-        destination: &d.destination,
-    };
-    event_payload(dest, &event, &enrichment, &facts, target)
-}
-
-/// Records an attempt's outcome; returns the delivery id once committed.
-async fn commit(shared: Arc<Shared>, name: Arc<str>, id: i64, completion: Completion) -> i64 {
-    if let Err(e) = shared.store.complete(completion).await {
-        // The row stays pending and is attempted again (at least once).
-        tracing::error!(message = "Cannot record a delivery outcome; it will be attempted again.", destination = %name, delivery_id = id, error = %e);
-    }
-    id
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{DeliveryConfig, StoreConfig};
+    use crate::coord::Coordinator;
     use crate::store::Store;
 
     fn delivery(id: i64) -> DueDelivery {
@@ -687,6 +565,7 @@ mod tests {
         })
         .unwrap();
         let shared = Shared {
+            coord: Coordinator::for_store(&store),
             store,
             http: reqwest::Client::new(),
             metrics: Arc::new(crate::telemetry::Metrics::new()),
@@ -694,12 +573,18 @@ mod tests {
             shutdown_grace: Duration::from_secs(1),
             live: None,
         };
-        let dest: DestinationConfig = serde_json::from_value(serde_json::json!({
+        let dest: crate::config::DestinationConfig = serde_json::from_value(serde_json::json!({
             "kind": "slack", "url": "http://127.0.0.1:9/x"
         }))
         .unwrap();
         let (_tx, rx) = mpsc::unbounded_channel();
-        let mut w = Worker::new("chat".into(), dest, shared, rx, CancellationToken::new());
+        let mut w = Worker::new(
+            "chat".into(),
+            Arc::new(Destination::plain(dest)),
+            shared,
+            rx,
+            CancellationToken::new(),
+        );
 
         // Found by a scan, sent, its outcome committed.
         w.enqueue(delivery(7));

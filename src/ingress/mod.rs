@@ -14,7 +14,7 @@ mod hooks;
 pub use admin::admin_router;
 pub use hooks::public_router;
 
-use crate::app::Live;
+use crate::live::Live;
 use crate::pipeline::Intake;
 use crate::store::Store;
 use crate::telemetry::Metrics;

@@ -21,10 +21,12 @@ mod template;
 pub use escape::{clean, defuse_markdown, escape_slack};
 pub use template::{Escape, Templates};
 
-use crate::config::{DestinationConfig, DestinationKind};
+use crate::config::{Config, ConfigError, ConfigErrors, DestinationConfig, DestinationKind};
 use crate::enrich::{Alert, Enrichment, Urgency};
 use crate::event::Event;
 use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Longest title shown; titles are one line.
 const TITLE_MAX: usize = 250;
@@ -484,18 +486,18 @@ pub fn render(kind: DestinationKind, facts: &Facts, doc: &dyn Fn() -> Value) -> 
 /// produced invalid JSON for a JSON target): the delivery is dead-lettered
 /// with that reason.
 pub fn payload(
-    dest: &DestinationConfig,
+    dest: &Destination,
     facts: &Facts,
     doc: &dyn Fn() -> Value,
 ) -> Result<String, String> {
     let Some(templates) = &dest.templates else {
-        return Ok(match dest.kind {
+        return Ok(match dest.config.kind {
             DestinationKind::Teams => teams::render_string(facts),
             kind => render(kind, facts, doc).to_string(),
         });
     };
     let ctx = doc();
-    if dest.kind == DestinationKind::Email {
+    if dest.config.kind == DestinationKind::Email {
         let subject = templates
             .subject(&ctx)
             .transpose()?
@@ -510,13 +512,14 @@ pub fn payload(
         );
     }
     match templates.body(&ctx) {
-        None => Ok(render(dest.kind, facts, &|| ctx.clone()).to_string()),
+        None => Ok(render(dest.config.kind, facts, &|| ctx.clone()).to_string()),
         Some(out) => {
             let out = out?;
             let value: Value = serde_json::from_str(&out).map_err(|e| {
                 format!(
                     "template {} rendered invalid JSON ({e}); output starts {:?}",
-                    dest.template
+                    dest.config
+                        .template
                         .as_deref()
                         .map(|p| p.display().to_string())
                         .unwrap_or_default(),
@@ -531,7 +534,7 @@ pub fn payload(
 /// The payload of one routed event's delivery: [`payload`] with the
 /// message document of that event, built only if the destination needs it.
 pub fn event_payload(
-    dest: &DestinationConfig,
+    dest: &Destination,
     event: &Event,
     enrichment: &Enrichment,
     facts: &Facts,
@@ -545,7 +548,7 @@ pub fn event_payload(
 /// A message hookrelay makes itself (`"digest"`, `"test"`) for
 /// destination `name`. A template that fails on it is logged and the
 /// built-in message is sent instead: held alerts must still reach people.
-pub fn own_message(dest: &DestinationConfig, name: &str, kind: &str, facts: &Facts) -> String {
+pub fn own_message(dest: &Destination, name: &str, kind: &str, facts: &Facts) -> String {
     let doc = || {
         context::for_message(
             kind,
@@ -559,7 +562,7 @@ pub fn own_message(dest: &DestinationConfig, name: &str, kind: &str, facts: &Fac
     };
     payload(dest, facts, &doc).unwrap_or_else(|reason| {
         tracing::error!(message = "The destination's template cannot render this message; sending the built-in one.", destination = %name, kind, error = %reason);
-        render(dest.kind, facts, &doc).to_string()
+        render(dest.config.kind, facts, &doc).to_string()
     })
 }
 
@@ -567,7 +570,7 @@ pub fn own_message(dest: &DestinationConfig, name: &str, kind: &str, facts: &Fac
 /// alert, the same event with its alert unavailable, a digest) and returns
 /// what went wrong, for `check` to warn about before a real alert is
 /// dead-lettered by it.
-pub fn trial(dest: &DestinationConfig, name: &str) -> Vec<String> {
+fn trial(dest: &Destination, name: &str) -> Vec<String> {
     use crate::enrich::{Alert, Enrichment};
     const EVENT: &str = include_str!("../../tests/fixtures/event-alert-created.json");
     const ALERT: &str = include_str!("../../tests/fixtures/alert-full.json");
@@ -604,6 +607,93 @@ pub fn trial(dest: &DestinationConfig, name: &str) -> Vec<String> {
         ));
     }
     problems
+}
+
+/// A destination as messages are rendered for it: its settings and its
+/// compiled templates. Built from the configuration by [`destinations`];
+/// the configuration itself stays plain data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Destination {
+    pub config: DestinationConfig,
+    /// `template` and `subject`, compiled.
+    pub templates: Option<Templates>,
+}
+
+impl Destination {
+    /// A destination without templates (built-in messages only).
+    pub fn plain(config: DestinationConfig) -> Destination {
+        Destination {
+            config,
+            templates: None,
+        }
+    }
+}
+
+/// Every destination of `config`, its templates compiled. A template that
+/// does not compile is a config error naming its key; one that compiles but
+/// fails on sample messages is a warning (`check` prints it, the daemon
+/// logs it).
+pub fn destinations(
+    config: &Config,
+) -> Result<(BTreeMap<String, Arc<Destination>>, Vec<String>), ConfigErrors> {
+    let mut out = BTreeMap::new();
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    for (name, dest) in &config.destinations {
+        let key = format!("destinations.{name}");
+        match compile(dest) {
+            Ok(templates) => {
+                let built = Destination {
+                    config: dest.clone(),
+                    templates,
+                };
+                if built.templates.is_some() {
+                    for problem in trial(&built, name) {
+                        warnings.push(format!("{key}.template: {problem}"));
+                    }
+                }
+                out.insert(name.clone(), Arc::new(built));
+            }
+            Err((field, message)) => errors.push(ConfigError {
+                key: format!("{key}.{field}"),
+                message,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok((out, warnings))
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Compiles a destination's `template` and e-mail `subject`; on error, the
+/// field at fault and why.
+fn compile(dest: &DestinationConfig) -> Result<Option<Templates>, (&'static str, String)> {
+    if dest.template.is_none() && dest.subject.is_none() {
+        return Ok(None);
+    }
+    let escape = if dest.kind == DestinationKind::Email {
+        Escape::Html
+    } else {
+        Escape::Json
+    };
+    let shown = dest.template.as_ref().map(|p| p.display().to_string());
+    let body = shown.as_deref().zip(dest.template_source.as_deref());
+    let subject = dest
+        .subject
+        .as_deref()
+        .filter(|_| dest.kind == DestinationKind::Email);
+    Templates::compile(body, subject, escape)
+        .map(Some)
+        .map_err(|e| {
+            let field = if e.starts_with("subject") {
+                "subject"
+            } else {
+                "template"
+            };
+            (field, e)
+        })
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@ use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use std::cell::Cell;
 use std::fmt;
 use std::io;
-use std::path::Path;
 use std::sync::Arc;
 
 /// Instructions one rendering may execute; a card with every fact takes a
@@ -114,19 +113,19 @@ fn describe(e: &minijinja::Error, fallback_name: &str) -> String {
 }
 
 impl Templates {
-    /// Compiles a body template read from `path` (shown as `shown` in
-    /// errors) and/or a subject template. Errors name the file and line.
+    /// Compiles a body template (its source, named `shown` in errors: the
+    /// path as configured) and/or a subject template. Errors name the file
+    /// and line.
     pub fn compile(
-        body: Option<(&str, &Path)>,
+        body: Option<(&str, &str)>,
         subject: Option<&str>,
         escape: Escape,
     ) -> Result<Templates, String> {
         let mut env = environment(escape);
         let mut sources = (None, None);
         let mut body_name = None;
-        if let Some((shown, path)) = body {
-            let source = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read template {}: {e}", path.display()))?;
+        if let Some((shown, source)) = body {
+            let source = source.to_owned();
             env.add_template_owned(shown.to_owned(), source.clone())
                 .map_err(|e| describe(&e, shown))?;
             check_names(&env, shown)?;
@@ -259,17 +258,9 @@ fn check_names(env: &Environment<'static>, name: &str) -> Result<(), String> {
 mod tests {
     use super::*;
     use serde_json::json;
-    use std::io::Write;
-
-    fn file(text: &str) -> tempfile::NamedTempFile {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-        f
-    }
 
     fn compile(text: &str) -> Result<Templates, String> {
-        let f = file(text);
-        Templates::compile(Some(("card.json", f.path())), None, Escape::Json)
+        Templates::compile(Some(("card.json", text)), None, Escape::Json)
     }
 
     #[test]
@@ -318,9 +309,8 @@ mod tests {
 
     #[test]
     fn html_escaping_and_subjects() {
-        let f = file("<p>{{ message.headline }}</p>");
         let t = Templates::compile(
-            Some(("mail.html", f.path())),
+            Some(("mail.html", "<p>{{ message.headline }}</p>")),
             Some("[{{ urgency.display|default('none') }}] {{ message.headline }}\nnext"),
             Escape::Html,
         )

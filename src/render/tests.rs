@@ -330,29 +330,23 @@ fn webhook_document_carries_event_alert_and_route() {
     assert_eq!(v["link"], v["message"]["link"]);
 }
 
-fn with_template(
-    kind: DestinationKind,
-    text: &str,
-) -> (DestinationConfig, tempfile::NamedTempFile) {
-    use std::io::Write;
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    file.write_all(text.as_bytes()).unwrap();
+fn with_template(kind: DestinationKind, text: &str) -> (Destination, ()) {
     let escape = if kind == DestinationKind::Email {
         Escape::Html
     } else {
         Escape::Json
     };
-    let templates = Templates::compile(Some(("t", file.path())), None, escape).unwrap();
+    let templates = Templates::compile(Some(("t", text)), None, escape).unwrap();
     let dest: DestinationConfig = serde_json::from_value(serde_json::json!({
         "kind": kind.as_str(), "url": "https://example.com/x", "template": "t"
     }))
     .unwrap();
     (
-        DestinationConfig {
+        Destination {
+            config: dest,
             templates: Some(templates),
-            ..dest
         },
-        file,
+        (),
     )
 }
 

@@ -8,8 +8,8 @@
 use crate::config::{DestinationConfig, DestinationKind};
 use crate::enrich::error_chain;
 use crate::http::{excerpt, read_capped, retry_after};
-use crate::ingress::auth::standard_webhooks_sign;
 use crate::secret::{scrub, Secret};
+use crate::signing::standard_webhooks_sign;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -177,7 +177,7 @@ impl Sink {
         for (name, value, _) in self.http_request(id, payload, timestamp).headers {
             request = request.header(name, value);
         }
-        let secrets: Vec<&Secret> = std::iter::once(url).chain(dest.headers.values()).collect();
+        let secrets = dest.secrets();
         match request.send().await {
             Err(e) => {
                 let what = if e.is_timeout() {

@@ -109,6 +109,7 @@ impl Smtp {
                 }
             }
         };
+        // The destination's own list (its password among them).
         let secrets: Vec<&Secret> = self.password.iter().collect();
         // Each SMTP command has `timeout`; the whole dialogue gets twice that.
         let sent = tokio::time::timeout(self.timeout * 2, self.transport.send(message)).await;

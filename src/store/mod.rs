@@ -162,10 +162,13 @@ impl Store {
         }
     }
 
-    /// Whether several replicas may share this spool (PostgreSQL): work is
-    /// then claimed with leases and pacing state lives in the database.
-    pub fn shared(&self) -> bool {
-        matches!(self.backend, Backend::Postgres(_))
+    /// The database's cluster state, when several replicas may share this
+    /// spool (PostgreSQL); see [`crate::coord`].
+    pub fn cluster(&self) -> Option<Cluster> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(pg) => Some(Cluster(pg.clone())),
+        }
     }
 
     /// Whether the spool can take writes now (for `/readyz`).
@@ -173,14 +176,6 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(_) => true,
             Backend::Postgres(pg) => pg.healthy(),
-        }
-    }
-
-    /// How long a claim on work lasts without renewal.
-    pub fn lease(&self) -> Duration {
-        match &self.backend {
-            Backend::Sqlite(_) => Duration::MAX,
-            Backend::Postgres(pg) => pg.lease(),
         }
     }
 
@@ -323,98 +318,24 @@ impl Store {
     }
 
     /// Events accepted but not yet routed, after `after_id`: (id, hook,
-    /// body). With a shared spool they are claimed for this replica: those
-    /// nobody holds, and with `own` those this replica already holds.
+    /// body). With a shared spool they are claimed for this replica, as
+    /// `which` says; a SQLite spool's unrouted events are all this
+    /// process's backlog.
     pub async fn unrouted_after(
         &self,
         after_id: i64,
         limit: usize,
-        own: bool,
+        which: Unrouted,
     ) -> Result<Vec<(i64, String, Vec<u8>)>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => {
                 s.read(move |c| reads::unrouted_after(c, after_id, limit))
                     .await
             }
-            Backend::Postgres(pg) => pg.claim_unrouted(after_id, limit, own).await,
-        }
-    }
-
-    /// Extends this replica's claims on deliveries it still holds in memory
-    /// (no-op for SQLite, where one process owns all the work).
-    pub async fn renew_deliveries(&self, ids: Vec<i64>) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(_) => Ok(()),
-            Backend::Postgres(pg) => pg.renew("deliveries", ids).await,
-        }
-    }
-
-    /// Extends this replica's claims on events it is routing.
-    pub async fn renew_events(&self, ids: Vec<i64>) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(_) => Ok(()),
-            Backend::Postgres(pg) => pg.renew("events", ids).await,
-        }
-    }
-
-    /// Wake-ups from other replicas (PostgreSQL `LISTEN`): a destination's
-    /// name when it was paused, empty when every worker should look at the
-    /// spool now (replayed dead letters, a reconnect). `None` for SQLite.
-    pub fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
-        match &self.backend {
-            Backend::Sqlite(_) => None,
-            Backend::Postgres(pg) => Some(pg.wakeups()),
-        }
-    }
-
-    /// Gives up every claim this replica holds (at shutdown).
-    pub async fn release(&self) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(_) => Ok(()),
-            Backend::Postgres(pg) => pg.release().await,
-        }
-    }
-
-    /// Tells every replica that `destination` asked to slow down until
-    /// `until` (unix ms). SQLite: the one worker already knows.
-    pub async fn pause(&self, destination: &str, until: i64) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(_) => Ok(()),
-            Backend::Postgres(pg) => pg.pause(destination, until).await,
-        }
-    }
-
-    /// Until when another replica paused `destination`, if that is later than now.
-    pub async fn paused_until(&self, destination: &str) -> Result<Option<i64>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(_) => Ok(None),
-            Backend::Postgres(pg) => pg.paused_until(destination).await,
-        }
-    }
-
-    /// Takes one send from a cluster-wide window of `limit` sends per
-    /// `window_ms` for `destination` (`kind` names the limit), or says how
-    /// many ms until one is free. SQLite: always free (the worker's own
-    /// window applies).
-    pub async fn take_slot(
-        &self,
-        destination: &str,
-        kind: &str,
-        limit: u32,
-        window_ms: i64,
-    ) -> Result<Result<(), i64>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(_) => Ok(Ok(())),
-            Backend::Postgres(pg) => pg.take_slot(destination, kind, limit, window_ms).await,
-        }
-    }
-
-    /// Whether this replica should send `destination`'s digest now (one
-    /// replica per interval). SQLite: always (the worker's timer decides).
-    pub async fn digest_turn(&self, destination: &str, every_ms: i64) -> Result<bool, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(_) => Ok(true),
-            Backend::Postgres(pg) => pg.digest_turn(destination, every_ms).await,
+            Backend::Postgres(pg) => {
+                let own = which == Unrouted::Backlog;
+                pg.claim_unrouted(after_id, limit, own).await
+            }
         }
     }
 
@@ -485,5 +406,84 @@ impl Store {
             Backend::Sqlite(s) => s.read(move |c| reads::render_source(c, delivery_id)).await,
             Backend::Postgres(pg) => pg.render_source(delivery_id).await,
         }
+    }
+}
+
+/// Which unrouted events a sweep takes (with a shared spool).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unrouted {
+    /// Those nobody holds and this replica's own: its backlog (events it
+    /// accepted but left to the spool).
+    Backlog,
+    /// Only those whose claim ran out: a dead replica's.
+    Abandoned,
+}
+
+/// What a replica claims and renews.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimed {
+    Events,
+    Deliveries,
+}
+
+/// A send window: at most `limit` sends in any `window_ms`, kept under
+/// `name` per destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendWindow {
+    pub name: &'static str,
+    pub limit: u32,
+    pub window_ms: i64,
+}
+
+/// The cluster-wide state in a shared database: claims, pauses, send
+/// windows, digest turns, wake-ups. Used through [`crate::coord`].
+#[derive(Clone)]
+pub struct Cluster(postgres::Postgres);
+
+impl Cluster {
+    /// How long a claim on work lasts without renewal.
+    pub fn lease(&self) -> Duration {
+        self.0.lease()
+    }
+
+    pub async fn renew(&self, what: Claimed, ids: Vec<i64>) -> Result<(), StoreError> {
+        let table = match what {
+            Claimed::Events => "events",
+            Claimed::Deliveries => "deliveries",
+        };
+        self.0.renew(table, ids).await
+    }
+
+    pub async fn release(&self) -> Result<(), StoreError> {
+        self.0.release().await
+    }
+
+    /// `NOTIFY hookrelay` payloads from every replica.
+    pub fn wakeups(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.0.wakeups()
+    }
+
+    pub async fn pause(&self, destination: &str, until: i64) -> Result<(), StoreError> {
+        self.0.pause(destination, until).await
+    }
+
+    pub async fn paused_until(&self, destination: &str) -> Result<Option<i64>, StoreError> {
+        self.0.paused_until(destination).await
+    }
+
+    /// Takes one send from every window at once, or from none: `None` when
+    /// taken, else the first full window's name and the ms until it has room.
+    pub async fn take_slots(
+        &self,
+        destination: &str,
+        windows: &[SendWindow],
+    ) -> Result<Option<(&'static str, i64)>, StoreError> {
+        self.0.take_slots(destination, windows).await
+    }
+
+    /// Whether this replica sends `destination`'s digest now (one replica
+    /// per interval).
+    pub async fn digest_turn(&self, destination: &str, every_ms: i64) -> Result<bool, StoreError> {
+        self.0.digest_turn(destination, every_ms).await
     }
 }

@@ -363,9 +363,12 @@ impl Writer {
             );
             self.pending = pending_before;
         }
-        // Ops that could not even start (transaction failed) still answer.
-        for op in batch.drain(..) {
-            fail(op, StoreError::Closed);
+        // Ops that could not even start (BEGIN failed) still answer, with
+        // the reason.
+        if let Some(e) = &commit_error {
+            for op in batch.drain(..) {
+                fail(op, e.clone());
+            }
         }
         for f in finishes {
             f(commit_error.as_ref());

@@ -3,6 +3,7 @@
 //! The seam callers use is [`crate::coord`]; this is its database side.
 
 use super::*;
+use crate::store::SendWindow;
 
 impl Postgres {
     pub async fn clock_seen(&self, hook: &str, seen: i64) -> Result<Option<i64>, StoreError> {
@@ -94,42 +95,54 @@ impl Postgres {
         Ok(rows.into_iter().next().and_then(|r| r.get(0)))
     }
 
-    pub async fn take_slot(
+    /// One transaction under the destination's advisory lock: every window
+    /// is counted first, and the send is recorded in all of them only if
+    /// none is full, so a refusal never uses up a slot.
+    pub async fn take_slots(
         &self,
         destination: &str,
-        kind: &str,
-        limit: u32,
-        window_ms: i64,
-    ) -> Result<Result<(), i64>, StoreError> {
+        windows: &[SendWindow],
+    ) -> Result<Option<(&'static str, i64)>, StoreError> {
         let mut client = self.client().await?;
         let now = now_ms();
-        let r: Result<Result<(), i64>, tokio_postgres::Error> = async {
+        let r: Result<Option<(&'static str, i64)>, tokio_postgres::Error> = async {
             let tx = client.transaction().await?;
             tx.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))",
-                &[&format!("{kind}/{destination}")],
+                &[&format!("slots/{destination}")],
             )
             .await?;
-            let row = tx
-                .query_one(
-                    "SELECT COUNT(*), MIN(at) FROM send_slots WHERE destination = $1 AND kind = $2 AND at > $3",
-                    &[&destination, &kind, &(now - window_ms)],
+            for w in windows {
+                let row = tx
+                    .query_one(
+                        "SELECT COUNT(*), (ARRAY_AGG(at ORDER BY at DESC))[$4] FROM send_slots
+                         WHERE destination = $1 AND kind = $2 AND at > $3",
+                        &[
+                            &destination,
+                            &w.name,
+                            &(now - w.window_ms),
+                            &(i64::from(w.limit.max(1)) as i32),
+                        ],
+                    )
+                    .await?;
+                let count: i64 = row.get(0);
+                if count >= i64::from(w.limit.max(1)) {
+                    // The send that leaves the window first makes room.
+                    let oldest: Option<i64> = row.get(1);
+                    tx.commit().await?;
+                    let wait = oldest.map_or(w.window_ms, |o| o + w.window_ms - now).max(1);
+                    return Ok(Some((w.name, wait)));
+                }
+            }
+            for w in windows {
+                tx.execute(
+                    "INSERT INTO send_slots (destination, kind, at) VALUES ($1, $2, $3)",
+                    &[&destination, &w.name, &now],
                 )
                 .await?;
-            let count: i64 = row.get(0);
-            let oldest: Option<i64> = row.get(1);
-            if count >= i64::from(limit) {
-                tx.commit().await?;
-                let wait = oldest.map_or(window_ms, |o| o + window_ms - now).max(1);
-                return Ok(Err(wait));
             }
-            tx.execute(
-                "INSERT INTO send_slots (destination, kind, at) VALUES ($1, $2, $3)",
-                &[&destination, &kind, &now],
-            )
-            .await?;
             tx.commit().await?;
-            Ok(Ok(()))
+            Ok(None)
         }
         .await;
         self.seen(r)

@@ -1,0 +1,314 @@
+//! One delivery attempt: send, decide what next ([`classify`], pure), and
+//! record the outcome ([`commit`], apart, so a concurrency slot is not held
+//! through the spool's fsync).
+
+use super::pacing::backoff;
+use super::Shared;
+use crate::render::Facts;
+use crate::sinks::{Outcome, Sink};
+use crate::store::{now_ms, Completion, DueDelivery, RenderSource};
+use crate::telemetry::labels1;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What to do after an attempt, decided by [`classify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Next {
+    /// The destination took it.
+    Delivered,
+    /// It will never take it: a dead letter.
+    DeadLetter,
+    /// Try again in `wait`; with `pause`, every send to the destination
+    /// waits that long (it asked to slow down).
+    Retry {
+        wait: Duration,
+        pause: Option<Duration>,
+    },
+    /// A retry would come after `delivery.max_age`: a dead letter.
+    Expired,
+}
+
+/// Decides what an outcome means. `backoff` is this attempt's back-off
+/// (jittered by the caller), `left` the time until `delivery.max_age`.
+pub(super) fn classify(outcome: &Outcome, backoff: Duration, left: Duration) -> Next {
+    match outcome {
+        Outcome::Delivered { .. } => Next::Delivered,
+        Outcome::Permanent { .. } => Next::DeadLetter,
+        Outcome::Retry {
+            retry_after,
+            throttled,
+            ..
+        } => {
+            let wait = backoff.max(retry_after.unwrap_or(Duration::ZERO));
+            if wait > left {
+                return Next::Expired;
+            }
+            Next::Retry {
+                wait,
+                pause: throttled.then(|| retry_after.unwrap_or(wait)),
+            }
+        }
+    }
+}
+
+/// What a finished attempt tells the worker.
+pub(super) struct Done {
+    pub id: i64,
+    /// Pause the whole destination this long (throttled).
+    pub pause: Option<Duration>,
+    /// The delivery comes due again after this long (a retry).
+    pub retry_in: Option<Duration>,
+    /// What to record in the spool.
+    pub completion: Completion,
+}
+
+/// A delivery's message id, the same on every attempt (Standard Webhooks
+/// `webhook-id`, e-mail Message-ID): receivers may use it to drop a
+/// duplicate. The creation time keeps it unique should the spool be
+/// recreated and row ids start over.
+pub fn message_id(d: &DueDelivery) -> String {
+    format!("msg_{}_{}", d.id, d.created_at)
+}
+
+/// One attempt: send and classify.
+pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery) -> Done {
+    let name = &d.destination;
+    let attempt_no = d.attempts + 1;
+    // A message that could not be rendered when it was routed (a template
+    // error) and has since been replayed: render it now, with the current
+    // configuration (the fixed template).
+    let rendered = if d.payload.is_empty() && !d.digest {
+        Some(rerender(&shared, &d).await)
+    } else {
+        None
+    };
+    let (outcome, took) = match &rendered {
+        Some(Err(reason)) => (
+            Outcome::Permanent {
+                status: None,
+                error: format!("cannot render: {reason}"),
+            },
+            Duration::ZERO,
+        ),
+        Some(Ok(payload)) => sink.send(&message_id(&d), payload).await,
+        None => sink.send(&message_id(&d), &d.payload).await,
+    };
+    let duration_ms = took.as_millis() as i64;
+    let cfg = &shared.delivery;
+    let backoff = backoff(attempt_no as u32, cfg.initial_backoff, cfg.max_backoff);
+    let expires = d.created_at + cfg.max_age.as_millis() as i64;
+    let left = Duration::from_millis((expires - now_ms()).max(0) as u64);
+    let next = classify(&outcome, backoff, left);
+    let m = &shared.metrics;
+    let (status, error) = match outcome {
+        Outcome::Delivered { status } => (Some(status), String::new()),
+        Outcome::Permanent { status, error } | Outcome::Retry { status, error, .. } => {
+            (status, error)
+        }
+    };
+    let mut done = Done {
+        id: d.id,
+        pause: None,
+        retry_in: None,
+        completion: Completion::Delivered {
+            id: d.id,
+            status: status.unwrap_or_default(),
+            duration_ms,
+        },
+    };
+    match next {
+        Next::Delivered => {
+            let latency = (now_ms() - d.created_at).max(0) as f64 / 1000.0;
+            m.delivery_latency
+                .get_or_create(&labels1("destination", name))
+                .observe(latency);
+            m.delivery(name, "delivered");
+            tracing::info!(
+                message = "Delivered.", destination = %name, hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id,
+                delivery_id = d.id, attempt = attempt_no, status, latency_ms = (latency * 1000.0) as u64
+            );
+        }
+        Next::DeadLetter | Next::Expired => {
+            m.delivery(name, "dead");
+            let error = if next == Next::Expired {
+                format!("gave up after {attempt_no} attempts (delivery.max_age reached); last error: {error}")
+            } else {
+                error
+            };
+            tracing::error!(
+                message = if next == Next::Expired { "Delivery expired; kept as a dead letter." } else { "Delivery failed permanently; kept as a dead letter." },
+                destination = %name, hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id,
+                delivery_id = d.id, attempt = attempt_no, status, %error
+            );
+            done.completion = Completion::Dead {
+                id: d.id,
+                status,
+                error,
+                duration_ms,
+            };
+        }
+        Next::Retry { wait, pause } => {
+            m.delivery(name, "retry");
+            tracing::warn!(
+                message = "Delivery failed; will retry.", destination = %name, hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id,
+                delivery_id = d.id, attempt = attempt_no, status, %error,
+                retry_in_ms = wait.as_millis() as u64
+            );
+            done.pause = pause;
+            done.retry_in = Some(wait);
+            done.completion = Completion::Retry {
+                id: d.id,
+                status,
+                error,
+                next_attempt_at: now_ms() + wait.as_millis() as i64,
+                duration_ms,
+            };
+        }
+    }
+    done
+}
+
+/// Renders a delivery's message again from its event and alert in the
+/// spool, with the destination as the live configuration has it now.
+async fn rerender(shared: &Shared, d: &DueDelivery) -> Result<String, String> {
+    use crate::enrich::Enrichment;
+    use crate::render::{context::Target, event_payload};
+    let live = shared
+        .live
+        .as_ref()
+        .ok_or("no configuration to render with")?;
+    let RenderSource {
+        hook,
+        body,
+        alert_json,
+        enrichment: enrichment_note,
+        route,
+    } = shared
+        .store
+        .render_source(d.id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("its event is no longer in the spool")?;
+    let event = crate::event::parse(&body).map_err(|e| e.0)?;
+    let enrichment = Enrichment::from_stored(enrichment_note.as_deref(), alert_json.as_deref());
+    let generation = live.get();
+    let dest = generation
+        .destinations
+        .get(&d.destination)
+        .ok_or("its destination is no longer configured")?;
+    let facts = Facts::build(&event, &enrichment, generation.config.alert_link(&hook));
+    let target = Target {
+        hook: Some(&hook),
+        route: Some(&route),
+        destination: &d.destination,
+    };
+    event_payload(dest, &event, &enrichment, &facts, target)
+}
+
+/// Records an attempt's outcome; returns the delivery id once committed.
+pub(super) async fn commit(
+    shared: Arc<Shared>,
+    name: Arc<str>,
+    id: i64,
+    completion: Completion,
+) -> i64 {
+    if let Err(e) = shared.store.complete(completion).await {
+        // The row stays pending and is attempted again (at least once).
+        tracing::error!(message = "Cannot record a delivery outcome; it will be attempted again.", destination = %name, delivery_id = id, error = %e);
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retry(retry_after: Option<u64>, throttled: bool) -> Outcome {
+        Outcome::Retry {
+            status: Some(if throttled { 429 } else { 503 }),
+            error: "x".into(),
+            retry_after: retry_after.map(Duration::from_secs),
+            throttled,
+        }
+    }
+
+    #[test]
+    fn classify_decides_retry_dead_letter_and_pause() {
+        let s = Duration::from_secs;
+        let dead = Outcome::Permanent {
+            status: Some(400),
+            error: "bad".into(),
+        };
+        // (outcome, back-off, time left before max_age, expected)
+        let table = [
+            (
+                Outcome::Delivered { status: 200 },
+                s(1),
+                s(60),
+                Next::Delivered,
+            ),
+            (dead, s(1), s(60), Next::DeadLetter),
+            (
+                retry(None, false),
+                s(2),
+                s(60),
+                Next::Retry {
+                    wait: s(2),
+                    pause: None,
+                },
+            ),
+            // Retry-After longer than the back-off wins; a 429 pauses the
+            // destination for exactly the time it asked.
+            (
+                retry(Some(5), true),
+                s(2),
+                s(60),
+                Next::Retry {
+                    wait: s(5),
+                    pause: Some(s(5)),
+                },
+            ),
+            // The back-off longer than Retry-After: wait it, pause as asked.
+            (
+                retry(Some(1), true),
+                s(3),
+                s(60),
+                Next::Retry {
+                    wait: s(3),
+                    pause: Some(s(1)),
+                },
+            ),
+            // A 429 without Retry-After pauses for the back-off.
+            (
+                retry(None, true),
+                s(2),
+                s(60),
+                Next::Retry {
+                    wait: s(2),
+                    pause: Some(s(2)),
+                },
+            ),
+            // A 503 with Retry-After does not pause the destination.
+            (
+                retry(Some(4), false),
+                s(1),
+                s(60),
+                Next::Retry {
+                    wait: s(4),
+                    pause: None,
+                },
+            ),
+            // A retry after max_age: expired.
+            (retry(None, false), s(61), s(60), Next::Expired),
+            (retry(Some(120), true), s(1), s(60), Next::Expired),
+            (retry(None, false), s(1), s(0), Next::Expired),
+        ];
+        for (i, (outcome, backoff, left, want)) in table.into_iter().enumerate() {
+            assert_eq!(
+                classify(&outcome, backoff, left),
+                want,
+                "case {i}: {outcome:?}"
+            );
+        }
+    }
+}
