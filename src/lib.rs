@@ -1,23 +1,30 @@
 //! hookrelay: a webhook relay daemon. Sekoia.io-style alert webhooks come
 //! in on unguessable `/hooks/<uuid>` URLs, are stored durably, enriched from
 //! the origin's alert API, routed by a TOML table and delivered as readable
-//! messages to Microsoft Teams, Slack and Mattermost.
+//! messages to Microsoft Teams, Slack, Mattermost, Discord, Google Chat,
+//! e-mail and generic webhooks.
 //!
-//! The modules follow the pipeline (see `ARCHITECTURE.md`):
+//! The modules follow the pipeline (see `ARCHITECTURE.md`, which also
+//! states the direction of imports that `tests/architecture.rs` checks):
 //!
 //! - [`ingress`]: public and admin HTTP listeners; request checks and limits.
 //! - [`event`]: the incoming webhook, wire JSON → domain [`event::Event`].
-//! - [`store`]: the durable spool (SQLite, one writer with group commit).
+//! - [`store`]: the durable spool: SQLite (one writer with group commit) or
+//!   PostgreSQL (several replicas).
+//! - [`coord`]: what every sender to a destination must agree on (pauses,
+//!   send windows, digest turns, clocks, claims), in the process or in the
+//!   database.
 //! - [`pipeline`]: accepted event → enrich → route → render → deliveries.
 //! - [`enrich`]: the alert API client, cache and coalescing.
 //! - [`route`]: which destinations get an event (pure).
-//! - [`render`]: the payload for each chat service (pure).
-//! - [`delivery`]: per-destination workers, retries, pacing.
+//! - [`render`]: the payload for each destination (pure).
+//! - [`delivery`]: per-destination workers, retries, back-off.
+//! - [`sinks`]: the HTTP request or e-mail to a destination and its answer's meaning.
 //! - [`silence`]: per-hook silence detection (synthetic events).
-//! - [`sinks`]: the HTTP request to a destination and its answer's meaning.
-//! - [`config`]: the TOML schema, loading and validation.
-//! - [`app`]: startup and shutdown; [`cli`]: the command line.
-//! - [`secret`], [`telemetry`], [`http`]: cross-cutting helpers.
+//! - [`config`]: the TOML schema, loading and validation (plain data).
+//! - [`live`]: the current configuration generation, swapped by reloads.
+//! - [`app`]: startup, reload and shutdown; [`cli`]: the command line.
+//! - [`secret`], [`signing`], [`telemetry`], [`http`], [`recent`]: helpers.
 
 pub mod app;
 pub mod cli;

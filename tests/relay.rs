@@ -358,7 +358,8 @@ async fn a_backlog_beyond_the_in_memory_queue_is_read_back_from_the_spool() {
     let fake = Fake::start().await;
     let app = spawn_app(&fake, "[[routes]]\nname = \"s\"\nto = [\"slack\"]\n").await;
     // A slow alert API (50 ms, 16 look-ups at a time) holds events in
-    // enrichment, so the in-memory hand-over (512 in progress + 512 queued)
+    // enrichment, so the in-memory hand-over (512 in progress + 64 queued,
+    // pipeline::INTAKE_CAPACITY)
     // overflows and the pipeline falls back to reading the spool.
     let n = 2000;
     for i in 0..n {

@@ -234,7 +234,7 @@ async fn route_dedup_windows_skip_repeats() {
             .unwrap();
         assert_eq!((first.len(), second.len()), (1, 0), "{name}");
         let detail = store.event_detail(b.id).await.unwrap().unwrap();
-        assert_eq!(detail.deliveries[0].state, "skipped", "{name}");
+        assert_eq!(detail.deliveries[0].state.as_str(), "skipped", "{name}");
         assert!(
             detail.deliveries[0]
                 .last_error

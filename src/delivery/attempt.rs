@@ -202,7 +202,7 @@ async fn rerender(shared: &Shared, d: &DueDelivery) -> Result<String, String> {
         route: Some(&route),
         destination: &d.destination,
     };
-    event_payload(dest, &event, &enrichment, &facts, target)
+    event_payload(dest, &event, &enrichment, &facts, target).map_err(|e| e.to_string())
 }
 
 /// Records an attempt's outcome; returns the delivery id once committed.

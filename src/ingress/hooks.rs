@@ -3,7 +3,8 @@
 //! 202. This is the one place request errors become status codes.
 
 use super::{auth, IngressState};
-use crate::event;
+use crate::config::{HookConfig, ServerConfig};
+use crate::event::{self, Event};
 use crate::pipeline::Accepted;
 use crate::store::{NewEvent, StoreError};
 use axum::body::Body;
@@ -12,6 +13,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
+use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde_json::json;
 use sha2::Digest;
@@ -134,178 +136,233 @@ async fn hook(
         state.metrics.received("unknown", "not_found");
         return not_found_response();
     };
-    match handle(&state, &config, name, hook, peer, method, headers, body).await {
-        Ok(resp) => resp,
-        Err(reject) => {
-            state.metrics.received(name, reject.reason);
-            state
-                .reject_log
-                .log(name, reject.reason, reject.status.as_u16(), &reject.message);
-            reject.into_response()
-        }
-    }
+    let request = HookRequest {
+        state: &state,
+        server: &config.server,
+        name,
+        hook,
+        peer,
+        method,
+        headers,
+    };
+    let handled = match request.check(body).await {
+        Ok(checked) => request.store_and_admit(checked).await,
+        Err(reject) => Err(reject),
+    };
+    handled.unwrap_or_else(|reject| {
+        state.metrics.received(name, reject.reason);
+        state
+            .reject_log
+            .log(name, reject.reason, reject.status.as_u16(), &reject.message);
+        reject.into_response()
+    })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn handle(
-    state: &IngressState,
-    config: &crate::config::Config,
-    name: &str,
-    hook: &crate::config::HookConfig,
+/// One request to a known hook, as the checks see it.
+struct HookRequest<'a> {
+    state: &'a IngressState,
+    server: &'a ServerConfig,
+    /// The hook's name in the configuration.
+    name: &'a str,
+    hook: &'a HookConfig,
     peer: SocketAddr,
     method: Method,
     headers: HeaderMap,
-    body: Body,
-) -> Result<Response, Reject> {
-    let server = &config.server;
-    if method != Method::POST {
-        return Err(Reject::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "only POST is accepted",
-        ));
+}
+
+/// A request that passed every check: what is stored.
+struct Checked {
+    bytes: Bytes,
+    event: Event,
+    /// The Standard Webhooks id, remembered once stored (replays).
+    message_id: Option<String>,
+}
+
+impl HookRequest<'_> {
+    /// Method, source, type, size, signature and body: each failure is a
+    /// precise 4xx; nothing is stored before all have passed.
+    async fn check(&self, body: Body) -> Result<Checked, Reject> {
+        self.check_head()?;
+        let bytes = self.read_body(body).await?;
+        let message_id = auth::verify(
+            self.name,
+            self.hook,
+            &self.headers,
+            &bytes,
+            &self.state.replays,
+        )
+        .map_err(|e| {
+            tracing::debug!(message = "Signature refused.", hook = self.name, reason = %e);
+            unauthorized()
+        })?;
+        let event = event::parse(&bytes)
+            .map_err(|e| Reject::new(StatusCode::BAD_REQUEST, "bad_request", e.0))?;
+        let nonstandard = if !event.has_metadata {
+            Some("no_metadata")
+        } else if event.version.is_some_and(|v| v != 2) {
+            Some("version")
+        } else {
+            None
+        };
+        if let Some(reason) = nonstandard {
+            self.state
+                .metrics
+                .events_nonstandard
+                .get_or_create(&vec![("reason", reason.to_owned())])
+                .inc();
+        }
+        Ok(Checked {
+            bytes,
+            event,
+            message_id,
+        })
     }
-    let client = auth::client_ip(peer.ip(), &headers, &server.trusted_proxies);
-    if !auth::allowed(hook, client) {
-        return Err(Reject::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "source address not allowed",
-        ));
-    }
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        if !is_json(ct) {
+
+    /// What can be judged before the body is read.
+    fn check_head(&self) -> Result<(), Reject> {
+        if self.method != Method::POST {
             return Err(Reject::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Content-Type must be application/json",
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "only POST is accepted",
             ));
         }
-    }
-    let too_large = || {
-        Reject::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("body larger than {} bytes", server.max_body_bytes),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > server.max_body_bytes as u64) {
-        return Err(too_large());
-    }
-    // The cap holds whatever Content-Length said (or if it was absent).
-    let limited = http_body_util::Limited::new(body, server.max_body_bytes);
-    let bytes = match tokio::time::timeout(server.request_timeout, limited.collect()).await {
-        Err(_) => {
+        let client = auth::client_ip(self.peer.ip(), &self.headers, &self.server.trusted_proxies);
+        if !auth::allowed(self.hook, client) {
             return Err(Reject::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "source address not allowed",
+            ));
+        }
+        if let Some(ct) = self.headers.get(header::CONTENT_TYPE) {
+            if !is_json(ct) {
+                return Err(Reject::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "Content-Type must be application/json",
+                ));
+            }
+        }
+        let declared = self
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.server.max_body_bytes as u64) {
+            return Err(self.too_large());
+        }
+        Ok(())
+    }
+
+    /// The body, capped whatever Content-Length said (or if it was
+    /// absent), within `server.request_timeout`.
+    async fn read_body(&self, body: Body) -> Result<Bytes, Reject> {
+        let limited = http_body_util::Limited::new(body, self.server.max_body_bytes);
+        match tokio::time::timeout(self.server.request_timeout, limited.collect()).await {
+            Err(_) => Err(Reject::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "timeout",
                 "request body not received in time",
-            ))
-        }
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Ok(Err(_)) => {
-            return Err(Reject::new(
+            )),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(self.too_large()),
+            Ok(Err(_)) => Err(Reject::new(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 "could not read the request body",
-            ))
+            )),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
         }
-        Ok(Ok(collected)) => collected.to_bytes(),
-    };
-    let message_id = auth::verify(name, hook, &headers, &bytes, &state.replays).map_err(|e| {
-        tracing::debug!(message = "Signature refused.", hook = name, reason = %e);
-        Reject::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or invalid signature",
-        )
-    })?;
-    let event = event::parse(&bytes)
-        .map_err(|e| Reject::new(StatusCode::BAD_REQUEST, "bad_request", e.0))?;
-    if !event.has_metadata {
-        state
-            .metrics
-            .events_nonstandard
-            .get_or_create(&vec![("reason", "no_metadata".to_owned())])
-            .inc();
-    } else if event.version.is_some_and(|v| v != 2) {
-        state
-            .metrics
-            .events_nonstandard
-            .get_or_create(&vec![("reason", "version".to_owned())])
-            .inc();
     }
 
-    let new = NewEvent {
-        hook: name.to_owned(),
-        sha256: sha2::Sha256::digest(&bytes).into(),
-        body: bytes.to_vec(),
-        kind: event.kind.clone(),
-        action: event.action.clone(),
-        short_id: event.short_id.clone(),
-        dedup_window_ms: server.dedup_window.as_millis() as i64,
-        message_id: message_id
-            .clone()
-            .map(|m| (m, auth::REPLAY_WINDOW.as_millis() as i64)),
-    };
-    let inserted = state.store.insert_event(new).await.map_err(|e| {
-        if let StoreError::Replay = e {
-            tracing::debug!(message = "Signature refused.", hook = name, reason = %e);
-            return Reject::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing or invalid signature",
-            );
-        }
-        let (retry, reason) = match e {
-            StoreError::Full(_) => (5, "spool_full"),
-            _ => (30, "spool_unavailable"),
+    fn too_large(&self) -> Reject {
+        Reject::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("body larger than {} bytes", self.server.max_body_bytes),
+        )
+    }
+
+    /// Stores the event (202 only once committed) and hands it to the
+    /// pipeline; a sender retry within the dedup window gets the original id.
+    async fn store_and_admit(&self, c: Checked) -> Result<Response, Reject> {
+        let name = self.name;
+        let Checked {
+            bytes,
+            event,
+            message_id,
+        } = c;
+        let new = NewEvent {
+            hook: name.to_owned(),
+            sha256: sha2::Sha256::digest(&bytes).into(),
+            body: bytes.to_vec(),
+            kind: event.kind.clone(),
+            action: event.action.clone(),
+            short_id: event.short_id.clone(),
+            dedup_window_ms: self.server.dedup_window.as_millis() as i64,
+            message_id: message_id
+                .clone()
+                .map(|m| (m, auth::REPLAY_WINDOW.as_millis() as i64)),
         };
-        tracing::error!(message = "Event refused: the spool cannot take it.", hook = name, error = %e);
-        Reject {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: "temporarily unable to accept events; retry later".into(),
-            reason,
-            retry_after: Some(retry),
+        let inserted = self.state.store.insert_event(new).await.map_err(|e| {
+            if let StoreError::Replay = e {
+                tracing::debug!(message = "Signature refused.", hook = name, reason = %e);
+                return unauthorized();
+            }
+            let (retry, reason) = match e {
+                StoreError::Full(_) => (5, "spool_full"),
+                _ => (30, "spool_unavailable"),
+            };
+            tracing::error!(message = "Event refused: the spool cannot take it.", hook = name, error = %e);
+            Reject {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "temporarily unable to accept events; retry later".into(),
+                reason,
+                retry_after: Some(retry),
+            }
+        })?;
+        if let Some(mid) = message_id {
+            self.state.replays.remember(name, &mid);
         }
-    })?;
-    if let Some(mid) = message_id {
-        state.replays.remember(name, &mid);
+        if inserted.duplicate {
+            self.state.metrics.received(name, "duplicate");
+            tracing::info!(
+                message = "Sender retry: same body within the dedup window; not stored again.",
+                hook = name,
+                event_id = inserted.id
+            );
+        } else {
+            self.state.metrics.received(name, "accepted");
+            self.state.watch.saw(name);
+            tracing::info!(
+                message = "Event accepted.", hook = name, event_id = inserted.id,
+                alert_short_id = event.short_id.as_deref(), kind = %event.kind, action = %event.action
+            );
+            self.state
+                .intake
+                .admit(Accepted {
+                    id: inserted.id,
+                    hook: name.to_owned(),
+                    event,
+                })
+                .await;
+        }
+        // `{"id": "<event id>"}`: an integer needs no escaping.
+        Ok((
+            StatusCode::ACCEPTED,
+            [(header::CONTENT_TYPE, "application/json")],
+            format!("{{\"id\":\"{}\"}}", inserted.id),
+        )
+            .into_response())
     }
-    if inserted.duplicate {
-        state.metrics.received(name, "duplicate");
-        tracing::info!(
-            message = "Sender retry: same body within the dedup window; not stored again.",
-            hook = name,
-            event_id = inserted.id
-        );
-    } else {
-        state.metrics.received(name, "accepted");
-        state.watch.saw(name);
-        tracing::info!(
-            message = "Event accepted.", hook = name, event_id = inserted.id,
-            alert_short_id = event.short_id.as_deref(), kind = %event.kind, action = %event.action
-        );
-        state
-            .intake
-            .admit(Accepted {
-                id: inserted.id,
-                hook: name.to_owned(),
-                event,
-            })
-            .await;
-    }
-    // `{"id": "<event id>"}`: an integer needs no escaping.
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::CONTENT_TYPE, "application/json")],
-        format!("{{\"id\":\"{}\"}}", inserted.id),
+}
+
+fn unauthorized() -> Reject {
+    Reject::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "missing or invalid signature",
     )
-        .into_response())
 }
 
 #[cfg(test)]

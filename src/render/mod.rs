@@ -480,16 +480,30 @@ pub fn render(kind: DestinationKind, facts: &Facts, doc: &dyn Fn() -> Value) -> 
     }
 }
 
+/// Why a message cannot be rendered: the delivery is dead-lettered with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// The operator's template failed: its file and line, and what.
+    #[error("{0}")]
+    Template(String),
+    /// The template's output is not the JSON its target needs.
+    #[error("template {template} rendered invalid JSON ({error}); output starts {start:?}")]
+    InvalidJson {
+        template: String,
+        error: String,
+        start: String,
+    },
+}
+
 /// What the spool keeps for one delivery: the built-in message, or the
 /// destination's template rendered with the message document. `Err` is
-/// why it cannot be rendered (a template error, or a template that
-/// produced invalid JSON for a JSON target): the delivery is dead-lettered
-/// with that reason.
+/// why it cannot be rendered: the delivery is dead-lettered with that
+/// reason.
 pub fn payload(
     dest: &Destination,
     facts: &Facts,
     doc: &dyn Fn() -> Value,
-) -> Result<String, String> {
+) -> Result<String, RenderError> {
     let Some(templates) = &dest.templates else {
         return Ok(match dest.config.kind {
             DestinationKind::Teams => teams::render_string(facts),
@@ -500,11 +514,13 @@ pub fn payload(
     if dest.config.kind == DestinationKind::Email {
         let subject = templates
             .subject(&ctx)
-            .transpose()?
+            .transpose()
+            .map_err(RenderError::Template)?
             .unwrap_or_else(|| email::subject(facts));
         let html = templates
             .body(&ctx)
-            .transpose()?
+            .transpose()
+            .map_err(RenderError::Template)?
             .unwrap_or_else(|| email::html(facts));
         return Ok(
             serde_json::json!({"subject": subject, "text": email::text(facts), "html": html})
@@ -514,18 +530,18 @@ pub fn payload(
     match templates.body(&ctx) {
         None => Ok(render(dest.config.kind, facts, &|| ctx.clone()).to_string()),
         Some(out) => {
-            let out = out?;
-            let value: Value = serde_json::from_str(&out).map_err(|e| {
-                format!(
-                    "template {} rendered invalid JSON ({e}); output starts {:?}",
-                    dest.config
+            let out = out.map_err(RenderError::Template)?;
+            let value: Value =
+                serde_json::from_str(&out).map_err(|e| RenderError::InvalidJson {
+                    template: dest
+                        .config
                         .template
                         .as_deref()
                         .map(|p| p.display().to_string())
                         .unwrap_or_default(),
-                    escape::truncate(&out, 120)
-                )
-            })?;
+                    error: e.to_string(),
+                    start: escape::truncate(&out, 120).to_string(),
+                })?;
             Ok(value.to_string())
         }
     }
@@ -539,7 +555,7 @@ pub fn event_payload(
     enrichment: &Enrichment,
     facts: &Facts,
     target: context::Target,
-) -> Result<String, String> {
+) -> Result<String, RenderError> {
     payload(dest, facts, &|| {
         context::for_event(event, enrichment, facts, target)
     })
@@ -609,6 +625,9 @@ fn trial(dest: &Destination, name: &str) -> Vec<String> {
     problems
 }
 
+/// Every destination by name, as built from one configuration.
+pub type Destinations = BTreeMap<String, Arc<Destination>>;
+
 /// A destination as messages are rendered for it: its settings and its
 /// compiled templates. Built from the configuration by [`destinations`];
 /// the configuration itself stays plain data.
@@ -633,9 +652,7 @@ impl Destination {
 /// does not compile is a config error naming its key; one that compiles but
 /// fails on sample messages is a warning (`check` prints it, the daemon
 /// logs it).
-pub fn destinations(
-    config: &Config,
-) -> Result<(BTreeMap<String, Arc<Destination>>, Vec<String>), ConfigErrors> {
+pub fn destinations(config: &Config) -> Result<(Destinations, Vec<String>), ConfigErrors> {
     let mut out = BTreeMap::new();
     let mut errors = Vec::new();
     let mut warnings = Vec::new();

@@ -378,7 +378,8 @@ fn a_template_that_renders_invalid_json_is_an_error() {
         "{\"text\": {{ message.headline|safe }}}",
     );
     let e = payload(&dest, &f, &|| f.doc()).unwrap_err();
-    assert!(e.contains("rendered invalid JSON"), "{e}");
+    assert!(matches!(e, RenderError::InvalidJson { .. }), "{e}");
+    assert!(e.to_string().contains("rendered invalid JSON"), "{e}");
 }
 
 #[test]

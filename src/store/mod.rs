@@ -15,16 +15,18 @@
 //! This module must not know about HTTP, rendering or destinations beyond
 //! their names: it stores what it is given.
 
+mod ops;
 mod postgres;
 pub mod reads;
+mod retries;
 mod schema;
 mod sqlite;
 mod writer;
 
-pub use reads::{DeadLetter, DueDelivery, EventDetail, EventSummary, QueueDepth};
-pub use writer::{
+pub use ops::{
     Completion, HookClock, Inserted, NewDelivery, NewDigest, NewEvent, Routing, Selector,
 };
+pub use reads::{DeadLetter, DueDelivery, EventDetail, EventSummary, QueueDepth};
 
 pub use reads::{DeliveryDetail, RenderSource};
 
@@ -485,5 +487,60 @@ impl Cluster {
     /// per interval).
     pub async fn digest_turn(&self, destination: &str, every_ms: i64) -> Result<bool, StoreError> {
         self.0.digest_turn(destination, every_ms).await
+    }
+}
+
+/// Where a delivery is in its life; stored as its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Waiting to be sent (or retried).
+    Pending,
+    Delivered,
+    /// Failed for good (or could not be rendered): a dead letter, replayable.
+    Dead,
+    /// Over `max_per_minute`, set aside for the next digest.
+    Held,
+    /// Not sent: the route's dedup window had already sent it.
+    Skipped,
+    /// Folded into a digest that was sent instead.
+    Digested,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+            DeliveryState::Held => "held",
+            DeliveryState::Skipped => "skipped",
+            DeliveryState::Digested => "digested",
+        }
+    }
+}
+
+impl std::fmt::Display for DeliveryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DeliveryState {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "pending" => DeliveryState::Pending,
+            "delivered" => DeliveryState::Delivered,
+            "dead" => DeliveryState::Dead,
+            "held" => DeliveryState::Held,
+            "skipped" => DeliveryState::Skipped,
+            "digested" => DeliveryState::Digested,
+            other => {
+                return Err(StoreError::Unavailable(format!(
+                    "the spool holds a delivery in an unknown state {other:?} (written by a newer version?)"
+                )))
+            }
+        })
     }
 }

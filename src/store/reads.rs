@@ -233,7 +233,7 @@ pub struct DeliveryDetail {
     pub id: i64,
     pub route: String,
     pub destination: String,
-    pub state: String,
+    pub state: super::DeliveryState,
     pub attempts: Vec<(i64, Option<i64>, Option<String>, i64)>,
     pub last_error: Option<String>,
 }
@@ -341,4 +341,12 @@ pub fn render_source(
             })
         })
         .optional()?)
+}
+
+impl rusqlite::types::FromSql for super::DeliveryState {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        v.as_str()?
+            .parse()
+            .map_err(|e: StoreError| rusqlite::types::FromSqlError::Other(Box::new(e)))
+    }
 }

@@ -1,94 +1,15 @@
 //! The writer thread: the only connection that writes, with group commit.
 
-use super::{now_ms, reads::DueDelivery, ClockCheck, StoreError, MAX_BATCH};
+use super::ops::*;
+use super::retries::RecentBodies;
+use super::{now_ms, reads::DueDelivery, ClockCheck, DeliveryState, StoreError, MAX_BATCH};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
-
-/// An accepted webhook to store.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub hook: String,
-    pub body: Vec<u8>,
-    pub sha256: [u8; 32],
-    pub kind: String,
-    pub action: String,
-    pub short_id: Option<String>,
-    /// Same body on the same hook within this many ms is a sender retry.
-    pub dedup_window_ms: i64,
-    /// A Standard Webhooks `webhook-id` and how long (ms) to refuse it
-    /// again. A single SQLite process checks ids in memory; with a shared
-    /// spool the insert refuses an id another replica already took.
-    pub message_id: Option<(String, i64)>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Inserted {
-    pub id: i64,
-    /// A sender retry: nothing new was stored.
-    pub duplicate: bool,
-}
-
-/// One delivery to create.
-#[derive(Debug, Clone)]
-pub struct NewDelivery {
-    pub route: String,
-    pub destination: String,
-    pub payload: String,
-    /// Set when the message could not be rendered (a template error): the
-    /// delivery is recorded as a dead letter with this reason.
-    pub failed: Option<String>,
-    /// `(key, window ms)`: skip when the same key went to this destination
-    /// through this route within the window.
-    pub dedup: Option<(String, i64)>,
-    /// One-line summary (JSON) for a digest, should it be held.
-    pub summary: Option<String>,
-}
-
-/// The outcome of enrichment and routing for one event.
-#[derive(Debug, Clone)]
-pub struct Routing {
-    pub event_id: i64,
-    pub enrichment: String,
-    pub alert_json: Option<String>,
-    pub routes: Vec<String>,
-    pub deliveries: Vec<NewDelivery>,
-}
-
-/// The result of one delivery attempt.
-#[derive(Debug, Clone)]
-pub enum Completion {
-    Delivered {
-        id: i64,
-        status: u16,
-        duration_ms: i64,
-    },
-    Retry {
-        id: i64,
-        status: Option<u16>,
-        error: String,
-        next_attempt_at: i64,
-        duration_ms: i64,
-    },
-    Dead {
-        id: i64,
-        status: Option<u16>,
-        error: String,
-        duration_ms: i64,
-    },
-}
-
-/// Which dead letters to replay.
-#[derive(Debug, Clone)]
-pub enum Selector {
-    Ids(Vec<i64>),
-    All { destination: Option<String> },
-}
 
 pub(super) enum Op {
     Insert(NewEvent, Reply<Inserted>),
@@ -103,78 +24,6 @@ pub(super) enum Op {
     Digest(NewDigest, Reply<DueDelivery>),
 }
 
-/// A digest replacing held deliveries to one destination.
-#[derive(Debug, Clone)]
-pub struct NewDigest {
-    pub destination: String,
-    pub payload: String,
-    pub held: Vec<i64>,
-}
-
-impl NewDigest {
-    /// The synthetic event a digest is stored under (its body and that
-    /// body's hash), at `now`.
-    pub(super) fn event(&self, now: i64) -> (String, [u8; 32]) {
-        use sha2::Digest as _;
-        let body = format!(
-            "{{\"type\":\"hookrelay.digest\",\"action\":\"created\",\"attributes\":{{\"destination\":{},\"count\":{}}}}}",
-            serde_json::Value::from(self.destination.clone()),
-            self.held.len()
-        );
-        let sha = sha2::Sha256::digest(format!("{body}{now}").as_bytes()).into();
-        (body, sha)
-    }
-
-    /// The digest delivery, stored as `id` under event `event_id`.
-    pub(super) fn due(self, id: i64, event_id: i64, now: i64) -> DueDelivery {
-        DueDelivery {
-            id,
-            event_id,
-            destination: self.destination,
-            payload: self.payload,
-            attempts: 0,
-            created_at: now,
-            hook: "-".into(),
-            short_id: None,
-            digest: true,
-        }
-    }
-}
-
-impl Completion {
-    /// The delivery, answer status, error and duration of an attempt.
-    pub(super) fn parts(&self) -> (i64, Option<u16>, Option<&str>, i64) {
-        match self {
-            Completion::Delivered {
-                id,
-                status,
-                duration_ms,
-            } => (*id, Some(*status), None, *duration_ms),
-            Completion::Retry {
-                id,
-                status,
-                error,
-                duration_ms,
-                ..
-            }
-            | Completion::Dead {
-                id,
-                status,
-                error,
-                duration_ms,
-            } => (*id, *status, Some(error.as_str()), *duration_ms),
-        }
-    }
-}
-
-/// A hook's silence-detection clock.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HookClock {
-    pub hook: String,
-    pub last_event_at: i64,
-    pub silent_since: Option<i64>,
-}
-
 /// State the writer keeps between batches.
 struct Writer {
     conn: Connection,
@@ -182,84 +31,6 @@ struct Writer {
     pending: u64,
     max_pending: u64,
     recent: RecentBodies,
-}
-
-/// Fingerprints of the bodies stored recently, per hook, to recognise a
-/// sender's retry (`server.dedup_window`). One writer thread stores every
-/// event, so this is authoritative; it replaces an index on the bodies'
-/// hashes, whose random keys dirtied a page of the spool per event.
-///
-/// Two generations: an entry stays at least one window (it is in
-/// `current` until the next rotation, then in `previous` until the one
-/// after). Every hit is confirmed against the row, so a fingerprint
-/// collision, or an entry left by a batch that failed to commit, never
-/// turns a new event into a "retry". Memory is bounded: a generation
-/// rotates early at [`RECENT_CAP`] entries, so past that rate (about 100
-/// events/s sustained with the default 10-minute window) retries are
-/// recognised within a shorter window, never less than [`RECENT_CAP`]
-/// events back. Fingerprints are keyed per process (the record is rebuilt
-/// from the rows at start), so colliding bodies cannot be made offline.
-#[derive(Default)]
-struct RecentBodies {
-    keys: std::collections::hash_map::RandomState,
-    current: HashMap<u64, (i64, i64)>,
-    previous: HashMap<u64, (i64, i64)>,
-    rotated_at: i64,
-    /// The longest window asked for so far (ms).
-    window_ms: i64,
-    /// Read back from the spool once, at the first insert after a start.
-    loaded: bool,
-}
-
-/// Entries per generation at most (~28 bytes each).
-const RECENT_CAP: usize = 65_536;
-
-impl RecentBodies {
-    fn fingerprint(&self, hook: &str, sha256: &[u8]) -> u64 {
-        use std::hash::BuildHasher;
-        self.keys.hash_one((hook, sha256))
-    }
-
-    /// The stored event this body may repeat (to be confirmed).
-    fn candidate(&self, fp: u64, since: i64) -> Option<i64> {
-        [&self.current, &self.previous]
-            .into_iter()
-            .filter_map(|g| g.get(&fp))
-            .find(|(_, at)| *at >= since)
-            .map(|(id, _)| *id)
-    }
-
-    fn remember(&mut self, fp: u64, id: i64, at: i64) {
-        if at - self.rotated_at >= self.window_ms || self.current.len() >= RECENT_CAP {
-            self.previous = std::mem::take(&mut self.current);
-            self.rotated_at = at;
-        }
-        self.current.insert(fp, (id, at));
-    }
-
-    /// After a start: the bodies stored within the window, newest first.
-    fn load(&mut self, tx: &Transaction, now: i64) -> Result<(), StoreError> {
-        let mut stmt = tx.prepare(
-            "SELECT id, hook, body_sha256, received_at FROM events
-             WHERE received_at >= ?1 AND hook != '-' ORDER BY received_at DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![now - self.window_ms, RECENT_CAP as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, i64>(3)?,
-            ))
-        })?;
-        for row in rows {
-            let (id, hook, sha, at) = row?;
-            let fp = self.fingerprint(&hook, &sha);
-            self.previous.entry(fp).or_insert((id, at));
-        }
-        self.rotated_at = now;
-        self.loaded = true;
-        Ok(())
-    }
 }
 
 /// A reply to send once the batch's commit is known.
@@ -420,13 +191,7 @@ fn insert(
     recent: &mut RecentBodies,
 ) -> Result<Inserted, StoreError> {
     let now = now_ms();
-    if e.dedup_window_ms > recent.window_ms {
-        recent.window_ms = e.dedup_window_ms;
-        recent.loaded = false;
-    }
-    if !recent.loaded {
-        recent.load(tx, now)?;
-    }
+    recent.ready(tx, e.dedup_window_ms, now)?;
     let fp = recent.fingerprint(&e.hook, &e.sha256);
     if let Some(id) = recent.candidate(fp, now - e.dedup_window_ms) {
         let same: Option<i64> = tx
@@ -495,10 +260,10 @@ fn route(
 
     let mut created = Vec::with_capacity(r.deliveries.len());
     for d in r.deliveries {
-        let mut state = "pending";
+        let mut state = DeliveryState::Pending;
         let mut note: Option<String> = None;
         if let Some(reason) = &d.failed {
-            state = "dead";
+            state = DeliveryState::Dead;
             note = Some(reason.clone());
         } else if let Some((key, window)) = &d.dedup {
             let until: Option<i64> = tx
@@ -508,7 +273,7 @@ fn route(
                 .query_row(params![d.route, d.destination, key], |row| row.get(0))
                 .optional()?;
             if until.is_some_and(|u| u > now) {
-                state = "skipped";
+                state = DeliveryState::Skipped;
                 note = Some(format!(
                     "already sent within the route's dedup window ({key})"
                 ));
@@ -524,8 +289,8 @@ fn route(
             "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at, last_error, summary)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
         )?
-        .execute(params![r.event_id, d.route, d.destination, d.payload, state, received_at, now, note, d.summary])?;
-        if state == "pending" {
+        .execute(params![r.event_id, d.route, d.destination, d.payload, state.as_str(), received_at, now, note, d.summary])?;
+        if state == DeliveryState::Pending {
             *pending += 1;
             created.push(DueDelivery {
                 id: tx.last_insert_rowid(),
@@ -766,53 +531,4 @@ fn digest(tx: &Transaction, d: NewDigest, pending: &mut u64) -> Result<DueDelive
     }
     *pending = pending.saturating_sub(covered) + 1;
     Ok(d.due(id, event_id, now))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn bodies(window_ms: i64) -> RecentBodies {
-        RecentBodies {
-            window_ms,
-            loaded: true,
-            ..RecentBodies::default()
-        }
-    }
-
-    #[test]
-    fn recent_bodies_last_at_least_one_window() {
-        let mut r = bodies(1_000);
-        let (a, b, c) = (1, 2, 3);
-        r.remember(a, 10, 0);
-        // A rotation at 1 000 keeps `a` in the previous generation.
-        r.remember(b, 11, 1_000);
-        assert_eq!(r.candidate(a, 0), Some(10));
-        assert_eq!(r.candidate(a, 1), None, "outside the caller's window");
-        // The next rotation drops it.
-        r.remember(c, 12, 2_000);
-        assert_eq!(r.candidate(a, 0), None);
-        assert_eq!(r.candidate(b, 1_000), Some(11));
-        assert_eq!(r.candidate(c, 1_000), Some(12));
-    }
-
-    #[test]
-    fn recent_bodies_are_bounded() {
-        let mut r = bodies(i64::MAX / 2);
-        for i in 0..(3 * RECENT_CAP) as u64 {
-            r.remember(i, i as i64, 0);
-        }
-        assert!(r.current.len() + r.previous.len() <= 2 * RECENT_CAP);
-        // The newest generation's worth is always there.
-        let last = (3 * RECENT_CAP) as u64 - 1;
-        assert!(r.candidate(last - RECENT_CAP as u64 + 1, 0).is_some());
-        assert_eq!(r.candidate(0, 0), None);
-    }
-
-    #[test]
-    fn fingerprints_depend_on_the_hook() {
-        let sha = [7u8; 32];
-        let r = bodies(1_000);
-        assert_ne!(r.fingerprint("a", &sha), r.fingerprint("b", &sha));
-    }
 }

@@ -3,6 +3,7 @@
 //! unrouted events, pruning finished ones.
 
 use super::*;
+use crate::store::DeliveryState;
 
 /// Stores an event unless its body was seen on its hook within the dedup
 /// window: the window's row (whose primary key makes a sender retry that
@@ -53,7 +54,7 @@ fn due_from<'a>(
     short_id: &Option<String>,
 ) -> Vec<DueDelivery> {
     let mut created: Vec<DueDelivery> = rows
-        .filter(|(_, _, _, state)| *state == "pending")
+        .filter(|(_, _, _, state)| *state == DeliveryState::Pending.as_str())
         .filter_map(|(id, route, destination, _)| {
             let d = r
                 .deliveries
@@ -213,9 +214,9 @@ impl Postgres {
                 .iter()
                 .map(|d| {
                     if d.failed.is_some() {
-                        "dead"
+                        DeliveryState::Dead.as_str()
                     } else {
-                        "pending"
+                        DeliveryState::Pending.as_str()
                     }
                 })
                 .collect();
@@ -313,10 +314,10 @@ impl Postgres {
                     Vec::with_capacity(n),
                 );
                 for d in &r.deliveries {
-                    let mut state = "pending";
+                    let mut state = DeliveryState::Pending;
                     let mut note: Option<String> = d.failed.clone();
                     if note.is_some() {
-                        state = "dead";
+                        state = DeliveryState::Dead;
                     } else if let Some((key, window)) = &d.dedup {
                         // Inserted, or replaced an expired window: send.
                         let dedup = tx
@@ -330,7 +331,7 @@ impl Postgres {
                             .query_opt(&dedup, &[&d.route, &d.destination, key, &(now + window), &now])
                             .await?;
                         if fresh.is_none() {
-                            state = "skipped";
+                            state = DeliveryState::Skipped;
                             note = Some(format!(
                                 "already sent within the route's dedup window ({key})"
                             ));
@@ -339,7 +340,7 @@ impl Postgres {
                     routes_col.push(d.route.as_str());
                     dests.push(d.destination.as_str());
                     payloads.push(d.payload.as_str());
-                    states.push(state);
+                    states.push(state.as_str());
                     notes.push(note);
                     summaries.push(d.summary.clone());
                 }

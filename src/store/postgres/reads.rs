@@ -112,15 +112,17 @@ impl Postgres {
             )
             .await?
             .into_iter()
-            .map(|r| DeliveryDetail {
-                id: r.get(0),
-                route: r.get(1),
-                destination: r.get(2),
-                state: r.get(3),
-                last_error: r.get(4),
-                attempts: Vec::new(),
+            .map(|r| {
+                Ok(DeliveryDetail {
+                    id: r.get(0),
+                    route: r.get(1),
+                    destination: r.get(2),
+                    state: r.get::<_, &str>(3).parse()?,
+                    last_error: r.get(4),
+                    attempts: Vec::new(),
+                })
             })
-            .collect();
+            .collect::<Result<_, StoreError>>()?;
         for d in &mut deliveries {
             d.attempts = self
                 .query(

@@ -1,0 +1,156 @@
+//! What callers hand the store and what it answers: the vocabulary both
+//! backends speak (the SQLite writer thread and PostgreSQL).
+
+use super::reads::DueDelivery;
+
+/// An accepted webhook to store.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub hook: String,
+    pub body: Vec<u8>,
+    pub sha256: [u8; 32],
+    pub kind: String,
+    pub action: String,
+    pub short_id: Option<String>,
+    /// Same body on the same hook within this many ms is a sender retry.
+    pub dedup_window_ms: i64,
+    /// A Standard Webhooks `webhook-id` and how long (ms) to refuse it
+    /// again. A single SQLite process checks ids in memory; with a shared
+    /// spool the insert refuses an id another replica already took.
+    pub message_id: Option<(String, i64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inserted {
+    pub id: i64,
+    /// A sender retry: nothing new was stored.
+    pub duplicate: bool,
+}
+
+/// One delivery to create.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub route: String,
+    pub destination: String,
+    pub payload: String,
+    /// Set when the message could not be rendered (a template error): the
+    /// delivery is recorded as a dead letter with this reason.
+    pub failed: Option<String>,
+    /// `(key, window ms)`: skip when the same key went to this destination
+    /// through this route within the window.
+    pub dedup: Option<(String, i64)>,
+    /// One-line summary (JSON) for a digest, should it be held.
+    pub summary: Option<String>,
+}
+
+/// The outcome of enrichment and routing for one event.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    pub event_id: i64,
+    pub enrichment: String,
+    pub alert_json: Option<String>,
+    pub routes: Vec<String>,
+    pub deliveries: Vec<NewDelivery>,
+}
+
+/// The result of one delivery attempt.
+#[derive(Debug, Clone)]
+pub enum Completion {
+    Delivered {
+        id: i64,
+        status: u16,
+        duration_ms: i64,
+    },
+    Retry {
+        id: i64,
+        status: Option<u16>,
+        error: String,
+        next_attempt_at: i64,
+        duration_ms: i64,
+    },
+    Dead {
+        id: i64,
+        status: Option<u16>,
+        error: String,
+        duration_ms: i64,
+    },
+}
+
+/// Which dead letters to replay.
+#[derive(Debug, Clone)]
+pub enum Selector {
+    Ids(Vec<i64>),
+    All { destination: Option<String> },
+}
+
+/// A digest replacing held deliveries to one destination.
+#[derive(Debug, Clone)]
+pub struct NewDigest {
+    pub destination: String,
+    pub payload: String,
+    pub held: Vec<i64>,
+}
+
+impl NewDigest {
+    /// The synthetic event a digest is stored under (its body and that
+    /// body's hash), at `now`.
+    pub(super) fn event(&self, now: i64) -> (String, [u8; 32]) {
+        use sha2::Digest as _;
+        let body = format!(
+            "{{\"type\":\"hookrelay.digest\",\"action\":\"created\",\"attributes\":{{\"destination\":{},\"count\":{}}}}}",
+            serde_json::Value::from(self.destination.clone()),
+            self.held.len()
+        );
+        let sha = sha2::Sha256::digest(format!("{body}{now}").as_bytes()).into();
+        (body, sha)
+    }
+
+    /// The digest delivery, stored as `id` under event `event_id`.
+    pub(super) fn due(self, id: i64, event_id: i64, now: i64) -> DueDelivery {
+        DueDelivery {
+            id,
+            event_id,
+            destination: self.destination,
+            payload: self.payload,
+            attempts: 0,
+            created_at: now,
+            hook: "-".into(),
+            short_id: None,
+            digest: true,
+        }
+    }
+}
+
+impl Completion {
+    /// The delivery, answer status, error and duration of an attempt.
+    pub(super) fn parts(&self) -> (i64, Option<u16>, Option<&str>, i64) {
+        match self {
+            Completion::Delivered {
+                id,
+                status,
+                duration_ms,
+            } => (*id, Some(*status), None, *duration_ms),
+            Completion::Retry {
+                id,
+                status,
+                error,
+                duration_ms,
+                ..
+            }
+            | Completion::Dead {
+                id,
+                status,
+                error,
+                duration_ms,
+            } => (*id, *status, Some(error.as_str()), *duration_ms),
+        }
+    }
+}
+
+/// A hook's silence-detection clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookClock {
+    pub hook: String,
+    pub last_event_at: i64,
+    pub silent_since: Option<i64>,
+}
