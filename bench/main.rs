@@ -17,6 +17,8 @@
 //! `report` turns the JSON lines into the tables of BENCHMARKS.md.
 //! `scripts/bench.sh` runs the whole matrix.
 
+mod flood;
+
 use anyhow::{bail, Context};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -65,6 +67,9 @@ enum Command {
     },
     /// Print the Markdown tables for a results file (JSON lines).
     Report { results: PathBuf },
+    /// A connection flood against a running daemon, with a legitimate
+    /// sender measured meanwhile (JSON line).
+    Flood(flood::FloodArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -863,5 +868,10 @@ fn main() -> anyhow::Result<()> {
             spool,
         } => rt.block_on(ceiling(port, api, chat, spool)),
         Command::Report { results } => report(&results),
+        Command::Flood(args) => {
+            let result = rt.block_on(flood::flood(args))?;
+            println!("{result}");
+            Ok(())
+        }
     }
 }

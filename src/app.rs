@@ -4,10 +4,10 @@
 //! they come, then drains: stop accepting, let open requests and in-flight
 //! deliveries finish within the grace period, leave the rest in the spool.
 
-use crate::config::{Config, ConfigErrors};
+use crate::config::{Config, ConfigErrors, ServerConfig};
 use crate::coord::Coordinator;
 use crate::delivery::{Dispatcher, Shared};
-use crate::ingress::{self, auth::ReplayGuard, IngressState, Limits};
+use crate::ingress::{self, auth::ReplayGuard, ConnLimits, Conns, IngressState};
 use crate::live::{Generation, Live};
 use crate::pipeline::{Intake, Pipeline};
 use crate::store::{spool_log, Store};
@@ -25,6 +25,8 @@ use tokio_util::task::TaskTracker;
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(600);
 /// How often queue gauges are refreshed.
 const GAUGES_EVERY: Duration = Duration::from_secs(5);
+/// Connections the admin listener holds at most.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
 
 /// How long start-up waits for a database spool before listening anyway.
 const STORE_START_WAIT: Duration = Duration::from_secs(5);
@@ -133,20 +135,24 @@ impl App {
             ready: AtomicBool::new(false),
             reject_log: Default::default(),
         });
-        let limits = Limits {
-            max_connections: config.server.max_connections,
-            header_read_timeout: config.server.header_read_timeout,
-            shutdown_grace: grace,
-        };
-        let admin_limits = Limits {
-            max_connections: 64,
-            ..limits
-        };
+        let public_conns = Conns::new(public_limits(&config.server), metrics.clone(), "public");
+        // The admin listener is loopback by default and serves probes and
+        // scrapes: a small bound of its own, unaffected by the public one.
+        let admin_conns = Conns::new(
+            ConnLimits {
+                max_connections: ADMIN_MAX_CONNECTIONS,
+                max_per_ip: 0,
+                ..public_limits(&config.server)
+            },
+            metrics.clone(),
+            "admin",
+        );
         let ingress_cancel = CancellationToken::new();
         let public_task = tokio::spawn(ingress::serve(
             public,
             ingress::public_router(state.clone()),
-            limits,
+            public_conns.clone(),
+            grace,
             ingress_cancel.clone(),
         ));
         // The admin listener outlives ingress so /readyz can say 503 while draining.
@@ -154,7 +160,8 @@ impl App {
         let admin_task = tokio::spawn(ingress::serve(
             admin,
             ingress::admin_router(state.clone()),
-            admin_limits,
+            admin_conns,
+            grace,
             admin_cancel.clone(),
         ));
         state.ready.store(true, Ordering::Relaxed);
@@ -228,7 +235,7 @@ impl App {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 Some(request) = reload_rx.recv() => {
-                    apply_reload(request, &live, &dispatcher, &metrics, &http).await;
+                    apply_reload(request, &live, &dispatcher, &public_conns, &metrics, &http).await;
                 }
             }
         }
@@ -270,6 +277,7 @@ async fn apply_reload(
     request: ReloadRequest,
     live: &Live,
     dispatcher: &Dispatcher,
+    public_conns: &Conns,
     metrics: &Arc<Metrics>,
     http: &reqwest::Client,
 ) {
@@ -301,14 +309,6 @@ async fn apply_reload(
     for (key, changed) in [
         ("server.listen", old.server.listen != new.server.listen),
         ("admin.listen", old.admin.listen != new.admin.listen),
-        (
-            "server.max_connections",
-            old.server.max_connections != new.server.max_connections,
-        ),
-        (
-            "server.header_read_timeout",
-            old.server.header_read_timeout != new.server.header_read_timeout,
-        ),
         (
             "server.shutdown_grace",
             old.server.shutdown_grace != new.server.shutdown_grace,
@@ -342,6 +342,7 @@ async fn apply_reload(
     for w in &new.warnings {
         tracing::warn!(message = "Configuration warning.", warning = %w);
     }
+    public_conns.update(public_limits(&new.server));
     let removed = dispatcher.reconcile(&generation.destinations);
     live.set(generation);
     for name in removed {
@@ -361,6 +362,18 @@ async fn apply_reload(
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("configuration reloaded"),
     ]);
+}
+
+/// The public listener's connection limits, from `[server]`.
+fn public_limits(server: &ServerConfig) -> ConnLimits {
+    ConnLimits {
+        max_connections: server.max_connections,
+        max_per_ip: server.max_connections_per_ip,
+        trusted: server.trusted_proxies.clone(),
+        header_read_timeout: server.header_read_timeout,
+        request_timeout: server.request_timeout,
+        idle_timeout: server.idle_timeout,
+    }
 }
 
 /// Periodic work: queue gauges and housekeeping.

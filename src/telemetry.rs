@@ -46,6 +46,16 @@ pub struct Metrics {
     /// Age of the oldest pending delivery per destination, in seconds.
     pub oldest_pending: Family<Labels, Gauge<f64, AtomicU64>>,
     pub config_reloads: Family<Labels, Counter>,
+    /// Open connections per listener.
+    pub connections_open: Family<Labels, Gauge>,
+    /// Connections closed at once on arrival: their peer was at
+    /// `max_connections_per_ip`, or every slot was handling a request.
+    pub connections_refused: Family<Labels, Counter>,
+    /// Connections closed to make room at `max_connections`, by the phase
+    /// they were in (head, body, idle).
+    pub connections_shed: Family<Labels, Counter>,
+    /// Connections closed by a deadline (header, body, idle).
+    pub connections_timed_out: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -70,6 +80,10 @@ impl Metrics {
             queue_depth: Family::default(),
             oldest_pending: Family::default(),
             config_reloads: Family::default(),
+            connections_open: Family::default(),
+            connections_refused: Family::default(),
+            connections_shed: Family::default(),
+            connections_timed_out: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -131,6 +145,26 @@ impl Metrics {
             "config_reloads",
             "Configuration reloads by result",
             m.config_reloads.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "Open connections per listener",
+            m.connections_open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed on arrival (per-peer cap, or every slot handling a request)",
+            m.connections_refused.clone(),
+        );
+        registry.register(
+            "connections_shed",
+            "Connections closed at capacity to make room, by the phase they were in",
+            m.connections_shed.clone(),
+        );
+        registry.register(
+            "connections_timed_out",
+            "Connections closed by a header, body or idle deadline",
+            m.connections_timed_out.clone(),
         );
         let build: Family<Labels, Gauge> = Family::default();
         build

@@ -45,14 +45,24 @@ pub struct ServerConfig {
     pub dedup_window: Duration,
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
-    /// A client that has not sent its whole request head by then is cut off.
+    /// A client that has not sent its whole request head by then is cut off
+    /// (from the connection's start, or from the first byte of a later
+    /// request on a keep-alive connection).
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
-    /// Upper bound for reading one request body and answering it.
+    /// Upper bound for reading one request body (408 after it).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
-    /// Concurrent connections on the public listener; more wait in the backlog.
+    /// A keep-alive connection idle this long between requests is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Open connections on the public listener at most. At the cap the
+    /// listener keeps accepting and closes the connection that has made
+    /// the least progress (never one whose request is complete).
     pub max_connections: usize,
+    /// Open connections from one peer address at most (0: no cap); peers in
+    /// `trusted_proxies` are exempt. Beyond it, the newest is closed at once.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for ServerConfig {
@@ -66,9 +76,11 @@ impl Default for ServerConfig {
             ],
             dedup_window: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(10),
-            header_read_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            max_connections_per_ip: 32,
         }
     }
 }

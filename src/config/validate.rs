@@ -244,6 +244,18 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
     if config.server.max_connections == 0 {
         errors.push(err("server.max_connections", "must be at least 1"));
     }
+    for (key, value) in [
+        (
+            "server.header_read_timeout",
+            config.server.header_read_timeout,
+        ),
+        ("server.request_timeout", config.server.request_timeout),
+        ("server.idle_timeout", config.server.idle_timeout),
+    ] {
+        if value < Duration::from_millis(100) {
+            errors.push(err(key, "must be at least 100ms"));
+        }
+    }
     if config.delivery.concurrency == 0 {
         errors.push(err("delivery.concurrency", "must be at least 1"));
     }

@@ -2,6 +2,7 @@
 //! 403 → 415 → 413 → 401 → 400 → 503), then the durable insert and the
 //! 202. This is the one place request errors become status codes.
 
+use super::conns::{ConnState, Phase};
 use super::{auth, IngressState};
 use crate::config::{HookConfig, ServerConfig};
 use crate::event::{self, Event};
@@ -12,7 +13,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde_json::json;
@@ -127,6 +128,7 @@ async fn hook(
     State(state): State<Arc<IngressState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
+    conn: Option<Extension<Arc<ConnState>>>,
     method: Method,
     headers: HeaderMap,
     body: Body,
@@ -146,7 +148,13 @@ async fn hook(
         headers,
     };
     let handled = match request.check(body).await {
-        Ok(checked) => request.store_and_admit(checked).await,
+        Ok(checked) => {
+            // The whole request is in: this connection is never shed now.
+            if let Some(Extension(conn)) = &conn {
+                conn.enter(Phase::Handling);
+            }
+            request.store_and_admit(checked).await
+        }
         Err(reject) => Err(reject),
     };
     handled.unwrap_or_else(|reject| {

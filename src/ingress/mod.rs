@@ -2,17 +2,21 @@
 //! (`/healthz`, `/readyz`, `/metrics`).
 //!
 //! The public server is hyper's HTTP/1 connection loop with the limits a
-//! daemon on the open internet needs: a cap on concurrent connections, a
-//! header-read timeout (slow-loris), a body cap checked before reading, and
-//! graceful shutdown. No request ever waits on the alert API or a chat
+//! daemon on the open internet needs: connections admitted, shed and timed
+//! out by [`conns`] (per-peer cap, shedding the least progress at
+//! capacity, header/body/idle deadlines), a body cap checked before
+//! reading, and graceful shutdown. No request ever waits on the alert API or a chat
 //! service: a hook answers as soon as the event is committed to the spool.
 
 mod admin;
 pub mod auth;
+pub mod conns;
 mod hooks;
 
 pub use admin::admin_router;
 pub use hooks::public_router;
+
+pub use conns::{ConnLimits, Conns};
 
 use crate::live::Live;
 use crate::pipeline::Intake;
@@ -20,6 +24,7 @@ use crate::store::Store;
 use crate::telemetry::Metrics;
 use axum::extract::ConnectInfo;
 use axum::Router;
+use conns::{Admission, Phase, Tracked};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -28,7 +33,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -51,29 +55,19 @@ pub struct IngressState {
     pub reject_log: hooks::LogLimiter,
 }
 
-/// Connection-level limits of a listener.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub max_connections: usize,
-    pub header_read_timeout: Duration,
-    pub shutdown_grace: Duration,
-}
-
 /// Serves `router` on `listener` until `cancel` fires, then lets open
-/// requests finish within the grace period.
+/// requests finish within `grace`. Every connection is admitted (or
+/// refused, or makes room) by `conns`, which also enforces the deadlines.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    limits: Limits,
+    conns: Arc<Conns>,
+    grace: Duration,
     cancel: CancellationToken,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let reaper = tokio::spawn(conns.clone().reap(cancel.clone()));
     loop {
-        let permit = tokio::select! {
-            _ = cancel.cancelled() => break,
-            p = connections.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
         let (stream, peer) = tokio::select! {
             _ = cancel.cancelled() => break,
             r = listener.accept() => match r {
@@ -86,32 +80,60 @@ pub async fn serve(
                 }
             },
         };
+        let guard = match conns.admit(peer.ip()) {
+            Admission::Admitted(guard) => guard,
+            // Closed at once: it costs the others nothing.
+            Admission::Refused => continue,
+        };
         let _ = stream.set_nodelay(true);
+        let state = guard.state.clone();
         let svc = router
             .clone()
             .map_request(move |mut req: axum::http::Request<Incoming>| {
+                // The head is in: the body follows, if there is one.
+                state.enter(if hyper::body::Body::is_end_stream(req.body()) {
+                    Phase::Handling
+                } else {
+                    Phase::Body
+                });
                 req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(state.clone());
                 req
+            })
+            .map_response({
+                let state = guard.state.clone();
+                move |resp| {
+                    state.enter(Phase::Idle);
+                    resp
+                }
             });
         let mut builder = hyper::server::conn::http1::Builder::new();
+        // The deadlines are the tracker's (headers, body, idle), not
+        // hyper's, whose header timer also runs while a keep-alive idles.
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
+            .header_read_timeout(None)
             .keep_alive(true);
-        let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
+        let io = TokioIo::new(Tracked::new(stream, guard.state.clone()));
+        let conn = builder.serve_connection(io, TowerToHyperService::new(svc));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let _ = conn.await;
-            drop(permit);
+            let state = guard.state.clone();
+            tokio::select! {
+                _ = conn => {}
+                _ = state.closed() => {}
+            }
+            drop(guard);
         });
     }
     drop(listener);
     tokio::select! {
         _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(limits.shutdown_grace) => {
+        _ = tokio::time::sleep(grace) => {
             tracing::warn!(message = "Shutdown grace expired with requests still open.");
         }
     }
+    reaper.abort();
 }
 
 /// Binds a listener, naming the key on failure.
