@@ -281,7 +281,10 @@ async fn apply_reload(
     metrics: &Arc<Metrics>,
     http: &reqwest::Client,
 ) {
-    crate::telemetry::notify_systemd(&[sd_notify::NotifyState::Reloading]);
+    // sd_notify(3): RELOADING=1 with the monotonic time, READY=1 when done.
+    let mut reloading = vec![sd_notify::NotifyState::Reloading];
+    reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+    crate::telemetry::notify_systemd(&reloading);
     let built = request.and_then(|config| Generation::build(config, http, metrics));
     let generation = match built {
         Ok(g) => g,

@@ -28,19 +28,18 @@ const TEAMS_URL: &str = "https://example.webhook.office.com/workflows/SECRET-TEA
 
 #[test]
 fn the_example_config_passes_check() {
+    // The credential files the systemd unit loads, as the README installs them.
     let creds = tempfile::tempdir().unwrap();
-    std::fs::write(
-        creds.path().join("slack-url"),
-        "https://hooks.slack.com/services/T0/B0/SECRET-SLACK\n",
-    )
-    .unwrap();
+    for (name, value) in [
+        ("sekoia-api-key", "SECRET-API-KEY"),
+        ("teams-url", TEAMS_URL),
+        ("slack-url", "https://hooks.slack.com/services/T0/B0/SECRET-SLACK\n"),
+    ] {
+        std::fs::write(creds.path().join(name), value).unwrap();
+    }
     let (code, out, err) = run_env(
         &["check", "--config", &example()],
-        &[
-            ("SEKOIA_API_KEY", "SECRET-API-KEY"),
-            ("TEAMS_WEBHOOK_URL", TEAMS_URL),
-            ("CREDENTIALS_DIRECTORY", creds.path().to_str().unwrap()),
-        ],
+        &[("CREDENTIALS_DIRECTORY", creds.path().to_str().unwrap())],
     );
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -50,6 +49,13 @@ fn the_example_config_passes_check() {
     for secret in ["SECRET-API-KEY", "SECRET-TEAMS-TOKEN", "SECRET-SLACK"] {
         assert!(!out.contains(secret) && !err.contains(secret));
     }
+    // Outside the service, without the variable: the message says how.
+    let (code, _, err) = run_env(&["check", "--config", &example()], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("CREDENTIALS_DIRECTORY=/etc/hookrelay/credentials hookrelay check"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -131,6 +131,20 @@ pub enum Command {
     },
     /// Apply spool migrations (also done at start).
     Migrate(ConfigArg),
+    /// Check the config, then tell the running daemon to reload it (SIGHUP)
+    /// and wait for its answer: exit 0 once applied, 1 if the file is
+    /// invalid (nothing is signalled) or the daemon rejected it. For
+    /// `ExecReload=` (systemd passes `$MAINPID`).
+    Reload {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The daemon's process id.
+        #[arg(long, env = "MAINPID")]
+        pid: i32,
+        /// How long to wait for the daemon's answer.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        wait: std::time::Duration,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -232,6 +246,13 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::DeadLetters(cmd) => inspect::dead_letters(cmd),
         Command::Events(cmd) => inspect::events(cmd),
         Command::Health { url } => runtime().block_on(health(&url)),
+        Command::Reload { config, pid, wait } => match config.load() {
+            Ok(cfg) => runtime().block_on(reload(&cfg, pid, wait)),
+            Err(code) => {
+                eprintln!("hookrelay: not reloading: the running daemon keeps its configuration");
+                code
+            }
+        },
         Command::Migrate(c) => match inspect::open_store(&c) {
             Ok((_rt, store)) => {
                 match store.path() {
@@ -316,6 +337,67 @@ async fn signals(
         }
     }
     shutdown.cancel();
+}
+
+/// `hookrelay reload`: SIGHUP to `pid`, then the daemon's reload counters
+/// on its admin listener say whether the new configuration was applied.
+async fn reload(config: &Config, pid: i32, wait: std::time::Duration) -> ExitCode {
+    let mut admin = config.admin.listen;
+    if admin.ip().is_unspecified() {
+        admin.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{admin}/metrics");
+    let client = crate::http::client();
+    let counts = || async {
+        let text = client
+            .get(&url)
+            .timeout(std::time::Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let count = |result: &str| -> f64 {
+            let needle = format!("hookrelay_config_reloads_total{{result=\"{result}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&needle)?.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        Some((count("ok"), count("error")))
+    };
+    let before = counts().await;
+    // SAFETY: kill(2) with a pid and a signal number; no memory involved.
+    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+        return fail(format!(
+            "cannot signal process {pid}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let Some((ok0, err0)) = before else {
+        println!("signalled process {pid}; its admin listener ({admin}) did not answer, so the outcome is in its log");
+        return ExitCode::SUCCESS;
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        match counts().await {
+            Some((ok, _)) if ok > ok0 => {
+                println!("configuration reloaded by process {pid}");
+                return ExitCode::SUCCESS;
+            }
+            Some((_, err)) if err > err0 => {
+                return fail(format!(
+                    "process {pid} rejected the configuration (see its log); it keeps the previous one"
+                ));
+            }
+            _ => {}
+        }
+    }
+    fail(format!(
+        "process {pid} did not report a reload within {}",
+        humantime::format_duration(wait)
+    ))
 }
 
 async fn health(url: &str) -> ExitCode {

@@ -303,6 +303,13 @@ fn expand_str(s: &str, env: &HashMap<String, String>) -> Result<String, String> 
         match env.get(name) {
             Some(v) if !v.is_empty() => out.push_str(v),
             Some(_) => return Err(format!("environment variable {name} is empty")),
+            None if name == "CREDENTIALS_DIRECTORY" => {
+                return Err(format!(
+                    "environment variable {name} is not set (systemd sets it for the service's \
+                     LoadCredential= files; outside the service, point it at them: \
+                     CREDENTIALS_DIRECTORY=/etc/hookrelay/credentials hookrelay check …)"
+                ))
+            }
             None => return Err(format!("environment variable {name} is not set")),
         }
         rest = &after[end + 1..];

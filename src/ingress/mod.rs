@@ -138,7 +138,17 @@ pub async fn serve(
 
 /// Binds a listener, naming the key on failure.
 pub async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("{key}: cannot listen on {addr}: {e}"))
+    TcpListener::bind(addr).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            let port = addr.port();
+            if port < 1024 {
+                format!(" (ports below 1024 need CAP_NET_BIND_SERVICE; under systemd, the service's SocketBindAllow may not include port {port} either)")
+            } else {
+                format!(" (under systemd: the service's SocketBindAllow may not include port {port}; add SocketBindAllow=tcp:{port} with `systemctl edit hookrelay`)")
+            }
+        } else {
+            String::new()
+        };
+        anyhow::anyhow!("{key}: cannot listen on {addr}: {e}{hint}")
+    })
 }
