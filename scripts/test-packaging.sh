@@ -45,6 +45,7 @@ command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 cargo build --release --bin hookrelay
+built=$SECONDS
 
 DIR=target/packaging
 BASE=$DIR/rootfs-base
@@ -96,6 +97,8 @@ for unit in fake-upstream packaging-probe; do
 done
 echo hookrelay-test > "$ROOT/etc/hostname"
 
+PARTS=${PACKAGING_PARTS:-systemd container}
+if [[ " $PARTS " == *" systemd "* ]]; then
 nspawn=(systemd-nspawn --quiet -D "$ROOT" --bind-ro="$PWD/$SRC:/src" --bind="$PWD/$RESULTS:/results" --boot)
 if [ "$(cat /proc/1/comm 2>/dev/null)" != systemd ]; then
     # Not under systemd: nothing to register with.
@@ -117,7 +120,10 @@ if grep -q '^FAIL' "$RESULTS/checks" 2>/dev/null; then
     echo "test-packaging: journal of hookrelay.service:" >&2
     tail -60 "$RESULTS/journal.txt" >&2 || true
 fi
-systemd_seconds=$((SECONDS - started))
+else
+    echo "skipped (PACKAGING_PARTS=$PARTS)" > "$RESULTS/checks"; echo done >> "$RESULTS/checks"
+fi
+systemd_seconds=$((SECONDS - built))
 
 # ---------------------------------------------------------------------------
 # The container image: the shipped Containerfile, built offline with podman.
@@ -129,6 +135,8 @@ systemd_seconds=$((SECONDS - started))
 # (65532), as distroless has them. Podman here runs rootful with runc and
 # needs explicit --ulimit values (its defaults exceed this host's limits).
 # ---------------------------------------------------------------------------
+# Each check records its own failure; none stops the others.
+set +e
 container_started=$SECONDS
 CHECKS=$RESULTS/container-checks
 : > "$CHECKS"
@@ -140,7 +148,10 @@ command -v runc >/dev/null || missing+=(runc)
 command -v python3 >/dev/null || missing+=(python3)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 RUNTIME=(--runtime runc)
-ULIMITS=(--ulimit "nofile=$(ulimit -n):$(ulimit -Hn)" --ulimit "nproc=$(ulimit -u):$(ulimit -Hu)")
+# Within this host's own limits (podman's defaults ask for more, and runc
+# may not raise them): the daemon needs a file per connection, few threads.
+nofile=$(ulimit -n); [ "$nofile" = unlimited ] || [ "$nofile" -le 65536 ] || nofile=65536
+ULIMITS=(--ulimit "nofile=$nofile:$nofile" --ulimit "nproc=4096:4096")
 IMAGE=localhost/hookrelay:packaging-test
 NAME=hookrelay-packaging
 VOLUME=hookrelay-packaging-state
@@ -199,7 +210,7 @@ wait_for() { # name, seconds, command...
     local name=$1 secs=$2; shift 2
     local end=$((SECONDS + secs))
     while [ $SECONDS -lt $end ]; do "$@" >/dev/null 2>&1 && { cok "$name"; return 0; }; sleep 0.2; done
-    cfail "$name" "not within ${secs}s"; return 1
+    cfail "$name" "not within ${secs}s"
 }
 has_lines() { [ "$(lines "$1")" -ge "$2" ]; }
 
@@ -238,6 +249,6 @@ container_seconds=$((SECONDS - container_started))
 
 passed=$(cat "$RESULTS/checks" "$CHECKS" | grep -c '^ok ' || true)
 failures=$(cat "$RESULTS/checks" "$CHECKS" | grep -c '^FAIL' || true)
-echo "test-packaging: systemd ${systemd_seconds} s, container ${container_seconds} s, total $((SECONDS - started)) s"
+echo "test-packaging: release build $((built - started)) s, systemd ${systemd_seconds} s (root included), container ${container_seconds} s, total $((SECONDS - started)) s"
 echo "packaging: ${passed:-0} passed, ${failures:-0} failed"
 [ "${failures:-0}" = 0 ]

@@ -33,7 +33,10 @@ fn the_example_config_passes_check() {
     for (name, value) in [
         ("sekoia-api-key", "SECRET-API-KEY"),
         ("teams-url", TEAMS_URL),
-        ("slack-url", "https://hooks.slack.com/services/T0/B0/SECRET-SLACK\n"),
+        (
+            "slack-url",
+            "https://hooks.slack.com/services/T0/B0/SECRET-SLACK\n",
+        ),
     ] {
         std::fs::write(creds.path().join(name), value).unwrap();
     }

@@ -131,10 +131,10 @@ pub enum Command {
     },
     /// Apply spool migrations (also done at start).
     Migrate(ConfigArg),
-    /// Check the config, then tell the running daemon to reload it (SIGHUP)
-    /// and wait for its answer: exit 0 once applied, 1 if the file is
-    /// invalid (nothing is signalled) or the daemon rejected it. For
-    /// `ExecReload=` (systemd passes `$MAINPID`).
+    /// Tell the running daemon to reload its config (SIGHUP) and wait for
+    /// its answer on the admin listener: exit 0 once applied, 1 if it
+    /// rejected the file (its log says why; it keeps the previous one).
+    /// For `ExecReload=` (systemd passes `$MAINPID`); needs no procps.
     Reload {
         #[command(flatten)]
         config: ConfigArg,
@@ -246,13 +246,9 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::DeadLetters(cmd) => inspect::dead_letters(cmd),
         Command::Events(cmd) => inspect::events(cmd),
         Command::Health { url } => runtime().block_on(health(&url)),
-        Command::Reload { config, pid, wait } => match config.load() {
-            Ok(cfg) => runtime().block_on(reload(&cfg, pid, wait)),
-            Err(code) => {
-                eprintln!("hookrelay: not reloading: the running daemon keeps its configuration");
-                code
-            }
-        },
+        Command::Reload { config, pid, wait } => {
+            runtime().block_on(reload(admin_address(&config.path()), pid, wait))
+        }
         Command::Migrate(c) => match inspect::open_store(&c) {
             Ok((_rt, store)) => {
                 match store.path() {
@@ -339,13 +335,28 @@ async fn signals(
     shutdown.cancel();
 }
 
-/// `hookrelay reload`: SIGHUP to `pid`, then the daemon's reload counters
-/// on its admin listener say whether the new configuration was applied.
-async fn reload(config: &Config, pid: i32, wait: std::time::Duration) -> ExitCode {
-    let mut admin = config.admin.listen;
+/// Where the daemon's admin listener is, from `[admin] listen` in the file
+/// (or `HOOKRELAY_ADMIN__LISTEN`), read without loading the rest: secrets
+/// may not be readable here (systemd hands `LoadCredential=` files to the
+/// main process, not to `ExecReload=`), and the daemon validates the file
+/// itself.
+fn admin_address(path: &std::path::Path) -> std::net::SocketAddr {
+    let configured = std::env::var("HOOKRELAY_ADMIN__LISTEN").ok().or_else(|| {
+        let table: toml::Table = std::fs::read_to_string(path).ok()?.parse().ok()?;
+        Some(table.get("admin")?.get("listen")?.as_str()?.to_owned())
+    });
+    let mut admin = configured
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| crate::config::AdminConfig::default().listen);
     if admin.ip().is_unspecified() {
         admin.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
+    admin
+}
+
+/// `hookrelay reload`: SIGHUP to `pid`, then the daemon's reload counters
+/// on its admin listener say whether the new configuration was applied.
+async fn reload(admin: std::net::SocketAddr, pid: i32, wait: std::time::Duration) -> ExitCode {
     let url = format!("http://{admin}/metrics");
     let client = crate::http::client();
     let counts = || async {

@@ -223,12 +223,23 @@ pub(super) async fn commit(
 mod tests {
     use super::*;
 
-    fn retry(retry_after: Option<u64>, throttled: bool) -> Outcome {
+    /// A 503, with its Retry-After in seconds if any.
+    fn unavailable(retry_after: Option<u64>) -> Outcome {
         Outcome::Retry {
-            status: Some(if throttled { 429 } else { 503 }),
+            status: Some(503),
             error: "x".into(),
             retry_after: retry_after.map(Duration::from_secs),
-            throttled,
+            throttled: false,
+        }
+    }
+
+    /// A 429, with its Retry-After in seconds if any.
+    fn throttled(retry_after: Option<u64>) -> Outcome {
+        Outcome::Retry {
+            status: Some(429),
+            error: "x".into(),
+            retry_after: retry_after.map(Duration::from_secs),
+            throttled: true,
         }
     }
 
@@ -249,7 +260,7 @@ mod tests {
             ),
             (dead, s(1), s(60), Next::DeadLetter),
             (
-                retry(None, false),
+                unavailable(None),
                 s(2),
                 s(60),
                 Next::Retry {
@@ -260,7 +271,7 @@ mod tests {
             // Retry-After longer than the back-off wins; a 429 pauses the
             // destination for exactly the time it asked.
             (
-                retry(Some(5), true),
+                throttled(Some(5)),
                 s(2),
                 s(60),
                 Next::Retry {
@@ -270,7 +281,7 @@ mod tests {
             ),
             // The back-off longer than Retry-After: wait it, pause as asked.
             (
-                retry(Some(1), true),
+                throttled(Some(1)),
                 s(3),
                 s(60),
                 Next::Retry {
@@ -280,7 +291,7 @@ mod tests {
             ),
             // A 429 without Retry-After pauses for the back-off.
             (
-                retry(None, true),
+                throttled(None),
                 s(2),
                 s(60),
                 Next::Retry {
@@ -290,7 +301,7 @@ mod tests {
             ),
             // A 503 with Retry-After does not pause the destination.
             (
-                retry(Some(4), false),
+                unavailable(Some(4)),
                 s(1),
                 s(60),
                 Next::Retry {
@@ -299,9 +310,9 @@ mod tests {
                 },
             ),
             // A retry after max_age: expired.
-            (retry(None, false), s(61), s(60), Next::Expired),
-            (retry(Some(120), true), s(1), s(60), Next::Expired),
-            (retry(None, false), s(1), s(0), Next::Expired),
+            (unavailable(None), s(61), s(60), Next::Expired),
+            (throttled(Some(120)), s(1), s(60), Next::Expired),
+            (unavailable(None), s(1), s(0), Next::Expired),
         ];
         for (i, (outcome, backoff, left, want)) in table.into_iter().enumerate() {
             assert_eq!(

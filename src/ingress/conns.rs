@@ -309,36 +309,23 @@ impl Conns {
     /// [`WARN_EVERY`]) naming the peer that caused most such closes.
     fn count(&self, inner: &mut Inner, ip: IpAddr, why: Closed, phase: Option<Phase>) {
         let m = &self.metrics;
-        match why {
-            Closed::PerIpCap => m
-                .connections_refused
-                .get_or_create(&vec![
-                    ("listener", self.listener.to_owned()),
-                    ("reason", "per_ip_cap".to_owned()),
-                ])
-                .inc(),
-            Closed::Full => m
-                .connections_refused
-                .get_or_create(&vec![
-                    ("listener", self.listener.to_owned()),
-                    ("reason", "full".to_owned()),
-                ])
-                .inc(),
-            Closed::Shed => m
-                .connections_shed
-                .get_or_create(&vec![
-                    ("listener", self.listener.to_owned()),
-                    ("phase", phase.map_or("head", Phase::name).to_owned()),
-                ])
-                .inc(),
-            Closed::HeaderTimeout | Closed::BodyTimeout | Closed::IdleTimeout => m
-                .connections_timed_out
-                .get_or_create(&vec![
-                    ("listener", self.listener.to_owned()),
-                    ("reason", why.name().to_owned()),
-                ])
-                .inc(),
+        let (family, key, value) = match why {
+            Closed::PerIpCap | Closed::Full => (&m.connections_refused, "reason", why.name()),
+            Closed::Shed => (
+                &m.connections_shed,
+                "phase",
+                phase.map_or("head", Phase::name),
+            ),
+            Closed::HeaderTimeout | Closed::BodyTimeout | Closed::IdleTimeout => {
+                (&m.connections_timed_out, "reason", why.name())
+            }
         };
+        family
+            .get_or_create(&vec![
+                ("listener", self.listener.to_owned()),
+                (key, value.to_owned()),
+            ])
+            .inc();
         if why == Closed::IdleTimeout {
             // Idle keep-alives closing is housekeeping, not an attack.
             return;

@@ -8,6 +8,7 @@
 //! link hookrelay builds itself.
 
 pub mod context;
+mod destination;
 mod discord;
 pub mod email;
 mod escape;
@@ -18,15 +19,14 @@ mod teams;
 mod teams_legacy;
 mod template;
 
+pub use destination::{destinations, Destination, Destinations};
 pub use escape::{clean, defuse_markdown, escape_slack};
 pub use template::{Escape, Templates};
 
-use crate::config::{Config, ConfigError, ConfigErrors, DestinationConfig, DestinationKind};
+use crate::config::DestinationKind;
 use crate::enrich::{Alert, Enrichment, Urgency};
 use crate::event::Event;
 use serde_json::Value;
-use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// Longest title shown; titles are one line.
 const TITLE_MAX: usize = 250;
@@ -586,7 +586,7 @@ pub fn own_message(dest: &Destination, name: &str, kind: &str, facts: &Facts) ->
 /// alert, the same event with its alert unavailable, a digest) and returns
 /// what went wrong, for `check` to warn about before a real alert is
 /// dead-lettered by it.
-fn trial(dest: &Destination, name: &str) -> Vec<String> {
+pub(crate) fn trial(dest: &Destination, name: &str) -> Vec<String> {
     use crate::enrich::{Alert, Enrichment};
     const EVENT: &str = include_str!("../../tests/fixtures/event-alert-created.json");
     const ALERT: &str = include_str!("../../tests/fixtures/alert-full.json");
@@ -623,94 +623,6 @@ fn trial(dest: &Destination, name: &str) -> Vec<String> {
         ));
     }
     problems
-}
-
-/// Every destination by name, as built from one configuration.
-pub type Destinations = BTreeMap<String, Arc<Destination>>;
-
-/// A destination as messages are rendered for it: its settings and its
-/// compiled templates. Built from the configuration by [`destinations`];
-/// the configuration itself stays plain data.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Destination {
-    pub config: DestinationConfig,
-    /// `template` and `subject`, compiled.
-    pub templates: Option<Templates>,
-}
-
-impl Destination {
-    /// A destination without templates (built-in messages only).
-    pub fn plain(config: DestinationConfig) -> Destination {
-        Destination {
-            config,
-            templates: None,
-        }
-    }
-}
-
-/// Every destination of `config`, its templates compiled. A template that
-/// does not compile is a config error naming its key; one that compiles but
-/// fails on sample messages is a warning (`check` prints it, the daemon
-/// logs it).
-pub fn destinations(config: &Config) -> Result<(Destinations, Vec<String>), ConfigErrors> {
-    let mut out = BTreeMap::new();
-    let mut errors = Vec::new();
-    let mut warnings = Vec::new();
-    for (name, dest) in &config.destinations {
-        let key = format!("destinations.{name}");
-        match compile(dest) {
-            Ok(templates) => {
-                let built = Destination {
-                    config: dest.clone(),
-                    templates,
-                };
-                if built.templates.is_some() {
-                    for problem in trial(&built, name) {
-                        warnings.push(format!("{key}.template: {problem}"));
-                    }
-                }
-                out.insert(name.clone(), Arc::new(built));
-            }
-            Err((field, message)) => errors.push(ConfigError {
-                key: format!("{key}.{field}"),
-                message,
-            }),
-        }
-    }
-    if errors.is_empty() {
-        Ok((out, warnings))
-    } else {
-        Err(ConfigErrors(errors))
-    }
-}
-
-/// Compiles a destination's `template` and e-mail `subject`; on error, the
-/// field at fault and why.
-fn compile(dest: &DestinationConfig) -> Result<Option<Templates>, (&'static str, String)> {
-    if dest.template.is_none() && dest.subject.is_none() {
-        return Ok(None);
-    }
-    let escape = if dest.kind == DestinationKind::Email {
-        Escape::Html
-    } else {
-        Escape::Json
-    };
-    let shown = dest.template.as_ref().map(|p| p.display().to_string());
-    let body = shown.as_deref().zip(dest.template_source.as_deref());
-    let subject = dest
-        .subject
-        .as_deref()
-        .filter(|_| dest.kind == DestinationKind::Email);
-    Templates::compile(body, subject, escape)
-        .map(Some)
-        .map_err(|e| {
-            let field = if e.starts_with("subject") {
-                "subject"
-            } else {
-                "template"
-            };
-            (field, e)
-        })
 }
 
 #[cfg(test)]

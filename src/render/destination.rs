@@ -1,0 +1,95 @@
+//! [`Destination`]: a destination's config with its compiled templates,
+//! built from a validated configuration (which stays plain data).
+
+use super::{trial, Escape, Templates};
+use crate::config::{Config, ConfigError, ConfigErrors, DestinationConfig, DestinationKind};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Every destination by name, as built from one configuration.
+pub type Destinations = BTreeMap<String, Arc<Destination>>;
+
+/// A destination as messages are rendered for it: its settings and its
+/// compiled templates. Built from the configuration by [`destinations`];
+/// the configuration itself stays plain data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Destination {
+    pub config: DestinationConfig,
+    /// `template` and `subject`, compiled.
+    pub templates: Option<Templates>,
+}
+
+impl Destination {
+    /// A destination without templates (built-in messages only).
+    pub fn plain(config: DestinationConfig) -> Destination {
+        Destination {
+            config,
+            templates: None,
+        }
+    }
+}
+
+/// Every destination of `config`, its templates compiled. A template that
+/// does not compile is a config error naming its key; one that compiles but
+/// fails on sample messages is a warning (`check` prints it, the daemon
+/// logs it).
+pub fn destinations(config: &Config) -> Result<(Destinations, Vec<String>), ConfigErrors> {
+    let mut out = BTreeMap::new();
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    for (name, dest) in &config.destinations {
+        let key = format!("destinations.{name}");
+        match compile(dest) {
+            Ok(templates) => {
+                let built = Destination {
+                    config: dest.clone(),
+                    templates,
+                };
+                if built.templates.is_some() {
+                    for problem in trial(&built, name) {
+                        warnings.push(format!("{key}.template: {problem}"));
+                    }
+                }
+                out.insert(name.clone(), Arc::new(built));
+            }
+            Err((field, message)) => errors.push(ConfigError {
+                key: format!("{key}.{field}"),
+                message,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok((out, warnings))
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Compiles a destination's `template` and e-mail `subject`; on error, the
+/// field at fault and why.
+fn compile(dest: &DestinationConfig) -> Result<Option<Templates>, (&'static str, String)> {
+    if dest.template.is_none() && dest.subject.is_none() {
+        return Ok(None);
+    }
+    let escape = if dest.kind == DestinationKind::Email {
+        Escape::Html
+    } else {
+        Escape::Json
+    };
+    let shown = dest.template.as_ref().map(|p| p.display().to_string());
+    let body = shown.as_deref().zip(dest.template_source.as_deref());
+    let subject = dest
+        .subject
+        .as_deref()
+        .filter(|_| dest.kind == DestinationKind::Email);
+    Templates::compile(body, subject, escape)
+        .map(Some)
+        .map_err(|e| {
+            let field = if e.starts_with("subject") {
+                "subject"
+            } else {
+                "template"
+            };
+            (field, e)
+        })
+}
