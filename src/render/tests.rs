@@ -2,6 +2,7 @@
 //! (`src/render/snapshots/`). Review a change with `cargo insta review`.
 
 use super::*;
+use crate::config::DestinationConfig;
 use crate::enrich::Alert;
 use crate::event::Event;
 use std::sync::Arc;
