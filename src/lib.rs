@@ -2,7 +2,8 @@
 //! in on unguessable `/hooks/<uuid>` URLs, are stored durably, enriched from
 //! the origin's alert API, routed by a TOML table and delivered as readable
 //! messages to Microsoft Teams, Slack, Mattermost, Discord, Google Chat,
-//! e-mail and generic webhooks.
+//! Matrix, ntfy, e-mail and generic webhooks, and pages through PagerDuty
+//! and Opsgenie (one incident per alert, following its life).
 //!
 //! The modules follow the pipeline (see `ARCHITECTURE.md`, which also
 //! states the direction of imports that `tests/architecture.rs` checks):

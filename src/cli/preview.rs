@@ -113,12 +113,21 @@ fn print_request(dest: &Arc<DestinationConfig>, id: &str, body: &str) {
         }
         return;
     }
-    println!("POST {}", sink.target());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    for (name, value, private) in sink.http_request(id, body, now).headers {
+    let request = match sink.http_request(id, body, now) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("cannot build the request: {e}\n");
+            return;
+        }
+    };
+    println!("{} {}", request.method, sink.target());
+    // A paging destination's key is in its body: never printed.
+    let body = &crate::secret::scrub(&request.body, &dest.secrets());
+    for (name, value, private) in request.headers {
         let value = if private {
             "<redacted>".to_owned()
         } else {

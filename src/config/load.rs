@@ -59,7 +59,15 @@ fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
 const NOT_OVERRIDES: &[&str] = &["HOOKRELAY_CONFIG", "HOOKRELAY_LOG", "HOOKRELAY_LOG_FORMAT"];
 
 /// Keys that hold secrets and therefore also accept a `<key>_file` form.
-const SECRET_KEYS: &[&str] = &["api_key", "url", "secret", "password"];
+const SECRET_KEYS: &[&str] = &[
+    "api_key",
+    "url",
+    "secret",
+    "password",
+    "routing_key",
+    "access_token",
+    "token",
+];
 
 /// Loads and validates the file at `path`, using the process environment.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {

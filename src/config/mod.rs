@@ -267,6 +267,16 @@ pub enum DestinationKind {
     /// Any URL: the hookrelay message document (or a template), optionally
     /// signed the Standard Webhooks way.
     Webhook,
+    /// PagerDuty Events API v2: one incident per alert (`dedup_key` = the
+    /// alert's uuid), triggered, acknowledged and resolved with it.
+    Pagerduty,
+    /// Opsgenie Alert API: one alert per alert (`alias` = its uuid),
+    /// created, acknowledged, closed, with notes for other updates.
+    Opsgenie,
+    /// A Matrix room, through the client-server API.
+    Matrix,
+    /// An ntfy topic (phone push), JSON publishing.
+    Ntfy,
 }
 
 impl DestinationKind {
@@ -280,6 +290,10 @@ impl DestinationKind {
             Self::GoogleChat => "google-chat",
             Self::Email => "email",
             Self::Webhook => "webhook",
+            Self::Pagerduty => "pagerduty",
+            Self::Opsgenie => "opsgenie",
+            Self::Matrix => "matrix",
+            Self::Ntfy => "ntfy",
         }
     }
 }
@@ -328,6 +342,32 @@ pub struct DestinationConfig {
     /// A one-line minijinja template for the subject.
     #[serde(default)]
     pub subject: Option<String>,
+
+    // kind = "pagerduty"
+    /// The Events API v2 integration key.
+    #[serde(default)]
+    pub routing_key: Option<Secret>,
+    // kind = "opsgenie"
+    /// An Opsgenie API integration key (`Authorization: GenieKey …`).
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    /// pagerduty: the events endpoint; opsgenie: the API base (the EU
+    /// instance is `https://api.eu.opsgenie.com`).
+    #[serde(default)]
+    pub api_url: Option<String>,
+    // kind = "matrix"
+    /// The homeserver's base URL, e.g. `https://matrix.example.org`.
+    #[serde(default)]
+    pub homeserver: Option<String>,
+    #[serde(default)]
+    pub access_token: Option<Secret>,
+    /// `!opaque:server` (a room id, not an alias).
+    #[serde(default)]
+    pub room_id: Option<String>,
+    // kind = "ntfy" (also username + password)
+    /// An ntfy access token (`tk_…`).
+    #[serde(default)]
+    pub token: Option<Secret>,
 
     // kind = "webhook"
     /// Extra request headers (values may be credentials: never logged).
@@ -545,14 +585,18 @@ impl Config {
 }
 
 impl DestinationConfig {
-    /// This destination's secrets: its URL, header values, signing secret
-    /// and SMTP password. The sinks scrub foreign error texts of them.
+    /// This destination's secrets: its URL, header values, signing secret,
+    /// passwords, keys and tokens. The sinks scrub foreign error texts of them.
     pub fn secrets(&self) -> Vec<&Secret> {
         let mut out: Vec<&Secret> = Vec::new();
         out.extend(self.url.as_ref());
         out.extend(self.headers.values());
         out.extend(self.secret.as_ref());
         out.extend(self.password.as_ref());
+        out.extend(self.routing_key.as_ref());
+        out.extend(self.api_key.as_ref());
+        out.extend(self.access_token.as_ref());
+        out.extend(self.token.as_ref());
         out
     }
 }

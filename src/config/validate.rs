@@ -43,6 +43,85 @@ const REGIONS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// PagerDuty, Opsgenie and Matrix are addressed by their own keys, not a
+/// `url`: checks them and sets the `url` the sink posts to (PagerDuty's
+/// events endpoint, Opsgenie's API base, the Matrix room's send endpoint
+/// without its transaction id).
+fn api_destination(dest: &mut DestinationConfig, key: &str, errors: &mut Vec<ConfigError>) {
+    let (default_api, secret_key) = match dest.kind {
+        DestinationKind::Pagerduty => ("https://events.pagerduty.com/v2/enqueue", "routing_key"),
+        DestinationKind::Opsgenie => ("https://api.opsgenie.com", "api_key"),
+        DestinationKind::Matrix => ("", "access_token"),
+        _ => return,
+    };
+    if dest.url.is_some() {
+        errors.push(err(
+            format!("{key}.url"),
+            format!(
+                "not for kind = \"{}\" (set {})",
+                dest.kind.as_str(),
+                if dest.kind == DestinationKind::Matrix {
+                    "homeserver, room_id and access_token"
+                } else {
+                    "api_url to change the endpoint"
+                }
+            ),
+        ));
+        return;
+    }
+    let secret = match dest.kind {
+        DestinationKind::Pagerduty => &dest.routing_key,
+        DestinationKind::Opsgenie => &dest.api_key,
+        _ => &dest.access_token,
+    };
+    if secret.as_ref().is_none_or(|s| s.expose().trim().is_empty()) {
+        errors.push(err(
+            format!("{key}.{secret_key}"),
+            format!("missing (set {secret_key} or {secret_key}_file)"),
+        ));
+    }
+    let url = if dest.kind == DestinationKind::Matrix {
+        let Some(home) = dest.homeserver.as_deref() else {
+            errors.push(err(
+                format!("{key}.homeserver"),
+                "missing: the homeserver's URL, e.g. https://matrix.example.org",
+            ));
+            return;
+        };
+        if let Err(e) = http_url(home) {
+            errors.push(err(format!("{key}.homeserver"), e));
+            return;
+        }
+        let room = match dest.room_id.as_deref() {
+            Some(r) if r.starts_with('!') && r.contains(':') => r,
+            Some(_) => {
+                errors.push(err(
+                    format!("{key}.room_id"),
+                    "a room id: \"!opaque:server\" (Room settings → Advanced), not an alias",
+                ));
+                return;
+            }
+            None => {
+                errors.push(err(format!("{key}.room_id"), "missing: the room's id"));
+                return;
+            }
+        };
+        let room: String = url::form_urlencoded::byte_serialize(room.as_bytes()).collect();
+        format!(
+            "{}/_matrix/client/v3/rooms/{room}/send/m.room.message/",
+            home.trim_end_matches('/')
+        )
+    } else {
+        let api = dest.api_url.as_deref().unwrap_or(default_api);
+        if let Err(e) = http_url(api) {
+            errors.push(err(format!("{key}.api_url"), e));
+            return;
+        }
+        api.trim_end_matches('/').to_owned()
+    };
+    dest.url = Some(crate::secret::Secret::new(url));
+}
+
 /// The keys each destination kind takes; a key meant for another kind is
 /// an error rather than silently ignored.
 fn destination_kind_keys(dest: &DestinationConfig, key: &str, errors: &mut Vec<ConfigError>) {
@@ -63,8 +142,39 @@ fn destination_kind_keys(dest: &DestinationConfig, key: &str, errors: &mut Vec<C
     only(!email && dest.host.is_some(), "host", "email");
     only(!email && dest.port.is_some(), "port", "email");
     only(!email && dest.tls.is_some(), "tls", "email");
-    only(!email && dest.username.is_some(), "username", "email");
-    only(!email && dest.password.is_some(), "password", "email");
+    let ntfy = kind == DestinationKind::Ntfy;
+    only(
+        !email && !ntfy && dest.username.is_some(),
+        "username",
+        "email\" or \"ntfy",
+    );
+    only(
+        !email && !ntfy && dest.password.is_some(),
+        "password",
+        "email\" or \"ntfy",
+    );
+    let pagerduty = kind == DestinationKind::Pagerduty;
+    let opsgenie = kind == DestinationKind::Opsgenie;
+    let matrix = kind == DestinationKind::Matrix;
+    only(
+        !pagerduty && dest.routing_key.is_some(),
+        "routing_key",
+        "pagerduty",
+    );
+    only(!opsgenie && dest.api_key.is_some(), "api_key", "opsgenie");
+    only(
+        !pagerduty && !opsgenie && dest.api_url.is_some(),
+        "api_url",
+        "pagerduty\" or \"opsgenie",
+    );
+    only(!matrix && dest.homeserver.is_some(), "homeserver", "matrix");
+    only(
+        !matrix && dest.access_token.is_some(),
+        "access_token",
+        "matrix",
+    );
+    only(!matrix && dest.room_id.is_some(), "room_id", "matrix");
+    only(!ntfy && dest.token.is_some(), "token", "ntfy");
     only(!email && dest.from.is_some(), "from", "email");
     only(!email && !dest.to.is_empty(), "to", "email");
     only(!email && dest.subject.is_some(), "subject", "email");
@@ -123,6 +233,8 @@ fn destination_kind_keys(dest: &DestinationConfig, key: &str, errors: &mut Vec<C
         return;
     }
     match &dest.url {
+        // api_destination() said what is missing.
+        None if pagerduty || opsgenie || matrix => {}
         None => errors.push(err(format!("{key}.url"), "missing (set url or url_file)")),
         Some(url) => {
             // The message never quotes the URL: it is a secret.
@@ -370,6 +482,7 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
 
     for (name, dest) in config.destinations.iter_mut() {
         let key = format!("destinations.{name}");
+        api_destination(dest, &key, &mut errors);
         destination_kind_keys(dest, &key, &mut errors);
         if let Some(path) = &dest.template {
             let resolved = dir.join(path);

@@ -5,6 +5,7 @@
 
 use super::attempt::{attempt, commit, Done};
 use super::Shared;
+use crate::config::DestinationKind;
 use crate::coord::{Limits, Pace, Sending};
 use crate::recent::RecentIds;
 use crate::render::{own_message, Destination, Facts, Summary};
@@ -94,10 +95,13 @@ impl Worker {
     ) -> Worker {
         let now = Instant::now();
         let config = &dest.config;
-        let concurrency = config
-            .concurrency
-            .unwrap_or(shared.delivery.concurrency)
-            .max(1);
+        // An incident's trigger, acknowledge and resolve go out in order:
+        // one at a time unless the destination says otherwise.
+        let default = match config.kind {
+            DestinationKind::Pagerduty | DestinationKind::Opsgenie => 1,
+            _ => shared.delivery.concurrency,
+        };
+        let concurrency = config.concurrency.unwrap_or(default).max(1);
         let config_arc = Arc::new(config.clone());
         Worker {
             sink: Arc::new(Sink::new(config_arc, shared.http.clone(), concurrency)),

@@ -14,6 +14,7 @@ pub mod email;
 mod escape;
 mod google_chat;
 mod mattermost;
+pub mod paging;
 mod slack;
 mod teams;
 mod teams_legacy;
@@ -477,6 +478,10 @@ pub fn render(kind: DestinationKind, facts: &Facts, doc: &dyn Fn() -> Value) -> 
         DestinationKind::GoogleChat => google_chat::render(facts),
         DestinationKind::Email => email::render(facts),
         DestinationKind::Webhook => doc(),
+        DestinationKind::Pagerduty => paging::pagerduty(facts, &doc()),
+        DestinationKind::Opsgenie => paging::opsgenie(facts, &doc()),
+        DestinationKind::Matrix => paging::matrix(facts),
+        DestinationKind::Ntfy => paging::ntfy(facts),
     }
 }
 

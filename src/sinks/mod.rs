@@ -58,6 +58,10 @@ enum Transport {
 
 /// One outgoing HTTP request, as sent (and as `preview` prints it).
 pub struct HttpRequest {
+    pub method: reqwest::Method,
+    /// Where it goes: a secret (`preview` prints [`Sink::target`] instead).
+    pub url: String,
+    pub body: String,
     /// Header name, value, and whether the value is the operator's (and
     /// possibly a credential: `preview` hides it).
     pub headers: Vec<(String, String, bool)>,
@@ -102,19 +106,34 @@ impl Sink {
         }
     }
 
-    /// The headers of an HTTP delivery: JSON, the operator's own headers,
-    /// and for a webhook with a `secret` the Standard Webhooks signature.
-    /// `id` is the delivery's stable message id.
-    pub fn http_request(&self, id: &str, payload: &str, timestamp: i64) -> HttpRequest {
+    /// The request a stored payload becomes: JSON to the destination's URL
+    /// with the operator's own headers and, for a webhook with a `secret`,
+    /// the Standard Webhooks signature; the paging and push kinds add their
+    /// credential and pick their endpoint here (the spool never holds a
+    /// key). `id` is the delivery's stable message id (a Matrix retry
+    /// reuses it as its transaction id, so it never posts twice).
+    pub fn http_request(
+        &self,
+        id: &str,
+        payload: &str,
+        timestamp: i64,
+    ) -> Result<HttpRequest, String> {
+        let dest = &*self.dest;
+        let base = self
+            .url
+            .as_ref()
+            .map(|u| u.to_string())
+            .or_else(|| dest.url.as_ref().map(|u| u.expose().to_owned()))
+            .ok_or("the destination has no URL")?;
         let mut headers = vec![(
             "content-type".to_owned(),
             "application/json".to_owned(),
             false,
         )];
-        for (name, value) in &self.dest.headers {
+        for (name, value) in &dest.headers {
             headers.push((name.to_ascii_lowercase(), value.expose().to_owned(), true));
         }
-        if let Some(secret) = &self.dest.secret {
+        if let Some(secret) = &dest.secret {
             if let Some(signature) =
                 standard_webhooks_sign(secret.expose(), id, timestamp, payload.as_bytes())
             {
@@ -123,7 +142,90 @@ impl Sink {
                 headers.push(("webhook-signature".into(), signature, false));
             }
         }
-        HttpRequest { headers }
+        let stored = || -> Result<serde_json::Value, String> {
+            serde_json::from_str(payload)
+                .map_err(|e| format!("the stored message is not JSON ({e})"))
+        };
+        let mut request = HttpRequest {
+            method: reqwest::Method::POST,
+            url: base.clone(),
+            body: payload.to_owned(),
+            headers,
+        };
+        match dest.kind {
+            DestinationKind::Pagerduty => {
+                let mut event = stored()?;
+                let key = dest.routing_key.as_ref().ok_or("no routing_key")?;
+                event["routing_key"] = serde_json::json!(key.expose());
+                request.body = event.to_string();
+            }
+            DestinationKind::Opsgenie => {
+                let message = stored()?;
+                let alias = message["alias"].as_str();
+                let path = match (message["op"].as_str(), alias) {
+                    (Some("create"), _) => "/v2/alerts".to_owned(),
+                    (Some(op @ ("acknowledge" | "close")), Some(alias)) => {
+                        format!("/v2/alerts/{alias}/{op}?identifierType=alias")
+                    }
+                    (Some("note"), Some(alias)) => {
+                        format!("/v2/alerts/{alias}/notes?identifierType=alias")
+                    }
+                    _ => return Err("the stored Opsgenie message has no known op".into()),
+                };
+                request.url = format!("{}{path}", base.trim_end_matches('/'));
+                request.body = message["body"].to_string();
+                let key = dest.api_key.as_ref().ok_or("no api_key")?;
+                request.headers.push((
+                    "authorization".into(),
+                    format!("GenieKey {}", key.expose()),
+                    true,
+                ));
+            }
+            DestinationKind::Matrix => {
+                request.method = reqwest::Method::PUT;
+                let txn: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+                request.url = format!("{base}{txn}");
+                let token = dest.access_token.as_ref().ok_or("no access_token")?;
+                request.headers.push((
+                    "authorization".into(),
+                    format!("Bearer {}", token.expose()),
+                    true,
+                ));
+            }
+            DestinationKind::Ntfy => {
+                // `url` is the server and the topic: JSON publishing goes to
+                // the server's root with the topic in the body.
+                let mut url = reqwest::Url::parse(&base).map_err(|e| e.to_string())?;
+                let topic = url
+                    .path_segments()
+                    .and_then(|mut s| s.next_back().map(str::to_owned))
+                    .filter(|t| !t.is_empty())
+                    .ok_or("the ntfy url has no topic (https://ntfy.example.org/<topic>)")?;
+                url.path_segments_mut()
+                    .map_err(|_| "not a server URL".to_owned())?
+                    .pop();
+                let mut message = stored()?;
+                message["topic"] = serde_json::json!(topic);
+                request.url = url.to_string();
+                request.body = message.to_string();
+                if let Some(token) = &dest.token {
+                    request.headers.push((
+                        "authorization".into(),
+                        format!("Bearer {}", token.expose()),
+                        true,
+                    ));
+                } else if let (Some(user), Some(password)) = (&dest.username, &dest.password) {
+                    use base64::Engine;
+                    let basic = base64::engine::general_purpose::STANDARD
+                        .encode(format!("{user}:{}", password.expose()));
+                    request
+                        .headers
+                        .push(("authorization".into(), format!("Basic {basic}"), true));
+                }
+            }
+            _ => {}
+        }
+        Ok(request)
     }
 
     /// The e-mail `preview` prints: the MIME message as it would be sent.
@@ -162,19 +264,24 @@ impl Sink {
 
     async fn send_http(&self, http: &reqwest::Client, id: &str, payload: &str) -> Outcome {
         let dest = &*self.dest;
-        let url = dest.url();
         let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let request = match &self.url {
-            Some(parsed) => http.post(parsed.clone()),
-            None => http.post(url.expose()),
+        let prepared = match self.http_request(id, payload, timestamp) {
+            Ok(p) => p,
+            Err(error) => {
+                return Outcome::Permanent {
+                    status: None,
+                    error,
+                }
+            }
         };
-        let mut request = request
-            .body(payload.to_owned())
+        let mut request = http
+            .request(prepared.method, prepared.url)
+            .body(prepared.body)
             .timeout(dest.timeout.unwrap_or(DEFAULT_TIMEOUT));
-        for (name, value, _) in self.http_request(id, payload, timestamp).headers {
+        for (name, value, _) in prepared.headers {
             request = request.header(name, value);
         }
         let secrets = dest.secrets();
@@ -227,13 +334,18 @@ pub fn classify(
             throttled: true,
         };
     }
-    // Discord says how long to wait in its JSON body as well.
-    let retry_after = match (kind, status, retry_after) {
-        (DestinationKind::Discord, 429, None) => serde_json::from_slice::<serde_json::Value>(body)
+    // Discord (seconds) and Matrix (ms) say how long to wait in their JSON
+    // body as well.
+    let from_body = |field: &str, per_second: f64| {
+        serde_json::from_slice::<serde_json::Value>(body)
             .ok()
-            .and_then(|v| v.get("retry_after")?.as_f64())
+            .and_then(|v| v.get(field)?.as_f64())
             .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| Duration::from_secs_f64(s.min(3600.0))),
+            .map(|s| Duration::from_secs_f64((s / per_second).min(3600.0)))
+    };
+    let retry_after = match (kind, status, retry_after) {
+        (DestinationKind::Discord, 429, None) => from_body("retry_after", 1.0),
+        (DestinationKind::Matrix, 429, None) => from_body("retry_after_ms", 1000.0),
         _ => retry_after,
     };
     let error = if text.is_empty() {

@@ -102,6 +102,9 @@ struct FakeState {
     script: Mutex<HashMap<String, VecDeque<Reply>>>,
     /// Answer for a path once its script is used up (instead of the built-in default).
     fallback: Mutex<HashMap<String, Reply>>,
+    /// Answers to give next to any path starting with a prefix, in order
+    /// (after the exact-path script).
+    prefix_script: Mutex<Vec<(String, VecDeque<Reply>)>>,
     /// Alert objects served per uuid (default: alert-full with that uuid).
     alerts: Mutex<HashMap<String, Value>>,
     received: Mutex<Vec<Received>>,
@@ -134,6 +137,15 @@ async fn handle(
         .unwrap()
         .get_mut(&path)
         .and_then(|q| q.pop_front());
+    let scripted = scripted.or_else(|| {
+        state
+            .prefix_script
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .find(|(prefix, q)| path.starts_with(prefix.as_str()) && !q.is_empty())
+            .and_then(|(_, q)| q.pop_front())
+    });
     let reply = scripted.or_else(|| state.fallback.lock().unwrap().get(&path).cloned());
     let reply = match reply {
         Some(r) => r,
@@ -203,6 +215,15 @@ impl Fake {
             .entry(path.into())
             .or_default()
             .extend(replies);
+    }
+
+    /// Like [`Fake::script`], for every path starting with `prefix`.
+    pub fn script_prefix(&self, prefix: &str, replies: impl IntoIterator<Item = Reply>) {
+        self.state
+            .prefix_script
+            .lock()
+            .unwrap()
+            .push((prefix.into(), replies.into_iter().collect()));
     }
 
     pub fn always(&self, path: &str, reply: Reply) {
