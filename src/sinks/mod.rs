@@ -56,6 +56,13 @@ enum Transport {
     Broken(String),
 }
 
+impl HttpRequest {
+    /// Adds the credential header (hidden by `preview`).
+    fn authorize(&mut self, value: String) {
+        self.headers.push(("authorization".into(), value, true));
+    }
+}
+
 /// One outgoing HTTP request, as sent (and as `preview` prints it).
 pub struct HttpRequest {
     pub method: reqwest::Method,
@@ -175,22 +182,14 @@ impl Sink {
                 request.url = format!("{}{path}", base.trim_end_matches('/'));
                 request.body = message["body"].to_string();
                 let key = dest.api_key.as_ref().ok_or("no api_key")?;
-                request.headers.push((
-                    "authorization".into(),
-                    format!("GenieKey {}", key.expose()),
-                    true,
-                ));
+                request.authorize(format!("GenieKey {}", key.expose()));
             }
             DestinationKind::Matrix => {
                 request.method = reqwest::Method::PUT;
                 let txn: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
                 request.url = format!("{base}{txn}");
                 let token = dest.access_token.as_ref().ok_or("no access_token")?;
-                request.headers.push((
-                    "authorization".into(),
-                    format!("Bearer {}", token.expose()),
-                    true,
-                ));
+                request.authorize(format!("Bearer {}", token.expose()));
             }
             DestinationKind::Ntfy => {
                 // `url` is the server and the topic: JSON publishing goes to
@@ -209,18 +208,12 @@ impl Sink {
                 request.url = url.to_string();
                 request.body = message.to_string();
                 if let Some(token) = &dest.token {
-                    request.headers.push((
-                        "authorization".into(),
-                        format!("Bearer {}", token.expose()),
-                        true,
-                    ));
+                    request.authorize(format!("Bearer {}", token.expose()));
                 } else if let (Some(user), Some(password)) = (&dest.username, &dest.password) {
                     use base64::Engine;
                     let basic = base64::engine::general_purpose::STANDARD
                         .encode(format!("{user}:{}", password.expose()));
-                    request
-                        .headers
-                        .push(("authorization".into(), format!("Basic {basic}"), true));
+                    request.authorize(format!("Basic {basic}"));
                 }
             }
             _ => {}
