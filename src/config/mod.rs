@@ -415,7 +415,8 @@ impl DestinationConfig {
     }
 }
 
-/// `count / period`: a token bucket whose burst is `count`.
+/// `count / period`: at most `count` sends in any window of `period` (a
+/// sliding window; the same on both stores, see `coord`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rate {
     pub count: u32,
