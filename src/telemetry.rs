@@ -56,6 +56,9 @@ pub struct Metrics {
     pub connections_shed: Family<Labels, Counter>,
     /// Connections closed by a deadline (header, body, idle).
     pub connections_timed_out: Family<Labels, Counter>,
+    /// Connections that ended in an error (malformed request, incomplete
+    /// message, I/O).
+    pub connections_failed: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -84,6 +87,7 @@ impl Metrics {
             connections_refused: Family::default(),
             connections_shed: Family::default(),
             connections_timed_out: Family::default(),
+            connections_failed: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -165,6 +169,11 @@ impl Metrics {
             "connections_timed_out",
             "Connections closed by a header, body or idle deadline",
             m.connections_timed_out.clone(),
+        );
+        registry.register(
+            "connections_failed",
+            "Connections that ended in an error (malformed request, incomplete message, I/O)",
+            m.connections_failed.clone(),
         );
         let build: Family<Labels, Gauge> = Family::default();
         build

@@ -225,4 +225,21 @@ async fn slow_and_broken_connections_are_closed_by_deadlines() {
             "{reason}: {m}"
         );
     }
+    // The garbage after a valid request, and the body that never came.
+    assert!(
+        metric(
+            &m,
+            "hookrelay_connections_failed_total",
+            &["reason=\"malformed\""]
+        ) >= 1.0,
+        "{m}"
+    );
+    assert!(
+        metric(
+            &m,
+            "hookrelay_events_received_total",
+            &["result=\"timeout\""]
+        ) >= 1.0,
+        "{m}"
+    );
 }

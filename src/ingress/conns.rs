@@ -214,6 +214,31 @@ pub struct ConnGuard {
     pub state: Arc<ConnState>,
 }
 
+impl ConnGuard {
+    /// The connection ended in an error: counted by kind (a malformed
+    /// request, such as garbage after a valid one, is answered 400 by the
+    /// HTTP layer and closed).
+    pub fn failed(&self, e: &hyper::Error) {
+        let reason = if e.is_parse() || e.is_parse_too_large() {
+            "malformed"
+        } else if e.is_incomplete_message() {
+            "incomplete"
+        } else if e.is_timeout() {
+            "timeout"
+        } else {
+            "io"
+        };
+        self.conns
+            .metrics
+            .connections_failed
+            .get_or_create(&vec![
+                ("listener", self.conns.listener.to_owned()),
+                ("reason", reason.to_owned()),
+            ])
+            .inc();
+    }
+}
+
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.conns.remove(self.id);

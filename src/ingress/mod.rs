@@ -120,7 +120,11 @@ pub async fn serve(
         tokio::spawn(async move {
             let state = guard.state.clone();
             tokio::select! {
-                _ = conn => {}
+                result = conn => {
+                    if let Err(e) = result {
+                        guard.failed(&e);
+                    }
+                }
                 _ = state.closed() => {}
             }
             drop(guard);
