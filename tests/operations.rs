@@ -493,3 +493,51 @@ async fn a_reload_never_sends_an_in_flight_message_twice() {
         );
     }
 }
+
+/// `hookrelay reload` (the unit's ExecReload): SIGHUP, then the daemon's
+/// verdict: exit 0 once applied, 1 when it rejected the file; a pid that
+/// would signal a process group or everyone is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hookrelay_reload_reports_the_daemons_verdict() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&fake, dir.path(), TO_SLACK);
+    // A fixed admin port, so `reload` finds it in the file.
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    edit_config(
+        &config,
+        "[admin]\nlisten = \"127.0.0.1:0\"",
+        &format!("[admin]\nlisten = \"{admin}\""),
+    );
+    let daemon = Daemon::spawn(&config).await;
+    let pid = daemon.child.id().to_string();
+    let reload = |pid: String| {
+        let c = config.clone();
+        tokio::task::spawn_blocking(move || {
+            cli(&[
+                "reload",
+                "--config",
+                c.to_str().unwrap(),
+                &format!("--pid={pid}"),
+            ])
+        })
+    };
+    let (code, out, err) = reload(pid.clone()).await.unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("configuration reloaded"), "{out}");
+    edit_config(&config, "to = [\"slack\"]", "to = [\"nowhere\"]");
+    let (code, _, err) = reload(pid.clone()).await.unwrap();
+    assert_eq!(code, 1);
+    assert!(err.contains("rejected the configuration"), "{err}");
+    for bad in ["0", "-1"] {
+        let (code, _, err) = reload(bad.into()).await.unwrap();
+        assert_eq!(code, 1, "{bad}");
+        assert!(err.contains("not a daemon's process id"), "{err}");
+    }
+    // Still serving with the previous configuration.
+    assert_eq!(daemon.post_unique(1).await, 202);
+    fake.wait_for("/slack", 1, WAIT).await;
+}

@@ -344,6 +344,9 @@ access_token = "t"
 kind = "opsgenie"
 api_key = "k"
 url = "https://api.opsgenie.com"
+[destinations.nt]
+kind = "ntfy"
+url = "https://ntfy.example.org/"
 [destinations.sl]
 kind = "slack"
 url = "https://hooks.slack.com/x"
@@ -362,6 +365,7 @@ to = ["pd"]
         "destinations.mx2.room_id: a room id",
         "destinations.og.url: not for kind = \"opsgenie\"",
         "destinations.sl.routing_key: only for kind = \"pagerduty\"",
+        "destinations.nt.url: the server and the topic",
     ] {
         assert!(errors.contains(expected), "{expected:?} not in:\n{errors}");
     }

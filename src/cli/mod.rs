@@ -377,6 +377,13 @@ async fn reload(admin: std::net::SocketAddr, pid: i32, wait: std::time::Duration
         };
         Some((count("ok"), count("error")))
     };
+    // kill(2) with 0 or a negative pid signals a whole process group, or
+    // every process this user may signal: never that.
+    if pid <= 1 {
+        return fail(format!(
+            "--pid {pid}: not a daemon's process id (under systemd, $MAINPID is empty when the service is not running)"
+        ));
+    }
     let before = counts().await;
     // SAFETY: kill(2) with a pid and a signal number; no memory involved.
     if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {

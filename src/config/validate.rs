@@ -238,8 +238,20 @@ fn destination_kind_keys(dest: &DestinationConfig, key: &str, errors: &mut Vec<C
         None => errors.push(err(format!("{key}.url"), "missing (set url or url_file)")),
         Some(url) => {
             // The message never quotes the URL: it is a secret.
-            if let Err(e) = http_url(url.expose()) {
-                errors.push(err(format!("{key}.url"), e));
+            match http_url(url.expose()) {
+                Err(e) => errors.push(err(format!("{key}.url"), e)),
+                Ok(u)
+                    if ntfy
+                        && u.path_segments()
+                            .and_then(|mut p| p.next_back())
+                            .is_none_or(str::is_empty) =>
+                {
+                    errors.push(err(
+                        format!("{key}.url"),
+                        "the server and the topic: https://ntfy.example.org/<topic>",
+                    ))
+                }
+                Ok(_) => {}
             }
         }
     }

@@ -67,7 +67,7 @@ impl HttpRequest {
 pub struct HttpRequest {
     pub method: reqwest::Method,
     /// Where it goes: a secret (`preview` prints [`Sink::target`] instead).
-    pub url: String,
+    pub url: reqwest::Url,
     pub body: String,
     /// Header name, value, and whether the value is the operator's (and
     /// possibly a credential: `preview` hides it).
@@ -126,12 +126,18 @@ impl Sink {
         timestamp: i64,
     ) -> Result<HttpRequest, String> {
         let dest = &*self.dest;
-        let base = self
-            .url
-            .as_ref()
-            .map(|u| u.to_string())
-            .or_else(|| dest.url.as_ref().map(|u| u.expose().to_owned()))
-            .ok_or("the destination has no URL")?;
+        // Parsed once when the sink was built (this is every delivery's path).
+        let base = match &self.url {
+            Some(url) => url.clone(),
+            None => {
+                let raw = dest.url.as_ref().ok_or("the destination has no URL")?;
+                reqwest::Url::parse(raw.expose())
+                    .map_err(|e| format!("the URL is invalid ({e})"))?
+            }
+        };
+        let parse = |url: String| {
+            reqwest::Url::parse(&url).map_err(|e| format!("the request URL is invalid ({e})"))
+        };
         let mut headers = vec![(
             "content-type".to_owned(),
             "application/json".to_owned(),
@@ -179,7 +185,7 @@ impl Sink {
                     }
                     _ => return Err("the stored Opsgenie message has no known op".into()),
                 };
-                request.url = format!("{}{path}", base.trim_end_matches('/'));
+                request.url = parse(format!("{}{path}", base.as_str().trim_end_matches('/')))?;
                 request.body = message["body"].to_string();
                 let key = dest.api_key.as_ref().ok_or("no api_key")?;
                 request.authorize(format!("GenieKey {}", key.expose()));
@@ -187,14 +193,14 @@ impl Sink {
             DestinationKind::Matrix => {
                 request.method = reqwest::Method::PUT;
                 let txn: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
-                request.url = format!("{base}{txn}");
+                request.url = parse(format!("{base}{txn}"))?;
                 let token = dest.access_token.as_ref().ok_or("no access_token")?;
                 request.authorize(format!("Bearer {}", token.expose()));
             }
             DestinationKind::Ntfy => {
                 // `url` is the server and the topic: JSON publishing goes to
                 // the server's root with the topic in the body.
-                let mut url = reqwest::Url::parse(&base).map_err(|e| e.to_string())?;
+                let mut url = base.clone();
                 let topic = url
                     .path_segments()
                     .and_then(|mut s| s.next_back().map(str::to_owned))
@@ -205,7 +211,7 @@ impl Sink {
                     .pop();
                 let mut message = stored()?;
                 message["topic"] = serde_json::json!(topic);
-                request.url = url.to_string();
+                request.url = url;
                 request.body = message.to_string();
                 if let Some(token) = &dest.token {
                     request.authorize(format!("Bearer {}", token.expose()));
