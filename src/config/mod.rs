@@ -6,6 +6,7 @@
 //! destinations, every hook an existing origin, every secret is present. The
 //! running daemon never meets a dangling name.
 
+mod destination_keys;
 mod load;
 mod validate;
 

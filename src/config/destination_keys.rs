@@ -1,0 +1,264 @@
+//! The keys each destination kind takes: required ones present and well
+//! formed, a key meant for another kind refused by name. Part of
+//! [`super::validate`].
+
+use super::load::ConfigError;
+use super::validate::{err, http_url};
+use super::*;
+
+/// Checks `dest`'s keys for its kind; for the API kinds (PagerDuty,
+/// Opsgenie, Matrix) also sets the `url` their sink posts to.
+pub(super) fn check(dest: &mut DestinationConfig, key: &str, errors: &mut Vec<ConfigError>) {
+    api_destination(dest, key, errors);
+    kind_keys(dest, key, errors);
+}
+
+/// PagerDuty, Opsgenie and Matrix are addressed by their own keys, not a
+/// `url`: checks them and sets the `url` the sink posts to (PagerDuty's
+/// events endpoint, Opsgenie's API base, the Matrix room's send endpoint
+/// without its transaction id).
+fn api_destination(dest: &mut DestinationConfig, key: &str, errors: &mut Vec<ConfigError>) {
+    let (default_api, secret_key) = match dest.kind {
+        DestinationKind::Pagerduty => ("https://events.pagerduty.com/v2/enqueue", "routing_key"),
+        DestinationKind::Opsgenie => ("https://api.opsgenie.com", "api_key"),
+        DestinationKind::Matrix => ("", "access_token"),
+        _ => return,
+    };
+    if dest.url.is_some() {
+        errors.push(err(
+            format!("{key}.url"),
+            format!(
+                "not for kind = \"{}\" (set {})",
+                dest.kind.as_str(),
+                if dest.kind == DestinationKind::Matrix {
+                    "homeserver, room_id and access_token"
+                } else {
+                    "api_url to change the endpoint"
+                }
+            ),
+        ));
+        return;
+    }
+    let secret = match dest.kind {
+        DestinationKind::Pagerduty => &dest.routing_key,
+        DestinationKind::Opsgenie => &dest.api_key,
+        _ => &dest.access_token,
+    };
+    if secret.as_ref().is_none_or(|s| s.expose().trim().is_empty()) {
+        errors.push(err(
+            format!("{key}.{secret_key}"),
+            format!("missing (set {secret_key} or {secret_key}_file)"),
+        ));
+    }
+    let url = if dest.kind == DestinationKind::Matrix {
+        let Some(home) = dest.homeserver.as_deref() else {
+            errors.push(err(
+                format!("{key}.homeserver"),
+                "missing: the homeserver's URL, e.g. https://matrix.example.org",
+            ));
+            return;
+        };
+        if let Err(e) = http_url(home) {
+            errors.push(err(format!("{key}.homeserver"), e));
+            return;
+        }
+        let room = match dest.room_id.as_deref() {
+            Some(r) if r.starts_with('!') && r.contains(':') => r,
+            Some(_) => {
+                errors.push(err(
+                    format!("{key}.room_id"),
+                    "a room id: \"!opaque:server\" (Room settings → Advanced), not an alias",
+                ));
+                return;
+            }
+            None => {
+                errors.push(err(format!("{key}.room_id"), "missing: the room's id"));
+                return;
+            }
+        };
+        let room: String = url::form_urlencoded::byte_serialize(room.as_bytes()).collect();
+        format!(
+            "{}/_matrix/client/v3/rooms/{room}/send/m.room.message/",
+            home.trim_end_matches('/')
+        )
+    } else {
+        let api = dest.api_url.as_deref().unwrap_or(default_api);
+        if let Err(e) = http_url(api) {
+            errors.push(err(format!("{key}.api_url"), e));
+            return;
+        }
+        api.trim_end_matches('/').to_owned()
+    };
+    dest.url = Some(crate::secret::Secret::new(url));
+}
+
+/// The keys each destination kind takes; a key meant for another kind is
+/// an error rather than silently ignored.
+fn kind_keys(dest: &DestinationConfig, key: &str, errors: &mut Vec<ConfigError>) {
+    let kind = dest.kind;
+    let email = kind == DestinationKind::Email;
+    let webhook = kind == DestinationKind::Webhook;
+    let mut only = |set: bool, field: &str, for_kind: &str| {
+        if set {
+            errors.push(err(
+                format!("{key}.{field}"),
+                format!(
+                    "only for kind = \"{for_kind}\" (this destination is {:?})",
+                    kind.as_str()
+                ),
+            ));
+        }
+    };
+    only(!email && dest.host.is_some(), "host", "email");
+    only(!email && dest.port.is_some(), "port", "email");
+    only(!email && dest.tls.is_some(), "tls", "email");
+    let ntfy = kind == DestinationKind::Ntfy;
+    only(
+        !email && !ntfy && dest.username.is_some(),
+        "username",
+        "email\" or \"ntfy",
+    );
+    only(
+        !email && !ntfy && dest.password.is_some(),
+        "password",
+        "email\" or \"ntfy",
+    );
+    let pagerduty = kind == DestinationKind::Pagerduty;
+    let opsgenie = kind == DestinationKind::Opsgenie;
+    let matrix = kind == DestinationKind::Matrix;
+    only(
+        !pagerduty && dest.routing_key.is_some(),
+        "routing_key",
+        "pagerduty",
+    );
+    only(!opsgenie && dest.api_key.is_some(), "api_key", "opsgenie");
+    only(
+        !pagerduty && !opsgenie && dest.api_url.is_some(),
+        "api_url",
+        "pagerduty\" or \"opsgenie",
+    );
+    only(!matrix && dest.homeserver.is_some(), "homeserver", "matrix");
+    only(
+        !matrix && dest.access_token.is_some(),
+        "access_token",
+        "matrix",
+    );
+    only(!matrix && dest.room_id.is_some(), "room_id", "matrix");
+    only(!ntfy && dest.token.is_some(), "token", "ntfy");
+    only(!email && dest.from.is_some(), "from", "email");
+    only(!email && !dest.to.is_empty(), "to", "email");
+    only(!email && dest.subject.is_some(), "subject", "email");
+    only(!webhook && !dest.headers.is_empty(), "headers", "webhook");
+    only(!webhook && dest.secret.is_some(), "secret", "webhook");
+
+    if email {
+        if dest.url.is_some() {
+            errors.push(err(
+                format!("{key}.url"),
+                "an email destination has no url; set host, from and to",
+            ));
+        }
+        match dest.host.as_deref().map(str::trim) {
+            None | Some("") => errors.push(err(
+                format!("{key}.host"),
+                "missing: the SMTP server's host name",
+            )),
+            Some(h) if h.contains(['/', ' ', ':']) => errors.push(err(
+                format!("{key}.host"),
+                "a host name only (set the port with port = …)",
+            )),
+            Some(_) => {}
+        }
+        if dest.port == Some(0) {
+            errors.push(err(format!("{key}.port"), "must be 1–65535"));
+        }
+        if dest.password.is_some() && dest.username.is_none() {
+            errors.push(err(format!("{key}.password"), "needs username"));
+        }
+        match dest.from.as_deref() {
+            None => errors.push(err(format!("{key}.from"), "missing: the sender address")),
+            Some(from) => {
+                if let Err(e) = from.parse::<lettre::message::Mailbox>() {
+                    errors.push(err(
+                        format!("{key}.from"),
+                        format!("invalid address {from:?} ({e})"),
+                    ));
+                }
+            }
+        }
+        if dest.to.is_empty() {
+            errors.push(err(
+                format!("{key}.to"),
+                "missing: list at least one recipient",
+            ));
+        }
+        for (i, to) in dest.to.iter().enumerate() {
+            if let Err(e) = to.parse::<lettre::message::Mailbox>() {
+                errors.push(err(
+                    format!("{key}.to[{i}]"),
+                    format!("invalid address {to:?} ({e})"),
+                ));
+            }
+        }
+        return;
+    }
+    match &dest.url {
+        // api_destination() said what is missing.
+        None if pagerduty || opsgenie || matrix => {}
+        None => errors.push(err(format!("{key}.url"), "missing (set url or url_file)")),
+        Some(url) => {
+            // The message never quotes the URL: it is a secret.
+            match http_url(url.expose()) {
+                Err(e) => errors.push(err(format!("{key}.url"), e)),
+                Ok(u)
+                    if ntfy
+                        && u.path_segments()
+                            .and_then(|mut p| p.next_back())
+                            .is_none_or(str::is_empty) =>
+                {
+                    errors.push(err(
+                        format!("{key}.url"),
+                        "the server and the topic: https://ntfy.example.org/<topic>",
+                    ))
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+    for (name, value) in &dest.headers {
+        let hkey = format!("{key}.headers.{name}");
+        match reqwest::header::HeaderName::from_bytes(name.as_bytes()) {
+            Err(_) => errors.push(err(hkey, "not a valid HTTP header name")),
+            Ok(h) if RESERVED_HEADERS.contains(&h.as_str()) => errors.push(err(
+                hkey,
+                "set by hookrelay itself (content-type, content-length, host and the webhook-* signature headers)",
+            )),
+            Ok(_) => {
+                // Never quote the value: it is often a credential.
+                if reqwest::header::HeaderValue::from_str(value.expose()).is_err() {
+                    errors.push(err(hkey, "not a valid HTTP header value (control characters?)"));
+                }
+            }
+        }
+    }
+    if let Some(secret) = &dest.secret {
+        if crate::signing::standard_webhooks_key(secret.expose()).is_none() {
+            errors.push(err(
+                format!("{key}.secret"),
+                "a standard-webhooks secret is \"whsec_\" followed by base64",
+            ));
+        }
+    }
+}
+
+/// Headers a webhook destination may not set.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "connection",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
