@@ -235,6 +235,11 @@ async fn matrix_escapes_hostile_alert_text() {
         !html.contains("<script") && !html.contains("<img"),
         "{html}"
     );
+    // "@all", "@here" (and "@room") reach nobody.
+    let body = got[0].json()["body"].as_str().unwrap().to_owned();
+    for text in [&html, &body] {
+        assert!(!text.contains("@all") && !text.contains("@here"), "{text}");
+    }
     app.stop().await;
 }
 

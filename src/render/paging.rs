@@ -217,7 +217,7 @@ pub fn opsgenie(f: &Facts, doc: &Value) -> Value {
     json!({"op": op, "alias": alias, "body": body})
 }
 
-/// A Matrix `m.room.message`: plain text and escaped HTML.
+/// A Matrix `m.room.message`: plain text and escaped HTML, no mentions.
 pub fn matrix(f: &Facts) -> Value {
     let mut text = f.one_line();
     let mut html = format!(
@@ -253,11 +253,15 @@ pub fn matrix(f: &Facts) -> Value {
             html_escape(f.link_label)
         ));
     }
+    // Matrix notifies on "@room" and on a user's id or name in the body: a
+    // word joiner after every "@" keeps untrusted text from pinging anyone
+    // (the alert link has none).
+    let defuse = |s: String| s.replace('@', "@\u{2060}");
     json!({
         "msgtype": "m.text",
-        "body": text,
+        "body": defuse(text),
         "format": "org.matrix.custom.html",
-        "formatted_body": html,
+        "formatted_body": defuse(html),
     })
 }
 
