@@ -405,6 +405,11 @@ impl Pipeline {
                         w.as_millis() as i64,
                     )
                 }),
+                thread_key: dest
+                    .config
+                    .threaded()
+                    .then(|| a.event.alert_uuid.map(|u| u.to_string()))
+                    .flatten(),
                 route: t.route,
                 destination: t.destination,
             });

@@ -177,6 +177,7 @@ async fn emit(
         short_id: None,
         dedup_window_ms: 0,
         message_id: None,
+        alert_uuid: None,
     };
     match store.insert_event(new).await {
         Ok(inserted) => {

@@ -9,7 +9,7 @@ use hookrelay::config::{StoreConfig, StoreKind};
 use hookrelay::secret::Secret;
 use hookrelay::store::{
     now_ms, Completion, Inserted, NewDelivery, NewEvent, Routing, Selector, Store, StoreError,
-    Unrouted,
+    ThreadRoot, Unrouted,
 };
 use std::time::Duration;
 
@@ -52,6 +52,7 @@ fn event(body: &str) -> NewEvent {
         short_id: Some("ALx".into()),
         dedup_window_ms: 600_000,
         message_id: None,
+        alert_uuid: None,
     }
 }
 
@@ -70,6 +71,7 @@ fn routing(event_id: i64, dests: &[&str], dedup: Option<(&str, i64)>) -> Routing
                 payload: format!("{{\"to\":\"{d}\"}}"),
                 dedup: dedup.map(|(k, w)| (k.to_owned(), w)),
                 summary: None,
+                thread_key: None,
             })
             .collect(),
     }
@@ -108,6 +110,7 @@ async fn sender_retries_are_recognised_and_max_pending_holds() {
                 id: due[0].id,
                 status: 200,
                 duration_ms: 1,
+                thread: None,
             })
             .await
             .unwrap();
@@ -296,6 +299,7 @@ async fn digests_replace_held_deliveries_and_housekeeping_keeps_pending_work() {
                 id: digest.id,
                 status: 200,
                 duration_ms: 1,
+                thread: None,
             })
             .await
             .unwrap();
@@ -623,4 +627,131 @@ async fn a_write_lock_held_elsewhere_is_reported_as_such() {
     );
     other.execute_batch("ROLLBACK").unwrap();
     insert(&store, "{\"locked\":2}").await;
+}
+
+/// One conversation per alert: a delivery with a thread key is not due
+/// while an earlier event about the same alert is unrouted or has a
+/// delivery to the same destination pending (a retry holds its alert's
+/// later messages, not other alerts'); the root is recorded and moved.
+#[tokio::test]
+async fn threads_go_out_in_order_per_alert_and_keep_their_root() {
+    for (name, store, _dir) in backends(100).await {
+        let about = |body: &str, alert: &str| NewEvent {
+            alert_uuid: Some(alert.into()),
+            ..event(body)
+        };
+        let threaded = |event_id: i64, alert: &str| Routing {
+            deliveries: vec![NewDelivery {
+                thread_key: Some(alert.into()),
+                ..routing(event_id, &["sk"], None).deliveries.remove(0)
+            }],
+            ..routing(event_id, &["sk"], None)
+        };
+        let a1 = store.insert_event(about("a1", "A")).await.unwrap().id;
+        let a2 = store.insert_event(about("a2", "A")).await.unwrap().id;
+        let b1 = store.insert_event(about("b1", "B")).await.unwrap().id;
+        // a2 is routed before a1 (the pipeline runs events concurrently).
+        let d_a2 = store
+            .record_routing(threaded(a2, "A"))
+            .await
+            .unwrap()
+            .unwrap()[0]
+            .id;
+        let d_b1 = store
+            .record_routing(threaded(b1, "B"))
+            .await
+            .unwrap()
+            .unwrap()[0]
+            .id;
+        let due_ids = |rows: Vec<hookrelay::store::DueDelivery>| {
+            rows.iter().map(|d| d.id).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            due_ids(store.due("sk", now_ms(), 0, 10).await.unwrap()),
+            [d_b1],
+            "{name}: a2 waits for a1's routing"
+        );
+        assert!(!store.thread_ready(d_a2).await.unwrap(), "{name}");
+        let d_a1 = store
+            .record_routing(threaded(a1, "A"))
+            .await
+            .unwrap()
+            .unwrap()[0]
+            .id;
+        assert_eq!(
+            due_ids(store.due("sk", now_ms(), 0, 10).await.unwrap()),
+            [d_b1, d_a1],
+            "{name}: a2 waits for a1's delivery"
+        );
+        // a1 is retried later: a2 still waits; b1 does not.
+        store
+            .complete(Completion::Retry {
+                id: d_a1,
+                status: Some(429),
+                error: "x".into(),
+                next_attempt_at: now_ms() + 60_000,
+                duration_ms: 1,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            due_ids(store.due("sk", now_ms(), 0, 10).await.unwrap()),
+            [d_b1],
+            "{name}"
+        );
+        assert!(!store.thread_ready(d_a2).await.unwrap(), "{name}");
+        assert!(store.thread_ready(d_b1).await.unwrap(), "{name}");
+        store
+            .complete(Completion::Delivered {
+                id: d_a1,
+                status: 200,
+                duration_ms: 1,
+                thread: Some("root 1.1 in channel C1".into()),
+            })
+            .await
+            .unwrap();
+        assert!(store.thread_ready(d_a2).await.unwrap(), "{name}");
+        assert_eq!(
+            due_ids(store.due("sk", now_ms(), 0, 10).await.unwrap()),
+            [d_a2, d_b1],
+            "{name}"
+        );
+        let shown = store.event_detail(a1).await.unwrap().unwrap();
+        assert_eq!(
+            shown.deliveries[0].thread.as_deref(),
+            Some("root 1.1 in channel C1"),
+            "{name}"
+        );
+
+        // The root: absent, recorded, moved.
+        assert_eq!(store.thread_root("sk", "A").await.unwrap(), None, "{name}");
+        let root = ThreadRoot {
+            channel: "C1".into(),
+            ts: "1.1".into(),
+            status: Some("Pending".into()),
+            urgency: Some(40),
+        };
+        store.set_thread("sk", "A", root.clone()).await.unwrap();
+        assert_eq!(
+            store.thread_root("sk", "A").await.unwrap(),
+            Some(root.clone()),
+            "{name}"
+        );
+        assert_eq!(
+            store.thread_root("other", "A").await.unwrap(),
+            None,
+            "{name}: per destination"
+        );
+        let moved = ThreadRoot {
+            ts: "2.2".into(),
+            status: Some("Closed".into()),
+            ..root
+        };
+        store.set_thread("sk", "A", moved.clone()).await.unwrap();
+        assert_eq!(
+            store.thread_root("sk", "A").await.unwrap(),
+            Some(moved),
+            "{name}"
+        );
+    }
 }

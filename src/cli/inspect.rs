@@ -171,6 +171,9 @@ pub fn events(cmd: EventsCommand) -> ExitCode {
                             "delivery {} → {} (route {}): {}",
                             dl.id, dl.destination, dl.route, dl.state
                         );
+                        if let Some(t) = &dl.thread {
+                            println!("  thread: {t}");
+                        }
                         if dl.attempts.is_empty() {
                             if let Some(e) = &dl.last_error {
                                 println!("  note: {e}");

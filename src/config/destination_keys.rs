@@ -10,7 +10,116 @@ use super::*;
 /// Opsgenie, Matrix) also sets the `url` their sink posts to.
 pub(super) fn check(dest: &mut DestinationConfig, key: &str, errors: &mut Vec<ConfigError>) {
     api_destination(dest, key, errors);
+    chat_api(dest, key, errors);
     kind_keys(dest, key, errors);
+}
+
+/// Whether a Slack or Mattermost destination is configured for API mode
+/// (any of its keys set), complete or not.
+fn wants_api(dest: &DestinationConfig) -> bool {
+    match dest.kind {
+        DestinationKind::Slack => {
+            dest.token.is_some()
+                || dest.channel.is_some()
+                || dest.api_url.is_some()
+                || dest.thread.is_some()
+        }
+        DestinationKind::Mattermost => {
+            dest.token.is_some()
+                || dest.server_url.is_some()
+                || dest.channel_id.is_some()
+                || dest.thread.is_some()
+        }
+        _ => false,
+    }
+}
+
+/// Slack and Mattermost in API mode (a token instead of an incoming
+/// webhook URL): checks the channel and server keys and sets the `url`
+/// the sink calls (Slack's Web API base, the Mattermost server).
+fn chat_api(dest: &mut DestinationConfig, key: &str, errors: &mut Vec<ConfigError>) {
+    let slack = match dest.kind {
+        DestinationKind::Slack => true,
+        DestinationKind::Mattermost => false,
+        _ => return,
+    };
+    if !wants_api(dest) {
+        return; // webhook mode
+    }
+    let (server_key, channel_key) = if slack {
+        ("api_url", "channel")
+    } else {
+        ("server_url", "channel_id")
+    };
+    if dest.url.is_some() {
+        errors.push(err(
+            format!("{key}.url"),
+            format!(
+                "not with token: set either url (an incoming webhook) or token and {channel_key} (API mode, one thread per alert)"
+            ),
+        ));
+        return;
+    }
+    if dest
+        .token
+        .as_ref()
+        .is_none_or(|t| t.expose().trim().is_empty())
+    {
+        errors.push(err(
+            format!("{key}.token"),
+            if slack {
+                "missing: API mode needs a bot token (xoxb-…; set token or token_file)"
+            } else {
+                "missing: API mode needs a bot or personal access token (set token or token_file)"
+            },
+        ));
+    }
+    let channel = if slack {
+        &dest.channel
+    } else {
+        &dest.channel_id
+    };
+    match channel.as_deref().map(str::trim) {
+        None | Some("") => errors.push(err(
+            format!("{key}.{channel_key}"),
+            if slack {
+                "missing: the channel's id (C0123ABCD: channel details → About), which the app has joined"
+            } else {
+                "missing: the channel's id (26 characters: channel menu → View Info)"
+            },
+        )),
+        Some(c) if slack && (!c.chars().all(|ch| ch.is_ascii_alphanumeric()) || c.len() < 9) => {
+            errors.push(err(
+                format!("{key}.channel"),
+                "a channel id such as C0123ABCD (channel details → About), not a #name",
+            ))
+        }
+        Some(c) if !slack && (c.len() != 26 || !c.chars().all(|ch| ch.is_ascii_alphanumeric())) => {
+            errors.push(err(
+                format!("{key}.channel_id"),
+                "a channel id: 26 letters and digits (channel menu → View Info), not a name",
+            ))
+        }
+        Some(_) => {}
+    }
+    let server = if slack {
+        dest.api_url.as_deref().unwrap_or("https://slack.com/api")
+    } else {
+        match dest.server_url.as_deref() {
+            Some(s) => s,
+            None => {
+                errors.push(err(
+                    format!("{key}.server_url"),
+                    "missing: the Mattermost server's URL, e.g. https://chat.example.org",
+                ));
+                return;
+            }
+        }
+    };
+    match http_url(server) {
+        Err(e) => errors.push(err(format!("{key}.{server_key}"), e)),
+        Ok(_) => dest.url = Some(crate::secret::Secret::new(server.trim_end_matches('/'))),
+    }
 }
 
 /// PagerDuty, Opsgenie and Matrix are addressed by their own keys, not a
@@ -132,10 +241,28 @@ fn kind_keys(dest: &DestinationConfig, key: &str, errors: &mut Vec<ConfigError>)
         "pagerduty",
     );
     only(!opsgenie && dest.api_key.is_some(), "api_key", "opsgenie");
+    let slack = kind == DestinationKind::Slack;
+    let mattermost = kind == DestinationKind::Mattermost;
     only(
-        !pagerduty && !opsgenie && dest.api_url.is_some(),
+        !pagerduty && !opsgenie && !slack && dest.api_url.is_some(),
         "api_url",
-        "pagerduty\" or \"opsgenie",
+        "pagerduty\", \"opsgenie\" or \"slack",
+    );
+    only(!slack && dest.channel.is_some(), "channel", "slack");
+    only(
+        !slack && !mattermost && dest.thread.is_some(),
+        "thread",
+        "slack\" or \"mattermost",
+    );
+    only(
+        !mattermost && dest.server_url.is_some(),
+        "server_url",
+        "mattermost",
+    );
+    only(
+        !mattermost && dest.channel_id.is_some(),
+        "channel_id",
+        "mattermost",
     );
     only(!matrix && dest.homeserver.is_some(), "homeserver", "matrix");
     only(
@@ -144,7 +271,11 @@ fn kind_keys(dest: &DestinationConfig, key: &str, errors: &mut Vec<ConfigError>)
         "matrix",
     );
     only(!matrix && dest.room_id.is_some(), "room_id", "matrix");
-    only(!ntfy && dest.token.is_some(), "token", "ntfy");
+    only(
+        !ntfy && !slack && !mattermost && dest.token.is_some(),
+        "token",
+        "ntfy\", \"slack\" or \"mattermost",
+    );
     only(!email && dest.from.is_some(), "from", "email");
     only(!email && !dest.to.is_empty(), "to", "email");
     only(!email && dest.subject.is_some(), "subject", "email");
@@ -204,7 +335,7 @@ fn kind_keys(dest: &DestinationConfig, key: &str, errors: &mut Vec<ConfigError>)
     }
     match &dest.url {
         // api_destination() said what is missing.
-        None if pagerduty || opsgenie || matrix => {}
+        None if pagerduty || opsgenie || matrix || wants_api(dest) => {}
         None => errors.push(err(format!("{key}.url"), "missing (set url or url_file)")),
         Some(url) => {
             // The message never quotes the URL: it is a secret.

@@ -366,9 +366,23 @@ pub struct DestinationConfig {
     #[serde(default)]
     pub room_id: Option<String>,
     // kind = "ntfy" (also username + password)
-    /// An ntfy access token (`tk_…`).
+    /// An ntfy access token (`tk_…`); Slack's bot token (`xoxb-…`) or
+    /// Mattermost's bot or personal access token in API mode.
     #[serde(default)]
     pub token: Option<Secret>,
+    // kind = "slack" in API mode (token + channel instead of url)
+    /// The channel id (`C0123ABCD`), not its name.
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// API mode: one conversation per alert (a root message kept current,
+    /// the alert's history as replies). Default true.
+    #[serde(default)]
+    pub thread: Option<bool>,
+    // kind = "mattermost" in API mode (server_url + token + channel_id)
+    #[serde(default)]
+    pub server_url: Option<String>,
+    #[serde(default)]
+    pub channel_id: Option<String>,
 
     // kind = "webhook"
     /// Extra request headers (values may be credentials: never logged).
@@ -408,6 +422,21 @@ impl SmtpTls {
 }
 
 impl DestinationConfig {
+    /// Slack or Mattermost through their Web/REST API with a token (which
+    /// returns message ids, so messages can be threaded and edited),
+    /// instead of an incoming webhook.
+    pub fn api_mode(&self) -> bool {
+        matches!(
+            self.kind,
+            DestinationKind::Slack | DestinationKind::Mattermost
+        ) && self.token.is_some()
+    }
+
+    /// One conversation per alert: API mode with `thread` not turned off.
+    pub fn threaded(&self) -> bool {
+        self.api_mode() && self.thread != Some(false)
+    }
+
     /// The webhook URL. Validation guarantees it is set.
     pub fn url(&self) -> &Secret {
         self.url

@@ -4,6 +4,7 @@
 
 use super::pacing::backoff;
 use super::Shared;
+use crate::render::thread::Threaded;
 use crate::render::Facts;
 use crate::sinks::{Outcome, Sink};
 use crate::store::{now_ms, Completion, DueDelivery, RenderSource};
@@ -82,16 +83,31 @@ pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery
     } else {
         None
     };
-    let (outcome, took) = match &rendered {
-        Some(Err(reason)) => (
+    let payload = match &rendered {
+        Some(Ok(payload)) => payload.as_str(),
+        _ => d.payload.as_str(),
+    };
+    // One conversation per alert: a root, or an edit and a reply.
+    let threaded = match (&d.thread_key, &rendered) {
+        (Some(_), None | Some(Ok(_))) if sink.destination().threaded() => Threaded::unwrap(payload),
+        _ => None,
+    };
+    let mut thread_note = None;
+    let (outcome, took) = match (&rendered, threaded) {
+        (Some(Err(reason)), _) => (
             Outcome::Permanent {
                 status: None,
                 error: format!("cannot render: {reason}"),
             },
             Duration::ZERO,
         ),
-        Some(Ok(payload)) => sink.send(&message_id(&d), payload).await,
-        None => sink.send(&message_id(&d), &d.payload).await,
+        (_, Some(t)) => {
+            let started = std::time::Instant::now();
+            let sent = super::thread::send(&shared, &sink, &d, t).await;
+            thread_note = sent.thread;
+            (sent.outcome, started.elapsed())
+        }
+        _ => sink.send(&message_id(&d), payload).await,
     };
     let duration_ms = took.as_millis() as i64;
     let cfg = &shared.delivery;
@@ -114,6 +130,7 @@ pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery
             id: d.id,
             status: status.unwrap_or_default(),
             duration_ms,
+            thread: thread_note,
         },
     };
     match next {

@@ -17,6 +17,7 @@
 
 mod attempt;
 mod pacing;
+mod thread;
 mod worker;
 
 pub use attempt::message_id;

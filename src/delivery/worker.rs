@@ -11,7 +11,7 @@ use crate::recent::RecentIds;
 use crate::render::{own_message, Destination, Facts, Summary};
 use crate::sinks::Sink;
 use crate::store::{now_ms, spool_log, Claimed, DueDelivery, NewDigest};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -73,6 +73,15 @@ pub(super) struct Worker {
     /// Outcomes being committed; their ids stay `known` until then, so a
     /// scan cannot pick up a delivery that is already done.
     committing: JoinSet<i64>,
+    /// A threaded destination (one conversation per alert): deliveries
+    /// about one alert go out one at a time, in order.
+    threaded: bool,
+    /// Alerts with a delivery in flight or committing, and by delivery id.
+    busy_threads: HashSet<String>,
+    thread_of: HashMap<i64, String>,
+    /// A delivery was left to the spool to wait for an earlier one about
+    /// its alert: scan again as soon as one finishes.
+    thread_waiting: bool,
 }
 
 /// What woke the loop up.
@@ -103,6 +112,7 @@ impl Worker {
         };
         let concurrency = config.concurrency.unwrap_or(default).max(1);
         let config_arc = Arc::new(config.clone());
+        let threaded = config.threaded();
         Worker {
             sink: Arc::new(Sink::new(config_arc, shared.http.clone(), concurrency)),
             limits: Limits {
@@ -127,6 +137,10 @@ impl Worker {
             paused_until: None,
             inflight: JoinSet::new(),
             committing: JoinSet::new(),
+            threaded,
+            busy_threads: HashSet::new(),
+            thread_of: HashMap::new(),
+            thread_waiting: false,
         }
     }
 
@@ -190,6 +204,50 @@ impl Worker {
     fn finish(&mut self, id: i64) {
         self.known.remove(&id);
         self.finished.insert(id);
+        if let Some(key) = self.thread_of.remove(&id) {
+            self.busy_threads.remove(&key);
+            if self.thread_waiting {
+                // The next message about that alert may be waiting in the spool.
+                self.thread_waiting = false;
+                self.next_scan = Instant::now();
+            }
+        }
+    }
+
+    /// The queue position of the next delivery that may go out: the front,
+    /// or on a threaded destination the first whose alert has nothing in
+    /// flight and nothing earlier still pending (checked in the spool,
+    /// which sees other replicas and retries; a delivery that must wait is
+    /// left to the spool, whose scans return it once it is its turn).
+    async fn next_ready(&mut self) -> Option<usize> {
+        if !self.threaded {
+            return (!self.queue.is_empty()).then_some(0);
+        }
+        let mut i = 0;
+        while i < self.queue.len() {
+            let d = &self.queue[i];
+            let Some(key) = &d.thread_key else {
+                return Some(i);
+            };
+            if self.busy_threads.contains(key) {
+                i += 1;
+                continue;
+            }
+            match self.shared.store.thread_ready(d.id).await {
+                Ok(true) => return Some(i),
+                Ok(false) => {
+                    let id = d.id;
+                    self.queue.remove(i);
+                    self.known.remove(&id);
+                    self.thread_waiting = true;
+                }
+                Err(e) => {
+                    spool_log!(error, self.shared.store, message = "Cannot tell whether an alert's earlier messages are out; waiting.", destination = %self.name, error = %e);
+                    return None;
+                }
+            }
+        }
+        None
     }
 
     fn enqueue(&mut self, d: DueDelivery) {
@@ -242,9 +300,10 @@ impl Worker {
             && self.inflight.len() < self.concurrency
             && self.committing.len() < COMMIT_BACKLOG.max(self.concurrency)
         {
-            let Some(front) = self.queue.front() else {
+            let Some(next) = self.next_ready().await else {
                 return;
             };
+            let front = &self.queue[next];
             let sending = if front.digest {
                 Sending::Digest
             } else {
@@ -258,7 +317,7 @@ impl Worker {
             match pace {
                 Ok(Pace::Go) => {}
                 Ok(Pace::OverLimit(wait)) if self.digest_every.is_some() => {
-                    if self.hold_front().await {
+                    if self.hold(next).await {
                         continue;
                     }
                     *wake_at = (*wake_at).min(now + wait);
@@ -274,18 +333,24 @@ impl Worker {
                     return;
                 }
             }
-            let Some(d) = self.queue.pop_front() else {
+            let Some(d) = self.queue.remove(next) else {
                 return;
             };
+            if let Some(key) = &d.thread_key {
+                if self.threaded {
+                    self.busy_threads.insert(key.clone());
+                    self.thread_of.insert(d.id, key.clone());
+                }
+            }
             self.inflight
                 .spawn(attempt(self.shared.clone(), self.sink.clone(), d));
         }
     }
 
-    /// Sets the front delivery aside for the next digest; false if the
+    /// Sets the delivery at `at` aside for the next digest; false if the
     /// spool could not record that (it stays queued).
-    async fn hold_front(&mut self) -> bool {
-        let Some(d) = self.queue.pop_front() else {
+    async fn hold(&mut self, at: usize) -> bool {
+        let Some(d) = self.queue.remove(at) else {
             return false;
         };
         match self.shared.store.hold(d.id).await {
@@ -295,7 +360,7 @@ impl Worker {
             }
             Err(e) => {
                 tracing::error!(message = "Cannot hold a delivery for the digest.", destination = %self.name, delivery_id = d.id, error = %e);
-                self.queue.push_front(d);
+                self.queue.insert(at, d);
                 false
             }
         }
@@ -554,6 +619,7 @@ mod tests {
             hook: "soc".into(),
             short_id: None,
             digest: false,
+            thread_key: None,
         }
     }
 

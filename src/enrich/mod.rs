@@ -148,6 +148,12 @@ impl Enricher {
             // removed it since the event was accepted.
             return Enrichment::Unavailable(format!("origin {origin:?} is no longer configured"));
         };
+        // Something happened to the alert since: what the cache holds may be
+        // from before (a thread's root must show the alert as it is now, and
+        // with replicas another one may have seen the change).
+        if !(event.is_alert() && event.action == "created") {
+            client.cache.invalidate(&uuid).await;
+        }
         if let Some(alert) = client.cache.get(&uuid).await {
             self.metrics
                 .enrich_cache_hits

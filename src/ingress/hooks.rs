@@ -311,6 +311,7 @@ impl HookRequest<'_> {
             message_id: message_id
                 .clone()
                 .map(|m| (m, auth::REPLAY_WINDOW.as_millis() as i64)),
+            alert_uuid: event.alert_uuid.map(|u| u.to_string()),
         };
         let inserted = self.state.store.insert_event(new).await.map_err(|e| {
             if let StoreError::Replay = e {

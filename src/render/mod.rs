@@ -19,6 +19,7 @@ mod slack;
 mod teams;
 mod teams_legacy;
 mod template;
+pub mod thread;
 
 pub use destination::{destinations, Destination, Destinations};
 pub use escape::{clean, defuse_markdown, escape_slack};
@@ -203,7 +204,17 @@ impl Facts {
         let level = Level::from_urgency(urgency.as_ref());
         let kind_words = event.kind.replace('-', " ");
 
+        let status_now = event
+            .updated
+            .as_ref()
+            .and_then(|u| u.get("status_name")?.as_str())
+            .or_else(|| alert.and_then(|a| a.status.as_deref()));
         let headline = match (alert.and_then(|a| a.title.as_deref()), &short_id) {
+            // A closed alert reads as closed at a glance.
+            (Some(title), _) if status_now.is_some_and(thread::is_closed) => clean(
+                &format!("[{}] {title}", status_now.unwrap_or_default()),
+                TITLE_MAX,
+            ),
             (Some(title), _) => clean(title, TITLE_MAX),
             (None, Some(id)) if event.kind == "alert-comment" => format!("Comment on alert {id}"),
             (None, Some(id)) => format!("Alert {id}"),
@@ -226,7 +237,14 @@ impl Facts {
                 .as_ref()
                 .map(|u| format!("{} ({})", u.display, u.value)),
         );
-        push("Status", alert.and_then(|a| a.status.clone()));
+        // The event's own word on a status change is fresher than an alert
+        // API that may lag behind it.
+        let status = event
+            .updated
+            .as_ref()
+            .and_then(|u| u.get("status_name")?.as_str().map(str::to_owned))
+            .or_else(|| alert.and_then(|a| a.status.clone()));
+        push("Status", status.clone());
         push("Change", change_summary(event));
         push("Rule", alert.and_then(|a| a.rule.clone()));
         push("Entity", alert.and_then(|a| a.entity.clone()));
@@ -282,14 +300,27 @@ impl Facts {
         }
     }
 
+    /// The value of one fact, if shown.
+    pub fn fact(&self, label: &str) -> Option<String> {
+        self.facts
+            .iter()
+            .find(|(l, _)| *l == label)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// The compact form of an update (a status change, a comment) for
+    /// channels that cannot thread: the alert, what changed and where it
+    /// stands, not a repeat of the first message.
+    pub fn compact(&self) -> Facts {
+        const KEEP: &[&str] = &["Urgency", "Status", "Change", "Alert"];
+        let mut f = self.clone();
+        f.facts.retain(|(label, _)| KEEP.contains(label));
+        f
+    }
+
     /// The one-line summary a digest lists for this message.
     pub fn summary(&self) -> Summary {
-        let fact = |label: &str| {
-            self.facts
-                .iter()
-                .find(|(l, _)| *l == label)
-                .map(|(_, v)| v.clone())
-        };
+        let fact = |label: &str| self.fact(label);
         Summary {
             headline: self.headline.clone(),
             urgency: fact("Urgency").map(|u| u.split(" (").next().unwrap_or_default().to_owned()),
@@ -561,9 +592,51 @@ pub fn event_payload(
     facts: &Facts,
     target: context::Target,
 ) -> Result<String, RenderError> {
+    let config = &dest.config;
+    if config.threaded() {
+        let message = payload(dest, facts, &|| {
+            context::for_event(event, enrichment, facts, target)
+        })?;
+        return Ok(
+            match thread::Threaded::build(event, enrichment, facts, &message) {
+                Some(t) => t.wrap(),
+                None => message,
+            },
+        );
+    }
+    let compact;
+    let facts = if is_update(event) && !config.api_mode() && chat_kind(config.kind) {
+        compact = facts.compact();
+        &compact
+    } else {
+        facts
+    };
     payload(dest, facts, &|| {
         context::for_event(event, enrichment, facts, target)
     })
+}
+
+/// A later event in an alert's life (a change, a comment), as opposed to
+/// its creation.
+fn is_update(event: &Event) -> bool {
+    event.alert_uuid.is_some()
+        && !(event.is_alert() && event.action == "created")
+        && (event.is_alert() || event.kind == "alert-comment")
+}
+
+/// The chat kinds, where an update is a compact card (not the e-mail, the
+/// webhook document or the paging kinds, which follow their own rules).
+fn chat_kind(kind: DestinationKind) -> bool {
+    matches!(
+        kind,
+        DestinationKind::Teams
+            | DestinationKind::TeamsLegacy
+            | DestinationKind::Slack
+            | DestinationKind::Mattermost
+            | DestinationKind::Discord
+            | DestinationKind::GoogleChat
+            | DestinationKind::Matrix
+    )
 }
 
 /// A message hookrelay makes itself (`"digest"`, `"test"`) for

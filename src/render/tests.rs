@@ -425,3 +425,86 @@ fn shipped_templates_compile_and_render_valid_json() {
     }
     assert!(seen >= 6, "only {seen} templates in config/templates");
 }
+
+/// A destination of `kind` with no template, as configured in TOML.
+fn destination(kind: &str, extra: serde_json::Value) -> Destination {
+    let mut v = serde_json::json!({"kind": kind, "url": "https://chat.example.org/hook"});
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    if v.get("token").is_some() {
+        v.as_object_mut().unwrap().remove("url");
+    }
+    Destination::plain(serde_json::from_value::<DestinationConfig>(v).unwrap())
+}
+
+/// Channels that cannot thread get a compact card for an update: the
+/// alert, what changed and where it stands, not the first card again.
+#[test]
+fn an_update_is_a_compact_card_where_there_are_no_threads() {
+    let c = facts(
+        "event-alert-updated-status.json",
+        &enrichment("alert-full.json"),
+    );
+    let (event, e) = c.source.as_ref().unwrap();
+    for kind in chat_kinds() {
+        let dest = destination(kind.as_str(), serde_json::json!({}));
+        let body = event_payload(&dest, event, e, &c.facts, TARGET).unwrap();
+        assert!(body.contains("Acknowledged"), "{kind:?}: {body}");
+        assert!(body.contains("ALEY4fqz8moo"), "{kind:?}: {body}");
+        assert!(
+            !body.contains("Headquarters"),
+            "{kind:?}: the entity repeated: {body}"
+        );
+        assert!(
+            !body.contains("PowerShell Download From URL"),
+            "{kind:?}: the rule repeated: {body}"
+        );
+        if kind == DestinationKind::Teams {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            insta::assert_json_snapshot!("updated-compact-teams", v);
+        }
+    }
+    // The creation is the full card.
+    let created = facts("event-alert-created.json", &enrichment("alert-full.json"));
+    let (event, e) = created.source.as_ref().unwrap();
+    let dest = destination("teams", serde_json::json!({}));
+    let body = event_payload(&dest, event, e, &created.facts, TARGET).unwrap();
+    assert!(body.contains("Headquarters"));
+}
+
+/// On a threaded destination the stored payload is the full message (the
+/// root) with what a reply needs; a closed alert's root says so.
+#[test]
+fn a_threaded_delivery_keeps_the_full_message_and_the_change() {
+    let dest = destination(
+        "slack",
+        serde_json::json!({"token": "xoxb-1", "channel": "C0123ABCD"}),
+    );
+    let mut alert: Value = serde_json::from_slice(&fixture("alert-full.json")).unwrap();
+    alert["status"]["name"] = "Closed".into();
+    let e = Enrichment::Fetched(Arc::new(Alert::from_value(alert).unwrap()));
+    let mut event = crate::event::parse(&fixture("event-alert-updated-status.json")).unwrap();
+    event.updated.as_mut().unwrap()["status_name"] = "Closed".into();
+    let f = Facts::build(&event, &e, Some(LINK));
+    let body = event_payload(&dest, &event, &e, &f, TARGET).unwrap();
+    let t = thread::Threaded::unwrap(&body).expect("threaded");
+    assert_eq!(t.alert, "5696845f-9ecf-4431-9f0f-48ee0ee2eff1");
+    assert_eq!(t.status.as_deref(), Some("Closed"));
+    assert_eq!(t.urgency, Some(63));
+    let root = t.message.to_string();
+    assert!(
+        root.contains("[Closed] Suspicious PowerShell download cradle"),
+        "{root}"
+    );
+    assert!(
+        root.contains("Headquarters"),
+        "the root is the full message: {root}"
+    );
+    let change = t.change(Some("Acknowledged"), Some(63));
+    assert!(change.broadcast);
+    assert_eq!(
+        change.text(DestinationKind::Slack),
+        "*Status:* Acknowledged → *Closed*"
+    );
+}

@@ -13,7 +13,10 @@ use crate::signing::standard_webhooks_sign;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod chat_api;
 mod smtp;
+
+pub use chat_api::{ApiError, Call, Posted};
 
 /// How much of an error answer we keep for logs and dead letters.
 const ERROR_BODY_CAP: usize = 16 * 1024;
@@ -242,11 +245,34 @@ impl Sink {
     /// id (Standard Webhooks `webhook-id`, e-mail Message-ID).
     pub async fn send(&self, id: &str, payload: &str) -> (Outcome, Duration) {
         let started = Instant::now();
+        // A threaded message sent plainly (its destination no longer
+        // threads since a reload): its full message, unthreaded.
+        let unwrapped = crate::render::thread::Threaded::unwrap(payload);
+        let unwrapped = unwrapped.map(|t| t.message.to_string());
+        let payload = unwrapped.as_deref().unwrap_or(payload);
         let outcome = if payload.is_empty() {
             // A delivery whose message could not be rendered, replayed.
             Outcome::Permanent {
                 status: None,
                 error: "nothing to send: the message could not be rendered".into(),
+            }
+        } else if self.dest.api_mode() {
+            match serde_json::from_str::<serde_json::Value>(payload) {
+                Err(e) => Outcome::Permanent {
+                    status: None,
+                    error: format!("the stored message is not JSON ({e})"),
+                },
+                Ok(message) => match self
+                    .api_call(Call::Post {
+                        message: &message,
+                        thread: None,
+                        broadcast: false,
+                    })
+                    .await
+                {
+                    Ok(_) => Outcome::Delivered { status: 200 },
+                    Err(e) => e.outcome(),
+                },
             }
         } else {
             match &self.transport {

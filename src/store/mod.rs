@@ -25,6 +25,7 @@ mod writer;
 
 pub use ops::{
     Completion, HookClock, Inserted, NewDelivery, NewDigest, NewEvent, Routing, Selector,
+    ThreadRoot,
 };
 pub use reads::{DeadLetter, DueDelivery, EventDetail, EventSummary, QueueDepth};
 
@@ -396,6 +397,45 @@ impl Store {
                 s.read(move |c| reads::held(c, &name, limit)).await
             }
             Backend::Postgres(pg) => pg.held(destination, limit).await,
+        }
+    }
+
+    /// Whether pending delivery `id` may go out now as far as its alert's
+    /// conversation goes: no earlier event about the alert is unrouted or
+    /// has a delivery to the same destination still pending.
+    pub async fn thread_ready(&self, id: i64) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.read(move |c| reads::thread_ready(c, id)).await,
+            Backend::Postgres(pg) => pg.thread_ready(id).await,
+        }
+    }
+
+    /// The root message of `alert`'s conversation on `destination`.
+    pub async fn thread_root(
+        &self,
+        destination: &str,
+        alert: &str,
+    ) -> Result<Option<ThreadRoot>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                let (d, a) = (destination.to_owned(), alert.to_owned());
+                s.read(move |c| reads::thread_root(c, &d, &a)).await
+            }
+            Backend::Postgres(pg) => pg.thread_root(destination, alert).await,
+        }
+    }
+
+    /// Records (or moves) the root message of `alert`'s conversation.
+    pub async fn set_thread(
+        &self,
+        destination: &str,
+        alert: &str,
+        root: ThreadRoot,
+    ) -> Result<(), StoreError> {
+        let (d, a) = (destination.to_owned(), alert.to_owned());
+        match &self.backend {
+            Backend::Sqlite(s) => s.call(|r| writer::Op::SetThread(d, a, root, r)).await,
+            Backend::Postgres(pg) => pg.set_thread(&d, &a, &root).await,
         }
     }
 

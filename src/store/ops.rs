@@ -18,6 +18,8 @@ pub struct NewEvent {
     /// again. A single SQLite process checks ids in memory; with a shared
     /// spool the insert refuses an id another replica already took.
     pub message_id: Option<(String, i64)>,
+    /// The alert the event is about (its thread, on threaded destinations).
+    pub alert_uuid: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +43,10 @@ pub struct NewDelivery {
     pub dedup: Option<(String, i64)>,
     /// One-line summary (JSON) for a digest, should it be held.
     pub summary: Option<String>,
+    /// On a threaded destination, the alert whose conversation this is:
+    /// deliveries with the same key go out one at a time, in the order
+    /// their events were accepted.
+    pub thread_key: Option<String>,
 }
 
 /// The outcome of enrichment and routing for one event.
@@ -60,6 +66,8 @@ pub enum Completion {
         id: i64,
         status: u16,
         duration_ms: i64,
+        /// Where it went in a conversation ("root …", "reply in …").
+        thread: Option<String>,
     },
     Retry {
         id: i64,
@@ -117,6 +125,7 @@ impl NewDigest {
             hook: "-".into(),
             short_id: None,
             digest: true,
+            thread_key: None,
         }
     }
 }
@@ -129,6 +138,7 @@ impl Completion {
                 id,
                 status,
                 duration_ms,
+                ..
             } => (*id, Some(*status), None, *duration_ms),
             Completion::Retry {
                 id,
@@ -145,6 +155,19 @@ impl Completion {
             } => (*id, *status, Some(error.as_str()), *duration_ms),
         }
     }
+}
+
+/// The root message of an alert's conversation on one destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadRoot {
+    /// The channel it is in (Slack's channel id, Mattermost's channel id).
+    pub channel: String,
+    /// Slack's `ts`, Mattermost's post id.
+    pub ts: String,
+    /// The alert's status and urgency as the root last showed them (what
+    /// a reply says changed).
+    pub status: Option<String>,
+    pub urgency: Option<i64>,
 }
 
 /// A hook's silence-detection clock.

@@ -18,7 +18,20 @@ pub struct DueDelivery {
     pub short_id: Option<String>,
     /// A digest of held deliveries: not counted by the throttle.
     pub digest: bool,
+    /// The alert conversation it belongs to, on a threaded destination.
+    pub thread_key: Option<String>,
 }
+
+/// The condition that keeps a conversation in order: a delivery with a
+/// thread key waits while an earlier event about the same alert is not
+/// routed yet or has a delivery to the same destination still pending.
+/// `d` is the delivery. Shared by the SQLite queries.
+pub(super) const THREAD_IN_ORDER: &str = "(d.thread_key IS NULL OR (
+    NOT EXISTS (SELECT 1 FROM deliveries o
+                WHERE o.destination = d.destination AND o.thread_key = d.thread_key
+                  AND o.state = 'pending' AND o.event_id < d.event_id)
+    AND NOT EXISTS (SELECT 1 FROM events u
+                    WHERE u.state = 'received' AND u.id < d.event_id AND u.alert_uuid = d.thread_key)))";
 
 /// Pending deliveries to `destination` due at `now`, from `after_id` on.
 pub fn due(
@@ -28,12 +41,13 @@ pub fn due(
     after_id: i64,
     limit: usize,
 ) -> Result<Vec<DueDelivery>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT d.id, d.event_id, d.payload, d.attempts, d.created_at, e.hook, e.short_id, d.digest
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT d.id, d.event_id, d.payload, d.attempts, d.created_at, e.hook, e.short_id, d.digest, d.thread_key
          FROM deliveries d JOIN events e ON e.id = d.event_id
          WHERE d.state = 'pending' AND d.destination = ?1 AND d.id > ?2 AND d.next_attempt_at <= ?3
-         ORDER BY d.id LIMIT ?4",
-    )?;
+           AND {THREAD_IN_ORDER}
+         ORDER BY d.id LIMIT ?4"
+    ))?;
     let rows = stmt.query_map(params![destination, after_id, now, limit as i64], |r| {
         Ok(DueDelivery {
             id: r.get(0)?,
@@ -45,9 +59,43 @@ pub fn due(
             hook: r.get(5)?,
             short_id: r.get(6)?,
             digest: r.get::<_, i64>(7)? != 0,
+            thread_key: r.get(8)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Whether pending delivery `id` may go out now as far as its
+/// conversation's order goes (see [`THREAD_IN_ORDER`]).
+pub fn thread_ready(conn: &Connection, id: i64) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT 1 FROM deliveries d WHERE d.id = ?1 AND d.state = 'pending' AND {THREAD_IN_ORDER}"
+        ))?
+        .query_row([id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The root of `alert`'s conversation on `destination`.
+pub fn thread_root(
+    conn: &Connection,
+    destination: &str,
+    alert: &str,
+) -> Result<Option<super::ThreadRoot>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT channel, ts, status, urgency FROM threads WHERE destination = ?1 AND alert = ?2",
+        )?
+        .query_row([destination, alert], |r| {
+            Ok(super::ThreadRoot {
+                channel: r.get(0)?,
+                ts: r.get(1)?,
+                status: r.get(2)?,
+                urgency: r.get(3)?,
+            })
+        })
+        .optional()?)
 }
 
 /// The earliest `next_attempt_at` of a pending delivery to `destination`.
@@ -236,6 +284,8 @@ pub struct DeliveryDetail {
     pub state: super::DeliveryState,
     pub attempts: Vec<(i64, Option<i64>, Option<String>, i64)>,
     pub last_error: Option<String>,
+    /// Where it went in its alert's conversation, once delivered.
+    pub thread: Option<String>,
 }
 
 pub fn event_detail(conn: &Connection, id: i64) -> Result<Option<EventDetail>, StoreError> {
@@ -251,7 +301,7 @@ pub fn event_detail(conn: &Connection, id: i64) -> Result<Option<EventDetail>, S
         .prepare_cached("SELECT body, enrichment, alert_json, routes FROM events WHERE id = ?1")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
     let mut stmt = conn.prepare_cached(
-        "SELECT id, route, destination, state, last_error FROM deliveries WHERE event_id = ?1 ORDER BY id",
+        "SELECT id, route, destination, state, last_error, thread FROM deliveries WHERE event_id = ?1 ORDER BY id",
     )?;
     let mut deliveries: Vec<DeliveryDetail> = stmt
         .query_map([id], |r| {
@@ -261,6 +311,7 @@ pub fn event_detail(conn: &Connection, id: i64) -> Result<Option<EventDetail>, S
                 destination: r.get(2)?,
                 state: r.get(3)?,
                 last_error: r.get(4)?,
+                thread: r.get(5)?,
                 attempts: Vec::new(),
             })
         })?

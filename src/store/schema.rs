@@ -81,4 +81,24 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     DROP INDEX IF EXISTS events_dedup;
     "#,
+    // 5: one conversation per alert (Slack/Mattermost API mode): the
+    // alert an event is about, the thread a delivery belongs to (kept in
+    // order per alert), what it went to, and each alert's root message.
+    r#"
+    ALTER TABLE events ADD COLUMN alert_uuid TEXT;
+    ALTER TABLE deliveries ADD COLUMN thread_key TEXT;
+    ALTER TABLE deliveries ADD COLUMN thread TEXT;
+    CREATE INDEX deliveries_thread ON deliveries (destination, thread_key, event_id)
+        WHERE state = 'pending' AND thread_key IS NOT NULL;
+    CREATE TABLE threads (
+        destination  TEXT    NOT NULL,
+        alert        TEXT    NOT NULL,
+        channel      TEXT    NOT NULL,
+        ts           TEXT    NOT NULL,          -- Slack's ts, Mattermost's post id
+        status       TEXT,                      -- as the root last showed it
+        urgency      INTEGER,
+        updated_at   INTEGER NOT NULL,
+        PRIMARY KEY (destination, alert)
+    ) WITHOUT ROWID;
+    "#,
 ];

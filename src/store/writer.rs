@@ -22,6 +22,8 @@ pub(super) enum Op {
     ClockCheck(String, i64, i64, Reply<ClockCheck>),
     Hold(i64, Reply<()>),
     Digest(NewDigest, Reply<DueDelivery>),
+    /// (destination, alert, root): records an alert's root message.
+    SetThread(String, String, ThreadRoot, Reply<()>),
 }
 
 /// State the writer keeps between batches.
@@ -159,6 +161,7 @@ fn fail(op: Op, e: StoreError) {
         Op::ClockCheck(_, _, _, r) => drop(r.send(Err(e))),
         Op::Hold(_, r) => drop(r.send(Err(e))),
         Op::Digest(_, r) => drop(r.send(Err(e))),
+        Op::SetThread(_, _, _, r) => drop(r.send(Err(e))),
     }
 }
 
@@ -180,7 +183,32 @@ fn apply(
         Op::ClockCheck(hook, now, within, r) => finish(r, clock_check(tx, &hook, now, within)),
         Op::Hold(id, r) => finish(r, hold(tx, id)),
         Op::Digest(d, r) => finish(r, digest(tx, d, pending)),
+        Op::SetThread(dest, alert, root, r) => finish(r, set_thread(tx, &dest, &alert, &root)),
     }
+}
+
+fn set_thread(
+    tx: &Transaction,
+    destination: &str,
+    alert: &str,
+    root: &ThreadRoot,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO threads (destination, alert, channel, ts, status, urgency, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (destination, alert) DO UPDATE SET channel = excluded.channel, ts = excluded.ts,
+             status = excluded.status, urgency = excluded.urgency, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        destination,
+        alert,
+        root.channel,
+        root.ts,
+        root.status,
+        root.urgency,
+        now_ms()
+    ])?;
+    Ok(())
 }
 
 fn insert(
@@ -211,8 +239,8 @@ fn insert(
         return Err(StoreError::Full(*pending));
     }
     tx.prepare_cached(
-        "INSERT INTO events (hook, received_at, body_sha256, body, kind, action, short_id, state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'received')",
+        "INSERT INTO events (hook, received_at, body_sha256, body, kind, action, short_id, alert_uuid, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'received')",
     )?
     .execute(params![
         e.hook,
@@ -221,7 +249,8 @@ fn insert(
         e.body,
         e.kind,
         e.action,
-        e.short_id
+        e.short_id,
+        e.alert_uuid
     ])?;
     *pending += 1;
     let id = tx.last_insert_rowid();
@@ -286,10 +315,10 @@ fn route(
             }
         }
         tx.prepare_cached(
-            "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at, last_error, summary)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
+            "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at, last_error, summary, thread_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)",
         )?
-        .execute(params![r.event_id, d.route, d.destination, d.payload, state.as_str(), received_at, now, note, d.summary])?;
+        .execute(params![r.event_id, d.route, d.destination, d.payload, state.as_str(), received_at, now, note, d.summary, d.thread_key])?;
         if state == DeliveryState::Pending {
             *pending += 1;
             created.push(DueDelivery {
@@ -302,6 +331,7 @@ fn route(
                 hook: hook.clone(),
                 short_id: short_id.clone(),
                 digest: false,
+                thread_key: d.thread_key,
             });
         }
     }
@@ -329,13 +359,14 @@ fn complete(tx: &Transaction, c: Completion, pending: &mut u64) -> Result<(), St
             id,
             status,
             duration_ms,
+            thread,
         } => {
             record_attempt(tx, *id, Some(*status), None, *duration_ms)?;
             tx.prepare_cached(
                 "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, updated_at = ?2,
-                 last_status = ?3, last_error = NULL WHERE id = ?1 AND state = 'pending'",
+                 last_status = ?3, last_error = NULL, thread = ?4 WHERE id = ?1 AND state = 'pending'",
             )?
-            .execute(params![id, now, status])?
+            .execute(params![id, now, status, thread])?
         }
         Completion::Retry {
             id,
@@ -423,6 +454,9 @@ fn prune(tx: &Transaction, before: i64) -> Result<usize, StoreError> {
         [before],
     )?;
     tx.execute("DELETE FROM route_dedup WHERE until < ?1", [now_ms()])?;
+    // A conversation quiet for the whole retention starts over with a new
+    // root should its alert come back.
+    tx.execute("DELETE FROM threads WHERE updated_at < ?1", [before])?;
     Ok(n)
 }
 

@@ -4,6 +4,7 @@
 //! `pg` starts a real PostgreSQL server for the replica tests.
 #![allow(dead_code)]
 
+pub mod chat;
 pub mod pg;
 
 use axum::body::Bytes;

@@ -17,16 +17,24 @@ impl Postgres {
             Completion::Dead { .. } => ("state = 'dead', last_error = $4", 0),
         };
         let status = status.map(i64::from);
-        // Every variant binds the same six parameters (so each of the three
-        // statements is prepared once); `$6` is only used by a retry, and
-        // the no-op test on it gives it a type in the others.
+        let thread = match &c {
+            Completion::Delivered { thread, .. } => thread.as_deref(),
+            _ => None,
+        };
+        // Every variant binds the same seven parameters (so each of the
+        // three statements is prepared once); `$6` is only used by a retry,
+        // and the no-op test on it gives it a type in the others.
         let sql = format!(
             "WITH a AS (INSERT INTO attempts (delivery_id, at, status, error, duration_ms) VALUES ($1, $2, $3, $4, $5))
              UPDATE deliveries SET {state_sql}, attempts = attempts + 1, updated_at = $2, last_status = $3,
+             thread = COALESCE($7::TEXT, thread),
              claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state = 'pending' AND $6::BIGINT IS NOT NULL"
         );
         let changed = self
-            .execute(&sql, &[&id, &now, &status, &error, &duration, &next])
+            .execute(
+                &sql,
+                &[&id, &now, &status, &error, &duration, &next, &thread],
+            )
             .await?;
         if changed > 0 && !matches!(c, Completion::Retry { .. }) {
             self.inner.delta.fetch_sub(1, Ordering::Relaxed);
@@ -126,14 +134,15 @@ impl Postgres {
         let limit = limit as i64;
         let rows = self
             .query(
-                "UPDATE deliveries d SET claimed_by = $5, claimed_until = $6
-                 FROM (SELECT id FROM deliveries
+                &format!("UPDATE deliveries d SET claimed_by = $5, claimed_until = $6
+                 FROM (SELECT id FROM deliveries d
                        WHERE state = 'pending' AND destination = $1 AND id > $2 AND next_attempt_at <= $3
                          AND (claimed_until IS NULL OR claimed_until < $3 OR claimed_by = $5)
+                         AND {THREAD_IN_ORDER}
                        ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) c,
                       events e
                  WHERE d.id = c.id AND e.id = d.event_id
-                 RETURNING d.id, d.event_id, d.payload, d.attempts, d.created_at, e.hook, e.short_id, d.digest",
+                 RETURNING d.id, d.event_id, d.payload, d.attempts, d.created_at, e.hook, e.short_id, d.digest, d.thread_key"),
                 &[&destination, &after_id, &now, &limit, &self.inner.replica, &self.lease_until(now)],
             )
             .await?;
@@ -149,10 +158,60 @@ impl Postgres {
                 hook: r.get(5),
                 short_id: r.get(6),
                 digest: r.get(7),
+                thread_key: r.get(8),
             })
             .collect();
         due.sort_by_key(|d| d.id);
         Ok(due)
+    }
+
+    /// See [`crate::store::Store::thread_ready`].
+    pub async fn thread_ready(&self, id: i64) -> Result<bool, StoreError> {
+        let rows = self
+            .query(
+                &format!(
+                    "SELECT 1 FROM deliveries d WHERE d.id = $1 AND d.state = 'pending' AND {THREAD_IN_ORDER}"
+                ),
+                &[&id],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    pub async fn thread_root(
+        &self,
+        destination: &str,
+        alert: &str,
+    ) -> Result<Option<ThreadRoot>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT channel, ts, status, urgency FROM threads WHERE destination = $1 AND alert = $2",
+                &[&destination, &alert],
+            )
+            .await?;
+        Ok(rows.first().map(|r| ThreadRoot {
+            channel: r.get(0),
+            ts: r.get(1),
+            status: r.get(2),
+            urgency: r.get(3),
+        }))
+    }
+
+    pub async fn set_thread(
+        &self,
+        destination: &str,
+        alert: &str,
+        root: &ThreadRoot,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO threads (destination, alert, channel, ts, status, urgency, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (destination, alert) DO UPDATE SET channel = excluded.channel, ts = excluded.ts,
+                 status = excluded.status, urgency = excluded.urgency, updated_at = excluded.updated_at",
+            &[&destination, &alert, &root.channel, &root.ts, &root.status, &root.urgency, &now_ms()],
+        )
+        .await?;
+        Ok(())
     }
 
     /// `table` is `events` or `deliveries` (never user input).

@@ -16,8 +16,8 @@ const INSERT_EVENT: &str = "WITH d AS (
         SET event_id = excluded.event_id, until = excluded.until
         WHERE event_dedup.until <= $4
         RETURNING event_id)
-     INSERT INTO events (id, hook, received_at, body_sha256, body, kind, action, short_id, state, claimed_by, claimed_until)
-     SELECT event_id, $1, $4, $2, $5, $6, $7, $8, 'received', $9, $10 FROM d
+     INSERT INTO events (id, hook, received_at, body_sha256, body, kind, action, short_id, state, claimed_by, claimed_until, alert_uuid)
+     SELECT event_id, $1, $4, $2, $5, $6, $7, $8, 'received', $9, $10, $11 FROM d
      RETURNING id";
 
 /// The event a body within its dedup window was stored as.
@@ -34,11 +34,11 @@ const ROUTE_EVENT: &str = "WITH e AS (
         RETURNING received_at, hook, short_id),
      ins AS (
         INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at,
-                                last_error, summary, claimed_by, claimed_until)
+                                last_error, summary, claimed_by, claimed_until, thread_key)
         SELECT $1, u.route, u.destination, u.payload, u.state, e.received_at, $5, $5, u.note, u.summary,
-               CASE WHEN u.state = 'pending' THEN $6 END, CASE WHEN u.state = 'pending' THEN $7::BIGINT END
-        FROM e, UNNEST($8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::TEXT[])
-             AS u(route, destination, payload, state, note, summary)
+               CASE WHEN u.state = 'pending' THEN $6 END, CASE WHEN u.state = 'pending' THEN $7::BIGINT END, u.thread_key
+        FROM e, UNNEST($8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::TEXT[])
+             AS u(route, destination, payload, state, note, summary, thread_key)
         RETURNING id, route, destination, state)
      SELECT e.received_at, e.hook, e.short_id, ins.id, ins.route, ins.destination, ins.state
      FROM e LEFT JOIN ins ON TRUE";
@@ -70,6 +70,7 @@ fn due_from<'a>(
                 hook: hook.to_owned(),
                 short_id: short_id.clone(),
                 digest: false,
+                thread_key: d.thread_key.clone(),
             })
         })
         .collect();
@@ -109,6 +110,7 @@ impl EventParams<'_> {
                     &e.short_id,
                     &self.replica,
                     &self.until,
+                    &e.alert_uuid,
                 ],
             )
             .await?;
@@ -220,12 +222,13 @@ impl Postgres {
                     }
                 })
                 .collect();
-            let (routes_col, dests, payloads, notes, summaries) = (
+            let (routes_col, dests, payloads, notes, summaries, thread_keys) = (
                 col(|d| Some(d.route.as_str())),
                 col(|d| Some(d.destination.as_str())),
                 col(|d| Some(d.payload.as_str())),
                 col(|d| d.failed.as_deref()),
                 col(|d| d.summary.as_deref()),
+                col(|d| d.thread_key.as_deref()),
             );
             let result: Result<Vec<Row>, tokio_postgres::Error> = async {
                 let stmt = client.prepare_cached(ROUTE_EVENT).await?;
@@ -246,6 +249,7 @@ impl Postgres {
                             &states,
                             &notes,
                             &summaries,
+                            &thread_keys,
                         ],
                     )
                     .await
@@ -305,6 +309,7 @@ impl Postgres {
                 let hook: String = row.get(1);
                 let short_id: Option<String> = row.get(2);
                 let n = r.deliveries.len();
+                let mut thread_keys: Vec<Option<&str>> = Vec::with_capacity(n);
                 let (mut routes_col, mut dests, mut payloads, mut states, mut notes, mut summaries) = (
                     Vec::with_capacity(n),
                     Vec::with_capacity(n),
@@ -343,6 +348,7 @@ impl Postgres {
                     states.push(state.as_str());
                     notes.push(note);
                     summaries.push(d.summary.clone());
+                    thread_keys.push(d.thread_key.as_deref());
                 }
                 let mut created = Vec::new();
                 if n > 0 {
@@ -351,18 +357,18 @@ impl Postgres {
                     let insert = tx
                         .prepare_cached(
                             "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at,
-                                                     last_error, summary, claimed_by, claimed_until)
+                                                     last_error, summary, claimed_by, claimed_until, thread_key)
                              SELECT $1, u.route, u.destination, u.payload, u.state, $2, $3, $3, u.note, u.summary,
-                                    CASE WHEN u.state = 'pending' THEN $4 END, CASE WHEN u.state = 'pending' THEN $5::BIGINT END
-                             FROM UNNEST($6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[])
-                                  AS u(route, destination, payload, state, note, summary)
+                                    CASE WHEN u.state = 'pending' THEN $4 END, CASE WHEN u.state = 'pending' THEN $5::BIGINT END, u.thread_key
+                             FROM UNNEST($6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[])
+                                  AS u(route, destination, payload, state, note, summary, thread_key)
                              RETURNING id, route, destination, state",
                         )
                         .await?;
                     let rows = tx
                         .query(
                             &insert,
-                            &[&r.event_id, &received_at, &now, replica, &until, &routes_col, &dests, &payloads, &states, &notes, &summaries],
+                            &[&r.event_id, &received_at, &now, replica, &until, &routes_col, &dests, &payloads, &states, &notes, &summaries, &thread_keys],
                         )
                         .await?;
                     let rows = rows
@@ -415,6 +421,8 @@ impl Postgres {
             tx.execute("DELETE FROM event_dedup WHERE until < $1", &[&now]).await?;
             // Send windows are at most an hour or so; keep a day.
             tx.execute("DELETE FROM send_slots WHERE at < $1", &[&(now - 86_400_000)])
+                .await?;
+            tx.execute("DELETE FROM threads WHERE updated_at < $1", &[&before])
                 .await?;
             tx.commit().await?;
             Ok(n)

@@ -23,8 +23,9 @@
 use super::{
     now_ms, ClockCheck, Completion, DeadLetter, DeliveryDetail, DueDelivery, EventDetail,
     EventSummary, HookClock, Inserted, NewDelivery, NewDigest, NewEvent, QueueDepth, RenderSource,
-    Routing, Selector, StoreError,
+    Routing, Selector, StoreError, ThreadRoot,
 };
+use crate::store::reads::THREAD_IN_ORDER;
 mod cluster;
 mod deliveries;
 mod events;

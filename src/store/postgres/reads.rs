@@ -107,7 +107,7 @@ impl Postgres {
         let body: Vec<u8> = row.get(0);
         let mut deliveries: Vec<DeliveryDetail> = self
             .query(
-                "SELECT id, route, destination, state, last_error FROM deliveries WHERE event_id = $1 ORDER BY id",
+                "SELECT id, route, destination, state, last_error, thread FROM deliveries WHERE event_id = $1 ORDER BY id",
                 &[&id],
             )
             .await?
@@ -119,6 +119,7 @@ impl Postgres {
                     destination: r.get(2),
                     state: r.get::<_, &str>(3).parse()?,
                     last_error: r.get(4),
+                    thread: r.get(5),
                     attempts: Vec::new(),
                 })
             })

@@ -10,7 +10,8 @@ const MIGRATION_LOCK: i64 = 0x686f_6f6b_7265_6c61;
 /// Versioned schema, applied in order; the version lives in
 /// `hookrelay_schema`. Mirrors the SQLite schema plus the claim columns
 /// and the cluster-wide state.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE events (
         id            BIGSERIAL PRIMARY KEY,
         hook          TEXT    NOT NULL,
@@ -113,7 +114,26 @@ const MIGRATIONS: &[&str] = &[r#"
         until BIGINT NOT NULL,
         PRIMARY KEY (hook, id)
     );
-    "#];
+    "#,
+    // 2: one conversation per alert (see the SQLite migration 5).
+    r#"
+    ALTER TABLE events ADD COLUMN alert_uuid TEXT;
+    ALTER TABLE deliveries ADD COLUMN thread_key TEXT;
+    ALTER TABLE deliveries ADD COLUMN thread TEXT;
+    CREATE INDEX deliveries_thread ON deliveries (destination, thread_key, event_id)
+        WHERE state = 'pending' AND thread_key IS NOT NULL;
+    CREATE TABLE threads (
+        destination TEXT   NOT NULL,
+        alert       TEXT   NOT NULL,
+        channel     TEXT   NOT NULL,
+        ts          TEXT   NOT NULL,
+        status      TEXT,
+        urgency     BIGINT,
+        updated_at  BIGINT NOT NULL,
+        PRIMARY KEY (destination, alert)
+    );
+    "#,
+];
 
 /// Connects and migrates (retrying with back-off), then watches the
 /// connection and recounts pending work. Stops when the store is dropped.
