@@ -184,10 +184,10 @@ async fn three_replicas_deliver_every_accepted_event_when_one_is_killed() {
             .unwrap();
         assert_eq!(ready.status(), 200, "{}", d.logs());
     }
-    let migrated: usize = replicas
+    let migrated = replicas
         .iter()
-        .map(|d| d.logs().matches("Applied store migration.").count())
-        .sum();
+        .filter(|d| d.logs().contains("Applied store migration."))
+        .count();
     assert_eq!(migrated, 1, "one replica applies the schema");
     let urls: Vec<String> = replicas.iter().map(|d| d.hook_url()).collect();
 

@@ -77,6 +77,17 @@ fn alert_with(status: &str) -> Value {
     a
 }
 
+/// Runs a CLI command off the runtime (the fakes answer on it meanwhile).
+async fn cli_off(args: &[&str]) -> (i32, String, String) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli(&args)
+    })
+    .await
+    .unwrap()
+}
+
 /// Posts an event to a daemon's hook; asserts the 202.
 async fn post_to(hook_url: &str, body: String) {
     let r = reqwest::Client::new()
@@ -244,20 +255,21 @@ async fn a_restart_between_events_keeps_the_thread() {
     assert_one_conversation(&chat, MM_CHANNEL, "**");
 
     // `events show` of the close says which thread it went to.
-    let (code, out, _) = cli(&["events", "list", "--config", config.to_str().unwrap()]);
+    let (code, out, _) = cli_off(&["events", "list", "--config", config.to_str().unwrap()]).await;
     assert_eq!(code, 0);
     let last_id = out
         .lines()
         .filter_map(|l| l.split_whitespace().next()?.parse::<i64>().ok())
         .max()
         .expect("events listed");
-    let (code, shown, err) = cli(&[
+    let (code, shown, err) = cli_off(&[
         "events",
         "show",
         &last_id.to_string(),
         "--config",
         config.to_str().unwrap(),
-    ]);
+    ])
+    .await;
     assert_eq!(code, 0, "{err}");
     let root = &chat
         .roots()
@@ -271,6 +283,78 @@ async fn a_restart_between_events_keeps_the_thread() {
         "{shown}"
     );
     assert!(!shown.contains(SLACK_TOKEN) && !shown.contains(MM_TOKEN));
+
+    // `preview` reads the spool: this alert has a thread, so another event
+    // would be an edit of its root and a reply; another alert's, a root.
+    let event = dir.path().join("event.json");
+    std::fs::write(&event, life_event(2, ALERT_UUID, 0)).unwrap();
+    let (code, out, err) = cli_off(&[
+        "preview",
+        "--config",
+        config.to_str().unwrap(),
+        "--event",
+        event.to_str().unwrap(),
+        "--destination",
+        "sk",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!(
+            "-> an edit of root {root} (the alert's current state) and a reply in its thread"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("/chat.update")
+            && out.contains("/chat.postMessage")
+            && out.contains("\"thread_ts\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("authorization: <redacted>") && !out.contains(SLACK_TOKEN),
+        "{out}"
+    );
+    std::fs::write(
+        &event,
+        life_event(0, "5696845f-9ecf-4431-9f0f-000000000099", 0),
+    )
+    .unwrap();
+    let (code, out, err) = cli_off(&[
+        "preview",
+        "--config",
+        config.to_str().unwrap(),
+        "--event",
+        event.to_str().unwrap(),
+        "--destination",
+        "mm",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("-> a new root message"), "{out}");
+    assert!(
+        out.contains("/api/v4/posts") && out.contains(MM_CHANNEL) && !out.contains(MM_TOKEN),
+        "{out}"
+    );
+
+    // `send-test` posts a plain channel message through the API.
+    let before = chat.messages().len();
+    let (code, out, err) = cli_off(&[
+        "send-test",
+        "--config",
+        config.to_str().unwrap(),
+        "--destination",
+        "sk",
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let messages = chat.messages();
+    assert_eq!(messages.len(), before + 1);
+    let test = messages.last().unwrap();
+    assert!(
+        test.thread.is_none() && test.shown().contains("hookrelay test message"),
+        "{test:#?}"
+    );
 }
 
 #[tokio::test]
@@ -415,7 +499,8 @@ to = ["badtoken", "nochannel", "garbage", "mmbad"]
 
     let deadline = tokio::time::Instant::now() + WAIT;
     let listing = loop {
-        let (code, out, err) = cli(&["dead-letters", "list", "--config", config.to_str().unwrap()]);
+        let (code, out, err) =
+            cli_off(&["dead-letters", "list", "--config", config.to_str().unwrap()]).await;
         assert_eq!(code, 0, "{err}");
         if ["badtoken", "nochannel", "garbage", "mmbad"]
             .iter()

@@ -1,6 +1,7 @@
 //! `hookrelay demo`: the real daemon on loopback, with a built-in stub
 //! alert API and stub Teams / legacy Teams / Slack / Mattermost endpoints
-//! that answer like the real services and print what they received.
+//! that answer like the real services and print what they received, and a
+//! stub Slack Web API where the alert's life becomes one thread (API mode).
 
 use super::fail;
 use crate::app::App;
@@ -16,20 +17,31 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 const ALERT: &str = include_str!("../../tests/fixtures/alert-full.json");
-const EVENTS: &[(&str, &str)] = &[
+/// What is sent, and the alert's status in the stub API meanwhile.
+const EVENTS: &[(&str, &str, &str)] = &[
     (
         "a new alert",
         include_str!("../../tests/fixtures/event-alert-created.json"),
+        "Pending",
     ),
     (
         "a status change",
         include_str!("../../tests/fixtures/event-alert-updated-status.json"),
+        "Acknowledged",
     ),
     (
         "a comment",
         include_str!("../../tests/fixtures/event-alert-comment-created.json"),
+        "Acknowledged",
+    ),
+    (
+        "the alert closed",
+        include_str!("../../tests/fixtures/event-alert-updated-status.json"),
+        "Closed",
     ),
 ];
+/// Deliveries per event: four webhook destinations and the Slack thread.
+const PER_EVENT: usize = 5;
 const HOOK_ID: &str = "67a7472b-b43c-415d-b1ce-c135fb1dfb0e";
 
 #[derive(Default)]
@@ -37,13 +49,26 @@ struct Stub {
     received: AtomicUsize,
     /// Destinations whose first payload was printed in full.
     shown: Mutex<HashMap<String, usize>>,
+    /// The alert's status, as the stub API answers it.
+    status: Mutex<String>,
+    /// The stub Slack Web API's last message ts.
+    ts: AtomicUsize,
 }
 
 async fn alert(
+    State(stub): State<Arc<Stub>>,
     Path(uuid): Path<String>,
 ) -> (StatusCode, [(&'static str, &'static str); 1], String) {
     let mut v: serde_json::Value = serde_json::from_str(ALERT).expect("fixture is JSON");
     v["uuid"] = uuid.into();
+    let status = stub
+        .status
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if !status.is_empty() {
+        v["status"]["name"] = status.into();
+    }
     (
         StatusCode::OK,
         [("content-type", "application/json")],
@@ -103,6 +128,55 @@ async fn chat(
     (status, answer)
 }
 
+/// The stub Slack Web API: `chat.postMessage` and `chat.update` answered
+/// as Slack does, each call printed as a line of the thread.
+async fn slack_api(
+    State(stub): State<Arc<Stub>>,
+    Path(method): Path<String>,
+    body: String,
+) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let first_line = |v: &serde_json::Value| {
+        let text = v
+            .pointer("/attachments/0/blocks/0/text/text")
+            .or_else(|| v.get("text"))
+            .and_then(|t| t.as_str())
+            .unwrap_or_default();
+        crate::render::clean(&text.replace('\n', " · "), 110)
+    };
+    let answer = match method.as_str() {
+        "chat.update" => {
+            let ts = v["ts"].as_str().unwrap_or_default();
+            println!("── Slack API: root {ts} edited → {}", first_line(&v));
+            serde_json::json!({"ok": true, "channel": v["channel"], "ts": ts})
+        }
+        "chat.postMessage" => {
+            let n = stub.ts.fetch_add(1, Ordering::SeqCst) + 1;
+            let ts = format!("1700000000.{n:06}");
+            match v["thread_ts"].as_str() {
+                None => println!("── Slack API: new root {ts} → {}", first_line(&v)),
+                Some(root) => println!(
+                    "── Slack API: reply in thread {root}{} → {}",
+                    if v["reply_broadcast"] == true {
+                        " (also shown in the channel)"
+                    } else {
+                        ""
+                    },
+                    first_line(&v)
+                ),
+            }
+            stub.received.fetch_add(1, Ordering::SeqCst);
+            serde_json::json!({"ok": true, "channel": v["channel"], "ts": ts})
+        }
+        _ => serde_json::json!({"ok": false, "error": "unknown_method"}),
+    };
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        answer.to_string(),
+    )
+}
+
 pub async fn run(port: u16, once: bool) -> ExitCode {
     if std::env::var_os("RUST_LOG").is_none() {
         std::env::set_var("RUST_LOG", "warn");
@@ -113,6 +187,7 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
     let stub_router = Router::new()
         .route("/api/v1/sic/alerts/{uuid}", get(alert))
         .route("/chat/{kind}", post(chat))
+        .route("/slack-api/{method}", post(slack_api))
         .with_state(stub.clone());
     let stub_listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
         Ok(l) => l,
@@ -160,9 +235,14 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
         [destinations.mattermost]
         kind = "mattermost"
         url = "{stub_url}/chat/mattermost"
+        [destinations.slack-thread]
+        kind = "slack"
+        token = "xoxb-demo-token"
+        channel = "C0DEMOSOC"
+        api_url = "{stub_url}/slack-api"
         [[routes]]
         name = "everything"
-        to = ["teams", "teams-legacy", "slack", "mattermost"]
+        to = ["teams", "teams-legacy", "slack", "mattermost", "slack-thread"]
         "#,
         db = dir.path().join("demo.db").display()
     );
@@ -182,11 +262,14 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
 
     let client = crate::http::client();
     let mut expected = 0;
-    for (what, body) in EVENTS {
+    for (what, body, status) in EVENTS {
+        *stub.status.lock().unwrap_or_else(|p| p.into_inner()) = (*status).to_owned();
+        let closing = body.replace("\"Acknowledged\"", &format!("\"{status}\""));
+        let body = if *status == "Closed" { &closing } else { *body };
         match client
             .post(&hook_url)
             .header("content-type", "application/json")
-            .body(*body)
+            .body(body.to_owned())
             .send()
             .await
         {
@@ -199,7 +282,7 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
                     answer.trim()
                 );
                 if status.as_u16() == 202 {
-                    expected += 4;
+                    expected += PER_EVENT;
                 }
             }
             Err(e) => return fail(format!("cannot reach the demo daemon: {e}")),
@@ -226,7 +309,8 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
     println!(
         "\nTry your own (Ctrl-C to stop):\n  curl -i -X POST {hook_url} -H 'content-type: application/json' -d '{}'\n\
          Send it twice: the second is a sender retry, answered 202 with the same id and not delivered again.\n\
-         Change \"created\" to \"updated\", or break the JSON, and watch the answer.",
+         Change \"created\" to \"updated\", or break the JSON, and watch the answer.\n\
+         The slack-thread destination shows API mode: one root per alert, kept current, the alert's history as replies.",
         EVENTS[0].1.split_whitespace().collect::<Vec<_>>().join(" ").replace('\'', "")
     );
     let _ = tokio::signal::ctrl_c().await;

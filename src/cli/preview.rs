@@ -84,6 +84,9 @@ pub async fn preview(
             destination: &t.destination,
         };
         match event_payload(dest, &event, &enrichment, &facts, target) {
+            Ok(body) if dest.config.api_mode() => {
+                print_api(&config, &t.destination, &dest.config, &body).await
+            }
             Ok(body) => print_request(&Arc::new(dest.config.clone()), "msg_preview", &body),
             Err(reason) => {
                 failed = true;
@@ -124,7 +127,73 @@ fn print_request(dest: &Arc<DestinationConfig>, id: &str, body: &str) {
             return;
         }
     };
-    println!("{} {}", request.method, sink.target());
+    print_http(request, &sink.target(), dest);
+}
+
+/// Slack or Mattermost in API mode: the calls the delivery would make. A
+/// threaded message is a new root when the spool has no conversation for
+/// its alert on that destination yet, else an edit of the root and a reply.
+async fn print_api(config: &Config, name: &str, dest: &DestinationConfig, body: &str) {
+    use crate::render::thread::{describe, Threaded};
+    use crate::sinks::Call;
+    let sink = Sink::new(Arc::new(dest.clone()), crate::http::client(), 1);
+    let show = |call: Call| match sink.api_request(&call) {
+        Ok(r) => {
+            let url = r.url.to_string();
+            print_http(r, &url, dest)
+        }
+        Err(e) => println!("cannot build the request: {e}\n"),
+    };
+    let Some(t) = Threaded::unwrap(body) else {
+        println!("-> a channel message (not threaded)");
+        let message: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        show(Call::Post {
+            message: &message,
+            thread: None,
+            broadcast: false,
+        });
+        return;
+    };
+    let root = match crate::store::Store::open_now(&config.store, std::time::Duration::from_secs(2))
+        .await
+    {
+        Ok(store) => store.thread_root(name, &t.alert).await.ok().flatten(),
+        Err(_) => {
+            println!("(the spool cannot be read: shown as the alert's first message)");
+            None
+        }
+    };
+    let seen = root
+        .as_ref()
+        .map(|r| (r.ts.as_str(), r.status.as_deref(), r.urgency));
+    println!("-> {}", describe(seen, &t));
+    match &root {
+        None => show(Call::Post {
+            message: &t.message,
+            thread: None,
+            broadcast: false,
+        }),
+        Some(r) => {
+            show(Call::Update {
+                channel: &r.channel,
+                ts: &r.ts,
+                message: &t.message,
+            });
+            let change = t.change(r.status.as_deref(), r.urgency);
+            let reply = serde_json::json!({ "text": change.text(dest.kind) });
+            show(Call::Post {
+                message: &reply,
+                thread: Some(&r.ts),
+                broadcast: change.broadcast,
+            });
+        }
+    }
+}
+
+/// Prints one HTTP request: the operator's header values and any
+/// credential hidden, the JSON body pretty-printed.
+fn print_http(request: crate::sinks::HttpRequest, target: &str, dest: &DestinationConfig) {
+    println!("{} {target}", request.method);
     // A paging destination's key is in its body: never printed.
     let body = &crate::secret::scrub(&request.body, &dest.secrets());
     for (name, value, private) in request.headers {

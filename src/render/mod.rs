@@ -318,6 +318,20 @@ impl Facts {
         f
     }
 
+    /// The root of an alert's conversation: the alert as it stands, not
+    /// the event that last changed it (that is the reply's).
+    pub fn as_root(&self) -> Facts {
+        let mut f = self.clone();
+        f.summary = match self.fact("Status") {
+            Some(status) => format!("alert · {status}"),
+            None => "alert".into(),
+        };
+        f.facts
+            .retain(|(label, _)| !matches!(*label, "Event" | "Change"));
+        f.body = None;
+        f
+    }
+
     /// The one-line summary a digest lists for this message.
     pub fn summary(&self) -> Summary {
         let fact = |label: &str| self.fact(label);
@@ -593,9 +607,10 @@ pub fn event_payload(
     target: context::Target,
 ) -> Result<String, RenderError> {
     let config = &dest.config;
-    if config.threaded() {
-        let message = payload(dest, facts, &|| {
-            context::for_event(event, enrichment, facts, target)
+    if config.threaded() && event.alert_uuid.is_some() {
+        let root = facts.as_root();
+        let message = payload(dest, &root, &|| {
+            context::for_event(event, enrichment, &root, target)
         })?;
         return Ok(
             match thread::Threaded::build(event, enrichment, facts, &message) {
