@@ -393,3 +393,71 @@ const RESERVED_HEADERS: &[&str] = &[
     "webhook-timestamp",
     "webhook-signature",
 ];
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{load_str, test_config_text};
+    use std::collections::HashMap;
+
+    /// The config errors for `dest` (a destination named `t`), as one text.
+    fn errors(dest: &str) -> String {
+        let text = test_config_text(&format!("[destinations.t]\n{dest}"));
+        match load_str(&text, &HashMap::new()) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn chat_api_mode_keys_are_checked_by_name() {
+        let ok = errors("kind = \"slack\"\ntoken = \"xoxb-1\"\nchannel = \"C0123ABCD\"");
+        assert_eq!(ok, "");
+        let both = errors(
+            "kind = \"slack\"\nurl = \"https://hooks.slack.com/x\"\ntoken = \"xoxb-1\"\nchannel = \"C0123ABCD\"",
+        );
+        assert!(
+            both.contains("destinations.t.url: not with token"),
+            "{both}"
+        );
+        assert!(
+            !both.contains("xoxb-1"),
+            "the token is never quoted: {both}"
+        );
+        let no_channel = errors("kind = \"slack\"\ntoken = \"xoxb-1\"");
+        assert!(
+            no_channel.contains("destinations.t.channel: missing"),
+            "{no_channel}"
+        );
+        let name = errors("kind = \"slack\"\ntoken = \"xoxb-1\"\nchannel = \"#soc\"");
+        assert!(
+            name.contains("destinations.t.channel: a channel id"),
+            "{name}"
+        );
+        let no_token = errors("kind = \"slack\"\nchannel = \"C0123ABCD\"");
+        assert!(
+            no_token.contains("destinations.t.token: missing"),
+            "{no_token}"
+        );
+        assert!(!no_token.contains(".url"), "{no_token}");
+        let mm = errors(
+            "kind = \"mattermost\"\ntoken = \"t\"\nchannel_id = \"4xp9fdt77pncbef59f4k1qe83o\"",
+        );
+        assert!(mm.contains("destinations.t.server_url: missing"), "{mm}");
+        let mm_channel = errors(
+            "kind = \"mattermost\"\nserver_url = \"https://chat.example.org\"\ntoken = \"t\"\nchannel_id = \"town-square\"",
+        );
+        assert!(
+            mm_channel.contains("destinations.t.channel_id: a channel id"),
+            "{mm_channel}"
+        );
+        let wrong_kind = errors("kind = \"teams\"\nurl = \"https://x.example.org/\"\nchannel = \"C0123ABCD\"\nthread = true");
+        assert!(
+            wrong_kind.contains("destinations.t.channel: only for kind = \"slack\""),
+            "{wrong_kind}"
+        );
+        assert!(
+            wrong_kind.contains("destinations.t.thread: only for"),
+            "{wrong_kind}"
+        );
+    }
+}
