@@ -134,6 +134,7 @@ impl App {
             replays: ReplayGuard::default(),
             ready: AtomicBool::new(false),
             reject_log: Default::default(),
+            action_limiter: Default::default(),
         });
         let public_conns = Conns::new(public_limits(&config.server), metrics.clone(), "public");
         // The admin listener is loopback by default and serves probes and

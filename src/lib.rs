@@ -25,8 +25,10 @@
 //! - [`config`]: the TOML schema, loading and validation (plain data).
 //! - [`live`]: the current configuration generation, swapped by reloads.
 //! - [`app`]: startup, reload and shutdown; [`cli`]: the command line.
+//! - [`action_link`]: signed action links (buttons that change an alert's status).
 //! - [`secret`], [`signing`], [`telemetry`], [`http`], [`recent`]: helpers.
 
+pub mod action_link;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -42,6 +42,81 @@ impl Generation {
     }
 }
 
+impl Generation {
+    /// The facts of a message about an event to `destination`, with its
+    /// action buttons when `[actions]` is set: only for an alert the relay
+    /// could fetch (a degraded message has none), signed for this
+    /// destination and the hook's origin, expiring after `actions.ttl`.
+    pub fn with_actions<'a>(
+        &self,
+        facts: &'a crate::render::Facts,
+        destination: &str,
+        hook: &str,
+        event: &crate::event::Event,
+        enrichment: &crate::enrich::Enrichment,
+    ) -> std::borrow::Cow<'a, crate::render::Facts> {
+        use crate::action_link::{sign, tag, Link};
+        use std::borrow::Cow;
+        let (Some(actions), Some(alert), Some(dest), Some(origin)) = (
+            &self.config.actions,
+            event.alert_uuid,
+            self.config.destinations.get(destination),
+            self.config.hooks.get(hook).map(|h| &h.origin),
+        ) else {
+            return Cow::Borrowed(facts);
+        };
+        if !matches!(enrichment, crate::enrich::Enrichment::Fetched(_)) {
+            return Cow::Borrowed(facts);
+        }
+        let buttons = dest.buttons.as_ref().unwrap_or(&actions.buttons);
+        if buttons.is_empty() || !action_kind(dest.kind) {
+            return Cow::Borrowed(facts);
+        }
+        let secret = actions.secret.expose().as_bytes();
+        let expires = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+            + actions.ttl.as_secs();
+        let mut f = facts.clone();
+        f.actions = buttons
+            .iter()
+            .map(|kind| {
+                let token = sign(
+                    secret,
+                    &Link {
+                        alert,
+                        action: *kind,
+                        destination: tag(secret, "destination", destination),
+                        origin: tag(secret, "origin", origin),
+                        expires,
+                    },
+                );
+                crate::render::Button {
+                    name: kind.as_str(),
+                    label: kind.label(),
+                    url: format!("{}/actions/{token}", actions.public_url),
+                    token,
+                }
+            })
+            .collect();
+        f.interactive = dest.api_mode()
+            && (dest.kind == crate::config::DestinationKind::Mattermost
+                || dest.signing_secret.is_some());
+        Cow::Owned(f)
+    }
+}
+
+/// The kinds whose messages carry action buttons (not the paging kinds,
+/// which have their own acknowledge, nor Matrix and ntfy).
+fn action_kind(kind: crate::config::DestinationKind) -> bool {
+    use crate::config::DestinationKind::*;
+    matches!(
+        kind,
+        Teams | TeamsLegacy | Slack | Mattermost | Discord | GoogleChat | Email | Webhook
+    )
+}
+
 /// The current [`Generation`], swapped atomically by a reload. Readers take
 /// an `Arc` and keep a consistent view for as long as they hold it.
 pub struct Live {

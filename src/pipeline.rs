@@ -384,6 +384,8 @@ impl Pipeline {
                 route: Some(&t.route),
                 destination: &t.destination,
             };
+            let facts =
+                generation.with_actions(&facts, &t.destination, &a.hook, &a.event, &enrichment);
             let (payload, failed) = match event_payload(dest, &a.event, &enrichment, &facts, target)
             {
                 Ok(p) => (p, None),

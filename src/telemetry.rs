@@ -37,6 +37,8 @@ pub struct Metrics {
     pub enrich_cache_hits: Family<Labels, Counter>,
     /// Events forwarded without details because the alert API failed.
     pub enrich_degraded: Family<Labels, Counter>,
+    /// Actions taken from the chat, by action and result.
+    pub actions: Family<Labels, Counter>,
     /// Delivery attempts by destination and outcome (delivered, retry, dead).
     pub deliveries: Family<Labels, Counter>,
     /// Accept → delivered, per destination.
@@ -78,6 +80,7 @@ impl Metrics {
             enrich_duration: Family::new_with_constructor(histogram),
             enrich_cache_hits: Family::default(),
             enrich_degraded: Family::default(),
+            actions: Family::default(),
             deliveries: Family::default(),
             delivery_latency: Family::new_with_constructor(histogram),
             queue_depth: Family::default(),
@@ -104,6 +107,11 @@ impl Metrics {
             "events_unrouted",
             "Events that matched no route",
             m.events_unrouted.clone(),
+        );
+        registry.register(
+            "actions",
+            "Actions taken on alerts from the chat (buttons), by action and result",
+            m.actions.clone(),
         );
         registry.register(
             "enrich_requests",

@@ -22,6 +22,7 @@ const LAYERS: &[&[&str]] = &[
         "http",
         "recent",
         "signing",
+        "action_link",
     ],
 ];
 

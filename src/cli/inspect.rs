@@ -192,6 +192,30 @@ pub fn events(cmd: EventsCommand) -> ExitCode {
                             );
                         }
                     }
+                    // What people did to the alert from the chat.
+                    let alert = crate::event::parse(d.body.as_bytes())
+                        .ok()
+                        .and_then(|e| e.alert_uuid);
+                    if let Some(alert) = alert {
+                        match rt.block_on(store.actions_for(&alert.to_string())) {
+                            Ok(actions) => {
+                                for a in actions {
+                                    println!(
+                                        "action on the alert at {}: {} by {} via {} → {}{}",
+                                        format_ms(a.at),
+                                        a.action,
+                                        a.client,
+                                        a.destination,
+                                        a.result,
+                                        a.detail
+                                            .map(|d| format!(" ({})", one_line(&d, 300)))
+                                            .unwrap_or_default()
+                                    );
+                                }
+                            }
+                            Err(e) => return fail(e),
+                        }
+                    }
                     ExitCode::SUCCESS
                 }
                 Ok(None) => fail(format!("no event {id} in the spool")),

@@ -67,6 +67,7 @@ const SECRET_KEYS: &[&str] = &[
     "routing_key",
     "access_token",
     "token",
+    "signing_secret",
 ];
 
 /// Loads and validates the file at `path`, using the process environment.
@@ -146,10 +147,11 @@ pub fn load_str_in(
     let hooks = named_tables::<HookConfig>(&mut top, "hooks", &mut errors);
     let destinations = named_tables::<DestinationConfig>(&mut top, "destinations", &mut errors);
     let routes = route_list(&mut top, &mut errors);
+    let actions = section::<ActionsConfig>(&mut top, "actions", &mut errors);
     for key in top.keys() {
         errors.push(err(
             key.clone(),
-            "unknown section (expected server, admin, store, delivery, origins, hooks, destinations, routes)",
+            "unknown section (expected server, admin, store, delivery, origins, hooks, destinations, routes, actions)",
         ));
     }
 
@@ -163,6 +165,7 @@ pub fn load_str_in(
         hooks,
         destinations,
         routes,
+        actions,
     };
     if !errors.is_empty() {
         // Reference checks on a partly-broken config would only add noise

@@ -73,6 +73,8 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
     let mut errors = Vec::new();
     let mut warnings = std::mem::take(&mut config.warnings);
 
+    check_actions(&mut config, &mut errors, &mut warnings);
+
     if config.store.kind == StoreKind::Postgres {
         match &config.store.url {
             None => errors.push(err(
@@ -364,6 +366,62 @@ fn when_is_empty(w: &When) -> bool {
         && w.community.is_none()
         && w.updated.is_none()
         && w.not.is_none()
+}
+
+/// `[actions]` and the destinations' `buttons` and `signing_secret`.
+fn check_actions(config: &mut Config, errors: &mut Vec<ConfigError>, warnings: &mut Vec<String>) {
+    if let Some(a) = &mut config.actions {
+        match http_url(&a.public_url) {
+            Err(e) => errors.push(err("actions.public_url", e)),
+            Ok(u) if u.query().is_some() || u.fragment().is_some() => errors.push(err(
+                "actions.public_url",
+                "the relay's public base URL, without a query or fragment",
+            )),
+            Ok(_) => a.public_url = a.public_url.trim_end_matches('/').to_owned(),
+        }
+        if a.secret.expose().len() < 32 {
+            errors.push(err(
+                "actions.secret",
+                "must be at least 32 bytes (e.g. `openssl rand -base64 48`)",
+            ));
+        }
+        if a.ttl < Duration::from_secs(60) || a.ttl > Duration::from_secs(90 * 86_400) {
+            errors.push(err("actions.ttl", "must be between 1m and 90d"));
+        }
+        check_buttons(&a.buttons, "actions.buttons", errors);
+        warnings.push(
+            "actions: the origins' API keys need the right to change alerts (their workflow status), not only to read them".into(),
+        );
+    }
+    for (name, dest) in &config.destinations {
+        let key = format!("destinations.{name}");
+        if let Some(buttons) = &dest.buttons {
+            check_buttons(buttons, &format!("{key}.buttons"), errors);
+            if config.actions.is_none() && !buttons.is_empty() {
+                errors.push(err(
+                    format!("{key}.buttons"),
+                    "needs an [actions] section (public_url and secret)",
+                ));
+            }
+        }
+        if dest.signing_secret.is_some()
+            && !(dest.kind == DestinationKind::Slack && dest.api_mode())
+        {
+            errors.push(err(
+                format!("{key}.signing_secret"),
+                "only for kind = \"slack\" in API mode (token and channel): it verifies Slack's button clicks",
+            ));
+        }
+    }
+}
+
+fn check_buttons(buttons: &[ActionKind], key: &str, errors: &mut Vec<ConfigError>) {
+    let mut seen = HashSet::new();
+    for b in buttons {
+        if !seen.insert(*b) {
+            errors.push(err(key, format!("{:?} is listed twice", b.as_str())));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -214,6 +214,7 @@ async fn rerender(shared: &Shared, d: &DueDelivery) -> Result<String, String> {
         .get(&d.destination)
         .ok_or("its destination is no longer configured")?;
     let facts = Facts::build(&event, &enrichment, generation.config.alert_link(&hook));
+    let facts = generation.with_actions(&facts, &d.destination, &hook, &event, &enrichment);
     let target = Target {
         hook: Some(&hook),
         route: Some(&route),

@@ -27,6 +27,7 @@ pub fn public_router(state: Arc<IngressState>) -> Router {
     Router::new()
         .route("/hooks/{id}", any(hook))
         .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
+        .merge(super::actions::routes())
         .fallback(not_found)
         .with_state(state)
 }
@@ -67,7 +68,7 @@ impl IntoResponse for Reject {
 
 /// The same answer for every unknown path and hook: no hint that a hook
 /// exists.
-fn not_found_response() -> Response {
+pub(super) fn not_found_response() -> Response {
     (StatusCode::NOT_FOUND, Json(json!({"error": "not found"}))).into_response()
 }
 

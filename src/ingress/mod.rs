@@ -8,10 +8,12 @@
 //! reading, and graceful shutdown. No request ever waits on the alert API or a chat
 //! service: a hook answers as soon as the event is committed to the spool.
 
+mod actions;
 mod admin;
 pub mod auth;
 pub mod conns;
 mod hooks;
+mod pages;
 
 pub use admin::admin_router;
 pub use hooks::public_router;
@@ -53,6 +55,8 @@ pub struct IngressState {
     /// Rate limit for logging rejected requests (an attacker must not be
     /// able to flood the journal).
     pub reject_log: hooks::LogLimiter,
+    /// Action pages per client address.
+    pub action_limiter: actions::PageLimiter,
 }
 
 /// Serves `router` on `listener` until `cancel` fires, then lets open

@@ -43,7 +43,13 @@ fn message(f: &Facts) -> Value {
         .iter()
         .map(|(label, url)| json!({"label": label, "url": url}))
         .collect();
+    let actions: Vec<Value> = f
+        .actions
+        .iter()
+        .map(|b| json!({"name": b.name, "label": b.label, "url": b.url}))
+        .collect();
     json!({
+        "actions": actions,
         "headline": f.headline,
         "summary": f.summary,
         "level": f.level.name(),
@@ -81,6 +87,12 @@ pub fn for_event(event: &Event, enrichment: &Enrichment, facts: &Facts, to: Targ
     );
     doc.insert("urgency".into(), urgency.unwrap_or(Value::Null));
     doc.insert("link".into(), json!(facts.link));
+    let actions: Vec<Value> = facts
+        .actions
+        .iter()
+        .map(|b| json!({"name": b.name, "url": b.url}))
+        .collect();
+    doc.insert("actions".into(), json!(actions));
     Value::Object(doc)
 }
 

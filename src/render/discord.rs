@@ -20,6 +20,9 @@ pub fn render(f: &Facts) -> Value {
     if let Some(links) = f.markdown_links() {
         description.push(links);
     }
+    if let Some(actions) = f.markdown_actions() {
+        description.push(actions);
+    }
     let fields: Vec<Value> = f
         .facts
         .iter()

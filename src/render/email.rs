@@ -45,6 +45,9 @@ pub fn text(f: &Facts) -> String {
     for (label, url) in &f.links {
         let _ = writeln!(t, "{label}: {url}");
     }
+    for b in &f.actions {
+        let _ = writeln!(t, "{}: {}", b.label, b.url);
+    }
     if let Some(link) = &f.link {
         let _ = write!(t, "\n{}: {link}\n", f.link_label);
     }
@@ -95,6 +98,14 @@ pub fn html(f: &Facts) -> String {
     }
     if let Some(link) = &f.link {
         let _ = writeln!(h, "<p><a href=\"{}\">{}</a></p>", e(link), e(f.link_label));
+    }
+    if !f.actions.is_empty() {
+        let buttons: Vec<String> = f
+            .actions
+            .iter()
+            .map(|b| format!("<a href=\"{}\">{}</a>", e(&b.url), e(b.label)))
+            .collect();
+        let _ = writeln!(h, "<p>{}</p>", buttons.join(" · "));
     }
     h.push_str("</div>\n</body></html>\n");
     h

@@ -28,6 +28,9 @@ pub fn render(f: &Facts) -> Value {
     if let Some(links) = f.angle_links() {
         lines.push(links);
     }
+    if let Some(actions) = f.angle_actions() {
+        lines.push(actions);
+    }
     if let Some(link) = &f.link {
         lines.push(format!("<{link}|{}>", f.link_label));
     }

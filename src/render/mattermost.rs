@@ -31,6 +31,32 @@ pub fn render(f: &Facts) -> Value {
     if let Some(links) = f.markdown_links() {
         notes.push(links);
     }
+    if f.interactive {
+        // Clicked in Mattermost: the server posts the context (the signed
+        // token) to the relay's integration URL.
+        let actions: Vec<Value> = f
+            .actions
+            .iter()
+            .map(|b| {
+                let integration = b
+                    .url
+                    .rsplit_once("/actions/")
+                    .map(|(base, _)| format!("{base}/integrations/mattermost"))
+                    .unwrap_or_default();
+                json!({
+                    "id": format!("hookrelay{}", b.name),
+                    "name": b.label,
+                    "type": "button",
+                    "integration": {"url": integration, "context": {"token": b.token}},
+                })
+            })
+            .collect();
+        if !actions.is_empty() {
+            attachment["actions"] = json!(actions);
+        }
+    } else if let Some(actions) = f.markdown_actions() {
+        notes.push(actions);
+    }
     if !notes.is_empty() {
         attachment["text"] = json!(notes.join("\n\n"));
     }

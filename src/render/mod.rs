@@ -104,6 +104,24 @@ pub struct Facts {
     pub link_label: &'static str,
     /// Further links hookrelay built (a digest's alerts): (label, URL).
     pub links: Vec<(String, String)>,
+    /// Action buttons (`[actions]`): set per destination by the pipeline,
+    /// only on messages about an alert the relay could fetch.
+    pub actions: Vec<Button>,
+    /// With `actions`: buttons the chat service posts back to the relay
+    /// (Slack with a signing secret, Mattermost in API mode) instead of
+    /// links to the confirmation page.
+    pub interactive: bool,
+}
+
+/// One action button: its label, the action link, and the signed token
+/// (the same as in the link) for interactive buttons.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Button {
+    /// `acknowledge`, `ongoing`, `close`, `reject`.
+    pub name: &'static str,
+    pub label: &'static str,
+    pub url: String,
+    pub token: String,
 }
 
 /// What a digest needs to know of one held delivery.
@@ -297,6 +315,8 @@ impl Facts {
             link,
             link_label: "Open in Sekoia.io",
             links: Vec::new(),
+            actions: Vec::new(),
+            interactive: false,
         }
     }
 
@@ -389,6 +409,8 @@ impl Facts {
                 .take(shown)
                 .filter_map(|s| Some((s.short_id.clone()?, s.link.clone()?)))
                 .collect(),
+            actions: Vec::new(),
+            interactive: false,
         }
     }
 
@@ -434,6 +456,8 @@ impl Facts {
             link: None,
             link_label: "Open in Sekoia.io",
             links: Vec::new(),
+            actions: Vec::new(),
+            interactive: false,
         })
     }
 
@@ -449,7 +473,31 @@ impl Facts {
             link: None,
             link_label: "Open in Sekoia.io",
             links: Vec::new(),
+            actions: Vec::new(),
+            interactive: false,
         }
+    }
+
+    /// The action links as Markdown, `None` when there are none.
+    pub fn markdown_actions(&self) -> Option<String> {
+        (!self.actions.is_empty()).then(|| {
+            self.actions
+                .iter()
+                .map(|b| format!("[{}]({})", b.label, b.url))
+                .collect::<Vec<_>>()
+                .join(" · ")
+        })
+    }
+
+    /// The action links in Slack/Google Chat form, `None` when there are none.
+    pub fn angle_actions(&self) -> Option<String> {
+        (!self.actions.is_empty()).then(|| {
+            self.actions
+                .iter()
+                .map(|b| format!("<{}|{}>", b.url, b.label))
+                .collect::<Vec<_>>()
+                .join(" · ")
+        })
     }
 
     /// The extra links as Markdown (`[label](url)`), `None` when there are none.

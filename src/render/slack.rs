@@ -26,12 +26,37 @@ pub fn render(f: &Facts) -> Value {
     if let Some(text) = f.angle_links() {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}));
     }
-    if let Some(link) = &f.link {
-        blocks.push(json!({"type": "actions", "elements": [{
+    let mut buttons: Vec<Value> = f
+        .link
+        .iter()
+        .map(|link| {
+            json!({
+                "type": "button",
+                "text": {"type": "plain_text", "text": f.link_label},
+                "url": link,
+            })
+        })
+        .collect();
+    for b in &f.actions {
+        let mut button = json!({
             "type": "button",
-            "text": {"type": "plain_text", "text": f.link_label},
-            "url": link,
-        }]}));
+            "text": {"type": "plain_text", "text": b.label},
+            "action_id": format!("hookrelay_{}", b.name),
+        });
+        if f.interactive {
+            // Clicked in Slack: Slack posts the signed token back to the
+            // relay (POST /integrations/slack).
+            button["value"] = json!(b.token);
+        } else {
+            button["url"] = json!(b.url);
+        }
+        if b.name == "close" || b.name == "reject" {
+            button["style"] = json!("danger");
+        }
+        buttons.push(button);
+    }
+    if !buttons.is_empty() {
+        blocks.push(json!({"type": "actions", "elements": buttons}));
     }
     let mut text = esc(&f.one_line());
     if let Some(link) = &f.link {

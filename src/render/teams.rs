@@ -35,7 +35,7 @@ struct Card<'a> {
     msteams: MsTeams,
     body: Vec<Block<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    actions: Option<[Action<'a>; 1]>,
+    actions: Option<Vec<Action<'a>>>,
 }
 
 #[derive(Serialize)]
@@ -151,13 +151,24 @@ fn message(f: &Facts) -> Message<'_> {
                 version: "1.4",
                 msteams: MsTeams { width: "Full" },
                 body,
-                actions: f.link.as_deref().map(|url| {
-                    [Action {
-                        kind: "Action.OpenUrl",
-                        title: f.link_label,
-                        url,
-                    }]
-                }),
+                actions: {
+                    let actions: Vec<Action> = f
+                        .link
+                        .as_deref()
+                        .map(|url| Action {
+                            kind: "Action.OpenUrl",
+                            title: f.link_label,
+                            url,
+                        })
+                        .into_iter()
+                        .chain(f.actions.iter().map(|b| Action {
+                            kind: "Action.OpenUrl",
+                            title: b.label,
+                            url: &b.url,
+                        }))
+                        .collect();
+                    (!actions.is_empty()).then_some(actions)
+                },
             },
         }],
     }

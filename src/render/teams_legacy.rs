@@ -34,12 +34,15 @@ pub fn render(f: &Facts) -> Value {
         "title": md(&f.headline),
         "sections": [section],
     });
-    if let Some(link) = &f.link {
-        card["potentialAction"] = json!([{
-            "@type": "OpenUri",
-            "name": f.link_label,
-            "targets": [{"os": "default", "uri": link}],
-        }]);
+    let open = |name: &str, uri: &str| json!({"@type": "OpenUri", "name": name, "targets": [{"os": "default", "uri": uri}]});
+    let actions: Vec<Value> = f
+        .link
+        .iter()
+        .map(|link| open(f.link_label, link))
+        .chain(f.actions.iter().map(|b| open(b.label, &b.url)))
+        .collect();
+    if !actions.is_empty() {
+        card["potentialAction"] = json!(actions);
     }
     card
 }

@@ -24,8 +24,8 @@ mod sqlite;
 mod writer;
 
 pub use ops::{
-    Completion, HookClock, Inserted, NewDelivery, NewDigest, NewEvent, Routing, Selector,
-    ThreadRoot,
+    ActionRecord, Completion, HookClock, Inserted, NewDelivery, NewDigest, NewEvent, Routing,
+    Selector, ThreadRoot,
 };
 pub use reads::{DeadLetter, DueDelivery, EventDetail, EventSummary, QueueDepth};
 
@@ -436,6 +436,47 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.call(|r| writer::Op::SetThread(d, a, root, r)).await,
             Backend::Postgres(pg) => pg.set_thread(&d, &a, &root).await,
+        }
+    }
+
+    /// Records an action as it starts; `nonce` (a form's) can be spent
+    /// once: `None` when it already was (a replayed form).
+    pub async fn start_action(
+        &self,
+        record: ActionRecord,
+        nonce: Option<String>,
+    ) -> Result<Option<i64>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.call(|r| writer::Op::StartAction(record, nonce, r)).await,
+            Backend::Postgres(pg) => pg.start_action(&record, nonce.as_deref()).await,
+        }
+    }
+
+    /// Records how an action ended.
+    pub async fn finish_action(
+        &self,
+        id: i64,
+        result: &str,
+        detail: Option<String>,
+    ) -> Result<(), StoreError> {
+        let result = result.to_owned();
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                s.call(|r| writer::Op::FinishAction(id, result, detail, r))
+                    .await
+            }
+            Backend::Postgres(pg) => pg.finish_action(id, &result, detail.as_deref()).await,
+        }
+    }
+
+    /// The actions taken on an alert, oldest first.
+    pub async fn actions_for(&self, alert: &str) -> Result<Vec<ActionRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                let a = alert.to_owned();
+                s.read(move |c| reads::actions_for(c, &a)).await
+            }
+            Backend::Postgres(pg) => pg.actions_for(alert).await,
         }
     }
 

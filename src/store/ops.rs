@@ -170,6 +170,21 @@ pub struct ThreadRoot {
     pub urgency: Option<i64>,
 }
 
+/// An action taken on an alert from the chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRecord {
+    pub at: i64,
+    pub alert: String,
+    /// `acknowledge`, `ongoing`, `close`, `reject`.
+    pub action: String,
+    pub destination: String,
+    /// The client address, or the chat user (`slack:@name`).
+    pub client: String,
+    /// `pending`, `done`, `already`, `refused`, `failed`.
+    pub result: String,
+    pub detail: Option<String>,
+}
+
 /// A hook's silence-detection clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookClock {

@@ -401,3 +401,22 @@ impl rusqlite::types::FromSql for super::DeliveryState {
             .map_err(|e: StoreError| rusqlite::types::FromSqlError::Other(Box::new(e)))
     }
 }
+
+/// The actions taken on `alert`, oldest first.
+pub fn actions_for(conn: &Connection, alert: &str) -> Result<Vec<super::ActionRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT at, alert, action, destination, client, result, detail FROM actions WHERE alert = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([alert], |r| {
+        Ok(super::ActionRecord {
+            at: r.get(0)?,
+            alert: r.get(1)?,
+            action: r.get(2)?,
+            destination: r.get(3)?,
+            client: r.get(4)?,
+            result: r.get(5)?,
+            detail: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -101,4 +101,20 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (destination, alert)
     ) WITHOUT ROWID;
     "#,
+    // 6: actions taken from the chat (buttons that change an alert's
+    // status): who, what, the outcome; a form's nonce is spent once.
+    r#"
+    CREATE TABLE actions (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        at           INTEGER NOT NULL,
+        alert        TEXT    NOT NULL,
+        action       TEXT    NOT NULL,
+        destination  TEXT    NOT NULL,
+        client       TEXT    NOT NULL,
+        result       TEXT    NOT NULL,          -- pending | done | already | refused | failed
+        detail       TEXT,
+        nonce        TEXT    UNIQUE
+    );
+    CREATE INDEX actions_alert ON actions (alert, id);
+    "#,
 ];

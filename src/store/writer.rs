@@ -24,6 +24,8 @@ pub(super) enum Op {
     Digest(NewDigest, Reply<DueDelivery>),
     /// (destination, alert, root): records an alert's root message.
     SetThread(String, String, ThreadRoot, Reply<()>),
+    StartAction(ActionRecord, Option<String>, Reply<Option<i64>>),
+    FinishAction(i64, String, Option<String>, Reply<()>),
 }
 
 /// State the writer keeps between batches.
@@ -162,6 +164,8 @@ fn fail(op: Op, e: StoreError) {
         Op::Hold(_, r) => drop(r.send(Err(e))),
         Op::Digest(_, r) => drop(r.send(Err(e))),
         Op::SetThread(_, _, _, r) => drop(r.send(Err(e))),
+        Op::StartAction(_, _, r) => drop(r.send(Err(e))),
+        Op::FinishAction(_, _, _, r) => drop(r.send(Err(e))),
     }
 }
 
@@ -184,7 +188,38 @@ fn apply(
         Op::Hold(id, r) => finish(r, hold(tx, id)),
         Op::Digest(d, r) => finish(r, digest(tx, d, pending)),
         Op::SetThread(dest, alert, root, r) => finish(r, set_thread(tx, &dest, &alert, &root)),
+        Op::StartAction(a, nonce, r) => finish(r, start_action(tx, &a, nonce.as_deref())),
+        Op::FinishAction(id, result, detail, r) => finish(
+            r,
+            tx.prepare_cached("UPDATE actions SET result = ?2, detail = ?3 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![id, result, detail]))
+                .map(|_| ())
+                .map_err(StoreError::from),
+        ),
     }
+}
+
+fn start_action(
+    tx: &Transaction,
+    a: &ActionRecord,
+    nonce: Option<&str>,
+) -> Result<Option<i64>, StoreError> {
+    let n = tx
+        .prepare_cached(
+            "INSERT INTO actions (at, alert, action, destination, client, result, detail, nonce)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (nonce) DO NOTHING",
+        )?
+        .execute(params![
+            a.at,
+            a.alert,
+            a.action,
+            a.destination,
+            a.client,
+            a.result,
+            a.detail,
+            nonce
+        ])?;
+    Ok((n > 0).then(|| tx.last_insert_rowid()))
 }
 
 fn set_thread(

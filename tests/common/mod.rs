@@ -150,6 +150,36 @@ async fn handle(
     let reply = scripted.or_else(|| state.fallback.lock().unwrap().get(&path).cloned());
     let reply = match reply {
         Some(r) => r,
+        // Sekoia.io's workflow change: the alert moves to that status.
+        None if method == Method::PATCH
+            && path.starts_with("/api/v1/sic/alerts/")
+            && path.ends_with("/workflow") =>
+        {
+            let uuid = path
+                .trim_start_matches("/api/v1/sic/alerts/")
+                .trim_end_matches("/workflow")
+                .to_owned();
+            let wanted: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let name = match wanted["action_uuid"].as_str().unwrap_or_default() {
+                "8f206505-af6d-433e-93f4-775d46dc7d0f" => "Acknowledged",
+                "1f2f88d5-ff5b-48bf-bbbc-00c2fff82d9f" => "Ongoing",
+                "1738b1c1-767d-489e-bada-19176621a007" => "Closed",
+                "4f68da89-38e0-4703-a6ab-652f02bdf24e" => "Rejected",
+                _ => "",
+            };
+            if name.is_empty() {
+                Reply::status(400, r#"{"message": "unknown action_uuid"}"#)
+            } else {
+                let mut alerts = state.alerts.lock().unwrap();
+                let alert = alerts.entry(uuid.clone()).or_insert_with(|| {
+                    let mut v = fixture_json("alert-full.json");
+                    v["uuid"] = uuid.clone().into();
+                    v
+                });
+                alert["status"] = serde_json::json!({"uuid": wanted["action_uuid"], "name": name});
+                Reply::status(200, "{}")
+            }
+        }
         None if path.starts_with("/api/v1/sic/alerts/") => {
             let uuid = path.trim_start_matches("/api/v1/sic/alerts/").to_owned();
             let alert = state

@@ -178,6 +178,56 @@ impl Postgres {
         Ok(!rows.is_empty())
     }
 
+    pub async fn start_action(
+        &self,
+        a: &ActionRecord,
+        nonce: Option<&str>,
+    ) -> Result<Option<i64>, StoreError> {
+        let rows = self
+            .query(
+                "INSERT INTO actions (at, alert, action, destination, client, result, detail, nonce)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (nonce) DO NOTHING RETURNING id",
+                &[&a.at, &a.alert, &a.action, &a.destination, &a.client, &a.result, &a.detail, &nonce],
+            )
+            .await?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    pub async fn finish_action(
+        &self,
+        id: i64,
+        result: &str,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE actions SET result = $2, detail = $3 WHERE id = $1",
+            &[&id, &result, &detail],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn actions_for(&self, alert: &str) -> Result<Vec<ActionRecord>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT at, alert, action, destination, client, result, detail FROM actions WHERE alert = $1 ORDER BY id",
+                &[&alert],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ActionRecord {
+                at: r.get(0),
+                alert: r.get(1),
+                action: r.get(2),
+                destination: r.get(3),
+                client: r.get(4),
+                result: r.get(5),
+                detail: r.get(6),
+            })
+            .collect())
+    }
+
     pub async fn thread_root(
         &self,
         destination: &str,

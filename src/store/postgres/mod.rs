@@ -21,9 +21,9 @@
 //!   (under an advisory lock, so replicas starting together do not race).
 
 use super::{
-    now_ms, ClockCheck, Completion, DeadLetter, DeliveryDetail, DueDelivery, EventDetail,
-    EventSummary, HookClock, Inserted, NewDelivery, NewDigest, NewEvent, QueueDepth, RenderSource,
-    Routing, Selector, StoreError, ThreadRoot,
+    now_ms, ActionRecord, ClockCheck, Completion, DeadLetter, DeliveryDetail, DueDelivery,
+    EventDetail, EventSummary, HookClock, Inserted, NewDelivery, NewDigest, NewEvent, QueueDepth,
+    RenderSource, Routing, Selector, StoreError, ThreadRoot,
 };
 use crate::store::reads::THREAD_IN_ORDER;
 mod cluster;

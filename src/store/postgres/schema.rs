@@ -133,6 +133,21 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (destination, alert)
     );
     "#,
+    // 3: actions taken from the chat (see the SQLite migration 6).
+    r#"
+    CREATE TABLE actions (
+        id          BIGSERIAL PRIMARY KEY,
+        at          BIGINT NOT NULL,
+        alert       TEXT   NOT NULL,
+        action      TEXT   NOT NULL,
+        destination TEXT   NOT NULL,
+        client      TEXT   NOT NULL,
+        result      TEXT   NOT NULL,
+        detail      TEXT,
+        nonce       TEXT   UNIQUE
+    );
+    CREATE INDEX actions_alert ON actions (alert, id);
+    "#,
 ];
 
 /// Connects and migrates (retrying with back-off), then watches the

@@ -1,0 +1,619 @@
+//! Acting on an alert from the chat: `GET /actions/{token}` shows the
+//! alert as it is now and a confirmation form (a GET never changes
+//! anything: link previews and mail scanners open links), `POST` performs
+//! the status change through the origin's API. Slack (with a signing
+//! secret) and Mattermost (API mode) post button clicks to
+//! `/integrations/slack` and `/integrations/mattermost` instead; the
+//! change then runs after the answer, and the alert's thread says who did
+//! what.
+//!
+//! Every performed action is recorded (the history, `events show`),
+//! logged and counted; pages are rate-limited per client address.
+
+use super::auth::client_ip;
+use super::hooks::not_found_response;
+use super::pages::{self, AlertView};
+use super::IngressState;
+use crate::action_link::{self, tag, Link, TokenError};
+use crate::config::{ActionKind, Config, DestinationConfig, DestinationKind};
+use crate::enrich::{Alert, WorkflowError};
+use crate::store::ActionRecord;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Largest form or interaction body read.
+const BODY_MAX: usize = 64 * 1024;
+/// Longest comment passed on.
+const COMMENT_MAX: usize = 1000;
+/// Page requests per client address per minute.
+const PER_MINUTE: u32 = 30;
+/// Slack refuses requests older than this; so do we.
+const SLACK_SKEW: u64 = 300;
+
+pub fn routes() -> Router<Arc<IngressState>> {
+    Router::new()
+        .route("/actions/{token}", get(show).post(perform))
+        .route("/integrations/slack", post(slack))
+        .route("/integrations/mattermost", post(mattermost))
+        .layer(DefaultBodyLimit::max(BODY_MAX))
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Requests per client address in the current minute (bounded: the map
+/// is cleared when it grows past what one minute of a flood leaves).
+#[derive(Default)]
+pub struct PageLimiter {
+    seen: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl PageLimiter {
+    fn allow(&self, ip: IpAddr) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if seen.len() > 10_000 {
+            seen.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
+        }
+        let entry = seen.entry(ip).or_insert((now, 0));
+        if now.duration_since(entry.0) >= Duration::from_secs(60) {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= PER_MINUTE
+    }
+}
+
+/// A verified link and what it names.
+struct Resolved {
+    config: Arc<Config>,
+    link: Link,
+    destination: String,
+    origin: String,
+}
+
+impl Resolved {
+    fn action(&self) -> ActionKind {
+        self.link.action
+    }
+    fn dest(&self) -> &DestinationConfig {
+        &self.config.destinations[&self.destination]
+    }
+}
+
+/// Checks a token against the live configuration.
+fn resolve(config: Arc<Config>, token: &str) -> Result<Resolved, Box<Response>> {
+    let Some(actions) = &config.actions else {
+        return Err(Box::new(not_found_response()));
+    };
+    let secret = actions.secret.expose().as_bytes();
+    let link = action_link::verify(secret, token, now_secs()).map_err(|e| Box::new(match e {
+        TokenError::Expired => pages::problem(
+            StatusCode::GONE,
+            "This link has expired",
+            "Action links are valid for a limited time. Open the alert in Sekoia.io, or use the buttons of a newer message.",
+            false,
+        ),
+        _ => invalid_link(),
+    }))?;
+    let destination = config
+        .destinations
+        .iter()
+        .find(|(name, d)| {
+            tag(secret, "destination", name) == link.destination
+                && d.buttons
+                    .as_ref()
+                    .unwrap_or(&actions.buttons)
+                    .contains(&link.action)
+        })
+        .map(|(name, _)| name.clone())
+        .ok_or_else(|| Box::new(invalid_link()))?;
+    let origin = config
+        .origins
+        .keys()
+        .find(|name| tag(secret, "origin", name) == link.origin)
+        .cloned()
+        .ok_or_else(|| Box::new(invalid_link()))?;
+    Ok(Resolved {
+        config,
+        link,
+        destination,
+        origin,
+    })
+}
+
+fn invalid_link() -> Response {
+    pages::problem(
+        StatusCode::FORBIDDEN,
+        "This link is not valid",
+        "It was changed, or it was made for a destination or an action this relay no longer offers.",
+        false,
+    )
+}
+
+/// The client address, allowed by `[actions] allow_from` and the rate limit.
+fn admit(
+    state: &IngressState,
+    config: &Config,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<IpAddr, Box<Response>> {
+    let ip = client_ip(peer.ip(), headers, &config.server.trusted_proxies).unwrap_or(peer.ip());
+    if let Some(a) = &config.actions {
+        if !a.allow_from.is_empty() && !a.allow_from.iter().any(|n| n.contains(&ip)) {
+            return Err(Box::new(pages::problem(
+                StatusCode::FORBIDDEN,
+                "Not from here",
+                "Action pages are not open to your network.",
+                false,
+            )));
+        }
+    }
+    if !state.action_limiter.allow(ip) {
+        let mut r = pages::problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            "Wait a minute and try again.",
+            false,
+        );
+        r.headers_mut()
+            .insert("retry-after", axum::http::HeaderValue::from_static("60"));
+        return Err(Box::new(r));
+    }
+    Ok(ip)
+}
+
+fn view(a: &Alert, uuid: &uuid::Uuid) -> AlertView {
+    AlertView {
+        title: crate::render::clean(a.title.as_deref().unwrap_or("(no title)"), 250),
+        short_id: crate::render::clean(a.short_id.as_deref().unwrap_or(&uuid.to_string()), 64),
+        urgency: a
+            .urgency
+            .as_ref()
+            .map(|u| crate::render::clean(&format!("{} ({})", u.display, u.value), 64))
+            .unwrap_or_else(|| "unknown".into()),
+        status: crate::render::clean(a.status.as_deref().unwrap_or("unknown"), 64),
+    }
+}
+
+/// Whether the alert already is where `action` would take it.
+fn in_target(a: &Alert, action: ActionKind) -> bool {
+    a.raw.pointer("/status/uuid").and_then(|v| v.as_str()) == Some(action.status_uuid())
+        || a.status
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case(action.status_name()))
+}
+
+fn unreachable_page(e: &WorkflowError) -> Response {
+    match e {
+        WorkflowError::Refused(m) => pages::problem(
+            StatusCode::CONFLICT,
+            "Sekoia.io refused",
+            &crate::render::clean(m, 300),
+            false,
+        ),
+        WorkflowError::Failed(_) => pages::problem(
+            StatusCode::BAD_GATEWAY,
+            "Sekoia.io did not answer",
+            "Nothing was changed. Try again in a moment.",
+            true,
+        ),
+    }
+}
+
+async fn show(
+    State(state): State<Arc<IngressState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> Response {
+    let generation = state.live.get();
+    let r = match resolve(generation.config.clone(), &token) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
+    if let Err(resp) = admit(&state, &r.config, peer, &headers) {
+        return *resp;
+    }
+    let alert = match generation.enricher.fetch_now(&r.origin, r.link.alert).await {
+        Ok(a) => a,
+        Err(e) => return unreachable_page(&e),
+    };
+    let v = view(&alert, &r.link.alert);
+    if in_target(&alert, r.action()) {
+        return pages::already(&v, r.action().status_name());
+    }
+    let secret = r
+        .config
+        .actions
+        .as_ref()
+        .expect("resolved")
+        .secret
+        .expose()
+        .as_bytes();
+    let csrf = action_link::csrf(secret, &token, now_secs());
+    pages::confirm(&v, r.action().label(), r.action().status_name(), &csrf)
+}
+
+/// What an action came to.
+enum Acted {
+    Done,
+    Already,
+    Refused(String),
+    Failed(String),
+    Replayed,
+}
+
+impl Acted {
+    fn result(&self) -> &'static str {
+        match self {
+            Acted::Done => "done",
+            Acted::Already => "already",
+            Acted::Refused(_) => "refused",
+            Acted::Failed(_) => "failed",
+            Acted::Replayed => "replayed",
+        }
+    }
+}
+
+/// Performs `r`'s action for `client`: records it (spending `nonce`),
+/// checks the alert's status now, changes it, records and counts the
+/// outcome. `None` alert: the alert API could not be read.
+async fn act(
+    state: &IngressState,
+    r: &Resolved,
+    client: &str,
+    comment: &str,
+    nonce: Option<String>,
+) -> (Acted, Option<Arc<Alert>>) {
+    let generation = state.live.get();
+    let action = r.action();
+    let record = ActionRecord {
+        at: crate::store::now_ms(),
+        alert: r.link.alert.to_string(),
+        action: action.as_str().into(),
+        destination: r.destination.clone(),
+        client: client.to_owned(),
+        result: "pending".into(),
+        detail: None,
+    };
+    let id = match state.store.start_action(record, nonce).await {
+        Ok(Some(id)) => id,
+        Ok(None) => {
+            state
+                .metrics
+                .actions
+                .get_or_create(&crate::telemetry::labels2(
+                    "action",
+                    action.as_str(),
+                    "result",
+                    "replayed",
+                ))
+                .inc();
+            return (Acted::Replayed, None);
+        }
+        Err(e) => {
+            return (
+                Acted::Failed(format!("cannot record the action: {e}")),
+                None,
+            )
+        }
+    };
+    let alert = generation.enricher.fetch_now(&r.origin, r.link.alert).await;
+    let (acted, alert) = match alert {
+        Err(WorkflowError::Refused(m)) => (Acted::Refused(m), None),
+        Err(WorkflowError::Failed(m)) => (Acted::Failed(m), None),
+        Ok(a) if in_target(&a, action) => (Acted::Already, Some(a)),
+        Ok(a) => {
+            let comment = if comment.is_empty() {
+                "(via hookrelay)".to_owned()
+            } else {
+                format!("{comment} (via hookrelay)")
+            };
+            match generation
+                .enricher
+                .change_status(&r.origin, r.link.alert, action.status_uuid(), &comment)
+                .await
+            {
+                Ok(()) => (Acted::Done, Some(a)),
+                Err(WorkflowError::Refused(m)) => (Acted::Refused(m), Some(a)),
+                Err(WorkflowError::Failed(m)) => (Acted::Failed(m), Some(a)),
+            }
+        }
+    };
+    let detail = match &acted {
+        Acted::Refused(m) | Acted::Failed(m) => Some(crate::render::clean(m, 300)),
+        _ => None,
+    };
+    if let Err(e) = state
+        .store
+        .finish_action(id, acted.result(), detail.clone())
+        .await
+    {
+        tracing::error!(message = "Cannot record an action's outcome.", error = %e);
+    }
+    state
+        .metrics
+        .actions
+        .get_or_create(&crate::telemetry::labels2(
+            "action",
+            action.as_str(),
+            "result",
+            acted.result(),
+        ))
+        .inc();
+    tracing::info!(
+        message = "Action on an alert.", action = action.as_str(), result = acted.result(),
+        alert_uuid = %r.link.alert, destination = %r.destination, client, detail = detail.as_deref()
+    );
+    (acted, alert)
+}
+
+async fn perform(
+    State(state): State<Arc<IngressState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> Response {
+    let generation = state.live.get();
+    let r = match resolve(generation.config.clone(), &token) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
+    let ip = match admit(&state, &r.config, peer, &headers) {
+        Ok(ip) => ip,
+        Err(resp) => return *resp,
+    };
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let secret = r
+        .config
+        .actions
+        .as_ref()
+        .expect("resolved")
+        .secret
+        .expose()
+        .as_bytes();
+    let Some(nonce) = form
+        .get("csrf")
+        .and_then(|c| action_link::verify_csrf(secret, &token, c, now_secs()))
+    else {
+        return pages::problem(
+            StatusCode::FORBIDDEN,
+            "This form is not valid",
+            "It expired or was not issued by this relay. Open the link again.",
+            false,
+        );
+    };
+    let comment = form
+        .get("comment")
+        .map(|c| crate::render::clean(c, COMMENT_MAX))
+        .unwrap_or_default();
+    let (acted, alert) = act(&state, &r, &ip.to_string(), &comment, Some(nonce)).await;
+    let target = r.action().status_name();
+    let v = |a: &Option<Arc<Alert>>| a.as_ref().map(|a| view(a, &r.link.alert));
+    match acted {
+        Acted::Done => {
+            let mut shown = v(&alert).unwrap_or_else(|| AlertView {
+                title: String::new(),
+                short_id: r.link.alert.to_string(),
+                urgency: String::new(),
+                status: String::new(),
+            });
+            shown.status = target.to_owned();
+            pages::done(&shown, target)
+        }
+        Acted::Already => match v(&alert) {
+            Some(shown) => pages::already(&shown, target),
+            None => pages::problem(
+                StatusCode::OK,
+                "Nothing to do",
+                "The alert is already there.",
+                false,
+            ),
+        },
+        Acted::Refused(m) => unreachable_page(&WorkflowError::Refused(m)),
+        Acted::Failed(m) => unreachable_page(&WorkflowError::Failed(m)),
+        Acted::Replayed => pages::problem(
+            StatusCode::FORBIDDEN,
+            "This form was already sent",
+            "Open the link again to act on the alert.",
+            false,
+        ),
+    }
+}
+
+/// `v0=` + hex HMAC-SHA256 over `v0:{timestamp}:{body}` (Slack's request
+/// signature), compared in constant time.
+pub fn slack_signature_ok(secret: &str, timestamp: &str, body: &[u8], given: &str) -> bool {
+    use hmac::{Hmac, Mac};
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(b"v0:");
+    mac.update(timestamp.as_bytes());
+    mac.update(b":");
+    mac.update(body);
+    let want = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+    crate::config::constant_time_eq(want.as_bytes(), given.as_bytes())
+}
+
+/// Slack's interaction payloads (`block_actions`): the request must carry
+/// a valid signature of a Slack destination's signing secret, at most 5
+/// minutes old; Slack gets its 200 at once and the change runs after.
+async fn slack(
+    State(state): State<Arc<IngressState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let config = state.live.get().config.clone();
+    if config.actions.is_none() {
+        return not_found_response();
+    }
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    let (ts, signature) = (
+        header("x-slack-request-timestamp"),
+        header("x-slack-signature"),
+    );
+    let fresh = ts
+        .parse::<u64>()
+        .is_ok_and(|t| now_secs().abs_diff(t) <= SLACK_SKEW);
+    let signed_by = config.destinations.iter().find(|(_, d)| {
+        d.signing_secret
+            .as_ref()
+            .is_some_and(|s| slack_signature_ok(s.expose(), ts, &body, signature))
+    });
+    let (Some((dest_name, _)), true) = (signed_by, fresh) else {
+        state
+            .metrics
+            .actions
+            .get_or_create(&crate::telemetry::labels2(
+                "action",
+                "-",
+                "result",
+                "unauthorized",
+            ))
+            .inc();
+        return (StatusCode::UNAUTHORIZED, "invalid signature\n").into_response();
+    };
+    let payload = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "payload")
+        .and_then(|(_, v)| serde_json::from_str::<serde_json::Value>(&v).ok());
+    let Some(p) = payload else {
+        return (StatusCode::BAD_REQUEST, "no payload\n").into_response();
+    };
+    if p["type"] != "block_actions" {
+        return StatusCode::OK.into_response();
+    }
+    let Some(token) = p.pointer("/actions/0/value").and_then(|v| v.as_str()) else {
+        return StatusCode::OK.into_response();
+    };
+    let r = match resolve(config.clone(), token) {
+        Ok(r) if &r.destination == dest_name => r,
+        _ => return (StatusCode::FORBIDDEN, "invalid action\n").into_response(),
+    };
+    let user = ["/user/username", "/user/name", "/user/id"]
+        .iter()
+        .find_map(|k| p.pointer(k).and_then(|v| v.as_str()))
+        .map(|u| crate::render::clean(u, 64))
+        .unwrap_or_else(|| "someone".into());
+    tokio::spawn(act_and_tell(
+        state.clone(),
+        r,
+        format!("slack:@{user}"),
+        user,
+    ));
+    StatusCode::OK.into_response()
+}
+
+/// Mattermost's interactive buttons post `{user_name, context: {token}}`;
+/// the signed token is the credential. Answered at once.
+async fn mattermost(State(state): State<Arc<IngressState>>, body: Bytes) -> Response {
+    let config = state.live.get().config.clone();
+    if config.actions.is_none() {
+        return not_found_response();
+    }
+    let Ok(p) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "not JSON\n").into_response();
+    };
+    let Some(token) = p.pointer("/context/token").and_then(|v| v.as_str()) else {
+        return (StatusCode::BAD_REQUEST, "no token\n").into_response();
+    };
+    let r = match resolve(config, token) {
+        Ok(r) if r.dest().kind == DestinationKind::Mattermost && r.dest().api_mode() => r,
+        _ => return (StatusCode::FORBIDDEN, "invalid action\n").into_response(),
+    };
+    let user = p["user_name"]
+        .as_str()
+        .map(|u| crate::render::clean(u, 64))
+        .unwrap_or_else(|| "someone".into());
+    let text = format!("{} requested.", r.action().label());
+    tokio::spawn(act_and_tell(
+        state.clone(),
+        r,
+        format!("mattermost:@{user}"),
+        user,
+    ));
+    axum::Json(serde_json::json!({"ephemeral_text": text})).into_response()
+}
+
+/// Performs a chat user's action and says how it went in the alert's
+/// thread (or the channel, when the destination does not thread).
+async fn act_and_tell(state: Arc<IngressState>, r: Resolved, client: String, user: String) {
+    let comment = format!("{} by {client}", r.action().label());
+    let (acted, _) = act(&state, &r, &client, &comment, None).await;
+    let dest = r.dest().clone();
+    let who = match dest.kind {
+        DestinationKind::Slack => crate::render::escape_slack(&format!("@{user}")),
+        _ => crate::render::defuse_markdown(&format!("@{user}")),
+    };
+    let status = r.action().status_name();
+    let text = match &acted {
+        Acted::Done => format!("{status} by {who}"),
+        Acted::Already => format!("Already {status} ({who} asked)"),
+        Acted::Refused(m) => format!(
+            "{who} could not set {status}: Sekoia.io refused ({})",
+            crate::render::clean(m, 200)
+        ),
+        Acted::Failed(_) => {
+            format!("{who} could not set {status}: Sekoia.io did not answer; try again")
+        }
+        Acted::Replayed => return,
+    };
+    let sink = crate::sinks::Sink::new(Arc::new(dest), crate::http::client(), 1);
+    let root = state
+        .store
+        .thread_root(&r.destination, &r.link.alert.to_string())
+        .await
+        .ok()
+        .flatten();
+    let message = serde_json::json!({ "text": text });
+    let posted = sink
+        .api_call(crate::sinks::Call::Post {
+            message: &message,
+            thread: root.as_ref().map(|t| t.ts.as_str()),
+            broadcast: false,
+        })
+        .await;
+    if let Err(e) = posted {
+        tracing::warn!(message = "Cannot tell the channel about an action.", destination = %r.destination, error = ?e.outcome());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Slack's documented example: secret, timestamp, body and signature.
+    #[test]
+    fn slack_signatures_are_checked_byte_exact() {
+        let secret = "8f742231b10e8888abcd99yyyzzz85a5";
+        let ts = "1531420618";
+        let body = b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
+        let sig = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
+        assert!(slack_signature_ok(secret, ts, body, sig));
+        assert!(!slack_signature_ok("another secret", ts, body, sig));
+        assert!(!slack_signature_ok(secret, "1531420619", body, sig));
+        let mut changed = body.to_vec();
+        changed[0] = b'T';
+        assert!(!slack_signature_ok(secret, ts, &changed, sig));
+        assert!(!slack_signature_ok(secret, ts, body, &sig.to_uppercase()));
+    }
+}
