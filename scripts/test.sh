@@ -7,6 +7,8 @@
 #   throw-away cluster (as the `postgres` user when run as root) and stop
 #   it when they end; nothing is configured system-wide.
 # - python3 for the e-mail tests' SMTP server (tests/support/smtp_sink.py).
+# - Debian's chromium and chromium-driver for the real-browser tests
+#   (tests/browser.rs drives chromedriver over WebDriver).
 #
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test replicas`).
 set -euo pipefail
@@ -29,10 +31,14 @@ install_packages() {
 missing=()
 have_pg || missing+=(postgresql)
 command -v python3 >/dev/null || missing+=(python3)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
     install_packages "${missing[@]}"
 fi
 # The replica tests must run here, not skip. (Not HOOKRELAY_*: those are
 # config overrides.)
 export TESTS_REQUIRE_POSTGRES=1
+# The same for the browser tests.
+export TESTS_REQUIRE_BROWSER=1
 exec cargo test "$@"

@@ -82,7 +82,7 @@ pub fn confirm(a: &AlertView, action_label: &str, target_status: &str, csrf: &st
                 input type="hidden" name="csrf" value=(csrf);
                 label for="comment" { "Comment (optional)" }
                 textarea id="comment" name="comment" maxlength="1000" {}
-                button type="submit" id="confirm" { (action_label) " → " (target_status) }
+                button type="submit" id="confirm" { "Set the status to " (target_status) }
             }
             p.note { "The alert's status changes in Sekoia.io when you confirm." }
         },

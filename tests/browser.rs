@@ -1,0 +1,260 @@
+//! Real-browser tests: Debian's chromium, headless, driven over WebDriver
+//! (chromedriver, started here) with fantoccini. An analyst opens the
+//! action link of a Teams card, reads the page, types a comment, confirms,
+//! and sees the result; the fake Sekoia.io API gets exactly one change.
+//! Screenshots of both pages land in `target/browser/`.
+//!
+//! Skipped (loudly) when chromium or chromedriver is missing, unless
+//! `TESTS_REQUIRE_BROWSER=1` (set by `scripts/test.sh`, which installs them).
+
+mod common;
+
+use common::*;
+use fantoccini::{ClientBuilder, Locator};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// chromedriver on a free loopback port; killed when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find(cmd: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| PathBuf::from(d).join(cmd))
+        .find(|p| p.exists())
+}
+
+async fn driver() -> Option<Driver> {
+    let (Some(chromedriver), Some(_)) = (find("chromedriver"), find("chromium")) else {
+        if std::env::var("TESTS_REQUIRE_BROWSER").as_deref() == Ok("1") {
+            panic!("chromium and chromedriver are required (scripts/test.sh installs them)");
+        }
+        eprintln!(
+            "SKIPPED: chromium or chromedriver not installed (scripts/test.sh installs them)"
+        );
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "chromedriver did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Some(Driver { child, port })
+}
+
+async fn browser(d: &Driver) -> fantoccini::Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": find("chromium").unwrap(),
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=900,900"],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", d.port))
+        .await
+        .expect("a chromium session")
+}
+
+fn shots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analyst_confirms_an_action_in_a_real_browser() {
+    let Some(d) = driver().await else {
+        return;
+    };
+    let fake = Fake::start().await;
+    let extra = "[actions]\npublic_url = \"https://relay.example.org\"\nsecret = \"an-actions-secret-of-at-least-32-bytes!!\"\n[[routes]]\nname = \"all\"\nto = [\"teams\"]\n";
+    let app = spawn_app(&fake, extra).await;
+    let (status, _) = app.post(fixture("event-alert-created.json")).await;
+    assert_eq!(status, 202);
+    let card = fake.wait_for("/teams", 1, WAIT).await[0].json();
+    let url = card["attachments"][0]["content"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["title"] == "Acknowledge")
+        .unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .replace("https://relay.example.org", &format!("http://{}", app.addr));
+
+    let c = browser(&d).await;
+    c.goto(&url).await.unwrap();
+    let heading = c
+        .find(Locator::Css("h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(heading, "Acknowledge alert ALEY4fqz8moo?");
+    let status = c
+        .find(Locator::Id("status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(status, "Pending");
+    std::fs::write(
+        shots().join("action-confirm.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    assert!(fake
+        .received("/api/v1/sic/alerts/5696845f-9ecf-4431-9f0f-48ee0ee2eff1/workflow")
+        .is_empty());
+
+    c.find(Locator::Id("comment"))
+        .await
+        .unwrap()
+        .send_keys("Seen from the browser")
+        .await
+        .unwrap();
+    c.find(Locator::Id("confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let result = c
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("h1.ok"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(result, "Alert ALEY4fqz8moo is now Acknowledged");
+    std::fs::write(
+        shots().join("action-result.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    let sent = fake.received("/api/v1/sic/alerts/5696845f-9ecf-4431-9f0f-48ee0ee2eff1/workflow");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].json()["comment"],
+        "Seen from the browser (via hookrelay)"
+    );
+
+    // Back and submit again: the spent form is refused, nothing more sent.
+    c.back().await.unwrap();
+    if let Ok(button) = c.find(Locator::Id("confirm")).await {
+        button.click().await.unwrap();
+        let h = c
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css("h1"))
+            .await
+            .unwrap();
+        let _ = h.text().await;
+    }
+    assert_eq!(
+        fake.received("/api/v1/sic/alerts/5696845f-9ecf-4431-9f0f-48ee0ee2eff1/workflow")
+            .len(),
+        1
+    );
+    c.close().await.unwrap();
+    app.stop().await;
+}
+
+/// The hostile fixture's text on the confirmation page runs nothing: no
+/// script executes (the page has none, and the policy allows none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_alert_text_runs_nothing_in_a_real_browser() {
+    let Some(d) = driver().await else {
+        return;
+    };
+    let fake = Fake::start().await;
+    let mut hostile = fixture_json("alert-hostile.json");
+    hostile["uuid"] = ALERT_UUID.into();
+    hostile["title"] =
+        "<img src=x onerror=\"window.hookrelayPwned=1\"><script>window.hookrelayPwned=2</script>"
+            .into();
+    fake.set_alert(ALERT_UUID, hostile);
+    let extra = "[actions]\npublic_url = \"https://relay.example.org\"\nsecret = \"an-actions-secret-of-at-least-32-bytes!!\"\n[[routes]]\nname = \"all\"\nto = [\"teams\"]\n";
+    let app = spawn_app(&fake, extra).await;
+    app.post(fixture("event-alert-created.json")).await;
+    let card = fake.wait_for("/teams", 1, WAIT).await[0].json();
+    let url = card["attachments"][0]["content"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["title"] == "Close")
+        .unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .replace("https://relay.example.org", &format!("http://{}", app.addr));
+    let c = browser(&d).await;
+    c.goto(&url).await.unwrap();
+    let marker = c
+        .execute(
+            "return window.hookrelayPwned === undefined ? null : window.hookrelayPwned;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        marker,
+        serde_json::Value::Null,
+        "a script from the alert ran"
+    );
+    let shown = c
+        .find(Locator::Css("dd:nth-of-type(2)"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        shown.contains("<script>"),
+        "the title is shown as text: {shown}"
+    );
+    std::fs::write(
+        shots().join("action-hostile.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    c.close().await.unwrap();
+    app.stop().await;
+}
