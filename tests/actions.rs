@@ -455,3 +455,58 @@ async fn one_click_in_slack_changes_the_alert_and_says_so_in_its_thread() {
         .contains("hookrelay_actions_total{action=\"acknowledge\",result=\"done\"} 1"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn mattermost_buttons_post_back_and_the_thread_says_who_acted() {
+    use common::chat::{MM_CHANNEL, MM_TOKEN};
+    let fake = Fake::start().await;
+    let chat = ChatApi::start().await;
+    let extra = format!(
+        "[actions]\npublic_url = \"{PUBLIC}\"\nsecret = \"{SECRET}\"\nbuttons = [\"close\"]\n[destinations.mm]\nkind = \"mattermost\"\nserver_url = \"{}\"\ntoken = \"{MM_TOKEN}\"\nchannel_id = \"{MM_CHANNEL}\"\n[[routes]]\nname = \"all\"\nto = [\"mm\"]\n",
+        chat.mattermost_server()
+    );
+    let app = spawn_app(&fake, &extra).await;
+    app.post(fixture("event-alert-created.json")).await;
+    chat.wait(WAIT, "the root", |m| m.len() == 1).await;
+    let root = chat.roots()[0].clone();
+    let button = root.current()["props"]["attachments"][0]["actions"][0].clone();
+    assert_eq!(button["name"], "Close");
+    assert_eq!(
+        button["integration"]["url"],
+        format!("{PUBLIC}/integrations/mattermost")
+    );
+    let token = button["integration"]["context"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!("http://{}/integrations/mattermost", app.addr);
+    let client = reqwest::Client::new();
+    let forged = client
+        .post(&url)
+        .json(&json!({"user_name": "bob", "context": {"token": format!("{token}x")}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let answer = client
+        .post(&url)
+        .json(&json!({"user_id": "u1", "user_name": "bob", "channel_id": MM_CHANNEL, "post_id": root.id, "context": {"token": token}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.json::<Value>().await.unwrap()["ephemeral_text"],
+        "Close requested."
+    );
+    chat.wait(WAIT, "the reply", |m| m.len() == 2).await;
+    let sent = patches(&fake);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].json()["action_uuid"],
+        "1738b1c1-767d-489e-bada-19176621a007"
+    );
+    let reply = &chat.replies(&root.id)[0];
+    assert_eq!(reply.current()["message"], "Closed by @\u{2060}bob");
+    app.stop().await;
+}

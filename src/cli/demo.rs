@@ -53,6 +53,36 @@ struct Stub {
     status: Mutex<String>,
     /// The stub Slack Web API's last message ts.
     ts: AtomicUsize,
+    /// The first action link seen in a Teams card.
+    action_link: Mutex<Option<String>>,
+}
+
+/// The stub's workflow change (`PATCH …/workflow`): the alert moves to
+/// the status asked for.
+async fn workflow(
+    State(stub): State<Arc<Stub>>,
+    Path(_uuid): Path<String>,
+    body: String,
+) -> (StatusCode, &'static str) {
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let name = crate::config::ActionKind::ALL
+        .iter()
+        .find(|a| v["action_uuid"] == a.status_uuid())
+        .map(|a| a.status_name());
+    match name {
+        Some(name) => {
+            println!(
+                "── stub Sekoia.io API: the alert is now {name} (comment: {})",
+                v["comment"]
+            );
+            *stub.status.lock().unwrap_or_else(|p| p.into_inner()) = name.to_owned();
+            (StatusCode::OK, "{}")
+        }
+        None => (
+            StatusCode::BAD_REQUEST,
+            "{\"message\": \"unknown action_uuid\"}",
+        ),
+    }
 }
 
 async fn alert(
@@ -97,6 +127,17 @@ async fn chat(
     };
     let value: serde_json::Value =
         serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body.clone()));
+    if kind == "teams" {
+        let link = value
+            .pointer("/attachments/0/content/actions")
+            .and_then(|a| a.as_array())
+            .and_then(|a| a.iter().find(|x| x["title"] == "Acknowledge"))
+            .and_then(|x| x["url"].as_str());
+        let mut seen = stub.action_link.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.is_none() {
+            *seen = link.map(str::to_owned);
+        }
+    }
     let first = {
         let mut shown = stub.shown.lock().unwrap_or_else(|p| p.into_inner());
         let n = shown.entry(kind.clone()).or_insert(0);
@@ -186,6 +227,10 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
     let stub = Arc::new(Stub::default());
     let stub_router = Router::new()
         .route("/api/v1/sic/alerts/{uuid}", get(alert))
+        .route(
+            "/api/v1/sic/alerts/{uuid}/workflow",
+            axum::routing::patch(workflow),
+        )
         .route("/chat/{kind}", post(chat))
         .route("/slack-api/{method}", post(slack_api))
         .with_state(stub.clone());
@@ -207,6 +252,15 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
         }
     };
     let stub_url = format!("http://{stub_addr}");
+    // Action links name the listener, so its port is known before it binds.
+    let port = if port == 0 {
+        match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+            Ok(a) => a.port(),
+            Err(e) => return fail(format!("cannot find a free port for the demo: {e}")),
+        }
+    } else {
+        port
+    };
     let text = format!(
         r#"
         [server]
@@ -240,6 +294,10 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
         token = "xoxb-demo-token"
         channel = "C0DEMOSOC"
         api_url = "{stub_url}/slack-api"
+        [actions]
+        public_url = "http://127.0.0.1:{port}"
+        secret = "demo-actions-secret-never-use-this-one-in-production"
+        buttons = ["acknowledge", "close"]
         [[routes]]
         name = "everything"
         to = ["teams", "teams-legacy", "slack", "mattermost", "slack-thread"]
@@ -297,10 +355,14 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
     }
     let got = stub.received.load(Ordering::SeqCst);
     println!("\n{got} of {expected} messages delivered.");
+    let acted = act_on_alert(&client, &hook_url, &stub).await;
+    if let Err(e) = &acted {
+        println!("the action link did not work: {e}");
+    }
     if once {
         shutdown.cancel();
         let _ = running.await;
-        return if got == expected {
+        return if got == expected && acted.is_ok() {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)
@@ -318,4 +380,47 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
     shutdown.cancel();
     let _ = running.await;
     ExitCode::SUCCESS
+}
+
+/// Acts on the demo alert the way an analyst would: the action link of
+/// the first message (reopened, since the alert was closed meanwhile),
+/// its confirmation page, then the form.
+async fn act_on_alert(client: &reqwest::Client, hook_url: &str, stub: &Stub) -> Result<(), String> {
+    *stub.status.lock().unwrap_or_else(|p| p.into_inner()) = "Pending".into();
+    let link = stub
+        .action_link
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .ok_or("no message carried an action link")?;
+    let _ = hook_url;
+    println!("\nAn action link from the Teams card (the alert was reopened meanwhile):\n  {link}");
+    let page = client.get(&link).send().await.map_err(|e| e.to_string())?;
+    let html = page.text().await.map_err(|e| e.to_string())?;
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .ok_or("the page has no form")?;
+    println!("GET shows the alert and a form (nothing changes yet); POST confirms:");
+    let done = client
+        .post(&link)
+        .form(&[("csrf", csrf), ("comment", "seen in the demo")])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = done.status();
+    let html = done.text().await.map_err(|e| e.to_string())?;
+    let heading = html
+        .split("<h1")
+        .nth(1)
+        .and_then(|r| r.split('>').nth(1))
+        .and_then(|r| r.split('<').next())
+        .unwrap_or_default();
+    println!("→ {} {heading}", status.as_u16());
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("HTTP {status}"))
+    }
 }
