@@ -53,43 +53,128 @@ fn any_eq(list: &[String], value: Option<&str>) -> bool {
 /// when the alert is missing (degraded events fall through to routes
 /// without them).
 pub fn matches(when: &When, event: &Event, alert: Option<&Alert>) -> bool {
+    explain(when, event, alert).is_ok()
+}
+
+/// Shows a list of values for a reason: `["a", "b"]`.
+fn list(values: &[String]) -> String {
+    format!("{values:?}")
+}
+
+/// What a value was, for a reason: `"x"`, or `none`.
+fn shown(value: Option<&str>) -> String {
+    value.map_or("none".to_owned(), |v| format!("{v:?}"))
+}
+
+/// [`matches`], saying which condition decided: `Err` names the first
+/// condition that does not hold and what the event had instead (e.g.
+/// `urgency_min = 70: the alert's urgency is 63`); `Ok` says that every
+/// condition held.
+pub fn explain(when: &When, event: &Event, alert: Option<&Alert>) -> Result<String, String> {
+    let mut held: Vec<String> = Vec::new();
     if let Some(types) = &when.type_ {
         if !any_eq(types, Some(&event.kind)) {
-            return false;
+            return Err(format!(
+                "type = {}: the event's type is {:?}",
+                list(types),
+                event.kind
+            ));
         }
+        held.push("type".into());
     }
     if let Some(actions) = &when.action {
         if !any_eq(actions, Some(&event.action)) {
-            return false;
+            return Err(format!(
+                "action = {}: the event's action is {:?}",
+                list(actions),
+                event.action
+            ));
         }
+        held.push("action".into());
     }
     let urgency = alert.and_then(|a| a.urgency.as_ref()).map(|u| u.value);
+    let no_alert = || {
+        if alert.is_none() {
+            "the alert's details are unavailable".to_owned()
+        } else {
+            "the alert has no urgency".to_owned()
+        }
+    };
     if let Some(min) = when.urgency_min {
-        if urgency.is_none_or(|u| u < min) {
-            return false;
+        match urgency {
+            None => return Err(format!("urgency_min = {min}: {}", no_alert())),
+            Some(u) if u < min => {
+                return Err(format!("urgency_min = {min}: the alert's urgency is {u}"))
+            }
+            Some(_) => held.push("urgency_min".into()),
         }
     }
     if let Some(max) = when.urgency_max {
-        if urgency.is_none_or(|u| u > max) {
-            return false;
+        match urgency {
+            None => return Err(format!("urgency_max = {max}: {}", no_alert())),
+            Some(u) if u > max => {
+                return Err(format!("urgency_max = {max}: the alert's urgency is {u}"))
+            }
+            Some(_) => held.push("urgency_max".into()),
+        }
+    }
+    if let Some(min) = when.similar_min {
+        let similar = alert
+            .and_then(|a| a.raw.get("similar"))
+            .and_then(|v| v.as_u64());
+        match (alert, similar) {
+            (None, _) => {
+                return Err(format!(
+                    "similar_min = {min}: the alert's details are unavailable"
+                ))
+            }
+            (_, None) => {
+                return Err(format!(
+                    "similar_min = {min}: the alert has no similar count"
+                ))
+            }
+            (_, Some(n)) if n < u64::from(min) => {
+                return Err(format!("similar_min = {min}: the alert has {n} similar"))
+            }
+            _ => held.push("similar_min".into()),
         }
     }
     if let Some(statuses) = &when.status {
         let from_update = update_status(event);
         let from_alert = alert.and_then(|a| a.status.as_deref());
         if !(any_eq(statuses, from_alert) || any_eq(statuses, from_update)) {
-            return false;
+            return Err(format!(
+                "status = {}: the status is {}",
+                list(statuses),
+                shown(from_update.or(from_alert))
+            ));
         }
+        held.push("status".into());
     }
+    let text_condition =
+        |key: &str, wanted: &Vec<String>, value: Option<&str>| -> Result<(), String> {
+            if any_eq(wanted, value) {
+                Ok(())
+            } else if alert.is_none() {
+                Err(format!(
+                    "{key} = {}: the alert's details are unavailable",
+                    list(wanted)
+                ))
+            } else {
+                Err(format!(
+                    "{key} = {}: the alert's {key} is {}",
+                    list(wanted),
+                    shown(value)
+                ))
+            }
+        };
     if let Some(rules) = &when.rule {
-        if !any_eq(rules, alert.and_then(|a| a.rule.as_deref())) {
-            return false;
-        }
+        text_condition("rule", rules, alert.and_then(|a| a.rule.as_deref()))?;
+        held.push("rule".into());
     }
     if let Some(entities) = &when.entity {
-        if !any_eq(entities, alert.and_then(|a| a.entity.as_deref())) {
-            return false;
-        }
+        text_condition("entity", entities, alert.and_then(|a| a.entity.as_deref()))?;
+        held.push("entity".into());
     }
     if let Some(types) = &when.alert_type {
         let cat = alert.and_then(|a| a.alert_type_category.as_deref());
@@ -101,8 +186,9 @@ pub fn matches(when: &When, event: &Event, alert: Option<&Alert>) -> bool {
             ))
         });
         if !(any_eq(types, cat) || any_eq(types, full.as_deref())) {
-            return false;
+            text_condition("alert_type", types, full.as_deref().or(cat))?;
         }
+        held.push("alert_type".into());
     }
     if let Some(assets) = &when.asset {
         let alert_assets = alert
@@ -110,9 +196,21 @@ pub fn matches(when: &When, event: &Event, alert: Option<&Alert>) -> bool {
             .and_then(|v| v.as_array())
             .map(|v| v.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>())
             .unwrap_or_default();
-        if !alert_assets.into_iter().any(|a| any_eq(assets, Some(a))) {
-            return false;
+        if !alert_assets.iter().any(|a| any_eq(assets, Some(a))) {
+            return Err(if alert.is_none() {
+                format!(
+                    "asset = {}: the alert's details are unavailable",
+                    list(assets)
+                )
+            } else {
+                format!(
+                    "asset = {}: none of the alert's {} assets",
+                    list(assets),
+                    alert_assets.len()
+                )
+            });
         }
+        held.push("asset".into());
     }
     if let Some(communities) = &when.community {
         let from_event = event
@@ -123,8 +221,13 @@ pub fn matches(when: &When, event: &Event, alert: Option<&Alert>) -> bool {
             .and_then(|a| a.raw.get("community_uuid"))
             .and_then(|v| v.as_str());
         if !(any_eq(communities, from_event) || any_eq(communities, from_alert)) {
-            return false;
+            return Err(format!(
+                "community = {}: the community is {}",
+                list(communities),
+                shown(from_event.or(from_alert))
+            ));
         }
+        held.push("community".into());
     }
     if let Some(fields) = &when.updated {
         let changed = event
@@ -139,15 +242,83 @@ pub fn matches(when: &When, event: &Event, alert: Option<&Alert>) -> bool {
                 .any(|k| *k == f || k.split('_').any(|part| part == f))
         });
         if !hit {
-            return false;
+            return Err(format!(
+                "updated = {}: the event changed {}",
+                list(fields),
+                if changed.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    list(&changed)
+                }
+            ));
         }
+        held.push("updated".into());
     }
     if let Some(inner) = &when.not {
-        if matches(inner, event, alert) {
-            return false;
+        if let Ok(why) = explain(inner, event, alert) {
+            return Err(format!("not: its conditions all hold ({why})"));
+        }
+        held.push("not".into());
+    }
+    Ok(if held.is_empty() {
+        "no conditions: matches every event".into()
+    } else {
+        format!("{} hold", held.join(", "))
+    })
+}
+
+/// One route's verdict for an event, in order: whether it matched and why
+/// (or why not), and whether evaluation stopped there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub route: String,
+    pub matched: bool,
+    pub reason: String,
+}
+
+/// Every route's verdict, as [`route`] evaluates them: routes after the
+/// first match without `continue` are reported as not evaluated.
+pub fn decisions(
+    routes: &[RouteConfig],
+    hook: &str,
+    event: &Event,
+    alert: Option<&Alert>,
+) -> Vec<Decision> {
+    let mut out = Vec::with_capacity(routes.len());
+    let mut stopped: Option<String> = None;
+    for r in routes {
+        let decision = |matched, reason: String| Decision {
+            route: r.name.clone(),
+            matched,
+            reason,
+        };
+        if let Some(by) = &stopped {
+            out.push(decision(
+                false,
+                format!("not evaluated: route {by:?} matched first (without continue = true)"),
+            ));
+            continue;
+        }
+        if let Some(hooks) = &r.hooks {
+            if !hooks.iter().any(|h| h == hook) {
+                out.push(decision(
+                    false,
+                    format!("hooks = {}: the event came in on {hook:?}", list(hooks)),
+                ));
+                continue;
+            }
+        }
+        match explain(&r.when, event, alert) {
+            Ok(why) => {
+                out.push(decision(true, why));
+                if !r.continue_ {
+                    stopped = Some(r.name.clone());
+                }
+            }
+            Err(why) => out.push(decision(false, why)),
         }
     }
-    true
+    out
 }
 
 /// Evaluates routes in order: the first match wins unless it says
@@ -231,6 +402,65 @@ mod tests {
             .map(|t| format!("{}:{}", t.route, t.destination))
             .collect();
         assert_eq!(got, expect, "event {ev} hook {hook}");
+    }
+
+    /// Each route's verdict says which condition decided, with the value
+    /// the event had; routes after the first match are not evaluated.
+    #[test]
+    fn decisions_say_which_condition_decided() {
+        let rs = routes(
+            r#"
+            [[routes]]
+            name = "soc-only"
+            hooks = ["other"]
+            to = ["a"]
+            [[routes]]
+            name = "critical"
+            to = ["a"]
+            [routes.when]
+            urgency_min = 70
+            [[routes]]
+            name = "recurring"
+            to = ["a"]
+            [routes.when]
+            similar_min = 5
+            [[routes]]
+            name = "pending"
+            to = ["b"]
+            [routes.when]
+            type = ["alert"]
+            status = ["Pending"]
+            [[routes]]
+            name = "rest"
+            to = ["b"]
+            "#,
+        );
+        let a = alert(63, "Pending");
+        let got: Vec<(bool, String)> =
+            decisions(&rs, "soc", &event("event-alert-created.json"), Some(&a))
+                .into_iter()
+                .map(|d| (d.matched, format!("{}: {}", d.route, d.reason)))
+                .collect();
+        assert_eq!(
+            got,
+            [
+                (false, r#"soc-only: hooks = ["other"]: the event came in on "soc""#.to_owned()),
+                (false, "critical: urgency_min = 70: the alert's urgency is 63".to_owned()),
+                (false, "recurring: similar_min = 5: the alert has 2 similar".to_owned()),
+                (true, "pending: type, status hold".to_owned()),
+                (false, r#"rest: not evaluated: route "pending" matched first (without continue = true)"#.to_owned()),
+            ]
+        );
+        // Without the alert's details, alert conditions say so.
+        let d = decisions(&rs, "soc", &event("event-alert-created.json"), None);
+        assert_eq!(
+            d[1].reason,
+            "urgency_min = 70: the alert's details are unavailable"
+        );
+        // similar_min holds at the alert's count.
+        let five =
+            routes("[[routes]]\nname = \"r\"\nto = [\"a\"]\n[routes.when]\nsimilar_min = 2\n");
+        assert!(decisions(&five, "soc", &event("event-alert-created.json"), Some(&a))[0].matched);
     }
 
     #[test]

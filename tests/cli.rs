@@ -205,6 +205,10 @@ async fn preview_prints_each_destination_request_and_sends_nothing() {
     .await
     .unwrap();
     assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("routing (hook soc):\n  matched all: no conditions: matches every event\n"),
+        "{out}"
+    );
     for header in [
         "=== teams (teams)",
         "=== legacy (teams-legacy)",

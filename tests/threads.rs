@@ -222,7 +222,8 @@ async fn an_alerts_life_is_one_thread_in_slack_and_mattermost() {
         .filter(|c| c.name == "chat.update")
         .all(|c| c.body["ts"] == json!(root_ts)));
     // The root keeps its colour bar and blocks when edited.
-    let root = &chat.roots()[0];
+    let roots = chat.roots();
+    let root = roots.iter().find(|m| m.channel == SLACK_CHANNEL).unwrap();
     assert!(
         root.current()["attachments"][0]["blocks"].is_array(),
         "{root:#?}"
@@ -606,4 +607,39 @@ async fn two_replicas_keep_interleaved_threads_in_order() {
         );
     }
     let _ = chat::SLACK_TOKEN;
+}
+
+/// Over `max_per_minute` with `digest = true`, held alerts go out as one
+/// plain channel message (not in any thread); the first alert's root is
+/// posted as usual.
+#[tokio::test]
+async fn digests_are_plain_channel_messages_in_api_mode() {
+    let fake = Fake::start().await;
+    let chat = ChatApi::start().await;
+    let app = spawn_app(
+        &fake,
+        &threaded(
+            &chat,
+            r#"["sk"]"#,
+            "max_per_minute = 1\ndigest = true\ndigest_interval = \"500ms\"",
+        ),
+    )
+    .await;
+    for i in 0..3 {
+        post_to(
+            &app.hook_url(),
+            life_event(0, &format!("5696845f-9ecf-4431-9f0f-{i:012}"), i),
+        )
+        .await;
+    }
+    chat.wait(WAIT, "a root and a digest", |m| m.len() >= 2)
+        .await;
+    let messages = chat.messages();
+    assert!(messages.iter().all(|m| m.thread.is_none()), "{messages:#?}");
+    let digest = messages
+        .iter()
+        .find(|m| m.shown().contains("more alerts in the last"))
+        .expect("a digest");
+    assert!(digest.shown().contains("2 more alerts"), "{digest:#?}");
+    app.stop().await;
 }

@@ -56,6 +56,12 @@ pub async fn preview(
     if let Enrichment::Unavailable(reason) = &enrichment {
         eprintln!("note: alert details unavailable ({reason}); showing the degraded message");
     }
+    println!("routing (hook {hook_name}):");
+    for d in crate::route::decisions(&config.routes, &hook_name, &event, enrichment.alert()) {
+        let mark = if d.matched { "matched" } else { "no" };
+        println!("  {mark:<7} {}: {}", d.route, d.reason);
+    }
+    println!();
     let targets = route(&config.routes, &hook_name, &event, enrichment.alert());
     if targets.is_empty() {
         println!("no route matches this event (hook {hook_name}): it would be stored and counted as unrouted");

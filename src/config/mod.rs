@@ -634,6 +634,9 @@ pub struct When {
     pub urgency_min: Option<u32>,
     #[serde(default)]
     pub urgency_max: Option<u32>,
+    /// Recurrence: at least this many similar alerts (the alert's `similar`).
+    #[serde(default)]
+    pub similar_min: Option<u32>,
     #[serde(default)]
     pub status: Option<Vec<String>>,
     #[serde(default)]
@@ -662,6 +665,7 @@ impl When {
     pub fn needs_alert(&self) -> bool {
         self.urgency_min.is_some()
             || self.urgency_max.is_some()
+            || self.similar_min.is_some()
             || self.rule.is_some()
             || self.entity.is_some()
             || self.alert_type.is_some()

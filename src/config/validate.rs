@@ -358,6 +358,7 @@ fn when_is_empty(w: &When) -> bool {
         && w.action.is_none()
         && w.urgency_min.is_none()
         && w.urgency_max.is_none()
+        && w.similar_min.is_none()
         && w.status.is_none()
         && w.rule.is_none()
         && w.entity.is_none()
