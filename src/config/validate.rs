@@ -246,6 +246,11 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
 
     for (name, dest) in config.destinations.iter_mut() {
         let key = format!("destinations.{name}");
+        if dest.kind == DestinationKind::TeamsLegacy {
+            warnings.push(format!(
+                "{key}: kind = \"teams-legacy\": Microsoft has retired Office 365 connectors (legacy Teams webhooks answer 403); use kind = \"teams\" with a Workflows webhook URL (README: Destinations)"
+            ));
+        }
         super::destination_keys::check(dest, &key, &mut errors);
         if let Some(path) = &dest.template {
             let resolved = dir.join(path);

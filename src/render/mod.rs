@@ -36,6 +36,9 @@ const TITLE_MAX: usize = 250;
 const FACT_MAX: usize = 200;
 /// Longest comment or note body.
 const BODY_MAX: usize = 1500;
+/// Room for a digest's compact list of short ids (well inside every chat
+/// service's limit for one text).
+const DIGEST_IDS_MAX: usize = 2400;
 
 /// Urgency bands, as Sekoia names them; they pick the colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -393,7 +396,28 @@ impl Facts {
             })
             .collect();
         if items.len() > shown {
-            lines.push(format!("… and {} more", items.len() - shown));
+            // Every held alert is named: the rest by short id, as many as
+            // fit a chat message; only beyond that a count.
+            let mut ids = String::new();
+            let mut listed = 0;
+            for s in &items[shown..] {
+                let id = s.short_id.as_deref().unwrap_or("-");
+                if ids.len() + id.len() + 2 > DIGEST_IDS_MAX {
+                    break;
+                }
+                if !ids.is_empty() {
+                    ids.push_str(", ");
+                }
+                ids.push_str(id);
+                listed += 1;
+            }
+            lines.push(format!("Also: {ids}"));
+            let left = items.len() - shown - listed;
+            if left > 0 {
+                lines.push(format!(
+                    "… and {left} more (all are in the history: hookrelay events list)"
+                ));
+            }
         }
         Facts {
             headline: format!("{} more {noun} in the last {period}: {counts}", items.len()),

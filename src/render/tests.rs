@@ -265,6 +265,40 @@ fn silence_and_recovery_notices() {
     }
 }
 
+/// A digest names every held alert: the first with their headline, the
+/// rest by short id, and only beyond what a message holds, a count.
+#[test]
+fn a_digest_names_every_alert_it_stands_for() {
+    let summary = |i: usize| Summary {
+        headline: format!("Alert number {i}"),
+        urgency: Some("Major".into()),
+        short_id: Some(format!("AL{i:010}")),
+        link: Some(format!("https://app.sekoia.io/operations/alerts/AL{i:010}")),
+    };
+    let items: Vec<Summary> = (0..60).map(summary).collect();
+    let f = Facts::digest(&items, std::time::Duration::from_secs(60));
+    let body = f.body.clone().unwrap();
+    for i in 0..60 {
+        assert!(
+            body.contains(&format!("AL{i:010}")),
+            "alert {i} is named: {body}"
+        );
+    }
+    assert!(body.contains("AL0000000000 — Alert number 0"));
+    assert!(!body.contains("Alert number 20"), "the rest by id only");
+    assert!(!body.contains("more (all are in the history"));
+    let many: Vec<Summary> = (0..1000).map(summary).collect();
+    let body = Facts::digest(&many, std::time::Duration::from_secs(60))
+        .body
+        .unwrap();
+    assert!(body.contains("AL0000000150"));
+    assert!(
+        body.contains("more (all are in the history: hookrelay events list)"),
+        "{body}"
+    );
+    assert!(body.len() < 8_000);
+}
+
 #[test]
 fn digest_of_held_alerts() {
     let full = facts("event-alert-created.json", &enrichment("alert-full.json")).summary();

@@ -350,6 +350,16 @@ pub fn classify(
     retry_after: Option<Duration>,
 ) -> Outcome {
     let text = excerpt(body);
+    // Microsoft retired Office 365 connectors: a legacy webhook answers
+    // 403 for good. Say what to do instead of only "HTTP 403".
+    if kind == DestinationKind::TeamsLegacy && status == 403 {
+        return Outcome::Permanent {
+            status: Some(403),
+            error: format!(
+                "HTTP 403: {text} (Microsoft has retired Office 365 connectors; use kind = \"teams\" with a Workflows webhook URL)"
+            ),
+        };
+    }
     // Legacy Teams connectors report throttling inside a 200/4xx body.
     if kind == DestinationKind::TeamsLegacy && text.contains("HTTP error 429") {
         return Outcome::Retry {
@@ -479,6 +489,14 @@ mod tests {
             classify(Slack, 410, b"channel_is_archived", None),
             Outcome::Permanent { .. }
         ));
+        let Outcome::Permanent { error, .. } = classify(TeamsLegacy, 403, b"Forbidden", None)
+        else {
+            panic!("a retired connector is permanent");
+        };
+        assert!(
+            error.contains("use kind = \"teams\" with a Workflows webhook URL"),
+            "{error}"
+        );
         assert!(matches!(
             classify(
                 Teams,
