@@ -362,7 +362,11 @@ impl Pipeline {
                 hook = %a.hook, event_id = a.id
             );
         }
-        let targets = route(&config.routes, &a.hook, &a.event, alert);
+        let clock = crate::route::Clock {
+            now: jiff::Timestamp::now(),
+            intervals: &config.time_intervals,
+        };
+        let targets = route(&config.routes, &a.hook, &a.event, alert, &clock);
         let short_id = a
             .event
             .short_id
@@ -378,6 +382,22 @@ impl Pipeline {
             };
             if !route_names.contains(&t.route) {
                 route_names.push(t.route.clone());
+            }
+            if let Some(why) = t.muted {
+                // Recorded (the history shows it muted and why), never sent.
+                tracing::info!(message = "Delivery muted by a time interval.", destination = %t.destination, hook = %a.hook, event_id = a.id, reason = %why);
+                self.metrics.delivery(&t.destination, "muted");
+                deliveries.push(NewDelivery {
+                    payload: String::new(),
+                    failed: None,
+                    muted: Some(why),
+                    summary: None,
+                    dedup: None,
+                    thread_key: None,
+                    route: t.route,
+                    destination: t.destination,
+                });
+                continue;
             }
             let target = Target {
                 hook: Some(&a.hook),
@@ -397,6 +417,7 @@ impl Pipeline {
             deliveries.push(NewDelivery {
                 payload,
                 failed,
+                muted: None,
                 summary: dest
                     .config
                     .digest

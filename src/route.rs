@@ -1,10 +1,11 @@
-//! Routing: (hook, event, alert, routes) → which destinations get it.
-//! Pure: no IO, no clock. Dedup windows are applied by the store, which
-//! owns the state they need.
+//! Routing: (hook, event, alert, routes, clock) → which destinations get
+//! it. Pure: no IO, and the time is given ([`Clock`]), never read. Dedup
+//! windows are applied by the store, which owns the state they need.
 
-use crate::config::{DedupField, RouteConfig, When};
+use crate::config::{DedupField, RouteConfig, TimeIntervalConfig, When};
 use crate::enrich::Alert;
 use crate::event::Event;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// One (route, destination) pair an event is to be delivered to.
@@ -16,6 +17,46 @@ pub struct Target {
     pub dedup: Option<Duration>,
     /// What identifies "the same notification" within that window.
     pub dedup_key: Vec<DedupField>,
+    /// Set when the route matched but was muted or inactive at the time
+    /// (`muted_during`, `active_during`): recorded, not sent.
+    pub muted: Option<String>,
+}
+
+/// When a routing happens, and the named intervals routes refer to.
+pub struct Clock<'a> {
+    pub now: jiff::Timestamp,
+    pub intervals: &'a BTreeMap<String, TimeIntervalConfig>,
+}
+
+impl Clock<'_> {
+    /// Whether the instant is in the interval `name` (`"!name"`: outside).
+    fn holds(&self, name: &str) -> bool {
+        let (negated, bare) = match name.strip_prefix('!') {
+            Some(b) => (true, b),
+            None => (false, name),
+        };
+        let inside = self
+            .intervals
+            .get(bare)
+            .and_then(|i| i.parsed.as_ref())
+            .is_some_and(|i| i.contains(self.now));
+        inside != negated
+    }
+
+    /// Whether route `r` is on duty now: `Err` says why not, naming the
+    /// interval.
+    pub fn on_duty(&self, r: &RouteConfig) -> Result<(), String> {
+        if let Some(m) = r.muted_during.iter().find(|m| self.holds(m)) {
+            return Err(format!("muted: muted_during {m:?} holds now"));
+        }
+        if !r.active_during.is_empty() && !r.active_during.iter().any(|a| self.holds(a)) {
+            return Err(format!(
+                "inactive: active_during {} does not hold now",
+                list(&r.active_during)
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The dedup key of an event for a route's `dedup_key` fields.
@@ -283,6 +324,7 @@ pub fn decisions(
     hook: &str,
     event: &Event,
     alert: Option<&Alert>,
+    clock: &Clock,
 ) -> Vec<Decision> {
     let mut out = Vec::with_capacity(routes.len());
     let mut stopped: Option<String> = None;
@@ -309,12 +351,15 @@ pub fn decisions(
             }
         }
         match explain(&r.when, event, alert) {
-            Ok(why) => {
-                out.push(decision(true, why));
-                if !r.continue_ {
-                    stopped = Some(r.name.clone());
+            Ok(why) => match clock.on_duty(r) {
+                Ok(()) => {
+                    out.push(decision(true, why));
+                    if !r.continue_ {
+                        stopped = Some(r.name.clone());
+                    }
                 }
-            }
+                Err(off) => out.push(decision(false, format!("{why}, but {off}"))),
+            },
             Err(why) => out.push(decision(false, why)),
         }
     }
@@ -324,11 +369,16 @@ pub fn decisions(
 /// Evaluates routes in order: the first match wins unless it says
 /// `continue = true`. A destination named by several matching routes gets
 /// the event once (from the first of them).
+///
+/// A route muted or inactive at the clock's time does not match (the
+/// next route is tried); the destinations it would have reached are
+/// returned with `muted` set, unless a later route reaches them.
 pub fn route(
     routes: &[RouteConfig],
     hook: &str,
     event: &Event,
     alert: Option<&Alert>,
+    clock: &Clock,
 ) -> Vec<Target> {
     let mut out: Vec<Target> = Vec::new();
     for r in routes {
@@ -340,20 +390,29 @@ pub fn route(
         if !matches(&r.when, event, alert) {
             continue;
         }
+        let muted = clock
+            .on_duty(r)
+            .err()
+            .map(|why| format!("route {:?} {why}", r.name));
         for d in &r.to {
-            if !out.iter().any(|t| &t.destination == d) {
-                out.push(Target {
-                    route: r.name.clone(),
-                    destination: d.clone(),
-                    dedup: r.dedup,
-                    dedup_key: r
-                        .dedup_key
-                        .clone()
-                        .unwrap_or_else(|| vec![DedupField::Alert, DedupField::Action]),
-                });
+            let target = Target {
+                route: r.name.clone(),
+                destination: d.clone(),
+                dedup: r.dedup,
+                dedup_key: r
+                    .dedup_key
+                    .clone()
+                    .unwrap_or_else(|| vec![DedupField::Alert, DedupField::Action]),
+                muted: muted.clone(),
+            };
+            match out.iter_mut().find(|t| &t.destination == d) {
+                None => out.push(target),
+                // A route on duty reaches what a muted one could not.
+                Some(t) if t.muted.is_some() && muted.is_none() => *t = target,
+                Some(_) => {}
             }
         }
-        if !r.continue_ {
+        if muted.is_none() && !r.continue_ {
             break;
         }
     }
@@ -397,11 +456,130 @@ mod tests {
 
     /// (event file, alert, hook) → destinations.
     fn check(rs: &[RouteConfig], ev: &str, a: Option<Alert>, hook: &str, expect: &[&str]) {
-        let got: Vec<String> = route(rs, hook, &event(ev), a.as_ref())
+        let none = BTreeMap::new();
+        let clock = Clock {
+            now: jiff::Timestamp::UNIX_EPOCH,
+            intervals: &none,
+        };
+        let got: Vec<String> = route(rs, hook, &event(ev), a.as_ref(), &clock)
             .into_iter()
             .map(|t| format!("{}:{}", t.route, t.destination))
             .collect();
         assert_eq!(got, expect, "event {ev} hook {hook}");
+    }
+
+    static NO_INTERVALS: std::sync::LazyLock<BTreeMap<String, TimeIntervalConfig>> =
+        std::sync::LazyLock::new(BTreeMap::new);
+
+    fn no_clock() -> Clock<'static> {
+        Clock {
+            now: jiff::Timestamp::UNIX_EPOCH,
+            intervals: &NO_INTERVALS,
+        }
+    }
+
+    /// On-call hours and maintenance windows: an inactive or muted route
+    /// does not match (the next one is tried) and what it would have sent
+    /// is kept as muted, naming the interval.
+    #[test]
+    fn time_intervals_switch_routes_on_and_off() {
+        let text = crate::config::test_config_text(
+            r#"
+            [destinations.phone]
+            kind = "teams"
+            url = "http://127.0.0.1:1/p"
+            [time_intervals.business-hours]
+            weekdays = ["monday:friday"]
+            times = ["08:00-18:00"]
+            timezone = "Europe/Paris"
+            [time_intervals.patch-tuesday]
+            weekdays = ["tuesday"]
+            times = ["20:00-23:00"]
+            timezone = "Europe/Paris"
+            [[routes]]
+            name = "night-phone"
+            to = ["phone"]
+            active_during = ["!business-hours"]
+            muted_during = ["patch-tuesday"]
+            [[routes]]
+            name = "day"
+            to = ["a"]
+            "#,
+        );
+        let config = crate::config::load_str(&text, &HashMap::new()).unwrap();
+        let at = |t: &str| Clock {
+            now: t.parse().unwrap(),
+            intervals: &config.time_intervals,
+        };
+        let targets = |t: &str| -> Vec<String> {
+            route(
+                &config.routes,
+                "soc",
+                &event("event-alert-created.json"),
+                None,
+                &at(t),
+            )
+            .into_iter()
+            .map(|t| {
+                format!(
+                    "{}:{}{}",
+                    t.route,
+                    t.destination,
+                    if t.muted.is_some() { " (muted)" } else { "" }
+                )
+            })
+            .collect()
+        };
+        // Monday 10:00 in Paris (09:00 UTC, winter): business hours.
+        assert_eq!(
+            targets("2026-01-05T09:00:00Z"),
+            ["night-phone:phone (muted)", "day:a"]
+        );
+        // Monday 22:00 in Paris: the phone route is on; "day" is not reached.
+        assert_eq!(targets("2026-01-05T21:00:00Z"), ["night-phone:phone"]);
+        // Tuesday 21:00 in Paris, summer (19:00 UTC): patch window.
+        assert_eq!(
+            targets("2026-07-07T19:00:00Z"),
+            ["night-phone:phone (muted)", "day:a"]
+        );
+        let why = route(
+            &config.routes,
+            "soc",
+            &event("event-alert-created.json"),
+            None,
+            &at("2026-07-07T19:00:00Z"),
+        )
+        .remove(0)
+        .muted
+        .unwrap();
+        assert_eq!(
+            why,
+            "route \"night-phone\" muted: muted_during \"patch-tuesday\" holds now"
+        );
+        let d = decisions(
+            &config.routes,
+            "soc",
+            &event("event-alert-created.json"),
+            None,
+            &at("2026-01-05T09:00:00Z"),
+        );
+        assert!(
+            d[0].reason
+                .ends_with("but inactive: active_during [\"!business-hours\"] does not hold now"),
+            "{}",
+            d[0].reason
+        );
+        // Unknown interval names are config errors naming the key.
+        let bad = crate::config::test_config_text(
+            "[[routes]]\nname = \"r\"\nto = [\"a\"]\nmuted_during = [\"nope\"]\n",
+        );
+        let e = crate::config::load_str(&bad, &HashMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("routes[0].muted_during[0]: no [time_intervals.nope] is defined"),
+            "{e}"
+        );
     }
 
     /// Each route's verdict says which condition decided, with the value
@@ -436,11 +614,16 @@ mod tests {
             "#,
         );
         let a = alert(63, "Pending");
-        let got: Vec<(bool, String)> =
-            decisions(&rs, "soc", &event("event-alert-created.json"), Some(&a))
-                .into_iter()
-                .map(|d| (d.matched, format!("{}: {}", d.route, d.reason)))
-                .collect();
+        let got: Vec<(bool, String)> = decisions(
+            &rs,
+            "soc",
+            &event("event-alert-created.json"),
+            Some(&a),
+            &no_clock(),
+        )
+        .into_iter()
+        .map(|d| (d.matched, format!("{}: {}", d.route, d.reason)))
+        .collect();
         assert_eq!(
             got,
             [
@@ -452,7 +635,13 @@ mod tests {
             ]
         );
         // Without the alert's details, alert conditions say so.
-        let d = decisions(&rs, "soc", &event("event-alert-created.json"), None);
+        let d = decisions(
+            &rs,
+            "soc",
+            &event("event-alert-created.json"),
+            None,
+            &no_clock(),
+        );
         assert_eq!(
             d[1].reason,
             "urgency_min = 70: the alert's details are unavailable"
@@ -460,7 +649,16 @@ mod tests {
         // similar_min holds at the alert's count.
         let five =
             routes("[[routes]]\nname = \"r\"\nto = [\"a\"]\n[routes.when]\nsimilar_min = 2\n");
-        assert!(decisions(&five, "soc", &event("event-alert-created.json"), Some(&a))[0].matched);
+        assert!(
+            decisions(
+                &five,
+                "soc",
+                &event("event-alert-created.json"),
+                Some(&a),
+                &no_clock()
+            )[0]
+            .matched
+        );
     }
 
     #[test]

@@ -441,3 +441,43 @@ async fn google_chat_gets_a_text_message_with_the_alert_link() {
     );
     app.stop().await;
 }
+
+/// A route muted by a time interval sends nothing; the history keeps the
+/// delivery as muted, naming the route and the interval, and the next
+/// route gets the event.
+#[tokio::test]
+async fn a_muted_route_sends_nothing_and_says_why() {
+    let fake = Fake::start().await;
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let extra = r#"
+[time_intervals.maintenance]
+years = ["2000:9999"]
+[[routes]]
+name = "night"
+to = ["teams"]
+muted_during = ["maintenance"]
+[[routes]]
+name = "fallback"
+to = ["slack"]
+"#;
+    let config = write_config(&fake, dir.path(), extra);
+    let app = spawn_app_in(&fake, extra, dir.clone()).await;
+    let (status, body) = app.post(fixture("event-alert-created.json")).await;
+    assert_eq!(status, 202);
+    fake.wait_for("/slack", 1, Duration::from_secs(10)).await;
+    assert!(fake.received("/teams").is_empty());
+    let id = body["id"].as_str().unwrap().to_owned();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        cli(&["events", "show", &id, "--config", config.to_str().unwrap()])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("→ teams (route night): muted"), "{out}");
+    assert!(
+        out.contains("route \"night\" muted: muted_during \"maintenance\" holds now"),
+        "{out}"
+    );
+    assert!(out.contains("→ slack (route fallback): delivered"), "{out}");
+    app.stop().await;
+}

@@ -72,6 +72,7 @@ fn routing(event_id: i64, dests: &[&str], dedup: Option<(&str, i64)>) -> Routing
                 dedup: dedup.map(|(k, w)| (k.to_owned(), w)),
                 summary: None,
                 thread_key: None,
+                muted: None,
             })
             .collect(),
     }

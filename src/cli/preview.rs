@@ -57,12 +57,31 @@ pub async fn preview(
         eprintln!("note: alert details unavailable ({reason}); showing the degraded message");
     }
     println!("routing (hook {hook_name}):");
-    for d in crate::route::decisions(&config.routes, &hook_name, &event, enrichment.alert()) {
+    let clock = crate::route::Clock {
+        now: jiff::Timestamp::now(),
+        intervals: &config.time_intervals,
+    };
+    for d in crate::route::decisions(
+        &config.routes,
+        &hook_name,
+        &event,
+        enrichment.alert(),
+        &clock,
+    ) {
         let mark = if d.matched { "matched" } else { "no" };
         println!("  {mark:<7} {}: {}", d.route, d.reason);
     }
     println!();
-    let targets = route(&config.routes, &hook_name, &event, enrichment.alert());
+    let targets: Vec<_> = route(
+        &config.routes,
+        &hook_name,
+        &event,
+        enrichment.alert(),
+        &clock,
+    )
+    .into_iter()
+    .filter(|t| t.muted.is_none())
+    .collect();
     if targets.is_empty() {
         println!("no route matches this event (hook {hook_name}): it would be stored and counted as unrouted");
         return ExitCode::SUCCESS;

@@ -148,10 +148,12 @@ pub fn load_str_in(
     let destinations = named_tables::<DestinationConfig>(&mut top, "destinations", &mut errors);
     let routes = route_list(&mut top, &mut errors);
     let actions = section::<ActionsConfig>(&mut top, "actions", &mut errors);
+    let time_intervals =
+        named_tables::<TimeIntervalConfig>(&mut top, "time_intervals", &mut errors);
     for key in top.keys() {
         errors.push(err(
             key.clone(),
-            "unknown section (expected server, admin, store, delivery, origins, hooks, destinations, routes, actions)",
+            "unknown section (expected server, admin, store, delivery, origins, hooks, destinations, routes, actions, time_intervals)",
         ));
     }
 
@@ -166,6 +168,7 @@ pub fn load_str_in(
         destinations,
         routes,
         actions,
+        time_intervals,
     };
     if !errors.is_empty() {
         // Reference checks on a partly-broken config would only add noise

@@ -7,9 +7,11 @@
 //! running daemon never meets a dangling name.
 
 mod destination_keys;
+mod intervals;
 mod load;
 mod validate;
 
+pub use intervals::{TimeInterval, TimeIntervalConfig};
 pub use load::{load_file, load_str, ConfigError, ConfigErrors};
 
 use crate::secret::Secret;
@@ -33,6 +35,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Action buttons in messages (`[actions]`); absent: none.
     pub actions: Option<ActionsConfig>,
+    /// Named on-call hours and maintenance windows for routes.
+    pub time_intervals: BTreeMap<String, TimeIntervalConfig>,
     /// Non-fatal findings of `validate` (printed by `check`, logged at start).
     pub warnings: Vec<String>,
 }
@@ -606,6 +610,13 @@ pub struct RouteConfig {
     pub continue_: bool,
     #[serde(default)]
     pub when: When,
+    /// The route only matches during one of these `[time_intervals]`
+    /// (`"!name"`: outside it).
+    #[serde(default)]
+    pub active_during: Vec<String>,
+    /// The route does not match during any of these.
+    #[serde(default)]
+    pub muted_during: Vec<String>,
 }
 
 /// A part of a route's dedup key.

@@ -74,6 +74,25 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
     let mut warnings = std::mem::take(&mut config.warnings);
 
     check_actions(&mut config, &mut errors, &mut warnings);
+    for (name, interval) in config.time_intervals.iter_mut() {
+        interval.parsed = interval.parse(&format!("time_intervals.{name}"), &mut errors);
+    }
+    for (i, route) in config.routes.iter().enumerate() {
+        for (field, names) in [
+            ("active_during", &route.active_during),
+            ("muted_during", &route.muted_during),
+        ] {
+            for (j, n) in names.iter().enumerate() {
+                let bare = n.strip_prefix('!').unwrap_or(n);
+                if !config.time_intervals.contains_key(bare) {
+                    errors.push(err(
+                        format!("routes[{i}].{field}[{j}]"),
+                        format!("no [time_intervals.{bare}] is defined"),
+                    ));
+                }
+            }
+        }
+    }
 
     if config.store.kind == StoreKind::Postgres {
         match &config.store.url {

@@ -585,6 +585,8 @@ pub enum DeliveryState {
     Skipped,
     /// Folded into a digest that was sent instead.
     Digested,
+    /// Not sent: its route was muted or inactive (a time interval).
+    Muted,
 }
 
 impl DeliveryState {
@@ -596,6 +598,7 @@ impl DeliveryState {
             DeliveryState::Held => "held",
             DeliveryState::Skipped => "skipped",
             DeliveryState::Digested => "digested",
+            DeliveryState::Muted => "muted",
         }
     }
 }
@@ -617,6 +620,7 @@ impl std::str::FromStr for DeliveryState {
             "held" => DeliveryState::Held,
             "skipped" => DeliveryState::Skipped,
             "digested" => DeliveryState::Digested,
+            "muted" => DeliveryState::Muted,
             other => {
                 return Err(StoreError::Unavailable(format!(
                     "the spool holds a delivery in an unknown state {other:?} (written by a newer version?)"

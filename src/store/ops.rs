@@ -38,6 +38,9 @@ pub struct NewDelivery {
     /// Set when the message could not be rendered (a template error): the
     /// delivery is recorded as a dead letter with this reason.
     pub failed: Option<String>,
+    /// Set when the route was muted or inactive (a time interval): the
+    /// delivery is recorded as `muted` with this reason, never sent.
+    pub muted: Option<String>,
     /// `(key, window ms)`: skip when the same key went to this destination
     /// through this route within the window.
     pub dedup: Option<(String, i64)>,

@@ -329,6 +329,9 @@ fn route(
         if let Some(reason) = &d.failed {
             state = DeliveryState::Dead;
             note = Some(reason.clone());
+        } else if let Some(why) = &d.muted {
+            state = DeliveryState::Muted;
+            note = Some(why.clone());
         } else if let Some((key, window)) = &d.dedup {
             let until: Option<i64> = tx
                 .prepare_cached(

@@ -217,6 +217,8 @@ impl Postgres {
                 .map(|d| {
                     if d.failed.is_some() {
                         DeliveryState::Dead.as_str()
+                    } else if d.muted.is_some() {
+                        DeliveryState::Muted.as_str()
                     } else {
                         DeliveryState::Pending.as_str()
                     }
@@ -226,7 +228,7 @@ impl Postgres {
                 col(|d| Some(d.route.as_str())),
                 col(|d| Some(d.destination.as_str())),
                 col(|d| Some(d.payload.as_str())),
-                col(|d| d.failed.as_deref()),
+                col(|d| d.failed.as_deref().or(d.muted.as_deref())),
                 col(|d| d.summary.as_deref()),
                 col(|d| d.thread_key.as_deref()),
             );
@@ -323,6 +325,9 @@ impl Postgres {
                     let mut note: Option<String> = d.failed.clone();
                     if note.is_some() {
                         state = DeliveryState::Dead;
+                    } else if let Some(why) = &d.muted {
+                        state = DeliveryState::Muted;
+                        note = Some(why.clone());
                     } else if let Some((key, window)) = &d.dedup {
                         // Inserted, or replaced an expired window: send.
                         let dedup = tx
