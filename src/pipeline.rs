@@ -45,6 +45,13 @@ const OTHERS_SWEEP: Duration = Duration::from_secs(1);
 const FINISHED_MEMORY: usize = 16_384;
 /// Unrouted events read from the spool at a time.
 const SCAN_BATCH: usize = 256;
+/// How long the active silences read from the spool are trusted: a
+/// silence added (or expired) from the command line, on any replica,
+/// takes effect within this.
+const SILENCES_FRESH: Duration = Duration::from_secs(1);
+
+/// The active silences (id, matcher, what the history says), as last read.
+type Silences = Arc<Vec<(i64, crate::config::When, String)>>;
 
 /// An accepted event on its way to routing.
 pub struct Accepted {
@@ -124,6 +131,8 @@ pub struct Pipeline {
     finished: Mutex<RecentIds>,
     /// Claims on events in progress, when the spool is shared.
     coord: Coordinator,
+    /// Active silences and when they were read.
+    silences: Mutex<(Option<std::time::Instant>, Silences)>,
 }
 
 impl Pipeline {
@@ -142,7 +151,48 @@ impl Pipeline {
             metrics,
             in_progress: Mutex::new(HashSet::new()),
             finished: Mutex::new(RecentIds::new(FINISHED_MEMORY)),
+            silences: Mutex::new((None, Arc::new(Vec::new()))),
         }
+    }
+
+    /// The silences active now, read from the spool at most once a second.
+    /// A spool that cannot be read keeps the last known list.
+    async fn active_silences(&self) -> Silences {
+        {
+            let cached = self.silences.lock().unwrap_or_else(|p| p.into_inner());
+            if cached.0.is_some_and(|at| at.elapsed() < SILENCES_FRESH) {
+                return cached.1.clone();
+            }
+        }
+        let now = crate::store::now_ms();
+        let fresh = match self.store.silences(Some(now)).await {
+            Ok(list) => Arc::new(
+                list.into_iter()
+                    .filter_map(|s| {
+                        let when = crate::config::When::from_inline(&s.matcher).ok()?;
+                        let ends = humantime::format_rfc3339_seconds(
+                            std::time::UNIX_EPOCH + Duration::from_millis(s.ends_at.max(0) as u64),
+                        );
+                        let note = format!(
+                            "silenced by silence {} ({}; by {}; until {ends})",
+                            s.id, s.comment, s.author
+                        );
+                        Some((s.id, when, note))
+                    })
+                    .collect(),
+            ),
+            Err(e) => {
+                spool_log!(warn, self.store, message = "Cannot read the silences; using the last known.", error = %e);
+                self.silences
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .1
+                    .clone()
+            }
+        };
+        *self.silences.lock().unwrap_or_else(|p| p.into_inner()) =
+            (Some(std::time::Instant::now()), fresh.clone());
+        fresh
     }
 
     /// Processes events from the intake and, while it is behind, from the
@@ -366,7 +416,17 @@ impl Pipeline {
             now: jiff::Timestamp::now(),
             intervals: &config.time_intervals,
         };
-        let targets = route(&config.routes, &a.hook, &a.event, alert, &clock);
+        let mut targets = route(&config.routes, &a.hook, &a.event, alert, &clock);
+        // A silence holds every delivery of a matching event: recorded, not sent.
+        let silences = self.active_silences().await;
+        if let Some((_, _, note)) = silences
+            .iter()
+            .find(|(_, when, _)| crate::route::matches(when, &a.event, alert))
+        {
+            for t in targets.iter_mut().filter(|t| t.muted.is_none()) {
+                t.muted = Some(note.clone());
+            }
+        }
         let short_id = a
             .event
             .short_id
@@ -385,8 +445,10 @@ impl Pipeline {
             }
             if let Some(why) = t.muted {
                 // Recorded (the history shows it muted and why), never sent.
-                tracing::info!(message = "Delivery muted by a time interval.", destination = %t.destination, hook = %a.hook, event_id = a.id, reason = %why);
-                self.metrics.delivery(&t.destination, "muted");
+                let silenced = why.starts_with("silenced");
+                tracing::info!(message = if silenced { "Delivery silenced." } else { "Delivery muted by a time interval." }, destination = %t.destination, hook = %a.hook, event_id = a.id, reason = %why);
+                self.metrics
+                    .delivery(&t.destination, if silenced { "silenced" } else { "muted" });
                 deliveries.push(NewDelivery {
                     payload: String::new(),
                     failed: None,

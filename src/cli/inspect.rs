@@ -224,3 +224,102 @@ pub fn events(cmd: EventsCommand) -> ExitCode {
         }
     }
 }
+
+pub fn silences(cmd: super::SilencesCommand) -> ExitCode {
+    use super::SilencesCommand;
+    match cmd {
+        SilencesCommand::Add {
+            config,
+            when,
+            duration,
+            comment,
+            author,
+        } => {
+            match crate::config::When::from_inline(&when) {
+                Ok(m) if m.is_empty() => {
+                    return fail("--when: name at least one condition (a silence of everything is a stop: use systemctl)")
+                }
+                Ok(_) => {}
+                Err(e) => return fail(format!("--when: {e}")),
+            }
+            if duration.is_zero() || duration > std::time::Duration::from_secs(366 * 86_400) {
+                return fail("--for: between 1s and a year");
+            }
+            let comment = comment.trim().to_owned();
+            if comment.is_empty() {
+                return fail("--comment: say why (it is shown with every silenced event)");
+            }
+            let author = author
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "unknown".into());
+            let (rt, store) = match open_store(&config) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let now = crate::store::now_ms();
+            let silence = crate::store::Silence {
+                id: 0,
+                created_at: now,
+                ends_at: now + duration.as_millis() as i64,
+                matcher: when.trim().to_owned(),
+                comment: crate::render::clean(&comment, 300),
+                author: crate::render::clean(&author, 100),
+                expired_at: None,
+            };
+            match rt.block_on(store.add_silence(silence)) {
+                Ok(id) => {
+                    println!(
+                        "silence {id} added until {} (effective within a second)",
+                        format_ms(now + duration.as_millis() as i64)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        SilencesCommand::List { config } => {
+            let (rt, store) = match open_store(&config) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match rt.block_on(store.silences(None)) {
+                Ok(list) => {
+                    let now = crate::store::now_ms();
+                    for s in list {
+                        let state = if s.active(now) {
+                            "active"
+                        } else if s.expired_at.is_some() {
+                            "expired"
+                        } else {
+                            "ended"
+                        };
+                        println!(
+                            "{}\t{state}\tuntil {}\t{}\t{}\t{}",
+                            s.id,
+                            format_ms(s.expired_at.unwrap_or(s.ends_at)),
+                            s.author,
+                            s.comment,
+                            s.matcher
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        SilencesCommand::Expire { config, id } => {
+            let (rt, store) = match open_store(&config) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match rt.block_on(store.expire_silence(id)) {
+                Ok(true) => {
+                    println!("silence {id} expired (effective within a second)");
+                    ExitCode::SUCCESS
+                }
+                Ok(false) => fail(format!("no active silence {id}")),
+                Err(e) => fail(e),
+            }
+        }
+    }
+}

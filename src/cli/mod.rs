@@ -124,6 +124,10 @@ pub enum Command {
     /// The history: what arrived and what was sent where.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Silences: events matching one are stored and recorded, never sent
+    /// (effective within a second, on every replica, daemon running or not).
+    #[command(subcommand)]
+    Silences(SilencesCommand),
     /// Exit 0 if the daemon's /healthz answers (for container healthchecks).
     Health {
         #[arg(long, default_value = "http://127.0.0.1:9091/healthz")]
@@ -168,6 +172,38 @@ pub enum DeadLetterCommand {
         all: bool,
         #[arg(long, requires = "all")]
         destination: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilencesCommand {
+    /// Add a silence, e.g. --when 'rule = ["Noisy rule"], entity = ["Lab"]' --for 2h --comment "tuning".
+    Add {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The [routes.when] keys, as the contents of a TOML inline table.
+        #[arg(long)]
+        when: String,
+        /// How long (humantime: 30m, 2h, 1d).
+        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// Why (shown in the history of every silenced event).
+        #[arg(long)]
+        comment: String,
+        /// Who (default: $USER).
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// The silences, newest first (active, expired or ended).
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// End a silence now.
+    Expire {
+        #[command(flatten)]
+        config: ConfigArg,
+        id: i64,
     },
 }
 
@@ -245,6 +281,7 @@ pub fn main(cli: Cli) -> ExitCode {
         },
         Command::DeadLetters(cmd) => inspect::dead_letters(cmd),
         Command::Events(cmd) => inspect::events(cmd),
+        Command::Silences(cmd) => inspect::silences(cmd),
         Command::Health { url } => runtime().block_on(health(&url)),
         Command::Reload { config, pid, wait } => {
             runtime().block_on(reload(admin_address(&config.path()), pid, wait))

@@ -672,6 +672,23 @@ pub struct When {
 }
 
 impl When {
+    /// A silence's matcher: the `[routes.when]` keys as the contents of a
+    /// TOML inline table (`rule = ["Noisy rule"], entity = ["Lab"]`). The
+    /// error names the key, or says what is wrong with the TOML.
+    pub fn from_inline(text: &str) -> Result<When, String> {
+        let table: toml::Table = toml::from_str(&format!("when = {{ {text} }}"))
+            .map_err(|e| format!("not a TOML inline table's contents: {}", e.message()))?;
+        let value = table
+            .get("when")
+            .cloned()
+            .unwrap_or(toml::Value::Table(Default::default()));
+        let when: When = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            format!("{path}: {}", e.into_inner())
+        })?;
+        Ok(when)
+    }
+
     /// Whether any condition needs the enriched alert.
     pub fn needs_alert(&self) -> bool {
         self.urgency_min.is_some()

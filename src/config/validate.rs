@@ -376,6 +376,13 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
     }
 }
 
+impl When {
+    /// Whether no condition is set (it matches every event).
+    pub fn is_empty(&self) -> bool {
+        when_is_empty(self)
+    }
+}
+
 /// Whether a route has no condition at all.
 fn when_is_empty(w: &When) -> bool {
     w.type_.is_none()

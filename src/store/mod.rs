@@ -25,7 +25,7 @@ mod writer;
 
 pub use ops::{
     ActionRecord, Completion, HookClock, Inserted, NewDelivery, NewDigest, NewEvent, Routing,
-    Selector, ThreadRoot,
+    Selector, Silence, ThreadRoot,
 };
 pub use reads::{DeadLetter, DueDelivery, EventDetail, EventSummary, QueueDepth};
 
@@ -466,6 +466,31 @@ impl Store {
                     .await
             }
             Backend::Postgres(pg) => pg.finish_action(id, &result, detail.as_deref()).await,
+        }
+    }
+
+    /// Adds a silence; returns its id.
+    pub async fn add_silence(&self, s: Silence) -> Result<i64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(sq) => sq.call(|r| writer::Op::AddSilence(s, r)).await,
+            Backend::Postgres(pg) => pg.add_silence(&s).await,
+        }
+    }
+
+    /// Ends silence `id` now; false if there is no such active silence.
+    pub async fn expire_silence(&self, id: i64) -> Result<bool, StoreError> {
+        let now = now_ms();
+        match &self.backend {
+            Backend::Sqlite(sq) => sq.call(|r| writer::Op::ExpireSilence(id, now, r)).await,
+            Backend::Postgres(pg) => pg.expire_silence(id, now).await,
+        }
+    }
+
+    /// Silences, newest first: every one, or only those active at `now`.
+    pub async fn silences(&self, active_at: Option<i64>) -> Result<Vec<Silence>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(sq) => sq.read(move |c| reads::silences(c, active_at)).await,
+            Backend::Postgres(pg) => pg.silences(active_at).await,
         }
     }
 

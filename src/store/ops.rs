@@ -188,6 +188,26 @@ pub struct ActionRecord {
     pub detail: Option<String>,
 }
 
+/// A silence: events matching `matcher` are not sent until `ends_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Silence {
+    pub id: i64,
+    pub created_at: i64,
+    pub ends_at: i64,
+    /// The `[routes.when]` keys, as TOML inline-table contents.
+    pub matcher: String,
+    pub comment: String,
+    pub author: String,
+    pub expired_at: Option<i64>,
+}
+
+impl Silence {
+    /// Active at `now` (unix ms).
+    pub fn active(&self, now: i64) -> bool {
+        self.expired_at.is_none() && self.ends_at > now
+    }
+}
+
 /// A hook's silence-detection clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookClock {

@@ -420,3 +420,26 @@ pub fn actions_for(conn: &Connection, alert: &str) -> Result<Vec<super::ActionRe
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// Silences, newest first (only those active at `active_at`, if given).
+pub fn silences(
+    conn: &Connection,
+    active_at: Option<i64>,
+) -> Result<Vec<super::Silence>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, created_at, ends_at, matcher, comment, author, expired_at FROM silences
+         WHERE ?1 IS NULL OR (expired_at IS NULL AND ends_at > ?1) ORDER BY id DESC LIMIT 1000",
+    )?;
+    let rows = stmt.query_map([active_at], |r| {
+        Ok(super::Silence {
+            id: r.get(0)?,
+            created_at: r.get(1)?,
+            ends_at: r.get(2)?,
+            matcher: r.get(3)?,
+            comment: r.get(4)?,
+            author: r.get(5)?,
+            expired_at: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

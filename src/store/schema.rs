@@ -117,4 +117,17 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX actions_alert ON actions (alert, id);
     "#,
+    // 7: silences (`hookrelay silences`): events matching an active one
+    // are stored and recorded, never sent.
+    r#"
+    CREATE TABLE silences (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at  INTEGER NOT NULL,
+        ends_at     INTEGER NOT NULL,
+        matcher     TEXT    NOT NULL,          -- the [routes.when] keys, TOML inline
+        comment     TEXT    NOT NULL,
+        author      TEXT    NOT NULL,
+        expired_at  INTEGER                    -- set by `silences expire`
+    );
+    "#,
 ];

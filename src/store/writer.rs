@@ -26,6 +26,8 @@ pub(super) enum Op {
     SetThread(String, String, ThreadRoot, Reply<()>),
     StartAction(ActionRecord, Option<String>, Reply<Option<i64>>),
     FinishAction(i64, String, Option<String>, Reply<()>),
+    AddSilence(Silence, Reply<i64>),
+    ExpireSilence(i64, i64, Reply<bool>),
 }
 
 /// State the writer keeps between batches.
@@ -166,6 +168,8 @@ fn fail(op: Op, e: StoreError) {
         Op::SetThread(_, _, _, r) => drop(r.send(Err(e))),
         Op::StartAction(_, _, r) => drop(r.send(Err(e))),
         Op::FinishAction(_, _, _, r) => drop(r.send(Err(e))),
+        Op::AddSilence(_, r) => drop(r.send(Err(e))),
+        Op::ExpireSilence(_, _, r) => drop(r.send(Err(e))),
     }
 }
 
@@ -189,6 +193,24 @@ fn apply(
         Op::Digest(d, r) => finish(r, digest(tx, d, pending)),
         Op::SetThread(dest, alert, root, r) => finish(r, set_thread(tx, &dest, &alert, &root)),
         Op::StartAction(a, nonce, r) => finish(r, start_action(tx, &a, nonce.as_deref())),
+        Op::AddSilence(s, r) => finish(
+            r,
+            tx.prepare_cached(
+                "INSERT INTO silences (created_at, ends_at, matcher, comment, author) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut st| st.execute(params![s.created_at, s.ends_at, s.matcher, s.comment, s.author]))
+            .map(|_| tx.last_insert_rowid())
+            .map_err(StoreError::from),
+        ),
+        Op::ExpireSilence(id, now, r) => finish(
+            r,
+            tx.prepare_cached(
+                "UPDATE silences SET expired_at = ?2 WHERE id = ?1 AND expired_at IS NULL AND ends_at > ?2",
+            )
+            .and_then(|mut st| st.execute(params![id, now]))
+            .map(|n| n > 0)
+            .map_err(StoreError::from),
+        ),
         Op::FinishAction(id, result, detail, r) => finish(
             r,
             tx.prepare_cached("UPDATE actions SET result = ?2, detail = ?3 WHERE id = ?1")

@@ -193,6 +193,48 @@ impl Postgres {
         Ok(rows.first().map(|r| r.get(0)))
     }
 
+    pub async fn add_silence(&self, s: &Silence) -> Result<i64, StoreError> {
+        let rows = self
+            .query(
+                "INSERT INTO silences (created_at, ends_at, matcher, comment, author) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[&s.created_at, &s.ends_at, &s.matcher, &s.comment, &s.author],
+            )
+            .await?;
+        Ok(rows[0].get(0))
+    }
+
+    pub async fn expire_silence(&self, id: i64, now: i64) -> Result<bool, StoreError> {
+        let n = self
+            .execute(
+                "UPDATE silences SET expired_at = $2 WHERE id = $1 AND expired_at IS NULL AND ends_at > $2",
+                &[&id, &now],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    pub async fn silences(&self, active_at: Option<i64>) -> Result<Vec<Silence>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT id, created_at, ends_at, matcher, comment, author, expired_at FROM silences
+                 WHERE $1::BIGINT IS NULL OR (expired_at IS NULL AND ends_at > $1) ORDER BY id DESC LIMIT 1000",
+                &[&active_at],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Silence {
+                id: r.get(0),
+                created_at: r.get(1),
+                ends_at: r.get(2),
+                matcher: r.get(3),
+                comment: r.get(4),
+                author: r.get(5),
+                expired_at: r.get(6),
+            })
+            .collect())
+    }
+
     pub async fn finish_action(
         &self,
         id: i64,

@@ -23,7 +23,7 @@
 use super::{
     now_ms, ActionRecord, ClockCheck, Completion, DeadLetter, DeliveryDetail, DueDelivery,
     EventDetail, EventSummary, HookClock, Inserted, NewDelivery, NewDigest, NewEvent, QueueDepth,
-    RenderSource, Routing, Selector, StoreError, ThreadRoot,
+    RenderSource, Routing, Selector, Silence, StoreError, ThreadRoot,
 };
 use crate::store::reads::THREAD_IN_ORDER;
 mod cluster;

@@ -148,6 +148,18 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX actions_alert ON actions (alert, id);
     "#,
+    // 4: silences (see the SQLite migration 7).
+    r#"
+    CREATE TABLE silences (
+        id          BIGSERIAL PRIMARY KEY,
+        created_at  BIGINT NOT NULL,
+        ends_at     BIGINT NOT NULL,
+        matcher     TEXT   NOT NULL,
+        comment     TEXT   NOT NULL,
+        author      TEXT   NOT NULL,
+        expired_at  BIGINT
+    );
+    "#,
 ];
 
 /// Connects and migrates (retrying with back-off), then watches the
