@@ -466,8 +466,11 @@ impl Pipeline {
                 route: Some(&t.route),
                 destination: &t.destination,
             };
-            let facts =
+            let mut facts =
                 generation.with_actions(&facts, &t.destination, &a.hook, &a.event, &enrichment);
+            if t.mention && !dest.config.mentions.is_empty() {
+                facts.to_mut().mentions = dest.config.mentions.clone();
+            }
             let (payload, failed) = match event_payload(dest, &a.event, &enrichment, &facts, target)
             {
                 Ok(p) => (p, None),

@@ -20,6 +20,8 @@ pub struct Target {
     /// Set when the route matched but was muted or inactive at the time
     /// (`muted_during`, `active_during`): recorded, not sent.
     pub muted: Option<String>,
+    /// The route says `mention = true`.
+    pub mention: bool,
 }
 
 /// When a routing happens, and the named intervals routes refer to.
@@ -404,6 +406,7 @@ pub fn route(
                     .clone()
                     .unwrap_or_else(|| vec![DedupField::Alert, DedupField::Action]),
                 muted: muted.clone(),
+                mention: r.mention,
             };
             match out.iter_mut().find(|t| &t.destination == d) {
                 None => out.push(target),

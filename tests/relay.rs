@@ -481,3 +481,37 @@ to = ["slack"]
     assert!(out.contains("→ slack (route fallback): delivered"), "{out}");
     app.stop().await;
 }
+
+/// A route with `mention = true` makes its destinations notify their
+/// configured people; another route to the same kind of channel does not.
+#[tokio::test]
+async fn a_mention_route_notifies_the_operators_people() {
+    let fake = Fake::start().await;
+    let extra = format!(
+        r#"
+[destinations.oncall]
+kind = "teams"
+url = "{}"
+mentions = [{{ id = "29:1a2b-oncall", name = "SOC on-call" }}]
+[[routes]]
+name = "page"
+to = ["oncall"]
+mention = true
+continue = true
+[[routes]]
+name = "quiet"
+to = ["teams"]
+"#,
+        fake.url("/oncall/workflows")
+    );
+    let app = spawn_app(&fake, &extra).await;
+    let (status, _) = app.post(fixture("event-alert-created.json")).await;
+    assert_eq!(status, 202);
+    let paged = fake.wait_for("/oncall", 1, WAIT).await[0].json();
+    let card = &paged["attachments"][0]["content"];
+    assert_eq!(card["msteams"]["entities"][0]["mentioned"]["id"], "29:1a2b-oncall");
+    assert_eq!(card["body"][0]["text"], "<at>SOC on-call</at>");
+    let quiet = fake.wait_for("/teams", 1, WAIT).await[0].json();
+    assert!(quiet["attachments"][0]["content"]["msteams"].get("entities").is_none());
+    app.stop().await;
+}

@@ -12,6 +12,66 @@ pub(super) fn check(dest: &mut DestinationConfig, key: &str, errors: &mut Vec<Co
     api_destination(dest, key, errors);
     chat_api(dest, key, errors);
     kind_keys(dest, key, errors);
+    mentions(dest, key, errors);
+}
+
+/// Each kind's form of a mention; anything else is refused by index.
+fn mentions(dest: &DestinationConfig, key: &str, errors: &mut Vec<ConfigError>) {
+    let ok_text = |s: &str| -> bool {
+        let word = |w: &str, extra: &str| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+        };
+        match dest.kind {
+            DestinationKind::Slack => {
+                s.strip_prefix("<@")
+                    .and_then(|r| r.strip_suffix('>'))
+                    .is_some_and(|id| word(id, ""))
+                    || s.strip_prefix("<!subteam^")
+                        .and_then(|r| r.strip_suffix('>'))
+                        .is_some_and(|id| word(id, ""))
+                    || s == "<!here>"
+                    || s == "<!channel>"
+            }
+            DestinationKind::Mattermost => s.strip_prefix('@').is_some_and(|n| word(n, "._-")),
+            DestinationKind::Discord => {
+                s.len() <= 20 && word(s, "") && s.chars().all(|c| c.is_ascii_digit())
+            }
+            _ => false,
+        }
+    };
+    let form = match dest.kind {
+        DestinationKind::Teams => "a table { id = \"<user or tag id>\", name = \"<shown name>\" }",
+        DestinationKind::Slack => "\"<@U0123ABC>\" (a user), \"<!subteam^S0123ABC>\" (a user group), \"<!here>\" or \"<!channel>\"",
+        DestinationKind::Mattermost => "\"@name\" (a user or a group)",
+        DestinationKind::Discord => "a role id (digits), e.g. \"123456789012345678\"",
+        _ => {
+            if !dest.mentions.is_empty() {
+                errors.push(err(
+                    format!("{key}.mentions"),
+                    "only for kind = \"teams\", \"slack\", \"mattermost\" or \"discord\"",
+                ));
+            }
+            return;
+        }
+    };
+    for (i, m) in dest.mentions.iter().enumerate() {
+        let fine = match m {
+            Mention::Named { id, name } => {
+                dest.kind == DestinationKind::Teams
+                    && !id.trim().is_empty()
+                    && !name.trim().is_empty()
+            }
+            Mention::Text(s) => dest.kind != DestinationKind::Teams && ok_text(s),
+        };
+        if !fine {
+            errors.push(err(
+                format!("{key}.mentions[{i}]"),
+                format!("expected {form}"),
+            ));
+        }
+    }
 }
 
 /// Whether a Slack or Mattermost destination is configured for API mode
@@ -459,5 +519,47 @@ mod tests {
             wrong_kind.contains("destinations.t.thread: only for"),
             "{wrong_kind}"
         );
+    }
+}
+
+#[cfg(test)]
+mod mention_tests {
+    use crate::config::{load_str, test_config_text};
+    use std::collections::HashMap;
+
+    fn errors(dest: &str) -> String {
+        let text = test_config_text(&format!("[destinations.t]\n{dest}"));
+        load_str(&text, &HashMap::new())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn mentions_take_each_kinds_form() {
+        assert_eq!(errors("kind = \"teams\"\nurl = \"https://x.example.org/\"\nmentions = [{ id = \"29:1\", name = \"SOC\" }]"), "");
+        assert_eq!(errors("kind = \"slack\"\nurl = \"https://x.example.org/\"\nmentions = [\"<!subteam^S0123>\", \"<@U01>\"]"), "");
+        assert_eq!(errors("kind = \"mattermost\"\nurl = \"https://x.example.org/\"\nmentions = [\"@soc-oncall\"]"), "");
+        assert_eq!(errors("kind = \"discord\"\nurl = \"https://x.example.org/\"\nmentions = [\"123456789012345678\"]"), "");
+        let e = errors("kind = \"teams\"\nurl = \"https://x.example.org/\"\nmentions = [\"@soc\"]");
+        assert!(
+            e.contains("destinations.t.mentions[0]: expected a table { id"),
+            "{e}"
+        );
+        let e = errors("kind = \"slack\"\nurl = \"https://x.example.org/\"\nmentions = [\"@here\", \"<@U01>\"]");
+        assert!(
+            e.contains("destinations.t.mentions[0]: expected") && !e.contains("mentions[1]"),
+            "{e}"
+        );
+        let e =
+            errors("kind = \"discord\"\nurl = \"https://x.example.org/\"\nmentions = [\"<@&1>\"]");
+        assert!(
+            e.contains("destinations.t.mentions[0]: expected a role id"),
+            "{e}"
+        );
+        let e = errors("kind = \"webhook\"\nurl = \"https://x.example.org/\"\nmentions = [\"x\"]");
+        assert!(e.contains("destinations.t.mentions: only for"), "{e}");
+        let e = errors("kind = \"slack\"\nurl = \"https://x.example.org/\"\nmentions = [42]");
+        assert!(e.contains("destinations.t.mentions"), "{e}");
     }
 }

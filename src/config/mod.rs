@@ -503,6 +503,11 @@ pub struct DestinationConfig {
     /// (`POST /integrations/slack`).
     #[serde(default)]
     pub signing_secret: Option<Secret>,
+    /// Who a route with `mention = true` notifies here, chosen by the
+    /// operator (alert text never can): Teams `{ id, name }` tables, Slack
+    /// `<@U…>` / `<!subteam^S…>`, Mattermost `@name`, Discord role ids.
+    #[serde(default)]
+    pub mentions: Vec<Mention>,
 
     /// The text of `template` (relative to the config file's directory),
     /// read at load; `render::destinations` compiles it with `subject`.
@@ -555,6 +560,16 @@ impl DestinationConfig {
             .as_ref()
             .expect("validate() rejects destinations without url")
     }
+}
+
+/// One entry of a destination's `mentions`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Mention {
+    /// Slack, Mattermost, Discord.
+    Text(String),
+    /// Teams: the user's or tag's id and the name shown.
+    Named { id: String, name: String },
 }
 
 /// `count / period`: at most `count` sends in any window of `period` (a
@@ -612,6 +627,10 @@ pub struct RouteConfig {
     pub when: When,
     /// The route only matches during one of these `[time_intervals]`
     /// (`"!name"`: outside it).
+    /// The destinations add their configured `mentions` (people or groups
+    /// to notify) to this route's messages.
+    #[serde(default)]
+    pub mention: bool,
     #[serde(default)]
     pub active_during: Vec<String>,
     /// The route does not match during any of these.

@@ -40,9 +40,22 @@ pub fn render(f: &Facts) -> Value {
     if let Some(link) = &f.link {
         embed["url"] = json!(link);
     }
+    // Only the operator's roles may ping: allowed_mentions lists exactly them.
+    let roles: Vec<&str> = f
+        .mentions
+        .iter()
+        .filter_map(|m| match m {
+            crate::config::Mention::Text(id) => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut allowed = json!({"parse": []});
+    if !roles.is_empty() {
+        allowed["roles"] = json!(roles);
+    }
     json!({
-        "content": truncate(&md(&f.one_line()), 2000),
-        "allowed_mentions": {"parse": []},
+        "content": truncate(&format!("{}{}", f.mention_prefix(crate::config::DestinationKind::Discord), md(&f.one_line())), 2000),
+        "allowed_mentions": allowed,
         "embeds": [embed],
     })
 }

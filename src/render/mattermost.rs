@@ -5,7 +5,12 @@ use super::{defuse_markdown as md, Facts};
 use serde_json::{json, Value};
 
 pub fn render(f: &Facts) -> Value {
-    let mut text = format!("**{}** · {}", md(&f.headline), md(&f.summary));
+    let mut text = format!(
+        "{}**{}** · {}",
+        f.mention_prefix(crate::config::DestinationKind::Mattermost),
+        md(&f.headline),
+        md(&f.summary)
+    );
     if let Some(link) = &f.link {
         text.push_str(&format!(" · [{}]({link})", f.link_label));
     }

@@ -114,6 +114,9 @@ pub struct Facts {
     /// (Slack with a signing secret, Mattermost in API mode) instead of
     /// links to the confirmation page.
     pub interactive: bool,
+    /// Who to notify (the destination's `mentions`, on a route with
+    /// `mention = true`): the operator's words, never the alert's.
+    pub mentions: Vec<crate::config::Mention>,
 }
 
 /// One action button: its label, the action link, and the signed token
@@ -320,6 +323,7 @@ impl Facts {
             links: Vec::new(),
             actions: Vec::new(),
             interactive: false,
+            mentions: Vec::new(),
         }
     }
 
@@ -435,6 +439,7 @@ impl Facts {
                 .collect(),
             actions: Vec::new(),
             interactive: false,
+            mentions: Vec::new(),
         }
     }
 
@@ -482,6 +487,7 @@ impl Facts {
             links: Vec::new(),
             actions: Vec::new(),
             interactive: false,
+            mentions: Vec::new(),
         })
     }
 
@@ -499,7 +505,25 @@ impl Facts {
             links: Vec::new(),
             actions: Vec::new(),
             interactive: false,
+            mentions: Vec::new(),
         }
+    }
+
+    /// The mentions as text (Slack `<@U…>`, Mattermost `@name`, Discord
+    /// `<@&role>`), space-separated with a trailing space; empty without.
+    pub fn mention_prefix(&self, kind: DestinationKind) -> String {
+        let mut out = String::new();
+        for m in &self.mentions {
+            if let crate::config::Mention::Text(t) = m {
+                if kind == DestinationKind::Discord {
+                    out.push_str(&format!("<@&{t}> "));
+                } else {
+                    out.push_str(t);
+                    out.push(' ');
+                }
+            }
+        }
+        out
     }
 
     /// The action links as Markdown, `None` when there are none.

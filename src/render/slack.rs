@@ -58,7 +58,11 @@ pub fn render(f: &Facts) -> Value {
     if !buttons.is_empty() {
         blocks.push(json!({"type": "actions", "elements": buttons}));
     }
-    let mut text = esc(&f.one_line());
+    let mut text = format!(
+        "{}{}",
+        f.mention_prefix(crate::config::DestinationKind::Slack),
+        esc(&f.one_line())
+    );
     if let Some(link) = &f.link {
         text.push_str(&format!(" <{link}|{}>", f.link_label));
     }

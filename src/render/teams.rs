@@ -32,15 +32,32 @@ struct Card<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     version: &'static str,
-    msteams: MsTeams,
+    msteams: MsTeams<'a>,
     body: Vec<Block<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     actions: Option<Vec<Action<'a>>>,
 }
 
 #[derive(Serialize)]
-struct MsTeams {
+struct MsTeams<'a> {
     width: &'static str,
+    /// The `<at>…</at>` mentions in the card's text.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    entities: Vec<Entity<'a>>,
+}
+
+#[derive(Serialize)]
+struct Entity<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: String,
+    mentioned: Mentioned<'a>,
+}
+
+#[derive(Serialize)]
+struct Mentioned<'a> {
+    id: &'a str,
+    name: &'a str,
 }
 
 #[derive(Serialize)]
@@ -103,6 +120,18 @@ struct Action<'a> {
 }
 
 fn message(f: &Facts) -> Message<'_> {
+    let entities: Vec<Entity> = f
+        .mentions
+        .iter()
+        .filter_map(|m| match m {
+            crate::config::Mention::Named { id, name } => Some(Entity {
+                kind: "mention",
+                text: format!("<at>{name}</at>"),
+                mentioned: Mentioned { id, name },
+            }),
+            _ => None,
+        })
+        .collect();
     let mut body = vec![
         Block::Text(TextBlock {
             size: Some("Small"),
@@ -116,6 +145,10 @@ fn message(f: &Facts) -> Message<'_> {
             ..TextBlock::new(md(&f.headline))
         }),
     ];
+    if !entities.is_empty() {
+        let line: Vec<&str> = entities.iter().map(|e| e.text.as_str()).collect();
+        body.insert(0, Block::Text(TextBlock::new(line.join(" "))));
+    }
     if let Some(note) = &f.degraded {
         body.push(Block::Text(TextBlock {
             color: Some("Warning"),
@@ -149,7 +182,10 @@ fn message(f: &Facts) -> Message<'_> {
                 schema: "http://adaptivecards.io/schemas/adaptive-card.json",
                 kind: "AdaptiveCard",
                 version: "1.4",
-                msteams: MsTeams { width: "Full" },
+                msteams: MsTeams {
+                    width: "Full",
+                    entities,
+                },
                 body,
                 actions: {
                     let actions: Vec<Action> = f

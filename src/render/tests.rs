@@ -542,3 +542,81 @@ fn a_threaded_delivery_keeps_the_full_message_and_the_change() {
         "*Status:* Acknowledged → *Closed*"
     );
 }
+
+/// `mention = true` routes: each kind notifies exactly the operator's
+/// people or groups, in its own form (golden files); the hostile alert's
+/// own mentions stay inert.
+#[test]
+fn mentions_are_the_operators_and_only_theirs() {
+    use crate::config::Mention;
+    let base = facts(
+        "event-alert-created.json",
+        &enrichment("alert-hostile.json"),
+    );
+    for (kind, mentions) in [
+        (
+            DestinationKind::Teams,
+            vec![Mention::Named {
+                id: "29:1a2b3c-soc-oncall".into(),
+                name: "SOC on-call".into(),
+            }],
+        ),
+        (
+            DestinationKind::Slack,
+            vec![
+                Mention::Text("<!subteam^S0123ABC>".into()),
+                Mention::Text("<@U0123ABC>".into()),
+            ],
+        ),
+        (
+            DestinationKind::Mattermost,
+            vec![Mention::Text("@soc-oncall".into())],
+        ),
+        (
+            DestinationKind::Discord,
+            vec![Mention::Text("123456789012345678".into())],
+        ),
+    ] {
+        let mut f = base.facts.clone();
+        f.mentions = mentions;
+        let v = render(kind, &f, &|| Value::Null);
+        insta::assert_json_snapshot!(format!("mentions-{}", kind.as_str()), v);
+        let text = v.to_string();
+        match kind {
+            DestinationKind::Teams => {
+                assert_eq!(
+                    v["attachments"][0]["content"]["msteams"]["entities"][0]["text"],
+                    "<at>SOC on-call</at>"
+                );
+                assert_eq!(
+                    text.matches("<at>").count(),
+                    2,
+                    "the block and the entity: {text}"
+                );
+            }
+            DestinationKind::Slack => {
+                assert!(v["text"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("<!subteam^S0123ABC> <@U0123ABC> "));
+                assert!(
+                    !text.contains("<!channel>"),
+                    "the alert's own mention is inert"
+                );
+            }
+            DestinationKind::Mattermost => {
+                assert!(v["text"].as_str().unwrap().starts_with("@soc-oncall **"));
+            }
+            _ => {
+                assert_eq!(
+                    v["allowed_mentions"],
+                    serde_json::json!({"parse": [], "roles": ["123456789012345678"]})
+                );
+                assert!(v["content"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("<@&123456789012345678> "));
+            }
+        }
+    }
+}
