@@ -402,6 +402,15 @@ impl Pipeline {
                 }
             } => e,
         };
+        // Asset criticality: looked up only when a route asks for it.
+        let enrichment = match (&enrichment, origin_name) {
+            (Enrichment::Fetched(alert), Some(origin))
+                if config.routes.iter().any(|r| r.when.needs_assets()) =>
+            {
+                Enrichment::Fetched(generation.enricher.with_assets(origin, alert).await)
+            }
+            _ => enrichment,
+        };
         let alert = enrichment.alert();
         if alert.is_none()
             && a.event.alert_uuid.is_some()

@@ -182,6 +182,31 @@ pub fn explain(when: &When, event: &Event, alert: Option<&Alert>) -> Result<Stri
             _ => held.push("similar_min".into()),
         }
     }
+    if let Some(min) = when.asset_criticality_min {
+        let Some(a) = alert else {
+            return Err(format!(
+                "asset_criticality_min = {min}: the alert's details are unavailable"
+            ));
+        };
+        let total = a.asset_uuids().len();
+        let highest = a.assets.iter().filter_map(|x| x.criticality).max();
+        match highest {
+            _ if total == 0 => {
+                return Err(format!("asset_criticality_min = {min}: the alert has no assets"))
+            }
+            None => {
+                return Err(format!(
+                    "asset_criticality_min = {min}: the criticality of the alert's {total} assets is unknown"
+                ))
+            }
+            Some(h) if h < min => {
+                return Err(format!(
+                    "asset_criticality_min = {min}: the highest criticality among the alert's assets is {h}"
+                ))
+            }
+            Some(_) => held.push("asset_criticality_min".into()),
+        }
+    }
     if let Some(statuses) = &when.status {
         let from_update = update_status(event);
         let from_alert = alert.and_then(|a| a.status.as_deref());

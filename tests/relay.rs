@@ -509,9 +509,82 @@ to = ["teams"]
     assert_eq!(status, 202);
     let paged = fake.wait_for("/oncall", 1, WAIT).await[0].json();
     let card = &paged["attachments"][0]["content"];
-    assert_eq!(card["msteams"]["entities"][0]["mentioned"]["id"], "29:1a2b-oncall");
+    assert_eq!(
+        card["msteams"]["entities"][0]["mentioned"]["id"],
+        "29:1a2b-oncall"
+    );
     assert_eq!(card["body"][0]["text"], "<at>SOC on-call</at>");
     let quiet = fake.wait_for("/teams", 1, WAIT).await[0].json();
-    assert!(quiet["attachments"][0]["content"]["msteams"].get("entities").is_none());
+    assert!(quiet["attachments"][0]["content"]["msteams"]
+        .get("entities")
+        .is_none());
+    app.stop().await;
+}
+
+/// `asset_criticality_min` routes by the highest criticality among the
+/// alert's assets, fetched from the origin's asset API: found (and shown
+/// in the message), missing (404: unknown, the route does not match and
+/// the message says so), slow (past the enrich deadline: unknown).
+#[tokio::test]
+async fn asset_criticality_routes_by_the_alerts_most_critical_asset() {
+    const ASSET: &str = "0f8e8d7c-6b5a-4c3d-2e1f-0a9b8c7d6e5f";
+    let extra = r#"
+[[routes]]
+name = "crown-jewels"
+to = ["teams"]
+[routes.when]
+asset_criticality_min = 70
+[[routes]]
+name = "rest"
+to = ["slack"]
+"#;
+    // Found, critical enough: Teams, and the card names the asset.
+    let fake = Fake::start().await;
+    fake.set_asset(ASSET, "srv-dc-01", 80);
+    let app = spawn_app(&fake, extra).await;
+    app.post(fixture("event-alert-created.json")).await;
+    let card = fake.wait_for("/teams", 1, WAIT).await[0].json().to_string();
+    assert!(card.contains("srv-dc-01 (criticality 80)"), "{card}");
+    assert!(fake.received("/slack").is_empty());
+    app.stop().await;
+
+    // Found, not critical enough: the next route.
+    let fake = Fake::start().await;
+    fake.set_asset(ASSET, "lab-pc-07", 20);
+    let app = spawn_app(&fake, extra).await;
+    app.post(fixture("event-alert-created.json")).await;
+    fake.wait_for("/slack", 1, WAIT).await;
+    assert!(fake.received("/teams").is_empty());
+    app.stop().await;
+
+    // Missing (404): unknown; the message says so.
+    let fake = Fake::start().await;
+    let app = spawn_app(&fake, extra).await;
+    app.post(fixture("event-alert-created.json")).await;
+    let msg = fake.wait_for("/slack", 1, WAIT).await[0].json().to_string();
+    assert!(
+        msg.contains("1 unknown (the asset API did not describe them)"),
+        "{msg}"
+    );
+    assert!(fake.received("/teams").is_empty());
+    app.stop().await;
+
+    // Slow (past the 1 s enrich deadline): unknown, and the event is not held up for long.
+    let fake = Fake::start().await;
+    fake.set_asset(ASSET, "srv-dc-01", 80);
+    fake.always(
+        &format!("/api/v2/asset-management/assets/{ASSET}"),
+        Reply::status(200, "{}").delay(Duration::from_secs(5)),
+    );
+    let app = spawn_app(&fake, extra).await;
+    let started = std::time::Instant::now();
+    app.post(fixture("event-alert-created.json")).await;
+    fake.wait_for("/slack", 1, WAIT).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(fake.received("/teams").is_empty());
     app.stop().await;
 }

@@ -667,6 +667,10 @@ pub struct When {
     /// Recurrence: at least this many similar alerts (the alert's `similar`).
     #[serde(default)]
     pub similar_min: Option<u32>,
+    /// The highest criticality (0–100) among the alert's assets, as the
+    /// origin's asset API describes them.
+    #[serde(default)]
+    pub asset_criticality_min: Option<u32>,
     #[serde(default)]
     pub status: Option<Vec<String>>,
     #[serde(default)]
@@ -708,11 +712,17 @@ impl When {
         Ok(when)
     }
 
+    /// Whether a condition (here or under `not`) needs the alert's assets.
+    pub fn needs_assets(&self) -> bool {
+        self.asset_criticality_min.is_some() || self.not.as_ref().is_some_and(|n| n.needs_assets())
+    }
+
     /// Whether any condition needs the enriched alert.
     pub fn needs_alert(&self) -> bool {
         self.urgency_min.is_some()
             || self.urgency_max.is_some()
             || self.similar_min.is_some()
+            || self.asset_criticality_min.is_some()
             || self.rule.is_some()
             || self.entity.is_some()
             || self.alert_type.is_some()

@@ -332,9 +332,10 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
         for (field, v) in [
             ("urgency_min", w.urgency_min),
             ("urgency_max", w.urgency_max),
+            ("asset_criticality_min", w.asset_criticality_min),
         ] {
             if v.is_some_and(|v| v > 100) {
-                errors.push(err(format!("{key}.when.{field}"), "urgency is 0 to 100"));
+                errors.push(err(format!("{key}.when.{field}"), "0 to 100"));
             }
         }
         if let (Some(min), Some(max)) = (w.urgency_min, w.urgency_max) {
@@ -390,6 +391,7 @@ fn when_is_empty(w: &When) -> bool {
         && w.urgency_min.is_none()
         && w.urgency_max.is_none()
         && w.similar_min.is_none()
+        && w.asset_criticality_min.is_none()
         && w.status.is_none()
         && w.rule.is_none()
         && w.entity.is_none()

@@ -32,6 +32,36 @@ pub struct Alert {
     pub raw: Value,
     /// The same as text, as the API sent it (kept in the spool's history).
     pub json: String,
+    /// Its assets as the asset API described them (fetched only when a
+    /// route needs their criticality); empty otherwise.
+    pub assets: Vec<Asset>,
+}
+
+/// One of an alert's assets, from `GET /v2/asset-management/assets/{uuid}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Asset {
+    pub uuid: String,
+    /// `None`: the asset could not be fetched (unknown).
+    pub name: Option<String>,
+    /// 0–100, when the asset has one.
+    pub criticality: Option<u32>,
+}
+
+impl Alert {
+    /// The uuids of the alert's assets (`assets`: a list of uuids).
+    pub fn asset_uuids(&self) -> Vec<String> {
+        self.raw
+            .get("assets")
+            .and_then(Value::as_array)
+            .map(|v| {
+                v.iter()
+                    .filter_map(|x| x.as_str())
+                    .filter(|s| uuid::Uuid::try_parse(s).is_ok() && s.len() == 36)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 fn text(v: &Value, path: &[&str]) -> Option<String> {
@@ -109,6 +139,7 @@ impl Alert {
             details: text(&raw, &["details"]),
             raw,
             json,
+            assets: Vec::new(),
         })
     }
 }

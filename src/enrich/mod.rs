@@ -7,7 +7,7 @@
 
 mod alert;
 
-pub use alert::{Alert, Urgency};
+pub use alert::{Alert, Asset, Urgency};
 
 use crate::config::OriginConfig;
 use crate::event::Event;
@@ -89,6 +89,8 @@ struct OriginClient {
     /// Recent alerts; `try_get_with` also makes concurrent misses for one
     /// uuid share a single request.
     cache: moka::future::Cache<Uuid, Arc<Alert>>,
+    /// Recent assets, the same way.
+    assets: moka::future::Cache<Uuid, Arc<alert::Asset>>,
 }
 
 /// The enrich client for every configured origin.
@@ -125,6 +127,10 @@ impl Enricher {
                     permits: Semaphore::new(o.concurrency.max(1)),
                     cache: moka::future::Cache::builder()
                         .max_capacity(1_000)
+                        .time_to_live(o.cache_ttl.max(Duration::from_millis(1)))
+                        .build(),
+                    assets: moka::future::Cache::builder()
+                        .max_capacity(5_000)
                         .time_to_live(o.cache_ttl.max(Duration::from_millis(1)))
                         .build(),
                 };
@@ -289,6 +295,132 @@ impl Enricher {
             200..=299 => {
                 Alert::from_slice(&body).map_err(|e| Attempt::Fatal(EnrichError::Invalid(e)))
             }
+            408 | 429 | 500..=599 => Err(Attempt::Transient {
+                error: format!("HTTP {} {}", status.as_u16(), excerpt(&body)),
+                retry_after: after,
+            }),
+            code => Err(Attempt::Fatal(EnrichError::Permanent {
+                status: code,
+                text: status.canonical_reason().unwrap_or("error").to_owned(),
+            })),
+        }
+    }
+}
+
+/// Alert assets fetched per alert at most (a larger list is cut).
+const ASSETS_MAX: usize = 20;
+
+impl Enricher {
+    /// The alert with its assets described (name, criticality) by the
+    /// origin's asset API: cached and coalesced like alerts, retried
+    /// within the enrich deadline; an asset that cannot be fetched is
+    /// kept as unknown.
+    pub async fn with_assets(&self, origin: &str, alert: &Arc<Alert>) -> Arc<Alert> {
+        let Some(client) = self.origins.get(origin) else {
+            return alert.clone();
+        };
+        let uuids: Vec<String> = alert.asset_uuids().into_iter().take(ASSETS_MAX).collect();
+        if uuids.is_empty() {
+            return alert.clone();
+        }
+        let lookups = uuids.iter().map(|u| self.asset(client, u));
+        let assets = futures_util::future::join_all(lookups).await;
+        let mut out = (**alert).clone();
+        out.assets = assets;
+        Arc::new(out)
+    }
+
+    async fn asset(&self, client: &Arc<OriginClient>, uuid: &str) -> alert::Asset {
+        let unknown = || alert::Asset {
+            uuid: uuid.to_owned(),
+            name: None,
+            criticality: None,
+        };
+        let Ok(id) = Uuid::parse_str(uuid) else {
+            return unknown();
+        };
+        let fetch = {
+            let (this, client) = (self, client.clone());
+            async move {
+                let started = Instant::now();
+                let mut backoff = Duration::from_millis(200);
+                loop {
+                    let url = format!("{}/v2/asset-management/assets/{id}", client.base_url);
+                    match this.get_json(&client, &url).await {
+                        Ok(body) => {
+                            let v: serde_json::Value = serde_json::from_slice(&body)
+                                .map_err(|e| EnrichError::Invalid(e.to_string()))?;
+                            return Ok(Arc::new(alert::Asset {
+                                uuid: id.to_string(),
+                                name: v
+                                    .get("name")
+                                    .and_then(|n| n.as_str())
+                                    .map(|n| n.chars().take(200).collect()),
+                                criticality: v
+                                    .get("criticality")
+                                    .and_then(|c| c.as_f64())
+                                    .map(|c| c.clamp(0.0, 100.0).round() as u32),
+                            }));
+                        }
+                        Err(Attempt::Fatal(e)) => return Err(e),
+                        Err(Attempt::Transient { error, retry_after }) => {
+                            let wait = retry_after.unwrap_or_else(|| jitter(backoff));
+                            backoff = (backoff * 2).min(Duration::from_secs(30));
+                            if started.elapsed() + wait >= client.deadline {
+                                return Err(EnrichError::Deadline {
+                                    attempts: 0,
+                                    last: error,
+                                });
+                            }
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                }
+            }
+        };
+        let lookup = client.assets.try_get_with(id, fetch);
+        match tokio::time::timeout(client.deadline, lookup).await {
+            Ok(Ok(a)) => (*a).clone(),
+            Ok(Err(e)) => {
+                tracing::warn!(message = "Asset details unavailable.", origin = %client.name, asset_uuid = %id, error = %e);
+                unknown()
+            }
+            Err(_) => unknown(),
+        }
+    }
+
+    /// One GET of a JSON document from the origin: the body, or why not.
+    async fn get_json(&self, client: &OriginClient, url: &str) -> Result<Vec<u8>, Attempt> {
+        let _permit = client
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Attempt::Transient {
+                error: "shutting down".into(),
+                retry_after: None,
+            })?;
+        let resp = self
+            .http
+            .get(url)
+            .bearer_auth(client.api_key.expose())
+            .header("accept", "application/json")
+            .timeout(client.timeout)
+            .send()
+            .await
+            .map_err(|e| Attempt::Transient {
+                error: scrub(&error_chain(&e), &[&client.api_key]),
+                retry_after: None,
+            })?;
+        let status = resp.status();
+        let after = retry_after(resp.headers());
+        let body = read_capped(resp, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| Attempt::Transient {
+                error: scrub(&error_chain(&e), &[&client.api_key]),
+                retry_after: None,
+            })?;
+        match status.as_u16() {
+            200..=299 => Ok(body),
             408 | 429 | 500..=599 => Err(Attempt::Transient {
                 error: format!("HTTP {} {}", status.as_u16(), excerpt(&body)),
                 retry_after: after,

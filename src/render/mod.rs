@@ -185,6 +185,36 @@ fn format_epoch(secs: i64) -> Option<String> {
     format_iso(&humantime::format_rfc3339_seconds(t).to_string())
 }
 
+/// The alert's assets as the asset API described them: names and
+/// criticality, and how many are unknown; `None` when they were not looked
+/// up.
+fn assets_fact(a: &Alert) -> Option<String> {
+    if a.assets.is_empty() {
+        return None;
+    }
+    let mut known: Vec<&crate::enrich::Asset> =
+        a.assets.iter().filter(|x| x.name.is_some()).collect();
+    known.sort_by_key(|x| std::cmp::Reverse(x.criticality));
+    let mut parts: Vec<String> = known
+        .iter()
+        .take(5)
+        .map(|x| match x.criticality {
+            Some(c) => format!("{} (criticality {c})", x.name.as_deref().unwrap_or("?")),
+            None => x.name.clone().unwrap_or_default(),
+        })
+        .collect();
+    if known.len() > 5 {
+        parts.push(format!("{} more", known.len() - 5));
+    }
+    let unknown = a.assets.len() - known.len();
+    if unknown > 0 {
+        parts.push(format!(
+            "{unknown} unknown (the asset API did not describe them)"
+        ));
+    }
+    Some(parts.join(", "))
+}
+
 /// What an `updated` event changed, in words.
 fn change_summary(event: &Event) -> Option<String> {
     let updated = event.updated.as_ref()?;
@@ -271,6 +301,7 @@ impl Facts {
         push("Status", status.clone());
         push("Change", change_summary(event));
         push("Rule", alert.and_then(|a| a.rule.clone()));
+        push("Assets", alert.and_then(assets_fact));
         push("Entity", alert.and_then(|a| a.entity.clone()));
         push(
             "Alert type",

@@ -108,6 +108,8 @@ struct FakeState {
     prefix_script: Mutex<Vec<(String, VecDeque<Reply>)>>,
     /// Alert objects served per uuid (default: alert-full with that uuid).
     alerts: Mutex<HashMap<String, Value>>,
+    /// Asset objects served per uuid (default: 404).
+    assets: Mutex<HashMap<String, Value>>,
     received: Mutex<Vec<Received>>,
     /// Paths of requests that arrived (recorded before any scripted delay).
     started: Mutex<Vec<String>>,
@@ -178,6 +180,14 @@ async fn handle(
                 });
                 alert["status"] = serde_json::json!({"uuid": wanted["action_uuid"], "name": name});
                 Reply::status(200, "{}")
+            }
+        }
+        // Sekoia.io's asset API: what `set_asset` registered, else 404.
+        None if path.starts_with("/api/v2/asset-management/assets/") => {
+            let uuid = path.trim_start_matches("/api/v2/asset-management/assets/");
+            match state.assets.lock().unwrap().get(uuid) {
+                Some(asset) => Reply::status(200, &asset.to_string()),
+                None => Reply::status(404, r#"{"message": "Asset not found"}"#),
             }
         }
         None if path.starts_with("/api/v1/sic/alerts/") => {
@@ -267,6 +277,15 @@ impl Fake {
 
     pub fn clear_always(&self, path: &str) {
         self.state.fallback.lock().unwrap().remove(path);
+    }
+
+    /// Serves an asset (`GET /api/v2/asset-management/assets/{uuid}`).
+    pub fn set_asset(&self, uuid: &str, name: &str, criticality: u32) {
+        let asset = serde_json::json!({
+            "uuid": uuid, "name": name, "type": "host", "criticality": criticality,
+            "community_uuid": "d6cea089-0f36-46c4-a10a-0e4c2e20fb10", "atoms": {"hostname": [name]},
+        });
+        self.state.assets.lock().unwrap().insert(uuid.into(), asset);
     }
 
     pub fn set_alert(&self, uuid: &str, alert: Value) {
