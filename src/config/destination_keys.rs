@@ -341,6 +341,11 @@ fn kind_keys(dest: &DestinationConfig, key: &str, errors: &mut Vec<ConfigError>)
     only(!email && dest.subject.is_some(), "subject", "email");
     only(!webhook && !dest.headers.is_empty(), "headers", "webhook");
     only(!webhook && dest.secret.is_some(), "secret", "webhook");
+    only(
+        kind != DestinationKind::Teams && dest.shape.is_some(),
+        "shape",
+        "teams",
+    );
 
     if email {
         if dest.url.is_some() {

@@ -499,6 +499,10 @@ pub struct DestinationConfig {
     /// `[actions] buttons` (`[]`: none).
     #[serde(default)]
     pub buttons: Option<Vec<ActionKind>>,
+    /// Teams: `"message"` (the default: the Workflows message envelope) or
+    /// `"card"` (a bare Adaptive Card, for flows that want one).
+    #[serde(default)]
+    pub shape: Option<TeamsShape>,
     /// Slack API mode: the app's signing secret, for one-click buttons
     /// (`POST /integrations/slack`).
     #[serde(default)]
@@ -560,6 +564,14 @@ impl DestinationConfig {
             .as_ref()
             .expect("validate() rejects destinations without url")
     }
+}
+
+/// What a Teams destination posts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TeamsShape {
+    Message,
+    Card,
 }
 
 /// One entry of a destination's `mentions`.

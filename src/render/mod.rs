@@ -12,6 +12,7 @@ mod destination;
 mod discord;
 pub mod email;
 mod escape;
+pub mod fit;
 mod google_chat;
 mod mattermost;
 pub mod paging;
@@ -682,9 +683,30 @@ pub fn payload(
     doc: &dyn Fn() -> Value,
 ) -> Result<String, RenderError> {
     let Some(templates) = &dest.templates else {
-        return Ok(match dest.config.kind {
-            DestinationKind::Teams => teams::render_string(facts),
-            kind => render(kind, facts, doc).to_string(),
+        let kind = dest.config.kind;
+        let card = kind == DestinationKind::Teams
+            && dest.config.shape == Some(crate::config::TeamsShape::Card);
+        return Ok(match kind {
+            // The hot path: serialized straight to a string, unless it must be cut.
+            DestinationKind::Teams if !card => {
+                let text = teams::render_string(facts);
+                if text.len() <= fit::TEAMS_BYTES {
+                    text
+                } else {
+                    let mut v = render(kind, facts, doc);
+                    fit::fit(kind, &mut v);
+                    v.to_string()
+                }
+            }
+            _ => {
+                let mut v = render(kind, facts, doc);
+                if card {
+                    // A bare Adaptive Card, for flows that want one.
+                    v = v["attachments"][0]["content"].take();
+                }
+                fit::fit(kind, &mut v);
+                v.to_string()
+            }
         });
     };
     let ctx = doc();

@@ -620,3 +620,128 @@ fn mentions_are_the_operators_and_only_theirs() {
         }
     }
 }
+
+/// Messages that always fit: an alert with a 100 KB title, 500 assets and
+/// 10,000 comments' worth of text (full of characters that escaping makes
+/// longer), and a digest of 10,000 alerts, rendered for every kind, stay
+/// within each service's limits and keep the title, urgency, status and
+/// the link.
+#[test]
+fn every_message_fits_its_channel() {
+    let mut alert: Value = serde_json::from_slice(&fixture("alert-full.json")).unwrap();
+    alert["title"] = Value::String(format!("Huge <title> & {}", "x&<".repeat(34_000)));
+    let assets: Vec<Value> = (0..500)
+        .map(|i| Value::String(format!("0f8e8d7c-6b5a-4c3d-2e1f-{i:012}")))
+        .collect();
+    alert["assets"] = Value::Array(assets);
+    let mut parsed = Alert::from_value(alert).unwrap();
+    parsed.assets = (0..500)
+        .map(|i| crate::enrich::Asset {
+            uuid: format!("0f8e8d7c-6b5a-4c3d-2e1f-{i:012}"),
+            name: Some(format!("host-{i}-&<>")),
+            criticality: Some(i % 101),
+        })
+        .collect();
+    let e = Enrichment::Fetched(Arc::new(parsed));
+    let mut event: Value =
+        serde_json::from_slice(&fixture("event-alert-comment-created.json")).unwrap();
+    event["attributes"]["content"] = Value::String("A comment & <b>more</b>\n".repeat(10_000));
+    let event = crate::event::parse(event.to_string().as_bytes()).unwrap();
+    let big = Case::of_event(event, &e);
+    let many: Vec<Summary> = (0..10_000)
+        .map(|i| Summary {
+            headline: format!("Alert {i} {}", "&<".repeat(100)),
+            urgency: Some("Major".into()),
+            short_id: Some(format!("AL{i:010}")),
+            link: Some(format!("https://app.sekoia.io/operations/alerts/AL{i:010}")),
+        })
+        .collect();
+    let digest = Case::of_facts(Facts::digest(&many, std::time::Duration::from_secs(60)));
+    let chars = |v: &Value| v.as_str().map_or(0, |s| s.chars().count());
+    for (what, case) in [("big alert", &big), ("digest", &digest)] {
+        for kind in KINDS {
+            let dest = Destination::plain(
+                serde_json::from_value(
+                    serde_json::json!({"kind": kind.as_str(), "url": "https://x.example.org/h"}),
+                )
+                .unwrap(),
+            );
+            let body = payload(&dest, &case.facts, &|| case.doc()).unwrap();
+            let v: Value = serde_json::from_str(&body).unwrap();
+            let name = format!("{what} / {}", kind.as_str());
+            match kind {
+                DestinationKind::Slack => {
+                    let blocks = v["attachments"][0]["blocks"].as_array().unwrap();
+                    assert!(blocks.len() <= fit::SLACK_BLOCKS, "{name}");
+                    let mut total = 0;
+                    for b in blocks {
+                        assert!(chars(&b["text"]["text"]) <= fit::SLACK_SECTION, "{name}");
+                        total += chars(&b["text"]["text"]);
+                        for f in b["fields"].as_array().into_iter().flatten() {
+                            assert!(chars(&f["text"]) <= fit::SLACK_FIELD, "{name}");
+                            total += chars(&f["text"]);
+                        }
+                    }
+                    assert!(total <= fit::SLACK_BLOCKS_TEXT, "{name}: {total}");
+                    assert!(chars(&v["text"]) <= fit::SLACK_SECTION, "{name}");
+                }
+                DestinationKind::Teams | DestinationKind::TeamsLegacy => {
+                    assert!(body.len() <= 28 * 1024, "{name}: {} bytes", body.len());
+                }
+                DestinationKind::Discord => {
+                    let e = &v["embeds"][0];
+                    let fields = e["fields"].as_array().unwrap();
+                    let total = chars(&e["title"])
+                        + chars(&e["description"])
+                        + chars(&e["footer"]["text"])
+                        + fields
+                            .iter()
+                            .map(|f| chars(&f["name"]) + chars(&f["value"]))
+                            .sum::<usize>();
+                    assert!(
+                        total <= fit::DISCORD_EMBED && fields.len() <= 25,
+                        "{name}: {total}"
+                    );
+                    assert!(
+                        chars(&v["content"]) <= 2000 && chars(&e["description"]) <= 4096,
+                        "{name}"
+                    );
+                }
+                DestinationKind::Mattermost => {
+                    let total = chars(&v["text"]) + v["attachments"][0].to_string().chars().count();
+                    assert!(total <= fit::MATTERMOST_POST, "{name}: {total}");
+                }
+                DestinationKind::GoogleChat => assert!(body.len() <= 32_000, "{name}"),
+                _ => {}
+            }
+            if what == "big alert" && kind != DestinationKind::Webhook {
+                for must in ["Huge", "Major (63)", "Acknowledged", "ALEY4fqz8moo"] {
+                    let shown = if kind == DestinationKind::Email {
+                        v.to_string()
+                    } else {
+                        body.clone()
+                    };
+                    assert!(
+                        shown.contains(must) || must == "Acknowledged" && shown.contains("Pending"),
+                        "{name}: {must} missing"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `shape = "card"`: a bare Adaptive Card for flows that want one.
+#[test]
+fn teams_can_post_a_bare_card() {
+    let c = facts("event-alert-created.json", &enrichment("alert-full.json"));
+    let dest = destination("teams", serde_json::json!({"shape": "card"}));
+    let (event, e) = c.source.as_ref().unwrap();
+    let v: Value =
+        serde_json::from_str(&event_payload(&dest, event, e, &c.facts, TARGET).unwrap()).unwrap();
+    assert_eq!(v["type"], "AdaptiveCard");
+    assert_eq!(
+        v["body"][1]["text"],
+        "Suspicious PowerShell download cradle"
+    );
+}
