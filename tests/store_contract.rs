@@ -756,3 +756,108 @@ async fn threads_go_out_in_order_per_alert_and_keep_their_root() {
         );
     }
 }
+
+/// Actions from the chat: recorded as they start, a form's nonce spent
+/// once, the outcome recorded, listed per alert; silences: added, listed
+/// (all, or active now), expired once.
+#[tokio::test]
+async fn actions_and_silences_are_kept_on_both_backends() {
+    use hookrelay::store::{ActionRecord, Silence};
+    for (name, store, _dir) in backends(100).await {
+        let record = |action: &str| ActionRecord {
+            at: now_ms(),
+            alert: "5696845f-9ecf-4431-9f0f-48ee0ee2eff1".into(),
+            action: action.into(),
+            destination: "teams".into(),
+            client: "192.0.2.7".into(),
+            result: "pending".into(),
+            detail: None,
+        };
+        let id = store
+            .start_action(record("close"), Some("n1".into()))
+            .await
+            .unwrap();
+        assert!(id.is_some(), "{name}");
+        assert_eq!(
+            store
+                .start_action(record("close"), Some("n1".into()))
+                .await
+                .unwrap(),
+            None,
+            "{name}: a nonce is spent once"
+        );
+        // Chat clicks carry no nonce: each is recorded.
+        assert!(
+            store
+                .start_action(record("acknowledge"), None)
+                .await
+                .unwrap()
+                .is_some(),
+            "{name}"
+        );
+        assert!(
+            store
+                .start_action(record("acknowledge"), None)
+                .await
+                .unwrap()
+                .is_some(),
+            "{name}"
+        );
+        store
+            .finish_action(id.unwrap(), "refused", Some("HTTP 400: not allowed".into()))
+            .await
+            .unwrap();
+        let listed = store
+            .actions_for("5696845f-9ecf-4431-9f0f-48ee0ee2eff1")
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 3, "{name}");
+        assert_eq!(
+            (listed[0].result.as_str(), listed[0].detail.as_deref()),
+            ("refused", Some("HTTP 400: not allowed")),
+            "{name}"
+        );
+        assert!(
+            store.actions_for("another").await.unwrap().is_empty(),
+            "{name}"
+        );
+
+        let now = now_ms();
+        let silence = |ends_at: i64| Silence {
+            id: 0,
+            created_at: now,
+            ends_at,
+            matcher: "rule = [\"x\"]".into(),
+            comment: "tuning".into(),
+            author: "alice".into(),
+            expired_at: None,
+        };
+        let a = store.add_silence(silence(now + 3_600_000)).await.unwrap();
+        let b = store.add_silence(silence(now - 1)).await.unwrap();
+        assert!(b > a, "{name}");
+        let active: Vec<i64> = store
+            .silences(Some(now))
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(active, [a], "{name}: an ended silence is not active");
+        assert_eq!(store.silences(None).await.unwrap().len(), 2, "{name}");
+        assert!(store.expire_silence(a).await.unwrap(), "{name}");
+        assert!(!store.expire_silence(a).await.unwrap(), "{name}: once");
+        assert!(
+            !store.expire_silence(b).await.unwrap(),
+            "{name}: an ended one cannot be expired"
+        );
+        assert!(
+            store.silences(Some(now_ms())).await.unwrap().is_empty(),
+            "{name}"
+        );
+        let all = store.silences(None).await.unwrap();
+        assert!(
+            all.iter().find(|s| s.id == a).unwrap().expired_at.is_some(),
+            "{name}"
+        );
+    }
+}
