@@ -89,6 +89,27 @@ async fn browser(d: &Driver) -> fantoccini::Client {
         .expect("a chromium session")
 }
 
+/// A daemon with `[actions]` whose Teams card for the fixture alert was
+/// delivered to `fake`, and that card's `title` action link, pointed at
+/// the daemon.
+async fn action_link(fake: &Fake, title: &str) -> (TestApp, String) {
+    let extra = "[actions]\npublic_url = \"https://relay.example.org\"\nsecret = \"an-actions-secret-of-at-least-32-bytes!!\"\n[[routes]]\nname = \"all\"\nto = [\"teams\"]\n";
+    let app = spawn_app(fake, extra).await;
+    let (status, _) = app.post(fixture("event-alert-created.json")).await;
+    assert_eq!(status, 202);
+    let card = fake.wait_for("/teams", 1, WAIT).await[0].json();
+    let url = card["attachments"][0]["content"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["title"] == title)
+        .unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .replace("https://relay.example.org", &format!("http://{}", app.addr));
+    (app, url)
+}
+
 fn shots() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser");
     std::fs::create_dir_all(&dir).unwrap();
@@ -101,20 +122,7 @@ async fn an_analyst_confirms_an_action_in_a_real_browser() {
         return;
     };
     let fake = Fake::start().await;
-    let extra = "[actions]\npublic_url = \"https://relay.example.org\"\nsecret = \"an-actions-secret-of-at-least-32-bytes!!\"\n[[routes]]\nname = \"all\"\nto = [\"teams\"]\n";
-    let app = spawn_app(&fake, extra).await;
-    let (status, _) = app.post(fixture("event-alert-created.json")).await;
-    assert_eq!(status, 202);
-    let card = fake.wait_for("/teams", 1, WAIT).await[0].json();
-    let url = card["attachments"][0]["content"]["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["title"] == "Acknowledge")
-        .unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .replace("https://relay.example.org", &format!("http://{}", app.addr));
+    let (app, url) = action_link(&fake, "Acknowledge").await;
 
     let c = browser(&d).await;
     c.goto(&url).await.unwrap();
@@ -212,19 +220,7 @@ async fn hostile_alert_text_runs_nothing_in_a_real_browser() {
         "<img src=x onerror=\"window.hookrelayPwned=1\"><script>window.hookrelayPwned=2</script>"
             .into();
     fake.set_alert(ALERT_UUID, hostile);
-    let extra = "[actions]\npublic_url = \"https://relay.example.org\"\nsecret = \"an-actions-secret-of-at-least-32-bytes!!\"\n[[routes]]\nname = \"all\"\nto = [\"teams\"]\n";
-    let app = spawn_app(&fake, extra).await;
-    app.post(fixture("event-alert-created.json")).await;
-    let card = fake.wait_for("/teams", 1, WAIT).await[0].json();
-    let url = card["attachments"][0]["content"]["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["title"] == "Close")
-        .unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .replace("https://relay.example.org", &format!("http://{}", app.addr));
+    let (app, url) = action_link(&fake, "Close").await;
     let c = browser(&d).await;
     c.goto(&url).await.unwrap();
     let marker = c

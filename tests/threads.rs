@@ -289,16 +289,22 @@ async fn a_restart_between_events_keeps_the_thread() {
     // would be an edit of its root and a reply; another alert's, a root.
     let event = dir.path().join("event.json");
     std::fs::write(&event, life_event(2, ALERT_UUID, 0)).unwrap();
-    let (code, out, err) = cli_off(&[
-        "preview",
-        "--config",
-        config.to_str().unwrap(),
-        "--event",
-        event.to_str().unwrap(),
-        "--destination",
-        "sk",
-    ])
-    .await;
+    let preview = |destination: &'static str| {
+        let (config, event) = (config.clone(), event.clone());
+        async move {
+            cli_off(&[
+                "preview",
+                "--config",
+                config.to_str().unwrap(),
+                "--event",
+                event.to_str().unwrap(),
+                "--destination",
+                destination,
+            ])
+            .await
+        }
+    };
+    let (code, out, err) = preview("sk").await;
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains(&format!(
@@ -321,16 +327,7 @@ async fn a_restart_between_events_keeps_the_thread() {
         life_event(0, "5696845f-9ecf-4431-9f0f-000000000099", 0),
     )
     .unwrap();
-    let (code, out, err) = cli_off(&[
-        "preview",
-        "--config",
-        config.to_str().unwrap(),
-        "--event",
-        event.to_str().unwrap(),
-        "--destination",
-        "mm",
-    ])
-    .await;
+    let (code, out, err) = preview("mm").await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("-> a new root message"), "{out}");
     assert!(

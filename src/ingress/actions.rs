@@ -88,6 +88,13 @@ impl Resolved {
     fn action(&self) -> ActionKind {
         self.link.action
     }
+    /// The actions secret (set: the link was verified with it).
+    fn secret(&self) -> &[u8] {
+        self.config
+            .actions
+            .as_ref()
+            .map_or(&[][..], |a| a.secret.expose().as_bytes())
+    }
     fn dest(&self) -> &DestinationConfig {
         &self.config.destinations[&self.destination]
     }
@@ -235,14 +242,7 @@ async fn show(
     if in_target(&alert, r.action()) {
         return pages::already(&v, r.action().status_name());
     }
-    let secret = r
-        .config
-        .actions
-        .as_ref()
-        .expect("resolved")
-        .secret
-        .expose()
-        .as_bytes();
+    let secret = r.secret();
     let csrf = action_link::csrf(secret, &token, now_secs());
     pages::confirm(&v, r.action().label(), r.action().status_name(), &csrf)
 }
@@ -378,14 +378,7 @@ async fn perform(
         Err(resp) => return *resp,
     };
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let secret = r
-        .config
-        .actions
-        .as_ref()
-        .expect("resolved")
-        .secret
-        .expose()
-        .as_bytes();
+    let secret = r.secret();
     let Some(nonce) = form
         .get("csrf")
         .and_then(|c| action_link::verify_csrf(secret, &token, c, now_secs()))
