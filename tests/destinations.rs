@@ -515,7 +515,8 @@ async fn check_warns_about_a_template_that_breaks_on_a_sample_and_not_about_the_
         "the full sample renders: {all}"
     );
     assert!(
-        !all.lines().any(|l| l.contains("shipped-") && l.contains(".template")),
+        !all.lines()
+            .any(|l| l.contains("shipped-") && l.contains(".template")),
         "shipped templates warn: {all}"
     );
 }

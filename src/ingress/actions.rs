@@ -29,8 +29,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Largest form or interaction body read.
-const BODY_MAX: usize = 64 * 1024;
+/// Largest form or interaction body read (Slack's `block_actions`
+/// payload carries the whole message the button was in).
+const BODY_MAX: usize = 1024 * 1024;
 /// Longest comment passed on.
 const COMMENT_MAX: usize = 1000;
 /// Page requests per client address per minute.

@@ -33,10 +33,14 @@ fn chars(v: &Value) -> usize {
     v.as_str().map_or(0, |s| s.chars().count())
 }
 
-fn cut(v: &mut Value, max: usize) {
-    if let Some(s) = v.as_str() {
-        if s.chars().count() > max {
-            *v = Value::String(truncate(s, max));
+/// Cuts the string at JSON pointer `at` under `v` to `max` characters;
+/// nothing happens when there is none (indexing would insert a null).
+fn cut(v: &mut Value, at: &str, max: usize) {
+    if let Some(slot) = v.pointer_mut(at) {
+        if let Some(s) = slot.as_str() {
+            if s.chars().count() > max {
+                *slot = Value::String(truncate(s, max));
+            }
         }
     }
 }
@@ -54,7 +58,7 @@ pub fn fit(kind: DestinationKind, v: &mut Value) {
 }
 
 fn slack(v: &mut Value) {
-    cut(&mut v["text"], SLACK_SECTION);
+    cut(v, "/text", SLACK_SECTION);
     let Some(blocks) = v
         .pointer_mut("/attachments/0/blocks")
         .and_then(Value::as_array_mut)
@@ -62,10 +66,10 @@ fn slack(v: &mut Value) {
         return;
     };
     for b in blocks.iter_mut() {
-        cut(&mut b["text"]["text"], SLACK_SECTION);
+        cut(b, "/text/text", SLACK_SECTION);
         if let Some(fields) = b.get_mut("fields").and_then(Value::as_array_mut) {
             for f in fields {
-                cut(&mut f["text"], SLACK_FIELD);
+                cut(f, "/text", SLACK_FIELD);
             }
         }
     }
@@ -93,7 +97,7 @@ fn slack(v: &mut Value) {
         match body {
             Some(i) if chars(&blocks[i]["text"]["text"]) > 500 => {
                 let n = chars(&blocks[i]["text"]["text"]) / 2;
-                cut(&mut blocks[i]["text"]["text"], n);
+                cut(&mut blocks[i], "/text/text", n);
             }
             Some(i) => {
                 blocks.remove(i);
@@ -123,10 +127,10 @@ fn teams(v: &mut Value) {
     for limit in [2_000, 1_000, 500, 200] {
         if let Some(body) = v.pointer_mut(body_ptr).and_then(Value::as_array_mut) {
             for b in body.iter_mut().skip(2) {
-                cut(&mut b["text"], limit);
+                cut(b, "/text", limit);
                 if let Some(facts) = b.get_mut("facts").and_then(Value::as_array_mut) {
                     for f in facts {
-                        cut(&mut f["value"], limit.min(500));
+                        cut(f, "/value", limit.min(500));
                     }
                 }
             }
@@ -157,29 +161,29 @@ fn teams_legacy(v: &mut Value) {
     if v.to_string().len() <= TEAMS_BYTES {
         return;
     }
-    cut(&mut v["sections"][0]["text"], 2_000);
+    cut(v, "/sections/0/text", 2_000);
     if let Some(facts) = v
         .pointer_mut("/sections/0/facts")
         .and_then(Value::as_array_mut)
     {
         for f in facts {
-            cut(&mut f["value"], 500);
+            cut(f, "/value", 500);
         }
     }
 }
 
 fn discord(v: &mut Value) {
-    cut(&mut v["content"], 2_000);
+    cut(v, "/content", 2_000);
     let Some(embed) = v.pointer_mut("/embeds/0") else {
         return;
     };
-    cut(&mut embed["title"], 256);
-    cut(&mut embed["description"], 4_096);
+    cut(embed, "/title", 256);
+    cut(embed, "/description", 4_096);
     if let Some(fields) = embed.get_mut("fields").and_then(Value::as_array_mut) {
         fields.truncate(25);
         for f in fields.iter_mut() {
-            cut(&mut f["name"], 256);
-            cut(&mut f["value"], 1_024);
+            cut(f, "/name", 256);
+            cut(f, "/value", 1_024);
         }
     }
     let total = |e: &Value| -> usize {
@@ -196,7 +200,7 @@ fn discord(v: &mut Value) {
         let over = total(embed) - DISCORD_EMBED;
         let d = chars(&embed["description"]);
         if d > 200 {
-            cut(&mut embed["description"], d.saturating_sub(over).max(200));
+            cut(embed, "/description", d.saturating_sub(over).max(200));
             continue;
         }
         let Some(fields) = embed.get_mut("fields").and_then(Value::as_array_mut) else {
@@ -221,21 +225,21 @@ fn mattermost(v: &mut Value) {
             + v.pointer("/attachments/0")
                 .map_or(0, |a| a.to_string().chars().count())
     };
-    cut(&mut v["text"], 4_000);
+    cut(v, "/text", 4_000);
     if total(v) <= MATTERMOST_POST {
         return;
     }
     if let Some(a) = v.pointer_mut("/attachments/0") {
-        cut(&mut a["text"], 4_000);
+        cut(a, "/text", 4_000);
         if let Some(fields) = a.get_mut("fields").and_then(Value::as_array_mut) {
             for f in fields {
-                cut(&mut f["value"], 500);
+                cut(f, "/value", 500);
             }
         }
     }
     if total(v) > MATTERMOST_POST {
         if let Some(a) = v.pointer_mut("/attachments/0") {
-            cut(&mut a["text"], 1_000);
+            cut(a, "/text", 1_000);
         }
     }
 }

@@ -745,3 +745,22 @@ fn teams_can_post_a_bare_card() {
         "Suspicious PowerShell download cradle"
     );
 }
+
+/// A message within its channel's limits is left exactly as rendered.
+#[test]
+fn fitting_leaves_a_message_that_fits_alone() {
+    for case in [
+        facts("event-alert-created.json", &enrichment("alert-full.json")),
+        facts(
+            "event-alert-created.json",
+            &enrichment("alert-hostile.json"),
+        ),
+    ] {
+        for kind in KINDS {
+            let v = case.render(kind);
+            let mut fitted = v.clone();
+            fit::fit(kind, &mut fitted);
+            assert_eq!(fitted, v, "{}", kind.as_str());
+        }
+    }
+}
