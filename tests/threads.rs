@@ -640,3 +640,68 @@ async fn digests_are_plain_channel_messages_in_api_mode() {
     assert!(digest.shown().contains("2 more alerts"), "{digest:#?}");
     app.stop().await;
 }
+
+/// Templates and replay in API mode: the operator's template makes the
+/// root; a root Slack refused (a dead letter) goes out as the alert's root
+/// once replayed, and the alert's next event threads under it.
+#[tokio::test]
+async fn templates_and_replay_work_in_api_mode() {
+    let fake = Fake::start().await;
+    let chat = ChatApi::start().await;
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    std::fs::write(
+        dir.path().join("root.json"),
+        r#"{"text": {{ "SOC: " ~ message.headline ~ " is " ~ alert.status.name }}}"#,
+    )
+    .unwrap();
+    let extra = threaded(
+        &chat,
+        r#"["sk"]"#,
+        &format!("template = \"{}\"", dir.path().join("root.json").display()),
+    );
+    let config = write_config(&fake, dir.path(), &extra);
+    let app = spawn_app_in(&fake, &extra, dir.clone()).await;
+    chat.script(
+        "chat.postMessage",
+        [Reply::status(
+            200,
+            r#"{"ok":false,"error":"invalid_blocks"}"#,
+        )],
+    );
+    post_to(&app.hook_url(), life_event(0, ALERT_UUID, 0)).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, out, _) =
+            cli_off(&["dead-letters", "list", "--config", config.to_str().unwrap()]).await;
+        if out.contains("Slack: invalid_blocks") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{out}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(chat.messages().is_empty());
+    let (code, _, err) = cli_off(&[
+        "dead-letters",
+        "replay",
+        "--all",
+        "--config",
+        config.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    chat.wait(WAIT, "the replayed root", |m| m.len() == 1).await;
+    let root = chat.roots()[0].clone();
+    assert_eq!(
+        root.current()["text"],
+        "SOC: Suspicious PowerShell download cradle is Pending"
+    );
+    fake.set_alert(ALERT_UUID, alert_with("Acknowledged"));
+    post_to(&app.hook_url(), life_event(1, ALERT_UUID, 0)).await;
+    chat.wait(WAIT, "a reply", |m| m.len() == 2).await;
+    assert_eq!(chat.replies(&root.id).len(), 1);
+    assert_eq!(
+        chat.roots()[0].current()["text"],
+        "SOC: Suspicious PowerShell download cradle is Acknowledged"
+    );
+    app.stop().await;
+}
