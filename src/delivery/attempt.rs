@@ -214,7 +214,16 @@ async fn rerender(shared: &Shared, d: &DueDelivery) -> Result<String, String> {
         .get(&d.destination)
         .ok_or("its destination is no longer configured")?;
     let facts = Facts::build(&event, &enrichment, generation.config.alert_link(&hook));
-    let facts = generation.with_actions(&facts, &d.destination, &hook, &event, &enrichment);
+    let mut facts = generation.with_actions(&facts, &d.destination, &hook, &event, &enrichment);
+    // The route's `mention = true`, as configured now.
+    let mention = generation
+        .config
+        .routes
+        .iter()
+        .any(|r| r.name == route && r.mention);
+    if mention && !dest.config.mentions.is_empty() {
+        facts.to_mut().mentions = dest.config.mentions.clone();
+    }
     let target = Target {
         hook: Some(&hook),
         route: Some(&route),
