@@ -115,12 +115,12 @@ impl Metrics {
         );
         registry.register(
             "enrich_requests",
-            "Alert API requests by outcome",
+            "Origin API requests (alerts, assets) by outcome",
             m.enrich_requests.clone(),
         );
         registry.register(
             "enrich_duration_seconds",
-            "Alert API request latency",
+            "Origin API request latency (alerts, assets)",
             m.enrich_duration.clone(),
         );
         registry.register(

@@ -196,13 +196,30 @@ impl Enricher {
         client: Arc<OriginClient>,
         uuid: Uuid,
     ) -> Result<Arc<Alert>, EnrichError> {
+        self.retrying(&client, || self.fetch_once(&client, uuid))
+            .await
+            .map(Arc::new)
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the next wait
+    /// would pass the origin's enrich deadline (exponential back-off with
+    /// jitter, or the origin's `Retry-After`).
+    async fn retrying<T, F, Fut>(
+        &self,
+        client: &OriginClient,
+        mut attempt: F,
+    ) -> Result<T, EnrichError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Attempt>>,
+    {
         let started = Instant::now();
         let mut backoff = Duration::from_millis(200);
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let wait = match self.fetch_once(&client, uuid).await {
-                Ok(alert) => return Ok(Arc::new(alert)),
+            match attempt().await {
+                Ok(v) => return Ok(v),
                 Err(Attempt::Fatal(e)) => return Err(e),
                 Err(Attempt::Transient { error, retry_after }) => {
                     let wait = retry_after.unwrap_or_else(|| jitter(backoff));
@@ -213,15 +230,30 @@ impl Enricher {
                             last: error,
                         });
                     }
-                    tracing::debug!(origin = %client.name, alert_uuid = %uuid, attempt = attempts, %error, "Alert API attempt failed; retrying.");
-                    wait
+                    tracing::debug!(origin = %client.name, attempt = attempts, %error, "Origin API attempt failed; retrying.");
+                    tokio::time::sleep(wait).await;
                 }
-            };
-            tokio::time::sleep(wait).await;
+            }
         }
     }
 
     async fn fetch_once(&self, client: &OriginClient, uuid: Uuid) -> Result<Alert, Attempt> {
+        let url = match &client.base {
+            Some(base) => alert_url(base, uuid),
+            None => reqwest::Url::parse(&format!(
+                "{}/v1/sic/alerts/{uuid}?stix=false",
+                client.base_url
+            ))
+            .map_err(|e| Attempt::Fatal(EnrichError::Invalid(format!("the alert URL: {e}"))))?,
+        };
+        let body = self.get_json(client, url).await?;
+        Alert::from_slice(&body).map_err(|e| Attempt::Fatal(EnrichError::Invalid(e)))
+    }
+
+    /// One GET of a JSON document from the origin (an alert, an asset),
+    /// within its concurrency bound, timed and counted by outcome: the
+    /// body, or whether trying again may help.
+    async fn get_json(&self, client: &OriginClient, url: reqwest::Url) -> Result<Vec<u8>, Attempt> {
         let _permit = client
             .permits
             .acquire()
@@ -231,14 +263,9 @@ impl Enricher {
                 retry_after: None,
             })?;
         let started = Instant::now();
-        let request = match &client.base {
-            Some(base) => self.http.get(alert_url(base, uuid)),
-            None => self.http.get(format!(
-                "{}/v1/sic/alerts/{}?stix=false",
-                client.base_url, uuid
-            )),
-        };
-        let result = request
+        let result = self
+            .http
+            .get(url)
             .bearer_auth(client.api_key.expose())
             .header("accept", "application/json")
             .timeout(client.timeout)
@@ -292,9 +319,7 @@ impl Enricher {
             }
         };
         match status.as_u16() {
-            200..=299 => {
-                Alert::from_slice(&body).map_err(|e| Attempt::Fatal(EnrichError::Invalid(e)))
-            }
+            200..=299 => Ok(body),
             408 | 429 | 500..=599 => Err(Attempt::Transient {
                 error: format!("HTTP {} {}", status.as_u16(), excerpt(&body)),
                 retry_after: after,
@@ -339,45 +364,7 @@ impl Enricher {
         let Ok(id) = Uuid::parse_str(uuid) else {
             return unknown();
         };
-        let fetch = {
-            let (this, client) = (self, client.clone());
-            async move {
-                let started = Instant::now();
-                let mut backoff = Duration::from_millis(200);
-                loop {
-                    let url = format!("{}/v2/asset-management/assets/{id}", client.base_url);
-                    match this.get_json(&client, &url).await {
-                        Ok(body) => {
-                            let v: serde_json::Value = serde_json::from_slice(&body)
-                                .map_err(|e| EnrichError::Invalid(e.to_string()))?;
-                            return Ok(Arc::new(alert::Asset {
-                                uuid: id.to_string(),
-                                name: v
-                                    .get("name")
-                                    .and_then(|n| n.as_str())
-                                    .map(|n| n.chars().take(200).collect()),
-                                criticality: v
-                                    .get("criticality")
-                                    .and_then(|c| c.as_f64())
-                                    .map(|c| c.clamp(0.0, 100.0).round() as u32),
-                            }));
-                        }
-                        Err(Attempt::Fatal(e)) => return Err(e),
-                        Err(Attempt::Transient { error, retry_after }) => {
-                            let wait = retry_after.unwrap_or_else(|| jitter(backoff));
-                            backoff = (backoff * 2).min(Duration::from_secs(30));
-                            if started.elapsed() + wait >= client.deadline {
-                                return Err(EnrichError::Deadline {
-                                    attempts: 0,
-                                    last: error,
-                                });
-                            }
-                            tokio::time::sleep(wait).await;
-                        }
-                    }
-                }
-            }
-        };
+        let fetch = self.retrying(client, || self.fetch_asset_once(client, id));
         let lookup = client.assets.try_get_with(id, fetch);
         match tokio::time::timeout(client.deadline, lookup).await {
             Ok(Ok(a)) => (*a).clone(),
@@ -389,47 +376,30 @@ impl Enricher {
         }
     }
 
-    /// One GET of a JSON document from the origin: the body, or why not.
-    async fn get_json(&self, client: &OriginClient, url: &str) -> Result<Vec<u8>, Attempt> {
-        let _permit = client
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| Attempt::Transient {
-                error: "shutting down".into(),
-                retry_after: None,
-            })?;
-        let resp = self
-            .http
-            .get(url)
-            .bearer_auth(client.api_key.expose())
-            .header("accept", "application/json")
-            .timeout(client.timeout)
-            .send()
-            .await
-            .map_err(|e| Attempt::Transient {
-                error: scrub(&error_chain(&e), &[&client.api_key]),
-                retry_after: None,
-            })?;
-        let status = resp.status();
-        let after = retry_after(resp.headers());
-        let body = read_capped(resp, MAX_RESPONSE_BYTES)
-            .await
-            .map_err(|e| Attempt::Transient {
-                error: scrub(&error_chain(&e), &[&client.api_key]),
-                retry_after: None,
-            })?;
-        match status.as_u16() {
-            200..=299 => Ok(body),
-            408 | 429 | 500..=599 => Err(Attempt::Transient {
-                error: format!("HTTP {} {}", status.as_u16(), excerpt(&body)),
-                retry_after: after,
-            }),
-            code => Err(Attempt::Fatal(EnrichError::Permanent {
-                status: code,
-                text: status.canonical_reason().unwrap_or("error").to_owned(),
-            })),
-        }
+    async fn fetch_asset_once(
+        &self,
+        client: &OriginClient,
+        id: Uuid,
+    ) -> Result<Arc<alert::Asset>, Attempt> {
+        let url = reqwest::Url::parse(&format!(
+            "{}/v2/asset-management/assets/{id}",
+            client.base_url
+        ))
+        .map_err(|e| Attempt::Fatal(EnrichError::Invalid(format!("the asset URL: {e}"))))?;
+        let body = self.get_json(client, url).await?;
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| Attempt::Fatal(EnrichError::Invalid(e.to_string())))?;
+        Ok(Arc::new(alert::Asset {
+            uuid: id.to_string(),
+            name: v
+                .get("name")
+                .and_then(|n| n.as_str())
+                .map(|n| n.chars().take(200).collect()),
+            criticality: v
+                .get("criticality")
+                .and_then(|c| c.as_f64())
+                .map(|c| c.clamp(0.0, 100.0).round() as u32),
+        }))
     }
 }
 
