@@ -78,6 +78,10 @@ impl Generation {
             .map(|d| d.as_secs())
             .unwrap_or(0)
             + actions.ttl.as_secs();
+        let (destination_tag, origin_tag) = (
+            tag(secret, "destination", destination),
+            tag(secret, "origin", origin),
+        );
         let mut f = facts.clone();
         f.actions = buttons
             .iter()
@@ -87,8 +91,8 @@ impl Generation {
                     &Link {
                         alert,
                         action: *kind,
-                        destination: tag(secret, "destination", destination),
-                        origin: tag(secret, "origin", origin),
+                        destination: destination_tag,
+                        origin: origin_tag,
                         expires,
                     },
                 );

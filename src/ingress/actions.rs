@@ -248,6 +248,17 @@ async fn show(
     pages::confirm(&v, r.action().label(), r.action().status_name(), &csrf)
 }
 
+/// Counts an action's outcome (`hookrelay_actions_total`).
+fn count(state: &IngressState, action: &str, result: &str) {
+    state
+        .metrics
+        .actions
+        .get_or_create(&crate::telemetry::labels2(
+            "action", action, "result", result,
+        ))
+        .inc();
+}
+
 /// What an action came to.
 enum Acted {
     Done,
@@ -293,16 +304,7 @@ async fn act(
     let id = match state.store.start_action(record, nonce).await {
         Ok(Some(id)) => id,
         Ok(None) => {
-            state
-                .metrics
-                .actions
-                .get_or_create(&crate::telemetry::labels2(
-                    "action",
-                    action.as_str(),
-                    "result",
-                    "replayed",
-                ))
-                .inc();
+            count(state, action.as_str(), "replayed");
             return (Acted::Replayed, None);
         }
         Err(e) => {
@@ -345,16 +347,7 @@ async fn act(
     {
         tracing::error!(message = "Cannot record an action's outcome.", error = %e);
     }
-    state
-        .metrics
-        .actions
-        .get_or_create(&crate::telemetry::labels2(
-            "action",
-            action.as_str(),
-            "result",
-            acted.result(),
-        ))
-        .inc();
+    count(state, action.as_str(), acted.result());
     tracing::info!(
         message = "Action on an alert.", action = action.as_str(), result = acted.result(),
         alert_uuid = %r.link.alert, destination = %r.destination, client, detail = detail.as_deref()
@@ -475,16 +468,7 @@ async fn slack(
             .is_some_and(|s| slack_signature_ok(s.expose(), ts, &body, signature))
     });
     let (Some((dest_name, _)), true) = (signed_by, fresh) else {
-        state
-            .metrics
-            .actions
-            .get_or_create(&crate::telemetry::labels2(
-                "action",
-                "-",
-                "result",
-                "unauthorized",
-            ))
-            .inc();
+        count(&state, "-", "unauthorized");
         return (StatusCode::UNAUTHORIZED, "invalid signature\n").into_response();
     };
     let payload = url::form_urlencoded::parse(&body)
