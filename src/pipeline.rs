@@ -425,17 +425,13 @@ impl Pipeline {
             now: jiff::Timestamp::now(),
             intervals: &config.time_intervals,
         };
-        let mut targets = route(&config.routes, &a.hook, &a.event, alert, &clock);
+        let targets = route(&config.routes, &a.hook, &a.event, alert, &clock);
         // A silence holds every delivery of a matching event: recorded, not sent.
         let silences = self.active_silences().await;
-        if let Some((_, _, note)) = silences
+        let silenced: Option<&String> = silences
             .iter()
             .find(|(_, when, _)| crate::route::matches(when, &a.event, alert))
-        {
-            for t in targets.iter_mut().filter(|t| t.muted.is_none()) {
-                t.muted = Some(note.clone());
-            }
-        }
+            .map(|(_, _, note)| note);
         let short_id = a
             .event
             .short_id
@@ -452,12 +448,16 @@ impl Pipeline {
             if !route_names.contains(&t.route) {
                 route_names.push(t.route.clone());
             }
-            if let Some(why) = t.muted {
-                // Recorded (the history shows it muted and why), never sent.
-                let silenced = why.starts_with("silenced");
-                tracing::info!(message = if silenced { "Delivery silenced." } else { "Delivery muted by a time interval." }, destination = %t.destination, hook = %a.hook, event_id = a.id, reason = %why);
-                self.metrics
-                    .delivery(&t.destination, if silenced { "silenced" } else { "muted" });
+            // Recorded (the history shows it muted and why), never sent:
+            // a time interval's mute first, else a silence's.
+            let held = match (t.muted, silenced) {
+                (Some(why), _) => Some((why, "muted")),
+                (None, Some(note)) => Some((note.clone(), "silenced")),
+                (None, None) => None,
+            };
+            if let Some((why, outcome)) = held {
+                tracing::info!(message = "Delivery held back: recorded, not sent.", outcome, destination = %t.destination, hook = %a.hook, event_id = a.id, reason = %why);
+                self.metrics.delivery(&t.destination, outcome);
                 deliveries.push(NewDelivery {
                     payload: String::new(),
                     failed: None,
