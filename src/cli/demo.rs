@@ -296,13 +296,19 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
         api_url = "{stub_url}/slack-api"
         [actions]
         public_url = "http://127.0.0.1:{port}"
-        secret = "demo-actions-secret-never-use-this-one-in-production"
+        secret = "{actions_secret}"
         buttons = ["acknowledge", "close"]
         [[routes]]
         name = "everything"
         to = ["teams", "teams-legacy", "slack", "mattermost", "slack-thread"]
         "#,
-        db = dir.path().join("demo.db").display()
+        db = dir.path().join("demo.db").display(),
+        // A fresh secret per run: links from an earlier demo do not work.
+        actions_secret = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        ),
     );
     let config = match crate::config::load_str(&text, &HashMap::new()) {
         Ok(c) => c,
