@@ -261,6 +261,12 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
     } else {
         port
     };
+    // A fresh actions secret per run: links from an earlier demo do not work.
+    let actions_secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     let text = format!(
         r#"
         [server]
@@ -303,12 +309,6 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
         to = ["teams", "teams-legacy", "slack", "mattermost", "slack-thread"]
         "#,
         db = dir.path().join("demo.db").display(),
-        // A fresh secret per run: links from an earlier demo do not work.
-        actions_secret = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        ),
     );
     let config = match crate::config::load_str(&text, &HashMap::new()) {
         Ok(c) => c,
