@@ -392,13 +392,14 @@ impl Pipeline {
         let config = &generation.config;
         let hook = config.hooks.get(&a.hook);
         let origin_name = hook.map(|h| h.origin.as_str());
-        let enrichment = tokio::select! {
+        let started = std::time::Instant::now();
+        let (enrichment, cached) = tokio::select! {
             _ = cancel.cancelled() => return false,
             e = async {
                 match origin_name {
-                    Some(o) => generation.enricher.enrich(o, &a.event).await,
-                    None if a.event.alert_uuid.is_some() => Enrichment::Unavailable(format!("hook {:?} is no longer configured", a.hook)),
-                    None => Enrichment::NotApplicable,
+                    Some(o) => generation.enricher.enrich_traced(o, &a.event).await,
+                    None if a.event.alert_uuid.is_some() => (Enrichment::Unavailable(format!("hook {:?} is no longer configured", a.hook)), false),
+                    None => (Enrichment::NotApplicable, false),
                 }
             } => e,
         };
@@ -425,6 +426,7 @@ impl Pipeline {
             now: jiff::Timestamp::now(),
             intervals: &config.time_intervals,
         };
+        let enrich_ms = started.elapsed().as_millis() as u64;
         let targets = route(&config.routes, &a.hook, &a.event, alert, &clock);
         // A silence holds every delivery of a matching event: recorded, not sent.
         let silences = self.active_silences().await;
@@ -432,6 +434,12 @@ impl Pipeline {
             .iter()
             .find(|(_, when, _)| crate::route::matches(when, &a.event, alert))
             .map(|(_, _, note)| note);
+        let journey = journey(
+            &crate::route::decisions(&config.routes, &a.hook, &a.event, alert, &clock),
+            enrich_ms,
+            cached,
+            silenced,
+        );
         let short_id = a
             .event
             .short_id
@@ -525,6 +533,8 @@ impl Pipeline {
             alert_json,
             routes: route_names,
             deliveries,
+            title: alert.and_then(|x| x.title.clone()),
+            journey,
         };
         // The spool may be briefly unwritable (disk full): keep trying
         // rather than dropping an accepted event.
@@ -567,4 +577,31 @@ impl Pipeline {
         }
         true
     }
+}
+
+/// What the console shows of an event's routing: how long enrichment took
+/// and whether the alert came from the cache, every route's verdict in
+/// order with the condition that decided it, and the silence that held it.
+fn journey(
+    decisions: &[crate::route::Decision],
+    enrich_ms: u64,
+    cached: bool,
+    silenced: Option<&String>,
+) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::{json, Value};
+    let mut doc = serde_json::Map::new();
+    doc.insert("enrich".into(), json!({"ms": enrich_ms, "cached": cached}));
+    doc.insert(
+        "decisions".into(),
+        Value::Array(
+            decisions
+                .iter()
+                .map(|d| json!({"route": d.route, "matched": d.matched, "reason": d.reason}))
+                .collect(),
+        ),
+    );
+    if let Some(note) = silenced {
+        doc.insert("silenced".into(), note.clone().into());
+    }
+    doc
 }

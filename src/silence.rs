@@ -178,6 +178,8 @@ async fn emit(
         dedup_window_ms: 0,
         message_id: None,
         alert_uuid: None,
+        client: None,
+        auth: Some("hookrelay's own notice".into()),
     };
     match store.insert_event(new).await {
         Ok(inserted) => {

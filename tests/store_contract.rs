@@ -53,6 +53,8 @@ fn event(body: &str) -> NewEvent {
         dedup_window_ms: 600_000,
         message_id: None,
         alert_uuid: None,
+        client: Some("192.0.2.7".into()),
+        auth: Some("Standard Webhooks signature verified".into()),
     }
 }
 
@@ -75,6 +77,8 @@ fn routing(event_id: i64, dests: &[&str], dedup: Option<(&str, i64)>) -> Routing
                 muted: None,
             })
             .collect(),
+        title: Some(format!("Title of event {event_id}")),
+        journey: Default::default(),
     }
 }
 
@@ -859,5 +863,207 @@ async fn actions_and_silences_are_kept_on_both_backends() {
             all.iter().find(|s| s.id == a).unwrap().expired_at.is_some(),
             "{name}"
         );
+    }
+}
+
+/// What the console reads: a filtered list paged newest first (events not
+/// routed yet included), one event's journey fields, the last hour's
+/// numbers, filtered dead letters; the same on both backends.
+#[tokio::test]
+async fn the_console_reads_filter_and_page() {
+    use hookrelay::store::console::{Cursor, DeadFilter, EventFilter, ListState};
+    for (name, store, _dir) in backends(1000).await {
+        let mut ids = Vec::new();
+        for i in 0..7 {
+            let id = store
+                .insert_event(event(&format!("console {i}")))
+                .await
+                .unwrap()
+                .id;
+            ids.push(id);
+        }
+        // A sender retry is counted on the event it repeats.
+        assert!(
+            store
+                .insert_event(event("console 0"))
+                .await
+                .unwrap()
+                .duplicate
+        );
+        // 0..5 routed: 0 and 1 delivered, 2 dead, 3 unrouted, 4 pending; 5, 6 not routed.
+        for (i, id) in ids.iter().take(5).enumerate() {
+            let dests: &[&str] = if i == 3 { &[] } else { &["teams"] };
+            let created = store
+                .record_routing(routing(*id, dests, None))
+                .await
+                .unwrap()
+                .unwrap();
+            let outcome = match i {
+                0 | 1 => Some(Completion::Delivered {
+                    id: created[0].id,
+                    status: 200,
+                    duration_ms: 5,
+                    thread: None,
+                }),
+                2 => Some(Completion::Dead {
+                    id: created[0].id,
+                    status: Some(400),
+                    error: "HTTP 400: bad card".into(),
+                    duration_ms: 5,
+                }),
+                _ => None,
+            };
+            if let Some(c) = outcome {
+                store.complete(c).await.unwrap();
+            }
+        }
+        let page = |f: EventFilter| {
+            let store = store.clone();
+            async move { store.events_page(f).await.unwrap() }
+        };
+        let all = page(EventFilter {
+            limit: 4,
+            ..Default::default()
+        })
+        .await;
+        let shown: Vec<i64> = all.rows.iter().map(|r| r.id).collect();
+        assert_eq!(shown, [ids[6], ids[5], ids[4], ids[3]], "{name}");
+        assert_eq!(
+            all.rows.iter().map(|r| r.state).collect::<Vec<_>>(),
+            ["received", "received", "pending", "unrouted"],
+            "{name}"
+        );
+        assert_eq!((all.newer, all.older), (None, Some(ids[3])), "{name}");
+        let older = page(EventFilter {
+            limit: 4,
+            page: Cursor::Before(ids[3]),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(
+            older
+                .rows
+                .iter()
+                .map(|r| (r.id, r.state))
+                .collect::<Vec<_>>(),
+            [
+                (ids[2], "dead"),
+                (ids[1], "delivered"),
+                (ids[0], "delivered")
+            ],
+            "{name}"
+        );
+        assert_eq!((older.newer, older.older), (Some(ids[2]), None), "{name}");
+        let back = page(EventFilter {
+            limit: 4,
+            page: Cursor::After(ids[2]),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(back.rows.len(), 4, "{name}");
+        assert_eq!(back.rows[0].id, ids[6], "{name}");
+        for (state, want) in [
+            (ListState::Delivered, vec![ids[1], ids[0]]),
+            (ListState::Dead, vec![ids[2]]),
+            (ListState::Unrouted, vec![ids[3]]),
+            (ListState::Pending, vec![ids[6], ids[5], ids[4]]),
+            (ListState::Muted, vec![]),
+        ] {
+            let got: Vec<i64> = page(EventFilter {
+                state: Some(state),
+                limit: 50,
+                ..Default::default()
+            })
+            .await
+            .rows
+            .iter()
+            .map(|r| r.id)
+            .collect();
+            assert_eq!(got, want, "{name}: {state:?}");
+        }
+        // Title text (case-insensitive, wildcards literal) and short ids.
+        let by_title = page(EventFilter {
+            text: Some(format!("title OF EVENT {}", ids[1])),
+            limit: 50,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(by_title.rows.len(), 1, "{name}");
+        assert_eq!(by_title.rows[0].id, ids[1], "{name}");
+        let by_short = page(EventFilter {
+            text: Some("ALx".into()),
+            limit: 50,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(by_short.rows.len(), 7, "{name}");
+        let wild = page(EventFilter {
+            text: Some("%".into()),
+            limit: 50,
+            ..Default::default()
+        })
+        .await;
+        assert!(wild.rows.is_empty(), "{name}");
+        let future = page(EventFilter {
+            from: Some(hookrelay::store::now_ms() + 60_000),
+            limit: 50,
+            ..Default::default()
+        })
+        .await;
+        assert!(future.rows.is_empty(), "{name}");
+        // One event: who sent it, how, and how often.
+        let d = store.event_detail(ids[0]).await.unwrap().unwrap();
+        assert_eq!(d.client.as_deref(), Some("192.0.2.7"), "{name}");
+        assert_eq!(d.retries, 1, "{name}");
+        assert_eq!(d.deliveries[0].payload, "{\"to\":\"teams\"}", "{name}");
+        // The last hour.
+        let now = hookrelay::store::now_ms();
+        let a = store
+            .activity(now - 3_600_000, now - 86_400_000)
+            .await
+            .unwrap();
+        let soc = a.hooks.iter().find(|h| h.hook == "soc").unwrap();
+        assert_eq!(soc.recent, 5, "{name}: routed events in the hour");
+        let teams = a
+            .destinations
+            .iter()
+            .find(|d| d.destination == "teams")
+            .unwrap();
+        assert_eq!(
+            (teams.delivered, teams.failed, teams.dead),
+            (2, 1, 1),
+            "{name}"
+        );
+        assert_eq!(teams.latencies.len(), 2, "{name}");
+        assert_eq!(
+            a.events_per_minute.iter().map(|x| x.1).sum::<i64>(),
+            5,
+            "{name}"
+        );
+        assert_eq!(
+            a.deliveries_per_minute.iter().map(|x| x.1).sum::<i64>(),
+            2,
+            "{name}"
+        );
+        // Dead letters, filtered.
+        let dead = store
+            .dead_page(DeadFilter {
+                destination: Some("teams".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(dead.len(), 1, "{name}");
+        assert_eq!(dead[0].hook, "soc", "{name}");
+        let none = store
+            .dead_page(DeadFilter {
+                hook: Some("other".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(none.is_empty(), "{name}");
     }
 }

@@ -158,10 +158,33 @@ pub fn events(cmd: EventsCommand) -> ExitCode {
                         "enrichment: {}",
                         d.enrichment.as_deref().unwrap_or("(not yet)")
                     );
-                    println!(
-                        "routes: {}",
-                        d.routes.as_deref().unwrap_or("(not yet routed)")
-                    );
+                    if let Some(c) = &d.client {
+                        println!(
+                            "from: {c} ({}){}",
+                            d.auth.as_deref().unwrap_or("-"),
+                            match d.retries {
+                                0 => String::new(),
+                                n => format!(", {n} sender retries recognised"),
+                            }
+                        );
+                    }
+                    match d
+                        .routes
+                        .as_deref()
+                        .map(crate::store::console::Journey::parse)
+                    {
+                        None => println!("routes: (not yet routed)"),
+                        Some(j) => {
+                            println!("routes: {}", j.matched.join(", "));
+                            for (route, matched, reason) in &j.decisions {
+                                let mark = if *matched { "matched" } else { "no" };
+                                println!("  {mark:<7} {route}: {reason}");
+                            }
+                            if let Some(why) = &j.silenced {
+                                println!("  {why}");
+                            }
+                        }
+                    }
                     println!("body: {}", d.body);
                     if let Some(alert) = &d.alert_json {
                         println!("alert: {alert}");

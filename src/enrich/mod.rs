@@ -146,13 +146,22 @@ impl Enricher {
 
     /// Enriches one event from `origin`. Never fails: see [`Enrichment`].
     pub async fn enrich(&self, origin: &str, event: &Event) -> Enrichment {
+        self.enrich_traced(origin, event).await.0
+    }
+
+    /// Like [`Enricher::enrich`]; also says whether the alert came from the
+    /// cache (for the console's journey).
+    pub async fn enrich_traced(&self, origin: &str, event: &Event) -> (Enrichment, bool) {
         let Some(uuid) = event.alert_uuid else {
-            return Enrichment::NotApplicable;
+            return (Enrichment::NotApplicable, false);
         };
         let Some(client) = self.origins.get(origin) else {
             // Validation ties every hook to an origin; a reload may have
             // removed it since the event was accepted.
-            return Enrichment::Unavailable(format!("origin {origin:?} is no longer configured"));
+            return (
+                Enrichment::Unavailable(format!("origin {origin:?} is no longer configured")),
+                false,
+            );
         };
         // Something happened to the alert since: what the cache holds may be
         // from before (a thread's root must show the alert as it is now, and
@@ -165,10 +174,10 @@ impl Enricher {
                 .enrich_cache_hits
                 .get_or_create(&labels1("origin", &client.name))
                 .inc();
-            return Enrichment::Fetched(alert);
+            return (Enrichment::Fetched(alert), true);
         }
         let fetch = self.fetch_with_retries(client.clone(), uuid);
-        match client.cache.try_get_with(uuid, fetch).await {
+        let fetched = match client.cache.try_get_with(uuid, fetch).await {
             Ok(alert) => Enrichment::Fetched(alert),
             Err(e) => {
                 let reason = match e.as_ref() {
@@ -188,7 +197,8 @@ impl Enricher {
                 );
                 Enrichment::Unavailable(e.to_string())
             }
-        }
+        };
+        (fetched, false)
     }
 
     async fn fetch_with_retries(

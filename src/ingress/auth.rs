@@ -121,6 +121,16 @@ fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, Sig
         .map_err(|_| SignatureError::Malformed(name))
 }
 
+/// How a request that passed [`verify`] on `hook` proved itself, for the
+/// console's journey.
+pub fn proof(hook: &HookConfig) -> &'static str {
+    match (&hook.secret, hook.signature) {
+        (None, _) => "none: the hook has no secret",
+        (Some(_), Some(SignatureScheme::GithubSha256)) => "X-Hub-Signature-256 verified",
+        (Some(_), _) => "Standard Webhooks signature verified",
+    }
+}
+
 /// Verifies the request; returns the Standard Webhooks message id to
 /// remember once the event is accepted.
 pub fn verify(

@@ -313,6 +313,13 @@ impl HookRequest<'_> {
                 .clone()
                 .map(|m| (m, auth::REPLAY_WINDOW.as_millis() as i64)),
             alert_uuid: event.alert_uuid.map(|u| u.to_string()),
+            client: Some(
+                match auth::client_ip(self.peer.ip(), &self.headers, &self.server.trusted_proxies) {
+                    Some(ip) => ip.to_string(),
+                    None => format!("{} (a trusted proxy; bad X-Forwarded-For)", self.peer.ip()),
+                },
+            ),
+            auth: Some(auth::proof(self.hook).to_owned()),
         };
         let inserted = self.state.store.insert_event(new).await.map_err(|e| {
             if let StoreError::Replay = e {

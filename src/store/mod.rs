@@ -15,6 +15,7 @@
 //! This module must not know about HTTP, rendering or destinations beyond
 //! their names: it stores what it is given.
 
+pub mod console;
 mod ops;
 mod postgres;
 pub mod reads;
@@ -502,6 +503,37 @@ impl Store {
                 s.read(move |c| reads::actions_for(c, &a)).await
             }
             Backend::Postgres(pg) => pg.actions_for(alert).await,
+        }
+    }
+
+    /// A page of the console's events list.
+    pub async fn events_page(
+        &self,
+        filter: console::EventFilter,
+    ) -> Result<console::EventPage, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.read(move |c| console::events_page(c, &filter)).await,
+            Backend::Postgres(pg) => pg.events_page(&filter).await,
+        }
+    }
+
+    /// The console overview's numbers: per hook and destination since
+    /// `hour`, per minute since `day` (unix ms).
+    pub async fn activity(&self, hour: i64, day: i64) -> Result<console::Activity, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.read(move |c| console::activity(c, hour, day)).await,
+            Backend::Postgres(pg) => pg.activity(hour, day).await,
+        }
+    }
+
+    /// Dead letters matching the console's filter, newest first.
+    pub async fn dead_page(
+        &self,
+        filter: console::DeadFilter,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.read(move |c| console::dead_page(c, &filter)).await,
+            Backend::Postgres(pg) => pg.dead_page(&filter).await,
         }
     }
 

@@ -20,6 +20,11 @@ pub struct NewEvent {
     pub message_id: Option<(String, i64)>,
     /// The alert the event is about (its thread, on threaded destinations).
     pub alert_uuid: Option<String>,
+    /// The sender's address (through trusted proxies), for the console.
+    pub client: Option<String>,
+    /// How the request proved itself ("hmac-sha256 signature verified",
+    /// "no authentication configured", …).
+    pub auth: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +65,21 @@ pub struct Routing {
     pub alert_json: Option<String>,
     pub routes: Vec<String>,
     pub deliveries: Vec<NewDelivery>,
+    /// The alert's title, when known (the console searches it).
+    pub title: Option<String>,
+    /// How the event was routed, for the console: enrichment latency and
+    /// source, every route's verdict, a silence. Stored with `routes`.
+    pub journey: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Routing {
+    /// The `routes` column: the journey with the matched routes' names
+    /// under `"matched"`.
+    pub(super) fn routes_json(&self) -> String {
+        let mut doc = self.journey.clone();
+        doc.insert("matched".into(), self.routes.clone().into());
+        serde_json::Value::Object(doc).to_string()
+    }
 }
 
 /// The result of one delivery attempt.
@@ -103,6 +123,15 @@ pub struct NewDigest {
 }
 
 impl NewDigest {
+    /// What the console lists the digest as.
+    pub(super) fn title(&self) -> String {
+        format!(
+            "Digest of {} held alerts to {}",
+            self.held.len(),
+            self.destination
+        )
+    }
+
     /// The synthetic event a digest is stored under (its body and that
     /// body's hash), at `now`.
     pub(super) fn event(&self, now: i64) -> (String, [u8; 32]) {

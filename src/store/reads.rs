@@ -156,6 +156,7 @@ pub struct DeadLetter {
     pub last_status: Option<i64>,
     pub last_error: Option<String>,
     pub updated_at: i64,
+    pub hook: String,
 }
 
 pub fn dead_letters(
@@ -163,7 +164,7 @@ pub fn dead_letters(
     destination: Option<&str>,
 ) -> Result<Vec<DeadLetter>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT d.id, d.event_id, d.destination, e.kind, e.action, e.short_id, d.attempts, d.last_status, d.last_error, d.updated_at
+        "SELECT d.id, d.event_id, d.destination, e.kind, e.action, e.short_id, d.attempts, d.last_status, d.last_error, d.updated_at, e.hook
          FROM deliveries d JOIN events e ON e.id = d.event_id
          WHERE d.state = 'dead' AND (?1 IS NULL OR d.destination = ?1) ORDER BY d.id",
     )?;
@@ -179,6 +180,7 @@ pub fn dead_letters(
             last_status: r.get(7)?,
             last_error: r.get(8)?,
             updated_at: r.get(9)?,
+            hook: r.get(10)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -272,8 +274,14 @@ pub struct EventDetail {
     pub enrichment: Option<String>,
     pub alert_json: Option<String>,
     pub routes: Option<String>,
-    /// (id, route, destination, state, attempts, last_status, last_error, [(at, status, error, ms)])
     pub deliveries: Vec<DeliveryDetail>,
+    /// Who sent it (through trusted proxies) and how it proved itself.
+    pub client: Option<String>,
+    pub auth: Option<String>,
+    /// Sender retries of the same body recognised within the dedup window.
+    pub retries: i64,
+    pub alert_uuid: Option<String>,
+    pub routed_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -282,26 +290,42 @@ pub struct DeliveryDetail {
     pub route: String,
     pub destination: String,
     pub state: super::DeliveryState,
+    /// Every attempt: (at, status, error, duration ms).
     pub attempts: Vec<(i64, Option<i64>, Option<String>, i64)>,
     pub last_error: Option<String>,
     /// Where it went in its alert's conversation, once delivered.
     pub thread: Option<String>,
+    /// The rendered request body, as stored.
+    pub payload: String,
+    pub updated_at: i64,
 }
 
 pub fn event_detail(conn: &Connection, id: i64) -> Result<Option<EventDetail>, StoreError> {
     let Some(summary) = summaries(conn, 0, None, Some(id), None)?.into_iter().next() else {
         return Ok(None);
     };
-    let (body, enrichment, alert_json, routes): (
-        Vec<u8>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    ) = conn
-        .prepare_cached("SELECT body, enrichment, alert_json, routes FROM events WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    let mut detail = conn
+        .prepare_cached(
+            "SELECT body, enrichment, alert_json, routes, client, auth, retries, alert_uuid, routed_at
+             FROM events WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok(EventDetail {
+                summary,
+                body: String::from_utf8_lossy(&r.get::<_, Vec<u8>>(0)?).into_owned(),
+                enrichment: r.get(1)?,
+                alert_json: r.get(2)?,
+                routes: r.get(3)?,
+                client: r.get(4)?,
+                auth: r.get(5)?,
+                retries: r.get(6)?,
+                alert_uuid: r.get(7)?,
+                routed_at: r.get(8)?,
+                deliveries: Vec::new(),
+            })
+        })?;
     let mut stmt = conn.prepare_cached(
-        "SELECT id, route, destination, state, last_error, thread FROM deliveries WHERE event_id = ?1 ORDER BY id",
+        "SELECT id, route, destination, state, last_error, thread, payload, updated_at FROM deliveries WHERE event_id = ?1 ORDER BY id",
     )?;
     let mut deliveries: Vec<DeliveryDetail> = stmt
         .query_map([id], |r| {
@@ -312,6 +336,8 @@ pub fn event_detail(conn: &Connection, id: i64) -> Result<Option<EventDetail>, S
                 state: r.get(3)?,
                 last_error: r.get(4)?,
                 thread: r.get(5)?,
+                payload: r.get(6)?,
+                updated_at: r.get(7)?,
                 attempts: Vec::new(),
             })
         })?
@@ -324,14 +350,8 @@ pub fn event_detail(conn: &Connection, id: i64) -> Result<Option<EventDetail>, S
             .query_map([d.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<Result<_, _>>()?;
     }
-    Ok(Some(EventDetail {
-        summary,
-        body: String::from_utf8_lossy(&body).into_owned(),
-        enrichment,
-        alert_json,
-        routes,
-        deliveries,
-    }))
+    detail.deliveries = deliveries;
+    Ok(Some(detail))
 }
 
 /// Every hook's silence-detection clock.

@@ -130,4 +130,32 @@ pub const MIGRATIONS: &[&str] = &[
         expired_at  INTEGER                    -- set by `silences expire`
     );
     "#,
+    // 8: the console. Who sent an event and how it proved it, sender
+    // retries; a narrow row per routed event (what the events page filters
+    // and pages through without reading bodies); each attempt's destination,
+    // outcome and age (the overview's last hour without joins).
+    r#"
+    ALTER TABLE events ADD COLUMN client TEXT;
+    ALTER TABLE events ADD COLUMN auth TEXT;
+    ALTER TABLE events ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE event_facts (
+        id           INTEGER PRIMARY KEY,       -- the event's id
+        received_at  INTEGER NOT NULL,
+        hook         TEXT    NOT NULL,
+        kind         TEXT    NOT NULL,
+        action       TEXT    NOT NULL,
+        short_id     TEXT,
+        title        TEXT,
+        targets      INTEGER NOT NULL           -- deliveries created at routing
+    );
+    INSERT INTO event_facts (id, received_at, hook, kind, action, short_id, title, targets)
+        SELECT e.id, e.received_at, e.hook, e.kind, e.action, e.short_id,
+               CASE WHEN json_valid(e.alert_json) THEN json_extract(e.alert_json, '$.title') END,
+               (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id)
+        FROM events e WHERE e.state = 'routed';
+    ALTER TABLE attempts ADD COLUMN destination TEXT;
+    ALTER TABLE attempts ADD COLUMN outcome TEXT;       -- delivered | retry | dead
+    ALTER TABLE attempts ADD COLUMN age_ms INTEGER;     -- since the event was accepted
+    CREATE INDEX deliveries_muted ON deliveries (event_id) WHERE state = 'muted';
+    "#,
 ];

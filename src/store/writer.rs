@@ -286,6 +286,9 @@ fn insert(
             .query_row(params![id, e.hook, &e.sha256[..]], |r| r.get(0))
             .optional()?;
         if same.is_some() {
+            // Counted for the console's journey ("sent 3 times").
+            tx.prepare_cached("UPDATE events SET retries = retries + 1 WHERE id = ?1")?
+                .execute([id])?;
             return Ok(Inserted {
                 id,
                 duplicate: true,
@@ -296,8 +299,8 @@ fn insert(
         return Err(StoreError::Full(*pending));
     }
     tx.prepare_cached(
-        "INSERT INTO events (hook, received_at, body_sha256, body, kind, action, short_id, alert_uuid, state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'received')",
+        "INSERT INTO events (hook, received_at, body_sha256, body, kind, action, short_id, alert_uuid, state, client, auth)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'received', ?9, ?10)",
     )?
     .execute(params![
         e.hook,
@@ -307,7 +310,9 @@ fn insert(
         e.kind,
         e.action,
         e.short_id,
-        e.alert_uuid
+        e.alert_uuid,
+        e.client,
+        e.auth
     ])?;
     *pending += 1;
     let id = tx.last_insert_rowid();
@@ -325,10 +330,20 @@ fn route(
     pending: &mut u64,
 ) -> Result<Option<Vec<DueDelivery>>, StoreError> {
     let now = now_ms();
-    let (state, received_at, hook, short_id): (String, i64, String, Option<String>) = tx
-        .prepare_cached("SELECT state, received_at, hook, short_id FROM events WHERE id = ?1")?
+    type Row = (String, i64, String, Option<String>, String, String);
+    let (state, received_at, hook, short_id, kind, action): Row = tx
+        .prepare_cached(
+            "SELECT state, received_at, hook, short_id, kind, action FROM events WHERE id = ?1",
+        )?
         .query_row([r.event_id], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+            ))
         })
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("event {}", r.event_id)))?;
@@ -336,12 +351,26 @@ fn route(
         // Already routed: creating deliveries again would send twice.
         return Ok(None);
     }
-    let routes = serde_json::to_string(&r.routes).unwrap_or_else(|_| "[]".into());
+    let routes = r.routes_json();
     tx.prepare_cached(
         "UPDATE events SET state = 'routed', enrichment = ?2, alert_json = ?3, routes = ?4, routed_at = ?5
          WHERE id = ?1",
     )?
     .execute(params![r.event_id, r.enrichment, r.alert_json, routes, now])?;
+    tx.prepare_cached(
+        "INSERT INTO event_facts (id, received_at, hook, kind, action, short_id, title, targets)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        r.event_id,
+        received_at,
+        hook,
+        kind,
+        action,
+        short_id,
+        r.title,
+        r.deliveries.len() as i64
+    ])?;
     *pending = pending.saturating_sub(1);
 
     let mut created = Vec::with_capacity(r.deliveries.len());
@@ -404,11 +433,14 @@ fn record_attempt(
     status: Option<u16>,
     error: Option<&str>,
     duration_ms: i64,
+    outcome: &str,
 ) -> Result<(), StoreError> {
+    let now = now_ms();
     tx.prepare_cached(
-        "INSERT INTO attempts (delivery_id, at, status, error, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO attempts (delivery_id, at, status, error, duration_ms, destination, outcome, age_ms)
+         SELECT ?1, ?2, ?3, ?4, ?5, destination, ?6, ?2 - created_at FROM deliveries WHERE id = ?1",
     )?
-    .execute(params![id, now_ms(), status, error, duration_ms])?;
+    .execute(params![id, now, status, error, duration_ms, outcome])?;
     Ok(())
 }
 
@@ -421,7 +453,7 @@ fn complete(tx: &Transaction, c: Completion, pending: &mut u64) -> Result<(), St
             duration_ms,
             thread,
         } => {
-            record_attempt(tx, *id, Some(*status), None, *duration_ms)?;
+            record_attempt(tx, *id, Some(*status), None, *duration_ms, "delivered")?;
             tx.prepare_cached(
                 "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, updated_at = ?2,
                  last_status = ?3, last_error = NULL, thread = ?4 WHERE id = ?1 AND state = 'pending'",
@@ -435,7 +467,7 @@ fn complete(tx: &Transaction, c: Completion, pending: &mut u64) -> Result<(), St
             next_attempt_at,
             duration_ms,
         } => {
-            record_attempt(tx, *id, *status, Some(error), *duration_ms)?;
+            record_attempt(tx, *id, *status, Some(error), *duration_ms, "retry")?;
             tx.prepare_cached(
                 "UPDATE deliveries SET attempts = attempts + 1, updated_at = ?2, next_attempt_at = ?3,
                  last_status = ?4, last_error = ?5 WHERE id = ?1 AND state = 'pending'",
@@ -449,7 +481,7 @@ fn complete(tx: &Transaction, c: Completion, pending: &mut u64) -> Result<(), St
             error,
             duration_ms,
         } => {
-            record_attempt(tx, *id, *status, Some(error), *duration_ms)?;
+            record_attempt(tx, *id, *status, Some(error), *duration_ms, "dead")?;
             tx.prepare_cached(
                 "UPDATE deliveries SET state = 'dead', attempts = attempts + 1, updated_at = ?2,
                  last_status = ?3, last_error = ?4 WHERE id = ?1 AND state = 'pending'",
@@ -507,6 +539,10 @@ fn prune(tx: &Transaction, before: i64) -> Result<usize, StoreError> {
     )?;
     tx.execute(
         &format!("DELETE FROM deliveries WHERE event_id IN ({doomed})"),
+        [before],
+    )?;
+    tx.execute(
+        &format!("DELETE FROM event_facts WHERE id IN ({doomed})"),
         [before],
     )?;
     let n = tx.execute(
@@ -609,6 +645,11 @@ fn digest(tx: &Transaction, d: NewDigest, pending: &mut u64) -> Result<DueDelive
     )?
     .execute(params![now, &sha[..], body.as_bytes()])?;
     let event_id = tx.last_insert_rowid();
+    tx.prepare_cached(
+        "INSERT INTO event_facts (id, received_at, hook, kind, action, title, targets)
+         VALUES (?1, ?2, '-', 'hookrelay.digest', 'created', ?3, 1)",
+    )?
+    .execute(params![event_id, now, d.title()])?;
     tx.prepare_cached(
         "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at, digest)
          VALUES (?1, 'digest', ?2, ?3, 'pending', ?4, ?4, ?4, 1)",

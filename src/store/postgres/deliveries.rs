@@ -9,12 +9,18 @@ impl Postgres {
         let now = now_ms();
         // One statement: the attempt and the new state commit together.
         let (id, status, error, duration) = c.parts();
-        let (state_sql, next) = match &c {
-            Completion::Delivered { .. } => ("state = 'delivered', last_error = NULL", 0),
+        let (state_sql, next, outcome) = match &c {
+            Completion::Delivered { .. } => {
+                ("state = 'delivered', last_error = NULL", 0, "delivered")
+            }
             Completion::Retry {
                 next_attempt_at, ..
-            } => ("next_attempt_at = $6, last_error = $4", *next_attempt_at),
-            Completion::Dead { .. } => ("state = 'dead', last_error = $4", 0),
+            } => (
+                "next_attempt_at = $6, last_error = $4",
+                *next_attempt_at,
+                "retry",
+            ),
+            Completion::Dead { .. } => ("state = 'dead', last_error = $4", 0, "dead"),
         };
         let status = status.map(i64::from);
         let thread = match &c {
@@ -25,7 +31,8 @@ impl Postgres {
         // three statements is prepared once); `$6` is only used by a retry,
         // and the no-op test on it gives it a type in the others.
         let sql = format!(
-            "WITH a AS (INSERT INTO attempts (delivery_id, at, status, error, duration_ms) VALUES ($1, $2, $3, $4, $5))
+            "WITH a AS (INSERT INTO attempts (delivery_id, at, status, error, duration_ms, destination, outcome, age_ms)
+                        SELECT $1, $2, $3, $4, $5, destination, '{outcome}', $2 - created_at FROM deliveries WHERE id = $1)
              UPDATE deliveries SET {state_sql}, attempts = attempts + 1, updated_at = $2, last_status = $3,
              thread = COALESCE($7::TEXT, thread),
              claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state = 'pending' AND $6::BIGINT IS NOT NULL"
@@ -102,6 +109,12 @@ impl Postgres {
                 )
                 .await?
                 .get(0);
+            tx.execute(
+                "INSERT INTO event_facts (id, received_at, hook, kind, action, title, targets)
+                 VALUES ($1, $2, '-', 'hookrelay.digest', 'created', $3, 1)",
+                &[&event_id, &now, &d.title()],
+            )
+            .await?;
             let id: i64 = tx
                 .query_one(
                     "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at, digest, claimed_by, claimed_until)

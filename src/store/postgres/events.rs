@@ -16,13 +16,16 @@ const INSERT_EVENT: &str = "WITH d AS (
         SET event_id = excluded.event_id, until = excluded.until
         WHERE event_dedup.until <= $4
         RETURNING event_id)
-     INSERT INTO events (id, hook, received_at, body_sha256, body, kind, action, short_id, state, claimed_by, claimed_until, alert_uuid)
-     SELECT event_id, $1, $4, $2, $5, $6, $7, $8, 'received', $9, $10, $11 FROM d
+     INSERT INTO events (id, hook, received_at, body_sha256, body, kind, action, short_id, state, claimed_by, claimed_until, alert_uuid, client, auth)
+     SELECT event_id, $1, $4, $2, $5, $6, $7, $8, 'received', $9, $10, $11, $12, $13 FROM d
      RETURNING id";
 
 /// The event a body within its dedup window was stored as.
-const EXISTING_EVENT: &str =
-    "SELECT event_id FROM event_dedup WHERE hook = $1 AND body_sha256 = $2 AND until > $3";
+/// It is counted as a sender retry (the console shows how many).
+const EXISTING_EVENT: &str = "WITH f AS (
+        SELECT event_id FROM event_dedup WHERE hook = $1 AND body_sha256 = $2 AND until > $3),
+     u AS (UPDATE events SET retries = retries + 1 WHERE id IN (SELECT event_id FROM f))
+     SELECT event_id FROM f";
 
 /// Routes an event that needs no route dedup: marks it routed (unless it
 /// already was: then no row comes back) and inserts its deliveries from
@@ -31,7 +34,10 @@ const EXISTING_EVENT: &str =
 const ROUTE_EVENT: &str = "WITH e AS (
         UPDATE events SET state = 'routed', enrichment = $2, alert_json = $3, routes = $4, routed_at = $5,
         claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state = 'received'
-        RETURNING received_at, hook, short_id),
+        RETURNING received_at, hook, short_id, kind, action),
+     facts AS (
+        INSERT INTO event_facts (id, received_at, hook, kind, action, short_id, title, targets)
+        SELECT $1, received_at, hook, kind, action, short_id, $15, $16 FROM e),
      ins AS (
         INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at,
                                 last_error, summary, claimed_by, claimed_until, thread_key)
@@ -111,6 +117,8 @@ impl EventParams<'_> {
                     &self.replica,
                     &self.until,
                     &e.alert_uuid,
+                    &e.client,
+                    &e.auth,
                 ],
             )
             .await?;
@@ -207,7 +215,8 @@ impl Postgres {
         let replica = &self.inner.replica;
         if r.deliveries.iter().all(|d| d.dedup.is_none()) {
             // No route dedup to settle first: one statement, no transaction block.
-            let routes = serde_json::to_string(&r.routes).unwrap_or_else(|_| "[]".into());
+            let routes = r.routes_json();
+            let targets = r.deliveries.len() as i32;
             let col = |f: fn(&NewDelivery) -> Option<&str>| -> Vec<Option<&str>> {
                 r.deliveries.iter().map(f).collect()
             };
@@ -252,6 +261,8 @@ impl Postgres {
                             &notes,
                             &summaries,
                             &thread_keys,
+                            &r.title,
+                            &targets,
                         ],
                     )
                     .await
@@ -284,16 +295,30 @@ impl Postgres {
                 // Routed once: the row lock makes a second routing of the
                 // same event (another replica after a lease ran out) wait,
                 // then find it no longer `received`.
-                let routes = serde_json::to_string(&r.routes).unwrap_or_else(|_| "[]".into());
+                let routes = r.routes_json();
                 let mark = tx
                     .prepare_cached(
-                        "UPDATE events SET state = 'routed', enrichment = $2, alert_json = $3, routes = $4, routed_at = $5,
+                        "WITH e AS (UPDATE events SET state = 'routed', enrichment = $2, alert_json = $3, routes = $4, routed_at = $5,
                          claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state = 'received'
-                         RETURNING received_at, hook, short_id",
+                         RETURNING received_at, hook, short_id, kind, action),
+                         facts AS (INSERT INTO event_facts (id, received_at, hook, kind, action, short_id, title, targets)
+                                   SELECT $1, received_at, hook, kind, action, short_id, $6, $7 FROM e)
+                         SELECT received_at, hook, short_id FROM e",
                     )
                     .await?;
                 let Some(row) = tx
-                    .query_opt(&mark, &[&r.event_id, &r.enrichment, &r.alert_json, &routes, &now])
+                    .query_opt(
+                        &mark,
+                        &[
+                            &r.event_id,
+                            &r.enrichment,
+                            &r.alert_json,
+                            &routes,
+                            &now,
+                            &r.title,
+                            &(r.deliveries.len() as i32),
+                        ],
+                    )
                     .await?
                 else {
                     let exists = tx
@@ -417,6 +442,8 @@ impl Postgres {
             )
             .await?;
             tx.execute("DELETE FROM deliveries WHERE event_id IN (SELECT id FROM doomed)", &[])
+                .await?;
+            tx.execute("DELETE FROM event_facts WHERE id IN (SELECT id FROM doomed)", &[])
                 .await?;
             let n = tx
                 .execute("DELETE FROM events WHERE id IN (SELECT id FROM doomed)", &[])

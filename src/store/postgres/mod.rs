@@ -27,6 +27,7 @@ use super::{
 };
 use crate::store::reads::THREAD_IN_ORDER;
 mod cluster;
+mod console;
 mod deliveries;
 mod events;
 mod reads;

@@ -26,27 +26,13 @@ impl Postgres {
     ) -> Result<Vec<DeadLetter>, StoreError> {
         let rows = self
             .query(
-                "SELECT d.id, d.event_id, d.destination, e.kind, e.action, e.short_id, d.attempts, d.last_status, d.last_error, d.updated_at
+                "SELECT d.id, d.event_id, d.destination, e.kind, e.action, e.short_id, d.attempts, d.last_status, d.last_error, d.updated_at, e.hook
                  FROM deliveries d JOIN events e ON e.id = d.event_id
                  WHERE d.state = 'dead' AND ($1::TEXT IS NULL OR d.destination = $1) ORDER BY d.id",
                 &[&destination],
             )
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| DeadLetter {
-                id: r.get(0),
-                event_id: r.get(1),
-                destination: r.get(2),
-                kind: r.get(3),
-                action: r.get(4),
-                short_id: r.get(5),
-                attempts: r.get(6),
-                last_status: r.get(7),
-                last_error: r.get(8),
-                updated_at: r.get(9),
-            })
-            .collect())
+        Ok(rows.iter().map(dead_letter).collect())
     }
 
     pub async fn summaries(
@@ -97,7 +83,7 @@ impl Postgres {
         };
         let row = self
             .query(
-                "SELECT body, enrichment, alert_json, routes FROM events WHERE id = $1",
+                "SELECT body, enrichment, alert_json, routes, client, auth, retries, alert_uuid, routed_at FROM events WHERE id = $1",
                 &[&id],
             )
             .await?
@@ -107,7 +93,7 @@ impl Postgres {
         let body: Vec<u8> = row.get(0);
         let mut deliveries: Vec<DeliveryDetail> = self
             .query(
-                "SELECT id, route, destination, state, last_error, thread FROM deliveries WHERE event_id = $1 ORDER BY id",
+                "SELECT id, route, destination, state, last_error, thread, payload, updated_at FROM deliveries WHERE event_id = $1 ORDER BY id",
                 &[&id],
             )
             .await?
@@ -120,6 +106,8 @@ impl Postgres {
                     state: r.get::<_, &str>(3).parse()?,
                     last_error: r.get(4),
                     thread: r.get(5),
+                    payload: r.get(6),
+                    updated_at: r.get(7),
                     attempts: Vec::new(),
                 })
             })
@@ -142,6 +130,11 @@ impl Postgres {
             alert_json: row.get(2),
             routes: row.get(3),
             deliveries,
+            client: row.get(4),
+            auth: row.get(5),
+            retries: row.get(6),
+            alert_uuid: row.get(7),
+            routed_at: row.get(8),
         }))
     }
 
@@ -177,5 +170,24 @@ impl Postgres {
             enrichment: r.get(3),
             route: r.get(4),
         }))
+    }
+}
+
+/// A dead letter from a row of `d.id, d.event_id, d.destination, e.kind,
+/// e.action, e.short_id, d.attempts, d.last_status, d.last_error,
+/// d.updated_at, e.hook`.
+pub(super) fn dead_letter(r: &tokio_postgres::Row) -> DeadLetter {
+    DeadLetter {
+        id: r.get(0),
+        event_id: r.get(1),
+        destination: r.get(2),
+        kind: r.get(3),
+        action: r.get(4),
+        short_id: r.get(5),
+        attempts: r.get(6),
+        last_status: r.get(7),
+        last_error: r.get(8),
+        updated_at: r.get(9),
+        hook: r.get(10),
     }
 }

@@ -160,6 +160,32 @@ const MIGRATIONS: &[&str] = &[
         expired_at  BIGINT
     );
     "#,
+    // 5: the console (see the SQLite migration 8).
+    r#"
+    ALTER TABLE events ADD COLUMN client TEXT;
+    ALTER TABLE events ADD COLUMN auth TEXT;
+    ALTER TABLE events ADD COLUMN retries BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE event_facts (
+        id           BIGINT PRIMARY KEY,
+        received_at  BIGINT NOT NULL,
+        hook         TEXT   NOT NULL,
+        kind         TEXT   NOT NULL,
+        action       TEXT   NOT NULL,
+        short_id     TEXT,
+        title        TEXT,
+        targets      INTEGER NOT NULL
+    );
+    INSERT INTO event_facts (id, received_at, hook, kind, action, short_id, title, targets)
+        SELECT e.id, e.received_at, e.hook, e.kind, e.action, e.short_id, NULL,
+               (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id)
+        FROM events e WHERE e.state = 'routed';
+    CREATE INDEX event_facts_received ON event_facts (received_at);
+    ALTER TABLE attempts ADD COLUMN destination TEXT;
+    ALTER TABLE attempts ADD COLUMN outcome TEXT;
+    ALTER TABLE attempts ADD COLUMN age_ms BIGINT;
+    CREATE INDEX attempts_at ON attempts (at);
+    CREATE INDEX deliveries_muted ON deliveries (event_id) WHERE state = 'muted';
+    "#,
 ];
 
 /// Connects and migrates (retrying with back-off), then watches the

@@ -1,0 +1,226 @@
+//! The console's reads (see `store::console`), on PostgreSQL: the same
+//! questions, with the database's own indexes on times.
+
+use super::*;
+use crate::store::console::{
+    assemble, bounds, like_pattern, merge, row_state, tally, Activity, DeadFilter, EventFilter,
+    EventPage, EventRow, HookActivity, ListState, MAX_LATENCIES, MAX_PAGE,
+};
+
+fn state_sql(s: ListState) -> &'static str {
+    match s {
+        ListState::Delivered => {
+            "f.targets > 0
+             AND EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = f.id AND d.state = 'delivered')
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = f.id AND d.state IN ('pending', 'held', 'dead'))"
+        }
+        ListState::Pending => {
+            "(f.id IN (SELECT event_id FROM deliveries WHERE state = 'pending')
+              OR f.id IN (SELECT event_id FROM deliveries WHERE state = 'held'))"
+        }
+        ListState::Dead => "f.id IN (SELECT event_id FROM deliveries WHERE state = 'dead')",
+        ListState::Unrouted => "f.targets = 0",
+        ListState::Muted => "f.id IN (SELECT event_id FROM deliveries WHERE state = 'muted')",
+    }
+}
+
+impl Postgres {
+    pub async fn events_page(&self, f: &EventFilter) -> Result<EventPage, StoreError> {
+        let limit = f.limit.clamp(1, MAX_PAGE);
+        let (low, high, backwards) = bounds(f.page);
+        let order = if backwards { "DESC" } else { "ASC" };
+        let state = f.state.map(state_sql).unwrap_or("TRUE");
+        let digest = if f.digest.is_some() {
+            "f.id IN (SELECT event_id FROM deliveries WHERE destination = $11 AND id BETWEEN $12 AND $13 AND state = 'digested')"
+        } else {
+            "($11::TEXT IS NULL AND $12::BIGINT IS NOT NULL AND $13::BIGINT IS NOT NULL)"
+        };
+        let sql = format!(
+            "SELECT f.id, f.received_at, f.hook, f.kind, f.action, f.short_id, f.title, f.targets,
+                    (SELECT array_agg(d.state || ':' || d.n) FROM
+                        (SELECT state, COUNT(*) AS n FROM deliveries WHERE event_id = f.id GROUP BY state ORDER BY state) d)
+             FROM event_facts f
+             WHERE f.id > $1 AND f.id < $2
+               AND ($3::TEXT IS NULL OR f.hook = $3)
+               AND ($4::TEXT IS NULL OR f.short_id = $4 OR f.title ILIKE $5)
+               AND ($6::TEXT IS NULL OR f.kind = $6) AND ($7::TEXT IS NULL OR f.action = $7)
+               AND ($8::BIGINT IS NULL OR f.received_at >= $8) AND ($9::BIGINT IS NULL OR f.received_at < $9)
+               AND {state} AND {digest}
+             ORDER BY f.id {order} LIMIT $10"
+        );
+        let pattern = f.text.as_deref().map(like_pattern);
+        let (dd, d1, d2) = match &f.digest {
+            Some(d) => (Some(d.destination.as_str()), d.first, d.last),
+            None => (None, 0, 0),
+        };
+        let rows = self
+            .query(
+                &sql,
+                &[
+                    &low,
+                    &high,
+                    &f.hook,
+                    &f.text,
+                    &pattern,
+                    &f.kind,
+                    &f.action,
+                    &f.from,
+                    &f.to,
+                    &((limit + 1) as i64),
+                    &dd,
+                    &d1,
+                    &d2,
+                ],
+            )
+            .await?;
+        let mut out: Vec<EventRow> = rows
+            .iter()
+            .map(|r| {
+                let counts: Vec<(String, i64)> = r
+                    .get::<_, Option<Vec<String>>>(8)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|x| {
+                        let (s, n) = x.split_once(':')?;
+                        Some((s.to_owned(), n.parse().ok()?))
+                    })
+                    .collect();
+                let targets: i32 = r.get(7);
+                EventRow {
+                    id: r.get(0),
+                    received_at: r.get(1),
+                    hook: r.get(2),
+                    kind: r.get(3),
+                    action: r.get(4),
+                    short_id: r.get(5),
+                    title: r.get(6),
+                    state: row_state(Some(targets.into()), &counts),
+                    deliveries: counts,
+                }
+            })
+            .collect();
+        if matches!(f.state, None | Some(ListState::Pending)) && f.digest.is_none() {
+            let sql = format!(
+                "SELECT id, received_at, hook, kind, action, short_id FROM events
+                 WHERE state = 'received' AND id > $1 AND id < $2
+                   AND ($3::TEXT IS NULL OR hook = $3) AND ($4::TEXT IS NULL OR short_id = $4)
+                   AND ($5::TEXT IS NULL OR kind = $5) AND ($6::TEXT IS NULL OR action = $6)
+                   AND ($7::BIGINT IS NULL OR received_at >= $7) AND ($8::BIGINT IS NULL OR received_at < $8)
+                 ORDER BY id {order} LIMIT $9"
+            );
+            let waiting = self
+                .query(
+                    &sql,
+                    &[
+                        &low,
+                        &high,
+                        &f.hook,
+                        &f.text,
+                        &f.kind,
+                        &f.action,
+                        &f.from,
+                        &f.to,
+                        &((limit + 1) as i64),
+                    ],
+                )
+                .await?
+                .iter()
+                .map(|r| EventRow {
+                    id: r.get(0),
+                    received_at: r.get(1),
+                    hook: r.get(2),
+                    kind: r.get(3),
+                    action: r.get(4),
+                    short_id: r.get(5),
+                    title: None,
+                    state: "received",
+                    deliveries: Vec::new(),
+                })
+                .collect();
+            out = merge(out, waiting, backwards, limit);
+        }
+        Ok(assemble(out, f.page, limit))
+    }
+
+    pub async fn activity(&self, hour: i64, day: i64) -> Result<Activity, StoreError> {
+        let mut out = Activity::default();
+        out.hooks = self
+            .query(
+                "SELECT hook, MAX(received_at), COUNT(*) FILTER (WHERE received_at >= $1) FROM event_facts GROUP BY hook",
+                &[&hour],
+            )
+            .await?
+            .iter()
+            .map(|r| HookActivity {
+                hook: r.get(0),
+                last_at: r.get(1),
+                recent: r.get(2),
+            })
+            .collect();
+        for r in self
+            .query(
+                "SELECT destination, outcome, age_ms FROM attempts WHERE at >= $1 AND destination IS NOT NULL
+                 ORDER BY at DESC LIMIT $2",
+                &[&hour, &MAX_LATENCIES],
+            )
+            .await?
+        {
+            tally(
+                &mut out.destinations,
+                r.get(0),
+                r.get::<_, Option<&str>>(1),
+                r.get(2),
+            );
+        }
+        for r in self
+            .query(
+                "SELECT destination, COUNT(*) FROM deliveries WHERE state = 'dead' GROUP BY destination",
+                &[],
+            )
+            .await?
+        {
+            crate::store::console::entry(&mut out.destinations, r.get(0)).dead = r.get(1);
+        }
+        for d in &mut out.destinations {
+            d.latencies.sort_unstable();
+        }
+        let per_minute = |rows: Vec<Row>| -> Vec<(i64, i64)> {
+            rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+        };
+        out.events_per_minute = per_minute(
+            self.query(
+                "SELECT received_at / 60000, COUNT(*) FROM event_facts WHERE received_at >= $1 GROUP BY 1 ORDER BY 1",
+                &[&day],
+            )
+            .await?,
+        );
+        out.deliveries_per_minute = per_minute(
+            self.query(
+                "SELECT at / 60000, COUNT(*) FROM attempts WHERE at >= $1 AND outcome = 'delivered' GROUP BY 1 ORDER BY 1",
+                &[&day],
+            )
+            .await?,
+        );
+        Ok(out)
+    }
+
+    pub async fn dead_page(&self, f: &DeadFilter) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT d.id, d.event_id, d.destination, e.kind, e.action, e.short_id, d.attempts, d.last_status, d.last_error, d.updated_at, e.hook
+                 FROM deliveries d JOIN events e ON e.id = d.event_id
+                 WHERE d.state = 'dead' AND ($1::TEXT IS NULL OR d.destination = $1) AND ($2::TEXT IS NULL OR e.hook = $2)
+                   AND ($3::TEXT IS NULL OR e.short_id = $3) AND d.id < $4
+                 ORDER BY d.id DESC LIMIT $5",
+                &[
+                    &f.destination,
+                    &f.hook,
+                    &f.short_id,
+                    &f.before.unwrap_or(i64::MAX),
+                    &(f.limit as i64),
+                ],
+            )
+            .await?;
+        Ok(rows.iter().map(super::reads::dead_letter).collect())
+    }
+}
