@@ -4,7 +4,7 @@
 //! they come, then drains: stop accepting, let open requests and in-flight
 //! deliveries finish within the grace period, leave the rest in the spool.
 
-use crate::config::{Config, ConfigErrors, ServerConfig};
+use crate::config::{Config, ServerConfig};
 use crate::coord::Coordinator;
 use crate::delivery::{Dispatcher, Shared};
 use crate::ingress::{self, auth::ReplayGuard, ConnLimits, Conns, IngressState};
@@ -31,8 +31,7 @@ const ADMIN_MAX_CONNECTIONS: usize = 64;
 /// How long start-up waits for a database spool before listening anyway.
 const STORE_START_WAIT: Duration = Duration::from_secs(5);
 
-/// A configuration to switch to, or the errors of a file that failed to load.
-pub type ReloadRequest = Result<Config, ConfigErrors>;
+pub use crate::live::ReloadRequest;
 
 pub struct App {
     generation: Generation,
@@ -108,7 +107,6 @@ impl App {
             reload_tx,
             mut reload_rx,
         } = self;
-        drop(reload_tx);
         for w in &generation.config.warnings {
             tracing::warn!(message = "Configuration warning.", warning = %w);
         }
@@ -135,6 +133,9 @@ impl App {
             ready: AtomicBool::new(false),
             reject_log: Default::default(),
             action_limiter: Default::default(),
+            console_keys: Default::default(),
+            coord: coord.clone(),
+            reload: reload_tx,
         });
         let public_conns = Conns::new(public_limits(&config.server), metrics.clone(), "public");
         // The admin listener is loopback by default and serves probes and
@@ -286,10 +287,14 @@ async fn apply_reload(
     let mut reloading = vec![sd_notify::NotifyState::Reloading];
     reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
     crate::telemetry::notify_systemd(&reloading);
-    let built = request.and_then(|config| Generation::build(config, http, metrics));
+    let ReloadRequest { config, done } = request;
+    let built = config.and_then(|config| Generation::build(config, http, metrics));
     let generation = match built {
         Ok(g) => g,
         Err(errors) => {
+            if let Some(done) = done {
+                let _ = done.send(Err(errors.clone()));
+            }
             metrics
                 .config_reloads
                 .get_or_create(&labels1("result", "error"))
@@ -356,6 +361,9 @@ async fn apply_reload(
         .config_reloads
         .get_or_create(&labels1("result", "ok"))
         .inc();
+    if let Some(done) = done {
+        let _ = done.send(Ok(()));
+    }
     tracing::info!(
         message = "Configuration reloaded.",
         hooks = new.hooks.len(),

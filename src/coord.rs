@@ -113,6 +113,14 @@ impl Coordinator {
         }
     }
 
+    /// Tells every worker to look at the spool now (dead letters were
+    /// replayed). With PostgreSQL the replay's own NOTIFY does it.
+    pub fn wake_all(&self) {
+        if let Coordinator::Local(l) = self {
+            let _ = l.wake.send(String::new());
+        }
+    }
+
     /// `destination` asked to slow down until `until` (unix ms): every
     /// sender to it waits (a later pause wins).
     pub async fn pause(&self, destination: &str, until: i64) -> Result<(), StoreError> {

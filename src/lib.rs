@@ -40,6 +40,7 @@ pub mod http;
 pub mod ingress;
 pub mod live;
 pub mod pipeline;
+pub mod preview;
 pub mod recent;
 pub mod render;
 pub mod route;

@@ -145,3 +145,17 @@ impl Live {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(generation);
     }
 }
+
+/// A configuration to switch to, or the errors of a file that failed to
+/// load (SIGHUP, the console's reload button, tests); `done` hears whether
+/// it was applied.
+pub struct ReloadRequest {
+    pub config: Result<Config, ConfigErrors>,
+    pub done: Option<tokio::sync::oneshot::Sender<Result<(), ConfigErrors>>>,
+}
+
+impl From<Result<Config, ConfigErrors>> for ReloadRequest {
+    fn from(config: Result<Config, ConfigErrors>) -> Self {
+        ReloadRequest { config, done: None }
+    }
+}

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub enrich_degraded: Family<Labels, Counter>,
     /// Actions taken from the chat, by action and result.
     pub actions: Family<Labels, Counter>,
+    /// Console logins by result (ok, refused).
+    pub console_logins: Family<Labels, Counter>,
     /// Delivery attempts by destination and outcome (delivered, retry, dead).
     pub deliveries: Family<Labels, Counter>,
     /// Accept → delivered, per destination.
@@ -81,6 +83,7 @@ impl Metrics {
             enrich_cache_hits: Family::default(),
             enrich_degraded: Family::default(),
             actions: Family::default(),
+            console_logins: Family::default(),
             deliveries: Family::default(),
             delivery_latency: Family::new_with_constructor(histogram),
             queue_depth: Family::default(),
@@ -112,6 +115,11 @@ impl Metrics {
             "actions",
             "Actions taken on alerts from the chat (buttons), by action and result",
             m.actions.clone(),
+        );
+        registry.register(
+            "console_logins",
+            "Web console login attempts by result",
+            m.console_logins.clone(),
         );
         registry.register(
             "enrich_requests",

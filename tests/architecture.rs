@@ -11,7 +11,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["cli"],
     &["app"],
-    &["ingress", "pipeline", "delivery", "silence"],
+    &["ingress", "pipeline", "delivery", "silence", "preview"],
     &["live"],
     &["route", "render", "enrich", "sinks", "store", "coord"],
     &[

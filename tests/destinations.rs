@@ -567,7 +567,7 @@ async fn a_dead_letter_from_a_broken_template_is_rendered_again_when_replayed_af
     std::fs::write(&template, r#"{"text": {{ message.headline }}}"#).unwrap();
     let text = config_text(&fake, &dir.path().join("spool.db"), &extra);
     let fixed = hookrelay::config::load_str(&text, &Default::default()).unwrap();
-    app.reloader.send(Ok(fixed)).unwrap();
+    app.reloader.send(Ok(fixed).into()).unwrap();
     wait_metric(
         &app,
         "hookrelay_config_reloads_total",

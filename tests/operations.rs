@@ -112,7 +112,7 @@ async fn removing_a_destination_dead_letters_its_queue_with_a_reason() {
         "[destinations.gone]\nkind = \"slack\"\n",
     );
     let new = hookrelay::config::load_str(&text, &HashMap::new()).unwrap();
-    app.reloader.send(Ok(new)).unwrap();
+    app.reloader.send(Ok(new).into()).unwrap();
     let config = write_config(&fake, dir.path(), TO_SLACK);
     let deadline = tokio::time::Instant::now() + WAIT;
     let out = loop {

@@ -364,7 +364,7 @@ async fn signals(
                 let p = path.clone();
                 let loaded = tokio::task::spawn_blocking(move || config::load_file(&p)).await;
                 if let Ok(request) = loaded {
-                    let _ = reload.send(request);
+                    let _ = reload.send(request.into());
                 }
             }
         }

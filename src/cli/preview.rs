@@ -1,11 +1,10 @@
 //! `preview` (route and render, send nothing) and `send-test`.
 
 use super::fail;
-use crate::config::{Config, DestinationConfig, DestinationKind};
-use crate::enrich::{Alert, Enricher, Enrichment};
-use crate::render::context::Target;
-use crate::render::{event_payload, own_message, Facts};
-use crate::route::route;
+use crate::config::{Config, DestinationKind};
+use crate::enrich::{Alert, Enricher};
+use crate::preview::AlertSource;
+use crate::render::{own_message, Facts};
 use crate::sinks::{Outcome, Sink};
 use crate::telemetry::Metrics;
 use std::path::Path;
@@ -23,216 +22,69 @@ pub async fn preview(
         Ok(b) => b,
         Err(e) => return fail(format!("--event {}: {e}", event_file.display())),
     };
-    let event = match crate::event::parse(&body) {
-        Ok(e) => e,
-        Err(e) => return fail(format!("--event {}: {e}", event_file.display())),
-    };
-    let hook_name = match hook.or_else(|| config.hooks.keys().next().cloned()) {
-        Some(h) if config.hooks.contains_key(&h) => h,
-        Some(h) => return fail(format!("--hook: no hook named {h:?}")),
-        None => return fail("the configuration defines no hook"),
-    };
-    let origin_name = config.hooks[&hook_name].origin.clone();
-    let enrichment = match alert_file {
+    let enricher;
+    let alert = match alert_file {
         Some(path) => {
             let parsed = std::fs::read(path)
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
                 .and_then(Alert::from_value);
             match parsed {
-                Ok(alert) => Enrichment::Fetched(Arc::new(alert)),
+                Ok(alert) => AlertSource::Given(Box::new(alert)),
                 Err(e) => return fail(format!("--alert {}: {e}", path.display())),
             }
         }
         None => {
-            let enricher = Enricher::new(
+            enricher = Enricher::new(
                 &config.origins,
                 crate::http::client(),
                 Arc::new(Metrics::new()),
             );
-            enricher.enrich(&origin_name, &event).await
+            AlertSource::Fetch(&enricher)
         }
     };
-    if let Enrichment::Unavailable(reason) = &enrichment {
-        eprintln!("note: alert details unavailable ({reason}); showing the degraded message");
-    }
-    println!("routing (hook {hook_name}):");
-    let clock = crate::route::Clock {
-        now: jiff::Timestamp::now(),
-        intervals: &config.time_intervals,
+    let p = match crate::preview::preview(
+        &config,
+        &body,
+        alert,
+        hook.as_deref(),
+        only.as_deref(),
+        None,
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(e) if e.starts_with("event: ") => {
+            return fail(format!("--event {}: {}", event_file.display(), &e[7..]))
+        }
+        Err(e) if e.starts_with("hook: ") => return fail(format!("--{e}")),
+        Err(e) => return fail(e),
     };
-    for d in crate::route::decisions(
-        &config.routes,
-        &hook_name,
-        &event,
-        enrichment.alert(),
-        &clock,
-    ) {
+    for note in &p.notes {
+        eprintln!("note: {note}");
+    }
+    println!("routing (hook {}):", p.hook);
+    for d in &p.decisions {
         let mark = if d.matched { "matched" } else { "no" };
         println!("  {mark:<7} {}: {}", d.route, d.reason);
     }
     println!();
-    let targets: Vec<_> = route(
-        &config.routes,
-        &hook_name,
-        &event,
-        enrichment.alert(),
-        &clock,
-    )
-    .into_iter()
-    .filter(|t| t.muted.is_none())
-    .collect();
-    if targets.is_empty() {
-        println!("no route matches this event (hook {hook_name}): it would be stored and counted as unrouted");
+    if p.outputs.is_empty() && only.is_none() {
+        println!(
+            "no route matches this event (hook {}): it would be stored and counted as unrouted",
+            p.hook
+        );
         return ExitCode::SUCCESS;
     }
-    let facts = Facts::build(&event, &enrichment, config.alert_link(&hook_name));
-    let destinations = match crate::render::destinations(&config) {
-        Ok((d, _)) => d,
-        Err(errors) => return fail(errors.to_string()),
-    };
-    let mut failed = false;
-    for t in targets {
-        if only.as_ref().is_some_and(|d| d != &t.destination) {
-            continue;
-        }
-        let dest = &destinations[&t.destination];
-        println!(
-            "=== {} ({}) via route {:?}",
-            t.destination,
-            dest.config.kind.as_str(),
-            t.route
-        );
-        let target = Target {
-            hook: Some(&hook_name),
-            route: Some(&t.route),
-            destination: &t.destination,
-        };
-        match event_payload(dest, &event, &enrichment, &facts, target) {
-            Ok(body) if dest.config.api_mode() => {
-                print_api(&config, &t.destination, &dest.config, &body).await
-            }
-            Ok(body) => print_request(&Arc::new(dest.config.clone()), "msg_preview", &body),
-            Err(reason) => {
-                failed = true;
-                println!(
-                    "cannot render: {reason}\n(the delivery would be kept as a dead letter)\n"
-                );
-            }
-        }
+    for o in &p.outputs {
+        println!("=== {} ({}) via route {:?}", o.destination, o.kind, o.route);
+        print!("{}", o.text);
     }
-    if failed {
+    if p.outputs.iter().any(|o| o.failed) {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
-}
-
-/// Prints the exact request a destination would get: the HTTP request
-/// (JSON pretty-printed; the operator's header values hidden, they are
-/// often credentials), or the e-mail as MIME.
-fn print_request(dest: &Arc<DestinationConfig>, id: &str, body: &str) {
-    let sink = Sink::new(dest.clone(), crate::http::client(), 1);
-    if dest.kind == DestinationKind::Email {
-        println!("SMTP {}", sink.target());
-        match sink.email(id, body) {
-            Ok(mime) => println!("{}\n", mime.replace("\r\n", "\n")),
-            Err(e) => println!("cannot build the e-mail: {e}\n"),
-        }
-        return;
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let request = match sink.http_request(id, body, now) {
-        Ok(r) => r,
-        Err(e) => {
-            println!("cannot build the request: {e}\n");
-            return;
-        }
-    };
-    print_http(request, &sink.target(), dest);
-}
-
-/// Slack or Mattermost in API mode: the calls the delivery would make. A
-/// threaded message is a new root when the spool has no conversation for
-/// its alert on that destination yet, else an edit of the root and a reply.
-async fn print_api(config: &Config, name: &str, dest: &DestinationConfig, body: &str) {
-    use crate::render::thread::{describe, Threaded};
-    use crate::sinks::Call;
-    let sink = Sink::new(Arc::new(dest.clone()), crate::http::client(), 1);
-    let show = |call: Call| match sink.api_request(&call) {
-        Ok(r) => {
-            let url = r.url.to_string();
-            print_http(r, &url, dest)
-        }
-        Err(e) => println!("cannot build the request: {e}\n"),
-    };
-    let Some(t) = Threaded::unwrap(body) else {
-        println!("-> a channel message (not threaded)");
-        let message: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-        show(Call::Post {
-            message: &message,
-            thread: None,
-            broadcast: false,
-        });
-        return;
-    };
-    let root = match crate::store::Store::open_now(&config.store, std::time::Duration::from_secs(2))
-        .await
-    {
-        Ok(store) => store.thread_root(name, &t.alert).await.ok().flatten(),
-        Err(_) => {
-            println!("(the spool cannot be read: shown as the alert's first message)");
-            None
-        }
-    };
-    let seen = root
-        .as_ref()
-        .map(|r| (r.ts.as_str(), r.status.as_deref(), r.urgency));
-    println!("-> {}", describe(seen, &t));
-    match &root {
-        None => show(Call::Post {
-            message: &t.message,
-            thread: None,
-            broadcast: false,
-        }),
-        Some(r) => {
-            show(Call::Update {
-                channel: &r.channel,
-                ts: &r.ts,
-                message: &t.message,
-            });
-            let change = t.change(r.status.as_deref(), r.urgency);
-            let reply = serde_json::json!({ "text": change.text(dest.kind) });
-            show(Call::Post {
-                message: &reply,
-                thread: Some(&r.ts),
-                broadcast: change.broadcast,
-            });
-        }
-    }
-}
-
-/// Prints one HTTP request: the operator's header values and any
-/// credential hidden, the JSON body pretty-printed.
-fn print_http(request: crate::sinks::HttpRequest, target: &str, dest: &DestinationConfig) {
-    println!("{} {target}", request.method);
-    // A paging destination's key is in its body: never printed.
-    let body = &crate::secret::scrub(&request.body, &dest.secrets());
-    for (name, value, private) in request.headers {
-        let value = if private {
-            "<redacted>".to_owned()
-        } else {
-            value
-        };
-        println!("{name}: {value}");
-    }
-    let pretty = serde_json::from_str::<serde_json::Value>(body)
-        .and_then(|v| serde_json::to_string_pretty(&v))
-        .unwrap_or_else(|_| body.to_owned());
-    println!("\n{pretty}\n");
 }
 
 pub async fn send_test(config: Config, destination: &str) -> ExitCode {

@@ -83,7 +83,39 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    load_str_in(&text, &env, dir)
+    let mut config = load_str_in(&text, &env, dir)?;
+    config.source = Some(path.to_owned());
+    Ok(config)
+}
+
+/// `value` with every secret replaced by `"<redacted>"`: the secret keys
+/// (and their `_file` forms' results), any key ending in `token`,
+/// `password`, `secret` or `_key`, and every header value.
+fn redacted(value: &Value, key: &str) -> Value {
+    let secret = |k: &str| {
+        SECRET_KEYS.contains(&k)
+            || k.ends_with("token")
+            || k.ends_with("password")
+            || k.ends_with("secret")
+            || k.ends_with("_key")
+    };
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let hidden = (secret(k) && !v.is_object()) || key.ends_with("headers");
+                    let v = if hidden {
+                        Value::String("<redacted>".into())
+                    } else {
+                        redacted(v, k)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| redacted(v, key)).collect()),
+        other => other.clone(),
+    }
 }
 
 /// Loads and validates TOML text with the given environment (tests pass
@@ -132,6 +164,7 @@ pub fn load_str_in(
     let mut root = merged;
     expand_env(&mut root, "", env, &mut errors);
     read_secret_files(&mut root, "", &mut errors);
+    let effective = redacted(&root, "");
     let Value::Object(mut top) = root else {
         return Err(ConfigErrors(vec![err(
             "",
@@ -150,10 +183,11 @@ pub fn load_str_in(
     let actions = section::<ActionsConfig>(&mut top, "actions", &mut errors);
     let time_intervals =
         named_tables::<TimeIntervalConfig>(&mut top, "time_intervals", &mut errors);
+    let console = section::<ConsoleConfig>(&mut top, "console", &mut errors);
     for key in top.keys() {
         errors.push(err(
             key.clone(),
-            "unknown section (expected server, admin, store, delivery, origins, hooks, destinations, routes, actions, time_intervals)",
+            "unknown section (expected server, admin, store, delivery, origins, hooks, destinations, routes, actions, time_intervals, console)",
         ));
     }
 
@@ -169,6 +203,12 @@ pub fn load_str_in(
         routes,
         actions,
         time_intervals,
+        console,
+        source: None,
+        loaded_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+        effective,
     };
     if !errors.is_empty() {
         // Reference checks on a partly-broken config would only add noise

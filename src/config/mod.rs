@@ -37,8 +37,44 @@ pub struct Config {
     pub actions: Option<ActionsConfig>,
     /// Named on-call hours and maintenance windows for routes.
     pub time_intervals: BTreeMap<String, TimeIntervalConfig>,
+    /// The web console (`[console]`); absent: off.
+    pub console: Option<ConsoleConfig>,
     /// Non-fatal findings of `validate` (printed by `check`, logged at start).
     pub warnings: Vec<String>,
+    /// The file it was read from, and when (unix ms).
+    pub source: Option<std::path::PathBuf>,
+    pub loaded_at: i64,
+    /// The configuration as read (environment overrides and `${VAR}`
+    /// expanded, `*_file` secrets read) with every secret replaced by
+    /// `"<redacted>"`: what the console's config page shows.
+    pub effective: serde_json::Value,
+}
+
+/// `[console]`: the web console on the admin listener, under `/console/`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// The login; required when `admin.listen` is not a loopback address.
+    #[serde(default = "default_console_user")]
+    pub username: String,
+    pub password: Option<Secret>,
+    /// Mark the session cookie `Secure` (the console is reached over HTTPS,
+    /// through a reverse proxy).
+    #[serde(default)]
+    pub secure_cookies: bool,
+    /// A login lasts this long.
+    #[serde(default = "default_session_ttl", with = "humantime_serde")]
+    pub session_ttl: Duration,
+}
+
+fn default_console_user() -> String {
+    "admin".into()
+}
+
+fn default_session_ttl() -> Duration {
+    Duration::from_secs(8 * 3600)
 }
 
 /// `[actions]`: buttons in every message about an alert that lead back

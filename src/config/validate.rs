@@ -74,6 +74,7 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
     let mut warnings = std::mem::take(&mut config.warnings);
 
     check_actions(&mut config, &mut errors, &mut warnings);
+    check_console(&config, &mut errors);
     for (name, interval) in config.time_intervals.iter_mut() {
         interval.parsed = interval.parse(&format!("time_intervals.{name}"), &mut errors);
     }
@@ -400,6 +401,32 @@ fn when_is_empty(w: &When) -> bool {
         && w.community.is_none()
         && w.updated.is_none()
         && w.not.is_none()
+}
+
+/// `[console]`: a password wherever the admin listener is reachable from
+/// elsewhere; a login name and a session length that make sense.
+fn check_console(config: &Config, errors: &mut Vec<ConfigError>) {
+    let Some(c) = config.console.as_ref().filter(|c| c.enabled) else {
+        return;
+    };
+    let listen = config.admin.listen;
+    match &c.password {
+        None if !listen.ip().is_loopback() => errors.push(err(
+            "console.password",
+            format!("required: admin.listen ({listen}) is not a loopback address, and the console shows every event and replays dead letters (or set console.password_file)"),
+        )),
+        Some(p) if p.expose().chars().count() < 12 => errors.push(err(
+            "console.password",
+            "must be at least 12 characters",
+        )),
+        _ => {}
+    }
+    if c.username.trim().is_empty() || c.username.len() > 64 {
+        errors.push(err("console.username", "must be 1 to 64 characters"));
+    }
+    if c.session_ttl < Duration::from_secs(60) || c.session_ttl > Duration::from_secs(30 * 86_400) {
+        errors.push(err("console.session_ttl", "must be between 1m and 30d"));
+    }
 }
 
 /// `[actions]` and the destinations' `buttons` and `signing_secret`.

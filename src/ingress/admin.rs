@@ -15,7 +15,8 @@ pub fn admin_router(state: Arc<IngressState>) -> Router {
         .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(super::console::router(state))
 }
 
 async fn readyz(State(state): State<Arc<IngressState>>) -> impl IntoResponse {

@@ -1,5 +1,5 @@
 //! Ingress: the public listener (hooks, `/healthz`) and the admin listener
-//! (`/healthz`, `/readyz`, `/metrics`).
+//! (`/healthz`, `/readyz`, `/metrics`, the web console under `/console/`).
 //!
 //! The public server is hyper's HTTP/1 connection loop with the limits a
 //! daemon on the open internet needs: connections admitted, shed and timed
@@ -12,6 +12,7 @@ mod actions;
 mod admin;
 pub mod auth;
 pub mod conns;
+mod console;
 mod hooks;
 mod pages;
 
@@ -57,6 +58,12 @@ pub struct IngressState {
     pub reject_log: hooks::LogLimiter,
     /// Action pages per client address.
     pub action_limiter: actions::PageLimiter,
+    /// The console's session key and login rate limit.
+    pub console_keys: console::Keys,
+    /// Pauses (for the console) and wake-ups after a replay.
+    pub coord: crate::coord::Coordinator,
+    /// Where the console's reload button sends the configuration.
+    pub reload: tokio::sync::mpsc::UnboundedSender<crate::live::ReloadRequest>,
 }
 
 /// Serves `router` on `listener` until `cancel` fires, then lets open

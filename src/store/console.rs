@@ -211,7 +211,7 @@ pub fn merge(
     }
     a.extend(b);
     if backwards {
-        a.sort_by(|x, y| y.id.cmp(&x.id));
+        a.sort_by_key(|x| std::cmp::Reverse(x.id));
     } else {
         a.sort_by_key(|x| x.id);
     }

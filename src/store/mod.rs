@@ -526,6 +526,14 @@ impl Store {
         }
     }
 
+    /// Every hook's silence-detection clock.
+    pub async fn clocks(&self) -> Result<Vec<HookClock>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.read(reads::clocks).await,
+            Backend::Postgres(pg) => pg.clocks().await,
+        }
+    }
+
     /// Dead letters matching the console's filter, newest first.
     pub async fn dead_page(
         &self,

@@ -473,19 +473,16 @@ pub async fn spawn_app_in(fake: &Fake, extra: &str, dir: Arc<tempfile::TempDir>)
     spawn_app_with(fake, extra, dir, &[]).await
 }
 
-/// Like [`spawn_app`], with `HOOKRELAY_*` overrides (e.g. store settings).
-pub async fn spawn_app_with(
-    fake: &Fake,
-    extra: &str,
-    dir: Arc<tempfile::TempDir>,
-    env: &[(&str, &str)],
-) -> TestApp {
-    let text = config_text(fake, &dir.path().join("spool.db"), extra);
-    let env: HashMap<String, String> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let config = hookrelay::config::load_str(&text, &env).unwrap_or_else(|e| panic!("{e}"));
+/// Like [`spawn_app`], with the configuration read from a file in the
+/// app's directory (as the daemon does: reloads re-read it).
+pub async fn spawn_app_file(fake: &Fake, extra: &str) -> (TestApp, PathBuf) {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let path = write_config(fake, dir.path(), extra);
+    let config = hookrelay::config::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    (start_app(config, dir).await, path)
+}
+
+async fn start_app(config: hookrelay::config::Config, dir: Arc<tempfile::TempDir>) -> TestApp {
     let app = App::build(config).await.unwrap();
     let cancel = CancellationToken::new();
     let (addr, admin) = (app.public_addr(), app.admin_addr());
@@ -500,6 +497,22 @@ pub async fn spawn_app_with(
         cancel,
         task: Some(task),
     }
+}
+
+/// Like [`spawn_app`], with `HOOKRELAY_*` overrides (e.g. store settings).
+pub async fn spawn_app_with(
+    fake: &Fake,
+    extra: &str,
+    dir: Arc<tempfile::TempDir>,
+    env: &[(&str, &str)],
+) -> TestApp {
+    let text = config_text(fake, &dir.path().join("spool.db"), extra);
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let config = hookrelay::config::load_str(&text, &env).unwrap_or_else(|e| panic!("{e}"));
+    start_app(config, dir).await
 }
 
 impl TestApp {

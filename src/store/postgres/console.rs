@@ -143,8 +143,7 @@ impl Postgres {
     }
 
     pub async fn activity(&self, hour: i64, day: i64) -> Result<Activity, StoreError> {
-        let mut out = Activity::default();
-        out.hooks = self
+        let hooks = self
             .query(
                 "SELECT hook, MAX(received_at), COUNT(*) FILTER (WHERE received_at >= $1) FROM event_facts GROUP BY hook",
                 &[&hour],
@@ -157,6 +156,10 @@ impl Postgres {
                 recent: r.get(2),
             })
             .collect();
+        let mut out = Activity {
+            hooks,
+            ..Activity::default()
+        };
         for r in self
             .query(
                 "SELECT destination, outcome, age_ms FROM attempts WHERE at >= $1 AND destination IS NOT NULL
@@ -222,5 +225,21 @@ impl Postgres {
             )
             .await?;
         Ok(rows.iter().map(super::reads::dead_letter).collect())
+    }
+
+    pub async fn clocks(&self) -> Result<Vec<HookClock>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT hook, last_event_at, silent_since FROM hook_clocks",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| HookClock {
+                hook: r.get(0),
+                last_event_at: r.get(1),
+                silent_since: r.get(2),
+            })
+            .collect())
     }
 }

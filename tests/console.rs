@@ -1,0 +1,494 @@
+//! The web console over HTTP, as a browser without JavaScript would use
+//! it: off → 404; a password → login, a session cookie, redirects; the
+//! security headers; CSRF on every POST; events filtered, one event's
+//! journey with its route decisions; dead-letter replay with a
+//! confirmation; the route tester; the effective config with secrets
+//! redacted and a reload; bad input → a 4xx page, never a 500.
+//! (The same in a real browser: tests/browser.rs.)
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(20);
+const PASSWORD: &str = "a console password";
+
+const ROUTES: &str = r#"
+[[routes]]
+name = "majors"
+to = ["teams"]
+[routes.when]
+urgency_min = 70
+
+[[routes]]
+name = "the rest"
+to = ["slack"]
+"#;
+
+fn console(password: bool) -> String {
+    let p = if password {
+        format!("password = \"{PASSWORD}\"\n")
+    } else {
+        String::new()
+    };
+    format!("[console]\nenabled = true\n{p}{ROUTES}")
+}
+
+/// A client that keeps cookies and does not follow redirects.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn url(app: &TestApp, path: &str) -> String {
+    format!("http://{}{path}", app.admin)
+}
+
+/// The hidden CSRF field of a page.
+fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
+async fn get(c: &reqwest::Client, u: &str) -> (u16, String) {
+    let r = c.get(u).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn login(app: &TestApp, c: &reqwest::Client) {
+    let r = c
+        .post(url(app, "/console/login"))
+        .form(&[
+            ("username", "admin"),
+            ("password", PASSWORD),
+            ("next", "/console/events"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/console/events");
+}
+
+#[tokio::test]
+async fn the_console_is_off_unless_enabled() {
+    let fake = Fake::start().await;
+    let app = spawn_app(&fake, ROUTE_ALL).await;
+    let (status, _) = get(&browser(), &url(&app, "/console/")).await;
+    assert_eq!(status, 404);
+    let (status, _) = get(&browser(), &url(&app, "/console/events")).await;
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn a_console_reachable_from_elsewhere_needs_a_password() {
+    let text = "[admin]\nlisten = \"0.0.0.0:9091\"\n[console]\nenabled = true\n";
+    let errors = hookrelay::config::load_str(text, &Default::default()).unwrap_err();
+    assert!(
+        errors
+            .0
+            .iter()
+            .any(|e| e.key == "console.password" && e.message.contains("not a loopback")),
+        "{errors}"
+    );
+    let short = "[console]\nenabled = true\npassword = \"short\"\n";
+    let errors = hookrelay::config::load_str(short, &Default::default()).unwrap_err();
+    assert!(
+        errors.0.iter().any(|e| e.key == "console.password"),
+        "{errors}"
+    );
+}
+
+#[tokio::test]
+async fn a_login_guards_every_page_and_a_wrong_one_learns_nothing() {
+    let fake = Fake::start().await;
+    let app = spawn_app(&fake, &console(true)).await;
+    let c = browser();
+    // No session: pages redirect to the login form, POSTs are refused.
+    let r = c
+        .get(url(&app, "/console/events?q=AL1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/console/login?next=%2Fconsole%2Fevents%3Fq%3DAL1"
+    );
+    let r = c
+        .post(url(&app, "/console/dead-letters/replay"))
+        .form(&[("scope", "all"), ("confirm", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let (status, form) = get(&c, &url(&app, "/console/login")).await;
+    assert_eq!(status, 200);
+    assert!(form.contains("name=\"password\""));
+
+    // A wrong user and a wrong password get the same answer, slowly.
+    let mut answers = Vec::new();
+    for (user, password) in [("admin", "wrong password!"), ("root", PASSWORD)] {
+        let started = Instant::now();
+        let r = c
+            .post(url(&app, "/console/login"))
+            .form(&[("username", user), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(700));
+        assert_eq!(r.status(), 401);
+        assert!(r.headers().get("set-cookie").is_none());
+        answers.push(r.text().await.unwrap());
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert!(answers[0].contains("Wrong user name or password."));
+
+    // The right one: a session cookie, then every page.
+    let r = c
+        .post(url(&app, "/console/login"))
+        .form(&[
+            ("username", "admin"),
+            ("password", PASSWORD),
+            ("next", "https://evil.example/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/console/", "never elsewhere");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "secure_cookies is off: {cookie}"
+    );
+    for path in [
+        "/console/",
+        "/console/events",
+        "/console/dead-letters",
+        "/console/routes/test",
+        "/console/config",
+    ] {
+        let r = c.get(url(&app, path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && !csp.contains("script-src"),
+            "{csp}"
+        );
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        let html = r.text().await.unwrap();
+        assert!(!html.contains("<script"), "{path}: no script");
+    }
+    // Logging out ends it.
+    let (_, page) = get(&c, &url(&app, "/console/")).await;
+    let r = c
+        .post(url(&app, "/console/logout"))
+        .form(&[("csrf", csrf_of(&page))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = c.get(url(&app, "/console/")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+}
+
+#[tokio::test]
+async fn events_are_filtered_and_each_shows_its_journey() {
+    let fake = Fake::start().await;
+    let app = spawn_app(&fake, &console(true)).await;
+    let c = browser();
+    login(&app, &c).await;
+    let (status, _) = app.post(fixture("event-alert-created.json")).await;
+    assert_eq!(status, 202);
+    // The sender retries the same body: recognised, stored once.
+    let (status, _) = app.post(fixture("event-alert-created.json")).await;
+    assert_eq!(status, 202);
+    fake.wait_for("/slack", 1, WAIT).await;
+
+    // The list, filtered by the alert's short id.
+    let deadline = Instant::now() + WAIT;
+    let id = loop {
+        let (status, html) = get(
+            &c,
+            &url(&app, "/console/events?q=ALEY4fqz8moo&state=delivered"),
+        )
+        .await;
+        assert_eq!(status, 200);
+        if let Some(at) = html.find("href=\"/console/events/") {
+            let rest = &html[at + 22..];
+            break rest[..rest.find('"').unwrap()].parse::<i64>().unwrap();
+        }
+        assert!(Instant::now() < deadline, "{html}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (_, none) = get(&c, &url(&app, "/console/events?q=ALnothing")).await;
+    assert!(none.contains("No event matches."));
+    let (_, by_title) = get(&c, &url(&app, "/console/events?q=powershell")).await;
+    assert!(
+        by_title.contains("Suspicious PowerShell download cradle"),
+        "{by_title}"
+    );
+
+    // The journey: received, enrichment, every route's verdict and why,
+    // the delivery with its attempt and payload.
+    let (status, html) = get(&c, &url(&app, &format!("/console/events/{id}"))).await;
+    assert_eq!(status, 200);
+    for want in [
+        "127.0.0.1",
+        "none: the hook has no secret",
+        "1 (the same body again",
+        "alert fetched",
+        "urgency_min = 70: the alert's urgency is 63",
+        "the rest",
+        "matched",
+        "HTTP 200",
+        "Payload sent",
+    ] {
+        assert!(
+            html.contains(want),
+            "{want:?} not on the event page:\n{html}"
+        );
+    }
+    assert!(!html.contains("secret-token"), "webhook URLs never shown");
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_page_never_a_500() {
+    let fake = Fake::start().await;
+    let app = spawn_app(&fake, &console(false)).await;
+    let c = browser();
+    for (path, want) in [
+        ("/console/events?state=everything", 400),
+        ("/console/events?before=abc", 400),
+        ("/console/events?before=99999999999999999999999", 400),
+        ("/console/events?before=-5", 400),
+        ("/console/events?before=3&after=2", 400),
+        ("/console/events?from=yesterday", 400),
+        ("/console/events?limit=100000", 400),
+        ("/console/events?digest=nonsense", 400),
+        ("/console/events?q=%FF%FE", 200),
+        ("/console/events?before=9223372036854775807", 200),
+        ("/console/events/123456789", 404),
+        ("/console/events/abc", 400),
+        ("/console/events/99999999999999999999", 400),
+        ("/console/dead-letters?before=x", 400),
+        ("/console/routes/test?event=0", 400),
+        ("/console/routes/test?event=424242", 404),
+        ("/console/nothing-here", 404),
+    ] {
+        let (status, html) = get(&c, &url(&app, path)).await;
+        assert_eq!(status, want, "{path}: {html}");
+        assert!(html.contains("</html>"), "{path}: an HTML page");
+    }
+    // A POST without the form's token changes nothing.
+    for path in [
+        "/console/dead-letters/replay",
+        "/console/config/reload",
+        "/console/routes/test",
+    ] {
+        let r = c
+            .post(url(&app, path))
+            .form(&[("csrf", "00ff"), ("scope", "all"), ("confirm", "yes")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_replayed_after_a_confirmation_and_sent_once() {
+    let fake = Fake::start().await;
+    fake.script(
+        "/teams/workflows/secret-token",
+        [Reply::status(400, "bad card")],
+    );
+    let app = spawn_app(&fake, &console(false)).await;
+    let c = browser();
+    let mut urgent = fixture_json("alert-full.json");
+    urgent["urgency"]["value"] = 90.into();
+    urgent["urgency"]["current_value"] = 90.into();
+    fake.set_alert(ALERT_UUID, urgent);
+    let (status, _) = app.post(fixture("event-alert-created.json")).await;
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + WAIT;
+    let page = loop {
+        let (_, html) = get(&c, &url(&app, "/console/dead-letters?destination=teams")).await;
+        if html.contains("id=\"dead\"") {
+            break html;
+        }
+        assert!(Instant::now() < deadline, "{html}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(page.contains("HTTP 400"), "{page}");
+    let id = {
+        let marker = "name=\"id\" value=\"";
+        let at = page.find(marker).unwrap() + marker.len();
+        page[at..].split('"').next().unwrap().to_owned()
+    };
+    let csrf = csrf_of(&page);
+    // The first POST asks for confirmation and changes nothing.
+    let r = c
+        .post(url(&app, "/console/dead-letters/replay"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("id", id.as_str()),
+            ("scope", "selected"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let confirm = r.text().await.unwrap();
+    assert!(confirm.contains("Replay 1 dead letters?"), "{confirm}");
+    assert_eq!(fake.received("/teams/workflows/secret-token").len(), 1);
+    let r = c
+        .post(url(&app, "/console/dead-letters/replay"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("id", id.as_str()),
+            ("confirm", "yes"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("1 dead letters are queued again."));
+    fake.wait_for("/teams/workflows/secret-token", 2, WAIT)
+        .await;
+    // Replaying again: nothing left to replay, nothing sent.
+    let r = c
+        .post(url(&app, "/console/dead-letters/replay"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("id", id.as_str()),
+            ("confirm", "yes"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.received("/teams/workflows/secret-token").len(), 2);
+}
+
+#[tokio::test]
+async fn the_route_tester_says_why_and_sends_nothing() {
+    let fake = Fake::start().await;
+    let app = spawn_app(&fake, &console(false)).await;
+    let c = browser();
+    let (_, form) = get(&c, &url(&app, "/console/routes/test")).await;
+    let event = String::from_utf8(fixture("event-alert-created.json")).unwrap();
+    let alert = String::from_utf8(fixture("alert-full.json")).unwrap();
+    let r = c
+        .post(url(&app, "/console/routes/test"))
+        .form(&[
+            ("csrf", csrf_of(&form).as_str()),
+            ("hook", "soc"),
+            ("event", event.as_str()),
+            ("alert", alert.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("urgency_min = 70: the alert's urgency is 63"),
+        "{html}"
+    );
+    assert!(html.contains("data-destination=\"slack\""), "{html}");
+    assert!(!html.contains("secret-token"), "the webhook URL is hidden");
+    // Garbage in: a 422 naming the problem.
+    let r = c
+        .post(url(&app, "/console/routes/test"))
+        .form(&[("csrf", csrf_of(&form).as_str()), ("event", "{not json")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("event: "));
+    assert!(fake
+        .received("/slack/services/T000/B000/secret-token")
+        .is_empty());
+    assert!(fake.received("/teams/workflows/secret-token").is_empty());
+}
+
+#[tokio::test]
+async fn the_config_page_hides_secrets_and_reloads_from_the_file() {
+    let fake = Fake::start().await;
+    let (app, path) = spawn_app_file(&fake, &console(false)).await;
+    let c = browser();
+    let (status, html) = get(&c, &url(&app, "/console/config")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains(&path.display().to_string()));
+    assert!(html.contains("&lt;redacted&gt;"), "{html}");
+    for secret in ["secret-token", API_KEY] {
+        assert!(!html.contains(secret), "{secret} on the config page");
+    }
+    assert!(html.contains("urgency_min = 70"));
+    // A broken file: refused with its errors by key; the old one serves.
+    edit_config(&path, "urgency_min = 70", "urgency_min = \"high\"");
+    let r = c
+        .post(url(&app, "/console/config/reload"))
+        .form(&[("csrf", csrf_of(&html))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("routes[0].when.urgency_min"), "{page}");
+    // Fixed: applied.
+    edit_config(&path, "urgency_min = \"high\"", "urgency_min = 50");
+    let r = c
+        .post(url(&app, "/console/config/reload"))
+        .form(&[("csrf", csrf_of(&html))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Reloaded"), "{page}");
+    assert!(page.contains("urgency_min = 50"), "{page}");
+    assert!(app
+        .metrics()
+        .await
+        .contains("hookrelay_config_reloads_total{result=\"ok\"} 1"));
+}
+
+#[tokio::test]
+async fn the_overview_counts_the_last_hour() {
+    let fake = Fake::start().await;
+    let app = spawn_app(&fake, &console(false)).await;
+    let c = browser();
+    for n in 0..3 {
+        assert_eq!(app.post(unique_event(n, ALERT_UUID)).await.0, 202);
+    }
+    fake.wait_for("/slack", 3, WAIT).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, html) = get(&c, &url(&app, "/console/")).await;
+        assert_eq!(status, 200);
+        if html.contains("<b id=\"events-hour\">3</b>") && html.contains("<polyline") {
+            assert!(html.contains("data-destination=\"slack\""));
+            break;
+        }
+        assert!(Instant::now() < deadline, "{html}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
