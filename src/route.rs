@@ -149,7 +149,7 @@ pub fn explain(when: &When, event: &Event, alert: Option<&Alert>) -> Result<Stri
             Some(u) if u < min => {
                 return Err(format!("urgency_min = {min}: the alert's urgency is {u}"))
             }
-            Some(_) => held.push("urgency_min".into()),
+            Some(u) => held.push(format!("urgency_min = {min} (urgency {u})")),
         }
     }
     if let Some(max) = when.urgency_max {
@@ -158,7 +158,7 @@ pub fn explain(when: &When, event: &Event, alert: Option<&Alert>) -> Result<Stri
             Some(u) if u > max => {
                 return Err(format!("urgency_max = {max}: the alert's urgency is {u}"))
             }
-            Some(_) => held.push("urgency_max".into()),
+            Some(u) => held.push(format!("urgency_max = {max} (urgency {u})")),
         }
     }
     if let Some(min) = when.similar_min {
@@ -179,7 +179,7 @@ pub fn explain(when: &When, event: &Event, alert: Option<&Alert>) -> Result<Stri
             (_, Some(n)) if n < u64::from(min) => {
                 return Err(format!("similar_min = {min}: the alert has {n} similar"))
             }
-            _ => held.push("similar_min".into()),
+            (_, Some(n)) => held.push(format!("similar_min = {min} ({n} similar)")),
         }
     }
     if let Some(min) = when.asset_criticality_min {
@@ -204,7 +204,7 @@ pub fn explain(when: &When, event: &Event, alert: Option<&Alert>) -> Result<Stri
                     "asset_criticality_min = {min}: the highest criticality among the alert's assets is {h}"
                 ))
             }
-            Some(_) => held.push("asset_criticality_min".into()),
+            Some(h) => held.push(format!("asset_criticality_min = {min} (highest {h})")),
         }
     }
     if let Some(statuses) = &when.status {
