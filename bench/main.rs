@@ -17,6 +17,7 @@
 //! `report` turns the JSON lines into the tables of BENCHMARKS.md.
 //! `scripts/bench.sh` runs the whole matrix.
 
+mod console;
 mod flood;
 
 use anyhow::{bail, Context};
@@ -70,6 +71,8 @@ enum Command {
     /// A connection flood against a running daemon, with a legitimate
     /// sender measured meanwhile (JSON line).
     Flood(flood::FloodArgs),
+    /// The web console's pages over a spool of many events (JSON line).
+    Console(console::ConsoleArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -870,6 +873,11 @@ fn main() -> anyhow::Result<()> {
         Command::Report { results } => report(&results),
         Command::Flood(args) => {
             let result = rt.block_on(flood::flood(args))?;
+            println!("{result}");
+            Ok(())
+        }
+        Command::Console(args) => {
+            let result = rt.block_on(console::console(args))?;
             println!("{result}");
             Ok(())
         }

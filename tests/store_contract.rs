@@ -1019,9 +1019,16 @@ async fn the_console_reads_filter_and_page() {
         // The last hour.
         let now = hookrelay::store::now_ms();
         let a = store
-            .activity(now - 3_600_000, now - 86_400_000)
+            .activity(
+                vec!["soc".into(), "quiet".into()],
+                vec!["teams".into()],
+                now - 3_600_000,
+                now - 86_400_000,
+            )
             .await
             .unwrap();
+        let quiet = a.hooks.iter().find(|h| h.hook == "quiet").unwrap();
+        assert_eq!((quiet.last_at, quiet.recent), (None, 0), "{name}");
         let soc = a.hooks.iter().find(|h| h.hook == "soc").unwrap();
         assert_eq!(soc.recent, 5, "{name}: routed events in the hour");
         let teams = a

@@ -353,7 +353,8 @@ pub struct DestinationActivity {
     pub delivered: i64,
     pub failed: i64,
     pub retried: i64,
-    /// Milliseconds from acceptance to delivery, sorted.
+    /// Milliseconds from acceptance to delivery of the latest
+    /// [`LATENCY_SAMPLE`] deliveries, sorted.
     pub latencies: Vec<i64>,
     pub dead: i64,
 }
@@ -367,9 +368,9 @@ pub struct Activity {
     pub deliveries_per_minute: Vec<(i64, i64)>,
 }
 
-/// Latencies read per window at most (the median of a busy hour is
-/// well estimated by its most recent deliveries).
-pub const MAX_LATENCIES: i64 = 200_000;
+/// Deliveries whose latency makes a destination's median: its latest in
+/// the last hour.
+pub const LATENCY_SAMPLE: i64 = 2_000;
 
 /// The first rowid of `table` whose `column` (which grows with the rowid:
 /// both are assigned by the single writer) is at or after `t`.
@@ -395,36 +396,63 @@ fn first_id_since(conn: &Connection, table: &str, column: &str, t: i64) -> Resul
 }
 
 /// The overview's numbers: per hook since `hour`, per destination since
-/// `hour`, per minute since `day`.
-pub fn activity(conn: &Connection, hour: i64, day: i64) -> Result<Activity, StoreError> {
+/// `hour`, per minute since `day`. Each table is read once, counted by
+/// the database (by hook or destination, outcome and minute); the median
+/// latency is that of each destination's latest deliveries.
+pub fn activity(
+    conn: &Connection,
+    hooks: &[String],
+    destinations: &[String],
+    hour: i64,
+    day: i64,
+) -> Result<Activity, StoreError> {
     let mut out = Activity::default();
-    let mut stmt = conn.prepare_cached(
-        "SELECT hook, MAX(received_at), SUM(received_at >= ?1) FROM event_facts GROUP BY hook",
-    )?;
-    out.hooks = stmt
-        .query_map([hour], |r| {
-            Ok(HookActivity {
-                hook: r.get(0)?,
-                last_at: r.get(1)?,
-                recent: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
-            })
+    let from = first_id_since(conn, "event_facts", "received_at", day)?;
+    let rows = conn
+        .prepare_cached(
+            "SELECT hook, received_at / 60000, COUNT(*), SUM(received_at >= ?3), MAX(received_at)
+             FROM event_facts WHERE id >= ?1 AND received_at >= ?2 GROUP BY 1, 2",
+        )?
+        .query_map(params![from, day, hour], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })?
-        .collect::<Result<_, _>>()?;
-    let from = first_id_since(conn, "attempts", "at", hour)?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT destination, outcome, age_ms FROM attempts WHERE rowid >= ?1 AND destination IS NOT NULL
-         ORDER BY rowid DESC LIMIT ?2",
+        .collect::<Result<Vec<_>, _>>()?;
+    count_events(&mut out, rows);
+    let mut last = conn.prepare_cached(
+        "SELECT received_at FROM event_facts WHERE hook = ?1 ORDER BY id DESC LIMIT 1",
     )?;
-    let attempts = stmt.query_map(params![from, MAX_LATENCIES], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, Option<String>>(1)?,
-            r.get::<_, Option<i64>>(2)?,
-        ))
-    })?;
-    for a in attempts {
-        let (destination, outcome, age) = a?;
-        tally(&mut out.destinations, destination, outcome.as_deref(), age);
+    for hook in hooks {
+        if !out.hooks.iter().any(|h| &h.hook == hook) {
+            out.hooks.push(HookActivity {
+                hook: hook.clone(),
+                last_at: last.query_row([hook], |r| r.get(0)).optional()?,
+                recent: 0,
+            });
+        }
+    }
+    let from = first_id_since(conn, "attempts", "at", day)?;
+    let rows = conn
+        .prepare_cached(
+            "SELECT destination, outcome, at / 60000, COUNT(*), SUM(at >= ?3)
+             FROM attempts WHERE rowid >= ?1 AND at >= ?2 AND destination IS NOT NULL GROUP BY 1, 2, 3",
+        )?
+        .query_map(params![from, day, hour], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    count_attempts(&mut out, rows);
+    let from = first_id_since(conn, "attempts", "at", hour)?;
+    let mut latest = conn.prepare_cached(
+        "SELECT age_ms FROM attempts WHERE rowid >= ?1 AND destination = ?2 AND outcome = 'delivered'
+         ORDER BY rowid DESC LIMIT ?3",
+    )?;
+    for name in destinations {
+        let ages: Vec<i64> = latest
+            .query_map(params![from, name, LATENCY_SAMPLE], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        if !ages.is_empty() {
+            entry(&mut out.destinations, name.clone()).latencies = ages;
+        }
     }
     let mut stmt = conn.prepare_cached(
         "SELECT d.destination, COUNT(*) FROM deliveries d WHERE d.state = 'dead' GROUP BY d.destination",
@@ -436,23 +464,47 @@ pub fn activity(conn: &Connection, hour: i64, day: i64) -> Result<Activity, Stor
     for d in &mut out.destinations {
         d.latencies.sort_unstable();
     }
-    let from = first_id_since(conn, "event_facts", "received_at", day)?;
-    out.events_per_minute = conn
-        .prepare_cached(
-            "SELECT received_at / 60000, COUNT(*) FROM event_facts WHERE id >= ?1 AND received_at >= ?2
-             GROUP BY 1 ORDER BY 1",
-        )?
-        .query_map([from, day], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    let from = first_id_since(conn, "attempts", "at", day)?;
-    out.deliveries_per_minute = conn
-        .prepare_cached(
-            "SELECT at / 60000, COUNT(*) FROM attempts WHERE rowid >= ?1 AND at >= ?2 AND outcome = 'delivered'
-             GROUP BY 1 ORDER BY 1",
-        )?
-        .query_map([from, day], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
     Ok(out)
+}
+
+/// Events per (hook, minute): count, in the last hour, latest.
+pub(super) type EventCounts = (String, i64, i64, i64, i64);
+/// Attempts per (destination, outcome, minute): count, in the last hour.
+pub(super) type AttemptCounts = (String, Option<String>, i64, i64, i64);
+
+pub(super) fn count_events(out: &mut Activity, rows: Vec<EventCounts>) {
+    let mut per_minute: std::collections::BTreeMap<i64, i64> = Default::default();
+    for (hook, minute, n, recent, latest) in rows {
+        *per_minute.entry(minute).or_default() += n;
+        match out.hooks.iter_mut().find(|h| h.hook == hook) {
+            Some(h) => {
+                h.recent += recent;
+                h.last_at = h.last_at.max(Some(latest));
+            }
+            None => out.hooks.push(HookActivity {
+                hook,
+                last_at: Some(latest),
+                recent,
+            }),
+        }
+    }
+    out.events_per_minute = per_minute.into_iter().collect();
+}
+
+pub(super) fn count_attempts(out: &mut Activity, rows: Vec<AttemptCounts>) {
+    let mut per_minute: std::collections::BTreeMap<i64, i64> = Default::default();
+    for (destination, outcome, minute, n, recent) in rows {
+        let d = entry(&mut out.destinations, destination);
+        match outcome.as_deref() {
+            Some("delivered") => {
+                d.delivered += recent;
+                *per_minute.entry(minute).or_default() += n;
+            }
+            Some("dead") => d.failed += recent,
+            _ => d.retried += recent,
+        }
+    }
+    out.deliveries_per_minute = per_minute.into_iter().collect();
 }
 
 pub(super) fn entry(list: &mut Vec<DestinationActivity>, name: String) -> &mut DestinationActivity {
@@ -467,24 +519,6 @@ pub(super) fn entry(list: &mut Vec<DestinationActivity>, name: String) -> &mut D
         }
     };
     &mut list[i]
-}
-
-/// Adds one attempt to its destination's numbers.
-pub(super) fn tally(
-    list: &mut Vec<DestinationActivity>,
-    destination: String,
-    outcome: Option<&str>,
-    age_ms: Option<i64>,
-) {
-    let d = entry(list, destination);
-    match outcome {
-        Some("delivered") => {
-            d.delivered += 1;
-            d.latencies.extend(age_ms);
-        }
-        Some("dead") => d.failed += 1,
-        _ => d.retried += 1,
-    }
 }
 
 /// What the dead-letters page asks for.

@@ -518,11 +518,22 @@ impl Store {
     }
 
     /// The console overview's numbers: per hook and destination since
-    /// `hour`, per minute since `day` (unix ms).
-    pub async fn activity(&self, hour: i64, day: i64) -> Result<console::Activity, StoreError> {
+    /// `hour`, per minute since `day` (unix ms); `hooks` and `destinations`
+    /// are those configured (each gets its last event or latency even when
+    /// quiet today).
+    pub async fn activity(
+        &self,
+        hooks: Vec<String>,
+        destinations: Vec<String>,
+        hour: i64,
+        day: i64,
+    ) -> Result<console::Activity, StoreError> {
         match &self.backend {
-            Backend::Sqlite(s) => s.read(move |c| console::activity(c, hour, day)).await,
-            Backend::Postgres(pg) => pg.activity(hour, day).await,
+            Backend::Sqlite(s) => {
+                s.read(move |c| console::activity(c, &hooks, &destinations, hour, day))
+                    .await
+            }
+            Backend::Postgres(pg) => pg.activity(&hooks, &destinations, hour, day).await,
         }
     }
 

@@ -205,25 +205,24 @@ pub fn events_since(
     hook: Option<&str>,
     limit: Option<usize>,
 ) -> Result<Vec<EventSummary>, StoreError> {
-    summaries(conn, since, hook, None, limit)
+    summaries(conn, since, hook, limit)
 }
 
 fn summaries(
     conn: &Connection,
     since: i64,
     hook: Option<&str>,
-    id: Option<i64>,
     limit: Option<usize>,
 ) -> Result<Vec<EventSummary>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT e.id, e.received_at, e.hook, e.kind, e.action, e.short_id, e.state,
                 SUM(d.state = 'pending'), SUM(d.state = 'dead'), SUM(d.state = 'delivered'), COUNT(d.id)
          FROM events e LEFT JOIN deliveries d ON d.event_id = e.id
-         WHERE e.received_at >= ?1 AND (?2 IS NULL OR e.hook = ?2) AND (?4 IS NULL OR e.id = ?4)
+         WHERE e.received_at >= ?1 AND (?2 IS NULL OR e.hook = ?2)
          GROUP BY e.id ORDER BY e.id DESC LIMIT ?3",
     )?;
     let limit = limit.map(|l| l as i64).unwrap_or(-1);
-    let rows = stmt.query_map(params![since, hook, limit, id], |r| {
+    let rows = stmt.query_map(params![since, hook, limit], |r| {
         let raw_state: String = r.get(6)?;
         let counts = [
             r.get::<_, Option<i64>>(7)?.unwrap_or(0),
@@ -243,6 +242,33 @@ fn summaries(
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One event's line, by id (a primary-key lookup, not a scan).
+fn summary_of(conn: &Connection, id: i64) -> Result<Option<EventSummary>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT e.id, e.received_at, e.hook, e.kind, e.action, e.short_id, e.state,
+                    (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id AND d.state = 'pending'),
+                    (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id AND d.state = 'dead'),
+                    (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id AND d.state = 'delivered'),
+                    (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id)
+             FROM events e WHERE e.id = ?1",
+        )?
+        .query_row([id], |r| {
+            let raw_state: String = r.get(6)?;
+            let counts = [r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?];
+            Ok(EventSummary {
+                id: r.get(0)?,
+                received_at: r.get(1)?,
+                hook: r.get(2)?,
+                kind: r.get(3)?,
+                action: r.get(4)?,
+                short_id: r.get(5)?,
+                state: summary_state(&raw_state, counts).to_owned(),
+            })
+        })
+        .optional()?)
 }
 
 /// An event's state for `events list`, from its own state and its
@@ -301,7 +327,7 @@ pub struct DeliveryDetail {
 }
 
 pub fn event_detail(conn: &Connection, id: i64) -> Result<Option<EventDetail>, StoreError> {
-    let Some(summary) = summaries(conn, 0, None, Some(id), None)?.into_iter().next() else {
+    let Some(summary) = summary_of(conn, id)? else {
         return Ok(None);
     };
     let mut detail = conn

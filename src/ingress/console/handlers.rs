@@ -277,7 +277,12 @@ pub async fn overview(State(state): St, Extension(session): Extension<Session>) 
     let now = now_ms();
     let store = &state.store;
     let (activity, depths, silences, clocks) = match tokio::try_join!(
-        store.activity(now - 3_600_000, now - 86_400_000),
+        store.activity(
+            config.hooks.keys().cloned().collect(),
+            config.destinations.keys().cloned().collect(),
+            now - 3_600_000,
+            now - 86_400_000
+        ),
         store.queue_depths(),
         store.silences(Some(now)),
         store.clocks(),

@@ -3,8 +3,9 @@
 
 use super::*;
 use crate::store::console::{
-    assemble, bounds, like_pattern, merge, row_state, tally, Activity, DeadFilter, EventFilter,
-    EventPage, EventRow, HookActivity, ListState, MAX_LATENCIES, MAX_PAGE,
+    assemble, bounds, count_attempts, count_events, entry, like_pattern, merge, row_state,
+    Activity, DeadFilter, EventFilter, EventPage, EventRow, HookActivity, ListState,
+    LATENCY_SAMPLE, MAX_PAGE,
 };
 
 fn state_sql(s: ListState) -> &'static str {
@@ -142,38 +143,69 @@ impl Postgres {
         Ok(assemble(out, f.page, limit))
     }
 
-    pub async fn activity(&self, hour: i64, day: i64) -> Result<Activity, StoreError> {
-        let hooks = self
+    pub async fn activity(
+        &self,
+        hooks: &[String],
+        destinations: &[String],
+        hour: i64,
+        day: i64,
+    ) -> Result<Activity, StoreError> {
+        let mut out = Activity::default();
+        let rows = self
             .query(
-                "SELECT hook, MAX(received_at), COUNT(*) FILTER (WHERE received_at >= $1) FROM event_facts GROUP BY hook",
-                &[&hour],
+                "SELECT hook, received_at / 60000, COUNT(*), COUNT(*) FILTER (WHERE received_at >= $2), MAX(received_at)
+                 FROM event_facts WHERE received_at >= $1 GROUP BY 1, 2",
+                &[&day, &hour],
             )
-            .await?
-            .iter()
-            .map(|r| HookActivity {
-                hook: r.get(0),
-                last_at: r.get(1),
-                recent: r.get(2),
-            })
-            .collect();
-        let mut out = Activity {
-            hooks,
-            ..Activity::default()
-        };
-        for r in self
+            .await?;
+        count_events(
+            &mut out,
+            rows.iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+                .collect(),
+        );
+        for hook in hooks {
+            if !out.hooks.iter().any(|h| &h.hook == hook) {
+                let last = self
+                    .query(
+                        "SELECT received_at FROM event_facts WHERE hook = $1 ORDER BY id DESC LIMIT 1",
+                        &[hook],
+                    )
+                    .await?;
+                out.hooks.push(HookActivity {
+                    hook: hook.clone(),
+                    last_at: last.first().map(|r| r.get(0)),
+                    recent: 0,
+                });
+            }
+        }
+        let rows = self
             .query(
-                "SELECT destination, outcome, age_ms FROM attempts WHERE at >= $1 AND destination IS NOT NULL
-                 ORDER BY at DESC LIMIT $2",
-                &[&hour, &MAX_LATENCIES],
+                "SELECT destination, outcome, at / 60000, COUNT(*), COUNT(*) FILTER (WHERE at >= $2)
+                 FROM attempts WHERE at >= $1 AND destination IS NOT NULL GROUP BY 1, 2, 3",
+                &[&day, &hour],
             )
-            .await?
-        {
-            tally(
-                &mut out.destinations,
-                r.get(0),
-                r.get::<_, Option<&str>>(1),
-                r.get(2),
-            );
+            .await?;
+        count_attempts(
+            &mut out,
+            rows.iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+                .collect(),
+        );
+        for name in destinations {
+            let ages: Vec<i64> = self
+                .query(
+                    "SELECT age_ms FROM attempts WHERE at >= $1 AND destination = $2 AND outcome = 'delivered'
+                     ORDER BY at DESC LIMIT $3",
+                    &[&hour, name, &LATENCY_SAMPLE],
+                )
+                .await?
+                .iter()
+                .filter_map(|r| r.get::<_, Option<i64>>(0))
+                .collect();
+            if !ages.is_empty() {
+                entry(&mut out.destinations, name.clone()).latencies = ages;
+            }
         }
         for r in self
             .query(
@@ -182,28 +214,11 @@ impl Postgres {
             )
             .await?
         {
-            crate::store::console::entry(&mut out.destinations, r.get(0)).dead = r.get(1);
+            entry(&mut out.destinations, r.get(0)).dead = r.get(1);
         }
         for d in &mut out.destinations {
             d.latencies.sort_unstable();
         }
-        let per_minute = |rows: Vec<Row>| -> Vec<(i64, i64)> {
-            rows.iter().map(|r| (r.get(0), r.get(1))).collect()
-        };
-        out.events_per_minute = per_minute(
-            self.query(
-                "SELECT received_at / 60000, COUNT(*) FROM event_facts WHERE received_at >= $1 GROUP BY 1 ORDER BY 1",
-                &[&day],
-            )
-            .await?,
-        );
-        out.deliveries_per_minute = per_minute(
-            self.query(
-                "SELECT at / 60000, COUNT(*) FROM attempts WHERE at >= $1 AND outcome = 'delivered' GROUP BY 1 ORDER BY 1",
-                &[&day],
-            )
-            .await?,
-        );
         Ok(out)
     }
 

@@ -43,17 +43,21 @@ impl Postgres {
         limit: Option<usize>,
     ) -> Result<Vec<EventSummary>, StoreError> {
         let limit = limit.map(|l| l as i64);
-        let rows = self
-            .query(
-                "SELECT e.id, e.received_at, e.hook, e.kind, e.action, e.short_id, e.state,
-                        COUNT(*) FILTER (WHERE d.state = 'pending'), COUNT(*) FILTER (WHERE d.state = 'dead'),
-                        COUNT(*) FILTER (WHERE d.state = 'delivered'), COUNT(d.id)
-                 FROM events e LEFT JOIN deliveries d ON d.event_id = e.id
-                 WHERE e.received_at >= $1 AND ($2::TEXT IS NULL OR e.hook = $2) AND ($4::BIGINT IS NULL OR e.id = $4)
-                 GROUP BY e.id ORDER BY e.id DESC LIMIT $3",
-                &[&since, &hook, &limit, &id],
-            )
-            .await?;
+        // One event: a statement of its own, so its plan is a key lookup.
+        let by_id = if id.is_some() {
+            "e.id = $4"
+        } else {
+            "$4::BIGINT IS NULL"
+        };
+        let sql = format!(
+            "SELECT e.id, e.received_at, e.hook, e.kind, e.action, e.short_id, e.state,
+                    COUNT(*) FILTER (WHERE d.state = 'pending'), COUNT(*) FILTER (WHERE d.state = 'dead'),
+                    COUNT(*) FILTER (WHERE d.state = 'delivered'), COUNT(d.id)
+             FROM events e LEFT JOIN deliveries d ON d.event_id = e.id
+             WHERE {by_id} AND e.received_at >= $1 AND ($2::TEXT IS NULL OR e.hook = $2)
+             GROUP BY e.id ORDER BY e.id DESC LIMIT $3"
+        );
+        let rows = self.query(&sql, &[&since, &hook, &limit, &id]).await?;
         Ok(rows
             .into_iter()
             .map(|r| {
