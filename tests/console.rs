@@ -492,3 +492,64 @@ async fn the_overview_counts_the_last_hour() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A digest links to the console's list of exactly the alerts it stands
+/// for (the held deliveries it folded in), and says how many.
+#[tokio::test]
+async fn a_digest_links_to_exactly_its_alerts() {
+    let fake = Fake::start().await;
+    let extra = "[console]\nenabled = true\npublic_url = \"https://relay.example.org/\"\n\
+                 [[routes]]\nname = \"all\"\nto = [\"slack\"]\n";
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let env = [
+        ("HOOKRELAY_DESTINATIONS__SLACK__MAX_PER_MINUTE", "1"),
+        ("HOOKRELAY_DESTINATIONS__SLACK__DIGEST", "true"),
+        ("HOOKRELAY_DESTINATIONS__SLACK__DIGEST_INTERVAL", "300ms"),
+    ];
+    let app = spawn_app_with(&fake, extra, dir, &env).await;
+    for i in 0..6 {
+        let mut v: serde_json::Value = serde_json::from_str(&unique_event(i, ALERT_UUID)).unwrap();
+        v["attributes"]["short_id"] = format!("ALdigest{i}").into();
+        assert_eq!(app.post(v.to_string()).await.0, 202);
+    }
+    let deadline = Instant::now() + WAIT;
+    let digest = loop {
+        let found = fake
+            .received("/slack")
+            .into_iter()
+            .map(|r| r.json().to_string())
+            .find(|t| t.contains("more alerts in the last"));
+        if let Some(d) = found {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "no digest");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let start = digest
+        .find("https://relay.example.org/console/events?digest=")
+        .expect(&digest);
+    let link: String = digest[start..]
+        .chars()
+        .take_while(|c| !matches!(c, '|' | '"' | '>' | ')'))
+        .collect();
+    let n: usize = {
+        let text_at = digest.find(" more alerts in the last").unwrap();
+        let head = &digest[..text_at];
+        head[head.rfind(|c: char| !c.is_ascii_digit()).unwrap() + 1..]
+            .parse()
+            .unwrap()
+    };
+    assert!(n >= 1, "{digest}");
+    let local = link.replace(
+        "https://relay.example.org",
+        &format!("http://{}", app.admin),
+    );
+    let (status, page) = get(&browser(), &local).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("id=\"digest-filter\""), "{page}");
+    let rows = page.matches("<tr data-id=").count();
+    assert_eq!(
+        rows, n,
+        "the console lists exactly the {n} alerts of the digest:\n{page}"
+    );
+}

@@ -67,6 +67,10 @@ pub struct ConsoleConfig {
     /// A login lasts this long.
     #[serde(default = "default_session_ttl", with = "humantime_serde")]
     pub session_ttl: Duration,
+    /// How people reach the console (a reverse proxy to the admin
+    /// listener), e.g. `https://relay.example.org`: digests link to the
+    /// list of the alerts they stand for.
+    pub public_url: Option<String>,
 }
 
 fn default_console_user() -> String {

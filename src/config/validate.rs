@@ -74,7 +74,7 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
     let mut warnings = std::mem::take(&mut config.warnings);
 
     check_actions(&mut config, &mut errors, &mut warnings);
-    check_console(&config, &mut errors);
+    check_console(&mut config, &mut errors);
     for (name, interval) in config.time_intervals.iter_mut() {
         interval.parsed = interval.parse(&format!("time_intervals.{name}"), &mut errors);
     }
@@ -405,11 +405,21 @@ fn when_is_empty(w: &When) -> bool {
 
 /// `[console]`: a password wherever the admin listener is reachable from
 /// elsewhere; a login name and a session length that make sense.
-fn check_console(config: &Config, errors: &mut Vec<ConfigError>) {
-    let Some(c) = config.console.as_ref().filter(|c| c.enabled) else {
+fn check_console(config: &mut Config, errors: &mut Vec<ConfigError>) {
+    let listen = config.admin.listen;
+    let Some(c) = config.console.as_mut().filter(|c| c.enabled) else {
         return;
     };
-    let listen = config.admin.listen;
+    if let Some(url) = &mut c.public_url {
+        match http_url(url) {
+            Err(e) => errors.push(err("console.public_url", e)),
+            Ok(u) if u.query().is_some() || u.fragment().is_some() => errors.push(err(
+                "console.public_url",
+                "the console's base URL as people reach it, without a query or fragment",
+            )),
+            Ok(_) => *url = url.trim_end_matches('/').to_owned(),
+        }
+    }
     match &c.password {
         None if !listen.ip().is_loopback() => errors.push(err(
             "console.password",

@@ -412,11 +412,23 @@ impl Worker {
                     })
             })
             .collect();
+        // The console lists exactly these: the held deliveries to this
+        // destination in this id range (held are read in id order).
+        let everything = match (&self.dest.console_url, held.first(), held.last()) {
+            (Some(base), Some((first, _)), Some((last, _))) => Some(format!(
+                "{base}/console/events?digest={}",
+                url::form_urlencoded::byte_serialize(
+                    format!("{}:{first}-{last}", self.name).as_bytes()
+                )
+                .collect::<String>()
+            )),
+            _ => None,
+        };
         let payload = own_message(
             &self.dest,
             &self.name,
             "digest",
-            &Facts::digest(&summaries, every),
+            &Facts::digest(&summaries, every, everything.as_deref()),
         );
         let digest = NewDigest {
             destination: self.name.to_string(),

@@ -17,6 +17,9 @@ pub struct Destination {
     pub config: DestinationConfig,
     /// `template` and `subject`, compiled.
     pub templates: Option<Templates>,
+    /// Where people reach the web console (`console.public_url`): digests
+    /// link to the list of the alerts they stand for.
+    pub console_url: Option<String>,
 }
 
 impl Destination {
@@ -25,6 +28,7 @@ impl Destination {
         Destination {
             config,
             templates: None,
+            console_url: None,
         }
     }
 }
@@ -44,6 +48,11 @@ pub fn destinations(config: &Config) -> Result<(Destinations, Vec<String>), Conf
                 let built = Destination {
                     config: dest.clone(),
                     templates,
+                    console_url: config
+                        .console
+                        .as_ref()
+                        .filter(|c| c.enabled)
+                        .and_then(|c| c.public_url.clone()),
                 };
                 if built.templates.is_some() {
                     for problem in trial(&built, name) {

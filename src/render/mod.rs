@@ -403,8 +403,13 @@ impl Facts {
     }
 
     /// One message for alerts held back by a destination's `max_per_minute`:
-    /// how many, by urgency, and a list with links.
-    pub fn digest(items: &[Summary], interval: std::time::Duration) -> Facts {
+    /// how many, by urgency, and a list with links; `everything` is the
+    /// console's list of exactly these alerts, when the console is reachable.
+    pub fn digest(
+        items: &[Summary],
+        interval: std::time::Duration,
+        everything: Option<&str>,
+    ) -> Facts {
         let mut by_urgency: Vec<(String, usize)> = Vec::new();
         for s in items {
             let u = s.urgency.clone().unwrap_or_else(|| "No urgency".into());
@@ -450,9 +455,15 @@ impl Facts {
             lines.push(format!("Also: {ids}"));
             let left = items.len() - shown - listed;
             if left > 0 {
-                lines.push(format!(
-                    "… and {left} more (all are in the history: hookrelay events list)"
-                ));
+                lines.push(match everything {
+                    Some(_) => format!(
+                        "… and {left} more: all {} are listed in the console (the link below)",
+                        items.len()
+                    ),
+                    None => {
+                        format!("… and {left} more (all are in the history: hookrelay events list)")
+                    }
+                });
             }
         }
         Facts {
@@ -462,8 +473,12 @@ impl Facts {
             facts: vec![("Alerts", items.len().to_string())],
             body: Some(lines.join("\n")),
             degraded: None,
-            link: None,
-            link_label: "Open in Sekoia.io",
+            link: everything.map(str::to_owned),
+            link_label: if everything.is_some() {
+                "List them in the console"
+            } else {
+                "Open in Sekoia.io"
+            },
             links: items
                 .iter()
                 .take(shown)
@@ -856,7 +871,7 @@ pub(crate) fn trial(dest: &Destination, name: &str) -> Vec<String> {
             problems.push(format!("fails on {what}: {e}"));
         }
     }
-    let digest = Facts::digest(&[], std::time::Duration::from_secs(60));
+    let digest = Facts::digest(&[], std::time::Duration::from_secs(60), None);
     if let Err(e) = payload(dest, &digest, &|| {
         context::for_message("digest", &digest, target)
     }) {

@@ -276,7 +276,7 @@ fn a_digest_names_every_alert_it_stands_for() {
         link: Some(format!("https://app.sekoia.io/operations/alerts/AL{i:010}")),
     };
     let items: Vec<Summary> = (0..60).map(summary).collect();
-    let f = Facts::digest(&items, std::time::Duration::from_secs(60));
+    let f = Facts::digest(&items, std::time::Duration::from_secs(60), None);
     let body = f.body.clone().unwrap();
     for i in 0..60 {
         assert!(
@@ -288,7 +288,7 @@ fn a_digest_names_every_alert_it_stands_for() {
     assert!(!body.contains("Alert number 20"), "the rest by id only");
     assert!(!body.contains("more (all are in the history"));
     let many: Vec<Summary> = (0..1000).map(summary).collect();
-    let body = Facts::digest(&many, std::time::Duration::from_secs(60))
+    let body = Facts::digest(&many, std::time::Duration::from_secs(60), None)
         .body
         .unwrap();
     assert!(body.contains("AL0000000150"));
@@ -297,6 +297,15 @@ fn a_digest_names_every_alert_it_stands_for() {
         "{body}"
     );
     assert!(body.len() < 8_000);
+    // With the console reachable: a link to exactly those alerts, and how many.
+    let url = "https://relay.example.org/console/events?digest=teams%3A5-1004";
+    let f = Facts::digest(&many, std::time::Duration::from_secs(60), Some(url));
+    let body = f.body.unwrap();
+    assert!(
+        body.contains("more: all 1000 are listed in the console"),
+        "{body}"
+    );
+    assert_eq!(f.link.as_deref(), Some(url));
 }
 
 #[test]
@@ -309,7 +318,11 @@ fn digest_of_held_alerts() {
     )
     .summary();
     let items = vec![full.clone(), full, sparse, hostile];
-    let f = Case::of_facts(Facts::digest(&items, std::time::Duration::from_secs(60)));
+    let f = Case::of_facts(Facts::digest(
+        &items,
+        std::time::Duration::from_secs(60),
+        None,
+    ));
     assert_eq!(
         f.headline,
         "4 more alerts in the last 1m: 3 Major, 1 Moderate"
@@ -380,6 +393,7 @@ fn with_template(kind: DestinationKind, text: &str) -> (Destination, ()) {
         Destination {
             config: dest,
             templates: Some(templates),
+            console_url: None,
         },
         (),
     )
@@ -656,7 +670,11 @@ fn every_message_fits_its_channel() {
             link: Some(format!("https://app.sekoia.io/operations/alerts/AL{i:010}")),
         })
         .collect();
-    let digest = Case::of_facts(Facts::digest(&many, std::time::Duration::from_secs(60)));
+    let digest = Case::of_facts(Facts::digest(
+        &many,
+        std::time::Duration::from_secs(60),
+        None,
+    ));
     let chars = |v: &Value| v.as_str().map_or(0, |s| s.chars().count());
     for (what, case) in [("big alert", &big), ("digest", &digest)] {
         for kind in KINDS {

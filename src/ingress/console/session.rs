@@ -188,6 +188,7 @@ mod tests {
             password: password.map(Secret::new),
             secure_cookies: true,
             session_ttl: Duration::from_secs(3600),
+            public_url: None,
         }
     }
 
