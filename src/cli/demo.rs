@@ -304,6 +304,8 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
         public_url = "http://127.0.0.1:{port}"
         secret = "{actions_secret}"
         buttons = ["acknowledge", "close"]
+        [console]
+        enabled = true
         [[routes]]
         name = "everything"
         to = ["teams", "teams-legacy", "slack", "mattermost", "slack-thread"]
@@ -319,6 +321,7 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
         Err(e) => return fail(e),
     };
     let addr = app.public_addr();
+    let admin = app.admin_addr();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(app.run(shutdown.clone()));
     let hook_url = format!("http://{addr}/hooks/{HOOK_ID}");
@@ -361,6 +364,16 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
     }
     let got = stub.received.load(Ordering::SeqCst);
     println!("\n{got} of {expected} messages delivered.");
+    // The console shows the same from the spool: each event's journey.
+    let listed = match client.get(format!("http://{admin}/console/events")).send().await {
+        Ok(r) if r.status().is_success() => r
+            .text()
+            .await
+            .map(|page| page.matches("<tr data-id=").count())
+            .unwrap_or(0),
+        _ => 0,
+    };
+    println!("The web console lists {listed} events: http://{admin}/console/ (each event's journey and why each route matched).");
     let acted = act_on_alert(&client, &hook_url, &stub).await;
     if let Err(e) = &acted {
         println!("the action link did not work: {e}");
@@ -378,7 +391,8 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
         "\nTry your own (Ctrl-C to stop):\n  curl -i -X POST {hook_url} -H 'content-type: application/json' -d '{}'\n\
          Send it twice: the second is a sender retry, answered 202 with the same id and not delivered again.\n\
          Change \"created\" to \"updated\", or break the JSON, and watch the answer.\n\
-         The slack-thread destination shows API mode: one root per alert, kept current, the alert's history as replies.",
+         The slack-thread destination shows API mode: one root per alert, kept current, the alert's history as replies.\n\
+         Open http://{admin}/console/ in a browser: the overview, each event's journey, dead letters, the route tester.",
         EVENTS[0].1.split_whitespace().collect::<Vec<_>>().join(" ").replace('\'', "")
     );
     let _ = tokio::signal::ctrl_c().await;
