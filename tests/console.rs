@@ -277,6 +277,12 @@ async fn bad_input_gets_a_4xx_page_never_a_500() {
         ("/console/events?from=yesterday", 400),
         ("/console/events?limit=100000", 400),
         ("/console/events?digest=nonsense", 400),
+        ("/console/events?since=forever", 400),
+        ("/console/events?since=99999999999d", 400),
+        (
+            "/console/events?since=1h&state=delivered&type=alert&hook=soc",
+            200,
+        ),
         ("/console/events?q=%FF%FE", 200),
         ("/console/events?before=9223372036854775807", 200),
         ("/console/events/123456789", 404),

@@ -365,7 +365,11 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
     let got = stub.received.load(Ordering::SeqCst);
     println!("\n{got} of {expected} messages delivered.");
     // The console shows the same from the spool: each event's journey.
-    let listed = match client.get(format!("http://{admin}/console/events")).send().await {
+    let listed = match client
+        .get(format!("http://{admin}/console/events"))
+        .send()
+        .await
+    {
         Ok(r) if r.status().is_success() => r
             .text()
             .await

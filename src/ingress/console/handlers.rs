@@ -426,13 +426,21 @@ fn event_filter(p: &Params) -> Result<EventFilter, Response> {
             _ => return Err(bad("limit", &format!("expected 1 to {MAX_PAGE}"))),
         },
     };
+    // `since=1h` (as `events list --since`), or an explicit `from`.
+    let since = match p.get("since") {
+        None => None,
+        Some(d) => match humantime::parse_duration(d) {
+            Ok(d) if d.as_millis() < i64::MAX as u128 / 2 => Some(now_ms() - d.as_millis() as i64),
+            _ => return Err(bad("since", "expected a duration like 30m, 1h or 7d")),
+        },
+    };
     Ok(EventFilter {
         hook: p.text("hook", 200)?,
         text: p.text("q", 200)?,
         kind: p.text("type", 100)?,
         action: p.text("action", 100)?,
         state,
-        from: p.time("from")?,
+        from: p.time("from")?.max(since),
         to: p.time("to")?,
         digest,
         page,
@@ -499,6 +507,12 @@ pub async fn events(
             label { "State" select name="state" id="state" {
                 option value="" { "any" }
                 @for s in ListState::ALL { option value=(s.as_str()) selected[selected("state", s.as_str())] { (s.as_str()) } }
+            } }
+            label { "Received" select name="since" {
+                option value="" { "any time" }
+                @for (v, label) in [("1h", "last hour"), ("24h", "last 24 h"), ("7d", "last 7 days")] {
+                    option value=(v) selected[selected("since", v)] { (label) }
+                }
             } }
             label { "From (UTC)" input type="datetime-local" name="from" value=(p.get("from").unwrap_or("")); }
             label { "To (UTC)" input type="datetime-local" name="to" value=(p.get("to").unwrap_or("")); }
