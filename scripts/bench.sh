@@ -3,6 +3,7 @@
 #
 #   scripts/bench.sh            # the full matrix (about 15 minutes)
 #   QUICK=1 scripts/bench.sh    # the headline scenario only
+#   scripts/bench.sh console    # the web console's pages over 100,000 events only
 #
 # The relay under test runs on core 0, the harness (load generator, fake
 # alert API and chat services) on core 1; systems are interleaved
@@ -19,6 +20,17 @@ mkdir -p "$(dirname "$OUT")"
 : > "$OUT"
 
 cargo build --release --bin hookrelay --bin hookrelay-bench
+
+# The web console: every page timed over a spool of 100,000 events
+# (relay on core 0; one request at a time; JSON line in target/bench/console.jsonl).
+console_pages() {
+  taskset -c 1 target/release/hookrelay-bench console --events "${CONSOLE_EVENTS:-100000}" \
+    --requests 30 --relay-cpu 0 | tee -a target/bench/console.jsonl
+}
+if [ "${1:-}" = console ]; then
+  console_pages
+  exit 0
+fi
 if [ ! -x target/bench-venv/bin/uvicorn ] && [ -f "$REFERENCE_DIR/requirements.txt" ]; then
   python3 -m venv target/bench-venv && target/bench-venv/bin/pip install -q -r "$REFERENCE_DIR/requirements.txt" \
     || echo "warning: could not install the reference handler; its rows will be missing" >&2
@@ -64,4 +76,5 @@ if [ -z "${QUICK:-}" ]; then
   REPEATS=1 scenario reference --count 1000 --concurrency 32 --destinations 1 --api-delay-ms 50 --chat-delay-ms 200 --stall-secs 30
 fi
 
+[ -z "${QUICK:-}" ] && console_pages
 target/release/hookrelay-bench report "$OUT"

@@ -583,3 +583,56 @@ async fn a_database_that_stops_answering_means_503_not_a_hang() {
     assert_eq!(daemon.post_unique(1).await, 202);
     fake.wait_for("/wh", 1, Duration::from_secs(20)).await;
 }
+
+/// The console reads the shared database: each replica's console lists
+/// the events every replica accepted, and either can open any of them.
+#[tokio::test]
+async fn every_replicas_console_shows_the_whole_cluster() {
+    let Some((setup, replicas)) = two_replicas_after_six_events("").await else {
+        return;
+    };
+    setup.fake.wait_for("/wh", 6, Duration::from_secs(30)).await;
+    // The console was off: turned on by a reload of the shared file.
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(
+        &setup.config,
+        format!("{text}\n[console]\nenabled = true\n"),
+    )
+    .unwrap();
+    for r in &replicas {
+        r.signal(libc::SIGHUP);
+    }
+    let client = reqwest::Client::new();
+    for r in &replicas {
+        let url = format!("http://{}/console/events?state=delivered", r.admin);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let page = loop {
+            let resp = client.get(&url).send().await.unwrap();
+            if resp.status() == 200 {
+                let page = resp.text().await.unwrap();
+                if page.matches("<tr data-id=").count() == 6 {
+                    break page;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replica {} never listed the 6 events",
+                r.admin
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let at = page.find("href=\"/console/events/").unwrap() + 22;
+        let id = &page[at..at + page[at..].find('"').unwrap()];
+        let event = client
+            .get(format!("http://{}/console/events/{id}", r.admin))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(event.status(), 200);
+        assert!(event
+            .text()
+            .await
+            .unwrap()
+            .contains("no conditions: matches every event"));
+    }
+}

@@ -901,6 +901,11 @@ fn tester_page(
     let body = html! {
         h1 { "Route tester" }
         p.muted { "Routes an event and renders each destination's request exactly as the daemon would, and sends nothing. Without an alert document, the alert is fetched from the hook's origin." }
+        form.filters method="get" action="/console/routes/test" id="load" {
+            label { "A stored event (id)" input type="text" name="event" id="event-id" size="10" inputmode="numeric"; }
+            button type="submit" id="load-event" { "Load it" }
+            span.muted { "or paste an event below." }
+        }
         form method="post" action="/console/routes/test" id="tester" {
             input type="hidden" name="csrf" value=(session.csrf);
             p { label { "Hook " select name="hook" id="hook" {
