@@ -93,8 +93,9 @@ impl ListState {
         ListState::ALL.into_iter().find(|x| x.as_str() == s)
     }
 
-    /// The condition on `f` (an `event_facts` row), for SQLite.
-    fn sql(self) -> &'static str {
+    /// The condition on `f` (an `event_facts` row); the same SQL on both
+    /// backends.
+    pub(crate) fn sql(self) -> &'static str {
         match self {
             ListState::Delivered => {
                 "f.targets > 0
@@ -549,21 +550,7 @@ pub fn dead_page(conn: &Connection, f: &DeadFilter) -> Result<Vec<DeadLetter>, S
             f.before.unwrap_or(i64::MAX),
             f.limit as i64
         ],
-        |r| {
-            Ok(DeadLetter {
-                id: r.get(0)?,
-                event_id: r.get(1)?,
-                destination: r.get(2)?,
-                kind: r.get(3)?,
-                action: r.get(4)?,
-                short_id: r.get(5)?,
-                attempts: r.get(6)?,
-                last_status: r.get(7)?,
-                last_error: r.get(8)?,
-                updated_at: r.get(9)?,
-                hook: r.get(10)?,
-            })
-        },
+        super::reads::dead_letter,
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -168,22 +168,27 @@ pub fn dead_letters(
          FROM deliveries d JOIN events e ON e.id = d.event_id
          WHERE d.state = 'dead' AND (?1 IS NULL OR d.destination = ?1) ORDER BY d.id",
     )?;
-    let rows = stmt.query_map([destination], |r| {
-        Ok(DeadLetter {
-            id: r.get(0)?,
-            event_id: r.get(1)?,
-            destination: r.get(2)?,
-            kind: r.get(3)?,
-            action: r.get(4)?,
-            short_id: r.get(5)?,
-            attempts: r.get(6)?,
-            last_status: r.get(7)?,
-            last_error: r.get(8)?,
-            updated_at: r.get(9)?,
-            hook: r.get(10)?,
-        })
-    })?;
+    let rows = stmt.query_map([destination], dead_letter)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A dead letter from a row of `d.id, d.event_id, d.destination, e.kind,
+/// e.action, e.short_id, d.attempts, d.last_status, d.last_error,
+/// d.updated_at, e.hook`.
+pub(super) fn dead_letter(r: &rusqlite::Row) -> rusqlite::Result<DeadLetter> {
+    Ok(DeadLetter {
+        id: r.get(0)?,
+        event_id: r.get(1)?,
+        destination: r.get(2)?,
+        kind: r.get(3)?,
+        action: r.get(4)?,
+        short_id: r.get(5)?,
+        attempts: r.get(6)?,
+        last_status: r.get(7)?,
+        last_error: r.get(8)?,
+        updated_at: r.get(9)?,
+        hook: r.get(10)?,
+    })
 }
 
 /// One line of `events list`.
@@ -222,26 +227,30 @@ fn summaries(
          GROUP BY e.id ORDER BY e.id DESC LIMIT ?3",
     )?;
     let limit = limit.map(|l| l as i64).unwrap_or(-1);
-    let rows = stmt.query_map(params![since, hook, limit], |r| {
-        let raw_state: String = r.get(6)?;
-        let counts = [
-            r.get::<_, Option<i64>>(7)?.unwrap_or(0),
-            r.get::<_, Option<i64>>(8)?.unwrap_or(0),
-            r.get::<_, Option<i64>>(9)?.unwrap_or(0),
-            r.get(10)?,
-        ];
-        let state = summary_state(&raw_state, counts);
-        Ok(EventSummary {
-            id: r.get(0)?,
-            received_at: r.get(1)?,
-            hook: r.get(2)?,
-            kind: r.get(3)?,
-            action: r.get(4)?,
-            short_id: r.get(5)?,
-            state: state.to_owned(),
-        })
-    })?;
+    let rows = stmt.query_map(params![since, hook, limit], summary)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// An event's line from a row of `e.id, e.received_at, e.hook, e.kind,
+/// e.action, e.short_id, e.state` and its deliveries' counts (pending,
+/// dead, delivered, all).
+fn summary(r: &rusqlite::Row) -> rusqlite::Result<EventSummary> {
+    let raw_state: String = r.get(6)?;
+    let counts = [
+        r.get::<_, Option<i64>>(7)?.unwrap_or(0),
+        r.get::<_, Option<i64>>(8)?.unwrap_or(0),
+        r.get::<_, Option<i64>>(9)?.unwrap_or(0),
+        r.get(10)?,
+    ];
+    Ok(EventSummary {
+        id: r.get(0)?,
+        received_at: r.get(1)?,
+        hook: r.get(2)?,
+        kind: r.get(3)?,
+        action: r.get(4)?,
+        short_id: r.get(5)?,
+        state: summary_state(&raw_state, counts).to_owned(),
+    })
 }
 
 /// One event's line, by id (a primary-key lookup, not a scan).
@@ -255,19 +264,7 @@ fn summary_of(conn: &Connection, id: i64) -> Result<Option<EventSummary>, StoreE
                     (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id)
              FROM events e WHERE e.id = ?1",
         )?
-        .query_row([id], |r| {
-            let raw_state: String = r.get(6)?;
-            let counts = [r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?];
-            Ok(EventSummary {
-                id: r.get(0)?,
-                received_at: r.get(1)?,
-                hook: r.get(2)?,
-                kind: r.get(3)?,
-                action: r.get(4)?,
-                short_id: r.get(5)?,
-                state: summary_state(&raw_state, counts).to_owned(),
-            })
-        })
+        .query_row([id], summary)
         .optional()?)
 }
 

@@ -627,16 +627,7 @@ pub async fn event(
                     None => p.muted { "Not routed yet." },
                     Some(j) if j.decisions.is_empty() => p { "Matched: " (j.matched.join(", ")) span.muted { " (recorded before route decisions were kept)" } },
                     Some(j) => {
-                        table id="decisions" {
-                            tr { th { "Route" } th { "Verdict" } th { "Why" } }
-                            @for (route, matched, reason) in &j.decisions {
-                                tr data-route=(route) {
-                                    td { (route) }
-                                    td { @if *matched { span.matched { "matched" } } @else { span.muted { "no" } } }
-                                    td.text { (reason) }
-                                }
-                            }
-                        }
+                        (views::decisions(j.decisions.iter().map(|(r, m, why)| (r.as_str(), *m, why.as_str()))))
                         @if let Some(why) = &j.silenced { p.bad id="silenced" { (why) } }
                         @if j.matched.is_empty() { p.muted { "No route matched: the event is kept and counted as unrouted." } }
                     }
@@ -1018,16 +1009,7 @@ pub async fn tester(
     let outcome = html! {
         h2 { "Routing (hook " (p.hook) ")" }
         @for n in &p.notes { p.flash.bad { (n) } }
-        table id="decisions" {
-            tr { th { "Route" } th { "Verdict" } th { "Why" } }
-            @for d in &p.decisions {
-                tr data-route=(d.route) {
-                    td { (d.route) }
-                    td { @if d.matched { span.matched { "matched" } } @else { span.muted { "no" } } }
-                    td.text { (d.reason) }
-                }
-            }
-        }
+        (views::decisions(p.decisions.iter().map(|d| (d.route.as_str(), d.matched, d.reason.as_str()))))
         @if p.outputs.is_empty() { p id="unrouted" { "No route matches: the event would be stored and counted as unrouted." } }
         @for o in &p.outputs {
             h2 { (o.destination) " (" (o.kind) ") via route " (o.route) }

@@ -109,6 +109,23 @@ pub fn badge(s: &str) -> Markup {
     html! { span class={"state " (s)} { (s) } }
 }
 
+/// Every route's verdict in order: (route, matched, the condition that
+/// decided).
+pub fn decisions<'a>(rows: impl Iterator<Item = (&'a str, bool, &'a str)>) -> Markup {
+    html! {
+        table id="decisions" {
+            tr { th { "Route" } th { "Verdict" } th { "Why" } }
+            @for (route, matched, reason) in rows {
+                tr data-route=(route) {
+                    td { (route) }
+                    td { @if matched { span.matched { "matched" } } @else { span.muted { "no" } } }
+                    td.text { (reason) }
+                }
+            }
+        }
+    }
+}
+
 /// Events and deliveries per minute over the last 24 h ending at `now`
 /// (unix ms): two polylines, hour marks, the peak on the axis.
 pub fn chart(events: &[(i64, i64)], deliveries: &[(i64, i64)], now: i64) -> Markup {

@@ -8,29 +8,12 @@ use crate::store::console::{
     LATENCY_SAMPLE, MAX_PAGE,
 };
 
-fn state_sql(s: ListState) -> &'static str {
-    match s {
-        ListState::Delivered => {
-            "f.targets > 0
-             AND EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = f.id AND d.state = 'delivered')
-             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = f.id AND d.state IN ('pending', 'held', 'dead'))"
-        }
-        ListState::Pending => {
-            "(f.id IN (SELECT event_id FROM deliveries WHERE state = 'pending')
-              OR f.id IN (SELECT event_id FROM deliveries WHERE state = 'held'))"
-        }
-        ListState::Dead => "f.id IN (SELECT event_id FROM deliveries WHERE state = 'dead')",
-        ListState::Unrouted => "f.targets = 0",
-        ListState::Muted => "f.id IN (SELECT event_id FROM deliveries WHERE state = 'muted')",
-    }
-}
-
 impl Postgres {
     pub async fn events_page(&self, f: &EventFilter) -> Result<EventPage, StoreError> {
         let limit = f.limit.clamp(1, MAX_PAGE);
         let (low, high, backwards) = bounds(f.page);
         let order = if backwards { "DESC" } else { "ASC" };
-        let state = f.state.map(state_sql).unwrap_or("TRUE");
+        let state = f.state.map(ListState::sql).unwrap_or("TRUE");
         let digest = if f.digest.is_some() {
             "f.id IN (SELECT event_id FROM deliveries WHERE destination = $11 AND id BETWEEN $12 AND $13 AND state = 'digested')"
         } else {
