@@ -330,7 +330,13 @@ async fn events_history_and_health() {
     );
     assert_eq!(show.0, 0, "{}", show.2);
     assert!(show.1.contains("enrichment: ok"), "{}", show.1);
-    assert!(show.1.contains("routes: [\"s\"]"), "{}", show.1);
+    assert!(show.1.contains("routes: s\n"), "{}", show.1);
+    assert!(
+        show.1.contains("matched s: no conditions: matches every event"),
+        "every route's verdict: {}",
+        show.1
+    );
+    assert!(show.1.contains("from: 127.0.0.1"), "{}", show.1);
     // The alert as the API answered it is kept for the history.
     assert!(
         show.1.contains("alert: {") && show.1.contains("\"short_id\": \"ALEY4fqz8moo\""),
