@@ -10,6 +10,9 @@
 # - Debian's chromium and chromium-driver for the real-browser tests
 #   (tests/browser.rs drives chromedriver over WebDriver).
 #
+# - schemathesis (from PyPI, pinned, into target/test-venv) for fuzzing the
+#   tenants API from its own OpenAPI document (tests/tenants.rs).
+#
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test replicas`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,9 +36,17 @@ have_pg || missing+=(postgresql)
 command -v python3 >/dev/null || missing+=(python3)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     install_packages "${missing[@]}"
 fi
+SCHEMATHESIS_VERSION=4.32.5
+if ! target/test-venv/bin/schemathesis --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    echo "scripts/test.sh: installing schemathesis $SCHEMATHESIS_VERSION into target/test-venv (pip)" >&2
+    python3 -m venv target/test-venv
+    target/test-venv/bin/pip install -q "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+export SCHEMATHESIS="$PWD/target/test-venv/bin/schemathesis"
 # The replica tests must run here, not skip. (Not HOOKRELAY_*: those are
 # config overrides.)
 export TESTS_REQUIRE_POSTGRES=1

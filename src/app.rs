@@ -52,13 +52,21 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let http = crate::http::client();
         let metrics = Arc::new(Metrics::new());
-        let generation = Generation::build(config, &http, &metrics)?;
-        let config = &generation.config;
         let store = Store::open(&config.store)?;
         // A database spool usually answers within milliseconds; give it a
         // moment so a healthy start does not begin with 503s. If it does not
-        // answer, the daemon starts anyway (503, not ready) and keeps trying.
+        // answer, the daemon starts anyway (503, not ready) and keeps trying
+        // (and loads the tenants once it answers, before routing anything).
         store.wait_ready(STORE_START_WAIT).await;
+        let tenants = if store.healthy() {
+            crate::live::load_tenants(&store, config.admin.secrets_key.as_ref())
+                .await
+                .map_err(|e| anyhow::anyhow!("tenants: {e}"))?
+        } else {
+            Vec::new()
+        };
+        let generation = Generation::build(config, tenants, &http, &metrics)?;
+        let config = &generation.config;
         let public = ingress::bind(config.server.listen, "server.listen").await?;
         let admin = ingress::bind(config.admin.listen, "admin.listen").await?;
         let (reload_tx, reload_rx) = mpsc::unbounded_channel();
@@ -192,6 +200,24 @@ impl App {
                 _ = shutdown.cancelled() => {}
                 _ = ready => tracing::info!(message = "The spool is ready; starting delivery."),
             }
+            // Tenants could not be read at start: before anything is routed.
+            if config.admin.api_token.is_some() {
+                match crate::live::load_tenants(&store, config.admin.secrets_key.as_ref()).await {
+                    Ok(tenants) => match Generation::build(live.get().file.as_ref().clone(), tenants, &http, &metrics) {
+                        Ok(g) => live.set(g),
+                        Err(e) => tracing::error!(message = "Cannot apply the tenants.", errors = %e),
+                    },
+                    Err(e) => tracing::error!(message = "Cannot read the tenants.", error = %e),
+                }
+            }
+        }
+        if config.admin.api_token.is_some() {
+            tracker.spawn(watch_tenants(
+                store.clone(),
+                coord.clone(),
+                state.reload.clone(),
+                work_cancel.clone(),
+            ));
         }
         let dispatcher = Arc::new(Dispatcher::start(
             Shared {
@@ -237,7 +263,7 @@ impl App {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 Some(request) = reload_rx.recv() => {
-                    apply_reload(request, &live, &dispatcher, &public_conns, &metrics, &http).await;
+                    apply_reload(request, &live, &dispatcher, &public_conns, &metrics, &http, &store).await;
                 }
             }
         }
@@ -282,13 +308,32 @@ async fn apply_reload(
     public_conns: &Conns,
     metrics: &Arc<Metrics>,
     http: &reqwest::Client,
+    store: &Store,
 ) {
     // sd_notify(3): RELOADING=1 with the monotonic time, READY=1 when done.
     let mut reloading = vec![sd_notify::NotifyState::Reloading];
     reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
     crate::telemetry::notify_systemd(&reloading);
     let ReloadRequest { config, done } = request;
-    let built = config.and_then(|config| Generation::build(config, http, metrics));
+    let current = live.get();
+    // A new file keeps the tenants; a tenant change keeps the file.
+    let parts = match config {
+        Some(file) => file.map(|f| (f, current.tenants.as_ref().clone())),
+        None => {
+            let file = current.file.as_ref().clone();
+            crate::live::load_tenants(store, file.admin.secrets_key.as_ref())
+                .await
+                .map(|t| (file, t))
+                .map_err(|message| {
+                    crate::config::ConfigErrors(vec![crate::config::ConfigError {
+                        key: "tenants".into(),
+                        message,
+                    }])
+                })
+        }
+    };
+    drop(current);
+    let built = parts.and_then(|(file, tenants)| Generation::build(file, tenants, http, metrics));
     let generation = match built {
         Ok(g) => g,
         Err(errors) => {
@@ -389,6 +434,49 @@ fn public_limits(server: &ServerConfig) -> ConnLimits {
 }
 
 /// Periodic work: queue gauges and housekeeping.
+/// How often a replica asks the spool whether the tenants changed (with
+/// PostgreSQL, a change's NOTIFY usually wakes it sooner).
+const TENANTS_EVERY: Duration = Duration::from_millis(500);
+
+/// Applies tenant changes made elsewhere (another replica, the CLI): when
+/// the spool's latest change is newer than the one this replica applied,
+/// the tenants are read again and merged (no reload of the file).
+async fn watch_tenants(
+    store: Store,
+    coord: Coordinator,
+    reload: mpsc::UnboundedSender<ReloadRequest>,
+    cancel: CancellationToken,
+) {
+    let mut seen = store.tenants_version().await.unwrap_or(0);
+    let mut wakeups = coord.wakeups();
+    let mut tick = tokio::time::interval(TENANTS_EVERY);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+            w = wakeups.recv() => {
+                if !matches!(&w, Ok(p) if p == "tenants") && w.is_ok() {
+                    continue;
+                }
+            }
+        }
+        match store.tenants_version().await {
+            Ok(v) if v != seen => {
+                seen = v;
+                let (done, answer) = tokio::sync::oneshot::channel();
+                if reload.send(ReloadRequest { config: None, done: Some(done) }).is_err() {
+                    return;
+                }
+                if let Ok(Err(e)) = answer.await {
+                    tracing::error!(message = "A tenant change could not be applied; the previous tenants keep serving.", errors = %e);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => spool_log!(debug, store, message = "Cannot read the tenants' version.", error = %e),
+        }
+    }
+}
+
 async fn background(
     store: Store,
     metrics: Arc<Metrics>,

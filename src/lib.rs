@@ -44,6 +44,7 @@ pub mod preview;
 pub mod recent;
 pub mod render;
 pub mod route;
+pub mod sealed;
 pub mod secret;
 pub mod signing;
 pub mod silence;

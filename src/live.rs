@@ -4,6 +4,7 @@
 //! silence watch read it. It lives apart from `app` so that none of them
 //! imports the module that composes them.
 
+use crate::config::tenant::Tenant;
 use crate::config::{Config, ConfigErrors};
 use crate::enrich::Enricher;
 use crate::render::Destination;
@@ -13,21 +14,29 @@ use std::sync::{Arc, RwLock};
 
 /// One configuration and what is built from it; replaced as a whole.
 pub struct Generation {
+    /// The running configuration: the file's with the tenants merged in.
     pub config: Arc<Config>,
+    /// The file's configuration alone (a tenant change re-merges it).
+    pub file: Arc<Config>,
+    /// The tenants merged in.
+    pub tenants: Arc<Vec<Tenant>>,
     pub enricher: Arc<Enricher>,
     /// Each destination with its compiled templates, by name.
     pub destinations: BTreeMap<String, Arc<Destination>>,
 }
 
 impl Generation {
-    /// Builds what runs from `config`: compiles the destinations' templates
-    /// (an error names the key, as a config error does) and the alert API
-    /// clients. Template warnings join the config's warnings.
+    /// Builds what runs from the file's `config` and the `tenants`: merges
+    /// them, compiles the destinations' templates (an error names the key,
+    /// as a config error does) and the alert API clients. Template warnings
+    /// join the config's warnings.
     pub fn build(
-        mut config: Config,
+        file: Config,
+        tenants: Vec<Tenant>,
         http: &reqwest::Client,
         metrics: &Arc<Metrics>,
     ) -> Result<Generation, ConfigErrors> {
+        let mut config = crate::config::tenant::merge(&file, &tenants)?;
         let (destinations, warnings) = crate::render::destinations(&config)?;
         config.warnings.extend(warnings);
         Ok(Generation {
@@ -37,9 +46,40 @@ impl Generation {
                 metrics.clone(),
             )),
             config: Arc::new(config),
+            file: Arc::new(file),
+            tenants: Arc::new(tenants),
             destinations,
         })
     }
+}
+
+/// Every tenant in the spool, opened with `key` and checked; an error
+/// names the tenant (a wrong key, a document this version refuses).
+pub async fn load_tenants(
+    store: &crate::store::Store,
+    key: Option<&crate::config::SecretsKey>,
+) -> Result<Vec<Tenant>, String> {
+    let stored = store.tenants().await.map_err(|e| e.to_string())?;
+    if stored.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(key) = key else {
+        return Err(format!(
+            "the spool holds {} tenants but admin.api_token and admin.secrets_key_file are not set",
+            stored.len()
+        ));
+    };
+    let mut out = Vec::with_capacity(stored.len());
+    for t in stored {
+        let plain = crate::sealed::open(&key.0, &t.name, &t.sealed)
+            .map_err(|e| format!("tenant {:?}: {e}", t.name))?;
+        let doc: serde_json::Value = serde_json::from_slice(&plain)
+            .map_err(|e| format!("tenant {:?}: {e}", t.name))?;
+        let tenant = crate::config::tenant::parse(&t.name, &doc)
+            .map_err(|e| format!("tenant {:?}: {e}", t.name))?;
+        out.push(tenant);
+    }
+    Ok(out)
 }
 
 impl Generation {
@@ -146,16 +186,92 @@ impl Live {
     }
 }
 
-/// A configuration to switch to, or the errors of a file that failed to
-/// load (SIGHUP, the console's reload button, tests); `done` hears whether
-/// it was applied.
+/// A file configuration to switch to, or the errors of a file that failed
+/// to load (SIGHUP, the console's reload button, tests), or — `None` — the
+/// tenants changed in the spool (the tenants API, another replica);
+/// `done` hears whether it was applied.
 pub struct ReloadRequest {
-    pub config: Result<Config, ConfigErrors>,
+    pub config: Option<Result<Config, ConfigErrors>>,
     pub done: Option<tokio::sync::oneshot::Sender<Result<(), ConfigErrors>>>,
 }
 
 impl From<Result<Config, ConfigErrors>> for ReloadRequest {
     fn from(config: Result<Config, ConfigErrors>) -> Self {
-        ReloadRequest { config, done: None }
+        ReloadRequest {
+            config: Some(config),
+            done: None,
+        }
     }
+}
+
+/// Why a tenant was not stored.
+#[derive(Debug)]
+pub enum TenantRefusal {
+    /// The document (or the name): every problem, by key.
+    Invalid(ConfigErrors),
+    /// A hook id the file or another tenant already uses.
+    Conflict(ConfigErrors),
+    /// The spool failed, or the key is missing; nothing was changed.
+    Unavailable(String),
+}
+
+/// Checks `doc` as tenant `name` against the file's configuration and the
+/// other tenants, seals it with the file's key and stores it (recording
+/// `client` as who changed it); whether it is new. The running daemon
+/// applies it when told (the API) or when its watcher sees the change.
+pub async fn store_tenant(
+    store: &crate::store::Store,
+    file: &Config,
+    current: &[Tenant],
+    name: &str,
+    doc: &serde_json::Value,
+    client: &str,
+) -> Result<bool, TenantRefusal> {
+    let tenant = crate::config::tenant::parse(name, doc).map_err(TenantRefusal::Invalid)?;
+    let mut all: Vec<Tenant> = current.iter().filter(|t| t.name != name).cloned().collect();
+    all.push(tenant.clone());
+    crate::config::tenant::merge(file, &all).map_err(TenantRefusal::Conflict)?;
+    let key = file.admin.secrets_key.as_ref().ok_or_else(|| {
+        TenantRefusal::Unavailable("admin.secrets_key_file is not set".into())
+    })?;
+    let summary = serde_json::json!({
+        "hooks": tenant.hooks.values().map(|h| h.id.to_string()).collect::<Vec<_>>(),
+        "origins": tenant.origins.len(),
+        "destinations": tenant.destinations.len(),
+        "routes": tenant.routes.len(),
+    });
+    let stored = crate::store::StoredTenant {
+        name: name.to_owned(),
+        summary: summary.to_string(),
+        sealed: crate::sealed::seal(&key.0, name, doc.to_string().as_bytes()),
+        updated_at: 0,
+    };
+    let change = crate::store::TenantChange {
+        tenant: name.to_owned(),
+        action: "put".into(),
+        client: client.to_owned(),
+    };
+    store
+        .put_tenant(stored, change)
+        .await
+        .map_err(|e| TenantRefusal::Unavailable(e.to_string()))
+}
+
+/// The stored document of tenant `name`, opened with the file's key.
+pub async fn tenant_document(
+    store: &crate::store::Store,
+    file: &Config,
+    name: &str,
+) -> Result<Option<serde_json::Value>, String> {
+    let key = file
+        .admin
+        .secrets_key
+        .as_ref()
+        .ok_or("admin.secrets_key_file is not set")?;
+    let stored = store.tenants().await.map_err(|e| e.to_string())?;
+    let Some(t) = stored.into_iter().find(|t| t.name == name) else {
+        return Ok(None);
+    };
+    let plain = crate::sealed::open(&key.0, name, &t.sealed)?;
+    serde_json::from_slice(&plain).map(Some).map_err(|e| e.to_string())
 }

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub enrich_degraded: Family<Labels, Counter>,
     /// Actions taken from the chat, by action and result.
     pub actions: Family<Labels, Counter>,
+    /// Tenant changes by action (created, replaced, deleted).
+    pub tenant_changes: Family<Labels, Counter>,
     /// Console logins by result (ok, refused).
     pub console_logins: Family<Labels, Counter>,
     /// Delivery attempts by destination and outcome (delivered, retry, dead).
@@ -84,6 +86,7 @@ impl Metrics {
             enrich_degraded: Family::default(),
             actions: Family::default(),
             console_logins: Family::default(),
+            tenant_changes: Family::default(),
             deliveries: Family::default(),
             delivery_latency: Family::new_with_constructor(histogram),
             queue_depth: Family::default(),
@@ -115,6 +118,11 @@ impl Metrics {
             "actions",
             "Actions taken on alerts from the chat (buttons), by action and result",
             m.actions.clone(),
+        );
+        registry.register(
+            "tenant_changes",
+            "Tenant changes through the tenants API, by action",
+            m.tenant_changes.clone(),
         );
         registry.register(
             "console_logins",

@@ -23,6 +23,7 @@ const LAYERS: &[&[&str]] = &[
         "recent",
         "signing",
         "action_link",
+        "sealed",
     ],
 ];
 

@@ -4,6 +4,7 @@
 mod demo;
 mod inspect;
 mod preview;
+mod tenants;
 
 use crate::app::App;
 use crate::config::{self, Config};
@@ -82,8 +83,19 @@ impl ConfigArg {
 pub enum Command {
     /// Run the daemon.
     Run(ConfigArg),
-    /// Validate the configuration: exit 0, or 1 with every error on stderr.
-    Check(ConfigArg),
+    /// Validate the configuration (or, with --tenant, a tenant file against
+    /// it): exit 0, or 1 with every error on stderr.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// A tenant fragment (TOML: origins, hooks, destinations, routes).
+        #[arg(long)]
+        tenant: Option<PathBuf>,
+    },
+    /// Tenants (with [admin] api_token and secrets_key_file): fragments of
+    /// the configuration kept in the spool, applied without a reload.
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
     /// Show hookrelay working, with no config and no network: a real daemon
     /// on loopback with a stub alert API and stub chat services.
     Demo {
@@ -176,6 +188,37 @@ pub enum DeadLetterCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Create or replace tenant NAME from a TOML fragment (origins, hooks,
+    /// destinations, routes); a running daemon applies it within a second.
+    Apply {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        file: PathBuf,
+        name: String,
+    },
+    /// One line per tenant: name, hook ids, counts.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// A tenant's fragment, every secret redacted (JSON).
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        name: String,
+    },
+    /// Delete a tenant: its hooks answer 404, its pending deliveries become
+    /// dead letters.
+    Delete {
+        #[command(flatten)]
+        config: ConfigArg,
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum SilencesCommand {
     /// Add a silence, e.g. --when 'rule = ["Noisy rule"], entity = ["Lab"]' --for 2h --comment "tuning".
     Add {
@@ -251,7 +294,11 @@ pub fn main(cli: Cli) -> ExitCode {
             };
             runtime().block_on(run(config, c.path()))
         }
-        Command::Check(c) => check(&c),
+        Command::Check { config, tenant } => match tenant {
+            None => check(&config),
+            Some(file) => tenants::check_tenant(&config, &file),
+        },
+        Command::Tenants(cmd) => tenants::tenants(cmd),
         Command::Demo { port, once } => runtime().block_on(demo::run(port, once)),
         Command::Preview {
             config,

@@ -48,7 +48,7 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+pub(super) fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError {
         key: key.into(),
         message: message.into(),
@@ -61,6 +61,7 @@ const NOT_OVERRIDES: &[&str] = &["HOOKRELAY_CONFIG", "HOOKRELAY_LOG", "HOOKRELAY
 /// Keys that hold secrets and therefore also accept a `<key>_file` form.
 const SECRET_KEYS: &[&str] = &[
     "api_key",
+    "api_token",
     "url",
     "secret",
     "password",
@@ -91,7 +92,7 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
 /// `value` with every secret replaced by `"<redacted>"`: the secret keys
 /// (and their `_file` forms' results), any key ending in `token`,
 /// `password`, `secret` or `_key`, and every header value.
-fn redacted(value: &Value, key: &str) -> Value {
+pub(super) fn redacted(value: &Value, key: &str) -> Value {
     let secret = |k: &str| {
         SECRET_KEYS.contains(&k)
             || k.ends_with("token")
@@ -205,6 +206,7 @@ pub fn load_str_in(
         time_intervals,
         console,
         source: None,
+        tenants: Vec::new(),
         loaded_at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),
@@ -254,7 +256,7 @@ fn from_value<T: DeserializeOwned>(value: Value, key: &str) -> Result<T, ConfigE
     })
 }
 
-fn section<T: DeserializeOwned>(
+pub(super) fn section<T: DeserializeOwned>(
     top: &mut Map<String, Value>,
     name: &str,
     errors: &mut Vec<ConfigError>,
@@ -263,7 +265,7 @@ fn section<T: DeserializeOwned>(
     from_value(value, name).map_err(|e| errors.push(e)).ok()
 }
 
-fn named_tables<T: DeserializeOwned>(
+pub(super) fn named_tables<T: DeserializeOwned>(
     top: &mut Map<String, Value>,
     name: &str,
     errors: &mut Vec<ConfigError>,
@@ -288,7 +290,7 @@ fn named_tables<T: DeserializeOwned>(
     out
 }
 
-fn route_list(top: &mut Map<String, Value>, errors: &mut Vec<ConfigError>) -> Vec<RouteConfig> {
+pub(super) fn route_list(top: &mut Map<String, Value>, errors: &mut Vec<ConfigError>) -> Vec<RouteConfig> {
     let Some(value) = top.remove("routes") else {
         return Vec::new();
     };

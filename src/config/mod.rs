@@ -9,6 +9,7 @@
 mod destination_keys;
 mod intervals;
 mod load;
+pub mod tenant;
 mod validate;
 
 pub use intervals::{TimeInterval, TimeIntervalConfig};
@@ -23,7 +24,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The whole configuration, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Config {
     pub server: ServerConfig,
     pub admin: AdminConfig,
@@ -48,6 +49,8 @@ pub struct Config {
     /// expanded, `*_file` secrets read) with every secret replaced by
     /// `"<redacted>"`: what the console's config page shows.
     pub effective: serde_json::Value,
+    /// The tenants merged in (see [`tenant::merge`]), by name.
+    pub tenants: Vec<String>,
 }
 
 /// `[console]`: the web console on the admin listener, under `/console/`.
@@ -233,12 +236,59 @@ impl Default for ServerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
+    /// Enables the tenants API (`/api/v1/`) on the admin listener: the
+    /// bearer token its clients send.
+    pub api_token: Option<Secret>,
+    /// 32 random bytes (raw, hex or base64) that encrypt the tenants'
+    /// secrets in the spool; required with `api_token`.
+    pub secrets_key_file: Option<std::path::PathBuf>,
+    /// The key read from `secrets_key_file` (by validation).
+    #[serde(skip)]
+    pub secrets_key: Option<SecretsKey>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:9091".parse().expect("literal address"),
+            api_token: None,
+            secrets_key_file: None,
+            secrets_key: None,
+        }
+    }
+}
+
+/// The key that encrypts tenants' documents at rest; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretsKey(pub [u8; 32]);
+
+impl std::fmt::Debug for SecretsKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl SecretsKey {
+    /// The key in a file: 32 raw bytes, or 64 hex digits, or their base64.
+    pub fn read(path: &std::path::Path) -> Result<SecretsKey, String> {
+        use base64::Engine;
+        let raw = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if raw.len() == 32 {
+            return Ok(SecretsKey(raw.try_into().expect("32 bytes")));
+        }
+        let text = String::from_utf8_lossy(&raw);
+        let text = text.trim();
+        let decoded = hex::decode(text)
+            .ok()
+            .or_else(|| base64::engine::general_purpose::STANDARD.decode(text).ok())
+            .filter(|k| k.len() == 32);
+        match decoded {
+            Some(k) => Ok(SecretsKey(k.try_into().expect("32 bytes"))),
+            None => Err(format!(
+                "{} must hold 32 random bytes (raw, hex or base64), e.g. `head -c 32 /dev/urandom > {}`",
+                path.display(),
+                path.display()
+            )),
         }
     }
 }
@@ -383,6 +433,13 @@ pub struct HookConfig {
     pub origin: String,
     #[serde(default)]
     pub secret: Option<Secret>,
+    /// The secret before the last rotation, still accepted until
+    /// `previous_secret_until` (unix ms) so the sender can be updated
+    /// (set by the tenants API's rotate-secret; usable in the file too).
+    #[serde(default)]
+    pub previous_secret: Option<Secret>,
+    #[serde(default)]
+    pub previous_secret_until: Option<i64>,
     #[serde(default)]
     pub signature: Option<SignatureScheme>,
     #[serde(default)]

@@ -75,6 +75,7 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
 
     check_actions(&mut config, &mut errors, &mut warnings);
     check_console(&mut config, &mut errors);
+    check_api(&mut config, &mut errors);
     for (name, interval) in config.time_intervals.iter_mut() {
         interval.parsed = interval.parse(&format!("time_intervals.{name}"), &mut errors);
     }
@@ -401,6 +402,37 @@ fn when_is_empty(w: &When) -> bool {
         && w.community.is_none()
         && w.updated.is_none()
         && w.not.is_none()
+}
+
+/// `[admin] api_token`: a token long enough not to be guessed, and the
+/// key that encrypts tenants' secrets.
+fn check_api(config: &mut Config, errors: &mut Vec<ConfigError>) {
+    let admin = &mut config.admin;
+    let Some(token) = &admin.api_token else {
+        if admin.secrets_key_file.is_some() {
+            errors.push(err(
+                "admin.secrets_key_file",
+                "only used with admin.api_token (the tenants API)",
+            ));
+        }
+        return;
+    };
+    if token.expose().len() < 24 {
+        errors.push(err(
+            "admin.api_token",
+            "must be at least 24 characters (e.g. `openssl rand -hex 32`)",
+        ));
+    }
+    match &admin.secrets_key_file {
+        None => errors.push(err(
+            "admin.secrets_key_file",
+            "required with admin.api_token: tenants' secrets are encrypted at rest with it (`head -c 32 /dev/urandom > /etc/hookrelay/secrets.key`)",
+        )),
+        Some(path) => match crate::config::SecretsKey::read(path) {
+            Ok(k) => admin.secrets_key = Some(k),
+            Err(e) => errors.push(err("admin.secrets_key_file", e)),
+        },
+    }
 }
 
 /// `[console]`: a password wherever the admin listener is reachable from

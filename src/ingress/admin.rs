@@ -16,7 +16,8 @@ pub fn admin_router(state: Arc<IngressState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state.clone())
-        .merge(super::console::router(state))
+        .merge(super::console::router(state.clone()))
+        .merge(super::api::router(state))
 }
 
 async fn readyz(State(state): State<Arc<IngressState>>) -> impl IntoResponse {

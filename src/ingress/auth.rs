@@ -143,6 +143,33 @@ pub fn verify(
     let Some(secret) = &hook.secret else {
         return Ok(None);
     };
+    // After a rotation the previous secret is accepted until its deadline.
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let previous = hook
+        .previous_secret
+        .as_ref()
+        .filter(|_| hook.previous_secret_until.is_some_and(|u| u > now_ms));
+    match verify_with(hook_name, hook, secret, headers, body, guard) {
+        Err(SignatureError::Mismatch) => match previous {
+            Some(old) => verify_with(hook_name, hook, old, headers, body, guard),
+            None => Err(SignatureError::Mismatch),
+        },
+        other => other,
+    }
+}
+
+/// [`verify`] with one secret.
+fn verify_with(
+    hook_name: &str,
+    hook: &HookConfig,
+    secret: &crate::secret::Secret,
+    headers: &HeaderMap,
+    body: &[u8],
+    guard: &ReplayGuard,
+) -> Result<Option<String>, SignatureError> {
     match hook.signature.unwrap_or(SignatureScheme::StandardWebhooks) {
         SignatureScheme::GithubSha256 => {
             let value = header(headers, "x-hub-signature-256")?;

@@ -10,6 +10,7 @@
 
 mod actions;
 mod admin;
+mod api;
 pub mod auth;
 pub mod conns;
 mod console;

@@ -26,7 +26,7 @@ mod writer;
 
 pub use ops::{
     ActionRecord, Completion, HookClock, Inserted, NewDelivery, NewDigest, NewEvent, Routing,
-    Selector, Silence, ThreadRoot,
+    Selector, Silence, StoredTenant, TenantChange, ThreadRoot,
 };
 pub use reads::{DeadLetter, DueDelivery, EventDetail, EventSummary, QueueDepth};
 
@@ -534,6 +534,38 @@ impl Store {
                     .await
             }
             Backend::Postgres(pg) => pg.activity(&hooks, &destinations, hour, day).await,
+        }
+    }
+
+    /// Creates or replaces a tenant and records the change; whether it is new.
+    pub async fn put_tenant(&self, t: StoredTenant, change: TenantChange) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.call(|r| writer::Op::PutTenant(t, change, r)).await,
+            Backend::Postgres(pg) => pg.put_tenant(&t, &change).await,
+        }
+    }
+
+    /// Deletes a tenant and records the change; whether it existed.
+    pub async fn delete_tenant(&self, change: TenantChange) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.call(|r| writer::Op::DeleteTenant(change, r)).await,
+            Backend::Postgres(pg) => pg.delete_tenant(&change).await,
+        }
+    }
+
+    /// Every tenant, sealed, by name.
+    pub async fn tenants(&self) -> Result<Vec<StoredTenant>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.read(reads::tenants).await,
+            Backend::Postgres(pg) => pg.tenants().await,
+        }
+    }
+
+    /// The latest tenant change (0: none); it grows with every change.
+    pub async fn tenants_version(&self) -> Result<i64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.read(reads::tenants_version).await,
+            Backend::Postgres(pg) => pg.tenants_version().await,
         }
     }
 

@@ -244,3 +244,23 @@ pub struct HookClock {
     pub last_event_at: i64,
     pub silent_since: Option<i64>,
 }
+
+/// A tenant as the spool keeps it: its document sealed, what can be listed
+/// without the key in the clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTenant {
+    pub name: String,
+    /// JSON: `{"hooks": [ids], "origins": n, "destinations": n, "routes": n}`.
+    pub summary: String,
+    pub sealed: Vec<u8>,
+    pub updated_at: i64,
+}
+
+/// A change to a tenant, as recorded: who (the client address) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantChange {
+    pub tenant: String,
+    /// created, replaced (set by the store), deleted, rotated.
+    pub action: String,
+    pub client: String,
+}

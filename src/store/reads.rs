@@ -486,3 +486,26 @@ pub fn silences(
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// Every tenant, by name.
+pub fn tenants(conn: &Connection) -> Result<Vec<super::StoredTenant>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT name, summary, sealed, updated_at FROM tenants ORDER BY name")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(super::StoredTenant {
+            name: r.get(0)?,
+            summary: r.get(1)?,
+            sealed: r.get(2)?,
+            updated_at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The latest tenant change's id (0 when none): a replica that saw a
+/// smaller one reloads its tenants.
+pub fn tenants_version(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT IFNULL(MAX(id), 0) FROM tenant_changes")?
+        .query_row([], |r| r.get(0))?)
+}

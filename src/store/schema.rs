@@ -158,4 +158,23 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE attempts ADD COLUMN age_ms INTEGER;     -- since the event was accepted
     CREATE INDEX deliveries_muted ON deliveries (event_id) WHERE state = 'muted';
     "#,
+    // 9: tenants (the tenants API): each one's document sealed with
+    // admin.secrets_key_file (nothing of it readable from the file alone),
+    // what can be listed without the key, and every change (who, what).
+    r#"
+    CREATE TABLE tenants (
+        name        TEXT    PRIMARY KEY,
+        summary     TEXT    NOT NULL,       -- JSON: hook ids, counts
+        sealed      BLOB    NOT NULL,       -- nonce || XChaCha20-Poly1305(document)
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE tenant_changes (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        at      INTEGER NOT NULL,
+        tenant  TEXT    NOT NULL,
+        action  TEXT    NOT NULL,           -- created | replaced | deleted | rotated
+        client  TEXT    NOT NULL
+    );
+    "#,
 ];

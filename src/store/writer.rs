@@ -28,6 +28,10 @@ pub(super) enum Op {
     FinishAction(i64, String, Option<String>, Reply<()>),
     AddSilence(Silence, Reply<i64>),
     ExpireSilence(i64, i64, Reply<bool>),
+    /// Creates or replaces a tenant; whether it was new.
+    PutTenant(StoredTenant, TenantChange, Reply<bool>),
+    /// Deletes a tenant; whether it existed.
+    DeleteTenant(TenantChange, Reply<bool>),
 }
 
 /// State the writer keeps between batches.
@@ -170,6 +174,8 @@ fn fail(op: Op, e: StoreError) {
         Op::FinishAction(_, _, _, r) => drop(r.send(Err(e))),
         Op::AddSilence(_, r) => drop(r.send(Err(e))),
         Op::ExpireSilence(_, _, r) => drop(r.send(Err(e))),
+        Op::PutTenant(_, _, r) => drop(r.send(Err(e))),
+        Op::DeleteTenant(_, r) => drop(r.send(Err(e))),
     }
 }
 
@@ -211,6 +217,8 @@ fn apply(
             .map(|n| n > 0)
             .map_err(StoreError::from),
         ),
+        Op::PutTenant(t, change, r) => finish(r, put_tenant(tx, &t, &change)),
+        Op::DeleteTenant(change, r) => finish(r, delete_tenant(tx, &change)),
         Op::FinishAction(id, result, detail, r) => finish(
             r,
             tx.prepare_cached("UPDATE actions SET result = ?2, detail = ?3 WHERE id = ?1")
@@ -219,6 +227,45 @@ fn apply(
                 .map_err(StoreError::from),
         ),
     }
+}
+
+fn record_change(tx: &Transaction, c: &TenantChange) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT INTO tenant_changes (at, tenant, action, client) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![now_ms(), c.tenant, c.action, c.client])?;
+    Ok(())
+}
+
+fn put_tenant(tx: &Transaction, t: &StoredTenant, c: &TenantChange) -> Result<bool, StoreError> {
+    let now = now_ms();
+    let existed = tx
+        .prepare_cached("SELECT 1 FROM tenants WHERE name = ?1")?
+        .query_row([&t.name], |_| Ok(()))
+        .optional()?
+        .is_some();
+    tx.prepare_cached(
+        "INSERT INTO tenants (name, summary, sealed, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
+         ON CONFLICT (name) DO UPDATE SET summary = excluded.summary, sealed = excluded.sealed, updated_at = excluded.updated_at",
+    )?
+    .execute(params![t.name, t.summary, t.sealed, now])?;
+    let action = if existed { "replaced" } else { "created" };
+    record_change(
+        tx,
+        &TenantChange {
+            action: action.into(),
+            ..c.clone()
+        },
+    )?;
+    Ok(!existed)
+}
+
+fn delete_tenant(tx: &Transaction, c: &TenantChange) -> Result<bool, StoreError> {
+    let n = tx
+        .prepare_cached("DELETE FROM tenants WHERE name = ?1")?
+        .execute([&c.tenant])?;
+    if n > 0 {
+        record_change(tx, c)?;
+    }
+    Ok(n > 0)
 }
 
 fn start_action(

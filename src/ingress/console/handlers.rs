@@ -1088,7 +1088,7 @@ pub async fn reload(
         });
     let (done, answer) = tokio::sync::oneshot::channel();
     let sent = state.reload.send(crate::live::ReloadRequest {
-        config: loaded,
+        config: Some(loaded),
         done: Some(done),
     });
     let outcome = match sent {

@@ -29,6 +29,7 @@ use crate::store::reads::THREAD_IN_ORDER;
 mod cluster;
 mod console;
 mod deliveries;
+mod tenants;
 mod events;
 mod reads;
 mod schema;

@@ -186,6 +186,23 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX attempts_at ON attempts (at);
     CREATE INDEX deliveries_muted ON deliveries (event_id) WHERE state = 'muted';
     "#,
+    // 6: tenants (see the SQLite migration 9).
+    r#"
+    CREATE TABLE tenants (
+        name        TEXT   PRIMARY KEY,
+        summary     TEXT   NOT NULL,
+        sealed      BYTEA  NOT NULL,
+        created_at  BIGINT NOT NULL,
+        updated_at  BIGINT NOT NULL
+    );
+    CREATE TABLE tenant_changes (
+        id      BIGSERIAL PRIMARY KEY,
+        at      BIGINT NOT NULL,
+        tenant  TEXT   NOT NULL,
+        action  TEXT   NOT NULL,
+        client  TEXT   NOT NULL
+    );
+    "#,
 ];
 
 /// Connects and migrates (retrying with back-off), then watches the

@@ -1,0 +1,303 @@
+//! Tenants: fragments of the same configuration (origins, hooks,
+//! destinations, routes), managed over the API and stored in the spool,
+//! checked by the same validation as the file, and merged into the running
+//! configuration under their own names.
+//!
+//! A tenant's names are its own: in the running configuration they are
+//! `tenant/name`, its routes see only its hooks and send only to its
+//! destinations, and the file's routes see only the file's hooks. A tenant
+//! document never reads the relay's host: no `${VAR}`, no `*_file`, no
+//! `template` (each would read the environment or a file).
+
+use super::load::{err, named_tables, redacted, route_list};
+use super::*;
+use serde_json::{Map, Value};
+
+/// Per-tenant limits (a document beyond them is refused by key).
+pub const MAX_ROUTES: usize = 1_000;
+pub const MAX_ENTRIES: usize = 100;
+/// A tenant document's size limit (the API answers 413 beyond it).
+pub const MAX_DOCUMENT: usize = 1 << 20;
+
+/// A tenant's validated fragment.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub name: String,
+    pub origins: BTreeMap<String, OriginConfig>,
+    pub hooks: BTreeMap<String, HookConfig>,
+    pub destinations: BTreeMap<String, DestinationConfig>,
+    pub routes: Vec<RouteConfig>,
+}
+
+/// Whether `name` can name a tenant: 1 to 63 of `a-z 0-9 - _`, starting
+/// with a letter or digit (it becomes part of URLs, metric labels, names).
+pub fn check_name(name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(err(
+            "name",
+            "a tenant's name is 1 to 63 of a-z, 0-9, '-' and '_', starting with a letter or digit",
+        ))
+    }
+}
+
+/// Parses and validates a tenant document (the JSON form of the TOML
+/// fragment): every problem at once, each with its key.
+pub fn parse(name: &str, doc: &Value) -> Result<Tenant, ConfigErrors> {
+    let mut errors = Vec::new();
+    if let Err(e) = check_name(name) {
+        errors.push(e);
+    }
+    let Value::Object(top) = doc else {
+        errors.push(err(
+            "",
+            "a tenant is an object with origins, hooks, destinations and routes",
+        ));
+        return Err(ConfigErrors(errors));
+    };
+    let mut top: Map<String, Value> = top.clone();
+    reads_nothing(&Value::Object(top.clone()), "", &mut errors);
+    for (section_name, max) in [
+        ("origins", MAX_ENTRIES),
+        ("hooks", MAX_ENTRIES),
+        ("destinations", MAX_ENTRIES),
+        ("routes", MAX_ROUTES),
+    ] {
+        let n = match top.get(section_name) {
+            Some(Value::Object(m)) => m.len(),
+            Some(Value::Array(a)) => a.len(),
+            _ => 0,
+        };
+        if n > max {
+            errors.push(err(
+                section_name,
+                format!("at most {max} per tenant ({n} given)"),
+            ));
+            top.remove(section_name);
+        }
+    }
+    for (entry, v) in top.get("destinations").and_then(Value::as_object).into_iter().flatten() {
+        if v.get("template").is_some() {
+            errors.push(err(
+                format!("destinations.{entry}.template"),
+                "not available to tenants (a template is a file on the relay's host); tenants get the built-in messages",
+            ));
+        }
+    }
+    for (i, r) in top.get("routes").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for key in ["active_during", "muted_during"] {
+            if r.get(key).is_some() {
+                errors.push(err(
+                    format!("routes[{i}].{key}"),
+                    "not available to tenants (time intervals are the relay's)",
+                ));
+            }
+        }
+    }
+    let origins = named_tables::<OriginConfig>(&mut top, "origins", &mut errors);
+    let hooks = named_tables::<HookConfig>(&mut top, "hooks", &mut errors);
+    let destinations = named_tables::<DestinationConfig>(&mut top, "destinations", &mut errors);
+    let routes = route_list(&mut top, &mut errors);
+    for key in top.keys() {
+        errors.push(err(
+            key.clone(),
+            "unknown key (a tenant has origins, hooks, destinations and routes)",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    if hooks.is_empty() {
+        return Err(ConfigErrors(vec![err("hooks", "a tenant needs at least one hook")]));
+    }
+    // The same checks as the file: references, URLs, secrets, kinds.
+    let config = Config {
+        origins,
+        hooks,
+        destinations,
+        routes,
+        ..Config::default()
+    };
+    let checked = super::validate::validate(config, std::path::Path::new("/nonexistent"))?;
+    Ok(Tenant {
+        name: name.to_owned(),
+        origins: checked.origins,
+        hooks: checked.hooks,
+        destinations: checked.destinations,
+        routes: checked.routes,
+    })
+}
+
+/// `${VAR}` and `*_file` would read the relay's environment and files: a
+/// tenant document must not contain either.
+fn reads_nothing(value: &Value, key: &str, errors: &mut Vec<ConfigError>) {
+    let child = |k: &str| if key.is_empty() { k.to_owned() } else { format!("{key}.{k}") };
+    match value {
+        Value::String(s) if s.contains("${") => errors.push(err(
+            key,
+            "${…} is not expanded in a tenant (it would read the relay's environment)",
+        )),
+        Value::Object(map) => {
+            for (k, v) in map {
+                if k.ends_with("_file") {
+                    errors.push(err(
+                        child(k),
+                        "not available to tenants (it reads a file on the relay's host); give the value itself",
+                    ));
+                } else {
+                    reads_nothing(v, &child(k), errors);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                reads_nothing(v, &format!("{key}[{i}]"), errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The document with every secret as `"<redacted>"`, as the API answers it.
+pub fn redact(doc: &Value) -> Value {
+    redacted(doc, "")
+}
+
+/// The running configuration: the file's, with each tenant added under
+/// `tenant/name`. The file's routes are limited to the file's hooks and
+/// each tenant's to its own (a route without `hooks` gets them). A hook id
+/// used twice is an error naming it.
+pub fn merge(file: &Config, tenants: &[Tenant]) -> Result<Config, ConfigErrors> {
+    let mut out = file.clone();
+    if tenants.is_empty() {
+        return Ok(out);
+    }
+    let file_hooks: Vec<String> = file.hooks.keys().cloned().collect();
+    for r in &mut out.routes {
+        if r.hooks.is_none() {
+            r.hooks = Some(file_hooks.clone());
+        }
+    }
+    let mut errors = Vec::new();
+    let mut ids: BTreeMap<uuid::Uuid, String> =
+        file.hooks.iter().map(|(n, h)| (h.id, n.clone())).collect();
+    for t in tenants {
+        let scoped = |n: &str| format!("{}/{n}", t.name);
+        for (n, o) in &t.origins {
+            out.origins.insert(scoped(n), o.clone());
+        }
+        for (n, h) in &t.hooks {
+            if let Some(other) = ids.insert(h.id, scoped(n)) {
+                errors.push(err(
+                    format!("hooks.{n}.id"),
+                    format!("{} is already the id of hook {other:?}", h.id),
+                ));
+            }
+            let mut h = h.clone();
+            h.origin = scoped(&h.origin);
+            out.hooks.insert(scoped(n), h);
+        }
+        for (n, d) in &t.destinations {
+            out.destinations.insert(scoped(n), d.clone());
+        }
+        let own_hooks: Vec<String> = t.hooks.keys().map(|h| scoped(h)).collect();
+        for r in &t.routes {
+            let mut r = r.clone();
+            r.name = scoped(&r.name);
+            r.to = r.to.iter().map(|d| scoped(d)).collect();
+            r.hooks = Some(match &r.hooks {
+                Some(hs) => hs.iter().map(|h| scoped(h)).collect(),
+                None => own_hooks.clone(),
+            });
+            out.routes.push(r);
+        }
+    }
+    out.tenants = tenants.iter().map(|t| t.name.clone()).collect();
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc(hook_id: &str) -> Value {
+        json!({
+            "origins": {"sekoia": {"kind": "sekoia", "base_url": "https://api.sekoia.io", "api_key": "sk-acme-1"}},
+            "hooks": {"soc": {"id": hook_id, "origin": "sekoia"}},
+            "destinations": {"teams": {"kind": "teams", "url": "https://acme.webhook.office.com/x/secret"}},
+            "routes": [{"name": "all", "to": ["teams"]}]
+        })
+    }
+
+    #[test]
+    fn a_tenant_is_checked_like_the_file() {
+        let t = parse("acme", &doc("11111111-1111-4111-8111-111111111111")).unwrap();
+        assert_eq!(t.routes.len(), 1);
+        let bad = json!({
+            "hooks": {"soc": {"id": "not-a-uuid", "origin": "nowhere"}},
+            "destinations": {"teams": {"kind": "teams", "url": "ftp://x", "template": "/etc/passwd"}},
+            "routes": [{"name": "all", "to": ["elsewhere"], "active_during": ["x"]}],
+            "server": {}
+        });
+        let errors = parse("Acme/../x", &bad).unwrap_err();
+        let keys: Vec<&str> = errors.0.iter().map(|e| e.key.as_str()).collect();
+        for k in ["name", "destinations.teams.template", "routes[0].active_during", "hooks.soc.id", "server"] {
+            assert!(keys.contains(&k), "{k} not in {keys:?}");
+        }
+    }
+
+    #[test]
+    fn a_tenant_reads_nothing_of_the_host() {
+        let mut d = doc("11111111-1111-4111-8111-111111111111");
+        d["origins"]["sekoia"]["api_key"] = "${HOME}".into();
+        d["destinations"]["teams"]["url_file"] = "/etc/shadow".into();
+        let errors = parse("acme", &d).unwrap_err();
+        let keys: Vec<&str> = errors.0.iter().map(|e| e.key.as_str()).collect();
+        assert!(keys.contains(&"origins.sekoia.api_key"), "{keys:?}");
+        assert!(keys.contains(&"destinations.teams.url_file"), "{keys:?}");
+    }
+
+    #[test]
+    fn merged_names_are_scoped_and_routes_see_only_their_own_hooks() {
+        let file = load_str(
+            "[origins.o]\nkind = \"sekoia\"\nbase_url = \"https://api.sekoia.io\"\napi_key = \"k\"\n\
+             [hooks.main]\nid = \"22222222-2222-4222-8222-222222222222\"\norigin = \"o\"\n\
+             [destinations.ops]\nkind = \"slack\"\nurl = \"https://hooks.slack.com/services/x\"\n\
+             [[routes]]\nname = \"all\"\nto = [\"ops\"]\n",
+            &Default::default(),
+        )
+        .unwrap();
+        let acme = parse("acme", &doc("11111111-1111-4111-8111-111111111111")).unwrap();
+        let merged = merge(&file, &[acme.clone()]).unwrap();
+        assert_eq!(merged.routes[0].hooks.as_deref(), Some(&["main".to_owned()][..]));
+        let r = &merged.routes[1];
+        assert_eq!(r.name, "acme/all");
+        assert_eq!(r.to, ["acme/teams"]);
+        assert_eq!(r.hooks.as_deref(), Some(&["acme/soc".to_owned()][..]));
+        assert_eq!(merged.hooks["acme/soc"].origin, "acme/sekoia");
+        // The same hook id twice: refused, naming the hook.
+        let twin = parse("twin", &doc("11111111-1111-4111-8111-111111111111")).unwrap();
+        let errors = merge(&file, &[acme, twin]).unwrap_err();
+        assert_eq!(errors.0[0].key, "hooks.soc.id");
+    }
+
+    #[test]
+    fn documents_are_answered_redacted() {
+        let r = redact(&doc("11111111-1111-4111-8111-111111111111"));
+        let text = r.to_string();
+        assert!(!text.contains("sk-acme-1") && !text.contains("secret"), "{text}");
+        assert_eq!(r["origins"]["sekoia"]["api_key"], "<redacted>");
+    }
+}
