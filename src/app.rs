@@ -203,9 +203,16 @@ impl App {
             // Tenants could not be read at start: before anything is routed.
             if config.admin.api_token.is_some() {
                 match crate::live::load_tenants(&store, config.admin.secrets_key.as_ref()).await {
-                    Ok(tenants) => match Generation::build(live.get().file.as_ref().clone(), tenants, &http, &metrics) {
+                    Ok(tenants) => match Generation::build(
+                        live.get().file.as_ref().clone(),
+                        tenants,
+                        &http,
+                        &metrics,
+                    ) {
                         Ok(g) => live.set(g),
-                        Err(e) => tracing::error!(message = "Cannot apply the tenants.", errors = %e),
+                        Err(e) => {
+                            tracing::error!(message = "Cannot apply the tenants.", errors = %e)
+                        }
                     },
                     Err(e) => tracing::error!(message = "Cannot read the tenants.", error = %e),
                 }
@@ -464,7 +471,13 @@ async fn watch_tenants(
             Ok(v) if v != seen => {
                 seen = v;
                 let (done, answer) = tokio::sync::oneshot::channel();
-                if reload.send(ReloadRequest { config: None, done: Some(done) }).is_err() {
+                if reload
+                    .send(ReloadRequest {
+                        config: None,
+                        done: Some(done),
+                    })
+                    .is_err()
+                {
                     return;
                 }
                 if let Ok(Err(e)) = answer.await {
@@ -472,7 +485,9 @@ async fn watch_tenants(
                 }
             }
             Ok(_) => {}
-            Err(e) => spool_log!(debug, store, message = "Cannot read the tenants' version.", error = %e),
+            Err(e) => {
+                spool_log!(debug, store, message = "Cannot read the tenants' version.", error = %e)
+            }
         }
     }
 }

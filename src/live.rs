@@ -73,8 +73,8 @@ pub async fn load_tenants(
     for t in stored {
         let plain = crate::sealed::open(&key.0, &t.name, &t.sealed)
             .map_err(|e| format!("tenant {:?}: {e}", t.name))?;
-        let doc: serde_json::Value = serde_json::from_slice(&plain)
-            .map_err(|e| format!("tenant {:?}: {e}", t.name))?;
+        let doc: serde_json::Value =
+            serde_json::from_slice(&plain).map_err(|e| format!("tenant {:?}: {e}", t.name))?;
         let tenant = crate::config::tenant::parse(&t.name, &doc)
             .map_err(|e| format!("tenant {:?}: {e}", t.name))?;
         out.push(tenant);
@@ -231,9 +231,10 @@ pub async fn store_tenant(
     let mut all: Vec<Tenant> = current.iter().filter(|t| t.name != name).cloned().collect();
     all.push(tenant.clone());
     crate::config::tenant::merge(file, &all).map_err(TenantRefusal::Conflict)?;
-    let key = file.admin.secrets_key.as_ref().ok_or_else(|| {
-        TenantRefusal::Unavailable("admin.secrets_key_file is not set".into())
-    })?;
+    let key =
+        file.admin.secrets_key.as_ref().ok_or_else(|| {
+            TenantRefusal::Unavailable("admin.secrets_key_file is not set".into())
+        })?;
     let summary = serde_json::json!({
         "hooks": tenant.hooks.values().map(|h| h.id.to_string()).collect::<Vec<_>>(),
         "origins": tenant.origins.len(),
@@ -273,5 +274,7 @@ pub async fn tenant_document(
         return Ok(None);
     };
     let plain = crate::sealed::open(&key.0, name, &t.sealed)?;
-    serde_json::from_slice(&plain).map(Some).map_err(|e| e.to_string())
+    serde_json::from_slice(&plain)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }

@@ -46,7 +46,8 @@ pub fn open(key: &[u8; 32], context: &str, sealed: &[u8]) -> Result<Vec<u8>, Str
             },
         )
         .map_err(|_| {
-            "cannot decrypt (another admin.secrets_key_file than the one it was stored with?)".into()
+            "cannot decrypt (another admin.secrets_key_file than the one it was stored with?)"
+                .into()
         })
 }
 
@@ -58,7 +59,10 @@ mod tests {
     fn sealed_opens_only_with_its_key_and_context() {
         let key = [7u8; 32];
         let s = seal(&key, "acme", b"api_key = sk-123");
-        assert!(!s.windows(6).any(|w| w == b"sk-123"), "no plaintext in the sealed bytes");
+        assert!(
+            !s.windows(6).any(|w| w == b"sk-123"),
+            "no plaintext in the sealed bytes"
+        );
         assert_eq!(open(&key, "acme", &s).unwrap(), b"api_key = sk-123");
         assert!(open(&[8u8; 32], "acme", &s).is_err());
         assert!(open(&key, "other", &s).is_err());
@@ -66,6 +70,10 @@ mod tests {
         *flipped.last_mut().unwrap() ^= 1;
         assert!(open(&key, "acme", &flipped).is_err());
         assert!(open(&key, "acme", &s[..10]).is_err());
-        assert_ne!(seal(&key, "acme", b"x"), seal(&key, "acme", b"x"), "a fresh nonce each time");
+        assert_ne!(
+            seal(&key, "acme", b"x"),
+            seal(&key, "acme", b"x"),
+            "a fresh nonce each time"
+        );
     }
 }

@@ -332,7 +332,8 @@ async fn events_history_and_health() {
     assert!(show.1.contains("enrichment: ok"), "{}", show.1);
     assert!(show.1.contains("routes: s\n"), "{}", show.1);
     assert!(
-        show.1.contains("matched s: no conditions: matches every event"),
+        show.1
+            .contains("matched s: no conditions: matches every event"),
         "every route's verdict: {}",
         show.1
     );

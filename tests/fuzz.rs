@@ -17,6 +17,8 @@ fn hook(scheme: SignatureScheme, secret: &str) -> HookConfig {
     HookConfig {
         id: uuid::Uuid::nil(),
         origin: "o".into(),
+        previous_secret: None,
+        previous_secret_until: None,
         secret: Some(Secret::new(secret)),
         signature: Some(scheme),
         allow_from: vec![],

@@ -26,8 +26,16 @@ impl Api {
         format!("http://{}/api/v1{path}", self.app.admin)
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> (u16, Value) {
-        let mut r = self.client.request(method, self.url(path)).bearer_auth(TOKEN);
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> (u16, Value) {
+        let mut r = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(TOKEN);
         if let Some(b) = body {
             r = r.header("content-type", "application/json").body(b);
         }
@@ -38,8 +46,12 @@ impl Api {
     }
 
     async fn put(&self, name: &str, doc: &Value) -> (u16, Value) {
-        self.send(reqwest::Method::PUT, &format!("/tenants/{name}"), Some(doc.to_string().into_bytes()))
-            .await
+        self.send(
+            reqwest::Method::PUT,
+            &format!("/tenants/{name}"),
+            Some(doc.to_string().into_bytes()),
+        )
+        .await
     }
 }
 
@@ -85,7 +97,9 @@ async fn post_hook(app: &TestApp, hook: &str) -> u16 {
 async fn the_api_is_off_without_a_token() {
     let fake = Fake::start().await;
     let app = spawn_app(&fake, ROUTE_ALL).await;
-    let r = reqwest::get(format!("http://{}/api/v1/tenants", app.admin)).await.unwrap();
+    let r = reqwest::get(format!("http://{}/api/v1/tenants", app.admin))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
 }
 
@@ -98,7 +112,10 @@ async fn a_tenant_created_over_http_relays_to_its_own_destination_only() {
     let (status, body) = a.put("acme", &acme(&fake)).await;
     assert_eq!(status, 201, "{body}");
     let answered = body.to_string();
-    assert!(!answered.contains(ACME_KEY) && !answered.contains("acme-url-token"), "{answered}");
+    assert!(
+        !answered.contains(ACME_KEY) && !answered.contains("acme-url-token"),
+        "{answered}"
+    );
     assert_eq!(body["tenant"]["origins"]["sekoia"]["api_key"], "<redacted>");
 
     // Its hook relays to its destination, not to the file's.
@@ -108,7 +125,11 @@ async fn a_tenant_created_over_http_relays_to_its_own_destination_only() {
     // The file's catch-all route does not see the tenant's events.
     assert_eq!(post_hook(&a.app, HOOK_ID).await, 202);
     fake.wait_for("/slack", 1, WAIT).await;
-    assert_eq!(fake.received("/slack").len(), 1, "only the file's own event");
+    assert_eq!(
+        fake.received("/slack").len(),
+        1,
+        "only the file's own event"
+    );
 
     // Listed, shown redacted; replaced with 200.
     let (status, list) = a.send(reqwest::Method::GET, "/tenants", None).await;
@@ -133,7 +154,11 @@ async fn a_tenant_created_over_http_relays_to_its_own_destination_only() {
     let mut bytes = Vec::new();
     for entry in std::fs::read_dir(a.app.dir.path()).unwrap() {
         let p = entry.unwrap().path();
-        if p.file_name().unwrap().to_string_lossy().starts_with("spool.db") {
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("spool.db")
+        {
             bytes.extend(std::fs::read(p).unwrap());
         }
     }
@@ -145,7 +170,10 @@ async fn a_tenant_created_over_http_relays_to_its_own_destination_only() {
     }
     let metrics = a.app.metrics().await;
     assert!(!metrics.contains(ACME_KEY) && !metrics.contains("acme-url-token"));
-    assert!(metrics.contains("hookrelay_tenant_changes_total{action=\"created\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("hookrelay_tenant_changes_total{action=\"created\"} 1"),
+        "{metrics}"
+    );
 
     // Deleted: its hook is gone once the DELETE is answered.
     let (status, _) = a.send(reqwest::Method::DELETE, "/tenants/acme", None).await;
@@ -174,8 +202,14 @@ async fn bad_requests_name_the_problem_and_store_nothing() {
     assert_eq!(status, 413);
     let cases: Vec<(Value, &str)> = vec![
         (json!({"server": {}}), "server"),
-        (json!({"hooks": {"soc": {"id": "not-a-uuid", "origin": "x"}}}), "hooks.soc.id"),
-        (json!({"hooks": {"soc": {"id": ACME_HOOK, "origin": 5}}}), "hooks.soc.origin"),
+        (
+            json!({"hooks": {"soc": {"id": "not-a-uuid", "origin": "x"}}}),
+            "hooks.soc.id",
+        ),
+        (
+            json!({"hooks": {"soc": {"id": ACME_HOOK, "origin": 5}}}),
+            "hooks.soc.origin",
+        ),
         (
             json!({"hooks": {"soc": {"id": ACME_HOOK, "origin": "o"}},
                    "origins": {"o": {"kind": "sekoia", "base_url": fake.url("/api"), "api_key_file": "/etc/shadow"}}}),
@@ -184,7 +218,11 @@ async fn bad_requests_name_the_problem_and_store_nothing() {
         (
             {
                 let mut d = acme(&fake);
-                d["routes"] = Value::Array((0..10_000).map(|i| json!({"name": format!("r{i}"), "to": ["teams"]})).collect());
+                d["routes"] = Value::Array(
+                    (0..10_000)
+                        .map(|i| json!({"name": format!("r{i}"), "to": ["teams"]}))
+                        .collect(),
+                );
                 d
             },
             "routes",
@@ -194,7 +232,11 @@ async fn bad_requests_name_the_problem_and_store_nothing() {
         let (status, body) = a.put("acme", &doc).await;
         assert_eq!(status, 422, "{key}: {body}");
         assert!(
-            body["errors"].as_array().unwrap().iter().any(|e| e["key"] == key),
+            body["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["key"] == key),
             "{key} not named: {body}"
         );
     }
@@ -258,5 +300,13 @@ async fn schemathesis_finds_nothing_against_the_openapi_document() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "schemathesis found problems:\n{report}");
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{report}"
+    );
+    eprintln!("{report}");
+    assert!(
+        report.contains("passed"),
+        "schemathesis ran no test:\n{report}"
+    );
 }

@@ -10,9 +10,13 @@ use std::process::ExitCode;
 /// A tenant file: the TOML fragment, as the JSON document the API takes.
 fn read_fragment(file: &Path) -> Result<serde_json::Value, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| format!("{}: invalid TOML: {}", file.display(), e.to_string().trim_end()))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        format!(
+            "{}: invalid TOML: {}",
+            file.display(),
+            e.to_string().trim_end()
+        )
+    })?;
     serde_json::to_value(table).map_err(|e| format!("{}: {e}", file.display()))
 }
 
@@ -43,7 +47,10 @@ pub fn check_tenant(config: &ConfigArg, file: &Path) -> ExitCode {
         Err(e) => return print_errors(&format!("invalid tenant {}", file.display()), &e),
     };
     if let Err(e) = crate::config::tenant::merge(&base, std::slice::from_ref(&tenant)) {
-        return print_errors(&format!("tenant {} conflicts with the configuration", file.display()), &e);
+        return print_errors(
+            &format!("tenant {} conflicts with the configuration", file.display()),
+            &e,
+        );
     }
     println!(
         "{}: OK ({} origins, {} hooks, {} destinations, {} routes)",

@@ -290,7 +290,10 @@ pub(super) fn named_tables<T: DeserializeOwned>(
     out
 }
 
-pub(super) fn route_list(top: &mut Map<String, Value>, errors: &mut Vec<ConfigError>) -> Vec<RouteConfig> {
+pub(super) fn route_list(
+    top: &mut Map<String, Value>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<RouteConfig> {
     let Some(value) = top.remove("routes") else {
         return Vec::new();
     };

@@ -272,7 +272,8 @@ impl SecretsKey {
     /// The key in a file: 32 raw bytes, or 64 hex digits, or their base64.
     pub fn read(path: &std::path::Path) -> Result<SecretsKey, String> {
         use base64::Engine;
-        let raw = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let raw =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         if raw.len() == 32 {
             return Ok(SecretsKey(raw.try_into().expect("32 bytes")));
         }

@@ -83,7 +83,12 @@ pub fn parse(name: &str, doc: &Value) -> Result<Tenant, ConfigErrors> {
             top.remove(section_name);
         }
     }
-    for (entry, v) in top.get("destinations").and_then(Value::as_object).into_iter().flatten() {
+    for (entry, v) in top
+        .get("destinations")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
         if v.get("template").is_some() {
             errors.push(err(
                 format!("destinations.{entry}.template"),
@@ -91,7 +96,13 @@ pub fn parse(name: &str, doc: &Value) -> Result<Tenant, ConfigErrors> {
             ));
         }
     }
-    for (i, r) in top.get("routes").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, r) in top
+        .get("routes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         for key in ["active_during", "muted_during"] {
             if r.get(key).is_some() {
                 errors.push(err(
@@ -115,7 +126,10 @@ pub fn parse(name: &str, doc: &Value) -> Result<Tenant, ConfigErrors> {
         return Err(ConfigErrors(errors));
     }
     if hooks.is_empty() {
-        return Err(ConfigErrors(vec![err("hooks", "a tenant needs at least one hook")]));
+        return Err(ConfigErrors(vec![err(
+            "hooks",
+            "a tenant needs at least one hook",
+        )]));
     }
     // The same checks as the file: references, URLs, secrets, kinds.
     let config = Config {
@@ -138,7 +152,13 @@ pub fn parse(name: &str, doc: &Value) -> Result<Tenant, ConfigErrors> {
 /// `${VAR}` and `*_file` would read the relay's environment and files: a
 /// tenant document must not contain either.
 fn reads_nothing(value: &Value, key: &str, errors: &mut Vec<ConfigError>) {
-    let child = |k: &str| if key.is_empty() { k.to_owned() } else { format!("{key}.{k}") };
+    let child = |k: &str| {
+        if key.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{key}.{k}")
+        }
+    };
     match value {
         Value::String(s) if s.contains("${") => errors.push(err(
             key,
@@ -253,7 +273,13 @@ mod tests {
         });
         let errors = parse("Acme/../x", &bad).unwrap_err();
         let keys: Vec<&str> = errors.0.iter().map(|e| e.key.as_str()).collect();
-        for k in ["name", "destinations.teams.template", "routes[0].active_during", "hooks.soc.id", "server"] {
+        for k in [
+            "name",
+            "destinations.teams.template",
+            "routes[0].active_during",
+            "hooks.soc.id",
+            "server",
+        ] {
             assert!(keys.contains(&k), "{k} not in {keys:?}");
         }
     }
@@ -280,8 +306,11 @@ mod tests {
         )
         .unwrap();
         let acme = parse("acme", &doc("11111111-1111-4111-8111-111111111111")).unwrap();
-        let merged = merge(&file, &[acme.clone()]).unwrap();
-        assert_eq!(merged.routes[0].hooks.as_deref(), Some(&["main".to_owned()][..]));
+        let merged = merge(&file, std::slice::from_ref(&acme)).unwrap();
+        assert_eq!(
+            merged.routes[0].hooks.as_deref(),
+            Some(&["main".to_owned()][..])
+        );
         let r = &merged.routes[1];
         assert_eq!(r.name, "acme/all");
         assert_eq!(r.to, ["acme/teams"]);
@@ -297,7 +326,10 @@ mod tests {
     fn documents_are_answered_redacted() {
         let r = redact(&doc("11111111-1111-4111-8111-111111111111"));
         let text = r.to_string();
-        assert!(!text.contains("sk-acme-1") && !text.contains("secret"), "{text}");
+        assert!(
+            !text.contains("sk-acme-1") && !text.contains("secret"),
+            "{text}"
+        );
         assert_eq!(r["origins"]["sekoia"]["api_key"], "<redacted>");
     }
 }

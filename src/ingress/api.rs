@@ -30,15 +30,15 @@ pub fn router(state: Arc<IngressState>) -> Router {
     Router::new()
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/tenants", get(list))
-        .route(
-            "/api/v1/tenants/{name}",
-            get(show).put(put).delete(delete),
-        )
+        .route("/api/v1/tenants/{name}", get(show).put(put).delete(delete))
         .route(
             "/api/v1/tenants/{name}/hooks/{hook}/rotate-secret",
             axum::routing::post(rotate),
         )
-        .fallback(|| async { refuse(StatusCode::NOT_FOUND, "", "no such API path") })
+        .route(
+            "/api/v1/{*rest}",
+            axum::routing::any(|| async { refuse(StatusCode::NOT_FOUND, "", "no such API path") }),
+        )
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
@@ -49,7 +49,10 @@ fn refuse(status: StatusCode, key: &str, message: &str) -> Response {
 }
 
 fn config_errors(status: StatusCode, e: crate::config::ConfigErrors) -> Response {
-    errors(status, e.0.into_iter().map(|e| (e.key, e.message)).collect())
+    errors(
+        status,
+        e.0.into_iter().map(|e| (e.key, e.message)).collect(),
+    )
 }
 
 fn errors(status: StatusCode, list: Vec<(String, String)>) -> Response {
@@ -124,7 +127,9 @@ async fn apply(state: &IngressState) -> Result<(), String> {
     match tokio::time::timeout(Duration::from_secs(30), answer).await {
         Ok(Ok(Ok(()))) => Ok(()),
         Ok(Ok(Err(e))) => Err(e.to_string()),
-        _ => Err("the change was stored but not applied yet (the daemon is busy or stopping)".into()),
+        _ => {
+            Err("the change was stored but not applied yet (the daemon is busy or stopping)".into())
+        }
     }
 }
 
@@ -162,8 +167,14 @@ async fn show(State(state): St, Path(name): Path<String>) -> Response {
     }
     let file = state.live.get().file.clone();
     match crate::live::tenant_document(&state.store, &file, &name).await {
-        Ok(Some(doc)) => Json(json!({"name": name, "tenant": tenant::redact(&doc)})).into_response(),
-        Ok(None) => refuse(StatusCode::NOT_FOUND, "name", &format!("no tenant {name:?}")),
+        Ok(Some(doc)) => {
+            Json(json!({"name": name, "tenant": tenant::redact(&doc)})).into_response()
+        }
+        Ok(None) => refuse(
+            StatusCode::NOT_FOUND,
+            "name",
+            &format!("no tenant {name:?}"),
+        ),
         Err(e) => {
             tracing::error!(message = "Tenants API: cannot open a tenant.", tenant = %name, error = %e);
             refuse(StatusCode::SERVICE_UNAVAILABLE, "", &e)
@@ -211,11 +222,17 @@ async fn put(
     drop(generation);
     let created = match stored {
         Ok(c) => c,
-        Err(TenantRefusal::Invalid(e)) => return config_errors(StatusCode::UNPROCESSABLE_ENTITY, e),
+        Err(TenantRefusal::Invalid(e)) => {
+            return config_errors(StatusCode::UNPROCESSABLE_ENTITY, e)
+        }
         Err(TenantRefusal::Conflict(e)) => return config_errors(StatusCode::CONFLICT, e),
         Err(TenantRefusal::Unavailable(e)) => {
             tracing::error!(message = "Tenants API: cannot store the tenant.", error = %e);
-            return refuse(StatusCode::SERVICE_UNAVAILABLE, "", &format!("{e}; nothing was changed"));
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "",
+                &format!("{e}; nothing was changed"),
+            );
         }
     };
     let action = if created { "created" } else { "replaced" };
@@ -253,7 +270,13 @@ async fn delete(
     };
     match state.store.delete_tenant(change).await {
         Ok(true) => {}
-        Ok(false) => return refuse(StatusCode::NOT_FOUND, "name", &format!("no tenant {name:?}")),
+        Ok(false) => {
+            return refuse(
+                StatusCode::NOT_FOUND,
+                "name",
+                &format!("no tenant {name:?}"),
+            )
+        }
         Err(e) => return store_failed(e),
     }
     count(&state, "deleted");
@@ -298,15 +321,31 @@ async fn rotate(
     let generation = state.live.get();
     let mut doc = match crate::live::tenant_document(&state.store, &generation.file, &name).await {
         Ok(Some(d)) => d,
-        Ok(None) => return refuse(StatusCode::NOT_FOUND, "name", &format!("no tenant {name:?}")),
+        Ok(None) => {
+            return refuse(
+                StatusCode::NOT_FOUND,
+                "name",
+                &format!("no tenant {name:?}"),
+            )
+        }
         Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, "", &e),
     };
-    let Some(h) = doc.pointer_mut(&format!("/hooks/{}", hook.replace('~', "~0").replace('/', "~1"))) else {
-        return refuse(StatusCode::NOT_FOUND, "hook", &format!("tenant {name:?} has no hook {hook:?}"));
+    let Some(h) = doc.pointer_mut(&format!(
+        "/hooks/{}",
+        hook.replace('~', "~0").replace('/', "~1")
+    )) else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "hook",
+            &format!("tenant {name:?} has no hook {hook:?}"),
+        );
     };
     let mut raw = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut raw);
-    let secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(raw));
+    let secret = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    );
     let until = crate::store::now_ms() + overlap.as_millis() as i64;
     if let Some(old) = h.get("secret").cloned() {
         h["previous_secret"] = old;
@@ -328,7 +367,9 @@ async fn rotate(
         Err(TenantRefusal::Invalid(e)) | Err(TenantRefusal::Conflict(e)) => {
             return config_errors(StatusCode::UNPROCESSABLE_ENTITY, e)
         }
-        Err(TenantRefusal::Unavailable(e)) => return refuse(StatusCode::SERVICE_UNAVAILABLE, "", &e),
+        Err(TenantRefusal::Unavailable(e)) => {
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "", &e)
+        }
     }
     count(&state, "rotated");
     tracing::info!(message = "Hook secret rotated.", tenant = %name, hook = %hook, client = %peer.ip());
@@ -345,11 +386,7 @@ async fn rotate(
 
 /// `GET /api/v1/openapi.json`.
 async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        OPENAPI,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 const OPENAPI: &str = include_str!("openapi.json");

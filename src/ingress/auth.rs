@@ -271,6 +271,8 @@ mod tests {
             id: uuid::Uuid::nil(),
             origin: "o".into(),
             secret: Some(crate::secret::Secret::new(secret)),
+            previous_secret: None,
+            previous_secret_until: None,
             signature: Some(SignatureScheme::StandardWebhooks),
             allow_from: vec![],
             expect_within: None,
@@ -312,6 +314,43 @@ mod tests {
         assert_eq!(
             verify("h", &hook, &h, body, &guard),
             Err(SignatureError::Stale)
+        );
+    }
+
+    #[test]
+    fn a_rotated_secret_is_accepted_until_its_deadline() {
+        let old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let new = "whsec_dGhpcyBpcyB0aGUgbmV3IHNlY3JldCAhIQ==";
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let mut hook = HookConfig {
+            id: uuid::Uuid::nil(),
+            origin: "o".into(),
+            secret: Some(crate::secret::Secret::new(new)),
+            previous_secret: Some(crate::secret::Secret::new(old)),
+            previous_secret_until: Some(now.as_millis() as i64 + 60_000),
+            signature: None,
+            allow_from: vec![],
+            expect_within: None,
+        };
+        let body = br#"{"a":1}"#;
+        let signed = |secret: &str, id: &str| {
+            let sig = standard_webhooks_sign(secret, id, now.as_secs() as i64, body).unwrap();
+            let mut h = HeaderMap::new();
+            h.insert("webhook-id", HeaderValue::from_str(id).unwrap());
+            h.insert(
+                "webhook-timestamp",
+                HeaderValue::from_str(&now.as_secs().to_string()).unwrap(),
+            );
+            h.insert("webhook-signature", HeaderValue::from_str(&sig).unwrap());
+            h
+        };
+        let guard = ReplayGuard::default();
+        assert!(verify("h", &hook, &signed(new, "m1"), body, &guard).is_ok());
+        assert!(verify("h", &hook, &signed(old, "m2"), body, &guard).is_ok());
+        hook.previous_secret_until = Some(now.as_millis() as i64 - 1);
+        assert_eq!(
+            verify("h", &hook, &signed(old, "m3"), body, &guard),
+            Err(SignatureError::Mismatch)
         );
     }
 }

@@ -538,7 +538,11 @@ impl Store {
     }
 
     /// Creates or replaces a tenant and records the change; whether it is new.
-    pub async fn put_tenant(&self, t: StoredTenant, change: TenantChange) -> Result<bool, StoreError> {
+    pub async fn put_tenant(
+        &self,
+        t: StoredTenant,
+        change: TenantChange,
+    ) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.call(|r| writer::Op::PutTenant(t, change, r)).await,
             Backend::Postgres(pg) => pg.put_tenant(&t, &change).await,

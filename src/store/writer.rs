@@ -230,8 +230,10 @@ fn apply(
 }
 
 fn record_change(tx: &Transaction, c: &TenantChange) -> Result<(), StoreError> {
-    tx.prepare_cached("INSERT INTO tenant_changes (at, tenant, action, client) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![now_ms(), c.tenant, c.action, c.client])?;
+    tx.prepare_cached(
+        "INSERT INTO tenant_changes (at, tenant, action, client) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![now_ms(), c.tenant, c.action, c.client])?;
     Ok(())
 }
 

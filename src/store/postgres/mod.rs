@@ -29,10 +29,10 @@ use crate::store::reads::THREAD_IN_ORDER;
 mod cluster;
 mod console;
 mod deliveries;
-mod tenants;
 mod events;
 mod reads;
 mod schema;
+mod tenants;
 
 use crate::config::StoreConfig;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};

@@ -20,7 +20,8 @@ impl Postgres {
                 &[&t.name, &t.summary, &t.sealed, &now, &c.client],
             )
             .await?;
-        self.query("SELECT pg_notify('hookrelay', 'tenants')", &[]).await?;
+        self.query("SELECT pg_notify('hookrelay', 'tenants')", &[])
+            .await?;
         Ok(rows.first().map(|r| r.get(0)).unwrap_or(false))
     }
 
@@ -35,13 +36,17 @@ impl Postgres {
                 &[&c.tenant, &now, &c.action, &c.client],
             )
             .await?;
-        self.query("SELECT pg_notify('hookrelay', 'tenants')", &[]).await?;
+        self.query("SELECT pg_notify('hookrelay', 'tenants')", &[])
+            .await?;
         Ok(rows.first().map(|r| r.get(0)).unwrap_or(false))
     }
 
     pub async fn tenants(&self) -> Result<Vec<StoredTenant>, StoreError> {
         Ok(self
-            .query("SELECT name, summary, sealed, updated_at FROM tenants ORDER BY name", &[])
+            .query(
+                "SELECT name, summary, sealed, updated_at FROM tenants ORDER BY name",
+                &[],
+            )
             .await?
             .iter()
             .map(|r| StoredTenant {
