@@ -636,3 +636,82 @@ async fn every_replicas_console_shows_the_whole_cluster() {
             .contains("no conditions: matches every event"));
     }
 }
+
+/// A tenant created through one replica's API is served by the other
+/// within a second (NOTIFY; the periodic check covers a missed one), and
+/// its deletion too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_change_reaches_every_replica_within_a_second() {
+    let Some(setup) = setup("").await else {
+        return;
+    };
+    let token = "replica-api-token-0123456789abcdef";
+    let key = setup._dir.path().join("secrets.key");
+    std::fs::write(&key, [5u8; 32]).unwrap();
+    edit_config(
+        &setup.config,
+        "[admin]\n",
+        &format!(
+            "[admin]\napi_token = \"{token}\"\nsecrets_key_file = \"{}\"\n",
+            key.display()
+        ),
+    );
+    let a = Daemon::spawn(&setup.config).await;
+    let b = Daemon::spawn(&setup.config).await;
+    let hook = "c0c0c0c0-1111-4222-8333-444444444444";
+    setup.fake.always("/acme", Reply::status(200, "ok"));
+    let doc = serde_json::json!({
+        "origins": {"sekoia": {"kind": "sekoia", "base_url": setup.fake.url("/api"), "api_key": "k-acme"}},
+        "hooks": {"soc": {"id": hook, "origin": "sekoia"}},
+        "destinations": {"wh": {"kind": "webhook", "url": setup.fake.url("/acme")}},
+        "routes": [{"name": "all", "to": ["wh"]}]
+    });
+    let client = reqwest::Client::new();
+    let put = client
+        .put(format!("http://{}/api/v1/tenants/acme", a.admin))
+        .bearer_auth(token)
+        .json(&doc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let changed = Instant::now();
+    let on_b = format!("http://{}/hooks/{hook}", b.addr);
+    let status = |url: String| async move {
+        reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .body(unique_event(1, ALERT_UUID))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    while status(on_b.clone()).await != 202 {
+        assert!(
+            changed.elapsed() < Duration::from_secs(1),
+            "replica b did not apply the tenant within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    setup
+        .fake
+        .wait_for("/acme", 1, Duration::from_secs(20))
+        .await;
+    let del = client
+        .delete(format!("http://{}/api/v1/tenants/acme", a.admin))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 204);
+    let changed = Instant::now();
+    while status(on_b.clone()).await != 404 {
+        assert!(
+            changed.elapsed() < Duration::from_secs(1),
+            "replica b did not drop the tenant within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -310,3 +310,330 @@ async fn schemathesis_finds_nothing_against_the_openapi_document() {
         "schemathesis ran no test:\n{report}"
     );
 }
+
+fn signed(secret: &str, id: &str, body: &[u8]) -> reqwest::header::HeaderMap {
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let sig = hookrelay::ingress::auth::standard_webhooks_sign(secret, id, ts, body).unwrap();
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert("webhook-id", id.parse().unwrap());
+    h.insert("webhook-timestamp", ts.to_string().parse().unwrap());
+    h.insert("webhook-signature", sig.parse().unwrap());
+    h.insert("content-type", "application/json".parse().unwrap());
+    h
+}
+
+/// A rotated hook secret: the new one works at once, the old one until the
+/// overlap ends (here: at once, with overlap=0s it is refused).
+#[tokio::test]
+async fn a_rotated_secret_overlaps_the_old_one() {
+    let fake = Fake::start().await;
+    let a = api(&fake, ROUTE_ALL).await;
+    let old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let mut doc = acme(&fake);
+    doc["hooks"]["soc"]["secret"] = old.into();
+    assert_eq!(a.put("acme", &doc).await.0, 201);
+    let url = format!("http://{}/hooks/{ACME_HOOK}", a.app.addr);
+    let body = fixture("event-alert-created.json");
+    let post = |secret: String, id: &'static str| {
+        let (url, body) = (url.clone(), body.clone());
+        async move {
+            reqwest::Client::new()
+                .post(&url)
+                .headers(signed(&secret, id, &body))
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(post(old.into(), "m1").await, 202);
+    let (status, rotated) = a
+        .send(
+            reqwest::Method::POST,
+            "/tenants/acme/hooks/soc/rotate-secret",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    assert!(new.starts_with("whsec_") && new != old);
+    assert_eq!(
+        post(new.clone(), "m2").await,
+        202,
+        "the new secret works at once"
+    );
+    assert_eq!(
+        post(old.into(), "m3").await,
+        202,
+        "the old one during the overlap"
+    );
+    let (_, shown) = a.send(reqwest::Method::GET, "/tenants/acme", None).await;
+    assert!(!shown.to_string().contains(&new), "never answered again");
+    // Rotated again without overlap: the previous secret stops at once.
+    let (status, again) = a
+        .send(
+            reqwest::Method::POST,
+            "/tenants/acme/hooks/soc/rotate-secret?overlap=0s",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let newest = again["secret"].as_str().unwrap().to_owned();
+    assert_eq!(post(new, "m4").await, 401);
+    assert_eq!(post(newest, "m5").await, 202);
+    let (status, _) = a
+        .send(
+            reqwest::Method::POST,
+            "/tenants/acme/hooks/nope/rotate-secret",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+/// Replacing and deleting a tenant while its events flow: every accepted
+/// event is delivered (or dead-lettered when its destination was deleted),
+/// nothing reaches the deleted destination after the DELETE answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_while_events_flow_lose_nothing() {
+    let fake = Fake::start().await;
+    let a = api(&fake, ROUTE_ALL).await;
+    assert_eq!(a.put("acme", &acme(&fake)).await.0, 201);
+    let url = format!("http://{}/hooks/{ACME_HOOK}", a.app.addr);
+    let sender = {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut accepted = 0;
+            for i in 0..60 {
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(unique_event(i, ALERT_UUID))
+                    .send()
+                    .await
+                    .unwrap();
+                if r.status() == 202 {
+                    accepted += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            accepted
+        })
+    };
+    // Replaced mid-stream (same hook, same destination).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(a.put("acme", &acme(&fake)).await.0, 200);
+    let accepted = sender.await.unwrap();
+    assert_eq!(accepted, 60);
+    fake.wait_distinct("/acme/teams/acme-url-token", 60, WAIT)
+        .await;
+    // Deleted: after the answer, nothing more reaches its destination.
+    let (status, _) = a.send(reqwest::Method::DELETE, "/tenants/acme", None).await;
+    assert_eq!(status, 204);
+    let before = fake.received("/acme/teams/acme-url-token").len();
+    assert_eq!(post_hook(&a.app, ACME_HOOK).await, 404);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.received("/acme/teams/acme-url-token").len(), before);
+}
+
+/// The CLI works through the spool, and a running daemon (the binary)
+/// applies its changes within a second; the daemon's logs hold no secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_manages_tenants_and_a_running_daemon_follows() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("secrets.key");
+    std::fs::write(&key, hex::encode([9u8; 32])).unwrap();
+    let extra = format!("{ROUTE_ALL}\n");
+    let config = write_config(&fake, dir.path(), &extra);
+    edit_config(
+        &config,
+        "[admin]\n",
+        &format!(
+            "[admin]\napi_token = \"{TOKEN}\"\nsecrets_key_file = \"{}\"\n",
+            key.display()
+        ),
+    );
+    let daemon = Daemon::spawn(&config).await;
+    let tenant_file = dir.path().join("acme.toml");
+    std::fs::write(
+        &tenant_file,
+        format!(
+            "[origins.sekoia]\nkind = \"sekoia\"\nbase_url = \"{}\"\napi_key = \"{ACME_KEY}\"\n\
+             [hooks.soc]\nid = \"{ACME_HOOK}\"\norigin = \"sekoia\"\n\
+             [destinations.teams]\nkind = \"teams\"\nurl = \"{}\"\n\
+             [[routes]]\nname = \"all\"\nto = [\"teams\"]\n",
+            fake.url("/api"),
+            fake.url("/acme/teams/acme-url-token")
+        ),
+    )
+    .unwrap();
+    let c = config.display().to_string();
+    let t = tenant_file.display().to_string();
+    let run = |args: Vec<String>| async move {
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(&refs)
+        })
+        .await
+        .unwrap()
+    };
+    let (code, out, err) = run(vec![
+        "check".into(),
+        "--config".into(),
+        c.clone(),
+        "--tenant".into(),
+        t.clone(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("OK (1 origins, 1 hooks, 1 destinations, 1 routes)"),
+        "{out}"
+    );
+    let (code, out, err) = run(vec![
+        "tenants".into(),
+        "apply".into(),
+        "--config".into(),
+        c.clone(),
+        "--file".into(),
+        t.clone(),
+        "acme".into(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("tenant acme created"), "{out}");
+    // The daemon applies it within a second.
+    let url = format!("http://{}/hooks/{ACME_HOOK}", daemon.addr);
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let r = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(fixture("event-alert-created.json"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 202 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not applied within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    fake.wait_for("/acme/teams/acme-url-token", 1, WAIT).await;
+    let (code, out, _) = run(vec![
+        "tenants".into(),
+        "list".into(),
+        "--config".into(),
+        c.clone(),
+    ])
+    .await;
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("acme\t") && out.contains(ACME_HOOK),
+        "{out}"
+    );
+    let (code, out, _) = run(vec![
+        "tenants".into(),
+        "show".into(),
+        "--config".into(),
+        c.clone(),
+        "acme".into(),
+    ])
+    .await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("<redacted>") && !out.contains(ACME_KEY),
+        "{out}"
+    );
+    // A bad fragment: every problem by key, nothing stored.
+    std::fs::write(&tenant_file, "[hooks.soc]\nid = \"nope\"\norigin = \"x\"\n").unwrap();
+    let (code, _, err) = run(vec![
+        "tenants".into(),
+        "apply".into(),
+        "--config".into(),
+        c.clone(),
+        "--file".into(),
+        t.clone(),
+        "acme".into(),
+    ])
+    .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("hooks.soc.id"), "{err}");
+    let (code, out, _) = run(vec![
+        "tenants".into(),
+        "delete".into(),
+        "--config".into(),
+        c.clone(),
+        "acme".into(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while post_to_status(&url).await != 404 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the delete was not applied within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logs = daemon.logs();
+    for secret in [ACME_KEY, "acme-url-token", TOKEN] {
+        assert!(!logs.contains(secret), "{secret} in the logs:\n{logs}");
+    }
+}
+
+async fn post_to_status(url: &str) -> u16 {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(unique_event(99, ALERT_UUID))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// A deleted tenant's pending deliveries become dead letters with the
+/// reason, as a reload that removes a destination does.
+#[tokio::test]
+async fn a_deleted_tenants_pending_deliveries_become_dead_letters() {
+    let fake = Fake::start().await;
+    fake.always("/acme/teams/acme-url-token", Reply::status(503, "busy"));
+    let a = api(&fake, ROUTE_ALL).await;
+    assert_eq!(a.put("acme", &acme(&fake)).await.0, 201);
+    assert_eq!(post_hook(&a.app, ACME_HOOK).await, 202);
+    fake.wait_for("/acme/teams/acme-url-token", 1, WAIT).await;
+    let (status, _) = a.send(reqwest::Method::DELETE, "/tenants/acme", None).await;
+    assert_eq!(status, 204);
+    let store = hookrelay::store::Store::open_now(
+        &hookrelay::config::StoreConfig {
+            path: a.app.dir.path().join("spool.db"),
+            ..Default::default()
+        },
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let dead = store.dead_letters(Some("acme/teams".into())).await.unwrap();
+        if let Some(d) = dead.first() {
+            let why = d.last_error.clone().unwrap_or_default();
+            assert!(why.contains("no longer in the configuration"), "{why}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

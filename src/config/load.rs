@@ -141,9 +141,20 @@ pub fn load_str_in(
             )]))
         }
     };
+    // A variable the file names in `${…}` is the file's value, not an
+    // override (e.g. `api_token = "${HOOKRELAY_API_TOKEN}"`).
+    let referenced: Vec<&str> = text
+        .split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+        .collect();
     let overrides: HashMap<String, String> = env
         .iter()
-        .filter(|(k, _)| k.starts_with("HOOKRELAY_") && !NOT_OVERRIDES.contains(&k.as_str()))
+        .filter(|(k, _)| {
+            k.starts_with("HOOKRELAY_")
+                && !NOT_OVERRIDES.contains(&k.as_str())
+                && !referenced.contains(&k.as_str())
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let merged = ::config::Config::builder()
@@ -478,6 +489,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.server.trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn a_variable_the_file_names_is_not_an_override() {
+        let text = MINIMAL.replace("${KEY}", "${HOOKRELAY_API_KEY}");
+        let cfg = load_str(&text, &env(&[("HOOKRELAY_API_KEY", "from-env")])).unwrap();
+        assert_eq!(
+            cfg.origins["sekoia"].api_key.as_ref().unwrap().expose(),
+            "from-env"
+        );
     }
 
     #[test]
