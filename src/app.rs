@@ -59,7 +59,7 @@ impl App {
         // (and loads the tenants once it answers, before routing anything).
         store.wait_ready(STORE_START_WAIT).await;
         let tenants = if store.healthy() {
-            crate::live::load_tenants(&store, config.admin.secrets_key.as_ref())
+            crate::live::load_tenants(&store, &config)
                 .await
                 .map_err(|e| anyhow::anyhow!("tenants: {e}"))?
         } else {
@@ -202,7 +202,7 @@ impl App {
             }
             // Tenants could not be read at start: before anything is routed.
             if config.admin.api_token.is_some() {
-                match crate::live::load_tenants(&store, config.admin.secrets_key.as_ref()).await {
+                match crate::live::load_tenants(&store, &live.get().file).await {
                     Ok(tenants) => match Generation::build(
                         live.get().file.as_ref().clone(),
                         tenants,
@@ -328,7 +328,7 @@ async fn apply_reload(
         Some(file) => file.map(|f| (f, current.tenants.as_ref().clone())),
         None => {
             let file = current.file.as_ref().clone();
-            crate::live::load_tenants(store, file.admin.secrets_key.as_ref())
+            crate::live::load_tenants(store, &file)
                 .await
                 .map(|t| (file, t))
                 .map_err(|message| {

@@ -53,31 +53,53 @@ impl Generation {
     }
 }
 
-/// Every tenant in the spool, opened with `key` and checked; an error
-/// names the tenant (a wrong key, a document this version refuses).
+/// Every tenant in the spool that can be served with `file`: opened with
+/// the file's key, checked, and merged in name order. A tenant that cannot
+/// be (a document this version refuses, a hook id another one took first
+/// in a race between replicas, a byte changed in the spool) is left out
+/// and logged, so one bad tenant never stops the others or the file. An
+/// error only when tenants exist and none can be opened (a wrong key).
 pub async fn load_tenants(
     store: &crate::store::Store,
-    key: Option<&crate::config::SecretsKey>,
+    file: &Config,
 ) -> Result<Vec<Tenant>, String> {
     let stored = store.tenants().await.map_err(|e| e.to_string())?;
     if stored.is_empty() {
         return Ok(Vec::new());
     }
-    let Some(key) = key else {
+    let Some(key) = file.admin.secrets_key.as_ref() else {
         return Err(format!(
             "the spool holds {} tenants but admin.api_token and admin.secrets_key_file are not set",
             stored.len()
         ));
     };
-    let mut out = Vec::with_capacity(stored.len());
+    let total = stored.len();
+    let mut opened = 0;
+    let mut out: Vec<Tenant> = Vec::with_capacity(total);
     for t in stored {
-        let plain = crate::sealed::open(&key.0, &t.name, &t.sealed)
-            .map_err(|e| format!("tenant {:?}: {e}", t.name))?;
-        let doc: serde_json::Value =
-            serde_json::from_slice(&plain).map_err(|e| format!("tenant {:?}: {e}", t.name))?;
-        let tenant = crate::config::tenant::parse(&t.name, &doc)
-            .map_err(|e| format!("tenant {:?}: {e}", t.name))?;
+        let parsed = crate::sealed::open(&key.0, &t.name, &t.sealed)
+            .inspect(|_| opened += 1)
+            .and_then(|plain| serde_json::from_slice(&plain).map_err(|e| e.to_string()))
+            .and_then(|doc: serde_json::Value| {
+                crate::config::tenant::parse(&t.name, &doc).map_err(|e| e.to_string())
+            });
+        let tenant = match parsed {
+            Ok(tenant) => tenant,
+            Err(e) => {
+                tracing::error!(message = "A tenant cannot be served; it is left out.", tenant = %t.name, error = %e);
+                continue;
+            }
+        };
         out.push(tenant);
+        if let Err(e) = crate::config::tenant::merge(file, &out) {
+            let t = out.pop().map(|t| t.name).unwrap_or_default();
+            tracing::error!(message = "A tenant conflicts with the configuration or another tenant; it is left out.", tenant = %t, errors = %e);
+        }
+    }
+    if opened == 0 {
+        return Err(format!(
+            "none of the {total} tenants in the spool opens with admin.secrets_key_file (another key than the one they were stored with?)"
+        ));
     }
     Ok(out)
 }

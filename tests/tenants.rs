@@ -637,3 +637,58 @@ async fn a_deleted_tenants_pending_deliveries_become_dead_letters() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// One bad tenant in the spool (a hook id another took first in a race
+/// between replicas, a document sealed with another key) is left out and
+/// logged; the others and the file keep serving.
+#[tokio::test]
+async fn a_tenant_that_cannot_be_served_is_left_out_alone() {
+    let fake = Fake::start().await;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    {
+        let store = hookrelay::store::Store::open_now(
+            &hookrelay::config::StoreConfig {
+                path: dir.path().join("spool.db"),
+                ..Default::default()
+            },
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        let put = |name: &str, key: [u8; 32], doc: &Value| {
+            let store = store.clone();
+            let t = hookrelay::store::StoredTenant {
+                name: name.into(),
+                summary: "{}".into(),
+                sealed: hookrelay::sealed::seal(&key, name, doc.to_string().as_bytes()),
+                updated_at: 0,
+            };
+            let c = hookrelay::store::TenantChange {
+                tenant: name.into(),
+                action: "put".into(),
+                client: "test".into(),
+            };
+            async move { store.put_tenant(t, c).await.unwrap() }
+        };
+        put("acme", [42u8; 32], &acme(&fake)).await;
+        put("twin", [42u8; 32], &acme(&fake)).await; // the same hook id
+        let mut other = acme(&fake);
+        other["hooks"]["soc"]["id"] = "d0d0d0d0-1111-4222-8333-444444444444".into();
+        put("foreign", [1u8; 32], &other).await; // sealed with another key
+    }
+    let key = dir.path().join("secrets.key");
+    std::fs::write(&key, [42u8; 32]).unwrap();
+    let key = key.display().to_string();
+    let env = [
+        ("HOOKRELAY_ADMIN__API_TOKEN", TOKEN),
+        ("HOOKRELAY_ADMIN__SECRETS_KEY_FILE", key.as_str()),
+    ];
+    let app = spawn_app_with(&fake, ROUTE_ALL, dir, &env).await;
+    assert_eq!(post_hook(&app, ACME_HOOK).await, 202, "acme serves");
+    fake.wait_for("/acme/teams/acme-url-token", 1, WAIT).await;
+    assert_eq!(
+        post_hook(&app, "d0d0d0d0-1111-4222-8333-444444444444").await,
+        404
+    );
+    assert_eq!(post_hook(&app, HOOK_ID).await, 202, "the file serves");
+}

@@ -91,10 +91,7 @@ pub fn tenants(cmd: TenantsCommand) -> ExitCode {
                 Ok(d) => d,
                 Err(e) => return fail(e),
             };
-            let current = match rt.block_on(crate::live::load_tenants(
-                &store,
-                file_config.admin.secrets_key.as_ref(),
-            )) {
+            let current = match rt.block_on(crate::live::load_tenants(&store, &file_config)) {
                 Ok(t) => t,
                 Err(e) => return fail(e),
             };
