@@ -1042,6 +1042,22 @@ fn config_page(
             button.primary type="submit" id="reload" { "Reload from the file" }
             span.muted { " The same as SIGHUP: an invalid file is refused and the running configuration keeps serving." }
         }
+        @if !config.tenants.is_empty() {
+            h2 { "Tenants" }
+            p.muted { "Managed over the tenants API (not in the file); their names run as tenant/name." }
+            table id="tenants" {
+                tr { th { "Tenant" } th.num { "Hooks" } th.num { "Destinations" } th.num { "Routes" } }
+                @for t in &config.tenants {
+                    @let prefix = format!("{t}/");
+                    tr {
+                        td { (t) }
+                        td.num { (config.hooks.keys().filter(|k| k.starts_with(&prefix)).count()) }
+                        td.num { (config.destinations.keys().filter(|k| k.starts_with(&prefix)).count()) }
+                        td.num { (config.routes.iter().filter(|r| r.name.starts_with(&prefix)).count()) }
+                    }
+                }
+            }
+        }
         @if !config.warnings.is_empty() {
             h2 { "Warnings" }
             ul { @for w in &config.warnings { li { (w) } } }
