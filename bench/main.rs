@@ -17,6 +17,7 @@
 //! `report` turns the JSON lines into the tables of BENCHMARKS.md.
 //! `scripts/bench.sh` runs the whole matrix.
 
+mod backlog;
 mod console;
 mod flood;
 
@@ -73,6 +74,9 @@ enum Command {
     Flood(flood::FloodArgs),
     /// The web console's pages over a spool of many events (JSON line).
     Console(console::ConsoleArgs),
+    /// The chat service down while many events arrive, then a restart with
+    /// that backlog (JSON line).
+    Backlog(backlog::BacklogArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -155,18 +159,42 @@ async fn api(
         tokio::time::sleep(u.api_delay).await;
     }
     let i = index_of(&uuid).unwrap_or(usize::MAX);
-    let alert = json!({
-        "uuid": uuid, "short_id": format!("AL{i:010}"), "title": format!("bench-{i}-end"),
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        alert_json(i),
+    )
+}
+
+/// The alert the fake API answers for event `i`.
+fn alert_json(i: usize) -> String {
+    json!({
+        "uuid": alert_uuid(i), "short_id": format!("AL{i:010}"), "title": format!("bench-{i}-end"),
         "urgency": {"value": 63, "display": "Major"}, "status": {"name": "Pending"},
         "rule": {"name": "Benchmark rule"}, "entity": {"name": "Bench"},
         "alert_type": {"category": "intrusions", "value": "system-compromise"},
         "created_at": 1642172817, "source": "10.1.2.3", "target": "srv-01",
+    })
+    .to_string()
+}
+
+/// The fake alert API alone (no chat service); stops when the handle is dropped.
+async fn start_api() -> anyhow::Result<(tokio::task::JoinHandle<()>, SocketAddr)> {
+    let router = Router::new().route(
+        "/api/v1/sic/alerts/{uuid}",
+        get(|Path(uuid): Path<String>| async move {
+            (
+                [("content-type", "application/json")],
+                alert_json(index_of(&uuid).unwrap_or(usize::MAX)),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
     });
-    (
-        StatusCode::OK,
-        [("content-type", "application/json")],
-        alert.to_string(),
-    )
+    Ok((task, addr))
 }
 
 async fn chat(
@@ -878,6 +906,11 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Console(args) => {
             let result = rt.block_on(console::console(args))?;
+            println!("{result}");
+            Ok(())
+        }
+        Command::Backlog(args) => {
+            let result = rt.block_on(backlog::backlog(args))?;
             println!("{result}");
             Ok(())
         }

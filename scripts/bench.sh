@@ -4,6 +4,7 @@
 #   scripts/bench.sh            # the full matrix (about 15 minutes)
 #   QUICK=1 scripts/bench.sh    # the headline scenario only
 #   scripts/bench.sh console    # the web console's pages over 100,000 events only
+#   scripts/bench.sh backlog    # 100,000 events queued behind a dead chat service, then a restart
 #
 # The relay under test runs on core 0, the harness (load generator, fake
 # alert API and chat services) on core 1; systems are interleaved
@@ -27,8 +28,18 @@ console_pages() {
   taskset -c 1 target/release/hookrelay-bench console --events "${CONSOLE_EVENTS:-100000}" \
     --requests 30 --relay-cpu 0 | tee -a target/bench/console.jsonl
 }
+# A backlog: the chat service down while 100,000 events arrive, then a
+# restart with that backlog (JSON line in target/bench/backlog.jsonl).
+backlog() {
+  taskset -c 1 target/release/hookrelay-bench backlog --count "${BACKLOG_EVENTS:-100000}" \
+    --relay-cpu 0 | tee -a target/bench/backlog.jsonl
+}
 if [ "${1:-}" = console ]; then
   console_pages
+  exit 0
+fi
+if [ "${1:-}" = backlog ]; then
+  backlog
   exit 0
 fi
 if [ ! -x target/bench-venv/bin/uvicorn ] && [ -f "$REFERENCE_DIR/requirements.txt" ]; then
@@ -76,5 +87,5 @@ if [ -z "${QUICK:-}" ]; then
   REPEATS=1 scenario reference --count 1000 --concurrency 32 --destinations 1 --api-delay-ms 50 --chat-delay-ms 200 --stall-secs 30
 fi
 
-[ -z "${QUICK:-}" ] && console_pages
+[ -z "${QUICK:-}" ] && console_pages && backlog
 target/release/hookrelay-bench report "$OUT"
