@@ -277,8 +277,12 @@ async fn schemathesis_finds_nothing_against_the_openapi_document() {
     assert_eq!(a.put("acme", &acme(&fake)).await.0, 201);
     let schema = a.url("/openapi.json");
     let token = format!("Authorization: Bearer {TOKEN}");
+    // Its cache and reports go to a scratch directory, not the repository.
+    let scratch = tempfile::tempdir().unwrap();
+    let cwd = scratch.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(st)
+            .current_dir(cwd)
             .args(["run", &schema, "--header", &token])
             .args([
                 "--checks",
