@@ -331,7 +331,11 @@ pub fn explain(when: &When, event: &Event, alert: Option<&Alert>) -> Result<Stri
     Ok(if held.is_empty() {
         "no conditions: matches every event".into()
     } else {
-        format!("{} hold", held.join(", "))
+        format!(
+            "{} {}",
+            held.join(", "),
+            if held.len() == 1 { "holds" } else { "hold" }
+        )
     })
 }
 
