@@ -26,8 +26,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Largest form or interaction body read (Slack's `block_actions`
 /// payload carries the whole message the button was in).
@@ -52,29 +52,6 @@ fn now_secs() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// Requests per client address in the current minute (bounded: the map
-/// is cleared when it grows past what one minute of a flood leaves).
-#[derive(Default)]
-pub struct PageLimiter {
-    seen: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-}
-
-impl PageLimiter {
-    fn allow(&self, ip: IpAddr) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if seen.len() > 10_000 {
-            seen.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
-        }
-        let entry = seen.entry(ip).or_insert((now, 0));
-        if now.duration_since(entry.0) >= Duration::from_secs(60) {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= PER_MINUTE
-    }
 }
 
 /// A verified link and what it names.
@@ -169,7 +146,7 @@ fn admit(
             )));
         }
     }
-    if !state.action_limiter.allow(ip) {
+    if !state.action_limiter.allow(ip, PER_MINUTE) {
         let mut r = pages::problem(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many requests",

@@ -58,13 +58,38 @@ pub struct IngressState {
     /// able to flood the journal).
     pub reject_log: hooks::LogLimiter,
     /// Action pages per client address.
-    pub action_limiter: actions::PageLimiter,
+    pub action_limiter: PerMinute,
     /// The console's session key and login rate limit.
     pub console_keys: console::Keys,
     /// Pauses (for the console) and wake-ups after a replay.
     pub coord: crate::coord::Coordinator,
     /// Where the console's reload button sends the configuration.
     pub reload: tokio::sync::mpsc::UnboundedSender<crate::live::ReloadRequest>,
+}
+
+/// Requests per client address in the current minute, for pages a person
+/// opens (action pages, console logins). Bounded: the map is cleared of
+/// past minutes when it grows past what one minute of a flood leaves.
+#[derive(Default)]
+pub struct PerMinute {
+    seen: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (std::time::Instant, u32)>>,
+}
+
+impl PerMinute {
+    /// Counts a request from `ip`; whether it is within `limit` this minute.
+    pub fn allow(&self, ip: std::net::IpAddr, limit: u32) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        if seen.len() > 10_000 {
+            seen.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
+        }
+        let entry = seen.entry(ip).or_insert((now, 0));
+        if now.duration_since(entry.0) >= Duration::from_secs(60) {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= limit
+    }
 }
 
 /// Serves `router` on `listener` until `cancel` fires, then lets open

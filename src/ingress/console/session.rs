@@ -7,15 +7,13 @@
 //! is the MAC of the session's nonce. Without a password (loopback only)
 //! there is no login, and the CSRF key is random per process.
 
+use crate::config::constant_time_eq as same;
 use crate::config::ConsoleConfig;
 use axum::http::{header, HeaderMap};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 const COOKIE: &str = "hookrelay_console";
 /// Login attempts per client address per minute.
@@ -24,7 +22,7 @@ const LOGINS_PER_MINUTE: u32 = 10;
 /// The process's own key and the login rate limit.
 pub struct Keys {
     local: [u8; 32],
-    logins: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    logins: crate::ingress::PerMinute,
 }
 
 impl Default for Keys {
@@ -33,7 +31,7 @@ impl Default for Keys {
         rand::thread_rng().fill_bytes(&mut local);
         Keys {
             local,
-            logins: Mutex::new(HashMap::new()),
+            logins: Default::default(),
         }
     }
 }
@@ -55,11 +53,6 @@ fn mac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     m.finalize().into_bytes().to_vec()
 }
 
-/// Equal in constant time (for equal lengths).
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl Keys {
     fn key(&self, console: &ConsoleConfig) -> Vec<u8> {
         match &console.password {
@@ -78,17 +71,7 @@ impl Keys {
 
     /// Whether `ip` may try to log in now.
     pub fn login_allowed(&self, ip: IpAddr) -> bool {
-        let mut seen = self.logins.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if seen.len() > 10_000 {
-            seen.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
-        }
-        let entry = seen.entry(ip).or_insert((now, 0));
-        if now.duration_since(entry.0) >= Duration::from_secs(60) {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= LOGINS_PER_MINUTE
+        self.logins.allow(ip, LOGINS_PER_MINUTE)
     }
 
     /// Whether the user name and password are right, compared in constant
@@ -180,6 +163,7 @@ impl Session {
 mod tests {
     use super::*;
     use crate::secret::Secret;
+    use std::time::Duration;
 
     fn console(password: Option<&str>) -> ConsoleConfig {
         ConsoleConfig {
