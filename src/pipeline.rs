@@ -17,7 +17,6 @@ use crate::live::Live;
 use crate::recent::RecentIds;
 use crate::render::context::Target;
 use crate::render::{event_payload, Facts};
-use crate::route::route;
 use crate::store::{spool_log, Claimed, NewDelivery, Routing, Store, Unrouted};
 use crate::telemetry::Metrics;
 use std::collections::HashSet;
@@ -427,19 +426,15 @@ impl Pipeline {
             intervals: &config.time_intervals,
         };
         let enrich_ms = started.elapsed().as_millis() as u64;
-        let targets = route(&config.routes, &a.hook, &a.event, alert, &clock);
+        let (targets, decisions) =
+            crate::route::route_explained(&config.routes, &a.hook, &a.event, alert, &clock);
         // A silence holds every delivery of a matching event: recorded, not sent.
         let silences = self.active_silences().await;
         let silenced: Option<&String> = silences
             .iter()
             .find(|(_, when, _)| crate::route::matches(when, &a.event, alert))
             .map(|(_, _, note)| note);
-        let journey = journey(
-            &crate::route::decisions(&config.routes, &a.hook, &a.event, alert, &clock),
-            enrich_ms,
-            cached,
-            silenced,
-        );
+        let journey = journey(&decisions, enrich_ms, cached, silenced);
         let short_id = a
             .event
             .short_id

@@ -6,7 +6,7 @@ use crate::config::{Config, DestinationConfig, DestinationKind};
 use crate::enrich::{Alert, Enricher, Enrichment};
 use crate::render::context::Target;
 use crate::render::{event_payload, Facts};
-use crate::route::{route, Decision};
+use crate::route::Decision;
 use crate::sinks::Sink;
 use crate::store::Store;
 use std::fmt::Write as _;
@@ -73,23 +73,14 @@ pub async fn preview(
         now: jiff::Timestamp::now(),
         intervals: &config.time_intervals,
     };
-    let decisions = crate::route::decisions(
+    let (targets, decisions) = crate::route::route_explained(
         &config.routes,
         &hook_name,
         &event,
         enrichment.alert(),
         &clock,
     );
-    let targets: Vec<_> = route(
-        &config.routes,
-        &hook_name,
-        &event,
-        enrichment.alert(),
-        &clock,
-    )
-    .into_iter()
-    .filter(|t| t.muted.is_none())
-    .collect();
+    let targets: Vec<_> = targets.into_iter().filter(|t| t.muted.is_none()).collect();
     let mut outputs = Vec::new();
     if targets.is_empty() {
         return Ok(Preview {

@@ -357,44 +357,7 @@ pub fn decisions(
     alert: Option<&Alert>,
     clock: &Clock,
 ) -> Vec<Decision> {
-    let mut out = Vec::with_capacity(routes.len());
-    let mut stopped: Option<String> = None;
-    for r in routes {
-        let decision = |matched, reason: String| Decision {
-            route: r.name.clone(),
-            matched,
-            reason,
-        };
-        if let Some(by) = &stopped {
-            out.push(decision(
-                false,
-                format!("not evaluated: route {by:?} matched first (without continue = true)"),
-            ));
-            continue;
-        }
-        if let Some(hooks) = &r.hooks {
-            if !hooks.iter().any(|h| h == hook) {
-                out.push(decision(
-                    false,
-                    format!("hooks = {}: the event came in on {hook:?}", list(hooks)),
-                ));
-                continue;
-            }
-        }
-        match explain(&r.when, event, alert) {
-            Ok(why) => match clock.on_duty(r) {
-                Ok(()) => {
-                    out.push(decision(true, why));
-                    if !r.continue_ {
-                        stopped = Some(r.name.clone());
-                    }
-                }
-                Err(off) => out.push(decision(false, format!("{why}, but {off}"))),
-            },
-            Err(why) => out.push(decision(false, why)),
-        }
-    }
-    out
+    route_explained(routes, hook, event, alert, clock).1
 }
 
 /// Evaluates routes in order: the first match wins unless it says
@@ -411,20 +374,58 @@ pub fn route(
     alert: Option<&Alert>,
     clock: &Clock,
 ) -> Vec<Target> {
+    route_explained(routes, hook, event, alert, clock).0
+}
+
+/// [`route`] and [`decisions`] in one pass (the pipeline records both):
+/// each route's conditions are evaluated once.
+pub fn route_explained(
+    routes: &[RouteConfig],
+    hook: &str,
+    event: &Event,
+    alert: Option<&Alert>,
+    clock: &Clock,
+) -> (Vec<Target>, Vec<Decision>) {
     let mut out: Vec<Target> = Vec::new();
+    let mut verdicts = Vec::with_capacity(routes.len());
+    let mut stopped: Option<&str> = None;
     for r in routes {
+        let mut verdict = |matched, reason: String| {
+            verdicts.push(Decision {
+                route: r.name.clone(),
+                matched,
+                reason,
+            })
+        };
+        if let Some(by) = stopped {
+            verdict(
+                false,
+                format!("not evaluated: route {by:?} matched first (without continue = true)"),
+            );
+            continue;
+        }
         if let Some(hooks) = &r.hooks {
             if !hooks.iter().any(|h| h == hook) {
+                verdict(
+                    false,
+                    format!("hooks = {}: the event came in on {hook:?}", list(hooks)),
+                );
                 continue;
             }
         }
-        if !matches(&r.when, event, alert) {
-            continue;
+        let why = match explain(&r.when, event, alert) {
+            Ok(why) => why,
+            Err(why) => {
+                verdict(false, why);
+                continue;
+            }
+        };
+        let off = clock.on_duty(r).err();
+        match &off {
+            None => verdict(true, why),
+            Some(off) => verdict(false, format!("{why}, but {off}")),
         }
-        let muted = clock
-            .on_duty(r)
-            .err()
-            .map(|why| format!("route {:?} {why}", r.name));
+        let muted = off.map(|why| format!("route {:?} {why}", r.name));
         for d in &r.to {
             let target = Target {
                 route: r.name.clone(),
@@ -445,10 +446,10 @@ pub fn route(
             }
         }
         if muted.is_none() && !r.continue_ {
-            break;
+            stopped = Some(&r.name);
         }
     }
-    out
+    (out, verdicts)
 }
 
 #[cfg(test)]
