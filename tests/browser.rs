@@ -269,15 +269,36 @@ async fn console_shot(c: &fantoccini::Client, name: &str) {
     std::fs::write(shots().join(name), c.screenshot().await.unwrap()).unwrap();
 }
 
+/// The text of the first element matching `css`, once there is one. A
+/// click that navigates may leave the old page's element to be found
+/// first; it goes stale, and the new page's is read instead.
 async fn text_of(c: &fantoccini::Client, css: &str) -> String {
-    c.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let found = c.wait().at_most(WAIT).for_element(Locator::Css(css)).await;
+        match found {
+            Ok(e) => match e.text().await {
+                Ok(t) => return t,
+                Err(_) if tokio::time::Instant::now() < deadline => {}
+                Err(err) => panic!("{css}: {err}"),
+            },
+            Err(err) => panic!("{css}: {err}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The text of `css` once it reads `want` (a page loading after a click),
+/// or whatever it reads at the deadline.
+async fn text_becomes(c: &fantoccini::Client, css: &str, want: &str) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = text_of(c, css).await;
+        if text == want || tokio::time::Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// An operator logs in, reads the overview, finds the alert by its short
@@ -342,7 +363,7 @@ async fn an_operator_uses_the_console_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    assert_eq!(text_of(&c, "h1").await, "Overview");
+    assert_eq!(text_becomes(&c, "h1", "Overview").await, "Overview");
     let deadline = tokio::time::Instant::now() + WAIT;
     while text_of(&c, "#events-hour").await != "2" {
         assert!(
@@ -428,7 +449,10 @@ async fn an_operator_uses_the_console_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    assert_eq!(text_of(&c, "h1").await, "Replay 1 dead letters?");
+    assert_eq!(
+        text_becomes(&c, "h1", "Replay 1 dead letters?").await,
+        "Replay 1 dead letters?"
+    );
     assert_eq!(
         fake.received("/teams/workflows/secret-token").len(),
         1,

@@ -588,6 +588,11 @@ pub async fn event(
         .map(crate::store::console::Journey::parse);
     let s = &detail.summary;
     let enrichment = detail.enrichment.as_deref();
+    let title = detail
+        .alert_json
+        .as_deref()
+        .and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok())
+        .and_then(|a| a.get("title")?.as_str().map(str::to_owned));
     let body = html! {
         h1 { "Event " (s.id) ": " (s.kind) " / " (s.action) " " (badge(&s.state)) }
         ol.timeline id="journey" {
@@ -600,6 +605,7 @@ pub async fn event(
                     dt { "Signature" } dd { (detail.auth.as_deref().unwrap_or("-")) }
                     dt { "Sender retries" } dd { @if detail.retries == 0 { "none" } @else { (detail.retries) " (the same body again within the dedup window: answered with this event's id, stored once)" } }
                     dt { "Alert" } dd { (s.short_id.as_deref().unwrap_or("-")) @if let Some(u) = &detail.alert_uuid { " " span.muted { (u) } } }
+                    @if let Some(t) = &title { dt { "Title" } dd id="title" { (t) } }
                 }
                 details { summary { "Webhook body" } pre id="body" { (crate::preview::pretty(&detail.body)) } }
             }
@@ -1027,8 +1033,9 @@ fn config_page(
     flash: Option<Markup>,
     status: StatusCode,
 ) -> Response {
-    let text = toml::to_string_pretty(&config.effective)
-        .unwrap_or_else(|_| serde_json::to_string_pretty(&config.effective).unwrap_or_default());
+    let effective = sorted(&config.effective);
+    let text = toml::to_string_pretty(&effective)
+        .unwrap_or_else(|_| serde_json::to_string_pretty(&effective).unwrap_or_default());
     let body = html! {
         h1 { "Configuration" }
         @if let Some(f) = flash { (f) }
@@ -1037,10 +1044,12 @@ fn config_page(
             dt { "Loaded (UTC)" } dd id="loaded-at" { (time(config.loaded_at)) }
             dt { "Contents" } dd { (config.origins.len()) " origins, " (config.hooks.len()) " hooks, " (config.destinations.len()) " destinations, " (config.routes.len()) " routes" }
         }
-        form method="post" action="/console/config/reload" {
-            input type="hidden" name="csrf" value=(session.csrf);
-            button.primary type="submit" id="reload" { "Reload from the file" }
-            span.muted { " The same as SIGHUP: an invalid file is refused and the running configuration keeps serving." }
+        @if config.source.is_some() {
+            form method="post" action="/console/config/reload" {
+                input type="hidden" name="csrf" value=(session.csrf);
+                button.primary type="submit" id="reload" { "Reload from the file" }
+                span.muted { " The same as SIGHUP: an invalid file is refused and the running configuration keeps serving." }
+            }
         }
         @if !config.tenants.is_empty() {
             h2 { "Tenants" }
@@ -1073,6 +1082,25 @@ fn config_page(
         logout_token(config, session),
         body,
     )
+}
+
+/// `value` with every table's keys in order, so the page reads the same
+/// from one load to the next.
+fn sorted(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted(&map[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
 }
 
 pub async fn config_view(State(state): St, Extension(session): Extension<Session>) -> Response {
