@@ -470,18 +470,14 @@ async fn watch_tenants(
         match store.tenants_version().await {
             Ok(v) if v != seen => {
                 seen = v;
-                let (done, answer) = tokio::sync::oneshot::channel();
-                if reload
-                    .send(ReloadRequest {
-                        config: None,
-                        done: Some(done),
-                    })
-                    .is_err()
-                {
-                    return;
-                }
-                if let Ok(Err(e)) = answer.await {
-                    tracing::error!(message = "A tenant change could not be applied; the previous tenants keep serving.", errors = %e);
+                // No real deadline: a busy daemon applies it when it can.
+                let wait = Duration::from_secs(365 * 86_400);
+                match ReloadRequest::send_and_wait(&reload, None, wait).await {
+                    Ok(()) => {}
+                    Err(crate::live::ReloadRefused::Invalid(e)) => {
+                        tracing::error!(message = "A tenant change could not be applied; the previous tenants keep serving.", errors = %e);
+                    }
+                    Err(crate::live::ReloadRefused::NoAnswer) => return,
                 }
             }
             Ok(_) => {}

@@ -217,6 +217,36 @@ pub struct ReloadRequest {
     pub done: Option<tokio::sync::oneshot::Sender<Result<(), ConfigErrors>>>,
 }
 
+/// Why a reload was not applied: the configuration's errors, or no
+/// answer (the daemon is stopping, or busy past the wait).
+#[derive(Debug)]
+pub enum ReloadRefused {
+    Invalid(ConfigErrors),
+    NoAnswer,
+}
+
+impl ReloadRequest {
+    /// Sends a reload of `config` (`None`: the tenants) to the running
+    /// daemon and waits up to `wait` for its outcome.
+    pub async fn send_and_wait(
+        to: &tokio::sync::mpsc::UnboundedSender<ReloadRequest>,
+        config: Option<Result<Config, ConfigErrors>>,
+        wait: std::time::Duration,
+    ) -> Result<(), ReloadRefused> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        to.send(ReloadRequest {
+            config,
+            done: Some(done),
+        })
+        .map_err(|_| ReloadRefused::NoAnswer)?;
+        match tokio::time::timeout(wait, answer).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(ReloadRefused::Invalid(e)),
+            _ => Err(ReloadRefused::NoAnswer),
+        }
+    }
+}
+
 impl From<Result<Config, ConfigErrors>> for ReloadRequest {
     fn from(config: Result<Config, ConfigErrors>) -> Self {
         ReloadRequest {

@@ -116,18 +116,11 @@ fn store_failed(e: crate::store::StoreError) -> Response {
 
 /// Applies the spool's tenants now and waits for the outcome.
 async fn apply(state: &IngressState) -> Result<(), String> {
-    let (done, answer) = tokio::sync::oneshot::channel();
-    state
-        .reload
-        .send(crate::live::ReloadRequest {
-            config: None,
-            done: Some(done),
-        })
-        .map_err(|_| "the daemon is shutting down".to_owned())?;
-    match tokio::time::timeout(Duration::from_secs(30), answer).await {
-        Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(e))) => Err(e.to_string()),
-        _ => {
+    use crate::live::{ReloadRefused, ReloadRequest};
+    match ReloadRequest::send_and_wait(&state.reload, None, Duration::from_secs(30)).await {
+        Ok(()) => Ok(()),
+        Err(ReloadRefused::Invalid(e)) => Err(e.to_string()),
+        Err(ReloadRefused::NoAnswer) => {
             Err("the change was stored but not applied yet (the daemon is busy or stopping)".into())
         }
     }

@@ -1130,18 +1130,12 @@ pub async fn reload(
                 },
             ]))
         });
-    let (done, answer) = tokio::sync::oneshot::channel();
-    let sent = state.reload.send(crate::live::ReloadRequest {
-        config: Some(loaded),
-        done: Some(done),
-    });
-    let outcome = match sent {
-        Err(_) => Err(None),
-        Ok(()) => match tokio::time::timeout(Duration::from_secs(30), answer).await {
-            Ok(Ok(r)) => r.map_err(Some),
-            _ => Err(None),
-        },
-    };
+    let outcome = crate::live::ReloadRequest::send_and_wait(
+        &state.reload,
+        Some(loaded),
+        Duration::from_secs(30),
+    )
+    .await;
     tracing::info!(
         message = "Configuration reload requested from the console.",
         ok = outcome.is_ok()
@@ -1151,7 +1145,7 @@ pub async fn reload(
             html! { p.flash.ok id="reload-result" { "Reloaded: the new configuration is serving." } },
             StatusCode::OK,
         ),
-        Err(Some(errors)) => (
+        Err(crate::live::ReloadRefused::Invalid(errors)) => (
             html! {
                 div.flash.bad id="reload-result" {
                     p { "Refused: the previous configuration keeps serving. Errors by key:" }
@@ -1160,7 +1154,7 @@ pub async fn reload(
             },
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
-        Err(None) => (
+        Err(crate::live::ReloadRefused::NoAnswer) => (
             html! { p.flash.bad id="reload-result" { "The daemon did not answer the reload (shutting down?)." } },
             StatusCode::SERVICE_UNAVAILABLE,
         ),
