@@ -22,6 +22,10 @@ pub struct BacklogArgs {
     hookrelay: PathBuf,
     #[arg(long, default_value = "0")]
     relay_cpu: String,
+    /// Keep the spool in this directory (emptied first) to look at it
+    /// afterwards, instead of a temporary one.
+    #[arg(long)]
+    keep_spool: Option<PathBuf>,
 }
 
 fn spawn(args: &BacklogArgs, config: &std::path::Path) -> anyhow::Result<std::process::Child> {
@@ -70,7 +74,15 @@ fn spool_bytes(dir: &std::path::Path) -> u64 {
 }
 
 pub async fn backlog(args: BacklogArgs) -> anyhow::Result<Value> {
-    let dir = tempfile::tempdir()?;
+    let temp = tempfile::tempdir()?;
+    let dir = match &args.keep_spool {
+        Some(keep) => {
+            let _ = std::fs::remove_dir_all(keep);
+            std::fs::create_dir_all(keep)?;
+            keep.clone()
+        }
+        None => temp.path().to_path_buf(),
+    };
     // The alert API answers; the chat service is a closed port.
     let (upstream, api_addr) = crate::start_api().await?;
     let dead = free_port()?;
@@ -83,9 +95,9 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<Value> {
          [hooks.soc]\nid = \"{HOOK_ID}\"\norigin = \"sekoia\"\n\
          [destinations.teams]\nkind = \"teams\"\nurl = \"http://127.0.0.1:{dead}/chat\"\n\
          [[routes]]\nname = \"all\"\nto = [\"teams\"]\n",
-        dir.path().join("spool.db").display()
+        dir.as_path().join("spool.db").display()
     );
-    let path = dir.path().join("hookrelay.toml");
+    let path = dir.as_path().join("hookrelay.toml");
     std::fs::write(&path, config)?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
@@ -132,7 +144,7 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<Value> {
     // measuring what the spool keeps per event.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_kib = peak_rss_kib(child.id()).unwrap_or(0);
-    let bytes = spool_bytes(dir.path());
+    let bytes = spool_bytes(dir.as_path());
     let must_keep = crate::event_body(0).len() + crate::alert_json(0).len();
     // Restart with that backlog.
     // SAFETY: kill(2) on our own child.

@@ -132,6 +132,10 @@ pub struct Pipeline {
     coord: Coordinator,
     /// Active silences and when they were read.
     silences: Mutex<(Option<std::time::Instant>, Silences)>,
+    /// Held while the silences are read: when the list goes stale, one
+    /// event reads it again and the others wait for that read, instead of
+    /// every event in progress reading it at once.
+    silences_read: tokio::sync::Mutex<()>,
 }
 
 impl Pipeline {
@@ -151,17 +155,26 @@ impl Pipeline {
             in_progress: Mutex::new(HashSet::new()),
             finished: Mutex::new(RecentIds::new(FINISHED_MEMORY)),
             silences: Mutex::new((None, Arc::new(Vec::new()))),
+            silences_read: tokio::sync::Mutex::new(()),
         }
     }
 
     /// The silences active now, read from the spool at most once a second.
     /// A spool that cannot be read keeps the last known list.
     async fn active_silences(&self) -> Silences {
-        {
+        let fresh = || {
             let cached = self.silences.lock().unwrap_or_else(|p| p.into_inner());
-            if cached.0.is_some_and(|at| at.elapsed() < SILENCES_FRESH) {
-                return cached.1.clone();
-            }
+            cached
+                .0
+                .is_some_and(|at| at.elapsed() < SILENCES_FRESH)
+                .then(|| cached.1.clone())
+        };
+        if let Some(list) = fresh() {
+            return list;
+        }
+        let _reading = self.silences_read.lock().await;
+        if let Some(list) = fresh() {
+            return list;
         }
         let now = crate::store::now_ms();
         let fresh = match self.store.silences(Some(now)).await {

@@ -30,6 +30,7 @@ use crate::render::Destination;
 use crate::store::{spool_log, DueDelivery, Store};
 use crate::telemetry::Metrics;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -53,9 +54,17 @@ pub struct Shared {
     pub live: Option<Arc<Live>>,
 }
 
+/// Hand-overs waiting for a worker at most. A worker that falls behind
+/// (a destination that is down or slow) would otherwise hold every new
+/// delivery's payload in memory; what does not fit stays pending in the
+/// spool, and the worker is told to scan for it.
+const HANDOVER_CAP: usize = 256;
+
 /// One running worker.
 struct Handle {
-    tx: mpsc::UnboundedSender<DueDelivery>,
+    tx: mpsc::Sender<DueDelivery>,
+    /// Set when a hand-over did not fit; the worker then scans the spool.
+    missed: Arc<AtomicBool>,
     cancel: CancellationToken,
     /// The destination it runs, to tell whether a reload changed it.
     dest: Arc<Destination>,
@@ -97,19 +106,21 @@ impl Dispatcher {
         dest: &Arc<Destination>,
         predecessor: Option<oneshot::Receiver<Handover>>,
     ) -> Handle {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(HANDOVER_CAP);
+        let missed = Arc::new(AtomicBool::new(false));
         let (exit_tx, exited) = oneshot::channel();
         let cancel = self.cancel.child_token();
         let w = Worker::new(
             name.to_owned(),
             dest.clone(),
             self.shared.clone(),
-            rx,
+            (rx, missed.clone()),
             cancel.clone(),
         );
         self.tracker.spawn(w.run(predecessor, exit_tx));
         Handle {
             tx,
+            missed,
             cancel,
             dest: dest.clone(),
             exited,
@@ -157,8 +168,11 @@ impl Dispatcher {
         match workers.get(&d.destination) {
             Some(h) => {
                 // A worker stopping at shutdown leaves the row pending in
-                // the spool for the next start.
-                let _ = h.tx.send(d);
+                // the spool for the next start; a worker behind finds it
+                // there with its next scan.
+                if let Err(mpsc::error::TrySendError::Full(_)) = h.tx.try_send(d) {
+                    h.missed.store(true, Ordering::Release);
+                }
                 true
             }
             None => false,

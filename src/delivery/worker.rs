@@ -12,6 +12,7 @@ use crate::render::{own_message, Destination, Facts, Summary};
 use crate::sinks::Sink;
 use crate::store::{now_ms, spool_log, Claimed, DueDelivery, NewDigest};
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -49,7 +50,9 @@ pub(super) struct Worker {
     sink: Arc<Sink>,
     /// Shared by reference with every attempt and commit task.
     shared: Arc<Shared>,
-    rx: mpsc::UnboundedReceiver<DueDelivery>,
+    rx: mpsc::Receiver<DueDelivery>,
+    /// Set by the dispatcher when a hand-over did not fit in `rx`.
+    missed: Arc<AtomicBool>,
     cancel: CancellationToken,
     queue: VecDeque<DueDelivery>,
     /// Ids queued, in flight or committing: never fetched twice.
@@ -99,7 +102,7 @@ impl Worker {
         name: String,
         dest: Arc<Destination>,
         shared: Shared,
-        rx: mpsc::UnboundedReceiver<DueDelivery>,
+        (rx, missed): (mpsc::Receiver<DueDelivery>, Arc<AtomicBool>),
         cancel: CancellationToken,
     ) -> Worker {
         let now = Instant::now();
@@ -126,6 +129,7 @@ impl Worker {
             dest,
             shared: Arc::new(shared),
             rx,
+            missed,
             cancel,
             queue: VecDeque::new(),
             known: HashSet::new(),
@@ -450,6 +454,9 @@ impl Worker {
     /// Reads more from the spool when the queue runs low and a scan is due.
     /// True when the loop should start over (something can go out now).
     async fn refill(&mut self, now: Instant, wake_at: &mut Instant) -> bool {
+        if self.missed.swap(false, Ordering::Acquire) {
+            self.overflow = true;
+        }
         if self.queue.len() >= SCAN_BATCH {
             return false;
         }
@@ -659,12 +666,12 @@ mod tests {
             "kind": "slack", "url": "http://127.0.0.1:9/x"
         }))
         .unwrap();
-        let (_tx, rx) = mpsc::unbounded_channel();
+        let (_tx, rx) = mpsc::channel(1);
         let mut w = Worker::new(
             "chat".into(),
             Arc::new(Destination::plain(dest)),
             shared,
-            rx,
+            (rx, Arc::new(AtomicBool::new(false))),
             CancellationToken::new(),
         );
 

@@ -1,5 +1,6 @@
 //! The SQLite backend: one file in WAL mode, one writer thread with group
-//! commit (see [`super::writer`]), one reader connection.
+//! commit (see [`super::writer`]), and reader threads with a connection
+//! each.
 
 use super::schema;
 use super::{writer, StoreError, CHECKPOINT_EVERY, WAL_CHECKPOINT_PAGES, WAL_SIZE_LIMIT};
@@ -18,14 +19,54 @@ use tokio::sync::oneshot;
 /// rest of the file.
 const CACHE_KIB: u32 = 1024;
 
+/// Reader threads, each with its own connection. Two, so a long read (a
+/// scan over a large backlog, a console search) never holds up the short
+/// ones behind it. Reads queue for them: a burst of reads costs memory for
+/// the queued closures, never a thread each.
+const READERS: usize = 2;
+
+/// A read, run on a reader thread.
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
 /// The SQLite spool; cheap to clone.
 #[derive(Clone)]
 pub struct Sqlite {
     /// Operations for the writer thread; dropping every sender stops it.
     tx: std::sync::mpsc::Sender<writer::Op>,
-    /// The read connection (queries are short; one is enough).
-    reader: Arc<Mutex<Connection>>,
+    /// Reads for the reader threads; dropping every sender stops them.
+    reads: std::sync::mpsc::Sender<ReadJob>,
     path: PathBuf,
+}
+
+/// Starts the reader threads; they stop once every sender is dropped.
+fn spawn_readers(
+    path: &Path,
+    sync: SyncMode,
+) -> Result<std::sync::mpsc::Sender<ReadJob>, StoreError> {
+    let (tx, rx) = std::sync::mpsc::channel::<ReadJob>();
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..READERS {
+        let conn = open_connection(path, sync)?;
+        conn.execute_batch("PRAGMA query_only = ON;")
+            .map_err(|e| open_error(path, &e))?;
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name(format!("hookrelay-read{i}"))
+            .spawn(move || loop {
+                let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                match job {
+                    // A read that panics answers nothing (its caller gets
+                    // an error); the thread goes on serving the others.
+                    Ok(job) => {
+                        let _ =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn)));
+                    }
+                    Err(_) => return,
+                }
+            })
+            .map_err(|e| StoreError::Open(format!("cannot start a spool reader thread: {e}")))?;
+    }
+    Ok(tx)
 }
 
 fn open_connection(path: &Path, sync: SyncMode) -> Result<Connection, StoreError> {
@@ -105,18 +146,11 @@ impl Sqlite {
             StoreError::Unavailable(text) => open_error_text(&path, &text),
             other => other,
         })?;
-        let reader = open_connection(&path, config.sync)?;
-        reader
-            .execute_batch("PRAGMA query_only = ON;")
-            .map_err(|e| open_error(&path, &e))?;
+        let reads = spawn_readers(&path, config.sync)?;
         let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
         spawn_checkpointer(open_connection(&path, config.sync)?, stopped.clone())?;
         let tx = writer::spawn(conn, config.max_pending, stopped)?;
-        Ok(Sqlite {
-            tx,
-            reader: Arc::new(Mutex::new(reader)),
-            path,
-        })
+        Ok(Sqlite { tx, reads, path })
     }
 
     pub fn path(&self) -> &Path {
@@ -132,18 +166,18 @@ impl Sqlite {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Runs a read query on the reader connection off the async threads.
+    /// Runs a read query on a reader thread, off the async threads.
     pub async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let reader = self.reader.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
-            f(&conn)
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("reader task failed: {e}")))?
+        let (reply, rx) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let _ = reply.send(f(conn));
+        });
+        self.reads.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("a spool read failed".into()))?
     }
 }
 

@@ -203,6 +203,11 @@ const MIGRATIONS: &[&str] = &[
         client  TEXT   NOT NULL
     );
     "#,
+    // 7: the due time in the scan's index (see the SQLite migration 10).
+    r#"
+    DROP INDEX IF EXISTS deliveries_due;
+    CREATE INDEX deliveries_due ON deliveries (destination, id) INCLUDE (next_attempt_at) WHERE state = 'pending';
+    "#,
 ];
 
 /// Connects and migrates (retrying with back-off), then watches the
