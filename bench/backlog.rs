@@ -28,10 +28,14 @@ pub struct BacklogArgs {
     keep_spool: Option<PathBuf>,
 }
 
-fn spawn(args: &BacklogArgs, config: &std::path::Path) -> anyhow::Result<std::process::Child> {
+pub(crate) fn spawn_pinned(
+    hookrelay: &std::path::Path,
+    relay_cpu: &str,
+    config: &std::path::Path,
+) -> anyhow::Result<std::process::Child> {
     Ok(std::process::Command::new("taskset")
-        .args(["-c", &args.relay_cpu])
-        .arg(&args.hookrelay)
+        .args(["-c", relay_cpu])
+        .arg(hookrelay)
         .args(["run", "--config"])
         .arg(config)
         .env("RUST_LOG", "warn")
@@ -40,7 +44,7 @@ fn spawn(args: &BacklogArgs, config: &std::path::Path) -> anyhow::Result<std::pr
         .spawn()?)
 }
 
-async fn ready(
+pub(crate) async fn ready(
     client: &reqwest::Client,
     admin: u16,
     deadline: Duration,
@@ -102,7 +106,7 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<Value> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
-    let mut child = spawn(&args, &path)?;
+    let mut child = spawn_pinned(&args.hookrelay, &args.relay_cpu, &path)?;
     ready(&client, admin, Duration::from_secs(20)).await?;
     let url = format!("http://127.0.0.1:{port}/hooks/{HOOK_ID}");
     let next = Arc::new(AtomicUsize::new(0));
@@ -150,7 +154,7 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<Value> {
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     child.wait()?;
-    let mut child = spawn(&args, &path)?;
+    let mut child = spawn_pinned(&args.hookrelay, &args.relay_cpu, &path)?;
     let to_ready = ready(&client, admin, Duration::from_secs(60)).await?;
     let t = Instant::now();
     let first = client

@@ -20,6 +20,7 @@
 mod backlog;
 mod console;
 mod flood;
+mod storm;
 
 use anyhow::{bail, Context};
 use axum::body::Bytes;
@@ -77,6 +78,9 @@ enum Command {
     /// The chat service down while many events arrive, then a restart with
     /// that backlog (JSON line).
     Backlog(backlog::BacklogArgs),
+    /// An alert storm against one rate-limited, digesting Teams
+    /// destination whose service answers 429 now and then (JSON line).
+    Storm(storm::StormArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -911,6 +915,11 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Backlog(args) => {
             let result = rt.block_on(backlog::backlog(args))?;
+            println!("{result}");
+            Ok(())
+        }
+        Command::Storm(args) => {
+            let result = rt.block_on(storm::storm(args))?;
             println!("{result}");
             Ok(())
         }

@@ -5,6 +5,7 @@
 #   QUICK=1 scripts/bench.sh    # the headline scenario only
 #   scripts/bench.sh console    # the web console's pages over 100,000 events only
 #   scripts/bench.sh backlog    # 100,000 events queued behind a dead chat service, then a restart
+#   scripts/bench.sh storm      # 10,000 alerts at once for a rate-limited, digesting Teams that answers 429s
 #
 # The relay under test runs on core 0, the harness (load generator, fake
 # alert API and chat services) on core 1; systems are interleaved
@@ -34,6 +35,18 @@ backlog() {
   taskset -c 1 target/release/hookrelay-bench backlog --count "${BACKLOG_EVENTS:-100000}" \
     --relay-cpu 0 | tee -a target/bench/backlog.jsonl
 }
+# An alert storm: 10,000 alerts as fast as the daemon takes them, one Teams
+# destination with max_per_minute = 30 and digest = true, a chat service
+# answering every fifth request with 429 and Retry-After: 2 (JSON line in
+# target/bench/storm.jsonl).
+storm() {
+  taskset -c 1 target/release/hookrelay-bench storm --count "${STORM_EVENTS:-10000}" \
+    --relay-cpu 0 | tee -a target/bench/storm.jsonl
+}
+if [ "${1:-}" = storm ]; then
+  storm
+  exit 0
+fi
 if [ "${1:-}" = console ]; then
   console_pages
   exit 0
@@ -87,5 +100,5 @@ if [ -z "${QUICK:-}" ]; then
   REPEATS=1 scenario reference --count 1000 --concurrency 32 --destinations 1 --api-delay-ms 50 --chat-delay-ms 200 --stall-secs 30
 fi
 
-[ -z "${QUICK:-}" ] && console_pages && backlog
+[ -z "${QUICK:-}" ] && console_pages && backlog && storm
 target/release/hookrelay-bench report "$OUT"

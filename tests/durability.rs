@@ -472,3 +472,129 @@ async fn a_burst_beyond_max_per_minute_goes_out_as_digests_accounting_for_every_
     );
     app.stop().await;
 }
+
+/// An alert storm against a rate-limited, digesting destination whose
+/// service answers every fifth request with 429: every alert is accounted
+/// for exactly once (its own message or a digest's count), no more than
+/// `max_per_minute` messages of their own go out, and nothing is sent
+/// while a `Retry-After` holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_with_429s_respects_the_limit_and_the_pause_and_accounts_for_every_alert() {
+    const N: usize = 120;
+    let fake = Fake::start().await;
+    distinct_alerts(&fake, N);
+    // Sent one at a time, so the n-th request gets the n-th answer.
+    let answers = (1..=60).map(|n| {
+        if n % 5 == 0 {
+            Reply::status(429, "rate_limited").retry_after("1")
+        } else {
+            Reply::status(200, "ok")
+        }
+    });
+    fake.script(SLACK, answers);
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let env = [
+        ("HOOKRELAY_DESTINATIONS__SLACK__MAX_PER_MINUTE", "5"),
+        ("HOOKRELAY_DESTINATIONS__SLACK__DIGEST", "true"),
+        ("HOOKRELAY_DESTINATIONS__SLACK__DIGEST_INTERVAL", "300ms"),
+        ("HOOKRELAY_DESTINATIONS__SLACK__CONCURRENCY", "1"),
+    ];
+    let app = spawn_app_with(&fake, SLACK_ONLY, dir, &env).await;
+    app.post_concurrently(N, 32, |i| {
+        unique_event(i, &format!("00000000-0000-4000-8000-{i:012}"))
+    })
+    .await;
+    // Each request with the answer it got (the script, then 200s).
+    let answered = |got: Vec<Received>| -> Vec<(Received, u16)> {
+        got.into_iter()
+            .enumerate()
+            .map(|(n, r)| (r, if (n + 1) % 5 == 0 && n < 60 { 429 } else { 200 }))
+            .collect()
+    };
+    let tally = |got: &[(Received, u16)]| {
+        let mut singles: Vec<String> = Vec::new();
+        let mut digested = 0;
+        for (r, _) in got.iter().filter(|(_, s)| *s == 200) {
+            let text = r.json()["text"].as_str().unwrap().to_owned();
+            match text.split_once(" more alert") {
+                Some((n, _)) => digested += n.parse::<usize>().unwrap(),
+                None => singles.push(text),
+            }
+        }
+        (singles, digested)
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (singles, digested) = tally(&answered(fake.received(SLACK)));
+        if singles.len() + digested >= N || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Anything more would be a duplicate.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let got = answered(fake.received(SLACK));
+    let (singles, digested) = tally(&got);
+    assert_eq!(singles.len() + digested, N, "every alert, once");
+    let distinct: HashSet<&String> = singles.iter().collect();
+    assert_eq!(distinct.len(), singles.len(), "no alert twice: {singles:?}");
+    let own_messages = got
+        .iter()
+        .filter(|(r, _)| !r.json()["text"].as_str().unwrap().contains(" more alert"))
+        .count();
+    assert!(
+        own_messages <= 5,
+        "{own_messages} messages of their own in a minute"
+    );
+    // After a 429 with Retry-After: 1, nothing goes out for a second.
+    for (refused, _) in got.iter().filter(|(_, s)| *s == 429) {
+        let early: Vec<_> = got
+            .iter()
+            .filter(|(r, _)| r.at > refused.at && r.at < refused.at + Duration::from_millis(950))
+            .collect();
+        assert!(early.is_empty(), "{} sent during Retry-After", early.len());
+    }
+    assert!(got.iter().any(|(_, s)| *s == 429), "the storm met a 429");
+    app.stop().await;
+}
+
+/// Alerts `00000000-0000-4000-8000-{i:012}` for i < n, each with its own
+/// short id, so each alert's message is told apart.
+fn distinct_alerts(fake: &Fake, n: usize) {
+    for i in 0..n {
+        let uuid = format!("00000000-0000-4000-8000-{i:012}");
+        let mut alert = fixture_json("alert-full.json");
+        alert["uuid"] = uuid.clone().into();
+        alert["short_id"] = format!("ALdistinct{i:05}").into();
+        fake.set_alert(&uuid, alert);
+    }
+}
+
+/// A worker far behind its destination (one send at a time to a slow
+/// service) while events pour in: the hand-overs it cannot take stay in
+/// the spool and its scans find them; every alert goes out exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_far_behind_loses_and_doubles_nothing() {
+    const N: usize = 900;
+    let fake = Fake::start().await;
+    distinct_alerts(&fake, N);
+    fake.always(
+        SLACK,
+        Reply::status(200, "ok").delay(Duration::from_millis(4)),
+    );
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let env = [("HOOKRELAY_DESTINATIONS__SLACK__CONCURRENCY", "1")];
+    let app = spawn_app_with(&fake, SLACK_ONLY, dir, &env).await;
+    app.post_concurrently(N, 32, |i| {
+        unique_event(i, &format!("00000000-0000-4000-8000-{i:012}"))
+    })
+    .await;
+    fake.wait_distinct(SLACK, N, WAIT).await;
+    // Anything more would be a duplicate.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = fake.received(SLACK);
+    let distinct: HashSet<_> = got.iter().map(|r| &r.body).collect();
+    assert_eq!(distinct.len(), N, "every alert");
+    assert_eq!(got.len(), N, "none twice");
+    app.stop().await;
+}
