@@ -15,7 +15,7 @@ use std::collections::HashMap;
 /// after). Every hit is confirmed against the row, so a fingerprint
 /// collision, or an entry left by a batch that failed to commit, never
 /// turns a new event into a "retry". Memory is bounded: a generation
-/// rotates early at [`RECENT_CAP`] entries, so past that rate (about 100
+/// rotates early at [`RECENT_CAP`] entries, so past that rate (about 95
 /// events/s sustained with the default 10-minute window) retries are
 /// recognised within a shorter window, never less than [`RECENT_CAP`]
 /// events back. Fingerprints are keyed per process (the record is rebuilt
@@ -32,8 +32,11 @@ pub(super) struct RecentBodies {
     loaded: bool,
 }
 
-/// Entries per generation at most (~28 bytes each).
-const RECENT_CAP: usize = 65_536;
+/// Entries per generation at most: 7/8 of 65,536, the most a table of
+/// 65,536 buckets holds (25 bytes each, 1.6 MiB), sized up front so a
+/// generation never grows by doubling (65,536 entries took 131,072
+/// buckets, twice the memory).
+const RECENT_CAP: usize = 57_344;
 
 impl RecentBodies {
     pub(super) fn fingerprint(&self, hook: &str, sha256: &[u8]) -> u64 {
@@ -52,8 +55,11 @@ impl RecentBodies {
 
     pub(super) fn remember(&mut self, fp: u64, id: i64, at: i64) {
         if at - self.rotated_at >= self.window_ms || self.current.len() >= RECENT_CAP {
-            self.previous = std::mem::take(&mut self.current);
+            self.previous =
+                std::mem::replace(&mut self.current, HashMap::with_capacity(RECENT_CAP));
             self.rotated_at = at;
+        } else if self.current.capacity() == 0 {
+            self.current.reserve(RECENT_CAP);
         }
         self.current.insert(fp, (id, at));
     }
