@@ -44,6 +44,68 @@ pub(crate) fn spawn_pinned(
         .spawn()?)
 }
 
+/// Posts events 0..count with `concurrency` senders, as fast as they are
+/// answered; returns how many got a 202.
+pub(crate) async fn send_events(
+    client: &reqwest::Client,
+    url: &str,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<usize> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let mut senders = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, next, accepted) = (
+            client.clone(),
+            url.to_owned(),
+            next.clone(),
+            accepted.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return;
+                }
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(crate::event_body(i))
+                    .send()
+                    .await;
+                if r.is_ok_and(|r| r.status() == 202) {
+                    accepted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for s in senders {
+        s.await?;
+    }
+    Ok(accepted.load(Ordering::Relaxed))
+}
+
+/// Writes `config` to `path`, starts the daemon on it pinned to
+/// `relay_cpu`, and waits until it is ready; with a client for
+/// `concurrency` senders.
+pub(crate) async fn start_daemon(
+    path: &std::path::Path,
+    config: &str,
+    hookrelay: &std::path::Path,
+    relay_cpu: &str,
+    admin: u16,
+    concurrency: usize,
+) -> anyhow::Result<(std::process::Child, reqwest::Client)> {
+    std::fs::write(path, config)?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    let child = spawn_pinned(hookrelay, relay_cpu, path)?;
+    ready(&client, admin, Duration::from_secs(20)).await?;
+    Ok((child, client))
+}
+
 pub(crate) async fn ready(
     client: &reqwest::Client,
     admin: u16,
@@ -102,48 +164,19 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<Value> {
         dir.as_path().join("spool.db").display()
     );
     let path = dir.as_path().join("hookrelay.toml");
-    std::fs::write(&path, config)?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
-        .build()?;
-    let mut child = spawn_pinned(&args.hookrelay, &args.relay_cpu, &path)?;
-    ready(&client, admin, Duration::from_secs(20)).await?;
+    let (mut child, client) = start_daemon(
+        &path,
+        &config,
+        &args.hookrelay,
+        &args.relay_cpu,
+        admin,
+        args.concurrency,
+    )
+    .await?;
     let url = format!("http://127.0.0.1:{port}/hooks/{HOOK_ID}");
-    let next = Arc::new(AtomicUsize::new(0));
-    let accepted = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let mut senders = Vec::new();
-    for _ in 0..args.concurrency {
-        let (client, url, next, accepted, count) = (
-            client.clone(),
-            url.clone(),
-            next.clone(),
-            accepted.clone(),
-            args.count,
-        );
-        senders.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count {
-                    return;
-                }
-                let r = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(crate::event_body(i))
-                    .send()
-                    .await;
-                if r.is_ok_and(|r| r.status() == 202) {
-                    accepted.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }));
-    }
-    for s in senders {
-        s.await?;
-    }
+    let accepted = send_events(&client, &url, args.count, args.concurrency).await?;
     let took = started.elapsed();
-    let accepted = accepted.load(Ordering::Relaxed);
     // Let routing catch up (enrichment and the routing commit) before
     // measuring what the spool keeps per event.
     tokio::time::sleep(Duration::from_secs(3)).await;

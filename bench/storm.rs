@@ -8,7 +8,7 @@
 //! sends against the limit, requests sent while a `Retry-After` held, and
 //! the daemon's peak RSS.
 
-use crate::backlog::{ready, spawn_pinned};
+use crate::backlog::{send_events, start_daemon};
 use crate::{free_port, peak_rss_kib, HOOK_ID};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -155,48 +155,19 @@ pub async fn storm(args: StormArgs) -> anyhow::Result<Value> {
         args.digest_interval,
     );
     let path = dir.path().join("hookrelay.toml");
-    std::fs::write(&path, config)?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
-        .build()?;
-    let mut child = spawn_pinned(&args.hookrelay, &args.relay_cpu, &path)?;
-    ready(&client, admin, Duration::from_secs(20)).await?;
+    let (mut child, client) = start_daemon(
+        &path,
+        &config,
+        &args.hookrelay,
+        &args.relay_cpu,
+        admin,
+        args.concurrency,
+    )
+    .await?;
     let url = format!("http://127.0.0.1:{port}/hooks/{HOOK_ID}");
-    let next = Arc::new(AtomicUsize::new(0));
-    let accepted = Arc::new(AtomicUsize::new(0));
     let storm_start = start.elapsed();
-    let mut senders = Vec::new();
-    for _ in 0..args.concurrency {
-        let (client, url, next, accepted, count) = (
-            client.clone(),
-            url.clone(),
-            next.clone(),
-            accepted.clone(),
-            args.count,
-        );
-        senders.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count {
-                    return;
-                }
-                let r = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(crate::event_body(i))
-                    .send()
-                    .await;
-                if r.is_ok_and(|r| r.status() == 202) {
-                    accepted.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }));
-    }
-    for s in senders {
-        s.await?;
-    }
+    let accepted = send_events(&client, &url, args.count, args.concurrency).await?;
     let arrived = start.elapsed() - storm_start;
-    let accepted = accepted.load(Ordering::Relaxed);
     // Wait until every alert is accounted for (or the deadline).
     let deadline = Instant::now() + Duration::from_secs(args.deadline_s);
     let all_at = loop {
