@@ -44,6 +44,9 @@ pub struct App {
     admin_addr: SocketAddr,
     reload_tx: mpsc::UnboundedSender<ReloadRequest>,
     reload_rx: mpsc::UnboundedReceiver<ReloadRequest>,
+    /// The tenants' version read just before the tenants were loaded (None
+    /// when it could not be read).
+    tenants_seen: Option<i64>,
 }
 
 impl App {
@@ -58,12 +61,14 @@ impl App {
         // answer, the daemon starts anyway (503, not ready) and keeps trying
         // (and loads the tenants once it answers, before routing anything).
         store.wait_ready(STORE_START_WAIT).await;
-        let tenants = if store.healthy() {
-            crate::live::load_tenants(&store, &config)
+        let (tenants, tenants_seen) = if store.healthy() {
+            let seen = tenants_version_before_loading(&store).await;
+            let tenants = crate::live::load_tenants(&store, &config)
                 .await
-                .map_err(|e| anyhow::anyhow!("tenants: {e}"))?
+                .map_err(|e| anyhow::anyhow!("tenants: {e}"))?;
+            (tenants, seen)
         } else {
-            Vec::new()
+            (Vec::new(), None)
         };
         let generation = Generation::build(config, tenants, &http, &metrics)?;
         let config = &generation.config;
@@ -81,6 +86,7 @@ impl App {
             admin,
             reload_tx,
             reload_rx,
+            tenants_seen,
         })
     }
 
@@ -114,6 +120,7 @@ impl App {
             admin_addr,
             reload_tx,
             mut reload_rx,
+            mut tenants_seen,
         } = self;
         for w in &generation.config.warnings {
             tracing::warn!(message = "Configuration warning.", warning = %w);
@@ -202,6 +209,7 @@ impl App {
             }
             // Tenants could not be read at start: before anything is routed.
             if config.admin.api_token.is_some() {
+                tenants_seen = tenants_version_before_loading(&store).await;
                 match crate::live::load_tenants(&store, &live.get().file).await {
                     Ok(tenants) => match Generation::build(
                         live.get().file.as_ref().clone(),
@@ -224,6 +232,7 @@ impl App {
                 coord.clone(),
                 state.reload.clone(),
                 work_cancel.clone(),
+                tenants_seen,
             ));
         }
         let dispatcher = Arc::new(Dispatcher::start(
@@ -448,13 +457,24 @@ const TENANTS_EVERY: Duration = Duration::from_millis(500);
 /// Applies tenant changes made elsewhere (another replica, the CLI): when
 /// the spool's latest change is newer than the one this replica applied,
 /// the tenants are read again and merged (no reload of the file).
+/// The tenants' version, read before the tenants are loaded: a change
+/// stored (by another replica, or the CLI) while they are read is then
+/// newer than what the watcher starts from, never taken as already applied.
+async fn tenants_version_before_loading(store: &Store) -> Option<i64> {
+    store.tenants_version().await.ok()
+}
+
+/// Applies tenant changes made elsewhere: `seen` is the version the running
+/// tenants were loaded at (None: unknown, so the first version read is
+/// applied).
 async fn watch_tenants(
     store: Store,
     coord: Coordinator,
     reload: mpsc::UnboundedSender<ReloadRequest>,
     cancel: CancellationToken,
+    seen: Option<i64>,
 ) {
-    let mut seen = store.tenants_version().await.unwrap_or(0);
+    let mut seen = seen.unwrap_or(-1);
     let mut wakeups = coord.wakeups();
     let mut tick = tokio::time::interval(TENANTS_EVERY);
     loop {
