@@ -272,7 +272,7 @@ async fn digests_replace_held_deliveries_and_housekeeping_keeps_pending_work() {
                 .await
                 .unwrap()
                 .unwrap();
-            store.hold(due[0].id).await.unwrap();
+            store.hold(vec![due[0].id]).await.unwrap();
             held.push(due[0].id);
         }
         let listed: Vec<i64> = store

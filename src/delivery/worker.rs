@@ -351,20 +351,38 @@ impl Worker {
         }
     }
 
-    /// Sets the delivery at `at` aside for the next digest; false if the
-    /// spool could not record that (it stays queued).
+    /// Sets the delivery at `at` aside for the next digest. On a
+    /// destination without threads, every other message waiting goes with
+    /// it, with what the pipeline has handed over meanwhile, in one commit:
+    /// a storm is held as fast as it arrives, not one commit per alert.
+    /// False if the spool could not record that (they stay queued).
     async fn hold(&mut self, at: usize) -> bool {
-        let Some(d) = self.queue.remove(at) else {
-            return false;
+        let ids: Vec<i64> = if self.threaded {
+            self.queue.get(at).map(|d| d.id).into_iter().collect()
+        } else {
+            while let Ok(d) = self.rx.try_recv() {
+                self.submitted(d);
+            }
+            self.queue
+                .iter()
+                .filter(|d| !d.digest)
+                .map(|d| d.id)
+                .collect()
         };
-        match self.shared.store.hold(d.id).await {
+        if ids.is_empty() {
+            return false;
+        }
+        match self.shared.store.hold(ids.clone()).await {
             Ok(()) => {
-                self.finish(d.id);
+                let held: HashSet<i64> = ids.iter().copied().collect();
+                self.queue.retain(|d| !held.contains(&d.id));
+                for id in ids {
+                    self.finish(id);
+                }
                 true
             }
             Err(e) => {
-                tracing::error!(message = "Cannot hold a delivery for the digest.", destination = %self.name, delivery_id = d.id, error = %e);
-                self.queue.insert(at, d);
+                tracing::error!(message = "Cannot hold deliveries for the digest.", destination = %self.name, deliveries = ids.len(), error = %e);
                 false
             }
         }

@@ -258,10 +258,10 @@ impl Store {
     }
 
     /// Sets a delivery aside for the next digest.
-    pub async fn hold(&self, id: i64) -> Result<(), StoreError> {
+    pub async fn hold(&self, ids: Vec<i64>) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sqlite(s) => s.call(|r| writer::Op::Hold(id, r)).await,
-            Backend::Postgres(pg) => pg.hold(id).await,
+            Backend::Sqlite(s) => s.call(|r| writer::Op::Hold(ids, r)).await,
+            Backend::Postgres(pg) => pg.hold(&ids).await,
         }
     }
 

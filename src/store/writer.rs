@@ -20,7 +20,7 @@ pub(super) enum Op {
     Prune(i64, Reply<usize>),
     ClockSeen(String, i64, Reply<Option<i64>>),
     ClockCheck(String, i64, i64, Reply<ClockCheck>),
-    Hold(i64, Reply<()>),
+    Hold(Vec<i64>, Reply<()>),
     Digest(NewDigest, Reply<DueDelivery>),
     /// (destination, alert, root): records an alert's root message.
     SetThread(String, String, ThreadRoot, Reply<()>),
@@ -195,7 +195,7 @@ fn apply(
         Op::Prune(before, r) => finish(r, prune(tx, before)),
         Op::ClockSeen(hook, seen, r) => finish(r, clock_seen(tx, &hook, seen)),
         Op::ClockCheck(hook, now, within, r) => finish(r, clock_check(tx, &hook, now, within)),
-        Op::Hold(id, r) => finish(r, hold(tx, id)),
+        Op::Hold(ids, r) => finish(r, hold(tx, &ids)),
         Op::Digest(d, r) => finish(r, digest(tx, d, pending)),
         Op::SetThread(dest, alert, root, r) => finish(r, set_thread(tx, &dest, &alert, &root)),
         Op::StartAction(a, nonce, r) => finish(r, start_action(tx, &a, nonce.as_deref())),
@@ -675,11 +675,14 @@ fn clock_check(
 }
 
 /// Puts a delivery aside for the next digest (it stays pending work).
-fn hold(tx: &Transaction, id: i64) -> Result<(), StoreError> {
-    tx.prepare_cached(
+fn hold(tx: &Transaction, ids: &[i64]) -> Result<(), StoreError> {
+    let now = now_ms();
+    let mut stmt = tx.prepare_cached(
         "UPDATE deliveries SET state = 'held', updated_at = ?2 WHERE id = ?1 AND state = 'pending'",
-    )?
-    .execute(params![id, now_ms()])?;
+    )?;
+    for id in ids {
+        stmt.execute(params![id, now])?;
+    }
     Ok(())
 }
 

@@ -84,11 +84,11 @@ impl Postgres {
         Ok(n as usize)
     }
 
-    pub async fn hold(&self, id: i64) -> Result<(), StoreError> {
+    pub async fn hold(&self, ids: &[i64]) -> Result<(), StoreError> {
         self.execute(
             "UPDATE deliveries SET state = 'held', updated_at = $2, claimed_by = NULL, claimed_until = NULL
-             WHERE id = $1 AND state = 'pending'",
-            &[&id, &now_ms()],
+             WHERE id = ANY($1) AND state = 'pending'",
+            &[&ids, &now_ms()],
         )
         .await?;
         Ok(())
