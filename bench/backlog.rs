@@ -18,24 +18,30 @@ pub struct BacklogArgs {
     count: usize,
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
-    #[arg(long, default_value = "target/release/hookrelay")]
-    hookrelay: PathBuf,
-    #[arg(long, default_value = "0")]
-    relay_cpu: String,
+    #[command(flatten)]
+    daemon: DaemonArgs,
     /// Keep the spool in this directory (emptied first) to look at it
     /// afterwards, instead of a temporary one.
     #[arg(long)]
     keep_spool: Option<PathBuf>,
 }
 
-pub(crate) fn spawn_pinned(
-    hookrelay: &std::path::Path,
-    relay_cpu: &str,
+/// The daemon under test: which binary, pinned to which core.
+#[derive(clap::Args, Clone)]
+pub struct DaemonArgs {
+    #[arg(long, default_value = "target/release/hookrelay")]
+    hookrelay: PathBuf,
+    #[arg(long, default_value = "0")]
+    relay_cpu: String,
+}
+
+fn spawn_pinned(
+    daemon: &DaemonArgs,
     config: &std::path::Path,
 ) -> anyhow::Result<std::process::Child> {
     Ok(std::process::Command::new("taskset")
-        .args(["-c", relay_cpu])
-        .arg(hookrelay)
+        .args(["-c", &daemon.relay_cpu])
+        .arg(&daemon.hookrelay)
         .args(["run", "--config"])
         .arg(config)
         .env("RUST_LOG", "warn")
@@ -86,14 +92,12 @@ pub(crate) async fn send_events(
     Ok(accepted.load(Ordering::Relaxed))
 }
 
-/// Writes `config` to `path`, starts the daemon on it pinned to
-/// `relay_cpu`, and waits until it is ready; with a client for
+/// Writes `config` to `path`, starts the daemon on it, and waits until it is ready; with a client for
 /// `concurrency` senders.
 pub(crate) async fn start_daemon(
     path: &std::path::Path,
     config: &str,
-    hookrelay: &std::path::Path,
-    relay_cpu: &str,
+    daemon: &DaemonArgs,
     admin: u16,
     concurrency: usize,
 ) -> anyhow::Result<(std::process::Child, reqwest::Client)> {
@@ -101,7 +105,7 @@ pub(crate) async fn start_daemon(
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()?;
-    let child = spawn_pinned(hookrelay, relay_cpu, path)?;
+    let child = spawn_pinned(daemon, path)?;
     ready(&client, admin, Duration::from_secs(20)).await?;
     Ok((child, client))
 }
@@ -164,15 +168,8 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<Value> {
         dir.as_path().join("spool.db").display()
     );
     let path = dir.as_path().join("hookrelay.toml");
-    let (mut child, client) = start_daemon(
-        &path,
-        &config,
-        &args.hookrelay,
-        &args.relay_cpu,
-        admin,
-        args.concurrency,
-    )
-    .await?;
+    let (mut child, client) =
+        start_daemon(&path, &config, &args.daemon, admin, args.concurrency).await?;
     let url = format!("http://127.0.0.1:{port}/hooks/{HOOK_ID}");
     let started = Instant::now();
     let accepted = send_events(&client, &url, args.count, args.concurrency).await?;
@@ -187,7 +184,7 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<Value> {
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     child.wait()?;
-    let mut child = spawn_pinned(&args.hookrelay, &args.relay_cpu, &path)?;
+    let mut child = spawn_pinned(&args.daemon, &path)?;
     let to_ready = ready(&client, admin, Duration::from_secs(60)).await?;
     let t = Instant::now();
     let first = client

@@ -8,7 +8,7 @@
 //! sends against the limit, requests sent while a `Retry-After` held, and
 //! the daemon's peak RSS.
 
-use crate::backlog::{send_events, start_daemon};
+use crate::backlog::{send_events, start_daemon, DaemonArgs};
 use crate::{free_port, peak_rss_kib, HOOK_ID};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,7 +17,6 @@ use axum::Router;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,10 +36,8 @@ pub struct StormArgs {
     /// Give up waiting for every alert to be accounted for after this long (s).
     #[arg(long, default_value_t = 180)]
     deadline_s: u64,
-    #[arg(long, default_value = "target/release/hookrelay")]
-    hookrelay: PathBuf,
-    #[arg(long, default_value = "0")]
-    relay_cpu: String,
+    #[command(flatten)]
+    daemon: DaemonArgs,
 }
 
 /// What one request to the chat service was about.
@@ -155,15 +152,8 @@ pub async fn storm(args: StormArgs) -> anyhow::Result<Value> {
         args.digest_interval,
     );
     let path = dir.path().join("hookrelay.toml");
-    let (mut child, client) = start_daemon(
-        &path,
-        &config,
-        &args.hookrelay,
-        &args.relay_cpu,
-        admin,
-        args.concurrency,
-    )
-    .await?;
+    let (mut child, client) =
+        start_daemon(&path, &config, &args.daemon, admin, args.concurrency).await?;
     let url = format!("http://127.0.0.1:{port}/hooks/{HOOK_ID}");
     let storm_start = start.elapsed();
     let accepted = send_events(&client, &url, args.count, args.concurrency).await?;
