@@ -139,7 +139,19 @@ pub fn parse(name: &str, doc: &Value) -> Result<Tenant, ConfigErrors> {
         routes,
         ..Config::default()
     };
-    let checked = super::validate::validate(config, std::path::Path::new("/nonexistent"))?;
+    let checked = super::validate::validate(config, std::path::Path::new("/nonexistent")).map_err(
+        |ConfigErrors(errors)| {
+            ConfigErrors(
+                errors
+                    .into_iter()
+                    .map(|e| ConfigError {
+                        message: without_file_hints(&e.message),
+                        ..e
+                    })
+                    .collect(),
+            )
+        },
+    )?;
     Ok(Tenant {
         name: name.to_owned(),
         origins: checked.origins,
@@ -147,6 +159,35 @@ pub fn parse(name: &str, doc: &Value) -> Result<Tenant, ConfigErrors> {
         destinations: checked.destinations,
         routes: checked.routes,
     })
+}
+
+/// The file's validation suggests `x_file` beside `x` ("set api_key or
+/// api_key_file"); a tenant may not use `*_file`, so its errors name the
+/// value only.
+fn without_file_hints(message: &str) -> String {
+    let mut out = message.to_owned();
+    // " (or x_file)", then " or x_file", then ", or set s.x_file".
+    for opener in [" (or ", ", or set ", " or "] {
+        let mut from = 0;
+        while let Some(found) = out[from..].find(opener) {
+            let at = from + found;
+            let rest = &out[at + opener.len()..];
+            let word = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                .unwrap_or(rest.len());
+            if !rest[..word].ends_with("_file") {
+                from = at + opener.len();
+                continue;
+            }
+            let mut end = at + opener.len() + word;
+            if opener == " (or " && out[end..].starts_with(')') {
+                end += 1;
+            }
+            out.replace_range(at..end, "");
+            from = at;
+        }
+    }
+    out
 }
 
 /// `${VAR}` and `*_file` would read the relay's environment and files: a
@@ -259,6 +300,30 @@ mod tests {
             "destinations": {"teams": {"kind": "teams", "url": "https://acme.webhook.office.com/x/secret"}},
             "routes": [{"name": "all", "to": ["teams"]}]
         })
+    }
+
+    #[test]
+    fn a_tenants_errors_never_suggest_a_file() {
+        assert_eq!(
+            without_file_hints(
+                "missing (set api_key or api_key_file; the key needs SIC_READ_ALERT)"
+            ),
+            "missing (set api_key; the key needs SIC_READ_ALERT)"
+        );
+        assert_eq!(
+            without_file_hints("set a secret (or secret_file) to verify signatures"),
+            "set a secret to verify signatures"
+        );
+        assert_eq!(
+            without_file_hints("use a or b, or set token or token_file"),
+            "use a or b, or set token"
+        );
+        let mut d =
+            json!({"origins": {"o": {"kind": "sekoia", "base_url": "https://api.sekoia.io"}}});
+        d["hooks"] = json!({"soc": {"id": "c0c0c0c0-1111-4222-8333-444444444444", "origin": "o"}});
+        let e = parse("acme", &d).unwrap_err().to_string();
+        assert!(e.contains("origins.o.api_key"), "{e}");
+        assert!(!e.contains("_file"), "{e}");
     }
 
     #[test]
