@@ -1,4 +1,4 @@
-//! Read queries, run on the reader connection (see `Store::read`).
+//! Read queries, run on a reader thread's connection (see `Sqlite::read`).
 
 use super::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
