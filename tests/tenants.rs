@@ -480,37 +480,26 @@ async fn the_cli_manages_tenants_and_a_running_daemon_follows() {
     .unwrap();
     let c = config.display().to_string();
     let t = tenant_file.display().to_string();
-    let run = |args: Vec<String>| async move {
-        tokio::task::spawn_blocking(move || {
-            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            cli(&refs)
-        })
-        .await
-        .unwrap()
+    // The CLI off the async threads (it blocks), as `hookrelay WORDS…`.
+    let run = |words: &[&str]| {
+        let args: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                cli(&refs)
+            })
+            .await
+            .unwrap()
+        }
     };
-    let (code, out, err) = run(vec![
-        "check".into(),
-        "--config".into(),
-        c.clone(),
-        "--tenant".into(),
-        t.clone(),
-    ])
-    .await;
+    let (code, out, err) = run(&["check", "--config", &c, "--tenant", &t]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("OK (1 origins, 1 hooks, 1 destinations, 1 routes)"),
         "{out}"
     );
-    let (code, out, err) = run(vec![
-        "tenants".into(),
-        "apply".into(),
-        "--config".into(),
-        c.clone(),
-        "--file".into(),
-        t.clone(),
-        "acme".into(),
-    ])
-    .await;
+    let apply = ["tenants", "apply", "--config", &c, "--file", &t, "acme"];
+    let (code, out, err) = run(&apply).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("tenant acme created"), "{out}");
     // The daemon applies it within a second.
@@ -534,26 +523,13 @@ async fn the_cli_manages_tenants_and_a_running_daemon_follows() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     fake.wait_for("/acme/teams/acme-url-token", 1, WAIT).await;
-    let (code, out, _) = run(vec![
-        "tenants".into(),
-        "list".into(),
-        "--config".into(),
-        c.clone(),
-    ])
-    .await;
+    let (code, out, _) = run(&["tenants", "list", "--config", &c]).await;
     assert_eq!(code, 0);
     assert!(
         out.starts_with("acme\t") && out.contains(ACME_HOOK),
         "{out}"
     );
-    let (code, out, _) = run(vec![
-        "tenants".into(),
-        "show".into(),
-        "--config".into(),
-        c.clone(),
-        "acme".into(),
-    ])
-    .await;
+    let (code, out, _) = run(&["tenants", "show", "--config", &c, "acme"]).await;
     assert_eq!(code, 0);
     assert!(
         out.contains("<redacted>") && !out.contains(ACME_KEY),
@@ -561,26 +537,10 @@ async fn the_cli_manages_tenants_and_a_running_daemon_follows() {
     );
     // A bad fragment: every problem by key, nothing stored.
     std::fs::write(&tenant_file, "[hooks.soc]\nid = \"nope\"\norigin = \"x\"\n").unwrap();
-    let (code, _, err) = run(vec![
-        "tenants".into(),
-        "apply".into(),
-        "--config".into(),
-        c.clone(),
-        "--file".into(),
-        t.clone(),
-        "acme".into(),
-    ])
-    .await;
+    let (code, _, err) = run(&apply).await;
     assert_eq!(code, 1);
     assert!(err.contains("hooks.soc.id"), "{err}");
-    let (code, out, _) = run(vec![
-        "tenants".into(),
-        "delete".into(),
-        "--config".into(),
-        c.clone(),
-        "acme".into(),
-    ])
-    .await;
+    let (code, out, _) = run(&["tenants", "delete", "--config", &c, "acme"]).await;
     assert_eq!(code, 0, "{out}");
     let deadline = std::time::Instant::now() + Duration::from_secs(1);
     while post_to_status(&url).await != 404 {
