@@ -203,31 +203,11 @@ async fn put(
         }
     };
     let generation = state.live.get();
-    let stored = crate::live::store_tenant(
-        &state.store,
-        &generation.file,
-        &generation.tenants,
-        &name,
-        &doc,
-        &peer.ip().to_string(),
-    )
-    .await;
-    drop(generation);
-    let created = match stored {
+    let created = match store(&state, &generation, &name, &doc, peer).await {
         Ok(c) => c,
-        Err(TenantRefusal::Invalid(e)) => {
-            return config_errors(StatusCode::UNPROCESSABLE_ENTITY, e)
-        }
-        Err(TenantRefusal::Conflict(e)) => return config_errors(StatusCode::CONFLICT, e),
-        Err(TenantRefusal::Unavailable(e)) => {
-            tracing::error!(message = "Tenants API: cannot store the tenant.", error = %e);
-            return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "",
-                &format!("{e}; nothing was changed"),
-            );
-        }
+        Err(refused) => return refused,
     };
+    drop(generation);
     let action = if created { "created" } else { "replaced" };
     count(&state, action);
     tracing::info!(message = "Tenant stored.", tenant = %name, action, client = %peer.ip());
@@ -345,25 +325,10 @@ async fn rotate(
         h["previous_secret_until"] = until.into();
     }
     h["secret"] = secret.clone().into();
-    let stored = crate::live::store_tenant(
-        &state.store,
-        &generation.file,
-        &generation.tenants,
-        &name,
-        &doc,
-        &peer.ip().to_string(),
-    )
-    .await;
-    drop(generation);
-    match stored {
-        Ok(_) => {}
-        Err(TenantRefusal::Invalid(e)) | Err(TenantRefusal::Conflict(e)) => {
-            return config_errors(StatusCode::UNPROCESSABLE_ENTITY, e)
-        }
-        Err(TenantRefusal::Unavailable(e)) => {
-            return refuse(StatusCode::SERVICE_UNAVAILABLE, "", &e)
-        }
+    if let Err(refused) = store(&state, &generation, &name, &doc, peer).await {
+        return refused;
     }
+    drop(generation);
     count(&state, "rotated");
     tracing::info!(message = "Hook secret rotated.", tenant = %name, hook = %hook, client = %peer.ip());
     if let Err(e) = apply(&state).await {
@@ -375,6 +340,40 @@ async fn rotate(
         "previous_valid_until": jiff::Timestamp::from_millisecond(until).map(|t| t.to_string()).unwrap_or_default(),
     }))
     .into_response()
+}
+
+/// Stores a tenant's document, checked against `generation`; true when it
+/// is new. A refusal is the answer to send: 422 for an invalid document, 409
+/// for a hook id taken by the file or another tenant, 503 when the spool
+/// cannot store it (nothing changed).
+async fn store(
+    state: &IngressState,
+    generation: &crate::live::Generation,
+    name: &str,
+    doc: &Value,
+    peer: SocketAddr,
+) -> Result<bool, Response> {
+    crate::live::store_tenant(
+        &state.store,
+        &generation.file,
+        &generation.tenants,
+        name,
+        doc,
+        &peer.ip().to_string(),
+    )
+    .await
+    .map_err(|refusal| match refusal {
+        TenantRefusal::Invalid(e) => config_errors(StatusCode::UNPROCESSABLE_ENTITY, e),
+        TenantRefusal::Conflict(e) => config_errors(StatusCode::CONFLICT, e),
+        TenantRefusal::Unavailable(e) => {
+            tracing::error!(message = "Tenants API: cannot store the tenant.", error = %e);
+            refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "",
+                &format!("{e}; nothing was changed"),
+            )
+        }
+    })
 }
 
 /// `GET /api/v1/openapi.json`.
