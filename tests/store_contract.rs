@@ -224,6 +224,51 @@ async fn routing_happens_once_and_outcomes_are_kept() {
     }
 }
 
+/// Writes made at once are committed together on PostgreSQL: one the
+/// database refuses (a NUL character, which PostgreSQL's text cannot hold,
+/// in an alert's title) must not fail, or lose, the others.
+#[tokio::test]
+async fn a_refused_write_fails_alone_among_writes_made_at_once() {
+    for (name, store, _dir) in backends(1_000).await {
+        let bodies: Vec<String> = (0..40).map(|i| format!("concurrent {i}")).collect();
+        let inserted =
+            futures_util::future::join_all(bodies.iter().map(|b| insert(&store, b))).await;
+        let routings = inserted.iter().enumerate().map(|(i, ev)| {
+            let mut r = routing(ev.id, &["x"], None);
+            if i == 7 {
+                r.title = Some("a title with a \0 in it".into());
+            }
+            store.record_routing(r)
+        });
+        let routed = futures_util::future::join_all(routings).await;
+        for (i, r) in routed.iter().enumerate() {
+            match r {
+                Ok(Some(due)) => assert_eq!(due.len(), 1, "{name}: routing {i}"),
+                Err(StoreError::Unavailable(why)) if i == 7 && name == "postgres" => {
+                    assert!(why.contains("0x00"), "{name}: {why}")
+                }
+                other => panic!("{name}: routing {i}: {:?}", other.as_ref().map(|_| ())),
+            }
+        }
+        let completions = routed.iter().flatten().flatten().map(|due| {
+            store.complete(Completion::Delivered {
+                id: due[0].id,
+                status: 200,
+                duration_ms: 1,
+                thread: None,
+            })
+        });
+        for done in futures_util::future::join_all(completions).await {
+            done.unwrap();
+        }
+        let events = store.events_since(0, None, None).await.unwrap();
+        assert_eq!(events.len(), 40, "{name}: every insert kept once");
+        let delivered = events.iter().filter(|e| e.state == "delivered").count();
+        let expected = if name == "postgres" { 39 } else { 40 };
+        assert_eq!(delivered, expected, "{name}");
+    }
+}
+
 #[tokio::test]
 async fn route_dedup_windows_skip_repeats() {
     for (name, store, _dir) in backends(100).await {

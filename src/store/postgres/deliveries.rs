@@ -6,44 +6,14 @@ use super::*;
 
 impl Postgres {
     pub async fn complete(&self, c: Completion) -> Result<(), StoreError> {
-        let now = now_ms();
-        // One statement: the attempt and the new state commit together.
-        let (id, status, error, duration) = c.parts();
-        let (state_sql, next, outcome) = match &c {
-            Completion::Delivered { .. } => {
-                ("state = 'delivered', last_error = NULL", 0, "delivered")
-            }
-            Completion::Retry {
-                next_attempt_at, ..
-            } => (
-                "next_attempt_at = $6, last_error = $4",
-                *next_attempt_at,
-                "retry",
-            ),
-            Completion::Dead { .. } => ("state = 'dead', last_error = $4", 0, "dead"),
+        // The attempt and the new state in one statement, committed with
+        // the other writes waiting.
+        let finished = !matches!(c, Completion::Retry { .. });
+        let write = batch::Write::Complete { c, now: now_ms() };
+        let batch::Done::Completed(changed) = self.write(write).await? else {
+            return Err(StoreError::Closed);
         };
-        let status = status.map(i64::from);
-        let thread = match &c {
-            Completion::Delivered { thread, .. } => thread.as_deref(),
-            _ => None,
-        };
-        // Every variant binds the same seven parameters (so each of the
-        // three statements is prepared once); `$6` is only used by a retry,
-        // and the no-op test on it gives it a type in the others.
-        let sql = format!(
-            "WITH a AS (INSERT INTO attempts (delivery_id, at, status, error, duration_ms, destination, outcome, age_ms)
-                        SELECT $1, $2, $3, $4, $5, destination, '{outcome}', $2 - created_at FROM deliveries WHERE id = $1)
-             UPDATE deliveries SET {state_sql}, attempts = attempts + 1, updated_at = $2, last_status = $3,
-             thread = COALESCE($7::TEXT, thread),
-             claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state = 'pending' AND $6::BIGINT IS NOT NULL"
-        );
-        let changed = self
-            .execute(
-                &sql,
-                &[&id, &now, &status, &error, &duration, &next, &thread],
-            )
-            .await?;
-        if changed > 0 && !matches!(c, Completion::Retry { .. }) {
+        if changed > 0 && finished {
             self.inner.delta.fetch_sub(1, Ordering::Relaxed);
         }
         Ok(())

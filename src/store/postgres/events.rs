@@ -9,7 +9,7 @@ use crate::store::DeliveryState;
 /// window: the window's row (whose primary key makes a sender retry that
 /// reaches two replicas at once wait for the first) and the event, in one
 /// statement.
-const INSERT_EVENT: &str = "WITH d AS (
+pub(super) const INSERT_EVENT: &str = "WITH d AS (
         INSERT INTO event_dedup (hook, body_sha256, event_id, until)
         VALUES ($1, $2, nextval('events_id_seq'), $3)
         ON CONFLICT (hook, body_sha256) DO UPDATE
@@ -22,7 +22,7 @@ const INSERT_EVENT: &str = "WITH d AS (
 
 /// The event a body within its dedup window was stored as.
 /// It is counted as a sender retry (the console shows how many).
-const EXISTING_EVENT: &str = "WITH f AS (
+pub(super) const EXISTING_EVENT: &str = "WITH f AS (
         SELECT event_id FROM event_dedup WHERE hook = $1 AND body_sha256 = $2 AND until > $3),
      u AS (UPDATE events SET retries = retries + 1 WHERE id IN (SELECT event_id FROM f))
      SELECT event_id FROM f";
@@ -31,7 +31,7 @@ const EXISTING_EVENT: &str = "WITH f AS (
 /// already was: then no row comes back) and inserts its deliveries from
 /// arrays, pending ones claimed by this replica. One row per delivery
 /// (or one with NULL delivery columns when there are none).
-const ROUTE_EVENT: &str = "WITH e AS (
+pub(super) const ROUTE_EVENT: &str = "WITH e AS (
         UPDATE events SET state = 'routed', enrichment = $2, alert_json = $3, routes = $4, routed_at = $5,
         claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state = 'received'
         RETURNING received_at, hook, short_id, kind, action),
@@ -85,17 +85,17 @@ fn due_from<'a>(
 }
 
 /// One event's values for [`INSERT_EVENT`] and [`EXISTING_EVENT`].
-struct EventParams<'a> {
-    e: &'a NewEvent,
-    now: i64,
-    until: i64,
-    replica: &'a str,
+pub(super) struct EventParams<'a> {
+    pub(super) e: &'a NewEvent,
+    pub(super) now: i64,
+    pub(super) until: i64,
+    pub(super) replica: &'a str,
 }
 
 impl EventParams<'_> {
     /// Stores the event, or finds the one a sender retry repeats. `None`:
     /// the retry's window closed between the two statements.
-    async fn store(
+    pub(super) async fn store(
         &self,
         c: &impl GenericClient,
         insert: &Statement,
@@ -155,9 +155,29 @@ fn window_closed() -> StoreError {
 
 impl Postgres {
     pub async fn insert_event(&self, e: NewEvent) -> Result<Inserted, StoreError> {
-        let mut client = self.client().await?;
         let now = now_ms();
         let full = self.inner.pending() >= self.inner.max_pending;
+        let inserted = if full || e.message_id.is_some() {
+            self.insert_alone(e, now, full).await?
+        } else {
+            // The common case: committed with the other writes waiting.
+            let until = self.lease_until(now);
+            match self.write(batch::Write::Insert { e, now, until }).await? {
+                batch::Done::Inserted(Some(inserted)) => inserted,
+                _ => return Err(window_closed()),
+            }
+        };
+        if !inserted.duplicate {
+            self.inner.delta.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(inserted)
+    }
+
+    /// An insert that needs its own transaction (a webhook id to record
+    /// with it) or none at all (a full spool: only a sender retry of a
+    /// stored event gets its 202).
+    async fn insert_alone(&self, e: NewEvent, now: i64, full: bool) -> Result<Inserted, StoreError> {
+        let mut client = self.client().await?;
         let r: Result<Result<Inserted, StoreError>, tokio_postgres::Error> = async {
             let insert = client.prepare_cached(INSERT_EVENT).await?;
             let existing = client.prepare_cached(EXISTING_EVENT).await?;
@@ -168,12 +188,10 @@ impl Postgres {
                 replica: &self.inner.replica,
             };
             if full {
-                // No room: only a sender retry of a stored event gets its 202.
                 let found = params.find(&**client, &existing).await?;
                 return Ok(found.ok_or(StoreError::Full(self.inner.pending())));
             }
             let Some((id, window)) = &e.message_id else {
-                // The common case in one round trip, without a transaction block.
                 let stored = params.store(&**client, &insert, &existing).await?;
                 return Ok(stored.ok_or_else(window_closed));
             };
@@ -201,74 +219,24 @@ impl Postgres {
             Ok(Ok(stored))
         }
         .await;
-        let inserted = self.seen(r)??;
-        if !inserted.duplicate {
-            self.inner.delta.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(inserted)
+        self.seen(r)?
     }
 
     pub async fn record_routing(&self, r: Routing) -> Result<Option<Vec<DueDelivery>>, StoreError> {
-        let mut client = self.client().await?;
         let now = now_ms();
         let until = self.lease_until(now);
-        let replica = &self.inner.replica;
         if r.deliveries.iter().all(|d| d.dedup.is_none()) {
-            // No route dedup to settle first: one statement, no transaction block.
-            let routes = r.routes_json();
-            let targets = r.deliveries.len() as i32;
-            let col = |f: fn(&NewDelivery) -> Option<&str>| -> Vec<Option<&str>> {
-                r.deliveries.iter().map(f).collect()
+            // No route dedup to settle first: one statement, committed
+            // with the other writes waiting.
+            let r = Arc::new(r);
+            let write = batch::Write::Route {
+                r: r.clone(),
+                now,
+                until,
             };
-            let states: Vec<&str> = r
-                .deliveries
-                .iter()
-                .map(|d| {
-                    if d.failed.is_some() {
-                        DeliveryState::Dead.as_str()
-                    } else if d.muted.is_some() {
-                        DeliveryState::Muted.as_str()
-                    } else {
-                        DeliveryState::Pending.as_str()
-                    }
-                })
-                .collect();
-            let (routes_col, dests, payloads, notes, summaries, thread_keys) = (
-                col(|d| Some(d.route.as_str())),
-                col(|d| Some(d.destination.as_str())),
-                col(|d| Some(d.payload.as_str())),
-                col(|d| d.failed.as_deref().or(d.muted.as_deref())),
-                col(|d| d.summary.as_deref()),
-                col(|d| d.thread_key.as_deref()),
-            );
-            let result: Result<Vec<Row>, tokio_postgres::Error> = async {
-                let stmt = client.prepare_cached(ROUTE_EVENT).await?;
-                client
-                    .query(
-                        &stmt,
-                        &[
-                            &r.event_id,
-                            &r.enrichment,
-                            &r.alert_json,
-                            &routes,
-                            &now,
-                            replica,
-                            &until,
-                            &routes_col,
-                            &dests,
-                            &payloads,
-                            &states,
-                            &notes,
-                            &summaries,
-                            &thread_keys,
-                            &r.title,
-                            &targets,
-                        ],
-                    )
-                    .await
-            }
-            .await;
-            let rows = self.seen(result)?;
+            let batch::Done::Routed(rows) = self.write(write).await? else {
+                return Err(StoreError::Closed);
+            };
             let Some(first) = rows.first() else {
                 let exists = self
                     .query("SELECT 1 FROM events WHERE id = $1", &[&r.event_id])
@@ -289,6 +257,8 @@ impl Postgres {
             self.adjust_pending(created.len());
             return Ok(Some(created));
         }
+        let mut client = self.client().await?;
+        let replica = &self.inner.replica;
         let result: Result<Result<Option<Vec<DueDelivery>>, StoreError>, tokio_postgres::Error> =
             async {
                 let tx = client.transaction().await?;

@@ -1,7 +1,9 @@
 //! The PostgreSQL backend: several replicas on one database.
 //!
-//! - Every write is its own short transaction; PostgreSQL's group commit
-//!   does what the SQLite writer thread does by hand.
+//! - The writes every event makes (insert, routing, outcomes) are
+//!   committed in batches, many events' in one transaction, as the SQLite
+//!   writer thread does ([`batch`]); the rarer writes are each their own
+//!   short transaction.
 //! - Work is claimed, not owned: an event or a pending delivery carries
 //!   `claimed_by` (a replica id) and `claimed_until` (a lease, unix ms).
 //!   The replica that accepted an event claims it at insert and the
@@ -26,6 +28,7 @@ use super::{
     RenderSource, Routing, Selector, Silence, StoreError, ThreadRoot,
 };
 use crate::store::reads::THREAD_IN_ORDER;
+mod batch;
 mod cluster;
 mod console;
 mod deliveries;
@@ -79,6 +82,8 @@ struct Inner {
     /// `NOTIFY hookrelay` payloads from any replica (a destination name, or
     /// empty for every destination), relayed by the listener task.
     wake: tokio::sync::broadcast::Sender<String>,
+    /// The hot path's writes, committed in batches ([`batch`]).
+    writes: tokio::sync::mpsc::Sender<batch::Queued>,
 }
 
 /// The channel replicas wake each other on.
@@ -147,6 +152,7 @@ impl Postgres {
             .recycle_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|e| StoreError::Open(format!("store.url: {e}")))?;
+        let (writes, queue) = tokio::sync::mpsc::channel(batch::QUEUE);
         let inner = Arc::new(Inner {
             pool,
             replica: format!(
@@ -163,7 +169,9 @@ impl Postgres {
             delta: AtomicI64::new(0),
             target,
             wake: tokio::sync::broadcast::channel(256).0,
+            writes,
         });
+        tokio::spawn(batch::batcher(Arc::downgrade(&inner), queue));
         tokio::spawn(keeper(Arc::downgrade(&inner)));
         tokio::spawn(listener(Arc::downgrade(&inner), pg, tls));
         Ok(Postgres { inner })

@@ -1,0 +1,274 @@
+//! Group commit: the writes every event makes (its insert, its routing,
+//! each delivery's outcome) from many events in one transaction, as the
+//! SQLite writer thread does.
+//!
+//! - One task takes whatever writes are waiting (up to [`MAX_BATCH`]),
+//!   sends `BEGIN`, every write's statement and `COMMIT` down one
+//!   connection without waiting between them (tokio-postgres pipelines
+//!   requests polled together), and answers each caller after the
+//!   commit: a 202 still follows a durable commit, and costs a share of
+//!   one instead of a commit of its own.
+//! - While one batch commits, the next one gathers.
+//! - A batch is all or nothing. When the server refuses one write (a
+//!   deadlock with another replica, a constraint), the batch rolls back
+//!   and each of its writes is retried in a transaction of its own, so
+//!   one write cannot fail another. A lost connection fails them all, as
+//!   it would have failed each.
+
+use super::*;
+use crate::store::DeliveryState;
+use events::{EventParams, INSERT_EVENT, ROUTE_EVENT};
+use tokio::sync::{mpsc, oneshot};
+
+/// Writes committed together, at most.
+const MAX_BATCH: usize = 256;
+/// Writes waiting for a batch, at most; a caller beyond waits to queue.
+pub(super) const QUEUE: usize = 4096;
+
+/// One write of the hot path.
+pub(super) enum Write {
+    /// An event without a webhook id to record, with room in the spool.
+    Insert { e: NewEvent, now: i64, until: i64 },
+    /// A routing without route dedup windows to settle.
+    Route {
+        r: Arc<Routing>,
+        now: i64,
+        until: i64,
+    },
+    /// A delivery attempt's outcome.
+    Complete { c: Completion, now: i64 },
+}
+
+/// What a write returns once committed.
+pub(super) enum Done {
+    /// `None`: a sender retry whose window closed while it was checked.
+    Inserted(Option<Inserted>),
+    /// [`ROUTE_EVENT`]'s rows: none when the event was routed already.
+    Routed(Vec<Row>),
+    /// Rows changed: 0 when the delivery was no longer pending.
+    Completed(u64),
+}
+
+pub(super) struct Queued {
+    write: Write,
+    reply: oneshot::Sender<Result<Done, StoreError>>,
+}
+
+/// The outcome statements, by [`Completion`] variant: each binds the same
+/// seven parameters, so each is prepared once per connection.
+fn complete_sql(c: &Completion) -> (usize, &'static str) {
+    match c {
+        Completion::Delivered { .. } => (0, COMPLETE_DELIVERED),
+        Completion::Retry { .. } => (1, COMPLETE_RETRY),
+        Completion::Dead { .. } => (2, COMPLETE_DEAD),
+    }
+}
+
+/// `$6` is only used by a retry; the no-op test on it gives it a type in
+/// the others.
+macro_rules! complete {
+    ($outcome:literal, $state:literal) => {
+        concat!(
+            "WITH a AS (INSERT INTO attempts (delivery_id, at, status, error, duration_ms, destination, outcome, age_ms)
+                        SELECT $1, $2, $3, $4, $5, destination, '",
+            $outcome,
+            "', $2 - created_at FROM deliveries WHERE id = $1)
+             UPDATE deliveries SET ",
+            $state,
+            ", attempts = attempts + 1, updated_at = $2, last_status = $3,
+             thread = COALESCE($7::TEXT, thread),
+             claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state = 'pending' AND $6::BIGINT IS NOT NULL"
+        )
+    };
+}
+const COMPLETE_DELIVERED: &str = complete!("delivered", "state = 'delivered', last_error = NULL");
+const COMPLETE_RETRY: &str = complete!("retry", "next_attempt_at = $6, last_error = $4");
+const COMPLETE_DEAD: &str = complete!("dead", "state = 'dead', last_error = $4");
+
+/// The batch's statements, prepared once per connection.
+struct Statements {
+    insert: Statement,
+    existing: Statement,
+    route: Statement,
+    complete: [Statement; 3],
+}
+
+impl Statements {
+    async fn prepare(c: &deadpool_postgres::Client) -> Result<Statements, tokio_postgres::Error> {
+        Ok(Statements {
+            insert: c.prepare_cached(INSERT_EVENT).await?,
+            existing: c.prepare_cached(events::EXISTING_EVENT).await?,
+            route: c.prepare_cached(ROUTE_EVENT).await?,
+            complete: [
+                c.prepare_cached(COMPLETE_DELIVERED).await?,
+                c.prepare_cached(COMPLETE_RETRY).await?,
+                c.prepare_cached(COMPLETE_DEAD).await?,
+            ],
+        })
+    }
+}
+
+impl Write {
+    async fn run(
+        &self,
+        c: &tokio_postgres::Transaction<'_>,
+        s: &Statements,
+        replica: &str,
+    ) -> Result<Done, tokio_postgres::Error> {
+        match self {
+            Write::Insert { e, now, until } => {
+                let params = EventParams {
+                    e,
+                    now: *now,
+                    until: *until,
+                    replica,
+                };
+                Ok(Done::Inserted(
+                    params.store(c, &s.insert, &s.existing).await?,
+                ))
+            }
+            Write::Route { r, now, until } => {
+                let routes = r.routes_json();
+                let targets = r.deliveries.len() as i32;
+                let col = |f: fn(&NewDelivery) -> Option<&str>| -> Vec<Option<&str>> {
+                    r.deliveries.iter().map(f).collect()
+                };
+                let states: Vec<&str> = r
+                    .deliveries
+                    .iter()
+                    .map(|d| {
+                        if d.failed.is_some() {
+                            DeliveryState::Dead.as_str()
+                        } else if d.muted.is_some() {
+                            DeliveryState::Muted.as_str()
+                        } else {
+                            DeliveryState::Pending.as_str()
+                        }
+                    })
+                    .collect();
+                let rows = c
+                    .query(
+                        &s.route,
+                        &[
+                            &r.event_id,
+                            &r.enrichment,
+                            &r.alert_json,
+                            &routes,
+                            now,
+                            &replica,
+                            until,
+                            &col(|d| Some(d.route.as_str())),
+                            &col(|d| Some(d.destination.as_str())),
+                            &col(|d| Some(d.payload.as_str())),
+                            &states,
+                            &col(|d| d.failed.as_deref().or(d.muted.as_deref())),
+                            &col(|d| d.summary.as_deref()),
+                            &col(|d| d.thread_key.as_deref()),
+                            &r.title,
+                            &targets,
+                        ],
+                    )
+                    .await?;
+                Ok(Done::Routed(rows))
+            }
+            Write::Complete { c: outcome, now } => {
+                let (id, status, error, duration) = outcome.parts();
+                let next = match outcome {
+                    Completion::Retry {
+                        next_attempt_at, ..
+                    } => *next_attempt_at,
+                    _ => 0,
+                };
+                let thread = match outcome {
+                    Completion::Delivered { thread, .. } => thread.as_deref(),
+                    _ => None,
+                };
+                let status = status.map(i64::from);
+                let stmt = &s.complete[complete_sql(outcome).0];
+                let changed = c
+                    .execute(stmt, &[&id, now, &status, &error, &duration, &next, &thread])
+                    .await?;
+                Ok(Done::Completed(changed))
+            }
+        }
+    }
+}
+
+/// Takes the queued writes in batches until the store is dropped.
+pub(super) async fn batcher(inner: Weak<Inner>, mut queue: mpsc::Receiver<Queued>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        Postgres { inner }.commit(&mut batch).await;
+    }
+}
+
+impl Postgres {
+    /// Queues a write and waits until it is committed (or failed).
+    pub(super) async fn write(&self, write: Write) -> Result<Done, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .writes
+            .send(Queued { write, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Commits `batch` (emptying it) and answers each of its writes.
+    async fn commit(&self, batch: &mut Vec<Queued>) {
+        let mut client = match self.client().await {
+            Ok(c) => c,
+            Err(e) => return fail(batch, e),
+        };
+        let replica = self.inner.replica.as_str();
+        let together: Result<Vec<Done>, tokio_postgres::Error> = async {
+            let s = Statements::prepare(&client).await?;
+            let tx = client.transaction().await?;
+            let runs = batch.iter().map(|q| q.write.run(&tx, &s, replica));
+            let done = futures_util::future::join_all(runs).await;
+            let done = done.into_iter().collect::<Result<Vec<_>, _>>()?;
+            tx.commit().await?;
+            Ok(done)
+        }
+        .await;
+        match together {
+            Ok(done) => {
+                self.inner.healthy.store(true, Ordering::Relaxed);
+                for (q, d) in batch.drain(..).zip(done) {
+                    let _ = q.reply.send(Ok(d));
+                }
+            }
+            Err(e) if e.as_db_error().is_some() && batch.len() > 1 => {
+                tracing::debug!(
+                    writes = batch.len(),
+                    error = %pg_error(e),
+                    "a batched write was refused; committing each on its own"
+                );
+                for q in batch.drain(..) {
+                    let alone: Result<Done, tokio_postgres::Error> = async {
+                        let s = Statements::prepare(&client).await?;
+                        let tx = client.transaction().await?;
+                        let done = q.write.run(&tx, &s, replica).await?;
+                        tx.commit().await?;
+                        Ok(done)
+                    }
+                    .await;
+                    let _ = q.reply.send(self.seen(alone));
+                }
+            }
+            Err(e) => {
+                let e = self.seen::<()>(Err(e)).err().unwrap_or(StoreError::Closed);
+                fail(batch, e)
+            }
+        }
+    }
+}
+
+fn fail(batch: &mut Vec<Queued>, e: StoreError) {
+    for q in batch.drain(..) {
+        let _ = q.reply.send(Err(e.clone()));
+    }
+}
