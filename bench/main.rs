@@ -130,6 +130,10 @@ struct TrialArgs {
     /// Label for the scenario in reports.
     #[arg(long, default_value = "")]
     label: String,
+    /// hookrelay-pg: the PostgreSQL server's postmaster PID, to report
+    /// the server's CPU per event (its backends included).
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 /// What the fake chat services saw.
@@ -459,6 +463,54 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// A process's CPU time so far, in µs: its own (user + system), and with
+/// `children` that of its waited-for children too (`/proc/PID/stat`).
+fn cpu_us(pid: u32, children: bool) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is
+    // field 3, so field n is at index n - 3.
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let own = fields.get(10)? + fields.get(11)?;
+    let reaped = if children {
+        fields.get(12)? + fields.get(13)?
+    } else {
+        0
+    };
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some((own + reaped) * 1_000_000 / ticks)
+}
+
+/// CPU time of a process and all its children, live or exited (a
+/// PostgreSQL server: the postmaster and its backends), in µs.
+fn tree_cpu_us(pid: u32) -> u64 {
+    let mut total = cpu_us(pid, true).unwrap_or(0);
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return total;
+    };
+    for entry in dir.flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let parent = std::fs::read_to_string(format!("/proc/{child}/stat"))
+            .ok()
+            .and_then(|s| {
+                let rest = s.rsplit_once(')')?.1.to_owned();
+                rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+            });
+        if parent == Some(pid) {
+            total += cpu_us(child, false).unwrap_or(0);
+        }
+    }
+    total
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -494,6 +546,7 @@ async fn trial(args: TrialArgs) -> anyhow::Result<Value> {
         database.as_ref().map(|d| d.url.as_str()),
     )?;
     let pids: Vec<u32> = children.iter().map(|c| c.id()).collect();
+    let server_cpu_before = args.server_pid.map(tree_cpu_us);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
@@ -588,10 +641,21 @@ async fn trial(args: TrialArgs) -> anyhow::Result<Value> {
     }
     // Replicas: the sum of their peaks.
     let rss: Option<u64> = pids.iter().map(|p| peak_rss_kib(*p)).sum();
+    let relay_cpu: Option<u64> = pids.iter().map(|p| cpu_us(*p, false)).sum();
     for child in &mut children {
         let _ = child.kill();
         let _ = child.wait();
     }
+    // The server's backends for the relay exit once it is gone; give the
+    // postmaster a moment to reap them (their time moves to its children's).
+    let server_cpu = match (args.server_pid, server_cpu_before) {
+        (Some(pid), Some(before)) => {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Some(tree_cpu_us(pid).saturating_sub(before))
+        }
+        _ => None,
+    };
+    let per_event = |us: Option<u64>| us.map(|us| us as f64 / args.count.max(1) as f64);
     if let Some(db) = database {
         db.drop_it().await;
     }
@@ -629,6 +693,8 @@ async fn trial(args: TrialArgs) -> anyhow::Result<Value> {
         "rejected": rejected.load(Ordering::Relaxed), "lost": lost, "duplicates": duplicates,
         "unparsed": upstream.unparsed.load(Ordering::Relaxed), "api_calls": upstream.api_calls.load(Ordering::Relaxed),
         "peak_rss_mib": rss.map(|k| k as f64 / 1024.0),
+        "relay_cpu_us_per_event": per_event(relay_cpu),
+        "server_cpu_us_per_event": per_event(server_cpu),
         "ok": lost == 0 && duplicates == 0 && rejected.load(Ordering::Relaxed) == 0,
     }))
 }
@@ -839,23 +905,34 @@ fn report(path: &std::path::Path) -> anyhow::Result<()> {
             "{} events, c={}, {} dest, api {} ms, chat {} ms",
             r["count"], r["concurrency"], r["destinations"], r["api_delay_ms"], r["chat_delay_ms"]
         );
-        groups
-            .entry(scenario)
-            .or_default()
-            .entry(r["system"].as_str().unwrap_or("?").to_owned())
+        let system = r["system"].as_str().unwrap_or("?");
+        let system = match r["label"].as_str() {
+            Some(label) if !label.is_empty() => format!("{system} ({label})"),
+            _ => system.to_owned(),
+        };
+        groups.entry(scenario).or_default().entry(system)
             .or_default()
             .push(r);
     }
-    println!("| scenario | system | runs | accepted/s | accept p50 / p99 ms | delivered/s | e2e p50 / p99 ms | lost | dup | peak RSS MiB |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| scenario | system | runs | accepted/s | accept p50 / p99 ms | delivered/s | e2e p50 / p99 ms | lost | dup | peak RSS MiB | CPU µs/event relay / database |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (scenario, systems) in &groups {
         for (system, samples) in systems {
             let m = |k: &str| median(samples.iter().filter_map(|s| s[k].as_f64()).collect());
             let sum = |k: &str| samples.iter().filter_map(|s| s[k].as_u64()).sum::<u64>();
+            let cpu = |k: &str| {
+                let v: Vec<f64> = samples.iter().filter_map(|s| s[k].as_f64()).collect();
+                if v.is_empty() {
+                    "–".to_owned()
+                } else {
+                    format!("{:.0}", median(v))
+                }
+            };
             println!(
-                "| {scenario} | {system} | {} | {:.0} | {:.2} / {:.2} | {:.0} | {:.1} / {:.1} | {} | {} | {:.1} |",
+                "| {scenario} | {system} | {} | {:.0} | {:.2} / {:.2} | {:.0} | {:.1} / {:.1} | {} | {} | {:.1} | {} / {} |",
                 samples.len(), m("accepted_per_s"), m("accept_p50_ms"), m("accept_p99_ms"), m("delivered_per_s"),
-                m("e2e_p50_ms"), m("e2e_p99_ms"), sum("lost"), sum("duplicates"), m("peak_rss_mib")
+                m("e2e_p50_ms"), m("e2e_p99_ms"), sum("lost"), sum("duplicates"), m("peak_rss_mib"),
+                cpu("relay_cpu_us_per_event"), cpu("server_cpu_us_per_event")
             );
         }
     }

@@ -4,7 +4,11 @@
 #
 #   scripts/bench-replicas.sh                  # 3 rounds of 10,000 events at c=32
 #   COUNT=2000 REPEATS=1 scripts/bench-replicas.sh
+#   REPLICAS=1 BEFORE=/tmp/hookrelay-old scripts/bench-replicas.sh
+#                                              # one replica, this build against an older one
 #
+# Each trial reports the relay's CPU and the PostgreSQL server's (the
+# postmaster and its backends) per event.
 # Starts a throw-away PostgreSQL cluster (Debian's postgresql package;
 # fsync and synchronous_commit on, as in production) in a temporary
 # directory, as the postgres user when run as root. The replicas and the
@@ -18,6 +22,8 @@ REPEATS=${REPEATS:-3}
 COUNT=${COUNT:-10000}
 CONCURRENCY=${CONCURRENCY:-32}
 RELAY_CPU=${RELAY_CPU:-0}
+REPLICAS=${REPLICAS:-1 2 3}
+BEFORE=${BEFORE:-}
 mkdir -p "$(dirname "$OUT")"
 : > "$OUT"
 
@@ -44,6 +50,7 @@ trap stop_pg EXIT
 taskset -c "$RELAY_CPU" "${as_pg[@]}" "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/postgres.log" -w \
   -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=128MB" start >/dev/null
 PG_URL="postgres://postgres@127.0.0.1:$PORT/postgres"
+PG_PID=$(head -n 1 "$DIR/data/postmaster.pid")
 
 trial() { # system, then trial flags
   local system=$1; shift
@@ -57,8 +64,12 @@ trial() { # system, then trial flags
 
 for _ in $(seq "$REPEATS"); do
   trial hookrelay
-  for n in 1 2 3; do
-    trial hookrelay-pg --replicas "$n" --pg-url "$PG_URL"
+  for n in $REPLICAS; do
+    if [ -n "$BEFORE" ]; then
+      trial hookrelay-pg --replicas "$n" --pg-url "$PG_URL" --server-pid "$PG_PID" \
+        --hookrelay "$BEFORE" --label before
+    fi
+    trial hookrelay-pg --replicas "$n" --pg-url "$PG_URL" --server-pid "$PG_PID"
   done
 done
 
