@@ -85,12 +85,31 @@ const COMPLETE_DELIVERED: &str = complete!("delivered", "state = 'delivered', la
 const COMPLETE_RETRY: &str = complete!("retry", "next_attempt_at = $6, last_error = $4");
 const COMPLETE_DEAD: &str = complete!("dead", "state = 'dead', last_error = $4");
 
+/// Every outcome of a batch in one statement: each attempt recorded, and
+/// each delivery still pending updated as [`complete_sql`]'s statements
+/// do; answers the ids it updated.
+const COMPLETE_MANY: &str = "WITH u AS (
+        SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::BIGINT[], $6::TEXT[], $7::BIGINT[], $8::TEXT[])
+        AS u(id, at, status, error, duration, outcome, next, thread)),
+     a AS (INSERT INTO attempts (delivery_id, at, status, error, duration_ms, destination, outcome, age_ms)
+        SELECT u.id, u.at, u.status, u.error, u.duration, d.destination, u.outcome, u.at - d.created_at
+        FROM u JOIN deliveries d ON d.id = u.id)
+     UPDATE deliveries d SET
+        state = CASE WHEN u.outcome = 'retry' THEN d.state ELSE u.outcome END,
+        next_attempt_at = CASE WHEN u.outcome = 'retry' THEN u.next ELSE d.next_attempt_at END,
+        last_error = CASE WHEN u.outcome = 'delivered' THEN NULL ELSE u.error END,
+        attempts = d.attempts + 1, updated_at = u.at, last_status = u.status,
+        thread = COALESCE(u.thread, d.thread), claimed_by = NULL, claimed_until = NULL
+     FROM u WHERE d.id = u.id AND d.state = 'pending'
+     RETURNING d.id";
+
 /// The batch's statements, prepared once per connection.
 struct Statements {
     insert: Statement,
     existing: Statement,
     route: Statement,
     complete: [Statement; 3],
+    complete_many: Statement,
 }
 
 impl Statements {
@@ -104,6 +123,7 @@ impl Statements {
                 c.prepare_cached(COMPLETE_RETRY).await?,
                 c.prepare_cached(COMPLETE_DEAD).await?,
             ],
+            complete_many: c.prepare_cached(COMPLETE_MANY).await?,
         })
     }
 }
@@ -227,9 +247,26 @@ impl Postgres {
         let together: Result<Vec<Done>, tokio_postgres::Error> = async {
             let s = Statements::prepare(&client).await?;
             let tx = client.transaction().await?;
-            let runs = batch.iter().map(|q| q.write.run(&tx, &s, replica));
-            let done = futures_util::future::join_all(runs).await;
-            let done = done.into_iter().collect::<Result<Vec<_>, _>>()?;
+            // The outcomes in one statement, sent first; the other writes
+            // each in their own, pipelined behind it.
+            let outcomes = complete_many(&tx, &s, batch);
+            let runs = batch
+                .iter()
+                .filter(|q| !matches!(q.write, Write::Complete { .. }))
+                .map(|q| q.write.run(&tx, &s, replica));
+            let (updated, others) =
+                futures_util::future::join(outcomes, futures_util::future::join_all(runs)).await;
+            let updated = updated?;
+            let mut others = others.into_iter();
+            let mut done = Vec::with_capacity(batch.len());
+            for q in batch.iter() {
+                done.push(match &q.write {
+                    Write::Complete { c, .. } => {
+                        Done::Completed(u64::from(updated.contains(&c.parts().0)))
+                    }
+                    _ => others.next().unwrap_or(Ok(Done::Completed(0)))?,
+                });
+            }
             tx.commit().await?;
             Ok(done)
         }
@@ -265,6 +302,61 @@ impl Postgres {
             }
         }
     }
+}
+
+/// Records every outcome in `batch` with one statement; answers the ids of
+/// the deliveries it updated (those still pending).
+async fn complete_many(
+    tx: &tokio_postgres::Transaction<'_>,
+    s: &Statements,
+    batch: &[Queued],
+) -> Result<std::collections::HashSet<i64>, tokio_postgres::Error> {
+    let n = batch.len();
+    let (mut ids, mut at, mut status, mut error, mut duration) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut outcome, mut next, mut thread) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for q in batch {
+        let Write::Complete { c, now } = &q.write else {
+            continue;
+        };
+        let (id, st, err, dur) = c.parts();
+        ids.push(id);
+        at.push(*now);
+        status.push(st.map(i64::from));
+        error.push(err);
+        duration.push(dur);
+        let (o, n, t) = match c {
+            Completion::Delivered { thread, .. } => ("delivered", 0, thread.as_deref()),
+            Completion::Retry {
+                next_attempt_at, ..
+            } => ("retry", *next_attempt_at, None),
+            Completion::Dead { .. } => ("dead", 0, None),
+        };
+        outcome.push(o);
+        next.push(n);
+        thread.push(t);
+    }
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows = tx
+        .query(
+            &s.complete_many,
+            &[
+                &ids, &at, &status, &error, &duration, &outcome, &next, &thread,
+            ],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 fn fail(batch: &mut Vec<Queued>, e: StoreError) {
