@@ -163,7 +163,7 @@ pub fn explain(when: &When, event: &Event, alert: Option<&Alert>) -> Result<Stri
     }
     if let Some(min) = when.similar_min {
         let similar = alert
-            .and_then(|a| a.raw.get("similar"))
+            .and_then(|a| a.raw().get("similar"))
             .and_then(|v| v.as_u64());
         match (alert, similar) {
             (None, _) => {
@@ -260,7 +260,7 @@ pub fn explain(when: &When, event: &Event, alert: Option<&Alert>) -> Result<Stri
     }
     if let Some(assets) = &when.asset {
         let alert_assets = alert
-            .and_then(|a| a.raw.get("assets"))
+            .and_then(|a| a.raw().get("assets"))
             .and_then(|v| v.as_array())
             .map(|v| v.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>())
             .unwrap_or_default();
@@ -286,7 +286,7 @@ pub fn explain(when: &When, event: &Event, alert: Option<&Alert>) -> Result<Stri
             .pointer("/metadata/community_uuid")
             .and_then(|v| v.as_str());
         let from_alert = alert
-            .and_then(|a| a.raw.get("community_uuid"))
+            .and_then(|a| a.raw().get("community_uuid"))
             .and_then(|v| v.as_str());
         if !(any_eq(communities, from_event) || any_eq(communities, from_alert)) {
             return Err(format!(

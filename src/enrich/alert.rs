@@ -28,10 +28,13 @@ pub struct Alert {
     pub source: Option<String>,
     pub target: Option<String>,
     pub details: Option<String>,
-    /// The whole object, for operator templates and history.
-    pub raw: Value,
-    /// The same as text, as the API sent it (kept in the spool's history).
+    /// The object as the API sent it (kept in the spool's history).
     pub json: String,
+    /// The same as a tree, for operator templates, raw-field conditions
+    /// and actions: built from `json` the first time one asks ([`Alert::raw`]).
+    /// Most events need none, and a cached alert without its tree is a
+    /// third of the size.
+    raw: std::sync::OnceLock<Value>,
     /// Its assets as the asset API described them (fetched only when a
     /// route needs their criticality); empty otherwise.
     pub assets: Vec<Asset>,
@@ -48,9 +51,17 @@ pub struct Asset {
 }
 
 impl Alert {
+    /// The whole object as a tree.
+    pub fn raw(&self) -> &Value {
+        self.raw.get_or_init(|| {
+            // `json` parsed when the alert was made; it cannot fail now.
+            serde_json::from_str(&self.json).unwrap_or(Value::Null)
+        })
+    }
+
     /// The uuids of the alert's assets (`assets`: a list of uuids).
     pub fn asset_uuids(&self) -> Vec<String> {
-        self.raw
+        self.raw()
             .get("assets")
             .and_then(Value::as_array)
             .map(|v| {
@@ -88,20 +99,24 @@ pub fn urgency_display(value: u32) -> &'static str {
 }
 
 impl Alert {
-    /// Parses the API's answer, keeping its text.
+    /// Parses the API's answer, keeping its text (the tree is built again
+    /// only if asked for).
     pub fn from_slice(body: &[u8]) -> Result<Alert, String> {
         let raw: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        // Valid JSON is valid UTF-8: nothing is replaced.
         let text = String::from_utf8_lossy(body).into_owned();
-        Self::with_text(raw, text)
+        Self::with_text(&raw, text)
     }
 
     /// Reads the API's JSON; only a non-object is an error.
     pub fn from_value(raw: Value) -> Result<Alert, String> {
         let text = raw.to_string();
-        Self::with_text(raw, text)
+        let alert = Self::with_text(&raw, text)?;
+        let _ = alert.raw.set(raw);
+        Ok(alert)
     }
 
-    fn with_text(raw: Value, json: String) -> Result<Alert, String> {
+    fn with_text(raw: &Value, json: String) -> Result<Alert, String> {
         if !raw.is_object() {
             return Err("expected a JSON object".into());
         }
@@ -124,20 +139,20 @@ impl Alert {
             _ => None,
         });
         Ok(Alert {
-            uuid: text(&raw, &["uuid"]),
-            short_id: text(&raw, &["short_id"]),
-            title: text(&raw, &["title"]),
+            uuid: text(raw, &["uuid"]),
+            short_id: text(raw, &["short_id"]),
+            title: text(raw, &["title"]),
             urgency,
-            status: text(&raw, &["status", "name"]),
-            rule: text(&raw, &["rule", "name"]),
-            entity: text(&raw, &["entity", "name"]),
-            alert_type_category: text(&raw, &["alert_type", "category"]),
-            alert_type_value: text(&raw, &["alert_type", "value"]),
+            status: text(raw, &["status", "name"]),
+            rule: text(raw, &["rule", "name"]),
+            entity: text(raw, &["entity", "name"]),
+            alert_type_category: text(raw, &["alert_type", "category"]),
+            alert_type_value: text(raw, &["alert_type", "value"]),
             created_at,
-            source: text(&raw, &["source"]),
-            target: text(&raw, &["target"]),
-            details: text(&raw, &["details"]),
-            raw,
+            source: text(raw, &["source"]),
+            target: text(raw, &["target"]),
+            details: text(raw, &["details"]),
+            raw: std::sync::OnceLock::new(),
             json,
             assets: Vec::new(),
         })
@@ -184,5 +199,15 @@ mod tests {
         assert_eq!(a.urgency, None);
         assert_eq!(a.status, None);
         assert!(Alert::from_value(serde_json::json!([1])).is_err());
+    }
+
+    #[test]
+    fn the_tree_is_built_from_the_text_when_asked_for() {
+        let body = include_bytes!("../../tests/fixtures/alert-full.json");
+        let a = Alert::from_slice(body).unwrap();
+        assert!(a.raw.get().is_none(), "no tree until one is needed");
+        let expected: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(a.raw(), &expected);
+        assert_eq!(a.json.as_bytes(), body);
     }
 }

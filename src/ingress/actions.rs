@@ -175,7 +175,7 @@ fn view(a: &Alert, uuid: &uuid::Uuid) -> AlertView {
 
 /// Whether the alert already is where `action` would take it.
 fn in_target(a: &Alert, action: ActionKind) -> bool {
-    a.raw.pointer("/status/uuid").and_then(|v| v.as_str()) == Some(action.status_uuid())
+    a.raw().pointer("/status/uuid").and_then(|v| v.as_str()) == Some(action.status_uuid())
         || a.status
             .as_deref()
             .is_some_and(|s| s.eq_ignore_ascii_case(action.status_name()))

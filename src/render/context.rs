@@ -79,7 +79,7 @@ pub fn for_event(event: &Event, enrichment: &Enrichment, facts: &Facts, to: Targ
     doc.insert("event".into(), event.raw.clone());
     doc.insert(
         "alert".into(),
-        alert.map(|a| a.raw.clone()).unwrap_or(Value::Null),
+        alert.map(|a| a.raw().clone()).unwrap_or(Value::Null),
     );
     doc.insert(
         "enrichment".into(),

@@ -19,6 +19,11 @@ use tokio::sync::oneshot;
 /// rest of the file.
 const CACHE_KIB: u32 = 1024;
 
+/// A reader's page cache. Reads walk indexes and fetch rows here and
+/// there, from pages the OS caches anyway; a full 1 MiB cache per reader
+/// only held peak RSS up while a large backlog was scanned.
+const READER_CACHE_KIB: u32 = 256;
+
 /// Reader threads, each with its own connection. Two, so a long read (a
 /// scan over a large backlog, a console search) never holds up the short
 /// ones behind it. Reads queue for them: a burst of reads costs memory for
@@ -47,7 +52,9 @@ fn spawn_readers(
     let rx = Arc::new(Mutex::new(rx));
     for i in 0..READERS {
         let conn = open_connection(path, sync)?;
-        conn.execute_batch("PRAGMA query_only = ON;")
+        conn.execute_batch(&format!(
+            "PRAGMA query_only = ON; PRAGMA cache_size = -{READER_CACHE_KIB};"
+        ))
             .map_err(|e| open_error(path, &e))?;
         let rx = rx.clone();
         std::thread::Builder::new()
