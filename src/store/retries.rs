@@ -12,9 +12,11 @@ use std::collections::HashMap;
 ///
 /// Two generations: an entry stays at least one window (it is in
 /// `current` until the next rotation, then in `previous` until the one
-/// after). Every hit is confirmed against the row, so a fingerprint
-/// collision, or an entry left by a batch that failed to commit, never
-/// turns a new event into a "retry". Memory is bounded: a generation
+/// after). Every hit is confirmed against the row (its hook, its body's
+/// hash, and its receipt within the sender's window), so a fingerprint
+/// collision, an entry older than the window, or an entry left by a batch
+/// that failed to commit never turns a new event into a "retry". An
+/// entry is a fingerprint and an event id, nothing more: 16 bytes. Memory is bounded: a generation
 /// rotates early at [`RECENT_CAP`] entries, so past that rate (about 95
 /// events/s sustained with the default 10-minute window) retries are
 /// recognised within a shorter window, never less than [`RECENT_CAP`]
@@ -23,8 +25,8 @@ use std::collections::HashMap;
 #[derive(Default)]
 pub(super) struct RecentBodies {
     keys: std::collections::hash_map::RandomState,
-    current: HashMap<u64, (i64, i64)>,
-    previous: HashMap<u64, (i64, i64)>,
+    current: HashMap<u64, i64>,
+    previous: HashMap<u64, i64>,
     rotated_at: i64,
     /// The longest window asked for so far (ms).
     window_ms: i64,
@@ -33,7 +35,7 @@ pub(super) struct RecentBodies {
 }
 
 /// Entries per generation at most: 7/8 of 65,536, the most a table of
-/// 65,536 buckets holds (25 bytes each, 1.6 MiB), sized up front so a
+/// 65,536 buckets holds (17 bytes each, 1.1 MiB), sized up front so a
 /// generation never grows by doubling (65,536 entries took 131,072
 /// buckets, twice the memory).
 const RECENT_CAP: usize = 57_344;
@@ -44,13 +46,13 @@ impl RecentBodies {
         self.keys.hash_one((hook, sha256))
     }
 
-    /// The stored event this body may repeat (to be confirmed).
-    pub(super) fn candidate(&self, fp: u64, since: i64) -> Option<i64> {
-        [&self.current, &self.previous]
-            .into_iter()
-            .filter_map(|g| g.get(&fp))
-            .find(|(_, at)| *at >= since)
-            .map(|(id, _)| *id)
+    /// The stored event this body may repeat (to be confirmed, the window
+    /// included): the newest one.
+    pub(super) fn candidate(&self, fp: u64) -> Option<i64> {
+        self.current
+            .get(&fp)
+            .or_else(|| self.previous.get(&fp))
+            .copied()
     }
 
     pub(super) fn remember(&mut self, fp: u64, id: i64, at: i64) {
@@ -61,7 +63,7 @@ impl RecentBodies {
         } else if self.current.capacity() == 0 {
             self.current.reserve(RECENT_CAP);
         }
-        self.current.insert(fp, (id, at));
+        self.current.insert(fp, id);
     }
 
     /// After a start: the bodies stored within the window, newest first.
@@ -85,7 +87,7 @@ impl RecentBodies {
 
     fn load(&mut self, tx: &Transaction, now: i64) -> Result<(), StoreError> {
         let mut stmt = tx.prepare(
-            "SELECT id, hook, body_sha256, received_at FROM events
+            "SELECT id, hook, body_sha256 FROM events
              WHERE received_at >= ?1 AND hook != '-' ORDER BY received_at DESC LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![now - self.window_ms, RECENT_CAP as i64], |r| {
@@ -93,13 +95,12 @@ impl RecentBodies {
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, i64>(3)?,
             ))
         })?;
         for row in rows {
-            let (id, hook, sha, at) = row?;
+            let (id, hook, sha) = row?;
             let fp = self.fingerprint(&hook, &sha);
-            self.previous.entry(fp).or_insert((id, at));
+            self.previous.entry(fp).or_insert(id);
         }
         self.rotated_at = now;
         self.loaded = true;
@@ -126,13 +127,15 @@ mod tests {
         r.remember(a, 10, 0);
         // A rotation at 1 000 keeps `a` in the previous generation.
         r.remember(b, 11, 1_000);
-        assert_eq!(r.candidate(a, 0), Some(10));
-        assert_eq!(r.candidate(a, 1), None, "outside the caller's window");
+        assert_eq!(r.candidate(a), Some(10));
         // The next rotation drops it.
         r.remember(c, 12, 2_000);
-        assert_eq!(r.candidate(a, 0), None);
-        assert_eq!(r.candidate(b, 1_000), Some(11));
-        assert_eq!(r.candidate(c, 1_000), Some(12));
+        assert_eq!(r.candidate(a), None);
+        assert_eq!(r.candidate(b), Some(11));
+        assert_eq!(r.candidate(c), Some(12));
+        // A body stored again: the newest event is the candidate.
+        r.remember(b, 13, 2_500);
+        assert_eq!(r.candidate(b), Some(13));
     }
 
     #[test]
@@ -144,8 +147,8 @@ mod tests {
         assert!(r.current.len() + r.previous.len() <= 2 * RECENT_CAP);
         // The newest generation's worth is always there.
         let last = (3 * RECENT_CAP) as u64 - 1;
-        assert!(r.candidate(last - RECENT_CAP as u64 + 1, 0).is_some());
-        assert_eq!(r.candidate(0, 0), None);
+        assert!(r.candidate(last - RECENT_CAP as u64 + 1).is_some());
+        assert_eq!(r.candidate(0), None);
     }
 
     #[test]

@@ -327,12 +327,15 @@ fn insert(
     let now = now_ms();
     recent.ready(tx, e.dedup_window_ms, now)?;
     let fp = recent.fingerprint(&e.hook, &e.sha256);
-    if let Some(id) = recent.candidate(fp, now - e.dedup_window_ms) {
+    if let Some(id) = recent.candidate(fp) {
         let same: Option<i64> = tx
             .prepare_cached(
-                "SELECT 1 FROM events WHERE id = ?1 AND hook = ?2 AND body_sha256 = ?3",
+                "SELECT 1 FROM events WHERE id = ?1 AND hook = ?2 AND body_sha256 = ?3 AND received_at >= ?4",
             )?
-            .query_row(params![id, e.hook, &e.sha256[..]], |r| r.get(0))
+            .query_row(
+                params![id, e.hook, &e.sha256[..], now - e.dedup_window_ms],
+                |r| r.get(0),
+            )
             .optional()?;
         if same.is_some() {
             // Counted for the console's journey ("sent 3 times").
