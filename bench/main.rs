@@ -495,7 +495,11 @@ fn tree_cpu_us(pid: u32) -> u64 {
         return total;
     };
     for entry in dir.flatten() {
-        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let parent = std::fs::read_to_string(format!("/proc/{child}/stat"))
@@ -910,7 +914,10 @@ fn report(path: &std::path::Path) -> anyhow::Result<()> {
             Some(label) if !label.is_empty() => format!("{system} ({label})"),
             _ => system.to_owned(),
         };
-        groups.entry(scenario).or_default().entry(system)
+        groups
+            .entry(scenario)
+            .or_default()
+            .entry(system)
             .or_default()
             .push(r);
     }

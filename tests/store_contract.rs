@@ -224,6 +224,41 @@ async fn routing_happens_once_and_outcomes_are_kept() {
     }
 }
 
+/// A sender retrying at once, before its first attempt was answered:
+/// among bodies stored at the same moment (one batch on PostgreSQL), each
+/// body is stored once and every repeat answers with its id.
+#[tokio::test]
+async fn repeats_among_events_stored_at_once_are_recognised() {
+    for (name, store, _dir) in backends(1_000).await {
+        let before = insert(&store, "stored before").await;
+        let bodies = [
+            "a",
+            "b",
+            "a",
+            "stored before",
+            "c",
+            "a",
+            "b",
+            "d",
+            "stored before",
+        ];
+        let got = futures_util::future::join_all(bodies.iter().map(|b| insert(&store, b))).await;
+        let mut ids = std::collections::HashMap::new();
+        for (body, inserted) in bodies.iter().zip(&got) {
+            assert_eq!(
+                *ids.entry(*body).or_insert(inserted.id),
+                inserted.id,
+                "{name}: {body} stored twice"
+            );
+        }
+        assert_eq!(ids["stored before"], before.id, "{name}");
+        let fresh = got.iter().filter(|i| !i.duplicate).count();
+        assert_eq!(fresh, 4, "{name}: a, b, c and d are new, the rest repeats");
+        let events = store.events_since(0, None, None).await.unwrap();
+        assert_eq!(events.len(), 5, "{name}");
+    }
+}
+
 /// Writes made at once are committed together on PostgreSQL: one the
 /// database refuses (a NUL character, which PostgreSQL's text cannot hold,
 /// in an alert's title) must not fail, or lose, the others.

@@ -55,7 +55,7 @@ fn spawn_readers(
         conn.execute_batch(&format!(
             "PRAGMA query_only = ON; PRAGMA cache_size = -{READER_CACHE_KIB};"
         ))
-            .map_err(|e| open_error(path, &e))?;
+        .map_err(|e| open_error(path, &e))?;
         let rx = rx.clone();
         std::thread::Builder::new()
             .name(format!("hookrelay-read{i}"))

@@ -110,6 +110,7 @@ struct Statements {
     route: Statement,
     complete: [Statement; 3],
     complete_many: Statement,
+    insert_many: Statement,
 }
 
 impl Statements {
@@ -124,6 +125,7 @@ impl Statements {
                 c.prepare_cached(COMPLETE_DEAD).await?,
             ],
             complete_many: c.prepare_cached(COMPLETE_MANY).await?,
+            insert_many: c.prepare_cached(INSERT_MANY).await?,
         })
     }
 }
@@ -206,7 +208,10 @@ impl Write {
                 let status = status.map(i64::from);
                 let stmt = &s.complete[complete_sql(outcome).0];
                 let changed = c
-                    .execute(stmt, &[&id, now, &status, &error, &duration, &next, &thread])
+                    .execute(
+                        stmt,
+                        &[&id, now, &status, &error, &duration, &next, &thread],
+                    )
                     .await?;
                 Ok(Done::Completed(changed))
             }
@@ -247,24 +252,52 @@ impl Postgres {
         let together: Result<Vec<Done>, tokio_postgres::Error> = async {
             let s = Statements::prepare(&client).await?;
             let tx = client.transaction().await?;
-            // The outcomes in one statement, sent first; the other writes
-            // each in their own, pipelined behind it.
+            // The outcomes in one statement and the new events in another,
+            // sent first; the routings each in their own, pipelined behind.
+            let firsts = first_inserts(batch);
             let outcomes = complete_many(&tx, &s, batch);
-            let runs = batch
+            let inserted = insert_many(&tx, &s, batch, &firsts, replica);
+            let routes = batch
                 .iter()
-                .filter(|q| !matches!(q.write, Write::Complete { .. }))
+                .filter(|q| matches!(q.write, Write::Route { .. }))
                 .map(|q| q.write.run(&tx, &s, replica));
-            let (updated, others) =
-                futures_util::future::join(outcomes, futures_util::future::join_all(runs)).await;
-            let updated = updated?;
-            let mut others = others.into_iter();
+            let (updated, inserted, routes) = futures_util::future::join3(
+                outcomes,
+                inserted,
+                futures_util::future::join_all(routes),
+            )
+            .await;
+            let (updated, inserted) = (updated?, inserted?);
+            let mut routes = routes.into_iter();
             let mut done = Vec::with_capacity(batch.len());
-            for q in batch.iter() {
+            for (i, q) in batch.iter().enumerate() {
                 done.push(match &q.write {
                     Write::Complete { c, .. } => {
                         Done::Completed(u64::from(updated.contains(&c.parts().0)))
                     }
-                    _ => others.next().unwrap_or(Ok(Done::Completed(0)))?,
+                    Write::Route { .. } => routes.next().unwrap_or(Ok(Done::Completed(0)))?,
+                    Write::Insert { e, now, until } => {
+                        let params = EventParams {
+                            e,
+                            now: *now,
+                            until: *until,
+                            replica,
+                        };
+                        let stored = inserted.get(&(e.hook.as_str(), &e.sha256[..]));
+                        match stored {
+                            // Stored by the statement for the batch.
+                            Some(id) if firsts.contains(&i) => Done::Inserted(Some(Inserted {
+                                id: *id,
+                                duplicate: false,
+                            })),
+                            // A sender retry of an event stored before the
+                            // batch, or of one earlier in it.
+                            _ if firsts.contains(&i) => {
+                                Done::Inserted(params.find(&*tx, &s.existing).await?)
+                            }
+                            _ => Done::Inserted(params.store(&*tx, &s.insert, &s.existing).await?),
+                        }
+                    }
                 });
             }
             tx.commit().await?;
@@ -302,6 +335,114 @@ impl Postgres {
             }
         }
     }
+}
+
+/// The new events of a batch in one statement: each body's dedup window
+/// and its event, as [`INSERT_EVENT`] does for one. A body within its
+/// window on its hook (a sender retry) comes back without an id. Whether a
+/// window has ended is decided at the batch's latest receipt time, a few
+/// milliseconds at most after the event's own.
+const INSERT_MANY: &str = "WITH u AS (
+        SELECT * FROM UNNEST($1::TEXT[], $2::BYTEA[], $3::BIGINT[], $4::BIGINT[], $5::BYTEA[], $6::TEXT[], $7::TEXT[],
+                             $8::TEXT[], $9::BIGINT[], $10::TEXT[], $11::TEXT[], $12::TEXT[])
+        AS u(hook, sha, until, now, body, kind, action, short_id, claimed_until, alert_uuid, client, auth)),
+     d AS (
+        INSERT INTO event_dedup (hook, body_sha256, event_id, until)
+        SELECT hook, sha, nextval('events_id_seq'), until FROM u
+        ON CONFLICT (hook, body_sha256) DO UPDATE
+        SET event_id = excluded.event_id, until = excluded.until
+        WHERE event_dedup.until <= $14
+        RETURNING hook, body_sha256, event_id)
+     INSERT INTO events (id, hook, received_at, body_sha256, body, kind, action, short_id, state, claimed_by, claimed_until, alert_uuid, client, auth)
+     SELECT d.event_id, u.hook, u.now, u.sha, u.body, u.kind, u.action, u.short_id, 'received', $13, u.claimed_until, u.alert_uuid, u.client, u.auth
+     FROM d JOIN u ON u.hook = d.hook AND u.sha = d.body_sha256
+     RETURNING id, hook, body_sha256";
+
+/// The inserts of `batch` that go into [`INSERT_MANY`]: the first of each
+/// body on its hook (one statement may not insert a key twice; a repeat
+/// within the batch is stored, or found, after it).
+fn first_inserts(batch: &[Queued]) -> std::collections::HashSet<usize> {
+    let mut seen = std::collections::HashSet::new();
+    batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, q)| match &q.write {
+            Write::Insert { e, .. } if seen.insert((e.hook.as_str(), &e.sha256[..])) => Some(i),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Stores the events at `firsts` with one statement; answers the ids of
+/// those stored, by hook and body hash.
+async fn insert_many<'b>(
+    tx: &tokio_postgres::Transaction<'_>,
+    s: &Statements,
+    batch: &'b [Queued],
+    firsts: &std::collections::HashSet<usize>,
+    replica: &str,
+) -> Result<std::collections::HashMap<(&'b str, &'b [u8]), i64>, tokio_postgres::Error> {
+    let events: Vec<(&NewEvent, i64, i64)> = batch
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| firsts.contains(i))
+        .filter_map(|(_, q)| match &q.write {
+            Write::Insert { e, now, until } => Some((e, *now, *until)),
+            _ => None,
+        })
+        .collect();
+    if events.is_empty() {
+        return Ok(Default::default());
+    }
+    let col = |f: fn(&NewEvent) -> Option<&str>| -> Vec<Option<&str>> {
+        events.iter().map(|(e, _, _)| f(e)).collect()
+    };
+    let hooks = col(|e| Some(e.hook.as_str()));
+    let shas: Vec<&[u8]> = events.iter().map(|(e, _, _)| &e.sha256[..]).collect();
+    let untils: Vec<i64> = events
+        .iter()
+        .map(|(e, now, _)| now + e.dedup_window_ms)
+        .collect();
+    let nows: Vec<i64> = events.iter().map(|(_, now, _)| *now).collect();
+    let bodies: Vec<&[u8]> = events.iter().map(|(e, _, _)| &e.body[..]).collect();
+    let leases: Vec<i64> = events.iter().map(|(_, _, until)| *until).collect();
+    let latest = nows.iter().copied().max().unwrap_or(0);
+    let rows = tx
+        .query(
+            &s.insert_many,
+            &[
+                &hooks,
+                &shas,
+                &untils,
+                &nows,
+                &bodies,
+                &col(|e| Some(e.kind.as_str())),
+                &col(|e| Some(e.action.as_str())),
+                &col(|e| e.short_id.as_deref()),
+                &leases,
+                &col(|e| e.alert_uuid.as_deref()),
+                &col(|e| e.client.as_deref()),
+                &col(|e| e.auth.as_deref()),
+                &replica,
+                &latest,
+            ],
+        )
+        .await?;
+    let index: std::collections::HashMap<(&str, &[u8]), usize> = events
+        .iter()
+        .enumerate()
+        .map(|(i, (e, _, _))| ((e.hook.as_str(), &e.sha256[..]), i))
+        .collect();
+    // Keyed by the batch's own strings (the rows' are copies).
+    let mut out = std::collections::HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let (id, hook, sha): (i64, &str, &[u8]) = (row.get(0), row.get(1), row.get(2));
+        if let Some(&i) = index.get(&(hook, sha)) {
+            let e = events[i].0;
+            out.insert((e.hook.as_str(), &e.sha256[..]), id);
+        }
+    }
+    Ok(out)
 }
 
 /// Records every outcome in `batch` with one statement; answers the ids of

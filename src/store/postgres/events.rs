@@ -132,7 +132,7 @@ impl EventParams<'_> {
     }
 
     /// The stored event this body repeats within its window, if any.
-    async fn find(
+    pub(super) async fn find(
         &self,
         c: &impl GenericClient,
         existing: &Statement,
@@ -176,7 +176,12 @@ impl Postgres {
     /// An insert that needs its own transaction (a webhook id to record
     /// with it) or none at all (a full spool: only a sender retry of a
     /// stored event gets its 202).
-    async fn insert_alone(&self, e: NewEvent, now: i64, full: bool) -> Result<Inserted, StoreError> {
+    async fn insert_alone(
+        &self,
+        e: NewEvent,
+        now: i64,
+        full: bool,
+    ) -> Result<Inserted, StoreError> {
         let mut client = self.client().await?;
         let r: Result<Result<Inserted, StoreError>, tokio_postgres::Error> = async {
             let insert = client.prepare_cached(INSERT_EVENT).await?;
