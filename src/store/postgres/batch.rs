@@ -28,7 +28,11 @@ pub(super) const QUEUE: usize = 4096;
 /// One write of the hot path.
 pub(super) enum Write {
     /// An event without a webhook id to record, with room in the spool.
-    Insert { e: NewEvent, now: i64, until: i64 },
+    Insert {
+        e: Box<NewEvent>,
+        now: i64,
+        until: i64,
+    },
     /// A routing without route dedup windows to settle.
     Route {
         r: Arc<Routing>,
@@ -387,7 +391,7 @@ async fn insert_many<'b>(
         .enumerate()
         .filter(|(i, _)| firsts.contains(i))
         .filter_map(|(_, q)| match &q.write {
-            Write::Insert { e, now, until } => Some((e, *now, *until)),
+            Write::Insert { e, now, until } => Some((&**e, *now, *until)),
             _ => None,
         })
         .collect();

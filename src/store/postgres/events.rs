@@ -162,6 +162,7 @@ impl Postgres {
         } else {
             // The common case: committed with the other writes waiting.
             let until = self.lease_until(now);
+            let e = Box::new(e);
             match self.write(batch::Write::Insert { e, now, until }).await? {
                 batch::Done::Inserted(Some(inserted)) => inserted,
                 _ => return Err(window_closed()),
