@@ -6,6 +6,7 @@
 #   scripts/bench.sh console    # the web console's pages over 100,000 events only
 #   scripts/bench.sh backlog    # 100,000 events queued behind a dead chat service, then a restart
 #   scripts/bench.sh storm      # 10,000 alerts at once for a rate-limited, digesting Teams that answers 429s
+#   scripts/bench.sh pg         # one replica on PostgreSQL beside the SQLite daemon (scripts/bench-replicas.sh)
 #
 # The relay under test runs on core 0, the harness (load generator, fake
 # alert API and chat services) on core 1; systems are interleaved
@@ -43,6 +44,20 @@ storm() {
   taskset -c 1 target/release/hookrelay-bench storm --count "${STORM_EVENTS:-10000}" \
     --relay-cpu 0 | tee -a target/bench/storm.jsonl
 }
+# One replica on PostgreSQL (database on the relay's core) beside the
+# SQLite daemon, with the relay's and the database's CPU per event
+# (scripts/bench-replicas.sh; PG_REPLICAS="1 2 3" for more replicas).
+pg() {
+  if ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
+    REPLICAS="${PG_REPLICAS:-1}" COUNT="${PG_EVENTS:-10000}" scripts/bench-replicas.sh
+  else
+    echo "PostgreSQL server binaries not found (apt install postgresql): the PostgreSQL rows are skipped" >&2
+  fi
+}
+if [ "${1:-}" = pg ]; then
+  pg
+  exit 0
+fi
 if [ "${1:-}" = storm ]; then
   storm
   exit 0
@@ -100,5 +115,5 @@ if [ -z "${QUICK:-}" ]; then
   REPEATS=1 scenario reference --count 1000 --concurrency 32 --destinations 1 --api-delay-ms 50 --chat-delay-ms 200 --stall-secs 30
 fi
 
-[ -z "${QUICK:-}" ] && console_pages && backlog && storm
+[ -z "${QUICK:-}" ] && console_pages && backlog && storm && pg
 target/release/hookrelay-bench report "$OUT"
