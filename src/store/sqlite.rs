@@ -11,13 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-/// Page cache per connection, in KiB. The writer's working set is the
-/// right-hand edge of each table and index and the rows routed or completed
-/// shortly after they were written: a few hundred pages. SQLite's default
-/// (2,000 KiB) only added peak RSS: 1 MiB measured 1.5 MiB less at the same
-/// throughput (BENCHMARKS.md, fourth session); the OS page cache holds the
-/// rest of the file.
-const CACHE_KIB: u32 = 1024;
+/// The writer's page cache, in KiB. Its working set is the right-hand
+/// edge of each table and index and the rows routed or completed shortly
+/// after they were written; the OS page cache holds the rest of the file.
+/// SQLite's default (2,000 KiB) only added peak RSS: 1 MiB measured 1.5 MiB
+/// less at the same throughput (BENCHMARKS.md, fourth session), and 512
+/// KiB 2 MiB less again with 100,000 events queued, at the same throughput
+/// and CPU per event (ninth session).
+const CACHE_KIB: u32 = 512;
 
 /// A reader's page cache. Reads walk indexes and fetch rows here and
 /// there, from pages the OS caches anyway; a full 1 MiB cache per reader
