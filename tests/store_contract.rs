@@ -259,6 +259,29 @@ async fn repeats_among_events_stored_at_once_are_recognised() {
     }
 }
 
+/// Two routings of one event at once (a lease taken over while the first
+/// was in flight): one creates the deliveries, the other finds it routed.
+#[tokio::test]
+async fn an_event_routed_twice_at_once_is_routed_once() {
+    for (name, store, _dir) in backends(1_000).await {
+        let ev = insert(&store, "twice").await;
+        let other = insert(&store, "other").await;
+        let (a, b, c) = tokio::join!(
+            store.record_routing(routing(ev.id, &["x", "y"], None)),
+            store.record_routing(routing(ev.id, &["x", "y"], None)),
+            store.record_routing(routing(other.id, &["x"], None)),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(a.is_some() != b.is_some(), "{name}: routed exactly once");
+        let due = a.or(b).unwrap();
+        assert_eq!(due.len(), 2, "{name}");
+        assert!(due.iter().all(|d| d.event_id == ev.id), "{name}");
+        assert_eq!(c.unwrap().unwrap().len(), 1, "{name}");
+        let detail = store.event_detail(ev.id).await.unwrap().unwrap();
+        assert_eq!(detail.deliveries.len(), 2, "{name}: no delivery made twice");
+    }
+}
+
 /// Writes made at once are committed together on PostgreSQL: one the
 /// database refuses (a NUL character, which PostgreSQL's text cannot hold,
 /// in an alert's title) must not fail, or lose, the others.
