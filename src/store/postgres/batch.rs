@@ -115,7 +115,6 @@ struct Statements {
     complete: [Statement; 3],
     complete_many: Statement,
     insert_many: Statement,
-    route_many: Statement,
 }
 
 impl Statements {
@@ -131,7 +130,6 @@ impl Statements {
             ],
             complete_many: c.prepare_cached(COMPLETE_MANY).await?,
             insert_many: c.prepare_cached(INSERT_MANY).await?,
-            route_many: c.prepare_cached(ROUTE_MANY).await?,
         })
     }
 }
@@ -161,7 +159,19 @@ impl Write {
                 let col = |f: fn(&NewDelivery) -> Option<&str>| -> Vec<Option<&str>> {
                     r.deliveries.iter().map(f).collect()
                 };
-                let states: Vec<&str> = r.deliveries.iter().map(initial_state).collect();
+                let states: Vec<&str> = r
+                    .deliveries
+                    .iter()
+                    .map(|d| {
+                        if d.failed.is_some() {
+                            DeliveryState::Dead.as_str()
+                        } else if d.muted.is_some() {
+                            DeliveryState::Muted.as_str()
+                        } else {
+                            DeliveryState::Pending.as_str()
+                        }
+                    })
+                    .collect();
                 let rows = c
                     .query(
                         &s.route,
@@ -251,25 +261,25 @@ impl Postgres {
             let firsts = first_inserts(batch);
             let outcomes = complete_many(&tx, &s, batch);
             let inserted = insert_many(&tx, &s, batch, &firsts, replica);
-            let first_routes = first_routes(batch);
-            let routed = route_many(&tx, &s, batch, &first_routes, replica);
-            let (updated, inserted, routed) =
-                futures_util::future::join3(outcomes, inserted, routed).await;
-            let (updated, inserted, mut routed) = (updated?, inserted?, routed?);
+            let routes = batch
+                .iter()
+                .filter(|q| matches!(q.write, Write::Route { .. }))
+                .map(|q| q.write.run(&tx, &s, replica));
+            let (updated, inserted, routes) = futures_util::future::join3(
+                outcomes,
+                inserted,
+                futures_util::future::join_all(routes),
+            )
+            .await;
+            let (updated, inserted) = (updated?, inserted?);
+            let mut routes = routes.into_iter();
             let mut done = Vec::with_capacity(batch.len());
             for (i, q) in batch.iter().enumerate() {
                 done.push(match &q.write {
                     Write::Complete { c, .. } => {
                         Done::Completed(u64::from(updated.contains(&c.parts().0)))
                     }
-                    // Routed by the statement for the batch (no rows: it
-                    // was routed already).
-                    Write::Route { r, .. } if first_routes.contains(&i) => {
-                        Done::Routed(routed.remove(&r.event_id).unwrap_or_default())
-                    }
-                    // The same event routed twice in one batch: after the
-                    // first, it finds the event routed.
-                    Write::Route { .. } => q.write.run(&tx, &s, replica).await?,
+                    Write::Route { .. } => routes.next().unwrap_or(Ok(Done::Completed(0)))?,
                     Write::Insert { e, now, until } => {
                         let params = EventParams {
                             e,
@@ -437,141 +447,6 @@ async fn insert_many<'b>(
         }
     }
     Ok(out)
-}
-
-/// A batch's routings in one statement, as [`ROUTE_EVENT`] does for one:
-/// each event marked routed (unless it already was), its facts, and its
-/// deliveries, from arrays (the deliveries' carry their event's id). The
-/// same columns as [`ROUTE_EVENT`]'s rows, then the event's id.
-const ROUTE_MANY: &str = "WITH r AS (
-        SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[], $7::TEXT[], $8::INT[])
-        AS r(event_id, enrichment, alert_json, routes, now, until, title, targets)),
-     e AS (
-        UPDATE events ev SET state = 'routed', enrichment = r.enrichment, alert_json = r.alert_json, routes = r.routes,
-        routed_at = r.now, claimed_by = NULL, claimed_until = NULL
-        FROM r WHERE ev.id = r.event_id AND ev.state = 'received'
-        RETURNING ev.id, ev.received_at, ev.hook, ev.short_id, ev.kind, ev.action, r.now, r.until, r.title, r.targets),
-     facts AS (
-        INSERT INTO event_facts (id, received_at, hook, kind, action, short_id, title, targets)
-        SELECT id, received_at, hook, kind, action, short_id, title, targets FROM e),
-     ins AS (
-        INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at,
-                                last_error, summary, claimed_by, claimed_until, thread_key)
-        SELECT e.id, u.route, u.destination, u.payload, u.state, e.received_at, e.now, e.now, u.note, u.summary,
-               CASE WHEN u.state = 'pending' THEN $9 END, CASE WHEN u.state = 'pending' THEN e.until END, u.thread_key
-        FROM UNNEST($10::BIGINT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::TEXT[], $15::TEXT[], $16::TEXT[], $17::TEXT[])
-             AS u(event_id, route, destination, payload, state, note, summary, thread_key)
-        JOIN e ON e.id = u.event_id
-        RETURNING id, event_id, route, destination, state)
-     SELECT e.received_at, e.hook, e.short_id, ins.id, ins.route, ins.destination, ins.state, e.id
-     FROM e LEFT JOIN ins ON ins.event_id = e.id";
-
-/// The routings of `batch` that go into [`ROUTE_MANY`]: the first of each
-/// event (one statement updates a row once).
-fn first_routes(batch: &[Queued]) -> std::collections::HashSet<usize> {
-    let mut seen = std::collections::HashSet::new();
-    batch
-        .iter()
-        .enumerate()
-        .filter_map(|(i, q)| match &q.write {
-            Write::Route { r, .. } if seen.insert(r.event_id) => Some(i),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Routes the events at `firsts` with one statement; answers each routed
-/// event's rows by its id (an event routed already has none).
-async fn route_many(
-    tx: &tokio_postgres::Transaction<'_>,
-    s: &Statements,
-    batch: &[Queued],
-    firsts: &std::collections::HashSet<usize>,
-    replica: &str,
-) -> Result<std::collections::HashMap<i64, Vec<Row>>, tokio_postgres::Error> {
-    let routings: Vec<(&Routing, i64, i64)> = batch
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| firsts.contains(i))
-        .filter_map(|(_, q)| match &q.write {
-            Write::Route { r, now, until } => Some((&**r, *now, *until)),
-            _ => None,
-        })
-        .collect();
-    if routings.is_empty() {
-        return Ok(Default::default());
-    }
-    let ids: Vec<i64> = routings.iter().map(|(r, _, _)| r.event_id).collect();
-    let enrichments: Vec<&str> = routings
-        .iter()
-        .map(|(r, _, _)| r.enrichment.as_str())
-        .collect();
-    let alerts: Vec<Option<&str>> = routings
-        .iter()
-        .map(|(r, _, _)| r.alert_json.as_deref())
-        .collect();
-    let journeys: Vec<String> = routings.iter().map(|(r, _, _)| r.routes_json()).collect();
-    let nows: Vec<i64> = routings.iter().map(|(_, now, _)| *now).collect();
-    let untils: Vec<i64> = routings.iter().map(|(_, _, until)| *until).collect();
-    let titles: Vec<Option<&str>> = routings
-        .iter()
-        .map(|(r, _, _)| r.title.as_deref())
-        .collect();
-    let targets: Vec<i32> = routings
-        .iter()
-        .map(|(r, _, _)| r.deliveries.len() as i32)
-        .collect();
-    // The deliveries of every routing, flattened, each with its event.
-    let deliveries: Vec<(i64, &NewDelivery)> = routings
-        .iter()
-        .flat_map(|(r, _, _)| r.deliveries.iter().map(|d| (r.event_id, d)))
-        .collect();
-    let col = |f: fn(&NewDelivery) -> Option<&str>| -> Vec<Option<&str>> {
-        deliveries.iter().map(|(_, d)| f(d)).collect()
-    };
-    let events: Vec<i64> = deliveries.iter().map(|(id, _)| *id).collect();
-    let states: Vec<&str> = deliveries.iter().map(|(_, d)| initial_state(d)).collect();
-    let rows = tx
-        .query(
-            &s.route_many,
-            &[
-                &ids,
-                &enrichments,
-                &alerts,
-                &journeys,
-                &nows,
-                &untils,
-                &titles,
-                &targets,
-                &replica,
-                &events,
-                &col(|d| Some(d.route.as_str())),
-                &col(|d| Some(d.destination.as_str())),
-                &col(|d| Some(d.payload.as_str())),
-                &states,
-                &col(|d| d.failed.as_deref().or(d.muted.as_deref())),
-                &col(|d| d.summary.as_deref()),
-                &col(|d| d.thread_key.as_deref()),
-            ],
-        )
-        .await?;
-    let mut out: std::collections::HashMap<i64, Vec<Row>> = std::collections::HashMap::new();
-    for row in rows {
-        out.entry(row.get(7)).or_default().push(row);
-    }
-    Ok(out)
-}
-
-/// The state a delivery is created in: dead when it could not be
-/// rendered, muted when silenced, pending otherwise.
-fn initial_state(d: &NewDelivery) -> &'static str {
-    if d.failed.is_some() {
-        DeliveryState::Dead.as_str()
-    } else if d.muted.is_some() {
-        DeliveryState::Muted.as_str()
-    } else {
-        DeliveryState::Pending.as_str()
-    }
 }
 
 /// Records every outcome in `batch` with one statement; answers the ids of
