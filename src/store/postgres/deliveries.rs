@@ -5,7 +5,8 @@
 use super::*;
 
 impl Postgres {
-    pub async fn complete(&self, c: Completion) -> Result<(), StoreError> {
+    pub async fn complete(&self, mut c: Completion) -> Result<(), StoreError> {
+        scrub_completion(&mut c);
         // The attempt and the new state in one statement, committed with
         // the other writes waiting.
         let finished = !matches!(c, Completion::Retry { .. });
@@ -64,7 +65,8 @@ impl Postgres {
         Ok(())
     }
 
-    pub async fn digest(&self, d: NewDigest) -> Result<DueDelivery, StoreError> {
+    pub async fn digest(&self, mut d: NewDigest) -> Result<DueDelivery, StoreError> {
+        scrub(&mut d.payload);
         let mut client = self.client().await?;
         let now = now_ms();
         let until = self.lease_until(now);

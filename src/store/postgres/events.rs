@@ -154,7 +154,8 @@ fn window_closed() -> StoreError {
 }
 
 impl Postgres {
-    pub async fn insert_event(&self, e: NewEvent) -> Result<Inserted, StoreError> {
+    pub async fn insert_event(&self, mut e: NewEvent) -> Result<Inserted, StoreError> {
+        scrub_event(&mut e);
         let now = now_ms();
         let full = self.inner.pending() >= self.inner.max_pending;
         let inserted = if full || e.message_id.is_some() {
@@ -228,7 +229,11 @@ impl Postgres {
         self.seen(r)?
     }
 
-    pub async fn record_routing(&self, r: Routing) -> Result<Option<Vec<DueDelivery>>, StoreError> {
+    pub async fn record_routing(
+        &self,
+        mut r: Routing,
+    ) -> Result<Option<Vec<DueDelivery>>, StoreError> {
+        scrub_routing(&mut r);
         let now = now_ms();
         let until = self.lease_until(now);
         if r.deliveries.iter().all(|d| d.dedup.is_none()) {

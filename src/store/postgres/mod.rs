@@ -295,6 +295,68 @@ impl Inner {
     }
 }
 
+/// PostgreSQL's text cannot hold a NUL character (SQLite's can): one in an
+/// alert's title, a webhook's short id or a chat service's error would make
+/// every attempt to store it fail. Text bound for PostgreSQL carries U+FFFD
+/// in its place, as undecodable bytes are shown elsewhere.
+fn scrub(s: &mut String) {
+    if s.contains('\0') {
+        *s = s.replace('\0', "\u{FFFD}");
+    }
+}
+
+fn scrub_opt(s: &mut Option<String>) {
+    if let Some(s) = s {
+        scrub(s);
+    }
+}
+
+fn scrub_event(e: &mut NewEvent) {
+    for s in [&mut e.hook, &mut e.kind, &mut e.action] {
+        scrub(s);
+    }
+    for s in [
+        &mut e.short_id,
+        &mut e.alert_uuid,
+        &mut e.client,
+        &mut e.auth,
+    ] {
+        scrub_opt(s);
+    }
+    if let Some((id, _)) = &mut e.message_id {
+        scrub(id);
+    }
+}
+
+fn scrub_routing(r: &mut Routing) {
+    scrub(&mut r.enrichment);
+    scrub_opt(&mut r.alert_json);
+    scrub_opt(&mut r.title);
+    for d in &mut r.deliveries {
+        for s in [&mut d.route, &mut d.destination, &mut d.payload] {
+            scrub(s);
+        }
+        for s in [
+            &mut d.failed,
+            &mut d.muted,
+            &mut d.summary,
+            &mut d.thread_key,
+        ] {
+            scrub_opt(s);
+        }
+        if let Some((key, _)) = &mut d.dedup {
+            scrub(key);
+        }
+    }
+}
+
+fn scrub_completion(c: &mut Completion) {
+    match c {
+        Completion::Delivered { thread, .. } => scrub_opt(thread),
+        Completion::Retry { error, .. } | Completion::Dead { error, .. } => scrub(error),
+    }
+}
+
 /// An error with its causes ("error performing TLS handshake: invalid peer
 /// certificate: UnknownIssuer"), and what to do about a certificate the
 /// roots do not trust. No part of it carries the URL or its password.
