@@ -294,11 +294,13 @@ impl Postgres {
                                 id: *id,
                                 duplicate: false,
                             })),
-                            // A sender retry of an event stored before the
-                            // batch, or of one earlier in it.
+                            // Its body is within its window from before
+                            // the batch: a sender retry.
                             _ if firsts.contains(&i) => {
                                 Done::Inserted(params.find(&*tx, &s.existing).await?)
                             }
+                            // A repeat of a body earlier in the batch:
+                            // found (or stored) after that one.
                             _ => Done::Inserted(params.store(&*tx, &s.insert, &s.existing).await?),
                         }
                     }
