@@ -348,8 +348,9 @@ async fn a_refused_write_fails_alone_among_writes_made_at_once() {
 }
 
 /// PostgreSQL's text cannot hold a NUL character, SQLite's can: an alert
-/// whose title has one, a webhook's short id, a chat service's error must
-/// still be stored (and not fail every attempt) on both.
+/// whose title or status has one, a webhook's short id, a chat service's
+/// error, an action's detail, a silence's comment must still be stored
+/// (and not fail every attempt) on both.
 #[tokio::test]
 async fn a_nul_character_in_text_is_stored_on_both_backends() {
     for (name, store, _dir) in backends(100).await {
@@ -371,6 +372,46 @@ async fn a_nul_character_in_text_is_stored_on_both_backends() {
             .unwrap();
         let detail = store.event_detail(ev.id).await.unwrap().unwrap();
         assert_eq!(detail.deliveries[0].attempts.len(), 1, "{name}");
+
+        // An alert's status on its thread root, an action's detail, a
+        // silence's comment.
+        let root = ThreadRoot {
+            channel: "C1".into(),
+            ts: "1.2".into(),
+            status: Some("Ongoing\0".into()),
+            urgency: Some(40),
+        };
+        store.set_thread("sk", "A", root).await.unwrap();
+        assert!(
+            store.thread_root("sk", "A").await.unwrap().is_some(),
+            "{name}"
+        );
+        let action = hookrelay::store::ActionRecord {
+            at: now_ms(),
+            alert: "A".into(),
+            action: "close".into(),
+            destination: "teams".into(),
+            client: "slack:@a\0b".into(),
+            result: "pending".into(),
+            detail: Some("the API said \0".into()),
+        };
+        let id = store.start_action(action, None).await.unwrap().unwrap();
+        store
+            .finish_action(id, "failed", Some("still \0".into()))
+            .await
+            .unwrap();
+        assert_eq!(store.actions_for("A").await.unwrap().len(), 1, "{name}");
+        let silence = hookrelay::store::Silence {
+            id: 0,
+            created_at: now_ms(),
+            ends_at: now_ms() + 60_000,
+            matcher: "rule = [\"x\"]".into(),
+            comment: "tuning \0".into(),
+            author: "alice".into(),
+            expired_at: None,
+        };
+        store.add_silence(silence).await.unwrap();
+        assert_eq!(store.silences(None).await.unwrap().len(), 1, "{name}");
     }
 }
 

@@ -436,7 +436,7 @@ impl Store {
         let (d, a) = (destination.to_owned(), alert.to_owned());
         match &self.backend {
             Backend::Sqlite(s) => s.call(|r| writer::Op::SetThread(d, a, root, r)).await,
-            Backend::Postgres(pg) => pg.set_thread(&d, &a, &root).await,
+            Backend::Postgres(pg) => pg.set_thread(&d, &a, root).await,
         }
     }
 
@@ -449,7 +449,7 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.call(|r| writer::Op::StartAction(record, nonce, r)).await,
-            Backend::Postgres(pg) => pg.start_action(&record, nonce.as_deref()).await,
+            Backend::Postgres(pg) => pg.start_action(record, nonce.as_deref()).await,
         }
     }
 
@@ -466,7 +466,7 @@ impl Store {
                 s.call(|r| writer::Op::FinishAction(id, result, detail, r))
                     .await
             }
-            Backend::Postgres(pg) => pg.finish_action(id, &result, detail.as_deref()).await,
+            Backend::Postgres(pg) => pg.finish_action(id, &result, detail).await,
         }
     }
 
@@ -474,7 +474,7 @@ impl Store {
     pub async fn add_silence(&self, s: Silence) -> Result<i64, StoreError> {
         match &self.backend {
             Backend::Sqlite(sq) => sq.call(|r| writer::Op::AddSilence(s, r)).await,
-            Backend::Postgres(pg) => pg.add_silence(&s).await,
+            Backend::Postgres(pg) => pg.add_silence(s).await,
         }
     }
 

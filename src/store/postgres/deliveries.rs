@@ -66,7 +66,7 @@ impl Postgres {
     }
 
     pub async fn digest(&self, mut d: NewDigest) -> Result<DueDelivery, StoreError> {
-        scrub(&mut d.payload);
+        scrub([&mut d.payload], []);
         let mut client = self.client().await?;
         let now = now_ms();
         let until = self.lease_until(now);
@@ -165,9 +165,19 @@ impl Postgres {
 
     pub async fn start_action(
         &self,
-        a: &ActionRecord,
+        mut a: ActionRecord,
         nonce: Option<&str>,
     ) -> Result<Option<i64>, StoreError> {
+        scrub(
+            [
+                &mut a.alert,
+                &mut a.action,
+                &mut a.destination,
+                &mut a.client,
+                &mut a.result,
+            ],
+            [&mut a.detail],
+        );
         let rows = self
             .query(
                 "INSERT INTO actions (at, alert, action, destination, client, result, detail, nonce)
@@ -178,7 +188,8 @@ impl Postgres {
         Ok(rows.first().map(|r| r.get(0)))
     }
 
-    pub async fn add_silence(&self, s: &Silence) -> Result<i64, StoreError> {
+    pub async fn add_silence(&self, mut s: Silence) -> Result<i64, StoreError> {
+        scrub([&mut s.matcher, &mut s.comment, &mut s.author], []);
         let rows = self
             .query(
                 "INSERT INTO silences (created_at, ends_at, matcher, comment, author) VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -224,8 +235,9 @@ impl Postgres {
         &self,
         id: i64,
         result: &str,
-        detail: Option<&str>,
+        mut detail: Option<String>,
     ) -> Result<(), StoreError> {
+        scrub([], [&mut detail]);
         self.execute(
             "UPDATE actions SET result = $2, detail = $3 WHERE id = $1",
             &[&id, &result, &detail],
@@ -278,8 +290,9 @@ impl Postgres {
         &self,
         destination: &str,
         alert: &str,
-        root: &ThreadRoot,
+        mut root: ThreadRoot,
     ) -> Result<(), StoreError> {
+        scrub([&mut root.channel, &mut root.ts], [&mut root.status]);
         self.execute(
             "INSERT INTO threads (destination, alert, channel, ts, status, urgency, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)

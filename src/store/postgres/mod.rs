@@ -296,64 +296,58 @@ impl Inner {
 }
 
 /// PostgreSQL's text cannot hold a NUL character (SQLite's can): one in an
-/// alert's title, a webhook's short id or a chat service's error would make
-/// every attempt to store it fail. Text bound for PostgreSQL carries U+FFFD
-/// in its place, as undecodable bytes are shown elsewhere.
-fn scrub(s: &mut String) {
-    if s.contains('\0') {
-        *s = s.replace('\0', "\u{FFFD}");
-    }
-}
-
-fn scrub_opt(s: &mut Option<String>) {
-    if let Some(s) = s {
-        scrub(s);
+/// alert's title or status, a webhook's short id, a chat service's error or
+/// an action's detail would make every attempt to store it fail. Text bound
+/// for PostgreSQL carries U+FFFD in its place, as undecodable bytes are
+/// shown elsewhere. Each write that stores text from outside scrubs it.
+fn scrub<'a>(
+    texts: impl IntoIterator<Item = &'a mut String>,
+    options: impl IntoIterator<Item = &'a mut Option<String>>,
+) {
+    for s in texts.into_iter().chain(options.into_iter().flatten()) {
+        if s.contains('\0') {
+            *s = s.replace('\0', "\u{FFFD}");
+        }
     }
 }
 
 fn scrub_event(e: &mut NewEvent) {
-    for s in [&mut e.hook, &mut e.kind, &mut e.action] {
-        scrub(s);
-    }
-    for s in [
-        &mut e.short_id,
-        &mut e.alert_uuid,
-        &mut e.client,
-        &mut e.auth,
-    ] {
-        scrub_opt(s);
-    }
-    if let Some((id, _)) = &mut e.message_id {
-        scrub(id);
-    }
+    let id = e.message_id.as_mut().map(|(id, _)| id);
+    scrub(
+        [&mut e.hook, &mut e.kind, &mut e.action]
+            .into_iter()
+            .chain(id),
+        [
+            &mut e.short_id,
+            &mut e.alert_uuid,
+            &mut e.client,
+            &mut e.auth,
+        ],
+    );
 }
 
 fn scrub_routing(r: &mut Routing) {
-    scrub(&mut r.enrichment);
-    scrub_opt(&mut r.alert_json);
-    scrub_opt(&mut r.title);
+    scrub([&mut r.enrichment], [&mut r.alert_json, &mut r.title]);
     for d in &mut r.deliveries {
-        for s in [&mut d.route, &mut d.destination, &mut d.payload] {
-            scrub(s);
-        }
-        for s in [
-            &mut d.failed,
-            &mut d.muted,
-            &mut d.summary,
-            &mut d.thread_key,
-        ] {
-            scrub_opt(s);
-        }
-        if let Some((key, _)) = &mut d.dedup {
-            scrub(key);
-        }
+        let key = d.dedup.as_mut().map(|(key, _)| key);
+        scrub(
+            [&mut d.route, &mut d.destination, &mut d.payload]
+                .into_iter()
+                .chain(key),
+            [
+                &mut d.failed,
+                &mut d.muted,
+                &mut d.summary,
+                &mut d.thread_key,
+            ],
+        );
     }
 }
 
 fn scrub_completion(c: &mut Completion) {
     match c {
-        Completion::Delivered { thread, .. } => scrub_opt(thread),
-        Completion::Retry { error, .. } | Completion::Dead { error, .. } => scrub(error),
+        Completion::Delivered { thread, .. } => scrub([], [thread]),
+        Completion::Retry { error, .. } | Completion::Dead { error, .. } => scrub([error], []),
     }
 }
 
