@@ -320,7 +320,17 @@ async fn a_refused_write_fails_alone_among_writes_made_at_once() {
         }
         store.record_routing(r)
     });
-    let routed = futures_util::future::join_all(routings).await;
+    // New events arrive meanwhile: the batch the refused routing is in
+    // holds inserts too, and they are retried alone with it.
+    let late_bodies: Vec<String> = (0..10).map(|i| format!("late {i}")).collect();
+    let (routed, late) = futures_util::future::join(
+        futures_util::future::join_all(routings),
+        futures_util::future::join_all(late_bodies.iter().map(|b| store.insert_event(event(b)))),
+    )
+    .await;
+    for l in &late {
+        assert!(!l.as_ref().unwrap().duplicate);
+    }
     for (i, r) in routed.iter().enumerate() {
         match r {
             Ok(Some(due)) => assert_eq!(due.len(), 1, "routing {i}"),
@@ -330,19 +340,52 @@ async fn a_refused_write_fails_alone_among_writes_made_at_once() {
             other => panic!("routing {i}: {:?}", other.as_ref().map(|_| ())),
         }
     }
-    let completions = routed.iter().flatten().flatten().map(|due| {
-        store.complete(Completion::Delivered {
-            id: due[0].id,
-            status: 200,
-            duration_ms: 1,
-            thread: None,
+    // Outcomes recorded at once, one of which the database refuses too.
+    client
+        .batch_execute(
+            "ALTER TABLE attempts ADD CONSTRAINT refused_too CHECK (error IS DISTINCT FROM 'refused')",
+        )
+        .await
+        .unwrap();
+    let due: Vec<i64> = routed.iter().flatten().flatten().map(|d| d[0].id).collect();
+    let delivered = |id: i64| Completion::Delivered {
+        id,
+        status: 200,
+        duration_ms: 1,
+        thread: None,
+    };
+    let completions = due.iter().enumerate().map(|(i, id)| {
+        store.complete(if i == 3 {
+            Completion::Retry {
+                id: *id,
+                status: Some(503),
+                error: "refused".into(),
+                next_attempt_at: now_ms(),
+                duration_ms: 1,
+            }
+        } else {
+            delivered(*id)
         })
     });
-    for done in futures_util::future::join_all(completions).await {
-        done.unwrap();
+    for (i, done) in futures_util::future::join_all(completions)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        match done {
+            Err(StoreError::Unavailable(why)) if i == 3 => {
+                assert!(why.contains("refused"), "{why}")
+            }
+            other => other.unwrap(),
+        }
     }
+    client
+        .batch_execute("ALTER TABLE attempts DROP CONSTRAINT refused_too")
+        .await
+        .unwrap();
+    store.complete(delivered(due[3])).await.unwrap();
     let events = store.events_since(0, None, None).await.unwrap();
-    assert_eq!(events.len(), 40, "every insert kept once");
+    assert_eq!(events.len() - late.len(), 40, "every insert kept once");
     let delivered = events.iter().filter(|e| e.state == "delivered").count();
     assert_eq!(delivered, 39);
 }

@@ -58,40 +58,9 @@ pub(super) struct Queued {
     reply: oneshot::Sender<Result<Done, StoreError>>,
 }
 
-/// The outcome statements, by [`Completion`] variant: each binds the same
-/// seven parameters, so each is prepared once per connection.
-fn complete_sql(c: &Completion) -> (usize, &'static str) {
-    match c {
-        Completion::Delivered { .. } => (0, COMPLETE_DELIVERED),
-        Completion::Retry { .. } => (1, COMPLETE_RETRY),
-        Completion::Dead { .. } => (2, COMPLETE_DEAD),
-    }
-}
-
-/// `$6` is only used by a retry; the no-op test on it gives it a type in
-/// the others.
-macro_rules! complete {
-    ($outcome:literal, $state:literal) => {
-        concat!(
-            "WITH a AS (INSERT INTO attempts (delivery_id, at, status, error, duration_ms, destination, outcome, age_ms)
-                        SELECT $1, $2, $3, $4, $5, destination, '",
-            $outcome,
-            "', $2 - created_at FROM deliveries WHERE id = $1)
-             UPDATE deliveries SET ",
-            $state,
-            ", attempts = attempts + 1, updated_at = $2, last_status = $3,
-             thread = COALESCE($7::TEXT, thread),
-             claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state = 'pending' AND $6::BIGINT IS NOT NULL"
-        )
-    };
-}
-const COMPLETE_DELIVERED: &str = complete!("delivered", "state = 'delivered', last_error = NULL");
-const COMPLETE_RETRY: &str = complete!("retry", "next_attempt_at = $6, last_error = $4");
-const COMPLETE_DEAD: &str = complete!("dead", "state = 'dead', last_error = $4");
-
-/// Every outcome of a batch in one statement: each attempt recorded, and
-/// each delivery still pending updated as [`complete_sql`]'s statements
-/// do; answers the ids it updated.
+/// Outcomes in one statement (a batch's, or one retried alone): each
+/// attempt recorded, and each delivery still pending updated (delivered or
+/// dead, or a retry's next attempt time); answers the ids it updated.
 const COMPLETE_MANY: &str = "WITH u AS (
         SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::BIGINT[], $6::TEXT[], $7::BIGINT[], $8::TEXT[])
         AS u(id, at, status, error, duration, outcome, next, thread)),
@@ -112,7 +81,6 @@ struct Statements {
     insert: Statement,
     existing: Statement,
     route: Statement,
-    complete: [Statement; 3],
     complete_many: Statement,
     insert_many: Statement,
 }
@@ -123,11 +91,6 @@ impl Statements {
             insert: c.prepare_cached(INSERT_EVENT).await?,
             existing: c.prepare_cached(events::EXISTING_EVENT).await?,
             route: c.prepare_cached(ROUTE_EVENT).await?,
-            complete: [
-                c.prepare_cached(COMPLETE_DELIVERED).await?,
-                c.prepare_cached(COMPLETE_RETRY).await?,
-                c.prepare_cached(COMPLETE_DEAD).await?,
-            ],
             complete_many: c.prepare_cached(COMPLETE_MANY).await?,
             insert_many: c.prepare_cached(INSERT_MANY).await?,
         })
@@ -198,26 +161,10 @@ impl Write {
                 Ok(Done::Routed(rows))
             }
             Write::Complete { c: outcome, now } => {
-                let (id, status, error, duration) = outcome.parts();
-                let next = match outcome {
-                    Completion::Retry {
-                        next_attempt_at, ..
-                    } => *next_attempt_at,
-                    _ => 0,
-                };
-                let thread = match outcome {
-                    Completion::Delivered { thread, .. } => thread.as_deref(),
-                    _ => None,
-                };
-                let status = status.map(i64::from);
-                let stmt = &s.complete[complete_sql(outcome).0];
-                let changed = c
-                    .execute(
-                        stmt,
-                        &[&id, now, &status, &error, &duration, &next, &thread],
-                    )
-                    .await?;
-                Ok(Done::Completed(changed))
+                let updated = complete_many(c, s, std::iter::once((outcome, *now))).await?;
+                Ok(Done::Completed(u64::from(
+                    updated.contains(&outcome.parts().0),
+                )))
             }
         }
     }
@@ -259,7 +206,14 @@ impl Postgres {
             // The outcomes in one statement and the new events in another,
             // sent first; the routings each in their own, pipelined behind.
             let firsts = first_inserts(batch);
-            let outcomes = complete_many(&tx, &s, batch);
+            let outcomes = complete_many(
+                &tx,
+                &s,
+                batch.iter().filter_map(|q| match &q.write {
+                    Write::Complete { c, now } => Some((c, *now)),
+                    _ => None,
+                }),
+            );
             let inserted = insert_many(&tx, &s, batch, &firsts, replica);
             let routes = batch
                 .iter()
@@ -453,31 +407,18 @@ async fn insert_many<'b>(
 
 /// Records every outcome in `batch` with one statement; answers the ids of
 /// the deliveries it updated (those still pending).
-async fn complete_many(
+async fn complete_many<'a>(
     tx: &tokio_postgres::Transaction<'_>,
     s: &Statements,
-    batch: &[Queued],
+    outcomes: impl Iterator<Item = (&'a Completion, i64)>,
 ) -> Result<std::collections::HashSet<i64>, tokio_postgres::Error> {
-    let n = batch.len();
-    let (mut ids, mut at, mut status, mut error, mut duration) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut outcome, mut next, mut thread) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for q in batch {
-        let Write::Complete { c, now } = &q.write else {
-            continue;
-        };
+    let (mut ids, mut at, mut status, mut error, mut duration) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut outcome, mut next, mut thread) = (Vec::new(), Vec::new(), Vec::new());
+    for (c, now) in outcomes {
         let (id, st, err, dur) = c.parts();
         ids.push(id);
-        at.push(*now);
+        at.push(now);
         status.push(st.map(i64::from));
         error.push(err);
         duration.push(dur);
