@@ -12,7 +12,7 @@ pub struct Urgency {
     pub display: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Alert {
     pub uuid: Option<String>,
     pub short_id: Option<String>,
