@@ -151,6 +151,44 @@ async fn a_postgres_spool_relays_survives_a_restart_and_serves_the_cli() {
     );
 }
 
+/// An alert whose title carries a NUL character (`\u0000`), which
+/// PostgreSQL's text cannot hold: the event is still routed and delivered
+/// once, and the console's title for it has U+FFFD in its place.
+#[tokio::test]
+async fn an_alert_title_with_a_nul_is_delivered_on_postgres() {
+    let Some(Setup {
+        fake,
+        config,
+        url,
+        _dir,
+    }) = setup("").await
+    else {
+        return;
+    };
+    let mut alert = fixture_json("alert-full.json");
+    alert["uuid"] = ALERT_UUID.into();
+    alert["title"] = "Beacon\u{0}to C2".into();
+    fake.always(
+        &format!("/api/v1/sic/alerts/{ALERT_UUID}"),
+        Reply::status(200, &alert.to_string()),
+    );
+    let daemon = Daemon::spawn(&config).await;
+    assert_eq!(daemon.post_unique(1).await, 202);
+    let got = fake.wait_for("/wh", 1, Duration::from_secs(20)).await;
+    assert_eq!(got[0].json()["alert"]["title"], "Beacon\u{0}to C2");
+    let cfg = config.to_str().unwrap();
+    let (code, out, _) = cli(&["events", "list", "--config", cfg]);
+    assert_eq!(code, 0);
+    assert!(out.contains("delivered"), "{out}");
+    let client = pg::server().unwrap().client(&url).await;
+    let title: String = client
+        .query_one("SELECT title FROM event_facts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(title, "Beacon\u{FFFD}to C2");
+}
+
 #[tokio::test]
 async fn three_replicas_deliver_every_accepted_event_when_one_is_killed() {
     const EVENTS: usize = 2_000;
