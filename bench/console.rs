@@ -94,6 +94,8 @@ async fn fill(store: &Store, n: usize) -> anyhow::Result<()> {
                     dedup: None,
                     summary: None,
                     thread_key: None,
+                    first: None,
+                    in_flight_until: None,
                 }],
                 title: Some(format!("Suspicious PowerShell download cradle #{}", i + j)),
                 journey: journey.clone(),

@@ -1,6 +1,8 @@
 //! The pipeline between the spool and the delivery workers: for each
 //! accepted event, enrich → route → render, then commit the deliveries and
-//! hand them to their workers.
+//! hand them to their workers (plain chat messages that can go out at once
+//! are sent first, and committed with their first attempt: see
+//! `Pipeline::send_first`).
 //!
 //! Nothing here answers a sender: an event reaches the pipeline only after
 //! its 202. Memory stays bounded whatever the backlog: ingress hands events
@@ -57,6 +59,11 @@ pub struct Accepted {
     pub id: i64,
     pub hook: String,
     pub event: Event,
+    /// When ingress took it (unix ms), for an event handed over straight
+    /// from ingress; its deliveries may then go out before their routing
+    /// is recorded (see `Pipeline::send_first`). `None` for events read
+    /// back from the spool.
+    pub received_at: Option<i64>,
 }
 
 /// Ingress's side of the pipeline.
@@ -328,7 +335,17 @@ impl Pipeline {
                     }
                 };
                 if !self
-                    .start(Accepted { id, hook, event }, permits, tracker, cancel)
+                    .start(
+                        Accepted {
+                            id,
+                            hook,
+                            event,
+                            received_at: None,
+                        },
+                        permits,
+                        tracker,
+                        cancel,
+                    )
                     .await
                 {
                     return Sweep::Cancelled;
@@ -379,9 +396,8 @@ impl Pipeline {
         let me = self.clone();
         let cancel = cancel.clone();
         tracker.spawn(async move {
-            let _permit = permit;
             let id = a.id;
-            if me.process(a, cancel).await {
+            if me.process(a, cancel, permit.ok()).await {
                 // Remembered before it leaves `in_progress`: never in neither.
                 me.finished
                     .lock()
@@ -399,7 +415,12 @@ impl Pipeline {
     /// Enrich, route and render one event, then commit its deliveries.
     /// Returns whether the event is now routed (by this pass or an
     /// earlier one); false when shutdown cut it short.
-    async fn process(&self, a: Accepted, cancel: CancellationToken) -> bool {
+    async fn process(
+        &self,
+        a: Accepted,
+        cancel: CancellationToken,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> bool {
         let generation = self.live.get();
         let config = &generation.config;
         let hook = config.hooks.get(&a.hook);
@@ -481,6 +502,8 @@ impl Pipeline {
                     summary: None,
                     dedup: None,
                     thread_key: None,
+                    first: None,
+                    in_flight_until: None,
                     route: t.route,
                     destination: t.destination,
                 });
@@ -523,16 +546,40 @@ impl Pipeline {
                     .threaded()
                     .then(|| a.event.alert_uuid.map(|u| u.to_string()))
                     .flatten(),
+                first: None,
+                in_flight_until: None,
                 route: t.route,
                 destination: t.destination,
             });
         }
+        // Enrichment is done: what follows waits on chat services (at most
+        // each destination's concurrency of events) and on the spool.
+        drop(permit);
+        let mut in_flight = match a.received_at {
+            Some(received_at) => {
+                self.send_first(&a, received_at, &short_id, &generation, &mut deliveries)
+                    .await
+            }
+            None => Vec::new(),
+        };
         let (enrichment_text, alert_json) = enrichment.stored();
         // Counted once the routing is committed (a second pass over the same
         // event changes nothing and counts nothing).
         let render_failures: Vec<String> = deliveries
             .iter()
             .filter(|d| d.failed.is_some())
+            .map(|d| d.destination.clone())
+            .collect();
+        let sent_first = deliveries.iter().any(|d| d.first.is_some());
+        // Sent first and waiting for a retry (or an answer): found by their
+        // worker's scan, if their destination still has one once this is
+        // recorded.
+        let retrying: Vec<String> = deliveries
+            .iter()
+            .filter(|d| {
+                d.in_flight_until.is_some()
+                    || matches!(d.first, Some(crate::store::Completion::Retry { .. }))
+            })
             .map(|d| d.destination.clone())
             .collect();
         let routing = Routing {
@@ -562,6 +609,9 @@ impl Pipeline {
         };
         // None: another pass already routed this event.
         let Some(created) = created else {
+            if sent_first {
+                tracing::warn!(message = "An event was routed twice (another pass took it over); its messages sent before the routing was recorded went out twice.", hook = %a.hook, event_id = a.id);
+            }
             return true;
         };
         for destination in &render_failures {
@@ -572,9 +622,20 @@ impl Pipeline {
             tracing::info!(message = "Event matched no route.", hook = %a.hook, event_id = a.id, alert_short_id = short_id.as_deref(), kind = %a.event.kind, action = %a.event.action);
         }
         let mut orphaned = Vec::new();
+        let mut answers = Vec::with_capacity(in_flight.len());
         for d in created {
             let destination = d.destination.clone();
+            // Sent already and not answered yet: its outcome is recorded below.
+            if let Some(at) = in_flight.iter().position(|(to, _)| *to == destination) {
+                answers.push((d.id, in_flight.swap_remove(at).1));
+                continue;
+            }
             if !self.dispatcher.submit(d) && !orphaned.contains(&destination) {
+                orphaned.push(destination);
+            }
+        }
+        for destination in retrying {
+            if !self.dispatcher.runs(&destination) && !orphaned.contains(&destination) {
                 orphaned.push(destination);
             }
         }
@@ -583,9 +644,143 @@ impl Pipeline {
         for name in orphaned {
             self.dispatcher.orphan(&name).await;
         }
+        for (id, answer) in answers {
+            // No answer (the worker stopped mid-send): the row comes due
+            // when its send would have timed out, and is sent again.
+            let Ok(Some(first)) = answer.await else {
+                continue;
+            };
+            if let Err(e) = self.store.complete(first.with_id(id)).await {
+                tracing::error!(message = "Cannot record a delivery outcome; it will be attempted again.", delivery_id = id, error = %e);
+            }
+        }
         true
     }
 }
+
+/// Provisional ids of deliveries sent before they are recorded: below
+/// zero, never those of a row.
+static PROVISIONAL: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+impl Pipeline {
+    /// Sends the deliveries that can go out at once before their routing
+    /// is recorded, and notes each one's first attempt on it: the routing
+    /// then stores them with their outcome in one write, instead of a
+    /// write to create them and one per outcome, and the message does
+    /// not wait for the routing's commit.
+    ///
+    /// Only plain chat messages: no route dedup window in the routing
+    /// (settled in the routing's own transaction), nothing held, muted or
+    /// failed, no conversation, digest or send limit, and no message that
+    /// carries the delivery's id, which a retry must repeat (a signed
+    /// message's `webhook-id`, an e-mail's Message-ID, a Matrix
+    /// transaction id); PagerDuty and Opsgenie go out in order, one at a
+    /// time, as before. The worker sends it only if nothing is queued
+    /// before it and a slot is free.
+    ///
+    /// Crash safety is unchanged: until the routing commits, the event is
+    /// unrouted in the spool, and a restart routes and sends it again (at
+    /// least once, as for a send whose outcome was not committed).
+    ///
+    /// The routing waits [`FIRST_WAIT`] at most for the answers. A send
+    /// still unanswered then is recorded pending, not due before its
+    /// timeout has passed (so nothing sends it meanwhile), and returned
+    /// with its destination: its outcome is recorded once it comes.
+    async fn send_first(
+        &self,
+        a: &Accepted,
+        received_at: i64,
+        short_id: &Option<String>,
+        generation: &crate::live::Generation,
+        deliveries: &mut [NewDelivery],
+    ) -> Vec<(String, Answer)> {
+        use crate::config::DestinationKind as K;
+        let mut to: Vec<&str> = deliveries.iter().map(|d| d.destination.as_str()).collect();
+        to.sort_unstable();
+        to.dedup();
+        // Two deliveries to one destination (two routes) could not be
+        // told apart by destination when recorded.
+        if deliveries.iter().any(|d| d.dedup.is_some()) || to.len() < deliveries.len() {
+            return Vec::new();
+        }
+        let mut sent = Vec::new();
+        for (i, d) in deliveries.iter().enumerate() {
+            let Some(dest) = generation.destinations.get(&d.destination) else {
+                continue;
+            };
+            let c = &dest.config;
+            let plain = d.failed.is_none()
+                && d.muted.is_none()
+                && d.summary.is_none()
+                && d.thread_key.is_none()
+                && !c.threaded()
+                && !c.digest
+                && c.max_per_minute.is_none()
+                && c.rate.is_none()
+                && c.secret.is_none()
+                && matches!(
+                    c.kind,
+                    K::Teams
+                        | K::TeamsLegacy
+                        | K::Slack
+                        | K::Mattermost
+                        | K::Discord
+                        | K::GoogleChat
+                        | K::Ntfy
+                );
+            if !plain {
+                continue;
+            }
+            let due = crate::store::DueDelivery {
+                id: PROVISIONAL.fetch_sub(1, Ordering::Relaxed) - 1,
+                event_id: a.id,
+                destination: d.destination.clone(),
+                payload: d.payload.clone(),
+                attempts: 0,
+                created_at: received_at,
+                hook: a.hook.clone(),
+                short_id: short_id.clone(),
+                digest: false,
+                thread_key: None,
+            };
+            if let Some(answer) = self.dispatcher.send_now(due) {
+                sent.push((i, answer));
+            }
+        }
+        // Not cancelled by shutdown: a message that went out is recorded
+        // (the worker finishes its sends within the shutdown grace). A
+        // dropped answer (the worker stopped first) leaves the delivery to
+        // be recorded as pending and sent.
+        let deadline = tokio::time::Instant::now() + FIRST_WAIT;
+        let mut waiting = Vec::new();
+        for (i, mut answer) in sent {
+            match tokio::time::timeout_at(deadline, &mut answer).await {
+                Ok(Ok(Some(first))) => deliveries[i].first = Some(first),
+                Ok(_) => {}
+                Err(_) => {
+                    let d = &mut deliveries[i];
+                    let timeout = generation
+                        .destinations
+                        .get(&d.destination)
+                        .and_then(|dest| dest.config.timeout)
+                        .unwrap_or(crate::sinks::DEFAULT_TIMEOUT);
+                    let until = crate::store::now_ms() + (timeout + FIRST_WAIT).as_millis() as i64;
+                    d.in_flight_until = Some(until);
+                    waiting.push((d.destination.clone(), answer));
+                }
+            }
+        }
+        waiting
+    }
+}
+
+/// A first attempt's outcome, as the worker answers it.
+type Answer = tokio::sync::oneshot::Receiver<Option<crate::store::Completion>>;
+
+/// How long a routing waits for the first attempts sent before it (see
+/// `Pipeline::send_first`): chat services answer well within it; one that
+/// does not delays neither the routing nor the other deliveries longer.
+const FIRST_WAIT: Duration = Duration::from_secs(1);
 
 /// What the console shows of an event's routing: how long enrichment took
 /// and whether the alert came from the cache, every route's verdict in

@@ -195,6 +195,7 @@ async fn emit(
                     id: inserted.id,
                     hook: hook.to_owned(),
                     event,
+                    received_at: None,
                 });
             }
         }

@@ -123,6 +123,72 @@ async fn server_errors_are_retried_until_delivered() {
     app.stop().await;
 }
 
+/// The deliveries of an event go out before its routing is recorded, and
+/// the routing records their first attempts. A chat service slower than
+/// the routing waits for (1 s): the event is recorded routed, its delivery
+/// pending, while the request is still in flight; the answer is recorded
+/// when it comes, and nothing sends the message a second time meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_attempt_is_recorded_with_the_routing_or_when_it_answers() {
+    let fake = Fake::start().await;
+    fake.script(
+        SLACK,
+        [
+            Reply::status(200, "ok"),
+            Reply::status(200, "ok").delay(Duration::from_millis(2500)),
+        ],
+    );
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let config = write_config(&fake, dir.path(), SLACK_ONLY);
+    let config = config.to_str().unwrap().to_owned();
+    let app = spawn_app_in(&fake, SLACK_ONLY, dir.clone()).await;
+    let show = |id: &'static str| {
+        let config = config.clone();
+        async move {
+            tokio::task::spawn_blocking(move || cli(&["events", "show", id, "--config", &config]))
+                .await
+                .unwrap()
+        }
+    };
+    let until = |id: &'static str, want: &'static [&'static str]| async move {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (code, out, err) = show(id).await;
+            assert_eq!(code, 0, "{err}");
+            if want.iter().all(|w| out.contains(w)) {
+                return out;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never {want:?}:\n{out}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+
+    // Answered at once: recorded delivered, with its attempt, by the routing.
+    assert_eq!(app.post(unique_event(1, ALERT_UUID)).await.0, 202);
+    fake.wait_for(SLACK, 1, WAIT).await;
+    let out = until("1", &["delivery 1 → slack (route s): delivered"]).await;
+    assert!(out.contains(": HTTP 200 in "), "{out}");
+    assert_eq!(out.matches("attempt at").count(), 1, "{out}");
+
+    // Answered after 2.5 s: routed and pending while the request is out.
+    assert_eq!(app.post(unique_event(2, ALERT_UUID)).await.0, 202);
+    fake.wait_started(SLACK, 2, WAIT).await;
+    let out = until("2", &["routes: s", "delivery 2 → slack (route s): pending"]).await;
+    assert!(!out.contains("attempt at"), "{out}");
+    assert_eq!(
+        fake.received(SLACK).len(),
+        1,
+        "the slow answer is not in yet"
+    );
+    let out = until("2", &["delivery 2 → slack (route s): delivered"]).await;
+    assert_eq!(out.matches("attempt at").count(), 1, "{out}");
+    assert_eq!(fake.received(SLACK).len(), 2, "each message sent once");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn rate_limited_destination_is_paced_as_a_whole() {
     let fake = Fake::start().await;

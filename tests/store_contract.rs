@@ -75,6 +75,8 @@ fn routing(event_id: i64, dests: &[&str], dedup: Option<(&str, i64)>) -> Routing
                 summary: None,
                 thread_key: None,
                 muted: None,
+                first: None,
+                in_flight_until: None,
             })
             .collect(),
         title: Some(format!("Title of event {event_id}")),
@@ -221,6 +223,133 @@ async fn routing_happens_once_and_outcomes_are_kept() {
             ("soc", "r"),
             "{name}"
         );
+    }
+}
+
+/// Deliveries the pipeline sent before recording their routing: the
+/// routing stores each with its first attempt (delivered, or pending for
+/// its retry), hands none of them to a worker, and still creates the
+/// others as pending.
+#[tokio::test]
+async fn deliveries_sent_before_their_routing_are_stored_with_their_first_attempt() {
+    for (name, store, _dir) in backends(100).await {
+        let ev = insert(&store, "sent first").await;
+        let mut r = routing(ev.id, &["x", "y", "z", "w"], None);
+        r.deliveries[0].first = Some(Completion::Delivered {
+            id: -1,
+            status: 202,
+            duration_ms: 4,
+            thread: None,
+        });
+        let retry_at = now_ms() + 60_000;
+        r.deliveries[1].first = Some(Completion::Retry {
+            id: -2,
+            status: Some(503),
+            error: "busy".into(),
+            next_attempt_at: retry_at,
+            duration_ms: 5,
+        });
+        // Sent and not answered yet: pending, due only once its send
+        // would have timed out.
+        let in_flight_until = now_ms() + 30_000;
+        r.deliveries[3].in_flight_until = Some(in_flight_until);
+        let due = store.record_routing(r).await.unwrap().unwrap();
+        let handed: Vec<&str> = due.iter().map(|d| d.destination.as_str()).collect();
+        assert_eq!(handed, ["z", "w"], "{name}: the ones without an outcome");
+        assert!(
+            store.due("w", now_ms(), 0, 10).await.unwrap().is_empty(),
+            "{name}"
+        );
+        assert_eq!(
+            store.due("w", in_flight_until, 0, 10).await.unwrap().len(),
+            1,
+            "{name}: sent again if its answer is never recorded"
+        );
+
+        // The retry comes due at its time, with its attempt counted.
+        assert!(
+            store.due("y", now_ms(), 0, 10).await.unwrap().is_empty(),
+            "{name}"
+        );
+        let later = store.due("y", retry_at + 1, 0, 10).await.unwrap();
+        assert_eq!(later.len(), 1, "{name}");
+        assert_eq!(later[0].attempts, 1, "{name}");
+        assert!(
+            store
+                .due("x", retry_at + 1, 0, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+        let mut depths: Vec<(String, i64)> = store
+            .queue_depths()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|q| (q.destination, q.pending))
+            .collect();
+        depths.sort();
+        assert_eq!(
+            depths,
+            [
+                ("w".to_owned(), 1),
+                ("y".to_owned(), 1),
+                ("z".to_owned(), 1)
+            ],
+            "{name}"
+        );
+
+        // The console shows each one's history.
+        let detail = store.event_detail(ev.id).await.unwrap().unwrap();
+        let seen: Vec<(&str, &str, usize, Option<&str>)> = detail
+            .deliveries
+            .iter()
+            .map(|d| {
+                (
+                    d.destination.as_str(),
+                    d.state.as_str(),
+                    d.attempts.len(),
+                    d.last_error.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("x", "delivered", 1, None),
+                ("y", "pending", 1, Some("busy")),
+                ("z", "pending", 0, None),
+                ("w", "pending", 0, None),
+            ],
+            "{name}"
+        );
+        let x = &detail.deliveries[0];
+        assert_eq!((x.attempts[0].1, x.attempts[0].3), (Some(202), 4), "{name}");
+        assert_eq!(
+            x.payload, "{\"to\":\"x\"}",
+            "{name}: the payload sent is kept"
+        );
+        let y = &detail.deliveries[1];
+        assert_eq!(
+            (y.attempts[0].1, y.attempts[0].2.as_deref()),
+            (Some(503), Some("busy")),
+            "{name}"
+        );
+
+        // Its retry's outcome is recorded like any other.
+        store
+            .complete(Completion::Delivered {
+                id: later[0].id,
+                status: 200,
+                duration_ms: 1,
+                thread: None,
+            })
+            .await
+            .unwrap();
+        let detail = store.event_detail(ev.id).await.unwrap().unwrap();
+        assert_eq!(detail.deliveries[1].state.as_str(), "delivered", "{name}");
+        assert_eq!(detail.deliveries[1].attempts.len(), 2, "{name}");
     }
 }
 

@@ -71,6 +71,12 @@ pub fn message_id(d: &DueDelivery) -> String {
     format!("msg_{}_{}", d.id, d.created_at)
 }
 
+/// A delivery's id for log lines: none while it is not recorded yet (a
+/// first attempt made before its routing was).
+fn recorded(id: i64) -> Option<i64> {
+    (id > 0).then_some(id)
+}
+
 /// One attempt: send and classify.
 pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery) -> Done {
     let name = &d.destination;
@@ -142,7 +148,7 @@ pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery
             m.delivery(name, "delivered");
             tracing::info!(
                 message = "Delivered.", destination = %name, hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id,
-                delivery_id = d.id, attempt = attempt_no, status, latency_ms = (latency * 1000.0) as u64
+                delivery_id = recorded(d.id), attempt = attempt_no, status, latency_ms = (latency * 1000.0) as u64
             );
         }
         Next::DeadLetter | Next::Expired => {
@@ -155,7 +161,7 @@ pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery
             tracing::error!(
                 message = if next == Next::Expired { "Delivery expired; kept as a dead letter." } else { "Delivery failed permanently; kept as a dead letter." },
                 destination = %name, hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id,
-                delivery_id = d.id, attempt = attempt_no, status, %error
+                delivery_id = recorded(d.id), attempt = attempt_no, status, %error
             );
             done.completion = Completion::Dead {
                 id: d.id,
@@ -168,7 +174,7 @@ pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery
             m.delivery(name, "retry");
             tracing::warn!(
                 message = "Delivery failed; will retry.", destination = %name, hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id,
-                delivery_id = d.id, attempt = attempt_no, status, %error,
+                delivery_id = recorded(d.id), attempt = attempt_no, status, %error,
                 retry_in_ms = wait.as_millis() as u64
             );
             done.pause = pause;

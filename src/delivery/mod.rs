@@ -3,7 +3,9 @@
 //! another.
 //!
 //! A worker learns of new deliveries directly from the pipeline (right after
-//! their commit) and by scanning the spool (at start, for retries that came
+//! their commit, or before it: a plain message the worker can send at once,
+//! whose outcome goes back to the pipeline to be recorded with the routing)
+//! and by scanning the spool (at start, for retries that came
 //! due, for replays done by another process, and when its in-memory queue
 //! overflowed). A delivery row stays `pending` until its outcome is
 //! committed, so a crash at any point leaves it to be resumed: at least
@@ -27,7 +29,7 @@ use crate::config::DeliveryConfig;
 use crate::coord::Coordinator;
 use crate::live::Live;
 use crate::render::Destination;
-use crate::store::{spool_log, DueDelivery, Store};
+use crate::store::{spool_log, Completion, DueDelivery, Store};
 use crate::telemetry::Metrics;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +39,17 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use worker::{Handover, Worker};
+
+/// What the pipeline hands a worker.
+pub(crate) enum Handed {
+    /// A delivery just committed as pending.
+    Routed(DueDelivery),
+    /// A delivery not recorded yet (its id is provisional, below zero), to
+    /// send at once if the worker can: the attempt's outcome goes back to
+    /// the pipeline, which records it with the routing. `None` when the
+    /// worker could not send it at once (paused, busy, behind, stopping).
+    Now(DueDelivery, oneshot::Sender<Option<Completion>>),
+}
 
 /// What every worker shares.
 #[derive(Clone)]
@@ -62,7 +75,7 @@ const HANDOVER_CAP: usize = 256;
 
 /// One running worker.
 struct Handle {
-    tx: mpsc::Sender<DueDelivery>,
+    tx: mpsc::Sender<Handed>,
     /// Set when a hand-over did not fit; the worker then scans the spool.
     missed: Arc<AtomicBool>,
     cancel: CancellationToken,
@@ -170,13 +183,33 @@ impl Dispatcher {
                 // A worker stopping at shutdown leaves the row pending in
                 // the spool for the next start; a worker behind finds it
                 // there with its next scan.
-                if let Err(mpsc::error::TrySendError::Full(_)) = h.tx.try_send(d) {
+                if let Err(mpsc::error::TrySendError::Full(_)) = h.tx.try_send(Handed::Routed(d)) {
                     h.missed.store(true, Ordering::Release);
                 }
                 true
             }
             None => false,
         }
+    }
+
+    /// Whether a worker runs for `destination`.
+    pub fn runs(&self, destination: &str) -> bool {
+        self.workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(destination)
+    }
+
+    /// Hands a delivery that is not recorded yet to its worker, to send at
+    /// once. The receiver answers with the attempt's outcome, or `None`
+    /// when the worker did not send it; `None` here when no worker could
+    /// take it (none for the destination, or its hand-overs are full).
+    pub fn send_now(&self, d: DueDelivery) -> Option<oneshot::Receiver<Option<Completion>>> {
+        let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        let h = workers.get(&d.destination)?;
+        let (reply, answer) = oneshot::channel();
+        h.tx.try_send(Handed::Now(d, reply)).ok()?;
+        Some(answer)
     }
 
     /// Dead-letters the pending deliveries of a destination that is no

@@ -4,13 +4,13 @@
 //! wait for the next thing to happen; at shutdown, drain.
 
 use super::attempt::{attempt, commit, Done};
-use super::Shared;
+use super::{Handed, Shared};
 use crate::config::DestinationKind;
 use crate::coord::{Limits, Pace, Sending};
 use crate::recent::RecentIds;
 use crate::render::{own_message, Destination, Facts, Summary};
 use crate::sinks::Sink;
-use crate::store::{now_ms, spool_log, Claimed, DueDelivery, NewDigest};
+use crate::store::{now_ms, spool_log, Claimed, Completion, DueDelivery, NewDigest};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -50,7 +50,7 @@ pub(super) struct Worker {
     sink: Arc<Sink>,
     /// Shared by reference with every attempt and commit task.
     shared: Arc<Shared>,
-    rx: mpsc::Receiver<DueDelivery>,
+    rx: mpsc::Receiver<Handed>,
     /// Set by the dispatcher when a hand-over did not fit in `rx`.
     missed: Arc<AtomicBool>,
     cancel: CancellationToken,
@@ -85,6 +85,9 @@ pub(super) struct Worker {
     /// A delivery was left to the spool to wait for an earlier one about
     /// its alert: scan again as soon as one finishes.
     thread_waiting: bool,
+    /// Sends of deliveries not recorded yet, by provisional id: their
+    /// outcome goes back to the pipeline instead of to the spool.
+    direct: HashMap<i64, oneshot::Sender<Option<Completion>>>,
 }
 
 /// What woke the loop up.
@@ -93,6 +96,7 @@ enum Event {
     Committed(i64),
     Attempted(Done),
     Submitted(DueDelivery),
+    Now(DueDelivery, oneshot::Sender<Option<Completion>>),
     News(String),
     Timer,
 }
@@ -102,7 +106,7 @@ impl Worker {
         name: String,
         dest: Arc<Destination>,
         shared: Shared,
-        (rx, missed): (mpsc::Receiver<DueDelivery>, Arc<AtomicBool>),
+        (rx, missed): (mpsc::Receiver<Handed>, Arc<AtomicBool>),
         cancel: CancellationToken,
     ) -> Worker {
         let now = Instant::now();
@@ -145,6 +149,7 @@ impl Worker {
             busy_threads: HashSet::new(),
             thread_of: HashMap::new(),
             thread_waiting: false,
+            direct: HashMap::new(),
         }
     }
 
@@ -184,6 +189,7 @@ impl Worker {
                 Event::Committed(id) => self.finish(id),
                 Event::Attempted(done) => self.attempted(done).await,
                 Event::Submitted(d) => self.submitted(d),
+                Event::Now(d, reply) => self.send_now(d, reply).await,
                 Event::News(about) => self.heard(about).await,
                 Event::Timer => {}
             }
@@ -202,6 +208,51 @@ impl Worker {
             return;
         }
         self.enqueue(d);
+    }
+
+    /// Sends a delivery the pipeline has not recorded yet, if it can go out
+    /// at once: nothing queued before it, a free slot, no pause, no limit
+    /// in the way. Otherwise answers `None` and the pipeline records it
+    /// as pending, as any other.
+    async fn send_now(&mut self, d: DueDelivery, reply: oneshot::Sender<Option<Completion>>) {
+        let free = !self.cancel.is_cancelled()
+            && self.paused_until.is_none()
+            && self.queue.is_empty()
+            && self.inflight.len() < self.concurrency
+            && self.committing.len() < COMMIT_BACKLOG.max(self.concurrency);
+        let go = free
+            && matches!(
+                self.shared
+                    .coord
+                    .pace(&self.name, self.limits, Sending::Message)
+                    .await,
+                Ok(Pace::Go)
+            );
+        if !go {
+            let _ = reply.send(None);
+            return;
+        }
+        self.direct.insert(d.id, reply);
+        self.inflight
+            .spawn(attempt(self.shared.clone(), self.sink.clone(), d));
+    }
+
+    /// Records a finished attempt: in the spool, or (a delivery sent
+    /// before its routing was recorded) by answering the pipeline.
+    fn record(&mut self, done: Done) {
+        match self.direct.remove(&done.id) {
+            // Dropped only if the pipeline's task is gone: the event stays
+            // unrouted in the spool and is routed again (at least once).
+            Some(reply) => drop(reply.send(Some(done.completion))),
+            None => {
+                self.committing.spawn(commit(
+                    self.shared.clone(),
+                    self.name.clone(),
+                    done.id,
+                    done.completion,
+                ));
+            }
+        }
     }
 
     /// Remembers a delivery whose outcome is committed.
@@ -360,8 +411,12 @@ impl Worker {
         let ids: Vec<i64> = if self.threaded {
             self.queue.get(at).map(|d| d.id).into_iter().collect()
         } else {
-            while let Ok(d) = self.rx.try_recv() {
-                self.submitted(d);
+            while let Ok(h) = self.rx.try_recv() {
+                match h {
+                    Handed::Routed(d) => self.submitted(d),
+                    // Over the limit: recorded as pending, then held.
+                    Handed::Now(_, reply) => drop(reply.send(None)),
+                }
             }
             self.queue
                 .iter()
@@ -558,7 +613,10 @@ impl Worker {
                     Event::Timer
                 }
             },
-            Some(d) = self.rx.recv() => Event::Submitted(d),
+            Some(h) = self.rx.recv() => match h {
+                Handed::Routed(d) => Event::Submitted(d),
+                Handed::Now(d, reply) => Event::Now(d, reply),
+            },
             about = next_news(news) => Event::News(about),
             _ = tokio::time::sleep_until(wake_at) => Event::Timer,
         }
@@ -567,17 +625,13 @@ impl Worker {
     /// An attempt finished: commit its outcome, schedule its retry, and
     /// pause the destination (everywhere) if it asked to slow down.
     async fn attempted(&mut self, done: Done) {
-        self.committing.spawn(commit(
-            self.shared.clone(),
-            self.name.clone(),
-            done.id,
-            done.completion,
-        ));
-        if let Some(r) = done.retry_in {
+        let (retry_in, pause) = (done.retry_in, done.pause);
+        self.record(done);
+        if let Some(r) = retry_in {
             // Scan when the retry comes due, not at the next idle poll.
             self.next_scan = self.next_scan.min(Instant::now() + r);
         }
-        if let Some(p) = done.pause {
+        if let Some(p) = pause {
             self.pause_until(Instant::now() + p);
             let until = now_ms() + p.as_millis() as i64;
             if let Err(e) = self.shared.coord.pause(&self.name, until).await {
@@ -609,7 +663,7 @@ impl Worker {
                     return;
                 }
                 Some(Ok(done)) = self.inflight.join_next(), if !self.inflight.is_empty() => {
-                    self.committing.spawn(commit(self.shared.clone(), self.name.clone(), done.id, done.completion));
+                    self.record(done);
                 }
                 Some(id) = self.committing.join_next(), if !self.committing.is_empty() => {
                     if let Ok(id) = id {
@@ -660,17 +714,7 @@ mod tests {
         }
     }
 
-    /// The pipeline hands a delivery over just after committing it; a
-    /// spool scan may have found, sent and finished it first. That late
-    /// hand-over must not queue it again (it would be sent twice).
-    #[tokio::test]
-    async fn a_late_hand_over_of_a_finished_delivery_is_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&StoreConfig {
-            path: dir.path().join("spool.db"),
-            ..StoreConfig::default()
-        })
-        .unwrap();
+    fn worker(store: Store) -> Worker {
         let shared = Shared {
             coord: Coordinator::for_store(&store),
             store,
@@ -685,13 +729,73 @@ mod tests {
         }))
         .unwrap();
         let (_tx, rx) = mpsc::channel(1);
-        let mut w = Worker::new(
+        Worker::new(
             "chat".into(),
             Arc::new(Destination::plain(dest)),
             shared,
             (rx, Arc::new(AtomicBool::new(false))),
             CancellationToken::new(),
-        );
+        )
+    }
+
+    /// A delivery not recorded yet goes out only if it can at once;
+    /// otherwise the pipeline is told so at once (and records it pending).
+    /// Its outcome goes back to the pipeline, never to the spool.
+    #[tokio::test]
+    async fn a_delivery_not_recorded_yet_is_sent_only_when_it_can_go_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreConfig {
+            path: dir.path().join("spool.db"),
+            ..StoreConfig::default()
+        })
+        .unwrap();
+        let mut w = worker(store);
+        async fn hand(w: &mut Worker, id: i64) -> oneshot::Receiver<Option<Completion>> {
+            let (reply, answer) = oneshot::channel();
+            let d = DueDelivery {
+                created_at: now_ms(),
+                ..delivery(id)
+            };
+            w.send_now(d, reply).await;
+            answer
+        }
+
+        // Something is queued before it: not now.
+        w.enqueue(delivery(7));
+        assert!(hand(&mut w, -1).await.await.unwrap().is_none());
+        w.queue.clear();
+        // Paused (the service asked to slow down): not now.
+        w.pause_until(Instant::now() + Duration::from_secs(60));
+        assert!(hand(&mut w, -2).await.await.unwrap().is_none());
+        w.paused_until = None;
+
+        // Free: sent (to a closed port, a retry), answered to the pipeline.
+        let answer = hand(&mut w, -3).await;
+        let done = w.inflight.join_next().await.unwrap().unwrap();
+        w.record(done);
+        match answer.await.unwrap() {
+            Some(Completion::Retry {
+                id: -3,
+                status: None,
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(w.committing.is_empty(), "nothing was written to the spool");
+    }
+
+    /// The pipeline hands a delivery over just after committing it; a
+    /// spool scan may have found, sent and finished it first. That late
+    /// hand-over must not queue it again (it would be sent twice).
+    #[tokio::test]
+    async fn a_late_hand_over_of_a_finished_delivery_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreConfig {
+            path: dir.path().join("spool.db"),
+            ..StoreConfig::default()
+        })
+        .unwrap();
+        let mut w = worker(store);
 
         // Found by a scan, sent, its outcome committed.
         w.enqueue(delivery(7));

@@ -55,6 +55,16 @@ pub struct NewDelivery {
     /// deliveries with the same key go out one at a time, in the order
     /// their events were accepted.
     pub thread_key: Option<String>,
+    /// Its first attempt, when the pipeline sent it before recording the
+    /// routing (its `id` means nothing yet): the delivery is stored with
+    /// that outcome and its attempt, in the routing's transaction, and is
+    /// not handed to a worker (a retry is found by the worker's scan).
+    pub first: Option<Completion>,
+    /// Sent before the routing was recorded and not answered yet: stored
+    /// as pending but not due before this time (unix ms; its send times
+    /// out first), and not handed to a worker. Its outcome is recorded
+    /// when it comes; if it never does (a crash), it is retried then.
+    pub in_flight_until: Option<i64>,
 }
 
 /// The outcome of enrichment and routing for one event.
@@ -163,6 +173,54 @@ impl NewDigest {
 }
 
 impl Completion {
+    /// The same outcome for delivery `id` (an attempt made before the
+    /// delivery was recorded carries a provisional id).
+    pub fn with_id(mut self, id: i64) -> Completion {
+        match &mut self {
+            Completion::Delivered { id: i, .. }
+            | Completion::Retry { id: i, .. }
+            | Completion::Dead { id: i, .. } => *i = id,
+        }
+        self
+    }
+
+    /// The delivery state it leaves: `delivered`, `dead`, or still
+    /// `pending` (a retry).
+    pub(super) fn state(&self) -> super::DeliveryState {
+        match self {
+            Completion::Delivered { .. } => super::DeliveryState::Delivered,
+            Completion::Retry { .. } => super::DeliveryState::Pending,
+            Completion::Dead { .. } => super::DeliveryState::Dead,
+        }
+    }
+
+    /// What the attempt row records as its outcome.
+    pub(super) fn outcome(&self) -> &'static str {
+        match self {
+            Completion::Delivered { .. } => "delivered",
+            Completion::Retry { .. } => "retry",
+            Completion::Dead { .. } => "dead",
+        }
+    }
+
+    /// When a retry comes due.
+    pub(super) fn next_attempt_at(&self) -> Option<i64> {
+        match self {
+            Completion::Retry {
+                next_attempt_at, ..
+            } => Some(*next_attempt_at),
+            _ => None,
+        }
+    }
+
+    /// Where it went in a conversation, if it was delivered there.
+    pub(super) fn thread(&self) -> Option<&str> {
+        match self {
+            Completion::Delivered { thread, .. } => thread.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The delivery, answer status, error and duration of an attempt.
     pub(super) fn parts(&self) -> (i64, Option<u16>, Option<&str>, i64) {
         match self {

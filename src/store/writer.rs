@@ -455,11 +455,39 @@ fn route(
                 .execute(params![d.route, d.destination, key, now + window])?;
             }
         }
+        if let Some(first) = &d.first {
+            // Sent before this routing was recorded: stored with its
+            // first attempt, in one write.
+            let (_, status, error, duration_ms) = first.parts();
+            let state = first.state();
+            tx.prepare_cached(
+                "INSERT INTO deliveries (event_id, route, destination, payload, state, attempts, created_at, next_attempt_at, updated_at,
+                                         last_status, last_error, summary, thread_key, thread)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?
+            .execute(params![
+                r.event_id, d.route, d.destination, d.payload, state.as_str(), received_at,
+                first.next_attempt_at().unwrap_or(now), now, status, error, d.summary, d.thread_key, first.thread()
+            ])?;
+            let id = tx.last_insert_rowid();
+            tx.prepare_cached(
+                "INSERT INTO attempts (delivery_id, at, status, error, duration_ms, destination, outcome, age_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![id, now, status, error, duration_ms, d.destination, first.outcome(), now - received_at])?;
+            if state == DeliveryState::Pending {
+                *pending += 1;
+            }
+            continue;
+        }
         tx.prepare_cached(
             "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at, last_error, summary, thread_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?
-        .execute(params![r.event_id, d.route, d.destination, d.payload, state.as_str(), received_at, now, note, d.summary, d.thread_key])?;
+        .execute(params![
+            r.event_id, d.route, d.destination, d.payload, state.as_str(), received_at,
+            d.in_flight_until.unwrap_or(now), now, note, d.summary, d.thread_key
+        ])?;
         if state == DeliveryState::Pending {
             *pending += 1;
             created.push(DueDelivery {

@@ -122,11 +122,23 @@ impl Write {
                 let col = |f: fn(&NewDelivery) -> Option<&str>| -> Vec<Option<&str>> {
                     r.deliveries.iter().map(f).collect()
                 };
+                // A first attempt made before the routing (see `NewDelivery::first`).
+                fn firsts<'a, T>(
+                    r: &'a Routing,
+                    f: impl Fn(&'a Completion) -> Option<T>,
+                ) -> Vec<Option<T>> {
+                    r.deliveries
+                        .iter()
+                        .map(|d| d.first.as_ref().and_then(&f))
+                        .collect()
+                }
                 let states: Vec<&str> = r
                     .deliveries
                     .iter()
                     .map(|d| {
-                        if d.failed.is_some() {
+                        if let Some(f) = &d.first {
+                            f.state().as_str()
+                        } else if d.failed.is_some() {
                             DeliveryState::Dead.as_str()
                         } else if d.muted.is_some() {
                             DeliveryState::Muted.as_str()
@@ -150,11 +162,25 @@ impl Write {
                             &col(|d| Some(d.destination.as_str())),
                             &col(|d| Some(d.payload.as_str())),
                             &states,
-                            &col(|d| d.failed.as_deref().or(d.muted.as_deref())),
+                            &col(|d| match &d.first {
+                                Some(f) => f.parts().2,
+                                None => d.failed.as_deref().or(d.muted.as_deref()),
+                            }),
                             &col(|d| d.summary.as_deref()),
                             &col(|d| d.thread_key.as_deref()),
                             &r.title,
                             &targets,
+                            &firsts(r, |f| Some(f.outcome())),
+                            &firsts(r, |f| f.parts().1.map(i64::from)),
+                            &firsts(r, |f| Some(f.parts().3)),
+                            &r.deliveries
+                                .iter()
+                                .map(|d| match &d.first {
+                                    Some(f) => f.next_attempt_at(),
+                                    None => d.in_flight_until,
+                                })
+                                .collect::<Vec<_>>(),
+                            &firsts(r, |f| f.thread()),
                         ],
                     )
                     .await?;

@@ -38,14 +38,24 @@ pub(super) const ROUTE_EVENT: &str = "WITH e AS (
      facts AS (
         INSERT INTO event_facts (id, received_at, hook, kind, action, short_id, title, targets)
         SELECT $1, received_at, hook, kind, action, short_id, $15, $16 FROM e),
+     u AS (
+        SELECT * FROM UNNEST($8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::TEXT[],
+                             $17::TEXT[], $18::BIGINT[], $19::BIGINT[], $20::BIGINT[], $21::TEXT[])
+        AS u(route, destination, payload, state, note, summary, thread_key, outcome, status, duration, next, thread)),
      ins AS (
-        INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at,
-                                last_error, summary, claimed_by, claimed_until, thread_key)
-        SELECT $1, u.route, u.destination, u.payload, u.state, e.received_at, $5, $5, u.note, u.summary,
-               CASE WHEN u.state = 'pending' THEN $6 END, CASE WHEN u.state = 'pending' THEN $7::BIGINT END, u.thread_key
-        FROM e, UNNEST($8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::TEXT[])
-             AS u(route, destination, payload, state, note, summary, thread_key)
-        RETURNING id, route, destination, state)
+        INSERT INTO deliveries (event_id, route, destination, payload, state, attempts, created_at, next_attempt_at, updated_at,
+                                last_status, last_error, summary, claimed_by, claimed_until, thread_key, thread)
+        SELECT $1, u.route, u.destination, u.payload, u.state, CASE WHEN u.outcome IS NULL THEN 0 ELSE 1 END,
+               e.received_at, COALESCE(u.next, $5), $5, u.status, u.note, u.summary,
+               CASE WHEN u.state = 'pending' AND u.outcome IS NULL THEN $6 END,
+               CASE WHEN u.state = 'pending' AND u.outcome IS NULL THEN $7::BIGINT END, u.thread_key, u.thread
+        FROM e, u
+        RETURNING id, route, destination, state),
+     att AS (
+        INSERT INTO attempts (delivery_id, at, status, error, duration_ms, destination, outcome, age_ms)
+        SELECT ins.id, $5, u.status, u.note, u.duration, ins.destination, u.outcome, $5 - e.received_at
+        FROM e, ins JOIN u ON u.route = ins.route AND u.destination = ins.destination
+        WHERE u.outcome IS NOT NULL)
      SELECT e.received_at, e.hook, e.short_id, ins.id, ins.route, ins.destination, ins.state
      FROM e LEFT JOIN ins ON TRUE";
 
@@ -65,7 +75,9 @@ fn due_from<'a>(
             let d = r
                 .deliveries
                 .iter()
-                .find(|d| d.route == route && d.destination == destination)?;
+                .find(|d| d.route == route && d.destination == destination)
+                // Sent already; a retry is found by the worker's scan.
+                .filter(|d| d.first.is_none())?;
             Some(DueDelivery {
                 id,
                 event_id: r.event_id,
@@ -264,8 +276,16 @@ impl Postgres {
                 let id: Option<i64> = row.get(3);
                 Some((id?, row.get(4), row.get(5), row.get(6)))
             });
+            // A first attempt's retry is pending too, though no worker is
+            // handed it.
+            let pending = rows
+                .iter()
+                .filter(|row| {
+                    row.get::<_, Option<&str>>(6) == Some(DeliveryState::Pending.as_str())
+                })
+                .count();
             let created = due_from(&r, inserted, received_at, &hook, &short_id);
-            self.adjust_pending(created.len());
+            self.adjust_pending(pending);
             return Ok(Some(created));
         }
         let mut client = self.client().await?;
