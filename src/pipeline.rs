@@ -675,17 +675,18 @@ impl Pipeline {
     /// carries the delivery's id, which a retry must repeat (a signed
     /// message's `webhook-id`, an e-mail's Message-ID, a Matrix
     /// transaction id); PagerDuty and Opsgenie go out in order, one at a
-    /// time, as before. The worker sends it only if nothing is queued
-    /// before it and a slot is free.
+    /// time, as before. The worker queues it as any other (unless the
+    /// destination is paused or its queue is full).
     ///
     /// Crash safety is unchanged: until the routing commits, the event is
     /// unrouted in the spool, and a restart routes and sends it again (at
     /// least once, as for a send whose outcome was not committed).
     ///
     /// The routing waits [`FIRST_WAIT`] at most for the answers. A send
-    /// still unanswered then is recorded pending, not due before its
-    /// timeout has passed (so nothing sends it meanwhile), and returned
-    /// with its destination: its outcome is recorded once it comes.
+    /// not started by then is withdrawn, and recorded pending as any other.
+    /// One under way is recorded pending but not due before its timeout
+    /// has passed (so nothing sends it meanwhile), and returned with its
+    /// destination: its outcome is recorded once it comes.
     async fn send_first(
         &self,
         a: &Accepted,
@@ -753,11 +754,15 @@ impl Pipeline {
         // be recorded as pending and sent.
         let deadline = tokio::time::Instant::now() + FIRST_WAIT;
         let mut waiting = Vec::new();
-        for (i, mut answer) in sent {
-            match tokio::time::timeout_at(deadline, &mut answer).await {
+        for (i, mut ticket) in sent {
+            match tokio::time::timeout_at(deadline, &mut ticket.answer).await {
                 Ok(Ok(Some(first))) => deliveries[i].first = Some(first),
-                Ok(_) => {}
-                Err(_) => {
+                // Not queued: recorded as pending and handed over.
+                Ok(Ok(None)) => {}
+                // No answer in time (or the worker stopped): withdrawn if
+                // not sent yet, else recorded as in flight.
+                Ok(Err(_)) | Err(_) if ticket.withdraw() => {}
+                Ok(Err(_)) | Err(_) => {
                     let d = &mut deliveries[i];
                     let timeout = generation
                         .destinations
@@ -766,7 +771,7 @@ impl Pipeline {
                         .unwrap_or(crate::sinks::DEFAULT_TIMEOUT);
                     let until = crate::store::now_ms() + (timeout + FIRST_WAIT).as_millis() as i64;
                     d.in_flight_until = Some(until);
-                    waiting.push((d.destination.clone(), answer));
+                    waiting.push((d.destination.clone(), ticket.answer));
                 }
             }
         }

@@ -32,7 +32,7 @@ use crate::render::Destination;
 use crate::store::{spool_log, Completion, DueDelivery, Store};
 use crate::telemetry::Metrics;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -44,11 +44,50 @@ use worker::{Handover, Worker};
 pub(crate) enum Handed {
     /// A delivery just committed as pending.
     Routed(DueDelivery),
-    /// A delivery not recorded yet (its id is provisional, below zero), to
-    /// send at once if the worker can: the attempt's outcome goes back to
-    /// the pipeline, which records it with the routing. `None` when the
-    /// worker could not send it at once (paused, busy, behind, stopping).
-    Now(DueDelivery, oneshot::Sender<Option<Completion>>),
+    /// A delivery not recorded yet (its id is provisional, below zero): the
+    /// worker queues it like any other, and the attempt's outcome goes back
+    /// to the pipeline, which records it with the routing.
+    Now(DueDelivery, Direct),
+}
+
+/// A send not recorded yet, as its worker holds it.
+pub(crate) struct Direct {
+    /// The first attempt's outcome; `None` when the worker would not queue
+    /// it (paused, its queue full, stopping).
+    reply: oneshot::Sender<Option<Completion>>,
+    state: Arc<AtomicU8>,
+}
+
+/// A send not recorded yet, as the pipeline holds it.
+pub struct Ticket {
+    pub answer: oneshot::Receiver<Option<Completion>>,
+    state: Arc<AtomicU8>,
+}
+
+/// [`Direct`]'s states: queued; being sent (from then on it is sent,
+/// whatever happens); withdrawn by the pipeline before it was sent.
+const QUEUED: u8 = 0;
+const STARTED: u8 = 1;
+const WITHDRAWN: u8 = 2;
+
+impl Ticket {
+    /// Withdraws the send unless its worker has started it: true when it
+    /// never will be sent (the pipeline then records it as pending, as any
+    /// other); false when it is out or going out.
+    pub fn withdraw(&self) -> bool {
+        self.state
+            .compare_exchange(QUEUED, WITHDRAWN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+impl Direct {
+    /// Marks it sent from now on; false if the pipeline withdrew it.
+    fn start(&self) -> bool {
+        self.state
+            .compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
 }
 
 /// What every worker shares.
@@ -200,16 +239,21 @@ impl Dispatcher {
             .contains_key(destination)
     }
 
-    /// Hands a delivery that is not recorded yet to its worker, to send at
-    /// once. The receiver answers with the attempt's outcome, or `None`
-    /// when the worker did not send it; `None` here when no worker could
+    /// Hands a delivery that is not recorded yet to its worker, to send in
+    /// its turn. The ticket's answer is the attempt's outcome, or `None`
+    /// when the worker did not queue it; `None` here when no worker could
     /// take it (none for the destination, or its hand-overs are full).
-    pub fn send_now(&self, d: DueDelivery) -> Option<oneshot::Receiver<Option<Completion>>> {
+    pub fn send_now(&self, d: DueDelivery) -> Option<Ticket> {
         let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
         let h = workers.get(&d.destination)?;
         let (reply, answer) = oneshot::channel();
-        h.tx.try_send(Handed::Now(d, reply)).ok()?;
-        Some(answer)
+        let state = Arc::new(AtomicU8::new(QUEUED));
+        let direct = Direct {
+            reply,
+            state: state.clone(),
+        };
+        h.tx.try_send(Handed::Now(d, direct)).ok()?;
+        Some(Ticket { answer, state })
     }
 
     /// Dead-letters the pending deliveries of a destination that is no

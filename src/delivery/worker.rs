@@ -4,13 +4,13 @@
 //! wait for the next thing to happen; at shutdown, drain.
 
 use super::attempt::{attempt, commit, Done};
-use super::{Handed, Shared};
+use super::{Direct, Handed, Shared};
 use crate::config::DestinationKind;
 use crate::coord::{Limits, Pace, Sending};
 use crate::recent::RecentIds;
 use crate::render::{own_message, Destination, Facts, Summary};
 use crate::sinks::Sink;
-use crate::store::{now_ms, spool_log, Claimed, Completion, DueDelivery, NewDigest};
+use crate::store::{now_ms, spool_log, Claimed, DueDelivery, NewDigest};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -87,7 +87,7 @@ pub(super) struct Worker {
     thread_waiting: bool,
     /// Sends of deliveries not recorded yet, by provisional id: their
     /// outcome goes back to the pipeline instead of to the spool.
-    direct: HashMap<i64, oneshot::Sender<Option<Completion>>>,
+    direct: HashMap<i64, Direct>,
 }
 
 /// What woke the loop up.
@@ -96,7 +96,7 @@ enum Event {
     Committed(i64),
     Attempted(Done),
     Submitted(DueDelivery),
-    Now(DueDelivery, oneshot::Sender<Option<Completion>>),
+    Now(DueDelivery, Direct),
     News(String),
     Timer,
 }
@@ -189,7 +189,7 @@ impl Worker {
                 Event::Committed(id) => self.finish(id),
                 Event::Attempted(done) => self.attempted(done).await,
                 Event::Submitted(d) => self.submitted(d),
-                Event::Now(d, reply) => self.send_now(d, reply).await,
+                Event::Now(d, direct) => self.send_now(d, direct),
                 Event::News(about) => self.heard(about).await,
                 Event::Timer => {}
             }
@@ -210,31 +210,21 @@ impl Worker {
         self.enqueue(d);
     }
 
-    /// Sends a delivery the pipeline has not recorded yet, if it can go out
-    /// at once: nothing queued before it, a free slot, no pause, no limit
-    /// in the way. Otherwise answers `None` and the pipeline records it
-    /// as pending, as any other.
-    async fn send_now(&mut self, d: DueDelivery, reply: oneshot::Sender<Option<Completion>>) {
-        let free = !self.cancel.is_cancelled()
-            && self.paused_until.is_none()
-            && self.queue.is_empty()
-            && self.inflight.len() < self.concurrency
-            && self.committing.len() < COMMIT_BACKLOG.max(self.concurrency);
-        let go = free
-            && matches!(
-                self.shared
-                    .coord
-                    .pace(&self.name, self.limits, Sending::Message)
-                    .await,
-                Ok(Pace::Go)
-            );
-        if !go {
-            let _ = reply.send(None);
+    /// Queues a delivery the pipeline has not recorded yet, unless the
+    /// destination is paused or the queue is full (then it answers `None`
+    /// and the pipeline records it as pending, as any other). It goes out
+    /// in its turn, unless the pipeline withdraws it first.
+    fn send_now(&mut self, d: DueDelivery, direct: Direct) {
+        if self.cancel.is_cancelled()
+            || self.paused_until.is_some()
+            || self.queue.len() >= QUEUE_CAP
+        {
+            let _ = direct.reply.send(None);
             return;
         }
-        self.direct.insert(d.id, reply);
-        self.inflight
-            .spawn(attempt(self.shared.clone(), self.sink.clone(), d));
+        self.known.insert(d.id);
+        self.direct.insert(d.id, direct);
+        self.queue.push_back(d);
     }
 
     /// Records a finished attempt: in the spool, or (a delivery sent
@@ -243,7 +233,10 @@ impl Worker {
         match self.direct.remove(&done.id) {
             // Dropped only if the pipeline's task is gone: the event stays
             // unrouted in the spool and is routed again (at least once).
-            Some(reply) => drop(reply.send(Some(done.completion))),
+            Some(direct) => {
+                self.known.remove(&done.id);
+                let _ = direct.reply.send(Some(done.completion));
+            }
             None => {
                 self.committing.spawn(commit(
                     self.shared.clone(),
@@ -341,7 +334,8 @@ impl Worker {
             return;
         }
         self.next_renew = now + every;
-        let ids: Vec<i64> = self.known.iter().copied().collect();
+        // Not the sends not recorded yet (their ids are provisional).
+        let ids: Vec<i64> = self.known.iter().copied().filter(|id| *id > 0).collect();
         if let Err(e) = self.shared.coord.renew(Claimed::Deliveries, ids).await {
             spool_log!(warn, self.shared.store, message = "Cannot renew delivery leases; another replica may take them over.", destination = %self.name, error = %e);
         }
@@ -358,6 +352,15 @@ impl Worker {
             let Some(next) = self.next_ready().await else {
                 return;
             };
+            // Not recorded yet, and withdrawn: the pipeline records it as
+            // pending instead (a scan brings it back).
+            let id = self.queue[next].id;
+            if self.direct.get(&id).is_some_and(|d| !d.start()) {
+                self.queue.remove(next);
+                self.known.remove(&id);
+                self.direct.remove(&id);
+                continue;
+            }
             let front = &self.queue[next];
             let sending = if front.digest {
                 Sending::Digest
@@ -415,7 +418,7 @@ impl Worker {
                 match h {
                     Handed::Routed(d) => self.submitted(d),
                     // Over the limit: recorded as pending, then held.
-                    Handed::Now(_, reply) => drop(reply.send(None)),
+                    Handed::Now(_, direct) => drop(direct.reply.send(None)),
                 }
             }
             self.queue
@@ -615,7 +618,7 @@ impl Worker {
             },
             Some(h) = self.rx.recv() => match h {
                 Handed::Routed(d) => Event::Submitted(d),
-                Handed::Now(d, reply) => Event::Now(d, reply),
+                Handed::Now(d, direct) => Event::Now(d, direct),
             },
             about = next_news(news) => Event::News(about),
             _ = tokio::time::sleep_until(wake_at) => Event::Timer,
@@ -738,11 +741,13 @@ mod tests {
         )
     }
 
-    /// A delivery not recorded yet goes out only if it can at once;
-    /// otherwise the pipeline is told so at once (and records it pending).
-    /// Its outcome goes back to the pipeline, never to the spool.
+    /// A delivery not recorded yet is queued and sent in its turn, its
+    /// outcome going back to the pipeline, never to the spool; the
+    /// pipeline can withdraw it until it is sent. A paused destination does
+    /// not take it (the pipeline records it as pending).
     #[tokio::test]
-    async fn a_delivery_not_recorded_yet_is_sent_only_when_it_can_go_at_once() {
+    async fn a_delivery_not_recorded_yet_is_sent_in_its_turn_unless_withdrawn() {
+        use crate::store::Completion;
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&StoreConfig {
             path: dir.path().join("spool.db"),
@@ -750,30 +755,46 @@ mod tests {
         })
         .unwrap();
         let mut w = worker(store);
-        async fn hand(w: &mut Worker, id: i64) -> oneshot::Receiver<Option<Completion>> {
+        fn hand(w: &mut Worker, id: i64) -> super::super::Ticket {
             let (reply, answer) = oneshot::channel();
+            let state = Arc::new(std::sync::atomic::AtomicU8::new(super::super::QUEUED));
             let d = DueDelivery {
                 created_at: now_ms(),
                 ..delivery(id)
             };
-            w.send_now(d, reply).await;
-            answer
+            w.send_now(
+                d,
+                Direct {
+                    reply,
+                    state: state.clone(),
+                },
+            );
+            super::super::Ticket { answer, state }
         }
+        let far = Instant::now() + Duration::from_secs(60);
 
-        // Something is queued before it: not now.
-        w.enqueue(delivery(7));
-        assert!(hand(&mut w, -1).await.await.unwrap().is_none());
-        w.queue.clear();
-        // Paused (the service asked to slow down): not now.
-        w.pause_until(Instant::now() + Duration::from_secs(60));
-        assert!(hand(&mut w, -2).await.await.unwrap().is_none());
+        // Paused (the service asked to slow down): not taken.
+        w.pause_until(far);
+        let mut t = hand(&mut w, -1);
+        assert!(t.answer.try_recv().unwrap().is_none());
+        assert!(w.queue.is_empty());
         w.paused_until = None;
 
-        // Free: sent (to a closed port, a retry), answered to the pipeline.
-        let answer = hand(&mut w, -3).await;
+        // Withdrawn before its turn: never sent.
+        let t = hand(&mut w, -2);
+        assert!(t.withdraw());
+        let mut wake = far;
+        w.dispatch(Instant::now(), &mut wake).await;
+        assert!(w.inflight.is_empty() && w.queue.is_empty() && w.known.is_empty());
+
+        // In its turn: sent (to a closed port, a retry), answered to the
+        // pipeline, and no longer withdrawable once started.
+        let t = hand(&mut w, -3);
+        w.dispatch(Instant::now(), &mut wake).await;
+        assert!(!t.withdraw(), "it is out");
         let done = w.inflight.join_next().await.unwrap().unwrap();
         w.record(done);
-        match answer.await.unwrap() {
+        match t.answer.await.unwrap() {
             Some(Completion::Retry {
                 id: -3,
                 status: None,
@@ -782,6 +803,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(w.committing.is_empty(), "nothing was written to the spool");
+        assert!(w.known.is_empty());
     }
 
     /// The pipeline hands a delivery over just after committing it; a
