@@ -552,9 +552,6 @@ impl Pipeline {
                 destination: t.destination,
             });
         }
-        // Enrichment is done: what follows waits on chat services (at most
-        // each destination's concurrency of events) and on the spool.
-        drop(permit);
         let mut in_flight = match a.received_at {
             Some(received_at) => {
                 self.send_first(&a, received_at, &short_id, &generation, &mut deliveries)
@@ -644,6 +641,9 @@ impl Pipeline {
         for name in orphaned {
             self.dispatcher.orphan(&name).await;
         }
+        // What is left waits on slow chat services only (a send under way
+        // times out): it holds no place among the events in progress.
+        drop(permit);
         for (id, answer) in answers {
             // No answer (the worker stopped mid-send): the row comes due
             // when its send would have timed out, and is sent again.

@@ -211,13 +211,15 @@ impl Worker {
     }
 
     /// Queues a delivery the pipeline has not recorded yet, unless the
-    /// destination is paused or the queue is full (then it answers `None`
-    /// and the pipeline records it as pending, as any other). It goes out
-    /// in its turn, unless the pipeline withdraws it first.
+    /// destination is paused or more than a round of sends is queued
+    /// already (then it answers `None` and the pipeline records it as
+    /// pending, as any other): its event waits for it, and a destination
+    /// that hangs must not hold more than that many events. It goes out in
+    /// its turn, unless the pipeline withdraws it first.
     fn send_now(&mut self, d: DueDelivery, direct: Direct) {
         if self.cancel.is_cancelled()
             || self.paused_until.is_some()
-            || self.queue.len() >= QUEUE_CAP
+            || self.queue.len() >= self.concurrency.min(QUEUE_CAP)
         {
             let _ = direct.reply.send(None);
             return;
