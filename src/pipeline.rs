@@ -59,11 +59,9 @@ pub struct Accepted {
     pub id: i64,
     pub hook: String,
     pub event: Event,
-    /// When ingress took it (unix ms), for an event handed over straight
-    /// from ingress; its deliveries may then go out before their routing
-    /// is recorded (see `Pipeline::send_first`). `None` for events read
-    /// back from the spool.
-    pub received_at: Option<i64>,
+    /// When it was received (unix ms): where a delivery sent before its
+    /// routing is recorded counts its age from (see `Pipeline::send_first`).
+    pub received_at: i64,
 }
 
 /// Ingress's side of the pipeline.
@@ -315,7 +313,7 @@ impl Pipeline {
                 }
             };
             let n = rows.len();
-            for (id, hook, body) in rows {
+            for (id, hook, body, received_at) in rows {
                 cursor = id;
                 if self
                     .in_progress
@@ -340,7 +338,7 @@ impl Pipeline {
                             id,
                             hook,
                             event,
-                            received_at: None,
+                            received_at,
                         },
                         permits,
                         tracker,
@@ -552,13 +550,9 @@ impl Pipeline {
                 destination: t.destination,
             });
         }
-        let mut in_flight = match a.received_at {
-            Some(received_at) => {
-                self.send_first(&a, received_at, &short_id, &generation, &mut deliveries)
-                    .await
-            }
-            None => Vec::new(),
-        };
+        let mut in_flight = self
+            .send_first(&a, &short_id, &generation, &mut deliveries)
+            .await;
         let (enrichment_text, alert_json) = enrichment.stored();
         // Counted once the routing is committed (a second pass over the same
         // event changes nothing and counts nothing).
@@ -690,7 +684,6 @@ impl Pipeline {
     async fn send_first(
         &self,
         a: &Accepted,
-        received_at: i64,
         short_id: &Option<String>,
         generation: &crate::live::Generation,
         deliveries: &mut [NewDelivery],
@@ -738,7 +731,7 @@ impl Pipeline {
                 destination: d.destination.clone(),
                 payload: d.payload.clone(),
                 attempts: 0,
-                created_at: received_at,
+                created_at: a.received_at,
                 hook: a.hook.clone(),
                 short_id: short_id.clone(),
                 digest: false,

@@ -88,6 +88,10 @@ pub(super) struct Worker {
     /// Sends of deliveries not recorded yet, by provisional id: their
     /// outcome goes back to the pipeline instead of to the spool.
     direct: HashMap<i64, Direct>,
+    /// Those waiting for a slot, in order.
+    provisional: VecDeque<DueDelivery>,
+    /// Whether a send not recorded yet goes next when both queues wait.
+    direct_turn: bool,
 }
 
 /// What woke the loop up.
@@ -150,6 +154,8 @@ impl Worker {
             thread_of: HashMap::new(),
             thread_waiting: false,
             direct: HashMap::new(),
+            provisional: VecDeque::new(),
+            direct_turn: true,
         }
     }
 
@@ -211,22 +217,40 @@ impl Worker {
     }
 
     /// Queues a delivery the pipeline has not recorded yet, unless the
-    /// destination is paused or more than a round of sends is queued
-    /// already (then it answers `None` and the pipeline records it as
-    /// pending, as any other): its event waits for it, and a destination
-    /// that hangs must not hold more than that many events. It goes out in
-    /// its turn, unless the pipeline withdraws it first.
+    /// destination is paused or a round of them (its concurrency) waits
+    /// already: its event waits for it, and a destination that hangs must
+    /// not hold more events than that. Then it answers `None` and the
+    /// pipeline records it as pending, as any other. It goes out in its
+    /// turn, unless the pipeline withdraws it first.
     fn send_now(&mut self, d: DueDelivery, direct: Direct) {
         if self.cancel.is_cancelled()
             || self.paused_until.is_some()
-            || self.queue.len() >= self.concurrency.min(QUEUE_CAP)
+            || self.provisional.len() >= self.concurrency
         {
             let _ = direct.reply.send(None);
             return;
         }
-        self.known.insert(d.id);
         self.direct.insert(d.id, direct);
-        self.queue.push_back(d);
+        self.provisional.push_back(d);
+    }
+
+    /// The next send not recorded yet that may go out, if it is its turn:
+    /// they alternate with the queue of recorded deliveries when both
+    /// wait (an event waits on these; neither starves). Withdrawn ones are
+    /// dropped on the way (the pipeline recorded them as pending).
+    fn next_direct(&mut self) -> Option<DueDelivery> {
+        if self.provisional.is_empty() || (!self.queue.is_empty() && !self.direct_turn) {
+            self.direct_turn = true;
+            return None;
+        }
+        self.direct_turn = false;
+        while let Some(d) = self.provisional.pop_front() {
+            if self.direct.get(&d.id).is_some_and(Direct::start) {
+                return Some(d);
+            }
+            self.direct.remove(&d.id);
+        }
+        None
     }
 
     /// Records a finished attempt: in the spool, or (a delivery sent
@@ -235,10 +259,7 @@ impl Worker {
         match self.direct.remove(&done.id) {
             // Dropped only if the pipeline's task is gone: the event stays
             // unrouted in the spool and is routed again (at least once).
-            Some(direct) => {
-                self.known.remove(&done.id);
-                let _ = direct.reply.send(Some(done.completion));
-            }
+            Some(direct) => drop(direct.reply.send(Some(done.completion))),
             None => {
                 self.committing.spawn(commit(
                     self.shared.clone(),
@@ -351,18 +372,15 @@ impl Worker {
             && self.inflight.len() < self.concurrency
             && self.committing.len() < COMMIT_BACKLOG.max(self.concurrency)
         {
+            // Plain messages only (no limit, no thread): no pacing to ask.
+            if let Some(d) = self.next_direct() {
+                self.inflight
+                    .spawn(attempt(self.shared.clone(), self.sink.clone(), d));
+                continue;
+            }
             let Some(next) = self.next_ready().await else {
                 return;
             };
-            // Not recorded yet, and withdrawn: the pipeline records it as
-            // pending instead (a scan brings it back).
-            let id = self.queue[next].id;
-            if self.direct.get(&id).is_some_and(|d| !d.start()) {
-                self.queue.remove(next);
-                self.known.remove(&id);
-                self.direct.remove(&id);
-                continue;
-            }
             let front = &self.queue[next];
             let sending = if front.digest {
                 Sending::Digest
@@ -779,7 +797,7 @@ mod tests {
         w.pause_until(far);
         let mut t = hand(&mut w, -1);
         assert!(t.answer.try_recv().unwrap().is_none());
-        assert!(w.queue.is_empty());
+        assert!(w.provisional.is_empty());
         w.paused_until = None;
 
         // Withdrawn before its turn: never sent.
@@ -787,7 +805,7 @@ mod tests {
         assert!(t.withdraw());
         let mut wake = far;
         w.dispatch(Instant::now(), &mut wake).await;
-        assert!(w.inflight.is_empty() && w.queue.is_empty() && w.known.is_empty());
+        assert!(w.inflight.is_empty() && w.provisional.is_empty() && w.direct.is_empty());
 
         // In its turn: sent (to a closed port, a retry), answered to the
         // pipeline, and no longer withdrawable once started.
@@ -805,7 +823,26 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(w.committing.is_empty(), "nothing was written to the spool");
-        assert!(w.known.is_empty());
+        assert!(w.direct.is_empty());
+
+        // With recorded deliveries queued too, the two take turns.
+        w.enqueue(DueDelivery {
+            created_at: now_ms(),
+            ..delivery(7)
+        });
+        let _a = hand(&mut w, -4);
+        let _b = hand(&mut w, -5);
+        w.concurrency = 1;
+        w.direct_turn = true;
+        let mut left = Vec::new();
+        for _ in 0..3 {
+            w.dispatch(Instant::now(), &mut wake).await;
+            left.push((w.provisional.len(), w.queue.len(), w.inflight.len()));
+            if let Some(done) = w.inflight.join_next().await {
+                w.record(done.unwrap());
+            }
+        }
+        assert_eq!(left, [(1, 1, 1), (1, 0, 1), (0, 0, 1)]);
     }
 
     /// The pipeline hands a delivery over just after committing it; a

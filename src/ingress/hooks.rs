@@ -362,7 +362,7 @@ impl HookRequest<'_> {
                     id: inserted.id,
                     hook: name.to_owned(),
                     event,
-                    received_at: Some(received_at),
+                    received_at,
                 })
                 .await;
         }

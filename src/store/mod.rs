@@ -330,7 +330,7 @@ impl Store {
         after_id: i64,
         limit: usize,
         which: Unrouted,
-    ) -> Result<Vec<(i64, String, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<UnroutedEvent>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => {
                 s.read(move |c| reads::unrouted_after(c, after_id, limit))
@@ -603,6 +603,10 @@ impl Store {
         }
     }
 }
+
+/// An event accepted and not routed yet: id, hook, body, when it was
+/// received (unix ms).
+pub type UnroutedEvent = (i64, String, Vec<u8>, i64);
 
 /// Which unrouted events a sweep takes (with a shared spool).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

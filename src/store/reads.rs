@@ -112,12 +112,12 @@ pub fn unrouted_after(
     conn: &Connection,
     after_id: i64,
     limit: usize,
-) -> Result<Vec<(i64, String, Vec<u8>)>, StoreError> {
+) -> Result<Vec<super::UnroutedEvent>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, hook, body FROM events WHERE state = 'received' AND id > ?1 ORDER BY id LIMIT ?2",
+        "SELECT id, hook, body, received_at FROM events WHERE state = 'received' AND id > ?1 ORDER BY id LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![after_id, limit as i64], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -469,7 +469,7 @@ impl Postgres {
         after_id: i64,
         limit: usize,
         own: bool,
-    ) -> Result<Vec<(i64, String, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<crate::store::UnroutedEvent>, StoreError> {
         let now = now_ms();
         let limit = limit as i64;
         let rows = self
@@ -480,13 +480,13 @@ impl Postgres {
                          AND (claimed_until IS NULL OR claimed_until < $2 OR ($6 AND claimed_by = $4))
                        ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) c
                  WHERE e.id = c.id
-                 RETURNING e.id, e.hook, e.body",
+                 RETURNING e.id, e.hook, e.body, e.received_at",
                 &[&after_id, &now, &limit, &self.inner.replica, &self.lease_until(now), &own],
             )
             .await?;
-        let mut out: Vec<(i64, String, Vec<u8>)> = rows
+        let mut out: Vec<crate::store::UnroutedEvent> = rows
             .into_iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
             .collect();
         out.sort_by_key(|r| r.0);
         Ok(out)
