@@ -737,7 +737,15 @@ mod tests {
         }
     }
 
-    fn worker(store: Store) -> Worker {
+    /// A worker for a Slack destination at a closed port, over a fresh
+    /// spool (kept as long as the directory).
+    fn worker() -> (Worker, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreConfig {
+            path: dir.path().join("spool.db"),
+            ..StoreConfig::default()
+        })
+        .unwrap();
         let shared = Shared {
             coord: Coordinator::for_store(&store),
             store,
@@ -752,13 +760,14 @@ mod tests {
         }))
         .unwrap();
         let (_tx, rx) = mpsc::channel(1);
-        Worker::new(
+        let w = Worker::new(
             "chat".into(),
             Arc::new(Destination::plain(dest)),
             shared,
             (rx, Arc::new(AtomicBool::new(false))),
             CancellationToken::new(),
-        )
+        );
+        (w, dir)
     }
 
     /// A delivery not recorded yet is queued and sent in its turn, its
@@ -768,13 +777,7 @@ mod tests {
     #[tokio::test]
     async fn a_delivery_not_recorded_yet_is_sent_in_its_turn_unless_withdrawn() {
         use crate::store::Completion;
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&StoreConfig {
-            path: dir.path().join("spool.db"),
-            ..StoreConfig::default()
-        })
-        .unwrap();
-        let mut w = worker(store);
+        let (mut w, _dir) = worker();
         fn hand(w: &mut Worker, id: i64) -> super::super::Ticket {
             let (reply, answer) = oneshot::channel();
             let state = Arc::new(std::sync::atomic::AtomicU8::new(super::super::QUEUED));
@@ -850,13 +853,7 @@ mod tests {
     /// hand-over must not queue it again (it would be sent twice).
     #[tokio::test]
     async fn a_late_hand_over_of_a_finished_delivery_is_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&StoreConfig {
-            path: dir.path().join("spool.db"),
-            ..StoreConfig::default()
-        })
-        .unwrap();
-        let mut w = worker(store);
+        let (mut w, _dir) = worker();
 
         // Found by a scan, sent, its outcome committed.
         w.enqueue(delivery(7));
