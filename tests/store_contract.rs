@@ -545,6 +545,21 @@ async fn a_nul_character_in_text_is_stored_on_both_backends() {
         let detail = store.event_detail(ev.id).await.unwrap().unwrap();
         assert_eq!(detail.deliveries[0].attempts.len(), 1, "{name}");
 
+        // A first attempt made before its routing was recorded, whose
+        // error carries one.
+        let sent = insert(&store, "nul, sent first").await;
+        let mut r = routing(sent.id, &["x"], None);
+        r.deliveries[0].first = Some(Completion::Dead {
+            id: -1,
+            status: Some(400),
+            error: "invalid \0 payload".into(),
+            duration_ms: 1,
+        });
+        store.record_routing(r).await.unwrap().unwrap();
+        let detail = store.event_detail(sent.id).await.unwrap().unwrap();
+        assert_eq!(detail.deliveries[0].state.as_str(), "dead", "{name}");
+        assert_eq!(detail.deliveries[0].attempts.len(), 1, "{name}");
+
         // An alert's status on its thread root, an action's detail, a
         // silence's comment.
         let root = ThreadRoot {

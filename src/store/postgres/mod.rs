@@ -341,6 +341,10 @@ fn scrub_routing(r: &mut Routing) {
                 &mut d.thread_key,
             ],
         );
+        // A first attempt made before the routing: a chat service's error.
+        if let Some(first) = &mut d.first {
+            scrub_completion(first);
+        }
     }
 }
 
