@@ -663,14 +663,14 @@ impl Pipeline {
     /// write to create them and one per outcome, and the message does
     /// not wait for the routing's commit.
     ///
-    /// Only plain chat messages: no route dedup window in the routing
-    /// (settled in the routing's own transaction), nothing held, muted or
-    /// failed, no conversation, digest or send limit, and no message that
-    /// carries the delivery's id, which a retry must repeat (a signed
-    /// message's `webhook-id`, an e-mail's Message-ID, a Matrix
-    /// transaction id); PagerDuty and Opsgenie go out in order, one at a
-    /// time, as before. The worker queues it as any other (unless the
-    /// destination is paused or its queue is full).
+    /// Only plain messages: no route dedup window in the routing (settled
+    /// in the routing's own transaction), nothing held, muted or failed, no
+    /// conversation, digest or send limit, no message that carries the
+    /// delivery's id, which a retry must repeat
+    /// (`DestinationConfig::carries_delivery_id`), and no destination whose
+    /// messages go out in order (`DestinationKind::in_order`). The worker
+    /// queues it apart from recorded deliveries (unless the destination is
+    /// paused or a round of such sends already waits).
     ///
     /// Crash safety is unchanged: until the routing commits, the event is
     /// unrouted in the spool, and a restart routes and sends it again (at
@@ -688,7 +688,6 @@ impl Pipeline {
         generation: &crate::live::Generation,
         deliveries: &mut [NewDelivery],
     ) -> Vec<(String, Answer)> {
-        use crate::config::DestinationKind as K;
         let mut to: Vec<&str> = deliveries.iter().map(|d| d.destination.as_str()).collect();
         to.sort_unstable();
         to.dedup();
@@ -711,17 +710,8 @@ impl Pipeline {
                 && !c.digest
                 && c.max_per_minute.is_none()
                 && c.rate.is_none()
-                && c.secret.is_none()
-                && matches!(
-                    c.kind,
-                    K::Teams
-                        | K::TeamsLegacy
-                        | K::Slack
-                        | K::Mattermost
-                        | K::Discord
-                        | K::GoogleChat
-                        | K::Ntfy
-                );
+                && !c.carries_delivery_id()
+                && !c.kind.in_order();
             if !plain {
                 continue;
             }

@@ -5,7 +5,6 @@
 
 use super::attempt::{attempt, commit, Done};
 use super::{Direct, Handed, Shared};
-use crate::config::DestinationKind;
 use crate::coord::{Limits, Pace, Sending};
 use crate::recent::RecentIds;
 use crate::render::{own_message, Destination, Facts, Summary};
@@ -115,11 +114,10 @@ impl Worker {
     ) -> Worker {
         let now = Instant::now();
         let config = &dest.config;
-        // An incident's trigger, acknowledge and resolve go out in order:
-        // one at a time unless the destination says otherwise.
-        let default = match config.kind {
-            DestinationKind::Pagerduty | DestinationKind::Opsgenie => 1,
-            _ => shared.delivery.concurrency,
+        let default = if config.kind.in_order() {
+            1
+        } else {
+            shared.delivery.concurrency
         };
         let concurrency = config.concurrency.unwrap_or(default).max(1);
         let config_arc = Arc::new(config.clone());

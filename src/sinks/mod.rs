@@ -242,7 +242,9 @@ impl Sink {
     }
 
     /// Sends one rendered payload; `id` is the delivery's stable message
-    /// id (Standard Webhooks `webhook-id`, e-mail Message-ID).
+    /// id (Standard Webhooks `webhook-id`, e-mail Message-ID, Matrix
+    /// transaction id). A destination whose message carries it says so in
+    /// `DestinationConfig::carries_delivery_id`.
     pub async fn send(&self, id: &str, payload: &str) -> (Outcome, Duration) {
         let started = Instant::now();
         // A threaded message sent plainly (its destination no longer
