@@ -5,7 +5,9 @@
 //! a URL) and lenient about everything else: unknown types, actions and
 //! fields are kept as they came.
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::sync::OnceLock;
 use uuid::Uuid;
 
 /// Why a body was refused; the message names the field.
@@ -14,7 +16,7 @@ use uuid::Uuid;
 pub struct EventError(pub String);
 
 /// One webhook event, as the pipeline sees it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Event {
     /// `alert`, `content-proposal`, `alert-comment`, … (kept verbatim).
     pub kind: String,
@@ -37,23 +39,111 @@ pub struct Event {
     pub created_at: Option<String>,
     /// Whether `metadata` was there at all (documented as always sent).
     pub has_metadata: bool,
-    /// The whole body, for templates and history.
-    pub raw: Value,
+    /// The body as sent.
+    json: String,
+    /// The same as a tree, for templates, webhook destinations and
+    /// raw-field conditions: built from `json` the first time one asks
+    /// ([`Event::raw`]). Routing and the built-in messages need none.
+    raw: OnceLock<Value>,
 }
 
 impl Event {
     pub fn is_alert(&self) -> bool {
         self.kind == "alert"
     }
+
+    /// The whole body as a tree.
+    pub fn raw(&self) -> &Value {
+        self.raw.get_or_init(|| {
+            // `json` was checked when the event was parsed: it cannot fail now.
+            serde_json::from_str(&self.json).unwrap_or(Value::Null)
+        })
+    }
 }
 
-fn canonical_uuid(v: &Value, field: &str) -> Result<Uuid, EventError> {
-    let s = v
-        .as_str()
-        .ok_or_else(|| EventError(format!("field `{field}` must be a string (a UUID)")))?;
+/// Two events are the same when their bodies are (the tree, built or
+/// not, is the body's).
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json
+    }
+}
+
+/// The values of the named members of a JSON object, without building
+/// the rest: each one's text, as it stands in `json` (the last one when a
+/// name repeats, as a tree would keep it). The whole text is still
+/// checked to be valid JSON. A valid text that is not an object is a
+/// `Data` error ([`serde_json::Error::is_data`]).
+pub fn pick<'a, const N: usize>(
+    json: &'a str,
+    names: [&str; N],
+) -> Result<[Option<&'a RawValue>; N], serde_json::Error> {
+    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+    use std::borrow::Cow;
+
+    struct Pick<'n, const N: usize>(&'n [&'n str; N]);
+    impl<'de, const N: usize> Visitor<'de> for Pick<'_, N> {
+        type Value = [Option<&'de RawValue>; N];
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = [None; N];
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                match self.0.iter().position(|n| *n == key) {
+                    Some(i) => out[i] = Some(map.next_value::<&'de RawValue>()?),
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+    impl<'de, const N: usize> DeserializeSeed<'de> for Pick<'_, N> {
+        type Value = [Option<&'de RawValue>; N];
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    let out = Pick(&names).deserialize(&mut de)?;
+    de.end()?;
+    Ok(out)
+}
+
+/// A member's value when it is not an object or an array (those are
+/// `None`, as is an absent member): a string, number, boolean or null.
+pub fn scalar(v: Option<&RawValue>) -> Option<Value> {
+    let v = v?;
+    if v.get().starts_with(['{', '[']) {
+        return None;
+    }
+    serde_json::from_str(v.get()).ok()
+}
+
+/// The members of an object value (`None` for any other value).
+pub fn members<'a, const N: usize>(
+    v: Option<&'a RawValue>,
+    names: [&str; N],
+) -> Option<[Option<&'a RawValue>; N]> {
+    let v = v?;
+    if !v.get().starts_with('{') {
+        return None;
+    }
+    pick(v.get(), names).ok()
+}
+
+/// `v`: the member's value, `None` for an object or an array.
+fn canonical_uuid(v: Option<Value>, field: &str) -> Result<Uuid, EventError> {
+    let Some(Value::String(s)) = v else {
+        return Err(EventError(format!(
+            "field `{field}` must be a string (a UUID)"
+        )));
+    };
     // Only the hyphenated 36-character form: braces, URNs and simple forms
     // are refused so that what goes into the API path is exactly a UUID.
-    match Uuid::try_parse(s) {
+    match Uuid::try_parse(&s) {
         Ok(u) if s.len() == 36 => Ok(u),
         _ => Err(EventError(format!(
             "field `{field}` must be a canonical UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"
@@ -61,52 +151,70 @@ fn canonical_uuid(v: &Value, field: &str) -> Result<Uuid, EventError> {
     }
 }
 
-/// Parses and validates a webhook body.
+/// Parses and validates a webhook body. Only the members the relay reads
+/// are taken out; the tree of the whole body is built later, if a
+/// template or condition asks for it ([`Event::raw`]).
 pub fn parse(body: &[u8]) -> Result<Event, EventError> {
-    let raw: Value = serde_json::from_slice(body)
-        .map_err(|e| EventError(format!("body is not valid JSON: {e}")))?;
-    let obj = raw
-        .as_object()
-        .ok_or_else(|| EventError("body must be a JSON object".into()))?;
-    let string_field = |name: &str| -> Result<String, EventError> {
-        match obj.get(name) {
-            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-            Some(Value::String(_)) => Err(EventError(format!("field `{name}` must not be empty"))),
+    let not_json = |e: &dyn std::fmt::Display| EventError(format!("body is not valid JSON: {e}"));
+    let json = std::str::from_utf8(body).map_err(|e| not_json(&e))?;
+    let [kind, action, attributes, metadata] =
+        pick(json, ["type", "action", "attributes", "metadata"]).map_err(|e| {
+            if e.is_data() {
+                EventError("body must be a JSON object".into())
+            } else {
+                not_json(&e)
+            }
+        })?;
+    let string_field = |name: &str, v: Option<&RawValue>| -> Result<String, EventError> {
+        match v.map(|v| scalar(Some(v))) {
+            Some(Some(Value::String(s))) if !s.is_empty() => Ok(s),
+            Some(Some(Value::String(_))) => {
+                Err(EventError(format!("field `{name}` must not be empty")))
+            }
             Some(_) => Err(EventError(format!("field `{name}` must be a string"))),
             None => Err(EventError(format!("missing required field `{name}`"))),
         }
     };
-    let kind = string_field("type")?;
-    let action = string_field("action")?;
-    let attributes = match obj.get("attributes") {
-        Some(Value::Object(a)) => a,
-        Some(_) => return Err(EventError("field `attributes` must be an object".into())),
-        None => return Err(EventError("missing required field `attributes`".into())),
+    let kind = string_field("type", kind)?;
+    let action = string_field("action", action)?;
+    let Some(attributes) = attributes else {
+        return Err(EventError("missing required field `attributes`".into()));
+    };
+    let Some([uuid, alert_uuid, short_id, alert_short_id, updated, content]) = members(
+        Some(attributes),
+        [
+            "uuid",
+            "alert_uuid",
+            "short_id",
+            "alert_short_id",
+            "updated",
+            "content",
+        ],
+    ) else {
+        return Err(EventError("field `attributes` must be an object".into()));
     };
 
-    let uuid = match attributes.get("uuid") {
-        None | Some(Value::Null) if kind == "alert" => {
+    let uuid = match uuid.map(|v| scalar(Some(v))) {
+        None | Some(Some(Value::Null)) if kind == "alert" => {
             return Err(EventError(
                 "missing required field `attributes.uuid` for an alert".into(),
             ))
         }
-        None | Some(Value::Null) => None,
+        None | Some(Some(Value::Null)) => None,
         Some(v) => Some(canonical_uuid(v, "attributes.uuid")?),
     };
-    let comment_alert = match attributes.get("alert_uuid") {
-        None | Some(Value::Null) => None,
+    let comment_alert = match alert_uuid.map(|v| scalar(Some(v))) {
+        None | Some(Some(Value::Null)) => None,
         Some(v) => Some(canonical_uuid(v, "attributes.alert_uuid")?),
     };
     let alert_uuid = if kind == "alert" { uuid } else { comment_alert };
 
-    let text = |name: &str| {
-        attributes
-            .get(name)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
+    let text = |v: Option<&RawValue>| match scalar(v) {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
     };
-    let short_id = text("short_id").or_else(|| text("alert_short_id"));
-    let metadata = obj.get("metadata").and_then(Value::as_object);
+    let short_id = text(short_id).or_else(|| text(alert_short_id));
+    let metadata = members(metadata, ["version", "created_at"]);
 
     Ok(Event {
         kind,
@@ -114,20 +222,17 @@ pub fn parse(body: &[u8]) -> Result<Event, EventError> {
         uuid,
         alert_uuid,
         short_id,
-        updated: attributes
-            .get("updated")
-            .and_then(Value::as_object)
-            .cloned(),
-        content: text("content"),
+        updated: updated
+            .filter(|v| v.get().starts_with('{'))
+            .and_then(|v| serde_json::from_str(v.get()).ok()),
+        content: text(content),
         version: metadata
-            .and_then(|m| m.get("version"))
-            .and_then(Value::as_i64),
-        created_at: metadata
-            .and_then(|m| m.get("created_at"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+            .and_then(|[version, _]| scalar(version))
+            .and_then(|v| v.as_i64()),
+        created_at: metadata.and_then(|[_, created_at]| text(created_at)),
         has_metadata: metadata.is_some(),
-        raw,
+        json: json.to_owned(),
+        raw: OnceLock::new(),
     })
 }
 
@@ -198,6 +303,57 @@ mod tests {
             r#"{"type":1,"action":"created","attributes":{}}"#,
             Err("`type` must be a string"),
         );
+    }
+
+    #[test]
+    fn the_tree_is_built_only_when_asked_and_is_the_whole_body() {
+        let body = include_str!("../tests/fixtures/event-alert-updated-status.json");
+        let e = parse(body.as_bytes()).unwrap();
+        assert!(e.raw.get().is_none(), "no tree until one is needed");
+        let whole: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(e.raw(), &whole);
+        assert_eq!(
+            e.updated.as_ref(),
+            whole["attributes"]["updated"].as_object()
+        );
+        assert_eq!(e.version, whole["metadata"]["version"].as_i64());
+    }
+
+    #[test]
+    fn members_are_read_as_a_tree_would_read_them() {
+        // Escaped names, the last of a repeated name, wrong types as absent.
+        let e = parse(
+            br#"{"ty\u0070e":"alert","action":"x","action":"created",
+                "attributes":{"uuid":"5696845f-9ecf-4431-9f0f-48ee0ee2eff1","short_id":7,
+                  "alert_short_id":"ALX","content":{"a":1},"updated":[1]},
+                "metadata":{"version":"2","created_at":"2024-01-01T00:00:00Z"}}"#,
+        )
+        .unwrap();
+        assert_eq!((e.kind.as_str(), e.action.as_str()), ("alert", "created"));
+        assert_eq!(e.short_id.as_deref(), Some("ALX"));
+        assert_eq!((e.content, e.updated, e.version), (None, None, None));
+        assert_eq!(e.created_at.as_deref(), Some("2024-01-01T00:00:00Z"));
+        assert!(e.has_metadata);
+        let not_meta = parse(br#"{"type":"case","action":"x","attributes":{},"metadata":[]}"#);
+        assert!(!not_meta.unwrap().has_metadata);
+        // The whole text is checked, not only the members read.
+        check(
+            r#"{"type":"case","action":"x","attributes":{},"other":[1,}"#,
+            Err("not valid JSON"),
+        );
+        check(
+            r#"{"type":"case","action":"x","attributes":{}} x"#,
+            Err("not valid JSON"),
+        );
+        check(r#""text""#, Err("JSON object"));
+        check(
+            r#"{"type":"case","action":"x","attributes":{"uuid":{}}}"#,
+            Err("must be a string (a UUID)"),
+        );
+        assert!(parse(b"{\"type\":\"\xff\"}")
+            .unwrap_err()
+            .0
+            .contains("not valid JSON"));
     }
 
     #[test]

@@ -282,7 +282,7 @@ pub fn explain(when: &When, event: &Event, alert: Option<&Alert>) -> Result<Stri
     }
     if let Some(communities) = &when.community {
         let from_event = event
-            .raw
+            .raw()
             .pointer("/metadata/community_uuid")
             .and_then(|v| v.as_str());
         let from_alert = alert

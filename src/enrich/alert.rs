@@ -75,13 +75,10 @@ impl Alert {
     }
 }
 
-fn text(v: &Value, path: &[&str]) -> Option<String> {
-    let mut cur = v;
-    for p in path {
-        cur = cur.get(p)?;
-    }
-    match cur {
-        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+/// A member's text: a string that is not blank, or a number.
+fn text(v: Option<&serde_json::value::RawValue>) -> Option<String> {
+    match crate::event::scalar(v)? {
+        Value::String(s) if !s.trim().is_empty() => Some(s),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
@@ -99,61 +96,87 @@ pub fn urgency_display(value: u32) -> &'static str {
 }
 
 impl Alert {
-    /// Parses the API's answer, keeping its text (the tree is built again
-    /// only if asked for).
+    /// Parses the API's answer, keeping its text. Only the fields the
+    /// relay reads are taken out: the tree is built if something asks
+    /// for it ([`Alert::raw`]).
     pub fn from_slice(body: &[u8]) -> Result<Alert, String> {
-        let raw: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-        // Valid JSON is valid UTF-8: nothing is replaced.
-        let text = String::from_utf8_lossy(body).into_owned();
-        Self::with_text(&raw, text)
+        let json = std::str::from_utf8(body).map_err(|e| e.to_string())?;
+        let mut alert = Self::with_text(json)?;
+        alert.json = json.to_owned();
+        Ok(alert)
     }
 
     /// Reads the API's JSON; only a non-object is an error.
     pub fn from_value(raw: Value) -> Result<Alert, String> {
         let text = raw.to_string();
-        let alert = Self::with_text(&raw, text)?;
+        let mut alert = Self::with_text(&text)?;
+        alert.json = text;
         let _ = alert.raw.set(raw);
         Ok(alert)
     }
 
-    fn with_text(raw: &Value, json: String) -> Result<Alert, String> {
-        if !raw.is_object() {
-            return Err("expected a JSON object".into());
-        }
-        let urgency = raw.get("urgency").and_then(|u| {
-            let value = u
-                .get("value")
-                .or_else(|| u.get("current_value"))
-                .and_then(Value::as_f64)?;
-            let value = value.clamp(0.0, 100.0).round() as u32;
-            let display =
-                text(u, &["display"]).unwrap_or_else(|| urgency_display(value).to_owned());
-            Some(Urgency { value, display })
-        });
-        let created_at = raw.get("created_at").and_then(|v| match v {
+    /// The fields read from `json`; the alert's `json` is left empty.
+    fn with_text(json: &str) -> Result<Alert, String> {
+        use crate::event::{members, pick, scalar};
+        let [uuid, short_id, title, urgency, status, rule, entity, alert_type, created_at, source, target, details] =
+            pick(
+                json,
+                [
+                    "uuid",
+                    "short_id",
+                    "title",
+                    "urgency",
+                    "status",
+                    "rule",
+                    "entity",
+                    "alert_type",
+                    "created_at",
+                    "source",
+                    "target",
+                    "details",
+                ],
+            )
+            .map_err(|e| {
+                if e.is_data() {
+                    "expected a JSON object".to_owned()
+                } else {
+                    e.to_string()
+                }
+            })?;
+        let name = |v| members(v, ["name"]).and_then(|[name]| text(name));
+        let urgency = members(urgency, ["value", "current_value", "display"]).and_then(
+            |[value, current, display]| {
+                let value = scalar(value.or(current))?.as_f64()?;
+                let value = value.clamp(0.0, 100.0).round() as u32;
+                let display = text(display).unwrap_or_else(|| urgency_display(value).to_owned());
+                Some(Urgency { value, display })
+            },
+        );
+        let created_at = scalar(created_at).and_then(|v| match v {
             Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-            Value::String(s) => humantime::parse_rfc3339_weak(s)
+            Value::String(s) => humantime::parse_rfc3339_weak(&s)
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| d.as_secs() as i64),
             _ => None,
         });
+        let alert_type = members(alert_type, ["category", "value"]);
         Ok(Alert {
-            uuid: text(raw, &["uuid"]),
-            short_id: text(raw, &["short_id"]),
-            title: text(raw, &["title"]),
+            uuid: text(uuid),
+            short_id: text(short_id),
+            title: text(title),
             urgency,
-            status: text(raw, &["status", "name"]),
-            rule: text(raw, &["rule", "name"]),
-            entity: text(raw, &["entity", "name"]),
-            alert_type_category: text(raw, &["alert_type", "category"]),
-            alert_type_value: text(raw, &["alert_type", "value"]),
+            status: name(status),
+            rule: name(rule),
+            entity: name(entity),
+            alert_type_category: alert_type.and_then(|[c, _]| text(c)),
+            alert_type_value: alert_type.and_then(|[_, v]| text(v)),
             created_at,
-            source: text(raw, &["source"]),
-            target: text(raw, &["target"]),
-            details: text(raw, &["details"]),
+            source: text(source),
+            target: text(target),
+            details: text(details),
             raw: std::sync::OnceLock::new(),
-            json,
+            json: String::new(),
             assets: Vec::new(),
         })
     }
@@ -189,6 +212,67 @@ mod tests {
         assert_eq!(a.alert_type_category, None);
         assert_eq!(a.source, None);
         assert_eq!(a.rule.as_deref(), Some("C2 domains"));
+    }
+
+    #[test]
+    fn fields_are_read_without_the_tree_as_the_tree_has_them() {
+        let body = include_bytes!("../../tests/fixtures/alert-full.json");
+        let a = Alert::from_slice(body).unwrap();
+        assert!(a.raw.get().is_none(), "no tree until one is needed");
+        let b = Alert::from_value(serde_json::from_slice(body).unwrap()).unwrap();
+        assert_eq!(
+            (
+                &a.uuid,
+                &a.short_id,
+                &a.title,
+                &a.urgency,
+                &a.status,
+                &a.rule
+            ),
+            (
+                &b.uuid,
+                &b.short_id,
+                &b.title,
+                &b.urgency,
+                &b.status,
+                &b.rule
+            )
+        );
+        assert_eq!(
+            (
+                &a.entity,
+                &a.alert_type_category,
+                &a.alert_type_value,
+                &a.created_at
+            ),
+            (
+                &b.entity,
+                &b.alert_type_category,
+                &b.alert_type_value,
+                &b.created_at
+            )
+        );
+        assert_eq!(
+            (&a.source, &a.target, &a.details),
+            (&b.source, &b.target, &b.details)
+        );
+        assert_eq!(a.raw(), b.raw());
+        assert_eq!(a.json.as_bytes(), body);
+        // A repeated name: the last, as in the tree.
+        let a = Alert::from_slice(
+            br#"{"title":"a","title":"b","urgency":{"value":null,"current_value":9}}"#,
+        )
+        .unwrap();
+        assert_eq!(a.title.as_deref(), Some("b"));
+        assert_eq!(
+            a.urgency, None,
+            "a null value is not replaced by current_value"
+        );
+        assert_eq!(
+            Alert::from_slice(b"[1]").unwrap_err(),
+            "expected a JSON object"
+        );
+        assert!(Alert::from_slice(br#"{"title":"a""#).is_err());
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub fn for_event(event: &Event, enrichment: &Enrichment, facts: &Facts, to: Targ
         json!({"value": u.value, "display": u.display, "level": facts.level.name(), "color": facts.level.hex()})
     });
     let mut doc = base("event", facts, to);
-    doc.insert("event".into(), event.raw.clone());
+    doc.insert("event".into(), event.raw().clone());
     doc.insert(
         "alert".into(),
         alert.map(|a| a.raw().clone()).unwrap_or(Value::Null),

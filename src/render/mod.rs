@@ -498,7 +498,7 @@ impl Facts {
             "hookrelay.recovered" => true,
             _ => return None,
         };
-        let attr = |k: &str| event.raw.pointer(&format!("/attributes/{k}"));
+        let attr = |k: &str| event.raw().pointer(&format!("/attributes/{k}"));
         let hook = clean(
             attr("hook").and_then(Value::as_str).unwrap_or("?"),
             FACT_MAX,
