@@ -57,10 +57,15 @@ impl RecentBodies {
 
     pub(super) fn remember(&mut self, fp: u64, id: i64, at: i64) {
         if at - self.rotated_at >= self.window_ms || self.current.len() >= RECENT_CAP {
-            self.previous =
-                std::mem::replace(&mut self.current, HashMap::with_capacity(RECENT_CAP));
+            // The generation dropped lends its table to the new one: a
+            // rotation allocates nothing, so the two tables are all the
+            // memory this ever holds (a fresh table each time held a
+            // third while the allocator kept the freed one).
+            std::mem::swap(&mut self.previous, &mut self.current);
+            self.current.clear();
             self.rotated_at = at;
-        } else if self.current.capacity() == 0 {
+        }
+        if self.current.capacity() < RECENT_CAP {
             self.current.reserve(RECENT_CAP);
         }
         self.current.insert(fp, id);
@@ -97,6 +102,7 @@ impl RecentBodies {
                 r.get::<_, Vec<u8>>(2)?,
             ))
         })?;
+        self.previous.reserve(RECENT_CAP);
         for row in rows {
             let (id, hook, sha) = row?;
             let fp = self.fingerprint(&hook, &sha);
@@ -145,6 +151,9 @@ mod tests {
             r.remember(i, i as i64, 0);
         }
         assert!(r.current.len() + r.previous.len() <= 2 * RECENT_CAP);
+        // Two tables of one size, reused from one rotation to the next.
+        assert_eq!(r.current.capacity(), RECENT_CAP);
+        assert_eq!(r.previous.capacity(), RECENT_CAP);
         // The newest generation's worth is always there.
         let last = (3 * RECENT_CAP) as u64 - 1;
         assert!(r.candidate(last - RECENT_CAP as u64 + 1).is_some());
