@@ -51,7 +51,7 @@ async fn fill(store: &Store, n: usize) -> anyhow::Result<()> {
     let card = json!({"type": "message", "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive",
         "content": {"type": "AdaptiveCard", "body": [{"type": "TextBlock", "text": "x".repeat(1500)}]}}]})
     .to_string();
-    let journey: serde_json::Map<String, Value> = serde_json::from_str(
+    let journey: hookrelay::store::Journey = serde_json::from_str(
         r#"{"enrich":{"ms":3,"cached":false},"decisions":[{"route":"all","matched":true,"reason":"no conditions: matches every event"}]}"#,
     )?;
     let chunk = 512;

@@ -19,7 +19,9 @@ use crate::live::Live;
 use crate::recent::RecentIds;
 use crate::render::context::Target;
 use crate::render::{event_payload, Facts};
-use crate::store::{spool_log, Claimed, NewDelivery, Routing, Store, Unrouted};
+use crate::store::{
+    spool_log, Claimed, EnrichStep, Journey, NewDelivery, RouteDecision, Routing, Store, Unrouted,
+};
 use crate::telemetry::Metrics;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -466,7 +468,7 @@ impl Pipeline {
             .iter()
             .find(|(_, when, _)| crate::route::matches(when, &a.event, alert))
             .map(|(_, _, note)| note);
-        let journey = journey(&decisions, enrich_ms, cached, silenced);
+        let journey = journey(decisions, enrich_ms, cached, silenced);
         let short_id = a
             .event
             .short_id
@@ -774,25 +776,24 @@ const FIRST_WAIT: Duration = Duration::from_secs(1);
 /// and whether the alert came from the cache, every route's verdict in
 /// order with the condition that decided it, and the silence that held it.
 fn journey(
-    decisions: &[crate::route::Decision],
+    decisions: Vec<crate::route::Decision>,
     enrich_ms: u64,
     cached: bool,
     silenced: Option<&String>,
-) -> serde_json::Map<String, serde_json::Value> {
-    use serde_json::{json, Value};
-    let mut doc = serde_json::Map::new();
-    doc.insert("enrich".into(), json!({"ms": enrich_ms, "cached": cached}));
-    doc.insert(
-        "decisions".into(),
-        Value::Array(
-            decisions
-                .iter()
-                .map(|d| json!({"route": d.route, "matched": d.matched, "reason": d.reason}))
-                .collect(),
-        ),
-    );
-    if let Some(note) = silenced {
-        doc.insert("silenced".into(), note.clone().into());
+) -> Journey {
+    Journey {
+        enrich: Some(EnrichStep {
+            ms: enrich_ms,
+            cached,
+        }),
+        decisions: decisions
+            .into_iter()
+            .map(|d| RouteDecision {
+                route: d.route,
+                matched: d.matched,
+                reason: d.reason,
+            })
+            .collect(),
+        silenced: silenced.cloned(),
     }
-    doc
 }

@@ -25,8 +25,8 @@ mod sqlite;
 mod writer;
 
 pub use ops::{
-    ActionRecord, Completion, HookClock, Inserted, NewDelivery, NewDigest, NewEvent, Routing,
-    Selector, Silence, StoredTenant, TenantChange, ThreadRoot,
+    ActionRecord, Completion, EnrichStep, HookClock, Inserted, Journey, NewDelivery, NewDigest,
+    NewEvent, RouteDecision, Routing, Selector, Silence, StoredTenant, TenantChange, ThreadRoot,
 };
 pub use reads::{DeadLetter, DueDelivery, EventDetail, EventSummary, QueueDepth};
 

@@ -77,18 +77,53 @@ pub struct Routing {
     pub deliveries: Vec<NewDelivery>,
     /// The alert's title, when known (the console searches it).
     pub title: Option<String>,
-    /// How the event was routed, for the console: enrichment latency and
-    /// source, every route's verdict, a silence. Stored with `routes`.
-    pub journey: serde_json::Map<String, serde_json::Value>,
+    /// How the event was routed, for the console. Stored with `routes`.
+    pub journey: Journey,
+}
+
+/// How an event was routed, for the console: enrichment latency and
+/// source, every route's verdict, a silence.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Journey {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrich: Option<EnrichStep>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<RouteDecision>,
+    /// The note of the silence that held the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silenced: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EnrichStep {
+    pub ms: u64,
+    /// Served from the alert cache.
+    pub cached: bool,
+}
+
+/// One route's verdict and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RouteDecision {
+    pub route: String,
+    pub matched: bool,
+    pub reason: String,
 }
 
 impl Routing {
     /// The `routes` column: the journey with the matched routes' names
     /// under `"matched"`.
     pub(super) fn routes_json(&self) -> String {
-        let mut doc = self.journey.clone();
-        doc.insert("matched".into(), self.routes.clone().into());
-        serde_json::Value::Object(doc).to_string()
+        #[derive(serde::Serialize)]
+        struct Column<'a> {
+            #[serde(flatten)]
+            journey: &'a Journey,
+            matched: &'a [String],
+        }
+        serde_json::to_string(&Column {
+            journey: &self.journey,
+            matched: &self.routes,
+        })
+        .unwrap_or_default()
     }
 }
 
@@ -321,4 +356,48 @@ pub struct TenantChange {
     /// created, replaced (set by the store), deleted, rotated.
     pub action: String,
     pub client: String,
+}
+
+#[cfg(test)]
+mod journey_tests {
+    use super::*;
+
+    fn routing(journey: Journey) -> Routing {
+        Routing {
+            event_id: 1,
+            enrichment: "ok".into(),
+            alert_json: None,
+            routes: vec!["p1".into()],
+            deliveries: Vec::new(),
+            title: None,
+            journey,
+        }
+    }
+
+    #[test]
+    fn the_routes_column_keeps_its_shape() {
+        let full = Journey {
+            enrich: Some(EnrichStep {
+                ms: 12,
+                cached: true,
+            }),
+            decisions: vec![RouteDecision {
+                route: "p1".into(),
+                matched: true,
+                reason: "urgency_min = 70: alert urgency is \"80\"".into(),
+            }],
+            silenced: Some("silenced by silence 3".into()),
+        };
+        let column = routing(full.clone()).routes_json();
+        assert_eq!(
+            column,
+            r#"{"enrich":{"ms":12,"cached":true},"decisions":[{"route":"p1","matched":true,"reason":"urgency_min = 70: alert urgency is \"80\""}],"silenced":"silenced by silence 3","matched":["p1"]}"#
+        );
+        // Read back as it was written.
+        assert_eq!(serde_json::from_str::<Journey>(&column).unwrap(), full);
+        assert_eq!(
+            routing(Journey::default()).routes_json(),
+            r#"{"matched":["p1"]}"#
+        );
+    }
 }
