@@ -80,7 +80,10 @@ impl Threaded {
 
     /// A stored payload's threaded form, if it is one.
     pub fn unwrap(payload: &str) -> Option<Threaded> {
-        if !payload.contains(ENVELOPE) {
+        // `wrap` writes the envelope as the only key: a plain message is
+        // told apart by its first bytes, without reading it all.
+        let rest = payload.strip_prefix("{\"")?;
+        if !rest.starts_with(ENVELOPE) {
             return None;
         }
         let mut v: Value = serde_json::from_str(payload).ok()?;
@@ -257,5 +260,10 @@ mod tests {
         assert_eq!(Threaded::unwrap(&t.wrap()), Some(t));
         assert_eq!(Threaded::unwrap(r#"{"text": "digest"}"#), None);
         assert_eq!(Threaded::unwrap("not json hookrelay_thread"), None);
+        // A message that mentions the envelope's name is not one.
+        assert_eq!(
+            Threaded::unwrap(r#"{"text": "hookrelay_thread", "hookrelay_thread": 1}"#),
+            None
+        );
     }
 }
