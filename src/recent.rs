@@ -22,14 +22,18 @@ impl RecentIds {
 
     /// Remembers `id`, forgetting the oldest beyond the capacity.
     pub fn insert(&mut self, id: i64) {
-        if self.set.insert(id) {
-            self.order.push_back(id);
-            if self.order.len() > self.capacity {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
-                }
+        if self.set.contains(&id) {
+            return;
+        }
+        // The oldest goes first: the queue never holds more than
+        // `capacity`, so it never doubles past it.
+        if self.order.len() >= self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
             }
         }
+        self.set.insert(id);
+        self.order.push_back(id);
     }
 
     pub fn contains(&self, id: i64) -> bool {
@@ -49,6 +53,17 @@ impl RecentIds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn never_holds_more_than_its_capacity() {
+        let mut r = RecentIds::new(1 << 12);
+        for id in 0..3 * (1 << 12) {
+            r.insert(id);
+        }
+        assert_eq!(r.order.len(), 1 << 12);
+        assert_eq!(r.order.capacity(), 1 << 12, "the queue did not double");
+        assert!(r.contains(3 * (1 << 12) - 1) && !r.contains((2 << 12) - 1));
+    }
 
     #[test]
     fn keeps_the_last_n() {
