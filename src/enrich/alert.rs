@@ -101,26 +101,22 @@ impl Alert {
     /// for it ([`Alert::raw`]).
     pub fn from_slice(body: &[u8]) -> Result<Alert, String> {
         let json = std::str::from_utf8(body).map_err(|e| e.to_string())?;
-        let mut alert = Self::with_text(json)?;
-        alert.json = json.to_owned();
-        Ok(alert)
+        Self::from_text(json.to_owned())
     }
 
     /// Reads the API's JSON; only a non-object is an error.
     pub fn from_value(raw: Value) -> Result<Alert, String> {
-        let text = raw.to_string();
-        let mut alert = Self::with_text(&text)?;
-        alert.json = text;
+        let alert = Self::from_text(raw.to_string())?;
         let _ = alert.raw.set(raw);
         Ok(alert)
     }
 
-    /// The fields read from `json`; the alert's `json` is left empty.
-    fn with_text(json: &str) -> Result<Alert, String> {
+    /// The alert in `json`, its fields read from the text.
+    fn from_text(json: String) -> Result<Alert, String> {
         use crate::event::{members, pick, scalar};
         let [uuid, short_id, title, urgency, status, rule, entity, alert_type, created_at, source, target, details] =
             pick(
-                json,
+                &json,
                 [
                     "uuid",
                     "short_id",
@@ -176,7 +172,7 @@ impl Alert {
             target: text(target),
             details: text(details),
             raw: std::sync::OnceLock::new(),
-            json: String::new(),
+            json,
             assets: Vec::new(),
         })
     }
