@@ -58,6 +58,16 @@ fn event(body: &str) -> NewEvent {
     }
 }
 
+/// A delivery's outcome: delivered, HTTP 200, in 1 ms, outside a thread.
+fn delivered(id: i64) -> Completion {
+    Completion::Delivered {
+        id,
+        status: 200,
+        duration_ms: 1,
+        thread: None,
+    }
+}
+
 fn routing(event_id: i64, dests: &[&str], dedup: Option<(&str, i64)>) -> Routing {
     Routing {
         event_id,
@@ -112,15 +122,7 @@ async fn sender_retries_are_recognised_and_max_pending_holds() {
             .await
             .unwrap()
             .unwrap();
-        store
-            .complete(Completion::Delivered {
-                id: due[0].id,
-                status: 200,
-                duration_ms: 1,
-                thread: None,
-            })
-            .await
-            .unwrap();
+        store.complete(delivered(due[0].id)).await.unwrap();
         assert!(!insert(&store, "c").await.duplicate, "{name}: room again");
     }
 }
@@ -338,15 +340,7 @@ async fn deliveries_sent_before_their_routing_are_stored_with_their_first_attemp
         );
 
         // Its retry's outcome is recorded like any other.
-        store
-            .complete(Completion::Delivered {
-                id: later[0].id,
-                status: 200,
-                duration_ms: 1,
-                thread: None,
-            })
-            .await
-            .unwrap();
+        store.complete(delivered(later[0].id)).await.unwrap();
         let detail = store.event_detail(ev.id).await.unwrap().unwrap();
         assert_eq!(detail.deliveries[1].state.as_str(), "delivered", "{name}");
         assert_eq!(detail.deliveries[1].attempts.len(), 2, "{name}");
@@ -477,12 +471,6 @@ async fn a_refused_write_fails_alone_among_writes_made_at_once() {
         .await
         .unwrap();
     let due: Vec<i64> = routed.iter().flatten().flatten().map(|d| d[0].id).collect();
-    let delivered = |id: i64| Completion::Delivered {
-        id,
-        status: 200,
-        duration_ms: 1,
-        thread: None,
-    };
     let completions = due.iter().enumerate().map(|(i, id)| {
         store.complete(if i == 3 {
             Completion::Retry {
@@ -677,15 +665,7 @@ async fn digests_replace_held_deliveries_and_housekeeping_keeps_pending_work() {
             .await
             .unwrap();
         assert!(store.held("x", 10).await.unwrap().is_empty(), "{name}");
-        store
-            .complete(Completion::Delivered {
-                id: digest.id,
-                status: 200,
-                duration_ms: 1,
-                thread: None,
-            })
-            .await
-            .unwrap();
+        store.complete(delivered(digest.id)).await.unwrap();
         // Everything is finished: a zero retention prunes it all.
         tokio::time::sleep(Duration::from_millis(5)).await;
         let removed = store.housekeeping(Duration::ZERO).await.unwrap();
