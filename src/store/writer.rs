@@ -469,12 +469,14 @@ fn route(
                 r.event_id, d.route, d.destination, d.payload, state.as_str(), received_at,
                 first.next_attempt_at().unwrap_or(now), now, status, error, d.summary, d.thread_key, first.thread()
             ])?;
-            let id = tx.last_insert_rowid();
-            tx.prepare_cached(
-                "INSERT INTO attempts (delivery_id, at, status, error, duration_ms, destination, outcome, age_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![id, now, status, error, duration_ms, d.destination, first.outcome(), now - received_at])?;
+            record_attempt(
+                tx,
+                tx.last_insert_rowid(),
+                status,
+                error,
+                duration_ms,
+                first.outcome(),
+            )?;
             if state == DeliveryState::Pending {
                 *pending += 1;
             }
