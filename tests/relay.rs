@@ -117,6 +117,44 @@ async fn degraded_when_the_alert_api_refuses_or_fails() {
     }
 }
 
+/// A 200 whose body is not an alert (a JSON array, an HTML page, JSON cut
+/// short): the event still goes out, without details, saying why, and
+/// the API is not asked again.
+#[tokio::test]
+async fn degraded_when_the_alert_api_answers_something_other_than_an_alert() {
+    for (body, reason) in [
+        (
+            "[1, 2]",
+            "alert API answer is not a valid alert: expected a JSON object",
+        ),
+        (
+            "<html><body>Service Unavailable</body></html>",
+            "alert API answer is not a valid alert: expected value at line 1 column 1",
+        ),
+        (
+            "{\"uuid\": \"5696845f",
+            "alert API answer is not a valid alert: EOF while parsing a string",
+        ),
+    ] {
+        let fake = Fake::start().await;
+        fake.always(
+            &format!("/api/v1/sic/alerts/{ALERT_UUID}"),
+            Reply::status(200, body),
+        );
+        let app = spawn_app(&fake, ROUTE_ALL).await;
+        assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+        let got = fake.wait_for("/slack", 1, WAIT).await;
+        let text = got[0].json()["attachments"][0]["blocks"][0]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(text.contains("Alert details unavailable"), "{body}: {text}");
+        assert!(text.contains(reason), "{body}: {text}");
+        assert_eq!(fake.received("/api/").len(), 1, "{body}: not retried");
+        app.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn degraded_after_the_enrich_deadline_when_the_api_keeps_failing() {
     let fake = Fake::start().await;
