@@ -405,6 +405,54 @@ async fn an_event_routed_twice_at_once_is_routed_once() {
     }
 }
 
+/// Routings recorded at once (on PostgreSQL, in one statement): each
+/// event keeps its own deliveries and first attempts, whatever
+/// the others hold, and an event without deliveries is routed too.
+#[tokio::test]
+async fn routings_recorded_at_once_keep_each_events_deliveries() {
+    for (name, store, _dir) in backends(1_000).await {
+        let bodies: Vec<String> = (0..30).map(|i| format!("at once {i}")).collect();
+        let events = futures_util::future::join_all(bodies.iter().map(|b| insert(&store, b))).await;
+        let names = ["d0", "d1", "d2"];
+        let routings = events.iter().enumerate().map(|(i, ev)| {
+            let mut r = routing(ev.id, &names[..i % 4], None);
+            if i % 2 == 1 {
+                r.deliveries[0].first = Some(delivered(-1));
+            }
+            store.record_routing(r)
+        });
+        let routed = futures_util::future::join_all(routings).await;
+        for (i, (ev, due)) in events.iter().zip(routed).enumerate() {
+            let due = due.unwrap().expect("routed once");
+            let handed: Vec<(i64, &str)> = due
+                .iter()
+                .map(|d| (d.event_id, d.destination.as_str()))
+                .collect();
+            let skip = usize::from(i % 2 == 1);
+            let expected: Vec<(i64, &str)> = names[..i % 4]
+                .iter()
+                .skip(skip)
+                .map(|d| (ev.id, *d))
+                .collect();
+            assert_eq!(handed, expected, "{name}: event {i}");
+            let detail = store.event_detail(ev.id).await.unwrap().unwrap();
+            assert!(detail.routed_at.is_some(), "{name}: event {i}");
+            let mut kept: Vec<(String, usize)> = detail
+                .deliveries
+                .iter()
+                .map(|d| (d.destination.clone(), d.attempts.len()))
+                .collect();
+            kept.sort();
+            let expected: Vec<(String, usize)> = names[..i % 4]
+                .iter()
+                .enumerate()
+                .map(|(k, d)| (d.to_string(), usize::from(k == 0 && skip == 1)))
+                .collect();
+            assert_eq!(kept, expected, "{name}: event {i}");
+        }
+    }
+}
+
 /// Writes made at once are committed together on PostgreSQL: one the
 /// database refuses (here a check the test adds to it) must not fail, or
 /// lose, the others.

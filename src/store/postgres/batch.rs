@@ -17,7 +17,7 @@
 
 use super::*;
 use crate::store::DeliveryState;
-use events::{EventParams, INSERT_EVENT, ROUTE_EVENT};
+use events::{EventParams, INSERT_EVENT, ROUTE_EVENTS};
 use tokio::sync::{mpsc, oneshot};
 
 /// Writes committed together, at most.
@@ -47,7 +47,7 @@ pub(super) enum Write {
 pub(super) enum Done {
     /// `None`: a sender retry whose window closed while it was checked.
     Inserted(Option<Inserted>),
-    /// [`ROUTE_EVENT`]'s rows: none when the event was routed already.
+    /// [`ROUTE_EVENTS`]' rows for the event: none when it was routed already.
     Routed(Vec<Row>),
     /// Rows changed: 0 when the delivery was no longer pending.
     Completed(u64),
@@ -90,7 +90,7 @@ impl Statements {
         Ok(Statements {
             insert: c.prepare_cached(INSERT_EVENT).await?,
             existing: c.prepare_cached(events::EXISTING_EVENT).await?,
-            route: c.prepare_cached(ROUTE_EVENT).await?,
+            route: c.prepare_cached(ROUTE_EVENTS).await?,
             complete_many: c.prepare_cached(COMPLETE_MANY).await?,
             insert_many: c.prepare_cached(INSERT_MANY).await?,
         })
@@ -117,74 +117,8 @@ impl Write {
                 ))
             }
             Write::Route { r, now, until } => {
-                let routes = r.routes_json();
-                let targets = r.deliveries.len() as i32;
-                let col = |f: fn(&NewDelivery) -> Option<&str>| -> Vec<Option<&str>> {
-                    r.deliveries.iter().map(f).collect()
-                };
-                // A first attempt made before the routing (see `NewDelivery::first`).
-                fn firsts<'a, T>(
-                    r: &'a Routing,
-                    f: impl Fn(&'a Completion) -> Option<T>,
-                ) -> Vec<Option<T>> {
-                    r.deliveries
-                        .iter()
-                        .map(|d| d.first.as_ref().and_then(&f))
-                        .collect()
-                }
-                let states: Vec<&str> = r
-                    .deliveries
-                    .iter()
-                    .map(|d| {
-                        if let Some(f) = &d.first {
-                            f.state().as_str()
-                        } else if d.failed.is_some() {
-                            DeliveryState::Dead.as_str()
-                        } else if d.muted.is_some() {
-                            DeliveryState::Muted.as_str()
-                        } else {
-                            DeliveryState::Pending.as_str()
-                        }
-                    })
-                    .collect();
-                let rows = c
-                    .query(
-                        &s.route,
-                        &[
-                            &r.event_id,
-                            &r.enrichment,
-                            &r.alert_json,
-                            &routes,
-                            now,
-                            &replica,
-                            until,
-                            &col(|d| Some(d.route.as_str())),
-                            &col(|d| Some(d.destination.as_str())),
-                            &col(|d| Some(d.payload.as_str())),
-                            &states,
-                            &col(|d| match &d.first {
-                                Some(f) => f.parts().2,
-                                None => d.failed.as_deref().or(d.muted.as_deref()),
-                            }),
-                            &col(|d| d.summary.as_deref()),
-                            &col(|d| d.thread_key.as_deref()),
-                            &r.title,
-                            &targets,
-                            &firsts(r, |f| Some(f.outcome())),
-                            &firsts(r, |f| f.parts().1.map(i64::from)),
-                            &firsts(r, |f| Some(f.parts().3)),
-                            &r.deliveries
-                                .iter()
-                                .map(|d| match &d.first {
-                                    Some(f) => f.next_attempt_at(),
-                                    None => d.in_flight_until,
-                                })
-                                .collect::<Vec<_>>(),
-                            &firsts(r, |f| f.thread()),
-                        ],
-                    )
-                    .await?;
-                Ok(Done::Routed(rows))
+                let mut rows = route_many(c, s, &[(&**r, *now, *until)], replica).await?;
+                Ok(Done::Routed(rows.remove(&r.event_id).unwrap_or_default()))
             }
             Write::Complete { c: outcome, now } => {
                 let updated = complete_many(c, s, std::iter::once((outcome, *now))).await?;
@@ -229,9 +163,19 @@ impl Postgres {
         let together: Result<Vec<Done>, tokio_postgres::Error> = async {
             let s = Statements::prepare(&client).await?;
             let tx = client.transaction().await?;
-            // The outcomes in one statement and the new events in another,
-            // sent first; the routings each in their own, pipelined behind.
+            // The outcomes in one statement, the new events in another and
+            // the routings in a third, pipelined; a routing of an event
+            // already in that statement (possible, if unlikely, after a
+            // lease ran out) in one of its own behind them.
             let firsts = first_inserts(batch);
+            let mut seen = std::collections::HashSet::new();
+            let (routings, again): (Vec<_>, Vec<_>) = batch
+                .iter()
+                .filter_map(|q| match &q.write {
+                    Write::Route { r, now, until } => Some((&**r, *now, *until)),
+                    _ => None,
+                })
+                .partition(|(r, _, _)| seen.insert(r.event_id));
             let outcomes = complete_many(
                 &tx,
                 &s,
@@ -241,25 +185,37 @@ impl Postgres {
                 }),
             );
             let inserted = insert_many(&tx, &s, batch, &firsts, replica);
-            let routes = batch
+            let routed = route_many(&tx, &s, &routings, replica);
+            let again = again
                 .iter()
-                .filter(|q| matches!(q.write, Write::Route { .. }))
-                .map(|q| q.write.run(&tx, &s, replica));
-            let (updated, inserted, routes) = futures_util::future::join3(
+                .map(|routing| route_many(&tx, &s, std::slice::from_ref(routing), replica));
+            let (updated, inserted, routed, again) = futures_util::future::join4(
                 outcomes,
                 inserted,
-                futures_util::future::join_all(routes),
+                routed,
+                futures_util::future::join_all(again),
             )
             .await;
             let (updated, inserted) = (updated?, inserted?);
-            let mut routes = routes.into_iter();
+            let mut routed = routed?;
+            let mut again = again.into_iter();
+            let mut seen = std::collections::HashSet::new();
             let mut done = Vec::with_capacity(batch.len());
             for (i, q) in batch.iter().enumerate() {
                 done.push(match &q.write {
                     Write::Complete { c, .. } => {
                         Done::Completed(u64::from(updated.contains(&c.parts().0)))
                     }
-                    Write::Route { .. } => routes.next().unwrap_or(Ok(Done::Completed(0)))?,
+                    Write::Route { r, .. } if seen.insert(r.event_id) => {
+                        Done::Routed(routed.remove(&r.event_id).unwrap_or_default())
+                    }
+                    Write::Route { r, .. } => Done::Routed(
+                        again
+                            .next()
+                            .transpose()?
+                            .and_then(|mut rows| rows.remove(&r.event_id))
+                            .unwrap_or_default(),
+                    ),
                     Write::Insert { e, now, until } => {
                         let params = EventParams {
                             e,
@@ -429,6 +385,100 @@ async fn insert_many<'b>(
         }
     }
     Ok(out)
+}
+
+/// Records `routings` (each `(routing, now, lease until)`, an event at
+/// most once) with one [`ROUTE_EVENTS`] statement; answers each routed
+/// event's rows by its id (none for an event routed already).
+async fn route_many(
+    c: &tokio_postgres::Transaction<'_>,
+    s: &Statements,
+    routings: &[(&Routing, i64, i64)],
+    replica: &str,
+) -> Result<std::collections::HashMap<i64, Vec<Row>>, tokio_postgres::Error> {
+    if routings.is_empty() {
+        return Ok(Default::default());
+    }
+    let (mut ids, mut enrichment, mut alerts, mut routes) = (vec![], vec![], vec![], vec![]);
+    let (mut nows, mut untils, mut titles, mut targets) = (vec![], vec![], vec![], vec![]);
+    // One entry per delivery, across the events.
+    let (mut event, mut route, mut destination, mut payload) = (vec![], vec![], vec![], vec![]);
+    let (mut state, mut note, mut summary, mut thread_key) = (vec![], vec![], vec![], vec![]);
+    let (mut outcome, mut status, mut duration, mut next) = (vec![], vec![], vec![], vec![]);
+    let mut thread = vec![];
+    for &(r, now, until) in routings {
+        ids.push(r.event_id);
+        enrichment.push(r.enrichment.as_str());
+        alerts.push(r.alert_json.as_deref());
+        routes.push(r.routes_json());
+        nows.push(now);
+        untils.push(until);
+        titles.push(r.title.as_deref());
+        targets.push(r.deliveries.len() as i32);
+        for d in &r.deliveries {
+            event.push(r.event_id);
+            route.push(d.route.as_str());
+            destination.push(d.destination.as_str());
+            payload.push(d.payload.as_str());
+            // A first attempt made before the routing (see `NewDelivery::first`).
+            let first = d.first.as_ref();
+            state.push(match first {
+                Some(f) => f.state().as_str(),
+                None if d.failed.is_some() => DeliveryState::Dead.as_str(),
+                None if d.muted.is_some() => DeliveryState::Muted.as_str(),
+                None => DeliveryState::Pending.as_str(),
+            });
+            note.push(match first {
+                Some(f) => f.parts().2,
+                None => d.failed.as_deref().or(d.muted.as_deref()),
+            });
+            summary.push(d.summary.as_deref());
+            thread_key.push(d.thread_key.as_deref());
+            outcome.push(first.map(Completion::outcome));
+            status.push(first.and_then(|f| f.parts().1.map(i64::from)));
+            duration.push(first.map(|f| f.parts().3));
+            next.push(match first {
+                Some(f) => f.next_attempt_at(),
+                None => d.in_flight_until,
+            });
+            thread.push(first.and_then(Completion::thread));
+        }
+    }
+    let rows = c
+        .query(
+            &s.route,
+            &[
+                &ids,
+                &enrichment,
+                &alerts,
+                &routes,
+                &nows,
+                &untils,
+                &titles,
+                &targets,
+                &replica,
+                &event,
+                &route,
+                &destination,
+                &payload,
+                &state,
+                &note,
+                &summary,
+                &thread_key,
+                &outcome,
+                &status,
+                &duration,
+                &next,
+                &thread,
+            ],
+        )
+        .await?;
+    let mut by_event: std::collections::HashMap<i64, Vec<Row>> =
+        std::collections::HashMap::with_capacity(routings.len());
+    for row in rows {
+        by_event.entry(row.get(7)).or_default().push(row);
+    }
+    Ok(by_event)
 }
 
 /// Records every outcome in `batch` with one statement; answers the ids of

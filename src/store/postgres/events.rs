@@ -27,37 +27,45 @@ pub(super) const EXISTING_EVENT: &str = "WITH f AS (
      u AS (UPDATE events SET retries = retries + 1 WHERE id IN (SELECT event_id FROM f))
      SELECT event_id FROM f";
 
-/// Routes an event that needs no route dedup: marks it routed (unless it
-/// already was: then no row comes back) and inserts its deliveries from
-/// arrays, pending ones claimed by this replica. One row per delivery
-/// (or one with NULL delivery columns when there are none).
-pub(super) const ROUTE_EVENT: &str = "WITH e AS (
-        UPDATE events SET state = 'routed', enrichment = $2, alert_json = $3, routes = $4, routed_at = $5,
-        claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state = 'received'
-        RETURNING received_at, hook, short_id, kind, action),
+/// Routes events that need no route dedup (a batch's, or one alone):
+/// marks each routed (unless it already was: then no row comes back for
+/// it) and inserts their deliveries from arrays, pending ones claimed by
+/// this replica, each first attempt made before the routing with its
+/// delivery. One row per delivery (or one with NULL delivery columns for
+/// an event without any), the event's id last. An event id may appear
+/// once per statement.
+pub(super) const ROUTE_EVENTS: &str = "WITH r AS (
+        SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[], $7::TEXT[], $8::INTEGER[])
+        AS r(id, enrichment, alert_json, routes, now, until, title, targets)),
+     e AS (
+        UPDATE events SET state = 'routed', enrichment = r.enrichment, alert_json = r.alert_json, routes = r.routes,
+        routed_at = r.now, claimed_by = NULL, claimed_until = NULL
+        FROM r WHERE events.id = r.id AND events.state = 'received'
+        RETURNING events.id, events.received_at, events.hook, events.short_id, events.kind, events.action,
+                  r.now, r.until, r.title, r.targets),
      facts AS (
         INSERT INTO event_facts (id, received_at, hook, kind, action, short_id, title, targets)
-        SELECT $1, received_at, hook, kind, action, short_id, $15, $16 FROM e),
+        SELECT id, received_at, hook, kind, action, short_id, title, targets FROM e),
      u AS (
-        SELECT * FROM UNNEST($8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::TEXT[],
-                             $17::TEXT[], $18::BIGINT[], $19::BIGINT[], $20::BIGINT[], $21::TEXT[])
-        AS u(route, destination, payload, state, note, summary, thread_key, outcome, status, duration, next, thread)),
+        SELECT * FROM UNNEST($10::BIGINT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::TEXT[], $15::TEXT[], $16::TEXT[],
+                             $17::TEXT[], $18::TEXT[], $19::BIGINT[], $20::BIGINT[], $21::BIGINT[], $22::TEXT[])
+        AS u(event_id, route, destination, payload, state, note, summary, thread_key, outcome, status, duration, next, thread)),
      ins AS (
         INSERT INTO deliveries (event_id, route, destination, payload, state, attempts, created_at, next_attempt_at, updated_at,
                                 last_status, last_error, summary, claimed_by, claimed_until, thread_key, thread)
-        SELECT $1, u.route, u.destination, u.payload, u.state, CASE WHEN u.outcome IS NULL THEN 0 ELSE 1 END,
-               e.received_at, COALESCE(u.next, $5), $5, u.status, u.note, u.summary,
-               CASE WHEN u.state = 'pending' AND u.outcome IS NULL THEN $6 END,
-               CASE WHEN u.state = 'pending' AND u.outcome IS NULL THEN $7::BIGINT END, u.thread_key, u.thread
-        FROM e, u
-        RETURNING id, route, destination, state),
+        SELECT e.id, u.route, u.destination, u.payload, u.state, CASE WHEN u.outcome IS NULL THEN 0 ELSE 1 END,
+               e.received_at, COALESCE(u.next, e.now), e.now, u.status, u.note, u.summary,
+               CASE WHEN u.state = 'pending' AND u.outcome IS NULL THEN $9::TEXT END,
+               CASE WHEN u.state = 'pending' AND u.outcome IS NULL THEN e.until END, u.thread_key, u.thread
+        FROM e JOIN u ON u.event_id = e.id
+        RETURNING id, event_id, route, destination, state, created_at, updated_at),
      att AS (
         INSERT INTO attempts (delivery_id, at, status, error, duration_ms, destination, outcome, age_ms)
-        SELECT ins.id, $5, u.status, u.note, u.duration, ins.destination, u.outcome, $5 - e.received_at
-        FROM e, ins JOIN u ON u.route = ins.route AND u.destination = ins.destination
+        SELECT ins.id, ins.updated_at, u.status, u.note, u.duration, ins.destination, u.outcome, ins.updated_at - ins.created_at
+        FROM ins JOIN u ON u.event_id = ins.event_id AND u.route = ins.route AND u.destination = ins.destination
         WHERE u.outcome IS NOT NULL)
-     SELECT e.received_at, e.hook, e.short_id, ins.id, ins.route, ins.destination, ins.state
-     FROM e LEFT JOIN ins ON TRUE";
+     SELECT e.received_at, e.hook, e.short_id, ins.id, ins.route, ins.destination, ins.state, e.id
+     FROM e LEFT JOIN ins ON ins.event_id = e.id";
 
 /// The pending deliveries among rows (id, route, destination, state) just
 /// inserted for `r`, in id order. (route, destination) is unique within an

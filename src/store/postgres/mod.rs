@@ -24,8 +24,8 @@
 
 use super::{
     now_ms, ActionRecord, ClockCheck, Completion, DeadLetter, DeliveryDetail, DueDelivery,
-    EventDetail, EventSummary, HookClock, Inserted, NewDelivery, NewDigest, NewEvent, QueueDepth,
-    RenderSource, Routing, Selector, Silence, StoreError, ThreadRoot,
+    EventDetail, EventSummary, HookClock, Inserted, NewDigest, NewEvent, QueueDepth, RenderSource,
+    Routing, Selector, Silence, StoreError, ThreadRoot,
 };
 use crate::store::reads::THREAD_IN_ORDER;
 mod batch;
