@@ -61,6 +61,7 @@ pub(super) struct Queued {
 /// Outcomes in one statement (a batch's, or one retried alone): each
 /// attempt recorded, and each delivery still pending updated (delivered or
 /// dead, or a retry's next attempt time); answers the ids it updated.
+/// (`id = ANY($1)`: looked up by id, see [`ROUTE_EVENTS`].)
 const COMPLETE_MANY: &str = "WITH u AS (
         SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::BIGINT[], $6::TEXT[], $7::BIGINT[], $8::TEXT[])
         AS u(id, at, status, error, duration, outcome, next, thread)),
@@ -73,7 +74,7 @@ const COMPLETE_MANY: &str = "WITH u AS (
         last_error = CASE WHEN u.outcome = 'delivered' THEN NULL ELSE u.error END,
         attempts = d.attempts + 1, updated_at = u.at, last_status = u.status,
         thread = COALESCE(u.thread, d.thread), claimed_by = NULL, claimed_until = NULL
-     FROM u WHERE d.id = u.id AND d.state = 'pending'
+     FROM u WHERE d.id = u.id AND d.id = ANY($1) AND d.state = 'pending'
      RETURNING d.id";
 
 /// The batch's statements, prepared once per connection.

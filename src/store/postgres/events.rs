@@ -33,14 +33,15 @@ pub(super) const EXISTING_EVENT: &str = "WITH f AS (
 /// this replica, each first attempt made before the routing with its
 /// delivery. One row per delivery (or one with NULL delivery columns for
 /// an event without any), the event's id last. An event id may appear
-/// once per statement.
+/// once per statement. (`id = ANY($1)` lets the planner look the events
+/// up by id, where a join alone scans every unrouted event.)
 pub(super) const ROUTE_EVENTS: &str = "WITH r AS (
         SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[], $7::TEXT[], $8::INTEGER[])
         AS r(id, enrichment, alert_json, routes, now, until, title, targets)),
      e AS (
         UPDATE events SET state = 'routed', enrichment = r.enrichment, alert_json = r.alert_json, routes = r.routes,
         routed_at = r.now, claimed_by = NULL, claimed_until = NULL
-        FROM r WHERE events.id = r.id AND events.state = 'received'
+        FROM r WHERE events.id = r.id AND events.id = ANY($1) AND events.state = 'received'
         RETURNING events.id, events.received_at, events.hook, events.short_id, events.kind, events.action,
                   r.now, r.until, r.title, r.targets),
      facts AS (
