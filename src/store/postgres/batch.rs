@@ -3,11 +3,12 @@
 //! SQLite writer thread does.
 //!
 //! - One task takes whatever writes are waiting (up to [`MAX_BATCH`]),
-//!   sends `BEGIN`, every write's statement and `COMMIT` down one
-//!   connection without waiting between them (tokio-postgres pipelines
-//!   requests polled together), and answers each caller after the
-//!   commit: a 202 still follows a durable commit, and costs a share of
-//!   one instead of a commit of its own.
+//!   sends `BEGIN`, one statement for all the batch's new events, one for
+//!   its routings, one for its outcomes, and `COMMIT` down one connection
+//!   without waiting between them (tokio-postgres pipelines requests
+//!   polled together), and answers each caller after the commit: a 202
+//!   still follows a durable commit, and costs a share of one instead of
+//!   a commit of its own.
 //! - While one batch commits, the next one gathers.
 //! - A batch is all or nothing. When the server refuses one write (a
 //!   deadlock with another replica, a constraint), the batch rolls back
