@@ -169,15 +169,23 @@ impl Postgres {
             // the routings in a third, pipelined; a routing of an event
             // already in that statement (possible, if unlikely, after a
             // lease ran out) in one of its own behind them.
-            let firsts = first_inserts(batch);
-            let mut seen = std::collections::HashSet::new();
+            let firsts = first_of_each(batch, |w| match w {
+                Write::Insert { e, .. } => Some((e.hook.as_str(), &e.sha256[..])),
+                _ => None,
+            });
+            let first_routes = first_of_each(batch, |w| match w {
+                Write::Route { r, .. } => Some(r.event_id),
+                _ => None,
+            });
             let (routings, again): (Vec<_>, Vec<_>) = batch
                 .iter()
-                .filter_map(|q| match &q.write {
-                    Write::Route { r, now, until } => Some((&**r, *now, *until)),
+                .enumerate()
+                .filter_map(|(i, q)| match &q.write {
+                    Write::Route { r, now, until } => Some((i, (&**r, *now, *until))),
                     _ => None,
                 })
-                .partition(|(r, _, _)| seen.insert(r.event_id));
+                .partition(|(i, _)| first_routes.contains(i));
+            let routings: Vec<_> = routings.into_iter().map(|(_, r)| r).collect();
             let outcomes = complete_many(
                 &tx,
                 &s,
@@ -190,7 +198,7 @@ impl Postgres {
             let routed = route_many(&tx, &s, &routings, replica);
             let again = again
                 .iter()
-                .map(|routing| route_many(&tx, &s, std::slice::from_ref(routing), replica));
+                .map(|(_, routing)| route_many(&tx, &s, std::slice::from_ref(routing), replica));
             let (updated, inserted, routed, again) = futures_util::future::join4(
                 outcomes,
                 inserted,
@@ -201,14 +209,13 @@ impl Postgres {
             let (updated, inserted) = (updated?, inserted?);
             let mut routed = routed?;
             let mut again = again.into_iter();
-            let mut seen = std::collections::HashSet::new();
             let mut done = Vec::with_capacity(batch.len());
             for (i, q) in batch.iter().enumerate() {
                 done.push(match &q.write {
                     Write::Complete { c, .. } => {
                         Done::Completed(u64::from(updated.contains(&c.parts().0)))
                     }
-                    Write::Route { r, .. } if seen.insert(r.event_id) => {
+                    Write::Route { r, .. } if first_routes.contains(&i) => {
                         Done::Routed(routed.remove(&r.event_id).unwrap_or_default())
                     }
                     Write::Route { r, .. } => Done::Routed(
@@ -302,18 +309,20 @@ const INSERT_MANY: &str = "WITH u AS (
      FROM d JOIN u ON u.hook = d.hook AND u.sha = d.body_sha256
      RETURNING id, hook, body_sha256";
 
-/// The inserts of `batch` that go into [`INSERT_MANY`]: the first of each
-/// body on its hook (one statement may not insert a key twice; a repeat
-/// within the batch is stored, or found, after it).
-fn first_inserts(batch: &[Queued]) -> std::collections::HashSet<usize> {
+/// The positions in `batch` of the first write of each key (`key` is
+/// `None` for writes of another kind): one statement may not insert or
+/// update a key twice, so a repeat within the batch (the same body on the
+/// same hook, or the same event routed twice) is written after it.
+fn first_of_each<'b, K: std::hash::Hash + Eq>(
+    batch: &'b [Queued],
+    key: impl Fn(&'b Write) -> Option<K>,
+) -> std::collections::HashSet<usize> {
     let mut seen = std::collections::HashSet::new();
     batch
         .iter()
         .enumerate()
-        .filter_map(|(i, q)| match &q.write {
-            Write::Insert { e, .. } if seen.insert((e.hook.as_str(), &e.sha256[..])) => Some(i),
-            _ => None,
-        })
+        .filter(|(_, q)| key(&q.write).is_some_and(|k| seen.insert(k)))
+        .map(|(i, _)| i)
         .collect()
 }
 
