@@ -26,9 +26,9 @@ fn example() -> String {
 
 const TEAMS_URL: &str = "https://example.webhook.office.com/workflows/SECRET-TEAMS-TOKEN";
 
-#[test]
-fn the_example_config_passes_check() {
-    // The credential files the systemd unit loads, as the README installs them.
+/// The credential files the systemd unit loads for the example config, as
+/// the README installs them.
+fn example_credentials() -> tempfile::TempDir {
     let creds = tempfile::tempdir().unwrap();
     for (name, value) in [
         ("sekoia-api-key", "SECRET-API-KEY"),
@@ -40,6 +40,12 @@ fn the_example_config_passes_check() {
     ] {
         std::fs::write(creds.path().join(name), value).unwrap();
     }
+    creds
+}
+
+#[test]
+fn the_example_config_passes_check() {
+    let creds = example_credentials();
     let (code, out, err) = run_env(
         &["check", "--config", &example()],
         &[("CREDENTIALS_DIRECTORY", creds.path().to_str().unwrap())],
@@ -59,6 +65,27 @@ fn the_example_config_passes_check() {
         err.contains("CREDENTIALS_DIRECTORY=/etc/hookrelay/credentials hookrelay check"),
         "{err}"
     );
+}
+
+/// Output piped into a reader that has gone away (`hookrelay events list |
+/// head -1`): the command ends quietly, with no panic on stderr.
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    let creds = example_credentials();
+    let mut child = Command::new(bin())
+        .args(["check", "--config", &example()])
+        .env_remove("HOOKRELAY_CONFIG")
+        .env("CREDENTIALS_DIRECTORY", creds.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the command prints.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
 }
 
 #[test]

@@ -71,7 +71,7 @@ async fn workflow(
         .map(|a| a.status_name());
     match name {
         Some(name) => {
-            println!(
+            say!(
                 "── stub Sekoia.io API: the alert is now {name} (comment: {})",
                 v["comment"]
             );
@@ -145,7 +145,7 @@ async fn chat(
         *n == 1
     };
     if first {
-        println!(
+        say!(
             "\n── {label} received (answered {}) ──\n{}",
             status.as_u16(),
             serde_json::to_string_pretty(&value).unwrap_or_default()
@@ -163,7 +163,7 @@ async fn chat(
                     .map(str::to_owned)
             })
             .unwrap_or_default();
-        println!("── {label}: {}", crate::render::clean(&text, 120));
+        say!("── {label}: {}", crate::render::clean(&text, 120));
     }
     stub.received.fetch_add(1, Ordering::SeqCst);
     (status, answer)
@@ -188,15 +188,15 @@ async fn slack_api(
     let answer = match method.as_str() {
         "chat.update" => {
             let ts = v["ts"].as_str().unwrap_or_default();
-            println!("── Slack API: root {ts} edited → {}", first_line(&v));
+            say!("── Slack API: root {ts} edited → {}", first_line(&v));
             serde_json::json!({"ok": true, "channel": v["channel"], "ts": ts})
         }
         "chat.postMessage" => {
             let n = stub.ts.fetch_add(1, Ordering::SeqCst) + 1;
             let ts = format!("1700000000.{n:06}");
             match v["thread_ts"].as_str() {
-                None => println!("── Slack API: new root {ts} → {}", first_line(&v)),
-                Some(root) => println!(
+                None => say!("── Slack API: new root {ts} → {}", first_line(&v)),
+                Some(root) => say!(
                     "── Slack API: reply in thread {root}{} → {}",
                     if v["reply_broadcast"] == true {
                         " (also shown in the channel)"
@@ -325,7 +325,7 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(app.run(shutdown.clone()));
     let hook_url = format!("http://{addr}/hooks/{HOOK_ID}");
-    println!("hookrelay demo: the daemon listens on {addr}; a stub Sekoia.io API and stub chat services run on {stub_addr}.");
+    say!("hookrelay demo: the daemon listens on {addr}; a stub Sekoia.io API and stub chat services run on {stub_addr}.");
 
     let client = crate::http::client();
     let mut expected = 0;
@@ -343,7 +343,7 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
             Ok(r) => {
                 let status = r.status();
                 let answer = r.text().await.unwrap_or_default();
-                println!(
+                say!(
                     "\nsent {what}: POST /hooks/{HOOK_ID} → {} {}",
                     status.as_u16(),
                     answer.trim()
@@ -363,7 +363,7 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
         }
     }
     let got = stub.received.load(Ordering::SeqCst);
-    println!("\n{got} of {expected} messages delivered.");
+    say!("\n{got} of {expected} messages delivered.");
     // The console shows the same from the spool: each event's journey.
     let listed = match client
         .get(format!("http://{admin}/console/events"))
@@ -377,10 +377,10 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
             .unwrap_or(0),
         _ => 0,
     };
-    println!("The web console lists {listed} events: http://{admin}/console/ (each event's journey and why each route matched).");
+    say!("The web console lists {listed} events: http://{admin}/console/ (each event's journey and why each route matched).");
     let acted = act_on_alert(&client, &hook_url, &stub).await;
     if let Err(e) = &acted {
-        println!("the action link did not work: {e}");
+        say!("the action link did not work: {e}");
     }
     if once {
         shutdown.cancel();
@@ -391,7 +391,7 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
             ExitCode::from(1)
         };
     }
-    println!(
+    say!(
         "\nTry your own (Ctrl-C to stop):\n  curl -i -X POST {hook_url} -H 'content-type: application/json' -d '{}'\n\
          Send it twice: the second is a sender retry, answered 202 with the same id and not delivered again.\n\
          Change \"created\" to \"updated\", or break the JSON, and watch the answer.\n\
@@ -400,7 +400,7 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
         EVENTS[0].1.split_whitespace().collect::<Vec<_>>().join(" ").replace('\'', "")
     );
     let _ = tokio::signal::ctrl_c().await;
-    println!("\nstopping…");
+    say!("\nstopping…");
     shutdown.cancel();
     let _ = running.await;
     ExitCode::SUCCESS
@@ -418,7 +418,7 @@ async fn act_on_alert(client: &reqwest::Client, hook_url: &str, stub: &Stub) -> 
         .clone()
         .ok_or("no message carried an action link")?;
     let _ = hook_url;
-    println!("\nAn action link from the Teams card (the alert was reopened meanwhile):\n  {link}");
+    say!("\nAn action link from the Teams card (the alert was reopened meanwhile):\n  {link}");
     let page = client.get(&link).send().await.map_err(|e| e.to_string())?;
     let html = page.text().await.map_err(|e| e.to_string())?;
     let csrf = html
@@ -426,7 +426,7 @@ async fn act_on_alert(client: &reqwest::Client, hook_url: &str, stub: &Stub) -> 
         .nth(1)
         .and_then(|r| r.split('"').next())
         .ok_or("the page has no form")?;
-    println!("GET shows the alert and a form (nothing changes yet); POST confirms:");
+    say!("GET shows the alert and a form (nothing changes yet); POST confirms:");
     let done = client
         .post(&link)
         .form(&[("csrf", csrf), ("comment", "seen in the demo")])
@@ -441,7 +441,7 @@ async fn act_on_alert(client: &reqwest::Client, hook_url: &str, stub: &Stub) -> 
         .and_then(|r| r.split('>').nth(1))
         .and_then(|r| r.split('<').next())
         .unwrap_or_default();
-    println!("→ {} {heading}", status.as_u16());
+    say!("→ {} {heading}", status.as_u16());
     if status.is_success() {
         Ok(())
     } else {

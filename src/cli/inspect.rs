@@ -47,7 +47,7 @@ pub fn dead_letters(cmd: DeadLetterCommand) -> ExitCode {
                         eprintln!("no dead letters");
                     }
                     for d in rows {
-                        println!(
+                        say!(
                             "{}\t{}\t{}/{}\t{}\tattempts={}\t{}",
                             d.id,
                             d.destination,
@@ -80,7 +80,7 @@ pub fn dead_letters(cmd: DeadLetterCommand) -> ExitCode {
             };
             match rt.block_on(store.replay(selector)) {
                 Ok(n) => {
-                    println!("re-queued {n} dead letter(s)");
+                    say!("re-queued {n} dead letter(s)");
                     if !all && n < ids.len() {
                         eprintln!(
                             "{} id(s) were not dead letters (see `hookrelay dead-letters list`)",
@@ -120,7 +120,7 @@ pub fn events(cmd: EventsCommand) -> ExitCode {
                         .into_iter()
                         .filter(|e| status.as_deref().is_none_or(|s| s == e.state));
                     for e in matching.take(limit.unwrap_or(usize::MAX)) {
-                        println!(
+                        say!(
                             "{}\t{}\t{}\t{}/{}\t{}\t{}",
                             e.id,
                             format_ms(e.received_at),
@@ -144,7 +144,7 @@ pub fn events(cmd: EventsCommand) -> ExitCode {
             match rt.block_on(store.event_detail(id)) {
                 Ok(Some(d)) => {
                     let s = &d.summary;
-                    println!(
+                    say!(
                         "event {} — {}/{} on hook {} at {} — {}",
                         s.id,
                         s.kind,
@@ -153,13 +153,13 @@ pub fn events(cmd: EventsCommand) -> ExitCode {
                         format_ms(s.received_at),
                         s.state
                     );
-                    println!("alert short id: {}", s.short_id.as_deref().unwrap_or("-"));
-                    println!(
+                    say!("alert short id: {}", s.short_id.as_deref().unwrap_or("-"));
+                    say!(
                         "enrichment: {}",
                         d.enrichment.as_deref().unwrap_or("(not yet)")
                     );
                     if let Some(c) = &d.client {
-                        println!(
+                        say!(
                             "from: {c} ({}){}",
                             d.auth.as_deref().unwrap_or("-"),
                             match d.retries {
@@ -173,37 +173,40 @@ pub fn events(cmd: EventsCommand) -> ExitCode {
                         .as_deref()
                         .map(crate::store::console::Journey::parse)
                     {
-                        None => println!("routes: (not yet routed)"),
+                        None => say!("routes: (not yet routed)"),
                         Some(j) => {
-                            println!("routes: {}", j.matched.join(", "));
+                            say!("routes: {}", j.matched.join(", "));
                             for (route, matched, reason) in &j.decisions {
                                 let mark = if *matched { "matched" } else { "no" };
-                                println!("  {mark:<7} {route}: {reason}");
+                                say!("  {mark:<7} {route}: {reason}");
                             }
                             if let Some(why) = &j.silenced {
-                                println!("  {why}");
+                                say!("  {why}");
                             }
                         }
                     }
-                    println!("body: {}", d.body);
+                    say!("body: {}", d.body);
                     if let Some(alert) = &d.alert_json {
-                        println!("alert: {alert}");
+                        say!("alert: {alert}");
                     }
                     for dl in &d.deliveries {
-                        println!(
+                        say!(
                             "delivery {} → {} (route {}): {}",
-                            dl.id, dl.destination, dl.route, dl.state
+                            dl.id,
+                            dl.destination,
+                            dl.route,
+                            dl.state
                         );
                         if let Some(t) = &dl.thread {
-                            println!("  thread: {t}");
+                            say!("  thread: {t}");
                         }
                         if dl.attempts.is_empty() {
                             if let Some(e) = &dl.last_error {
-                                println!("  note: {e}");
+                                say!("  note: {e}");
                             }
                         }
                         for (at, status, error, ms) in &dl.attempts {
-                            println!(
+                            say!(
                                 "  attempt at {}: {} in {} ms{}",
                                 format_ms(*at),
                                 status.map_or("no answer".to_owned(), |s| format!("HTTP {s}")),
@@ -223,7 +226,7 @@ pub fn events(cmd: EventsCommand) -> ExitCode {
                         match rt.block_on(store.actions_for(&alert.to_string())) {
                             Ok(actions) => {
                                 for a in actions {
-                                    println!(
+                                    say!(
                                         "action on the alert at {}: {} by {} via {} → {}{}",
                                         format_ms(a.at),
                                         a.action,
@@ -291,7 +294,7 @@ pub fn silences(cmd: super::SilencesCommand) -> ExitCode {
             };
             match rt.block_on(store.add_silence(silence)) {
                 Ok(id) => {
-                    println!(
+                    say!(
                         "silence {id} added until {} (effective within a second)",
                         format_ms(now + duration.as_millis() as i64)
                     );
@@ -316,7 +319,7 @@ pub fn silences(cmd: super::SilencesCommand) -> ExitCode {
                         } else {
                             "ended"
                         };
-                        println!(
+                        say!(
                             "{}\t{state}\tuntil {}\t{}\t{}\t{}",
                             s.id,
                             format_ms(s.expired_at.unwrap_or(s.ends_at)),
@@ -337,7 +340,7 @@ pub fn silences(cmd: super::SilencesCommand) -> ExitCode {
             };
             match rt.block_on(store.expire_silence(id)) {
                 Ok(true) => {
-                    println!("silence {id} expired (effective within a second)");
+                    say!("silence {id} expired (effective within a second)");
                     ExitCode::SUCCESS
                 }
                 Ok(false) => fail(format!("no active silence {id}")),

@@ -1,6 +1,19 @@
 //! The command line: argument definitions and one function per command.
 //! Exit codes: 0 ok, 1 runtime or config error, 2 usage error (clap).
 
+/// `println!` for what a command prints: when the reader has gone away (a
+/// listing piped into `head`), the command ends quietly with exit 0, as
+/// other command-line tools do, instead of panicking on the failed print.
+/// Any other failure to write is an error (exit 1).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::cli::output_failed(e)
+        }
+    }};
+}
+
 mod demo;
 mod inspect;
 mod preview;
@@ -336,14 +349,23 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Migrate(c) => match inspect::open_store(&c) {
             Ok((_rt, store)) => {
                 match store.path() {
-                    Some(path) => println!("spool {} is at the latest schema", path.display()),
-                    None => println!("PostgreSQL spool is at the latest schema"),
+                    Some(path) => say!("spool {} is at the latest schema", path.display()),
+                    None => say!("PostgreSQL spool is at the latest schema"),
                 }
                 ExitCode::SUCCESS
             }
             Err(code) => code,
         },
     }
+}
+
+/// A command's output could not be written (see `say!`).
+pub(crate) fn output_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("hookrelay: cannot write the output: {e}");
+    std::process::exit(1);
 }
 
 pub(crate) fn fail(e: impl std::fmt::Display) -> ExitCode {
@@ -359,7 +381,7 @@ fn check(c: &ConfigArg) -> ExitCode {
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }
-    println!(
+    say!(
         "{}: OK ({} origins, {} hooks, {} destinations, {} routes)",
         c.path().display(),
         config.origins.len(),
@@ -477,7 +499,7 @@ async fn reload(admin: std::net::SocketAddr, pid: i32, wait: std::time::Duration
         ));
     }
     let Some((ok0, err0)) = before else {
-        println!("signalled process {pid}; its admin listener ({admin}) did not answer, so the outcome is in its log");
+        say!("signalled process {pid}; its admin listener ({admin}) did not answer, so the outcome is in its log");
         return ExitCode::SUCCESS;
     };
     let deadline = tokio::time::Instant::now() + wait;
@@ -485,7 +507,7 @@ async fn reload(admin: std::net::SocketAddr, pid: i32, wait: std::time::Duration
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         match counts().await {
             Some((ok, _)) if ok > ok0 => {
-                println!("configuration reloaded by process {pid}");
+                say!("configuration reloaded by process {pid}");
                 return ExitCode::SUCCESS;
             }
             Some((_, err)) if err > err0 => {

@@ -63,22 +63,28 @@ pub async fn preview(
     for note in &p.notes {
         eprintln!("note: {note}");
     }
-    println!("routing (hook {}):", p.hook);
+    say!("routing (hook {}):", p.hook);
     for d in &p.decisions {
         let mark = if d.matched { "matched" } else { "no" };
-        println!("  {mark:<7} {}: {}", d.route, d.reason);
+        say!("  {mark:<7} {}: {}", d.route, d.reason);
     }
-    println!();
+    say!();
     if p.outputs.is_empty() && only.is_none() {
-        println!(
+        say!(
             "no route matches this event (hook {}): it would be stored and counted as unrouted",
             p.hook
         );
         return ExitCode::SUCCESS;
     }
     for o in &p.outputs {
-        println!("=== {} ({}) via route {:?}", o.destination, o.kind, o.route);
-        print!("{}", o.text);
+        // The text ends its own last line.
+        say!(
+            "=== {} ({}) via route {:?}\n{}",
+            o.destination,
+            o.kind,
+            o.route,
+            o.text.strip_suffix('\n').unwrap_or(&o.text)
+        );
     }
     if p.outputs.iter().any(|o| o.failed) {
         ExitCode::FAILURE
@@ -121,7 +127,7 @@ pub async fn send_test(config: Config, destination: &str) -> ExitCode {
             } else {
                 "HTTP"
             };
-            println!(
+            say!(
                 "delivered to {destination} ({target}): {what} {status} in {} ms",
                 took.as_millis()
             );

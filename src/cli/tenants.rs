@@ -52,7 +52,7 @@ pub fn check_tenant(config: &ConfigArg, file: &Path) -> ExitCode {
             &e,
         );
     }
-    println!(
+    say!(
         "{}: OK ({} origins, {} hooks, {} destinations, {} routes)",
         file.display(),
         tenant.origins.len(),
@@ -105,7 +105,7 @@ pub fn tenants(cmd: TenantsCommand) -> ExitCode {
             ));
             match stored {
                 Ok(created) => {
-                    println!(
+                    say!(
                         "tenant {name} {}",
                         if created { "created" } else { "replaced" }
                     );
@@ -124,7 +124,7 @@ pub fn tenants(cmd: TenantsCommand) -> ExitCode {
         TenantsCommand::List { .. } => match rt.block_on(store.tenants()) {
             Ok(ts) => {
                 for t in ts {
-                    println!("{}\t{}", t.name, t.summary);
+                    say!("{}\t{}", t.name, t.summary);
                 }
                 ExitCode::SUCCESS
             }
@@ -134,7 +134,7 @@ pub fn tenants(cmd: TenantsCommand) -> ExitCode {
             match rt.block_on(crate::live::tenant_document(&store, &file_config, &name)) {
                 Ok(Some(doc)) => {
                     let shown = crate::config::tenant::redact(&doc);
-                    println!(
+                    say!(
                         "{}",
                         serde_json::to_string_pretty(&shown).unwrap_or_default()
                     );
@@ -152,7 +152,7 @@ pub fn tenants(cmd: TenantsCommand) -> ExitCode {
             };
             match rt.block_on(store.delete_tenant(change)) {
                 Ok(true) => {
-                    println!("tenant {name} deleted");
+                    say!("tenant {name} deleted");
                     ExitCode::SUCCESS
                 }
                 Ok(false) => fail(format!("no tenant {name:?}")),
