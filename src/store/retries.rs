@@ -163,7 +163,10 @@ impl RecentBodies {
         for row in rows {
             let (id, hook, sha) = row?;
             let fp = self.fingerprint(&hook, &sha);
-            // Newest first: a body's newest event is kept.
+            // Newest first: a body's newest event is kept. (An id more
+            // than 2^31 older than the newest does not fit the generation
+            // and is left out: a retry of its body would be stored again,
+            // never lost.)
             if self.previous.get(fp).is_none() {
                 self.previous.insert(fp, id);
             }
