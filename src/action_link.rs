@@ -9,6 +9,9 @@
 //! action token, its issue time and a random nonce; the nonce is spent
 //! when the action is performed, so a form cannot be posted twice.
 
+// Outside bytes: no indexing that could panic (see lib.rs).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::config::ActionKind;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -87,21 +90,22 @@ pub fn verify(secret: &[u8], token: &str, now: u64) -> Result<Link, TokenError> 
         return Err(TokenError::Malformed);
     }
     let bytes = B64.decode(token).map_err(|_| TokenError::Malformed)?;
-    if bytes.len() != PAYLOAD + MAC || bytes[0] != VERSION {
+    if bytes.len() != PAYLOAD + MAC || bytes.first() != Some(&VERSION) {
         return Err(TokenError::Malformed);
     }
     let (payload, given) = bytes.split_at(PAYLOAD);
     let want = mac(secret, &[b"link", payload]);
-    if !crate::config::constant_time_eq(&want[..MAC], given) {
+    if !crate::config::constant_time_eq(want.get(..MAC).unwrap_or_default(), given) {
         return Err(TokenError::Forged);
     }
-    let action = ActionKind::from_byte(payload[17]).ok_or(TokenError::Malformed)?;
+    let [action] = bytes_at::<1>(payload, 17).ok_or(TokenError::Malformed)?;
+    let action = ActionKind::from_byte(action).ok_or(TokenError::Malformed)?;
     let link = Link {
-        alert: Uuid::from_slice(&payload[1..17]).map_err(|_| TokenError::Malformed)?,
+        alert: Uuid::from_bytes(bytes_at(payload, 1).ok_or(TokenError::Malformed)?),
         action,
-        destination: payload[18..26].try_into().expect("8 bytes"),
-        origin: payload[26..34].try_into().expect("8 bytes"),
-        expires: u64::from_be_bytes(payload[34..42].try_into().expect("8 bytes")),
+        destination: bytes_at(payload, 18).ok_or(TokenError::Malformed)?,
+        origin: bytes_at(payload, 26).ok_or(TokenError::Malformed)?,
+        expires: u64::from_be_bytes(bytes_at(payload, 34).ok_or(TokenError::Malformed)?),
     };
     if link.expires <= now {
         return Err(TokenError::Expired);
@@ -132,14 +136,20 @@ pub fn verify_csrf(secret: &[u8], token: &str, csrf: &str, now: u64) -> Option<S
     }
     let (signed, given) = bytes.split_at(24);
     let want = mac(secret, &[b"csrf", token.as_bytes(), signed]);
-    if !crate::config::constant_time_eq(&want[..MAC], given) {
+    if !crate::config::constant_time_eq(want.get(..MAC).unwrap_or_default(), given) {
         return None;
     }
-    let issued = u64::from_be_bytes(signed[..8].try_into().ok()?);
+    let (issued, nonce) = signed.split_at(8);
+    let issued = u64::from_be_bytes(issued.try_into().ok()?);
     if issued > now + 60 || now.saturating_sub(issued) > CSRF_TTL_SECS {
         return None;
     }
-    Some(hex::encode(&signed[8..]))
+    Some(hex::encode(nonce))
+}
+
+/// `N` bytes of `b` from `at`, if it has them.
+fn bytes_at<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
+    b.get(at..at.checked_add(N)?)?.try_into().ok()
 }
 
 #[cfg(test)]

@@ -2,6 +2,9 @@
 //! (rustls, certificates verified, redirects never followed), response
 //! bodies read with a cap, `Retry-After` parsing.
 
+// Outside bytes: no indexing that could panic (see lib.rs).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::time::{Duration, SystemTime};
 
 /// The most of an upstream answer we ever read; the rest is dropped.
@@ -31,7 +34,7 @@ pub async fn read_capped(
     while let Some(chunk) = resp.chunk().await? {
         let room = limit.saturating_sub(out.len());
         if chunk.len() >= room {
-            out.extend_from_slice(&chunk[..room]);
+            out.extend_from_slice(chunk.get(..room).unwrap_or_default());
             break;
         }
         out.extend_from_slice(&chunk);

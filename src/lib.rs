@@ -28,6 +28,12 @@
 //! - [`action_link`]: signed action links (buttons that change an alert's status).
 //! - [`secret`], [`signing`], [`telemetry`], [`http`], [`recent`]: helpers.
 
+// Outside text (webhook fields, alert objects, chat answers) is never cut
+// by byte offset: a character straddling the offset would panic. Slices
+// are taken with `get`, `split_once`, `strip_prefix` and the like; each
+// exception says why its offsets are character boundaries.
+#![cfg_attr(not(test), deny(clippy::string_slice))]
+
 pub mod action_link;
 pub mod app;
 pub mod cli;

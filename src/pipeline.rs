@@ -23,7 +23,9 @@ use crate::store::{
     spool_log, Claimed, EnrichStep, Journey, NewDelivery, RouteDecision, Routing, Store, Unrouted,
 };
 use crate::telemetry::Metrics;
+use futures_util::FutureExt;
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -191,9 +193,7 @@ impl Pipeline {
                 list.into_iter()
                     .filter_map(|s| {
                         let when = crate::config::When::from_inline(&s.matcher).ok()?;
-                        let ends = humantime::format_rfc3339_seconds(
-                            std::time::UNIX_EPOCH + Duration::from_millis(s.ends_at.max(0) as u64),
-                        );
+                        let ends = crate::store::format_ms(s.ends_at);
                         let note = format!(
                             "silenced by silence {} ({}; by {}; until {ends})",
                             s.id, s.comment, s.author
@@ -327,12 +327,24 @@ impl Pipeline {
                 {
                     continue;
                 }
-                let event = match event::parse(&body) {
-                    Ok(event) => event,
-                    Err(e) => {
-                        // It parsed when it was accepted; only a format
-                        // change between versions could do this.
-                        tracing::error!(message = "A stored event no longer parses; skipping it.", event_id = id, error = %e);
+                let parsed = std::panic::catch_unwind(|| event::parse(&body));
+                let event = match parsed {
+                    Ok(Ok(event)) => event,
+                    // It parsed when it was accepted; only a format change
+                    // between versions could do this. Kept with the
+                    // reason rather than left `received` for ever.
+                    Ok(Err(e)) => {
+                        let reason = format!("the stored event no longer parses: {e}");
+                        if !self.fail(id, &hook, "stored", reason, cancel).await {
+                            return Sweep::Cancelled;
+                        }
+                        continue;
+                    }
+                    Err(panic) => {
+                        let reason = format!("internal error: {}", panic_text(panic.as_ref()));
+                        if !self.fail(id, &hook, "stored", reason, cancel).await {
+                            return Sweep::Cancelled;
+                        }
                         continue;
                     }
                 };
@@ -398,8 +410,22 @@ impl Pipeline {
         let me = self.clone();
         let cancel = cancel.clone();
         tracker.spawn(async move {
-            let id = a.id;
-            if me.process(a, cancel, permit.ok()).await {
+            let (id, hook) = (a.id, a.hook.clone());
+            // One event's failure is that event's: a panic while enriching,
+            // routing or rendering it ends this event (kept, with the
+            // reason, and no delivery), never the pipeline, and the event
+            // does not stay `received` to fail again at every start.
+            let processed = AssertUnwindSafe(me.process(a, cancel.clone(), permit.ok()))
+                .catch_unwind()
+                .await;
+            let routed = match processed {
+                Ok(routed) => routed,
+                Err(panic) => {
+                    let reason = format!("internal error: {}", panic_text(panic.as_ref()));
+                    me.fail(id, &hook, "event", reason, &cancel).await
+                }
+            };
+            if routed {
                 // Remembered before it leaves `in_progress`: never in neither.
                 me.finished
                     .lock()
@@ -457,6 +483,8 @@ impl Pipeline {
                 hook = %a.hook, event_id = a.id
             );
         }
+        #[cfg(debug_assertions)]
+        failpoint("event", &a.event);
         let clock = crate::route::Clock {
             now: jiff::Timestamp::now(),
             intervals: &config.time_intervals,
@@ -521,8 +549,21 @@ impl Pipeline {
             if t.mention && !dest.config.mentions.is_empty() {
                 facts.to_mut().mentions = dest.config.mentions.clone();
             }
-            let (payload, failed) = match event_payload(dest, &a.event, &enrichment, &facts, target)
-            {
+            // A panic in one destination's rendering is that delivery's:
+            // a dead letter with the reason (rendered again when replayed,
+            // say after an upgrade), the other destinations unaffected.
+            let rendered = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                #[cfg(debug_assertions)]
+                failpoint("render", &a.event);
+                event_payload(dest, &a.event, &enrichment, &facts, target)
+            }))
+            .unwrap_or_else(|panic| {
+                self.metrics.processing_failed("render");
+                Err(crate::render::RenderError::Internal(panic_text(
+                    panic.as_ref(),
+                )))
+            });
+            let (payload, failed) = match rendered {
                 Ok(p) => (p, None),
                 Err(reason) => {
                     tracing::error!(message = "Cannot render the message; the delivery is kept as a dead letter.", destination = %t.destination, hook = %a.hook, event_id = a.id, error = %reason);
@@ -586,21 +627,8 @@ impl Pipeline {
             title: alert.and_then(|x| x.title.clone()),
             journey,
         };
-        // The spool may be briefly unwritable (disk full): keep trying
-        // rather than dropping an accepted event.
-        let mut wait = Duration::from_millis(200);
-        let created = loop {
-            match self.store.record_routing(routing.clone()).await {
-                Ok(created) => break created,
-                Err(e) => {
-                    tracing::error!(message = "Cannot record routing; retrying.", event_id = a.id, error = %e);
-                    tokio::select! {
-                        _ = cancel.cancelled() => return false,
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                    wait = (wait * 2).min(Duration::from_secs(30));
-                }
-            }
+        let Some(created) = self.record(routing, &cancel).await else {
+            return false;
         };
         // None: another pass already routed this event.
         let Some(created) = created else {
@@ -654,6 +682,86 @@ impl Pipeline {
         }
         true
     }
+}
+
+impl Pipeline {
+    /// Records a routing, retrying while the spool is briefly unwritable
+    /// (disk full) rather than dropping an accepted event. `None` when
+    /// shutdown cut it short; else what `record_routing` answered (`None`
+    /// inside: another pass had routed the event already).
+    async fn record(
+        &self,
+        routing: Routing,
+        cancel: &CancellationToken,
+    ) -> Option<Option<Vec<crate::store::DueDelivery>>> {
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match self.store.record_routing(routing.clone()).await {
+                Ok(created) => return Some(created),
+                Err(e) => {
+                    tracing::error!(message = "Cannot record routing; retrying.", event_id = routing.event_id, error = %e);
+                    tokio::select! {
+                        _ = cancel.cancelled() => return None,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
+    /// Ends an event whose processing failed inside the relay: recorded
+    /// routed to nothing, its journey naming the reason (the console and
+    /// `events show` say it), logged once and counted. Returns false only
+    /// when shutdown cut the recording short (the event is then processed
+    /// again at the next start, and ends here again).
+    async fn fail(
+        &self,
+        id: i64,
+        hook: &str,
+        stage: &'static str,
+        reason: String,
+        cancel: &CancellationToken,
+    ) -> bool {
+        tracing::error!(message = "Processing an event failed inside the relay; it is kept with no delivery.", hook, event_id = id, stage, error = %reason);
+        self.metrics.processing_failed(stage);
+        let routing = Routing {
+            event_id: id,
+            enrichment: "n/a".into(),
+            alert_json: None,
+            routes: Vec::new(),
+            deliveries: Vec::new(),
+            title: None,
+            journey: Journey {
+                failed: Some(reason),
+                ..Journey::default()
+            },
+        };
+        self.record(routing, cancel).await.is_some()
+    }
+}
+
+/// Debug builds only: with `TEST_HOOKRELAY_PANIC=<stage>` (`event` or
+/// `render`), processing an event whose short id is `PANICTEST` panics at
+/// that stage. The tests use it to show that a failure inside the relay
+/// stays one event's; a release build has no such switch.
+#[cfg(debug_assertions)]
+fn failpoint(stage: &str, event: &Event) {
+    if event.short_id.as_deref() == Some("PANICTEST")
+        && std::env::var("TEST_HOOKRELAY_PANIC").is_ok_and(|v| v == stage)
+    {
+        panic!("test failpoint: {stage}");
+    }
+}
+
+/// What a panic said (its message when it has one).
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message");
+    crate::render::clean(text, 300)
 }
 
 /// Provisional ids of deliveries sent before they are recorded: below
@@ -797,5 +905,6 @@ fn journey(
             })
             .collect(),
         silenced: silenced.cloned(),
+        failed: None,
     }
 }

@@ -41,8 +41,7 @@ impl Watch {
 }
 
 fn iso(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
+    crate::store::format_ms(ms)
 }
 
 /// Checks every watched hook at least once a second until `cancel`.

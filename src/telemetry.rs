@@ -31,6 +31,11 @@ pub struct Metrics {
     pub events_nonstandard: Family<Labels, Counter>,
     /// Events that matched no route.
     pub events_unrouted: Counter,
+    /// Failures inside the relay while processing one event, by stage
+    /// (`event`: enrich or route, the event kept with no delivery;
+    /// `render`: one destination's message, kept as a dead letter;
+    /// `stored`: a stored body that no longer parses).
+    pub processing_failures: Family<Labels, Counter>,
     /// Alert API requests by origin and outcome.
     pub enrich_requests: Family<Labels, Counter>,
     pub enrich_duration: Family<Labels, Histogram, fn() -> Histogram>,
@@ -74,12 +79,21 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts a failure inside the relay at `stage` (see
+    /// [`Metrics::processing_failures`]).
+    pub fn processing_failed(&self, stage: &'static str) {
+        self.processing_failures
+            .get_or_create(&vec![("stage", stage.to_owned())])
+            .inc();
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("hookrelay");
         let m = Metrics {
             events_received: Family::default(),
             events_nonstandard: Family::default(),
             events_unrouted: Counter::default(),
+            processing_failures: Family::default(),
             enrich_requests: Family::default(),
             enrich_duration: Family::new_with_constructor(histogram),
             enrich_cache_hits: Family::default(),
@@ -113,6 +127,11 @@ impl Metrics {
             "events_unrouted",
             "Events that matched no route",
             m.events_unrouted.clone(),
+        );
+        registry.register(
+            "processing_failures",
+            "Failures inside the relay while processing one event (a panic, a stored body that no longer parses), by stage",
+            m.processing_failures.clone(),
         );
         registry.register(
             "actions",

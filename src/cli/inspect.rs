@@ -6,8 +6,7 @@ use crate::store::{now_ms, Selector, Store};
 use std::process::ExitCode;
 
 fn format_ms(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
+    crate::store::format_ms(ms)
 }
 
 fn one_line(s: &str, max: usize) -> String {
@@ -182,6 +181,9 @@ pub fn events(cmd: EventsCommand) -> ExitCode {
                             }
                             if let Some(why) = &j.silenced {
                                 say!("  {why}");
+                            }
+                            if let Some(why) = &j.failed {
+                                say!("  processing failed: {why}");
                             }
                         }
                     }

@@ -55,7 +55,8 @@ pub async fn preview(
     {
         Ok(p) => p,
         Err(e) if e.starts_with("event: ") => {
-            return fail(format!("--event {}: {}", event_file.display(), &e[7..]))
+            let e = e.strip_prefix("event: ").unwrap_or(&e);
+            return fail(format!("--event {}: {e}", event_file.display()));
         }
         Err(e) if e.starts_with("hook: ") => return fail(format!("--{e}")),
         Err(e) => return fail(e),

@@ -438,11 +438,8 @@ fn kind_keys(dest: &DestinationConfig, key: &str, errors: &mut Vec<ConfigError>)
         }
     }
     if let Some(secret) = &dest.secret {
-        if crate::signing::standard_webhooks_key(secret.expose()).is_none() {
-            errors.push(err(
-                format!("{key}.secret"),
-                "a standard-webhooks secret is \"whsec_\" followed by base64",
-            ));
+        if let Some(problem) = crate::signing::secret_problem(secret.expose()) {
+            errors.push(err(format!("{key}.secret"), problem));
         }
     }
 }

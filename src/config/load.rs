@@ -360,13 +360,11 @@ fn expand_env(
 fn expand_str(s: &str, env: &HashMap<String, String>) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
+    while let Some((before, after)) = rest.split_once("${") {
+        out.push_str(before);
+        let (name, tail) = after
+            .split_once('}')
             .ok_or_else(|| "unterminated ${ in value".to_owned())?;
-        let name = &after[..end];
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("invalid variable name in ${{{name}}}"));
         }
@@ -382,7 +380,7 @@ fn expand_str(s: &str, env: &HashMap<String, String>) -> Result<String, String> 
             }
             None => return Err(format!("environment variable {name} is not set")),
         }
-        rest = &after[end + 1..];
+        rest = tail;
     }
     out.push_str(rest);
     Ok(out)

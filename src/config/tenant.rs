@@ -164,6 +164,9 @@ pub fn parse(name: &str, doc: &Value) -> Result<Tenant, ConfigErrors> {
 /// The file's validation suggests `x_file` beside `x` ("set api_key or
 /// api_key_file"); a tenant may not use `*_file`, so its errors name the
 /// value only.
+// The offsets all come from `find` on the same string and the lengths of
+// ASCII openers, so every one is a character boundary.
+#[allow(clippy::string_slice)]
 fn without_file_hints(message: &str) -> String {
     let mut out = message.to_owned();
     // " (or x_file)", then " or x_file", then ", or set s.x_file".

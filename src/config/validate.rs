@@ -3,7 +3,6 @@
 
 use super::load::{ConfigError, ConfigErrors};
 use super::*;
-use base64::Engine;
 use std::collections::HashSet;
 
 pub(super) fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -247,18 +246,19 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
             (Some(secret), scheme) => {
                 let scheme = scheme.unwrap_or(SignatureScheme::StandardWebhooks);
                 hook.signature = Some(scheme);
-                if scheme == SignatureScheme::StandardWebhooks {
-                    let ok = secret
-                        .expose()
-                        .strip_prefix("whsec_")
-                        .map(|b| base64::engine::general_purpose::STANDARD.decode(b).is_ok())
-                        .unwrap_or(false);
-                    if !ok {
+                match scheme {
+                    SignatureScheme::StandardWebhooks => {
+                        if let Some(problem) = crate::signing::secret_problem(secret.expose()) {
+                            errors.push(err(format!("{key}.secret"), problem));
+                        }
+                    }
+                    SignatureScheme::GithubSha256 if secret.expose().trim().is_empty() => {
                         errors.push(err(
                             format!("{key}.secret"),
-                            "a standard-webhooks secret is \"whsec_\" followed by base64",
+                            "empty: a github-sha256 secret must not be empty (anyone could sign with it)",
                         ));
                     }
+                    SignatureScheme::GithubSha256 => {}
                 }
             }
             (None, None) => {}

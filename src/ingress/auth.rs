@@ -1,7 +1,11 @@
 //! Who may post to a hook: the client address (through trusted proxies)
 //! against `allow_from`, and request signatures (Standard Webhooks or
 //! GitHub style). All comparisons of secret material are constant-time
-//! (`Mac::verify_slice`).
+//! (`Mac::verify_slice`, `constant_time_eq`), and a request costs one MAC
+//! per secret however many signatures it lists.
+
+// Outside bytes: no indexing that could panic (see lib.rs).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use crate::config::{HookConfig, SignatureScheme};
 pub use crate::signing::{standard_webhooks_key, standard_webhooks_sign};
@@ -113,6 +117,31 @@ pub enum SignatureError {
     Replay,
 }
 
+/// The longest `webhook-signature` header read: room for
+/// [`MAX_CANDIDATES`] signatures with their version prefix (a `v1,`
+/// signature is 47 bytes).
+pub const MAX_SIGNATURE_HEADER: usize = 2048;
+/// The most signatures one `webhook-signature` may list (a sender
+/// rotating keys lists two or three).
+pub const MAX_CANDIDATES: usize = 16;
+/// The longest `webhook-id` taken (the replay memory keeps it).
+const MAX_WEBHOOK_ID: usize = 256;
+
+/// The space-separated signatures of a `webhook-signature` header,
+/// refused as malformed beyond [`MAX_SIGNATURE_HEADER`] bytes or
+/// [`MAX_CANDIDATES`] entries, before any of them is looked at.
+fn candidates(header: &str) -> Result<Vec<&str>, SignatureError> {
+    const MALFORMED: SignatureError = SignatureError::Malformed("webhook-signature");
+    if header.len() > MAX_SIGNATURE_HEADER {
+        return Err(MALFORMED);
+    }
+    let list: Vec<&str> = header.split(' ').filter(|s| !s.is_empty()).collect();
+    if list.len() > MAX_CANDIDATES {
+        return Err(MALFORMED);
+    }
+    Ok(list)
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, SignatureError> {
     headers
         .get(name)
@@ -175,6 +204,7 @@ fn verify_with(
             let value = header(headers, "x-hub-signature-256")?;
             let hex_sig = value
                 .strip_prefix("sha256=")
+                .filter(|h| h.len() == 64)
                 .ok_or(SignatureError::Malformed("x-hub-signature-256"))?;
             let sig = hex::decode(hex_sig)
                 .map_err(|_| SignatureError::Malformed("x-hub-signature-256"))?;
@@ -187,6 +217,9 @@ fn verify_with(
         }
         SignatureScheme::StandardWebhooks => {
             let id = header(headers, "webhook-id")?;
+            if id.is_empty() || id.len() > MAX_WEBHOOK_ID {
+                return Err(SignatureError::Malformed("webhook-id"));
+            }
             let ts_text = header(headers, "webhook-timestamp")?;
             let sigs = header(headers, "webhook-signature")?;
             let ts: i64 = ts_text
@@ -202,23 +235,24 @@ fn verify_with(
             }
             // Validation checked the whsec_ + base64 form.
             let key = standard_webhooks_key(secret.expose()).ok_or(SignatureError::Mismatch)?;
+            // One MAC whatever the header holds: the expected signature is
+            // computed once and every candidate compared with it.
+            let mut mac = HmacSha256::new_from_slice(&key).expect("HMAC takes any key length");
+            mac.update(id.as_bytes());
+            mac.update(b".");
+            mac.update(ts_text.as_bytes());
+            mac.update(b".");
+            mac.update(body);
+            let expected = mac.finalize().into_bytes();
             let mut matched = false;
-            for candidate in sigs.split(' ').filter(|s| !s.is_empty()) {
+            for candidate in candidates(sigs)? {
                 let Some(b64) = candidate.strip_prefix("v1,") else {
                     continue;
                 };
                 let Ok(sig) = base64::engine::general_purpose::STANDARD.decode(b64) else {
                     continue;
                 };
-                let mut mac = HmacSha256::new_from_slice(&key).expect("HMAC takes any key length");
-                mac.update(id.as_bytes());
-                mac.update(b".");
-                mac.update(ts_text.as_bytes());
-                mac.update(b".");
-                mac.update(body);
-                if mac.verify_slice(&sig).is_ok() {
-                    matched = true;
-                }
+                matched |= crate::config::constant_time_eq(&expected, &sig);
             }
             if !matched {
                 return Err(SignatureError::Mismatch);
@@ -314,6 +348,27 @@ mod tests {
         assert_eq!(
             verify("h", &hook, &h, body, &guard),
             Err(SignatureError::Stale)
+        );
+    }
+
+    #[test]
+    fn signature_headers_are_bounded_before_any_mac() {
+        let sig = "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=";
+        assert_eq!(
+            candidates(&format!("v1,AAAA  {sig}")),
+            Ok(vec!["v1,AAAA", sig])
+        );
+        let many = vec![sig; MAX_CANDIDATES].join(" ");
+        assert_eq!(candidates(&many).map(|c| c.len()), Ok(MAX_CANDIDATES));
+        let too_many = format!("{many} v1,");
+        assert!(too_many.len() < MAX_SIGNATURE_HEADER);
+        assert_eq!(
+            candidates(&too_many),
+            Err(SignatureError::Malformed("webhook-signature"))
+        );
+        assert_eq!(
+            candidates(&"x".repeat(MAX_SIGNATURE_HEADER + 1)),
+            Err(SignatureError::Malformed("webhook-signature"))
         );
     }
 

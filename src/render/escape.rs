@@ -5,6 +5,9 @@
 //! `@` (no mention), after `<` (no `<!channel>`, `<url|text>`, autolink or
 //! HTML tag), and between `]` and `(` / `:` (no inline or reference link).
 
+// Outside bytes: no indexing that could panic (see lib.rs).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 /// U+2060 WORD JOINER: invisible, not whitespace, not a word character.
 const WJ: char = '\u{2060}';
 

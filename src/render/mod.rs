@@ -149,19 +149,26 @@ fn safe_short_id(s: &str) -> bool {
 }
 
 /// `2022-01-14T15:06:57.398005+00:00` → `2022-01-14 15:06:57 UTC`.
+/// Anything else (outside text of any shape) is `None`: shown as the
+/// alert's own time, or not at all, never a reason to fail.
 fn format_iso(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+    // `get` rather than slicing: the text is the sender's, and byte 19 may
+    // fall inside a character.
+    let (head, mut rest) = (s.get(..19)?, s.get(19..)?);
+    let b = head.as_bytes();
+    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
         return None;
     }
-    if !s[..19]
+    if b.get(13) != Some(&b':') || b.get(16) != Some(&b':') {
+        return None;
+    }
+    if !head
         .chars()
         .all(|c| c.is_ascii_digit() || "-:T ".contains(c))
     {
         return None;
     }
-    let base = s[..19].replace('T', " ");
-    let mut rest = &s[19..];
+    let base = head.replace('T', " ");
     if let Some(frac) = rest.strip_prefix('.') {
         rest = frac.trim_start_matches(|c: char| c.is_ascii_digit());
     }
@@ -180,10 +187,16 @@ fn format_iso(s: &str) -> Option<String> {
     Some(format!("{base} {zone}"))
 }
 
+/// Seconds since the epoch (the alert API's `created_at`) → `2022-01-14
+/// 15:06:57 UTC`; `None` before 1970 or past what a calendar date can
+/// show (year 9999), which an origin may well answer.
 fn format_epoch(secs: i64) -> Option<String> {
-    let secs = u64::try_from(secs).ok()?;
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-    format_iso(&humantime::format_rfc3339_seconds(t).to_string())
+    if secs < 0 {
+        return None;
+    }
+    let t = jiff::Timestamp::from_second(secs).ok()?;
+    // `format`, not `Display`: a formatting error is a `None`, never a panic.
+    jiff::fmt::strtime::format("%Y-%m-%d %H:%M:%S UTC", t).ok()
 }
 
 /// The alert's assets as the asset API described them: names and
@@ -686,6 +699,10 @@ pub enum RenderError {
         error: String,
         start: String,
     },
+    /// A failure inside the relay while rendering (a panic, caught): the
+    /// delivery is kept as a dead letter and rendered again on replay.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// What the spool keeps for one delivery: the built-in message, or the

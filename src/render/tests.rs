@@ -248,6 +248,30 @@ fn time_formats() {
     );
 }
 
+/// Outside text of any shape is a time or nothing, never a panic: a
+/// character across byte 19, short and empty text, times past year 9999.
+#[test]
+fn odd_times_are_none_not_a_panic() {
+    for text in [
+        "2022-01-14T15:06:5é",
+        "2022-01-14T15:06:57é",
+        "2022-01-14T15:0é:57Z",
+        "éééééééééééééééééééé",
+        "2022-01-14",
+        "",
+        "2022-01-14T15:06:57.ééé",
+    ] {
+        assert_eq!(format_iso(text), None, "{text:?}");
+    }
+    assert_eq!(format_epoch(253_402_300_800), None);
+    assert_eq!(format_epoch(i64::MAX), None);
+    assert_eq!(format_epoch(-1), None);
+    assert_eq!(
+        format_epoch(4_102_444_800).as_deref(),
+        Some("2100-01-01 00:00:00 UTC")
+    );
+}
+
 #[test]
 fn silence_and_recovery_notices() {
     for (kind, body) in [

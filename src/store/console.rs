@@ -625,6 +625,8 @@ pub struct Journey {
     pub enrich_ms: Option<u64>,
     pub cached: Option<bool>,
     pub silenced: Option<String>,
+    /// Processing failed inside the relay (see `ops::Journey::failed`).
+    pub failed: Option<String>,
 }
 
 impl Journey {
@@ -672,6 +674,7 @@ impl Journey {
                 .get("silenced")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            failed: doc.get("failed").and_then(Value::as_str).map(str::to_owned),
         }
     }
 }

@@ -63,6 +63,16 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A stored instant (unix ms) as RFC 3339 to the second, for people.
+/// Never fails: an instant no calendar can show (past year 9999, which a
+/// silence of `--for 100000y` reaches) is printed as its number.
+pub fn format_ms(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms.max(0))
+        .ok()
+        .and_then(|t| jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%SZ", t).ok())
+        .unwrap_or_else(|| format!("{ms} ms after 1970"))
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// `store.max_pending` reached: back-pressure, try later.

@@ -92,6 +92,11 @@ pub struct Journey {
     /// The note of the silence that held the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub silenced: Option<String>,
+    /// Why processing the event failed inside the relay (a panic, a
+    /// stored body that no longer parses): the event is recorded with no
+    /// delivery instead of staying `received` for ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -387,6 +392,7 @@ mod journey_tests {
                 reason: "urgency_min = 70: alert urgency is \"80\"".into(),
             }],
             silenced: Some("silenced by silence 3".into()),
+            failed: None,
         };
         let column = routing(full.clone()).routes_json();
         assert_eq!(

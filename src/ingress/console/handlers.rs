@@ -631,10 +631,12 @@ pub async fn event(
                 h3 { "Routing" }
                 @match &journey {
                     None => p.muted { "Not routed yet." },
+                    Some(crate::store::console::Journey { failed: Some(why), decisions, .. }) if decisions.is_empty() => p.bad id="failed" { "Processing failed inside the relay: " (why) " The event is kept, with no delivery." },
                     Some(j) if j.decisions.is_empty() => p { "Matched: " (j.matched.join(", ")) span.muted { " (recorded before route decisions were kept)" } },
                     Some(j) => {
                         (views::decisions(j.decisions.iter().map(|(r, m, why)| (r.as_str(), *m, why.as_str()))))
                         @if let Some(why) = &j.silenced { p.bad id="silenced" { (why) } }
+                        @if let Some(why) = &j.failed { p.bad id="failed" { "Processing failed inside the relay: " (why) } }
                         @if j.matched.is_empty() { p.muted { "No route matched: the event is kept and counted as unrouted." } }
                     }
                 }

@@ -158,7 +158,11 @@ impl Postgres {
             replica: format!(
                 "{}-{}",
                 std::process::id(),
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
+                uuid::Uuid::new_v4()
+                    .simple()
+                    .to_string()
+                    .get(..8)
+                    .unwrap_or("0")
             ),
             lease: config.lease,
             max_pending: config.max_pending,
