@@ -454,24 +454,41 @@ impl Pipeline {
         let hook = config.hooks.get(&a.hook);
         let origin_name = hook.map(|h| h.origin.as_str());
         let started = std::time::Instant::now();
+        // The enricher keeps to the origin's deadline between attempts; this
+        // bounds the whole of it (an attempt's own timeout, waiting for the
+        // origin's concurrency, the assets), so no origin, however slow,
+        // keeps an event from being routed for longer.
+        let bound = origin_name
+            .and_then(|o| config.origins.get(o))
+            .map_or(ENRICH_BOUND_MIN, |o| {
+                o.enrich_deadline + o.timeout + ENRICH_BOUND_MIN
+            });
+        let enrich = async {
+            let (enrichment, cached) = match origin_name {
+                Some(o) => generation.enricher.enrich_traced(o, &a.event).await,
+                None if a.event.alert_uuid.is_some() => (
+                    Enrichment::Unavailable(format!("hook {:?} is no longer configured", a.hook)),
+                    false,
+                ),
+                None => (Enrichment::NotApplicable, false),
+            };
+            // Asset criticality: looked up only when a route asks for it.
+            let enrichment = match (&enrichment, origin_name) {
+                (Enrichment::Fetched(alert), Some(origin))
+                    if config.routes.iter().any(|r| r.when.needs_assets()) =>
+                {
+                    Enrichment::Fetched(generation.enricher.with_assets(origin, alert).await)
+                }
+                _ => enrichment,
+            };
+            (enrichment, cached)
+        };
         let (enrichment, cached) = tokio::select! {
             _ = cancel.cancelled() => return false,
-            e = async {
-                match origin_name {
-                    Some(o) => generation.enricher.enrich_traced(o, &a.event).await,
-                    None if a.event.alert_uuid.is_some() => (Enrichment::Unavailable(format!("hook {:?} is no longer configured", a.hook)), false),
-                    None => (Enrichment::NotApplicable, false),
-                }
-            } => e,
-        };
-        // Asset criticality: looked up only when a route asks for it.
-        let enrichment = match (&enrichment, origin_name) {
-            (Enrichment::Fetched(alert), Some(origin))
-                if config.routes.iter().any(|r| r.when.needs_assets()) =>
-            {
-                Enrichment::Fetched(generation.enricher.with_assets(origin, alert).await)
-            }
-            _ => enrichment,
+            e = tokio::time::timeout(bound, enrich) => e.unwrap_or_else(|_| {
+                tracing::warn!(message = "Enrichment passed its deadline; forwarding without details.", hook = %a.hook, event_id = a.id);
+                (Enrichment::Unavailable("the origin's deadline passed".into()), false)
+            }),
         };
         let alert = enrichment.alert();
         if alert.is_none()
@@ -876,6 +893,10 @@ impl Pipeline {
 
 /// A first attempt's outcome, as the worker answers it.
 type Answer = tokio::sync::oneshot::Receiver<Option<crate::store::Completion>>;
+
+/// Added to an origin's `enrich_deadline` and `timeout` to bound an
+/// event's whole enrichment (see `Pipeline::process`).
+const ENRICH_BOUND_MIN: Duration = Duration::from_secs(5);
 
 /// How long a routing waits for the first attempts sent before it (see
 /// `Pipeline::send_first`): chat services answer well within it; one that
