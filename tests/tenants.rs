@@ -861,6 +861,7 @@ async fn connections_are_checked_when_they_are_made() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let mut d = acme(&fake);
     d["origins"]["sekoia"]["base_url"] = format!("http://localhost:{port}/api").into();
+    d["origins"]["sekoia"]["enrich_deadline"] = "300ms".into();
     d["destinations"]["teams"]["url"] = format!("http://localhost:{port}/acme/teams/rebound").into();
     d["destinations"]["literal"] =
         json!({"kind": "teams", "url": fake.url("/acme/teams/literal")});
