@@ -173,6 +173,17 @@ impl Generation {
     }
 }
 
+impl Generation {
+    /// Admits one event of `hook` into enrichment, or `None` when its
+    /// origin's group (its tenant, or the file's origin) already has its
+    /// share in progress: see [`crate::enrich::Enricher::admit`]. A hook no
+    /// longer configured is admitted (its event goes on degraded).
+    pub fn admit(&self, hook: &str) -> Option<crate::enrich::Admission> {
+        let origin = self.config.hooks.get(hook).map(|h| h.origin.as_str());
+        self.enricher.admit(origin.unwrap_or_default())
+    }
+}
+
 /// The kinds whose messages carry action buttons (not the paging kinds,
 /// which have their own acknowledge, nor Matrix and ntfy).
 fn action_kind(kind: crate::config::DestinationKind) -> bool {
@@ -403,17 +414,14 @@ pub async fn check_reach(file: &Config, tenant: &Tenant) -> Result<(), ConfigErr
             }
         }
     }
-    let checks = hosts.iter().map(|(_, host, port)| egress.check_host(host, *port));
+    let checks = hosts
+        .iter()
+        .map(|(_, host, port)| egress.check_host(host, *port));
     let results = futures_util::future::join_all(checks).await;
     let errors: Vec<ConfigError> = hosts
         .into_iter()
         .zip(results)
-        .filter_map(|((key, _, _), r)| {
-            r.err().map(|e| ConfigError {
-                key,
-                message: e.0,
-            })
-        })
+        .filter_map(|((key, _, _), r)| r.err().map(|e| ConfigError { key, message: e.0 }))
         .collect();
     if errors.is_empty() {
         Ok(())

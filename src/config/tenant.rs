@@ -496,7 +496,10 @@ mod tests {
             None,
             "listed"
         );
-        assert!(mark.egress.forbidden("192.168.1.1".parse().unwrap()).is_some());
+        assert!(mark
+            .egress
+            .forbidden("192.168.1.1".parse().unwrap())
+            .is_some());
         assert!(merged.origins["acme/sekoia"].tenant.is_some());
         let bad = load_str(
             "[admin]\ntenant_allow_hosts = [\"http://x\"]\n",

@@ -255,18 +255,10 @@ impl Enricher {
         let Some(client) = self.origins.get(origin) else {
             return Some(Admission { _permit: None });
         };
-        match client.admission.clone().try_acquire_owned() {
-            Ok(permit) => Some(Admission {
-                _permit: Some(permit),
-            }),
-            Err(_) => {
-                self.metrics
-                    .enrich_degraded
-                    .get_or_create(&labels2("origin", &client.name, "reason", "deferred"))
-                    .inc();
-                None
-            }
-        }
+        let permit = client.admission.clone().try_acquire_owned().ok()?;
+        Some(Admission {
+            _permit: Some(permit),
+        })
     }
 
     /// Enriches one event from `origin`. Never fails: see [`Enrichment`].
@@ -652,7 +644,10 @@ impl OriginClient {
     /// The URL of an API resource below the origin's `base_url`.
     fn url(&self, segments: &[&str]) -> Result<reqwest::Url, EnrichError> {
         let base = self.base.as_ref().ok_or_else(|| {
-            EnrichError::Invalid(format!("origin {:?}: base_url is not a base URL", self.name))
+            EnrichError::Invalid(format!(
+                "origin {:?}: base_url is not a base URL",
+                self.name
+            ))
         })?;
         Ok(api_url(base, segments))
     }
@@ -748,15 +743,30 @@ mod tests {
     fn alert_urls_extend_the_base_path() {
         let uuid = "5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e";
         for (base, want) in [
-            ("https://api.sekoia.io", "https://api.sekoia.io/v1/sic/alerts/5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e"),
-            ("http://127.0.0.1:9/api", "http://127.0.0.1:9/api/v1/sic/alerts/5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e"),
-            ("http://h/a/b/", "http://h/a/b/v1/sic/alerts/5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e"),
+            (
+                "https://api.sekoia.io",
+                "https://api.sekoia.io/v1/sic/alerts/5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e",
+            ),
+            (
+                "http://127.0.0.1:9/api",
+                "http://127.0.0.1:9/api/v1/sic/alerts/5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e",
+            ),
+            (
+                "http://h/a/b/",
+                "http://h/a/b/v1/sic/alerts/5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e",
+            ),
             // A query or fragment in the base (refused by validation) never
             // swallows the path.
-            ("http://h/a?x=1#f", "http://h/a/v1/sic/alerts/5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e"),
+            (
+                "http://h/a?x=1#f",
+                "http://h/a/v1/sic/alerts/5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e",
+            ),
         ] {
             let base = reqwest::Url::parse(base).unwrap();
-            assert_eq!(api_url(&base, &["v1", "sic", "alerts", uuid]).as_str(), want);
+            assert_eq!(
+                api_url(&base, &["v1", "sic", "alerts", uuid]).as_str(),
+                want
+            );
         }
         // A segment is one segment, whatever it holds.
         let base = reqwest::Url::parse("https://api.sekoia.io").unwrap();
@@ -814,7 +824,10 @@ mod tests {
         let e = Enricher::new(&origins, reqwest::Client::new(), Arc::new(Metrics::new()));
         // acme's two origins share one budget.
         let mut held: Vec<Admission> = (0..TENANT_SHARE)
-            .map(|i| e.admit(if i % 2 == 0 { "acme/a" } else { "acme/b" }).unwrap())
+            .map(|i| {
+                e.admit(if i % 2 == 0 { "acme/a" } else { "acme/b" })
+                    .unwrap()
+            })
             .collect();
         assert!(e.admit("acme/a").is_none());
         assert!(e.admit("acme/b").is_none());

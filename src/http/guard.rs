@@ -93,22 +93,12 @@ fn classify_v6(ip: Ipv6Addr) -> Option<Forbidden> {
         return classify_v4(v4);
     }
     if s[..6] == [0; 6] || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        let v4 = Ipv4Addr::new(
-            (s[6] >> 8) as u8,
-            s[6] as u8,
-            (s[7] >> 8) as u8,
-            s[7] as u8,
-        );
+        let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
         return classify_v4(v4);
     }
     // 6to4 (2002::/16) carries its IPv4 relay address in bits 16..48.
     if s[0] == 0x2002 {
-        let v4 = Ipv4Addr::new(
-            (s[1] >> 8) as u8,
-            s[1] as u8,
-            (s[2] >> 8) as u8,
-            s[2] as u8,
-        );
+        let v4 = Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8);
         if let Some(f) = classify_v4(v4) {
             return Some(f);
         }
@@ -445,7 +435,15 @@ mod tests {
             Allowed::parse("Mail.Internal.").unwrap(),
             Allowed::Host("mail.internal".into())
         );
-        for bad in ["", "http://x", "a b", "x:25", "-x.org", "10.0.0.0/33", "a..b"] {
+        for bad in [
+            "",
+            "http://x",
+            "a b",
+            "x:25",
+            "-x.org",
+            "10.0.0.0/33",
+            "a..b",
+        ] {
             assert!(Allowed::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -471,7 +469,10 @@ mod tests {
         assert!(url("http://169.254.169.254/latest/meta-data").is_err());
         assert!(url("http://[::1]:8080/x").is_err());
         assert!(url("http://127.0.0.1:9/x").is_ok());
-        assert!(url("https://anything.example/x").is_ok(), "names: at resolution");
+        assert!(
+            url("https://anything.example/x").is_ok(),
+            "names: at resolution"
+        );
     }
 
     /// The resolver's filter: forbidden addresses are dropped, a name left
@@ -485,7 +486,10 @@ mod tests {
         assert!(e.0.contains("link-local"), "{e}");
         let e = strict.check_host("localhost", 25).await.unwrap_err();
         assert!(e.0.contains("localhost resolves to"), "{e}");
-        assert!(strict.check_url_host(&url::Url::parse("http://10.1.2.3/").unwrap()).await.is_err());
+        assert!(strict
+            .check_url_host(&url::Url::parse("http://10.1.2.3/").unwrap())
+            .await
+            .is_err());
         // A public literal passes without any DNS.
         let ok = strict.resolve("8.8.8.8", 53).await.unwrap();
         assert_eq!(ok, vec!["8.8.8.8:53".parse().unwrap()]);

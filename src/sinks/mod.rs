@@ -299,13 +299,10 @@ impl Sink {
     /// literal): a permanent failure, nothing sent.
     fn reachable(&self, url: &reqwest::Url) -> Result<(), Outcome> {
         match &self.dest.tenant {
-            Some(mark) => mark
-                .egress
-                .check_url(url)
-                .map_err(|e| Outcome::Permanent {
-                    status: None,
-                    error: format!("not sent: {e}"),
-                }),
+            Some(mark) => mark.egress.check_url(url).map_err(|e| Outcome::Permanent {
+                status: None,
+                error: format!("not sent: {e}"),
+            }),
             None => Ok(()),
         }
     }
