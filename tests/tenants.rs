@@ -860,10 +860,32 @@ async fn a_listed_host_is_allowed() {
         got[0].json().to_string().contains("Suspicious PowerShell"),
         "enriched"
     );
-    // Listed by address: the literal loopback URL (as every other test here).
+    // Listed by address: the literal loopback URL (as every other test
+    // here), and an SMTP host; its plain subject gets the placeholders.
+    let smtp = SmtpSink::start(&[]);
     let by_range = api_allowing(&fake, ROUTE_ALL, "127.0.0.0/8,10.0.0.0/8").await;
-    let (status, body) = by_range.put("acme", &acme(&fake)).await;
+    let mut with_mail = acme(&fake);
+    with_mail["destinations"]["mail"] = json!({"kind": "email", "host": "127.0.0.1",
+        "port": smtp.port, "tls": "none", "from": "relay@example.org", "to": ["soc@example.org"],
+        "subject": "{urgency}: {headline} {unknown} {{"});
+    with_mail["routes"] = json!([{"name": "all", "to": ["teams", "mail"]}]);
+    let (status, body) = by_range.put("acme", &with_mail).await;
+    assert_eq!(status, 422, "template syntax: {body}");
+    with_mail["destinations"]["mail"]["subject"] = "{urgency}: {headline} {unknown}".into();
+    let (status, body) = by_range.put("acme", &with_mail).await;
     assert_eq!(status, 201, "{body}");
+    assert_eq!(post_hook(&by_range.app, ACME_HOOK).await, 202);
+    let mail = &smtp.wait_for(1, WAIT).await[0];
+    let subject = mail
+        .data
+        .lines()
+        .find(|l| l.starts_with("Subject:"))
+        .unwrap_or_default();
+    assert_eq!(
+        subject, "Subject: Major (63): Suspicious PowerShell download cradle {unknown}",
+        "{}",
+        mail.data
+    );
     // Not listed: localhost by name is still refused there.
     let (status, body) = by_range
         .put("beta", &{
@@ -895,7 +917,10 @@ async fn connections_are_checked_when_they_are_made() {
     d["destinations"]["teams"]["url"] =
         format!("http://localhost:{port}/acme/teams/rebound").into();
     d["destinations"]["literal"] = json!({"kind": "teams", "url": fake.url("/acme/teams/literal")});
-    d["routes"] = json!([{"name": "all", "to": ["teams", "literal"]}]);
+    let smtp = SmtpSink::start(&[]);
+    d["destinations"]["mail"] = json!({"kind": "email", "host": "localhost",
+        "port": smtp.port, "tls": "none", "from": "relay@example.org", "to": ["soc@example.org"]});
+    d["routes"] = json!([{"name": "all", "to": ["teams", "literal", "mail"]}]);
     seal_into_spool(dir.path(), "acme", &d).await;
     let key = dir.path().join("secrets.key");
     std::fs::write(&key, [42u8; 32]).unwrap();
@@ -932,20 +957,27 @@ async fn connections_are_checked_when_they_are_made() {
         why.contains("loopback") && why.contains("tenant_allow_hosts"),
         "{why}"
     );
-    // The name: its attempts fail at connect time, the fake never sees one.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let failed = metric(
-            &app.metrics().await,
-            "hookrelay_deliveries_total",
-            &["destination=\"acme/teams\"", "outcome=\"retry\""],
-        );
-        if failed >= 1.0 {
-            break;
+    // The names (HTTP and SMTP): their attempts fail at connect time, the
+    // fake and the SMTP server never see one.
+    for dest in ["acme/teams", "acme/mail"] {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let failed = metric(
+                &app.metrics().await,
+                "hookrelay_deliveries_total",
+                &[&format!("destination=\"{dest}\""), "outcome=\"retry\""],
+            );
+            if failed >= 1.0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{dest}: no failed attempt"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no failed attempt");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(smtp.mails().is_empty(), "nothing reached the SMTP server");
     assert!(fake.received("/acme/teams/rebound").is_empty());
     assert!(fake.received("/acme/teams/literal").is_empty());
     assert!(
