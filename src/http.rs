@@ -1,10 +1,14 @@
 //! Outgoing HTTP shared by the enrich client and the sinks: one client
 //! (rustls, certificates verified, redirects never followed), response
-//! bodies read with a cap, `Retry-After` parsing.
+//! bodies read with a cap, `Retry-After` parsing; `guard`: where tenants'
+//! requests may go, and their clients' resolver.
 
 // Outside bytes: no indexing that could panic (see lib.rs).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
+pub mod guard;
+
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// The most of an upstream answer we ever read; the rest is dropped.
@@ -14,15 +18,59 @@ pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 /// URL or API that redirects is misconfigured, and following it could send
 /// the bearer key or the payload to another host.
 pub fn client() -> reqwest::Client {
+    builder()
+        .build()
+        // Only fails if the TLS backend cannot initialise, which is a
+        // build problem, not a runtime condition.
+        .expect("building the HTTP client")
+}
+
+/// The client for a tenant's destinations and origins: like [`client`],
+/// resolving names through [`guard::GuardedResolver`] (what tenants may
+/// not reach is dropped at connect time). Literal IPs are not resolved:
+/// callers check them with [`guard::Egress::check_url`].
+pub fn guarded_client(egress: Arc<guard::Egress>) -> reqwest::Client {
+    builder()
+        .dns_resolver(Arc::new(guard::GuardedResolver(egress)))
+        .build()
+        // As in `client`: only a TLS backend that cannot initialise.
+        .expect("building the HTTP client")
+}
+
+fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("hookrelay/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(60))
-        .build()
-        // Only fails if the TLS backend cannot initialise, which is a
-        // build problem, not a runtime condition.
-        .expect("building the HTTP client")
+}
+
+/// What went wrong with a request, in a word that is safe to show in a
+/// tenant's own messages: no response text, no address, no OS error (the
+/// detail goes to the log).
+pub fn failure_category(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        return "timeout";
+    }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<guard::NotAllowed>().is_some() {
+            return "address not allowed";
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return "refused",
+                std::io::ErrorKind::TimedOut => return "timeout",
+                _ => {}
+            }
+        }
+        cur = err.source();
+    }
+    if e.is_connect() {
+        "unreachable"
+    } else {
+        "network error"
+    }
 }
 
 /// Reads at most `limit` bytes of the body; a longer body is cut there.

@@ -173,6 +173,17 @@ impl Generation {
     }
 }
 
+impl Generation {
+    /// Admits one event of `hook` into enrichment, or `None` when its
+    /// origin's group (its tenant, or the file's origin) already has its
+    /// share in progress: see [`crate::enrich::Enricher::admit`]. A hook no
+    /// longer configured is admitted (its event goes on degraded).
+    pub fn admit(&self, hook: &str) -> Option<crate::enrich::Admission> {
+        let origin = self.config.hooks.get(hook).map(|h| h.origin.as_str());
+        self.enricher.admit(origin.unwrap_or_default())
+    }
+}
+
 /// The kinds whose messages carry action buttons (not the paging kinds,
 /// which have their own acknowledge, nor Matrix and ntfy).
 fn action_kind(kind: crate::config::DestinationKind) -> bool {
@@ -280,6 +291,9 @@ pub async fn store_tenant(
     client: &str,
 ) -> Result<bool, TenantRefusal> {
     let tenant = crate::config::tenant::parse(name, doc).map_err(TenantRefusal::Invalid)?;
+    check_reach(file, &tenant)
+        .await
+        .map_err(TenantRefusal::Invalid)?;
     let mut all: Vec<Tenant> = current.iter().filter(|t| t.name != name).cloned().collect();
     all.push(tenant.clone());
     crate::config::tenant::merge(file, &all).map_err(TenantRefusal::Conflict)?;
@@ -329,4 +343,89 @@ pub async fn tenant_document(
     serde_json::from_slice(&plain)
         .map(Some)
         .map_err(|e| e.to_string())
+}
+
+/// Where a tenant's destinations, origins and SMTP hosts are: none may be,
+/// or resolve to, an address tenants may not reach (loopback, link-local,
+/// private, CGNAT, the relay's own host) unless `[admin]
+/// tenant_allow_hosts` lists it. Every refusal names its key. Checked when
+/// a tenant is stored (and by `check --tenant`); the connections are
+/// checked again when they are made, so a name that resolves elsewhere
+/// later reaches nothing either.
+pub async fn check_reach(file: &Config, tenant: &Tenant) -> Result<(), ConfigErrors> {
+    use crate::config::{ConfigError, DestinationKind};
+    let egress = file.tenant_egress();
+    // (key, URL) and (key, host, port) to check.
+    let mut urls: Vec<(String, String)> = Vec::new();
+    let mut hosts: Vec<(String, String, u16)> = Vec::new();
+    for (n, o) in &tenant.origins {
+        if let Some(u) = &o.base_url {
+            urls.push((format!("origins.{n}.base_url"), u.clone()));
+        }
+    }
+    for (n, d) in &tenant.destinations {
+        let key = |field: &str| format!("destinations.{n}.{field}");
+        match d.kind {
+            DestinationKind::Email => {
+                let tls = d.tls.unwrap_or_default();
+                if let Some(h) = &d.host {
+                    hosts.push((
+                        key("host"),
+                        h.trim().to_owned(),
+                        d.port.unwrap_or(tls.default_port()),
+                    ));
+                }
+            }
+            // Without api_url they go to the service's own endpoint.
+            DestinationKind::Pagerduty | DestinationKind::Opsgenie => {
+                if let Some(u) = &d.api_url {
+                    urls.push((key("api_url"), u.clone()));
+                }
+            }
+            DestinationKind::Slack if d.api_mode() => {
+                if let Some(u) = &d.api_url {
+                    urls.push((key("api_url"), u.clone()));
+                }
+            }
+            DestinationKind::Matrix => {
+                if let Some(u) = &d.homeserver {
+                    urls.push((key("homeserver"), u.clone()));
+                }
+            }
+            DestinationKind::Mattermost if d.server_url.is_some() => {
+                if let Some(u) = &d.server_url {
+                    urls.push((key("server_url"), u.clone()));
+                }
+            }
+            _ => {
+                if let Some(u) = &d.url {
+                    urls.push((key("url"), u.expose().to_owned()));
+                }
+            }
+        }
+    }
+    for (key, raw) in urls {
+        // Validation has checked every URL; one that does not parse here
+        // has nothing to reach.
+        if let Ok(url) = url::Url::parse(&raw) {
+            if let Some(host) = url.host_str() {
+                let port = url.port_or_known_default().unwrap_or(443);
+                hosts.push((key, host.to_owned(), port));
+            }
+        }
+    }
+    let checks = hosts
+        .iter()
+        .map(|(_, host, port)| egress.check_host(host, *port));
+    let results = futures_util::future::join_all(checks).await;
+    let errors: Vec<ConfigError> = hosts
+        .into_iter()
+        .zip(results)
+        .filter_map(|((key, _, _), r)| r.err().map(|e| ConfigError { key, message: e.0 }))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(errors))
+    }
 }

@@ -84,33 +84,74 @@ async fn alert_reaches_all_four_kinds_with_the_exact_payload() {
     app.stop().await;
 }
 
+/// The enrichment note recorded with the event the hook answered with
+/// `accepted` (`{"id": N}`): what `events show` and the console's journey
+/// show the operator.
+async fn enrichment_note(app: &TestApp, accepted: &Value) -> String {
+    let id: i64 = accepted["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("the hook answers the event's id");
+    let store = hookrelay::store::Store::open_now(
+        &hookrelay::config::StoreConfig {
+            path: app.dir.path().join("spool.db"),
+            ..Default::default()
+        },
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let note = store
+            .event_detail(id)
+            .await
+            .unwrap()
+            .and_then(|d| d.enrichment);
+        if let Some(note) = note {
+            return note;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no enrichment recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn degraded_when_the_alert_api_refuses_or_fails() {
-    for (reply, reason) in [
+    // Messages say the status; the journey keeps the API's words.
+    for (reply, reason, detail) in [
         (
             Reply::status(404, "{\"message\":\"not found\"}"),
+            "HTTP 404",
             "alert API answered 404 (Not Found)",
         ),
         (
             Reply::status(401, "{\"message\":\"unauthorized\"}"),
+            "HTTP 401",
             "alert API answered 401 (Unauthorized)",
         ),
     ] {
         let fake = Fake::start().await;
         fake.always(&format!("/api/v1/sic/alerts/{ALERT_UUID}"), reply);
         let app = spawn_app(&fake, ROUTE_ALL).await;
-        assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+        let (status, accepted) = app.post(fixture("event-alert-created.json")).await;
+        assert_eq!(status, 202);
         let got = fake.wait_for("/slack", 1, WAIT).await;
         // The golden file shows the 404's reason; a 401 says its own.
         let want = golden("slack", "degraded")
             .to_string()
-            .replace("alert API answered 404 (Not Found)", reason);
+            .replace("HTTP 404", reason);
         assert_eq!(got[0].json().to_string(), want);
         let text = got[0].json()["attachments"][0]["blocks"][0]["text"]["text"]
             .as_str()
             .unwrap()
             .to_owned();
         assert!(text.contains("Alert details unavailable"), "{text}");
+        let note = enrichment_note(&app, &accepted).await;
+        assert!(note.contains(detail), "{note}");
         // Permanent: asked once, not retried.
         assert_eq!(fake.received("/api/").len(), 1);
         app.stop().await;
@@ -142,14 +183,20 @@ async fn degraded_when_the_alert_api_answers_something_other_than_an_alert() {
             Reply::status(200, body),
         );
         let app = spawn_app(&fake, ROUTE_ALL).await;
-        assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+        let (status, accepted) = app.post(fixture("event-alert-created.json")).await;
+        assert_eq!(status, 202);
         let got = fake.wait_for("/slack", 1, WAIT).await;
         let text = got[0].json()["attachments"][0]["blocks"][0]["text"]["text"]
             .as_str()
             .unwrap()
             .to_owned();
-        assert!(text.contains("Alert details unavailable"), "{body}: {text}");
-        assert!(text.contains(reason), "{body}: {text}");
+        // The message says why in a word; the journey says exactly.
+        assert!(
+            text.contains("Alert details unavailable (invalid answer)"),
+            "{body}: {text}"
+        );
+        let note = enrichment_note(&app, &accepted).await;
+        assert!(note.contains(reason), "{body}: {note}");
         assert_eq!(fake.received("/api/").len(), 1, "{body}: not retried");
         app.stop().await;
     }

@@ -55,16 +55,27 @@ impl Api {
     }
 }
 
-/// A daemon with the API on (its key in the app's directory).
+/// A daemon with the API on (its key in the app's directory). The fake
+/// upstreams are on loopback, which tenants may reach only when the
+/// operator lists it: this daemon does.
 async fn api(fake: &Fake, extra: &str) -> Api {
+    api_allowing(fake, extra, "127.0.0.1").await
+}
+
+/// As [`api`], with `[admin] tenant_allow_hosts` given as a comma list
+/// (`""`: none, tenants reach public addresses only).
+async fn api_allowing(fake: &Fake, extra: &str, allow: &str) -> Api {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let key = dir.path().join("secrets.key");
     std::fs::write(&key, [42u8; 32]).unwrap();
     let key = key.display().to_string();
-    let env = [
+    let mut env = vec![
         ("HOOKRELAY_ADMIN__API_TOKEN", TOKEN),
         ("HOOKRELAY_ADMIN__SECRETS_KEY_FILE", key.as_str()),
     ];
+    if !allow.is_empty() {
+        env.push(("HOOKRELAY_ADMIN__TENANT_ALLOW_HOSTS", allow));
+    }
     let app = spawn_app_with(fake, extra, dir, &env).await;
     Api {
         app,
@@ -452,7 +463,7 @@ async fn the_cli_manages_tenants_and_a_running_daemon_follows() {
         &config,
         "[admin]\n",
         &format!(
-            "[admin]\napi_token = \"{TOKEN}\"\nsecrets_key_file = \"{}\"\n",
+            "[admin]\napi_token = \"{TOKEN}\"\nsecrets_key_file = \"{}\"\ntenant_allow_hosts = [\"127.0.0.1\"]\n",
             key.display()
         ),
     );
@@ -632,6 +643,7 @@ async fn a_tenant_that_cannot_be_served_is_left_out_alone() {
     let env = [
         ("HOOKRELAY_ADMIN__API_TOKEN", TOKEN),
         ("HOOKRELAY_ADMIN__SECRETS_KEY_FILE", key.as_str()),
+        ("HOOKRELAY_ADMIN__TENANT_ALLOW_HOSTS", "127.0.0.1"),
     ];
     let app = spawn_app_with(&fake, ROUTE_ALL, dir, &env).await;
     assert_eq!(post_hook(&app, ACME_HOOK).await, 202, "acme serves");
@@ -641,4 +653,396 @@ async fn a_tenant_that_cannot_be_served_is_left_out_alone() {
         404
     );
     assert_eq!(post_hook(&app, HOOK_ID).await, 202, "the file serves");
+}
+
+/// Puts `doc` as tenant `name` straight into the spool of a daemon-to-be in
+/// `dir` (as another replica, or an older version, could have stored it),
+/// bypassing the API's checks.
+async fn seal_into_spool(dir: &std::path::Path, name: &str, doc: &Value) {
+    let store = hookrelay::store::Store::open_now(
+        &hookrelay::config::StoreConfig {
+            path: dir.join("spool.db"),
+            ..Default::default()
+        },
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let t = hookrelay::store::StoredTenant {
+        name: name.into(),
+        summary: "{}".into(),
+        sealed: hookrelay::sealed::seal(&[42u8; 32], name, doc.to_string().as_bytes()),
+        updated_at: 0,
+    };
+    let c = hookrelay::store::TenantChange {
+        tenant: name.into(),
+        action: "put".into(),
+        client: "test".into(),
+    };
+    store.put_tenant(t, c).await.unwrap();
+}
+
+fn refused_keys(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| e["key"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A tenant programs nothing and reaches no private address: a subject
+/// template, destinations and origins at loopback, link-local, private
+/// addresses or a name resolving to loopback, an origin steering its URL
+/// with a query, and timeouts past the caps are each refused with 422
+/// naming the key, and nothing is stored.
+#[tokio::test]
+async fn a_tenant_is_refused_templates_private_addresses_and_long_timeouts() {
+    let fake = Fake::start().await;
+    let a = api_allowing(&fake, ROUTE_ALL, "").await;
+    let port = fake.addr.port();
+    let with = |edit: &dyn Fn(&mut Value)| {
+        let mut d = acme(&fake);
+        // Public addresses (documentation range) where the case is not about them.
+        d["origins"]["sekoia"]["base_url"] = "https://203.0.113.10/api".into();
+        d["destinations"]["teams"]["url"] = "https://203.0.113.11/teams/x".into();
+        edit(&mut d);
+        d
+    };
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            with(&|d| {
+                d["destinations"]["mail"] = json!({"kind": "email", "host": "203.0.113.12",
+                    "from": "relay@example.org", "to": ["soc@example.org"],
+                    "subject": "[{{ alert.urgency }}] {% for x in range(9) %}x{% endfor %}"});
+            }),
+            "destinations.mail.subject",
+        ),
+        (
+            with(&|d| {
+                d["destinations"]["teams"]["url"] = format!("http://127.0.0.1:{port}/teams").into()
+            }),
+            "destinations.teams.url",
+        ),
+        (
+            with(&|d| {
+                d["destinations"]["teams"]["url"] =
+                    "http://169.254.169.254/latest/meta-data/".into()
+            }),
+            "destinations.teams.url",
+        ),
+        (
+            with(&|d| d["destinations"]["teams"]["url"] = "http://10.20.30.40/x".into()),
+            "destinations.teams.url",
+        ),
+        (
+            with(&|d| d["destinations"]["teams"]["url"] = "http://[::1]:8080/x".into()),
+            "destinations.teams.url",
+        ),
+        (
+            with(&|d| {
+                d["destinations"]["teams"]["url"] = format!("http://localhost:{port}/teams").into()
+            }),
+            "destinations.teams.url",
+        ),
+        (
+            with(&|d| {
+                d["origins"]["sekoia"]["base_url"] = format!("http://localhost:{port}/api").into()
+            }),
+            "origins.sekoia.base_url",
+        ),
+        (
+            with(&|d| d["origins"]["sekoia"]["base_url"] = "http://100.64.1.1/api".into()),
+            "origins.sekoia.base_url",
+        ),
+        (
+            with(&|d| {
+                d["destinations"]["mail"] = json!({"kind": "email", "host": "localhost", "port": 2525,
+                    "from": "relay@example.org", "to": ["soc@example.org"]});
+            }),
+            "destinations.mail.host",
+        ),
+        (
+            with(&|d| {
+                d["destinations"]["room"] = json!({"kind": "matrix", "homeserver": "http://192.168.1.5:8008",
+                    "access_token": "t", "room_id": "!r:example.org"});
+            }),
+            "destinations.room.homeserver",
+        ),
+        (
+            with(&|d| {
+                d["destinations"]["mm"] = json!({"kind": "mattermost", "server_url": "http://172.16.0.9",
+                    "token": "t", "channel_id": "abcdefghijklmnopqrstuvwxyz"});
+            }),
+            "destinations.mm.server_url",
+        ),
+        (
+            with(&|d| {
+                d["destinations"]["pd"] = json!({"kind": "pagerduty", "api_url": "http://[fd00::1]/v2/enqueue",
+                    "routing_key": "k"});
+            }),
+            "destinations.pd.api_url",
+        ),
+        (
+            with(&|d| {
+                d["destinations"]["push"] =
+                    json!({"kind": "ntfy", "url": "http://0.0.0.0:80/topic"});
+            }),
+            "destinations.push.url",
+        ),
+        (
+            with(&|d| d["origins"]["sekoia"]["base_url"] = "https://203.0.113.10/api?x=".into()),
+            "origins.sekoia.base_url",
+        ),
+        (
+            with(&|d| d["origins"]["sekoia"]["base_url"] = "https://203.0.113.10/api#frag".into()),
+            "origins.sekoia.base_url",
+        ),
+        (
+            with(&|d| d["origins"]["sekoia"]["timeout"] = "31s".into()),
+            "origins.sekoia.timeout",
+        ),
+        (
+            with(&|d| d["origins"]["sekoia"]["enrich_deadline"] = "6m".into()),
+            "origins.sekoia.enrich_deadline",
+        ),
+    ];
+    // Every case is tried; the failure lists each one not refused.
+    let mut not_refused = Vec::new();
+    for (doc, key) in cases {
+        let (status, body) = a.put("acme", &doc).await;
+        if status != 422 || !refused_keys(&body).iter().any(|k| k == key) {
+            not_refused.push(format!("{key}: {status} {}", body["errors"]));
+        }
+        if status < 300 {
+            a.send(reqwest::Method::DELETE, "/tenants/acme", None).await;
+        }
+    }
+    assert!(
+        not_refused.is_empty(),
+        "not refused by key:\n{}",
+        not_refused.join("\n")
+    );
+    // At the caps, with a plain subject and public addresses: accepted.
+    let fine = with(&|d| {
+        d["origins"]["sekoia"]["timeout"] = "30s".into();
+        d["origins"]["sekoia"]["enrich_deadline"] = "5m".into();
+        d["destinations"]["mail"] = json!({"kind": "email", "host": "203.0.113.12",
+            "from": "relay@example.org", "to": ["soc@example.org"],
+            "subject": "{urgency}: {headline} {unknown}"});
+    });
+    let (status, body) = a.put("acme", &fine).await;
+    assert_eq!(status, 201, "{body}");
+    // The file's operator is not restricted: the file's destinations are
+    // on loopback and deliver.
+    assert_eq!(post_hook(&a.app, HOOK_ID).await, 202);
+    fake.wait_for("/slack", 1, WAIT).await;
+}
+
+/// What `tenant_allow_hosts` lists, by address or by name, a tenant may
+/// reach: the same destinations are accepted and delivered to.
+#[tokio::test]
+async fn a_listed_host_is_allowed() {
+    let fake = Fake::start().await;
+    let port = fake.addr.port();
+    let by_name = api_allowing(&fake, ROUTE_ALL, "localhost").await;
+    let mut d = acme(&fake);
+    d["origins"]["sekoia"]["base_url"] = format!("http://localhost:{port}/api").into();
+    d["destinations"]["teams"]["url"] =
+        format!("http://localhost:{port}/acme/teams/by-name").into();
+    let (status, body) = by_name.put("acme", &d).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(post_hook(&by_name.app, ACME_HOOK).await, 202);
+    let got = fake.wait_for("/acme/teams/by-name", 1, WAIT).await;
+    assert!(
+        got[0].json().to_string().contains("Suspicious PowerShell"),
+        "enriched"
+    );
+    // Listed by address: the literal loopback URL (as every other test
+    // here), and an SMTP host; its plain subject gets the placeholders.
+    let smtp = SmtpSink::start(&[]);
+    let by_range = api_allowing(&fake, ROUTE_ALL, "127.0.0.0/8,10.0.0.0/8").await;
+    let mut with_mail = acme(&fake);
+    with_mail["destinations"]["mail"] = json!({"kind": "email", "host": "127.0.0.1",
+        "port": smtp.port, "tls": "none", "from": "relay@example.org", "to": ["soc@example.org"],
+        "subject": "{urgency}: {headline} {unknown} {{"});
+    with_mail["routes"] = json!([{"name": "all", "to": ["teams", "mail"]}]);
+    let (status, body) = by_range.put("acme", &with_mail).await;
+    assert_eq!(status, 422, "template syntax: {body}");
+    with_mail["destinations"]["mail"]["subject"] = "{urgency}: {headline} {unknown}".into();
+    let (status, body) = by_range.put("acme", &with_mail).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(post_hook(&by_range.app, ACME_HOOK).await, 202);
+    let mail = &smtp.wait_for(1, WAIT).await[0];
+    let subject = mail
+        .data
+        .lines()
+        .find(|l| l.starts_with("Subject:"))
+        .unwrap_or_default();
+    assert_eq!(
+        subject, "Subject: Major (63): Suspicious PowerShell download cradle {unknown}",
+        "{}",
+        mail.data
+    );
+    // Not listed: localhost by name is still refused there.
+    let (status, body) = by_range
+        .put("beta", &{
+            let mut b = d.clone();
+            b["hooks"]["soc"]["id"] = "b0b0b0b0-1111-4222-8333-444444444444".into();
+            b["destinations"]["teams"]["url"] = "http://[::1]:9/x".into();
+            b
+        })
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        refused_keys(&body).contains(&"destinations.teams.url".to_owned()),
+        "{body}"
+    );
+}
+
+/// The check at connect time: a tenant already in the spool (stored before
+/// the policy, or by another replica) whose destination names loopback —
+/// by a name that resolves there, or literally — never gets a request
+/// through; its deliveries fail with the reason.
+#[tokio::test]
+async fn connections_are_checked_when_they_are_made() {
+    let fake = Fake::start().await;
+    let port = fake.addr.port();
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut d = acme(&fake);
+    d["origins"]["sekoia"]["base_url"] = format!("http://localhost:{port}/api").into();
+    d["origins"]["sekoia"]["enrich_deadline"] = "300ms".into();
+    d["destinations"]["teams"]["url"] =
+        format!("http://localhost:{port}/acme/teams/rebound").into();
+    d["destinations"]["literal"] = json!({"kind": "teams", "url": fake.url("/acme/teams/literal")});
+    let smtp = SmtpSink::start(&[]);
+    d["destinations"]["mail"] = json!({"kind": "email", "host": "localhost",
+        "port": smtp.port, "tls": "none", "from": "relay@example.org", "to": ["soc@example.org"]});
+    d["routes"] = json!([{"name": "all", "to": ["teams", "literal", "mail"]}]);
+    seal_into_spool(dir.path(), "acme", &d).await;
+    let key = dir.path().join("secrets.key");
+    std::fs::write(&key, [42u8; 32]).unwrap();
+    let key = key.display().to_string();
+    let env = [
+        ("HOOKRELAY_ADMIN__API_TOKEN", TOKEN),
+        ("HOOKRELAY_ADMIN__SECRETS_KEY_FILE", key.as_str()),
+    ];
+    let app = spawn_app_with(&fake, ROUTE_ALL, dir.clone(), &env).await;
+    assert_eq!(post_hook(&app, ACME_HOOK).await, 202);
+    let store = hookrelay::store::Store::open_now(
+        &hookrelay::config::StoreConfig {
+            path: dir.path().join("spool.db"),
+            ..Default::default()
+        },
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    // The literal address: a dead letter at once (nothing was sent).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let why = loop {
+        let dead = store
+            .dead_letters(Some("acme/literal".into()))
+            .await
+            .unwrap();
+        if let Some(d) = dead.first() {
+            break d.last_error.clone().unwrap_or_default();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        why.contains("loopback") && why.contains("tenant_allow_hosts"),
+        "{why}"
+    );
+    // The names (HTTP and SMTP): their attempts fail at connect time, the
+    // fake and the SMTP server never see one.
+    for dest in ["acme/teams", "acme/mail"] {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let failed = metric(
+                &app.metrics().await,
+                "hookrelay_deliveries_total",
+                &[&format!("destination=\"{dest}\""), "outcome=\"retry\""],
+            );
+            if failed >= 1.0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{dest}: no failed attempt"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert!(smtp.mails().is_empty(), "nothing reached the SMTP server");
+    assert!(fake.received("/acme/teams/rebound").is_empty());
+    assert!(fake.received("/acme/teams/literal").is_empty());
+    assert!(
+        fake.received(&format!("/api/v1/sic/alerts/{ALERT_UUID}"))
+            .is_empty(),
+        "nor its origin"
+    );
+}
+
+/// What a tenant's own messages say when its origin fails: a category,
+/// never the API's answer nor the connection's details (its messages would
+/// otherwise scan the relay's network for it).
+#[tokio::test]
+async fn a_tenants_degraded_message_says_a_category_only() {
+    let fake = Fake::start().await;
+    let a = api(&fake, ROUTE_ALL).await;
+    fake.always(
+        &format!("/failing/v1/sic/alerts/{ALERT_UUID}"),
+        Reply::status(500, "<html>secret internal page at 10.9.8.7</html>"),
+    );
+    let mut d = acme(&fake);
+    d["origins"]["sekoia"]["base_url"] = fake.url("/failing").into();
+    d["origins"]["sekoia"]["enrich_deadline"] = "300ms".into();
+    assert_eq!(a.put("acme", &d).await.0, 201);
+    // Another tenant whose origin refuses connections.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut b = acme(&fake);
+    b["hooks"]["soc"]["id"] = "b0b0b0b0-1111-4222-8333-444444444444".into();
+    b["origins"]["sekoia"]["base_url"] = format!("http://127.0.0.1:{closed_port}/api").into();
+    b["origins"]["sekoia"]["enrich_deadline"] = "300ms".into();
+    b["destinations"]["teams"]["url"] = fake.url("/beta/teams/x").into();
+    assert_eq!(a.put("beta", &b).await.0, 201);
+
+    assert_eq!(post_hook(&a.app, ACME_HOOK).await, 202);
+    assert_eq!(
+        post_hook(&a.app, "b0b0b0b0-1111-4222-8333-444444444444").await,
+        202
+    );
+    let acme_msg = fake.wait_for("/acme/teams/acme-url-token", 1, WAIT).await[0]
+        .json()
+        .to_string();
+    let beta_msg = fake.wait_for("/beta/teams/x", 1, WAIT).await[0]
+        .json()
+        .to_string();
+    assert!(
+        acme_msg.contains("Alert details unavailable (HTTP 500)."),
+        "{acme_msg}"
+    );
+    assert!(
+        beta_msg.contains("Alert details unavailable (refused)."),
+        "{beta_msg}"
+    );
+    for msg in [&acme_msg, &beta_msg] {
+        for leak in [
+            "secret internal page",
+            "10.9.8.7",
+            "os error",
+            "Connection refused",
+            "tcp connect",
+            "127.0.0.1",
+            "gave up after",
+        ] {
+            assert!(!msg.contains(leak), "{leak:?} in {msg}");
+        }
+    }
 }

@@ -46,6 +46,16 @@ pub fn check_tenant(config: &ConfigArg, file: &Path) -> ExitCode {
         Ok(t) => t,
         Err(e) => return print_errors(&format!("invalid tenant {}", file.display()), &e),
     };
+    let reach = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .map(|rt| rt.block_on(crate::live::check_reach(&base, &tenant)));
+    match reach {
+        Err(e) => return fail(format!("cannot start the resolver: {e}")),
+        Ok(Err(e)) => return print_errors(&format!("invalid tenant {}", file.display()), &e),
+        Ok(Ok(())) => {}
+    }
     if let Err(e) = crate::config::tenant::merge(&base, std::slice::from_ref(&tenant)) {
         return print_errors(
             &format!("tenant {} conflicts with the configuration", file.display()),

@@ -166,6 +166,7 @@ pub fn load_str_in(
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("server.trusted_proxies")
+                .with_list_parse_key("admin.tenant_allow_hosts")
                 .source(Some(overrides)),
         )
         .build()

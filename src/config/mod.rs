@@ -245,6 +245,13 @@ pub struct AdminConfig {
     /// The key read from `secrets_key_file` (by validation).
     #[serde(skip)]
     pub secrets_key: Option<SecretsKey>,
+    /// Hosts and ranges tenants' destinations and origins may reach although
+    /// they are loopback, link-local, private or the relay's own
+    /// (`"mail.internal"`, `"10.0.0.0/8"`); empty: only public addresses.
+    pub tenant_allow_hosts: Vec<String>,
+    /// `tenant_allow_hosts`, parsed (by validation).
+    #[serde(skip)]
+    pub tenant_allow: Vec<crate::http::guard::Allowed>,
 }
 
 impl Default for AdminConfig {
@@ -254,6 +261,8 @@ impl Default for AdminConfig {
             api_token: None,
             secrets_key_file: None,
             secrets_key: None,
+            tenant_allow_hosts: Vec::new(),
+            tenant_allow: Vec::new(),
         }
     }
 }
@@ -401,6 +410,31 @@ pub struct OriginConfig {
     pub cache_ttl: Duration,
     #[serde(default = "default_enrich_deadline", with = "humantime_serde")]
     pub enrich_deadline: Duration,
+    /// Set by `tenant::merge` on a tenant's origins (never read from a
+    /// document): whose it is and where it may connect.
+    #[serde(skip)]
+    pub tenant: Option<TenantMark>,
+}
+
+/// What marks a tenant's origin or destination in the running
+/// configuration: the tenant's name and the egress policy its requests
+/// follow (`[admin] tenant_allow_hosts`, the relay's listeners). The file's
+/// own have none and are not restricted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantMark {
+    pub name: String,
+    pub egress: std::sync::Arc<crate::http::guard::Egress>,
+}
+
+impl Config {
+    /// Where tenants may connect: `[admin] tenant_allow_hosts`, never the
+    /// addresses the relay listens on.
+    pub fn tenant_egress(&self) -> crate::http::guard::Egress {
+        crate::http::guard::Egress::new(
+            self.admin.tenant_allow.clone(),
+            vec![self.server.listen.ip(), self.admin.listen.ip()],
+        )
+    }
 }
 
 fn default_digest_interval() -> Duration {
@@ -622,6 +656,10 @@ pub struct DestinationConfig {
     /// read at load; `render::destinations` compiles it with `subject`.
     #[serde(skip)]
     pub template_source: Option<String>,
+    /// Set by `tenant::merge` on a tenant's destinations (never read from
+    /// a document): its `subject` is plain text, its connections guarded.
+    #[serde(skip)]
+    pub tenant: Option<TenantMark>,
 }
 
 /// How an e-mail destination secures its SMTP connection.

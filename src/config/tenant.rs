@@ -8,6 +8,14 @@
 //! destinations, and the file's routes see only the file's hooks. A tenant
 //! document never reads the relay's host: no `${VAR}`, no `*_file`, no
 //! `template` (each would read the environment or a file).
+//!
+//! A tenant is untrusted: it programs nothing (an e-mail `subject` is plain
+//! text with three placeholders, never a template), its origins' `timeout`
+//! and `enrich_deadline` are capped, and its merged origins and
+//! destinations carry a [`TenantMark`]: their connections follow the
+//! egress policy (`crate::http::guard`). Where its hosts resolve is checked
+//! when it is stored (`live::store_tenant`), not here: this module reads
+//! nothing of the host, the network included.
 
 use super::load::{err, named_tables, redacted, route_list};
 use super::*;
@@ -18,6 +26,15 @@ pub const MAX_ROUTES: usize = 1_000;
 pub const MAX_ENTRIES: usize = 100;
 /// A tenant document's size limit (the API answers 413 beyond it).
 pub const MAX_DOCUMENT: usize = 1 << 20;
+/// A tenant origin's `timeout` at most: one request to its API.
+pub const MAX_ORIGIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// A tenant origin's `enrich_deadline` at most: how long one of its events
+/// may wait for its alert (holding its share of the pipeline meanwhile).
+pub const MAX_ENRICH_DEADLINE: Duration = Duration::from_secs(300);
+/// What a tenant's e-mail `subject` may say besides text; each is replaced
+/// by the message's own (the default subject is `[{urgency}] {headline} —
+/// {summary}`).
+pub const SUBJECT_PLACEHOLDERS: [&str; 3] = ["{urgency}", "{headline}", "{summary}"];
 
 /// A tenant's validated fragment.
 #[derive(Debug, Clone)]
@@ -95,6 +112,14 @@ pub fn parse(name: &str, doc: &Value) -> Result<Tenant, ConfigErrors> {
                 "not available to tenants (a template is a file on the relay's host); tenants get the built-in messages",
             ));
         }
+        if let Some(subject) = v.get("subject").and_then(Value::as_str) {
+            if ["{{", "{%", "{#"].iter().any(|t| subject.contains(t)) {
+                errors.push(err(
+                    format!("destinations.{entry}.subject"),
+                    "plain text for tenants, not a template (no {{ }}, {% %} or {# #}); {urgency}, {headline} and {summary} are replaced by the message's own",
+                ));
+            }
+        }
     }
     for (i, r) in top
         .get("routes")
@@ -152,6 +177,27 @@ pub fn parse(name: &str, doc: &Value) -> Result<Tenant, ConfigErrors> {
             )
         },
     )?;
+    let mut errors = Vec::new();
+    for (n, o) in &checked.origins {
+        for (field, value, max) in [
+            ("timeout", o.timeout, MAX_ORIGIN_TIMEOUT),
+            ("enrich_deadline", o.enrich_deadline, MAX_ENRICH_DEADLINE),
+        ] {
+            if value > max {
+                errors.push(err(
+                    format!("origins.{n}.{field}"),
+                    format!(
+                        "at most {} for a tenant ({} given)",
+                        humantime::format_duration(max),
+                        humantime::format_duration(value)
+                    ),
+                ));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
     Ok(Tenant {
         name: name.to_owned(),
         origins: checked.origins,
@@ -252,10 +298,18 @@ pub fn merge(file: &Config, tenants: &[Tenant]) -> Result<Config, ConfigErrors> 
     let mut errors = Vec::new();
     let mut ids: BTreeMap<uuid::Uuid, String> =
         file.hooks.iter().map(|(n, h)| (h.id, n.clone())).collect();
+    // One policy for every tenant, from the file.
+    let egress = std::sync::Arc::new(file.tenant_egress());
     for t in tenants {
         let scoped = |n: &str| format!("{}/{n}", t.name);
+        let mark = TenantMark {
+            name: t.name.clone(),
+            egress: egress.clone(),
+        };
         for (n, o) in &t.origins {
-            out.origins.insert(scoped(n), o.clone());
+            let mut o = o.clone();
+            o.tenant = Some(mark.clone());
+            out.origins.insert(scoped(n), o);
         }
         for (n, h) in &t.hooks {
             if let Some(other) = ids.insert(h.id, scoped(n)) {
@@ -269,7 +323,9 @@ pub fn merge(file: &Config, tenants: &[Tenant]) -> Result<Config, ConfigErrors> 
             out.hooks.insert(scoped(n), h);
         }
         for (n, d) in &t.destinations {
-            out.destinations.insert(scoped(n), d.clone());
+            let mut d = d.clone();
+            d.tenant = Some(mark.clone());
+            out.destinations.insert(scoped(n), d);
         }
         let own_hooks: Vec<String> = t.hooks.keys().map(|h| scoped(h)).collect();
         for r in &t.routes {
@@ -388,6 +444,72 @@ mod tests {
         let twin = parse("twin", &doc("11111111-1111-4111-8111-111111111111")).unwrap();
         let errors = merge(&file, &[acme, twin]).unwrap_err();
         assert_eq!(errors.0[0].key, "hooks.soc.id");
+    }
+
+    #[test]
+    fn a_tenant_programs_nothing_and_waits_within_caps() {
+        let mut d = doc("11111111-1111-4111-8111-111111111111");
+        d["destinations"]["mail"] = json!({"kind": "email", "host": "smtp.example.org",
+            "from": "r@example.org", "to": ["s@example.org"], "subject": "{# x #}{urgency}"});
+        d["origins"]["sekoia"]["timeout"] = "31s".into();
+        d["origins"]["sekoia"]["enrich_deadline"] = "301s".into();
+        let keys = |d: &Value| -> Vec<String> {
+            parse("acme", d)
+                .err()
+                .map(|e| e.0.into_iter().map(|e| e.key).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(keys(&d), ["destinations.mail.subject"], "syntax first");
+        for (subject, refused) in [
+            ("{{ alert.title }}", true),
+            ("{% if x %}y{% endif %}", true),
+            ("{#", true),
+            ("[{urgency}] {headline} — {summary}", false),
+            ("{ not a template }", false),
+        ] {
+            d["destinations"]["mail"]["subject"] = subject.into();
+            assert_eq!(
+                keys(&d).contains(&"destinations.mail.subject".to_owned()),
+                refused,
+                "{subject}"
+            );
+        }
+        assert_eq!(
+            keys(&d),
+            ["origins.sekoia.timeout", "origins.sekoia.enrich_deadline"]
+        );
+        d["origins"]["sekoia"]["timeout"] = "30s".into();
+        d["origins"]["sekoia"]["enrich_deadline"] = "5m".into();
+        assert!(keys(&d).is_empty());
+    }
+
+    #[test]
+    fn merged_tenants_carry_their_mark_and_the_files_policy() {
+        let file = load_str(
+            "[admin]\ntenant_allow_hosts = [\"10.0.0.0/8\", \"mail.internal\"]\n",
+            &Default::default(),
+        )
+        .unwrap();
+        let acme = parse("acme", &doc("11111111-1111-4111-8111-111111111111")).unwrap();
+        let merged = merge(&file, &[acme]).unwrap();
+        let mark = merged.destinations["acme/teams"].tenant.as_ref().unwrap();
+        assert_eq!(mark.name, "acme");
+        assert_eq!(
+            mark.egress.forbidden("10.1.1.1".parse().unwrap()),
+            None,
+            "listed"
+        );
+        assert!(mark
+            .egress
+            .forbidden("192.168.1.1".parse().unwrap())
+            .is_some());
+        assert!(merged.origins["acme/sekoia"].tenant.is_some());
+        let bad = load_str(
+            "[admin]\ntenant_allow_hosts = [\"http://x\"]\n",
+            &Default::default(),
+        )
+        .unwrap_err();
+        assert_eq!(bad.0[0].key, "admin.tenant_allow_hosts[0]");
     }
 
     #[test]

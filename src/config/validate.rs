@@ -198,11 +198,16 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
                 format!("{key}.base_url"),
                 "missing (set base_url or region)",
             )),
-            Some(u) => {
-                if let Err(e) = http_url(u) {
-                    errors.push(err(format!("{key}.base_url"), e));
-                }
-            }
+            Some(u) => match http_url(u) {
+                Err(e) => errors.push(err(format!("{key}.base_url"), e)),
+                // The alert's and assets' paths are added to it: a query
+                // or a fragment would swallow or steer them.
+                Ok(url) if url.query().is_some() || url.fragment().is_some() => errors.push(err(
+                    format!("{key}.base_url"),
+                    "the API's base URL only: no ?query or #fragment (the alert's path is appended to it)",
+                )),
+                Ok(_) => {}
+            },
         }
         if origin.alert_link.is_none() {
             origin.alert_link = Some("https://app.sekoia.io/operations/alerts/{short_id}".into());
@@ -408,6 +413,20 @@ fn when_is_empty(w: &When) -> bool {
 /// key that encrypts tenants' secrets.
 fn check_api(config: &mut Config, errors: &mut Vec<ConfigError>) {
     let admin = &mut config.admin;
+    admin.tenant_allow = admin
+        .tenant_allow_hosts
+        .iter()
+        .enumerate()
+        .filter_map(
+            |(i, entry)| match crate::http::guard::Allowed::parse(entry) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    errors.push(err(format!("admin.tenant_allow_hosts[{i}]"), e));
+                    None
+                }
+            },
+        )
+        .collect();
     let Some(token) = &admin.api_token else {
         if admin.secrets_key_file.is_some() {
             errors.push(err(
@@ -534,6 +553,27 @@ mod tests {
         crate::config::load_str(&text, &Default::default())
             .unwrap()
             .warnings
+    }
+
+    /// The alert's path is appended to `base_url`: a query or a fragment
+    /// would swallow or steer it, in the file as in a tenant.
+    #[test]
+    fn a_base_url_with_a_query_or_fragment_is_refused() {
+        for (base, refused) in [
+            ("https://api.sekoia.io?x=", true),
+            ("https://api.sekoia.io/api#f", true),
+            ("https://api.sekoia.io/api/", false),
+        ] {
+            let text = format!(
+                "[origins.o]\nkind = \"sekoia\"\napi_key = \"k\"\nbase_url = \"{base}\"\n[hooks.h]\nid = \"67a7472b-b43c-415d-b1ce-c135fb1dfb0e\"\norigin = \"o\"\n"
+            );
+            let r = crate::config::load_str(&text, &Default::default());
+            match r {
+                Err(e) if refused => assert_eq!(e.0[0].key, "origins.o.base_url", "{base}"),
+                Ok(_) if !refused => {}
+                other => panic!("{base}: {other:?}"),
+            }
+        }
     }
 
     #[test]

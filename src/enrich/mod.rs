@@ -4,6 +4,12 @@
 //! coalescing of concurrent look-ups of one alert (both through `moka`), and
 //! the retry-within-a-deadline policy. It never fails an event: when the
 //! alert cannot be had, the result says so and the event goes on degraded.
+//!
+//! A tenant's origins are untrusted: their requests go through the egress
+//! guard (`crate::http::guard`), what their messages say of a failure is a
+//! short category (never the API's words or a connection's details), and
+//! [`Enricher::admit`] bounds how many of a tenant's events are in
+//! enrichment at once, so one slow origin cannot hold the whole pipeline.
 
 mod alert;
 
@@ -27,9 +33,27 @@ pub enum Enrichment {
     Fetched(Arc<Alert>),
     /// The event is not about an alert (a content proposal, …).
     NotApplicable,
-    /// The alert could not be fetched; the reason is safe to log and show.
+    /// The alert could not be fetched: `"<category> (<detail>)"`. The
+    /// detail (the API's answer, the connection's error) is for the log and
+    /// the operator's journey; messages show only the category
+    /// ([`Enrichment::shown_reason`]).
     Unavailable(String),
 }
+
+/// What a message may say of why an alert is unavailable. Anything else
+/// (the API's text, connection refused vs reset, addresses, OS errors)
+/// would let a tenant use its own messages to scan the relay's network.
+const SHOWN: &[&str] = &[
+    "timeout",
+    "refused",
+    "unreachable",
+    "network error",
+    "address not allowed",
+    "invalid answer",
+    "not configured",
+    "unreadable",
+    "shutting down",
+];
 
 impl Enrichment {
     pub fn alert(&self) -> Option<&Alert> {
@@ -37,6 +61,28 @@ impl Enrichment {
             Enrichment::Fetched(a) => Some(a),
             _ => None,
         }
+    }
+
+    /// Why the alert is unavailable, as a message may say it: `timeout`,
+    /// `refused`, `HTTP 503`, `HTTP 404`, … (`None`: not unavailable, or a
+    /// reason without a category, which messages then do not explain).
+    pub fn shown_reason(&self) -> Option<String> {
+        let Enrichment::Unavailable(reason) = self else {
+            return None;
+        };
+        let head = reason.split(" (").next().unwrap_or_default();
+        let http = |s: &str| {
+            (s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit())).then(|| format!("HTTP {s}"))
+        };
+        if SHOWN.contains(&head) {
+            return Some(head.to_owned());
+        }
+        if let Some(code) = head.strip_prefix("HTTP ") {
+            return http(code);
+        }
+        // Recorded before categories (a replayed dead letter).
+        let code = reason.strip_prefix("alert API answered ")?.get(..3)?;
+        http(code)
     }
 
     /// How the spool records it: a note (`ok`, `n/a`, `unavailable: …`,
@@ -54,7 +100,9 @@ impl Enrichment {
         match (alert_json, note) {
             (Some(json), _) => match Alert::from_slice(json.as_bytes()) {
                 Ok(alert) => Enrichment::Fetched(Arc::new(alert)),
-                Err(e) => Enrichment::Unavailable(format!("the stored alert is unreadable: {e}")),
+                Err(e) => Enrichment::Unavailable(format!(
+                    "unreadable (the stored alert is unreadable: {e})"
+                )),
             },
             (None, Some(note)) => match note.strip_prefix("unavailable: ") {
                 Some(reason) => Enrichment::Unavailable(reason.to_owned()),
@@ -72,15 +120,41 @@ pub enum EnrichError {
     Permanent { status: u16, text: String },
     #[error("alert API answer is not a valid alert: {0}")]
     Invalid(String),
+    /// A tenant's origin at an address tenants may not reach.
+    #[error("{0}")]
+    NotAllowed(String),
     #[error("gave up after {attempts} attempts within the enrich deadline; last error: {last}")]
-    Deadline { attempts: u32, last: String },
+    Deadline {
+        attempts: u32,
+        last: String,
+        /// The last error's category (see [`Enrichment::shown_reason`]).
+        cause: &'static str,
+    },
+}
+
+impl EnrichError {
+    /// The category a message may show.
+    fn shown(&self) -> String {
+        match self {
+            EnrichError::Permanent { status, .. } => format!("HTTP {status}"),
+            EnrichError::Invalid(_) => "invalid answer".into(),
+            EnrichError::NotAllowed(_) => "address not allowed".into(),
+            EnrichError::Deadline { cause, .. } => (*cause).to_owned(),
+        }
+    }
 }
 
 struct OriginClient {
     name: String,
-    base_url: String,
-    /// `base_url` parsed once; each look-up appends the alert's path.
+    /// `base_url` parsed once; each request appends its path segments
+    /// (never text: a `?` or `#` in an id cannot steer the request).
     base: Option<reqwest::Url>,
+    /// A tenant's origin: the client that resolves through the egress
+    /// guard, and the policy its literal addresses are checked against.
+    guarded: Option<(reqwest::Client, Arc<crate::http::guard::Egress>)>,
+    /// In-flight events of this origin's admission group (its tenant's, or
+    /// its own): see [`Enricher::admit`].
+    admission: Arc<Semaphore>,
     api_key: Secret,
     timeout: Duration,
     deadline: Duration,
@@ -106,6 +180,10 @@ impl Enricher {
         http: reqwest::Client,
         metrics: Arc<Metrics>,
     ) -> Self {
+        // One guarded client per egress policy (every tenant shares the
+        // file's), one admission group per tenant and per file origin.
+        let mut guarded: Vec<(Arc<crate::http::guard::Egress>, reqwest::Client)> = Vec::new();
+        let mut groups: HashMap<String, Arc<Semaphore>> = HashMap::new();
         let origins = origins
             .iter()
             .map(|(name, o)| {
@@ -115,12 +193,33 @@ impl Enricher {
                     .unwrap_or_default()
                     .trim_end_matches('/')
                     .to_owned();
+                let guarded = o.tenant.as_ref().map(|mark| {
+                    let found = guarded.iter().find(|(e, _)| Arc::ptr_eq(e, &mark.egress));
+                    let http = match found {
+                        Some((_, c)) => c.clone(),
+                        None => {
+                            let c = crate::http::guarded_client(mark.egress.clone());
+                            guarded.push((mark.egress.clone(), c.clone()));
+                            c
+                        }
+                    };
+                    (http, mark.egress.clone())
+                });
+                let (group, share) = match &o.tenant {
+                    Some(mark) => (format!("tenant {}", mark.name), TENANT_SHARE),
+                    None => (format!("origin {name}"), ORIGIN_SHARE),
+                };
+                let admission = groups
+                    .entry(group)
+                    .or_insert_with(|| Arc::new(Semaphore::new(share)))
+                    .clone();
                 let client = OriginClient {
                     name: name.clone(),
                     base: reqwest::Url::parse(&base_url)
                         .ok()
                         .filter(|u| !u.cannot_be_a_base()),
-                    base_url,
+                    guarded,
+                    admission,
                     api_key: o.api_key.clone().unwrap_or_else(|| Secret::new("")),
                     timeout: o.timeout,
                     deadline: o.enrich_deadline,
@@ -144,6 +243,24 @@ impl Enricher {
         }
     }
 
+    /// Admits one event from `origin` into enrichment, or `None` when its
+    /// group — a tenant's origins together, or one of the file's origins —
+    /// already has its share of events in progress ([`TENANT_SHARE`],
+    /// [`ORIGIN_SHARE`] of the pipeline's permits). The pipeline asks before
+    /// it takes a shared permit and holds the admission until the event is
+    /// routed; on `None` it leaves the event in the spool for a later sweep,
+    /// so an origin that tarpits holds its share and no more. An origin
+    /// no longer configured (or an event without one) is admitted.
+    pub fn admit(&self, origin: &str) -> Option<Admission> {
+        let Some(client) = self.origins.get(origin) else {
+            return Some(Admission { _permit: None });
+        };
+        let permit = client.admission.clone().try_acquire_owned().ok()?;
+        Some(Admission {
+            _permit: Some(permit),
+        })
+    }
+
     /// Enriches one event from `origin`. Never fails: see [`Enrichment`].
     pub async fn enrich(&self, origin: &str, event: &Event) -> Enrichment {
         self.enrich_traced(origin, event).await.0
@@ -159,7 +276,9 @@ impl Enricher {
             // Validation ties every hook to an origin; a reload may have
             // removed it since the event was accepted.
             return (
-                Enrichment::Unavailable(format!("origin {origin:?} is no longer configured")),
+                Enrichment::Unavailable(format!(
+                    "not configured (origin {origin:?} is no longer configured)"
+                )),
                 false,
             );
         };
@@ -183,8 +302,10 @@ impl Enricher {
                 let reason = match e.as_ref() {
                     EnrichError::Permanent { status, .. } => format!("http_{status}"),
                     EnrichError::Invalid(_) => "invalid".into(),
+                    EnrichError::NotAllowed(_) => "not_allowed".into(),
                     EnrichError::Deadline { .. } => "deadline".into(),
                 };
+                let shown = e.shown();
                 self.metrics
                     .enrich_degraded
                     .get_or_create(&labels2("origin", &client.name, "reason", &reason))
@@ -195,7 +316,7 @@ impl Enricher {
                     alert_uuid = %uuid,
                     error = %e
                 );
-                Enrichment::Unavailable(e.to_string())
+                Enrichment::Unavailable(format!("{shown} ({e})"))
             }
         };
         (fetched, false)
@@ -231,13 +352,18 @@ impl Enricher {
             match attempt().await {
                 Ok(v) => return Ok(v),
                 Err(Attempt::Fatal(e)) => return Err(e),
-                Err(Attempt::Transient { error, retry_after }) => {
+                Err(Attempt::Transient {
+                    error,
+                    retry_after,
+                    cause,
+                }) => {
                     let wait = retry_after.unwrap_or_else(|| jitter(backoff));
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                     if started.elapsed() + wait >= client.deadline {
                         return Err(EnrichError::Deadline {
                             attempts,
                             last: error,
+                            cause,
                         });
                     }
                     tracing::debug!(origin = %client.name, attempt = attempts, %error, "Origin API attempt failed; retrying.");
@@ -248,14 +374,10 @@ impl Enricher {
     }
 
     async fn fetch_once(&self, client: &OriginClient, uuid: Uuid) -> Result<Alert, Attempt> {
-        let url = match &client.base {
-            Some(base) => alert_url(base, uuid),
-            None => reqwest::Url::parse(&format!(
-                "{}/v1/sic/alerts/{uuid}?stix=false",
-                client.base_url
-            ))
-            .map_err(|e| Attempt::Fatal(EnrichError::Invalid(format!("the alert URL: {e}"))))?,
-        };
+        let mut url = client
+            .url(&["v1", "sic", "alerts", &uuid.to_string()])
+            .map_err(Attempt::Fatal)?;
+        url.set_query(Some("stix=false"));
         let body = self.get_json(client, url).await?;
         Alert::from_slice(&body).map_err(|e| Attempt::Fatal(EnrichError::Invalid(e)))
     }
@@ -264,6 +386,7 @@ impl Enricher {
     /// within its concurrency bound, timed and counted by outcome: the
     /// body, or whether trying again may help.
     async fn get_json(&self, client: &OriginClient, url: reqwest::Url) -> Result<Vec<u8>, Attempt> {
+        let http = self.http_for(client, &url).map_err(Attempt::Fatal)?;
         let _permit = client
             .permits
             .acquire()
@@ -271,10 +394,10 @@ impl Enricher {
             .map_err(|_| Attempt::Transient {
                 error: "shutting down".into(),
                 retry_after: None,
+                cause: "shutting down",
             })?;
         let started = Instant::now();
-        let result = self
-            .http
+        let result = http
             .get(url)
             .bearer_auth(client.api_key.expose())
             .header("accept", "application/json")
@@ -293,6 +416,7 @@ impl Enricher {
                 return Err(Attempt::Transient {
                     error: scrub(&error_chain(&e), &[&client.api_key]),
                     retry_after: None,
+                    cause: crate::http::failure_category(&e),
                 });
             }
         };
@@ -325,6 +449,7 @@ impl Enricher {
                         scrub(&error_chain(&e), &[&client.api_key])
                     ),
                     retry_after: None,
+                    cause: crate::http::failure_category(&e),
                 })
             }
         };
@@ -333,6 +458,7 @@ impl Enricher {
             408 | 429 | 500..=599 => Err(Attempt::Transient {
                 error: format!("HTTP {} {}", status.as_u16(), excerpt(&body)),
                 retry_after: after,
+                cause: http_cause(status.as_u16()),
             }),
             code => Err(Attempt::Fatal(EnrichError::Permanent {
                 status: code,
@@ -391,11 +517,9 @@ impl Enricher {
         client: &OriginClient,
         id: Uuid,
     ) -> Result<Arc<alert::Asset>, Attempt> {
-        let url = reqwest::Url::parse(&format!(
-            "{}/v2/asset-management/assets/{id}",
-            client.base_url
-        ))
-        .map_err(|e| Attempt::Fatal(EnrichError::Invalid(format!("the asset URL: {e}"))))?;
+        let url = client
+            .url(&["v2", "asset-management", "assets", &id.to_string()])
+            .map_err(Attempt::Fatal)?;
         let body = self.get_json(client, url).await?;
         let v: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|e| Attempt::Fatal(EnrichError::Invalid(e.to_string())))?;
@@ -455,9 +579,13 @@ impl Enricher {
         let client = self.origins.get(origin).ok_or_else(|| {
             WorkflowError::Refused(format!("origin {origin:?} is no longer configured"))
         })?;
-        let url = format!("{}/v1/sic/alerts/{uuid}/workflow", client.base_url);
-        let result = self
-            .http
+        let url = client
+            .url(&["v1", "sic", "alerts", &uuid.to_string(), "workflow"])
+            .map_err(|e| WorkflowError::Refused(e.to_string()))?;
+        let http = self
+            .http_for(client, &url)
+            .map_err(|e| WorkflowError::Refused(e.to_string()))?;
+        let result = http
             .patch(url)
             .bearer_auth(client.api_key.expose())
             .header("accept", "application/json")
@@ -500,15 +628,79 @@ impl Enricher {
     }
 }
 
-/// `{base}/v1/sic/alerts/{uuid}?stix=false`, from the parsed base URL.
-fn alert_url(base: &reqwest::Url, uuid: Uuid) -> reqwest::Url {
+/// `{base}/{segments…}`: each segment percent-encoded as one path segment,
+/// the base's own query and fragment dropped (validation refuses them).
+fn api_url(base: &reqwest::Url, segments: &[&str]) -> reqwest::Url {
     let mut url = base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
     if let Ok(mut path) = url.path_segments_mut() {
-        path.pop_if_empty()
-            .extend(["v1", "sic", "alerts", &uuid.to_string()]);
+        path.pop_if_empty().extend(segments);
     }
-    url.set_query(Some("stix=false"));
     url
+}
+
+impl OriginClient {
+    /// The URL of an API resource below the origin's `base_url`.
+    fn url(&self, segments: &[&str]) -> Result<reqwest::Url, EnrichError> {
+        let base = self.base.as_ref().ok_or_else(|| {
+            EnrichError::Invalid(format!(
+                "origin {:?}: base_url is not a base URL",
+                self.name
+            ))
+        })?;
+        Ok(api_url(base, segments))
+    }
+}
+
+impl Enricher {
+    /// The client for a request to `client`'s API: a tenant's goes through
+    /// the egress guard (a literal IP in its URL is checked here; names
+    /// when they resolve).
+    fn http_for<'a>(
+        &'a self,
+        client: &'a OriginClient,
+        url: &reqwest::Url,
+    ) -> Result<&'a reqwest::Client, EnrichError> {
+        match &client.guarded {
+            Some((http, egress)) => {
+                egress
+                    .check_url(url)
+                    .map_err(|e| EnrichError::NotAllowed(e.0))?;
+                Ok(http)
+            }
+            None => Ok(&self.http),
+        }
+    }
+}
+
+/// The category of an HTTP status worth retrying.
+fn http_cause(status: u16) -> &'static str {
+    match status {
+        408 => "HTTP 408",
+        429 => "HTTP 429",
+        500 => "HTTP 500",
+        502 => "HTTP 502",
+        503 => "HTTP 503",
+        504 => "HTTP 504",
+        _ => "HTTP 5xx",
+    }
+}
+
+/// Events of one tenant (all its origins together) in enrichment at once,
+/// at most: an eighth of the pipeline's 512 permits, so eight tenants whose
+/// origins all tarpit still leave half of them to everyone else.
+pub const TENANT_SHARE: usize = 64;
+/// Events of one of the file's origins in enrichment at once, at most:
+/// half the pipeline's permits (the operator's own origins are trusted,
+/// but one that stalls still leaves the other half to the rest).
+pub const ORIGIN_SHARE: usize = 256;
+
+/// An event's place in its origin's share ([`Enricher::admit`]): held
+/// until the event is routed, released when dropped.
+#[derive(Debug)]
+pub struct Admission {
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 enum Attempt {
@@ -516,6 +708,8 @@ enum Attempt {
     Transient {
         error: String,
         retry_after: Option<Duration>,
+        /// What a message may say of it (see [`Enrichment::shown_reason`]).
+        cause: &'static str,
     },
 }
 
@@ -547,15 +741,103 @@ mod tests {
 
     #[test]
     fn alert_urls_extend_the_base_path() {
-        let uuid = Uuid::parse_str("5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e").unwrap();
+        let uuid = "5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e";
         for (base, want) in [
-            ("https://api.sekoia.io", "https://api.sekoia.io/v1/sic/alerts/5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e?stix=false"),
-            ("http://127.0.0.1:9/api", "http://127.0.0.1:9/api/v1/sic/alerts/5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e?stix=false"),
-            ("http://h/a/b/", "http://h/a/b/v1/sic/alerts/5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e?stix=false"),
+            (
+                "https://api.sekoia.io",
+                "https://api.sekoia.io/v1/sic/alerts/5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e",
+            ),
+            (
+                "http://127.0.0.1:9/api",
+                "http://127.0.0.1:9/api/v1/sic/alerts/5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e",
+            ),
+            (
+                "http://h/a/b/",
+                "http://h/a/b/v1/sic/alerts/5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e",
+            ),
+            // A query or fragment in the base (refused by validation) never
+            // swallows the path.
+            (
+                "http://h/a?x=1#f",
+                "http://h/a/v1/sic/alerts/5d5d3d3a-3c4b-4b0a-9a2c-1e0e0e0e0e0e",
+            ),
         ] {
             let base = reqwest::Url::parse(base).unwrap();
-            assert_eq!(alert_url(&base, uuid).as_str(), want);
+            assert_eq!(
+                api_url(&base, &["v1", "sic", "alerts", uuid]).as_str(),
+                want
+            );
         }
+        // A segment is one segment, whatever it holds.
+        let base = reqwest::Url::parse("https://api.sekoia.io").unwrap();
+        assert_eq!(
+            api_url(&base, &["v2", "assets", "x?y=1#z/../w"]).as_str(),
+            "https://api.sekoia.io/v2/assets/x%3Fy=1%23z%2F..%2Fw"
+        );
+    }
+
+    /// Messages say a category, never the API's words or the connection's
+    /// details; older records (a replayed dead letter) get one too.
+    #[test]
+    fn shown_reasons_are_categories() {
+        let shown = |r: &str| Enrichment::Unavailable(r.into()).shown_reason();
+        for (reason, want) in [
+            ("timeout (gave up after 3 attempts within the enrich deadline; last error: operation timed out)", Some("timeout")),
+            ("refused (gave up after 2 attempts; last error: tcp connect error: Connection refused (os error 111))", Some("refused")),
+            ("HTTP 503 (gave up after 4 attempts; last error: HTTP 503 <html>internal secret page</html>)", Some("HTTP 503")),
+            ("HTTP 404 (alert API answered 404 (Not Found))", Some("HTTP 404")),
+            ("address not allowed (10.0.0.1 is a private address)", Some("address not allowed")),
+            ("alert API answered 403 (Forbidden)", Some("HTTP 403")),
+            ("hook \"x\" is no longer configured", None),
+            ("tcp connect error: Connection refused (os error 111)", None),
+            ("HTTP 50x (x)", None),
+        ] {
+            assert_eq!(shown(reason).as_deref(), want, "{reason}");
+        }
+        assert_eq!(Enrichment::NotApplicable.shown_reason(), None);
+    }
+
+    /// A tenant's events hold at most its share; the file's origins theirs.
+    #[tokio::test]
+    async fn admission_is_bounded_per_tenant() {
+        let origin = |tenant: Option<&str>| OriginConfig {
+            kind: crate::config::OriginKind::Sekoia,
+            region: None,
+            base_url: Some("https://api.sekoia.io".into()),
+            api_key: Some(Secret::new("k")),
+            alert_link: None,
+            timeout: Duration::from_secs(1),
+            concurrency: 1,
+            cache_ttl: Duration::from_secs(1),
+            enrich_deadline: Duration::from_secs(1),
+            tenant: tenant.map(|t| crate::config::TenantMark {
+                name: t.into(),
+                egress: Arc::new(Default::default()),
+            }),
+        };
+        let origins = std::collections::BTreeMap::from([
+            ("acme/a".to_owned(), origin(Some("acme"))),
+            ("acme/b".to_owned(), origin(Some("acme"))),
+            ("beta/a".to_owned(), origin(Some("beta"))),
+            ("file".to_owned(), origin(None)),
+        ]);
+        let e = Enricher::new(&origins, reqwest::Client::new(), Arc::new(Metrics::new()));
+        // acme's two origins share one budget.
+        let mut held: Vec<Admission> = (0..TENANT_SHARE)
+            .map(|i| {
+                e.admit(if i % 2 == 0 { "acme/a" } else { "acme/b" })
+                    .unwrap()
+            })
+            .collect();
+        assert!(e.admit("acme/a").is_none());
+        assert!(e.admit("acme/b").is_none());
+        // Others are not affected.
+        assert!(e.admit("beta/a").is_some());
+        assert!(e.admit("file").is_some());
+        assert!(e.admit("gone").is_some(), "an unknown origin is admitted");
+        // A routed event gives its place back.
+        held.pop();
+        assert!(e.admit("acme/b").is_some());
     }
 
     /// What the spool records is enough to rebuild the enrichment when a
@@ -575,7 +857,7 @@ mod tests {
         }
         assert!(matches!(
             Enrichment::from_stored(Some("ok"), Some("[1]")),
-            Enrichment::Unavailable(r) if r.starts_with("the stored alert is unreadable")
+            Enrichment::Unavailable(r) if r.starts_with("unreadable (the stored alert is unreadable")
         ));
     }
 }

@@ -67,10 +67,12 @@ fn message(f: &Facts) -> Value {
 /// The document for one routed event.
 pub fn for_event(event: &Event, enrichment: &Enrichment, facts: &Facts, to: Target) -> Value {
     let alert = enrichment.alert();
-    let (status, reason) = match enrichment {
-        Enrichment::Fetched(_) => ("ok", None),
-        Enrichment::NotApplicable => ("not-applicable", None),
-        Enrichment::Unavailable(r) => ("unavailable", Some(r.as_str())),
+    // The reason's category only, as in the message itself.
+    let reason = enrichment.shown_reason();
+    let status = match enrichment {
+        Enrichment::Fetched(_) => "ok",
+        Enrichment::NotApplicable => "not-applicable",
+        Enrichment::Unavailable(_) => "unavailable",
     };
     let urgency = alert.and_then(|a| a.urgency.as_ref()).map(|u| {
         json!({"value": u.value, "display": u.display, "level": facts.level.name(), "color": facts.level.hex()})

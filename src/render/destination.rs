@@ -77,7 +77,9 @@ pub fn destinations(config: &Config) -> Result<(Destinations, Vec<String>), Conf
 /// Compiles a destination's `template` and e-mail `subject`; on error, the
 /// field at fault and why.
 fn compile(dest: &DestinationConfig) -> Result<Option<Templates>, (&'static str, String)> {
-    if dest.template.is_none() && dest.subject.is_none() {
+    // A tenant's subject is plain text with placeholders, never a template
+    // (`email::plain_subject`); tenants have no `template` either.
+    if dest.template.is_none() && (dest.subject.is_none() || dest.tenant.is_some()) {
         return Ok(None);
     }
     let escape = if dest.kind == DestinationKind::Email {

@@ -22,9 +22,47 @@ pub fn html_escape(s: &str) -> String {
     out
 }
 
-/// The default subject: `[Urgency] headline`.
+/// The default subject: `[Urgency] headline — summary`.
 pub fn subject(f: &Facts) -> String {
     f.one_line()
+}
+
+/// A tenant's `subject`: plain text in which `{urgency}`, `{headline}` and
+/// `{summary}` are replaced by the message's own, in one pass (a value
+/// that contains a placeholder is not expanded again), as one clean line.
+/// No template engine: a tenant programs nothing on the relay.
+pub fn plain_subject(pattern: &str, f: &Facts) -> String {
+    let urgency = f
+        .facts
+        .iter()
+        .find(|(l, _)| *l == "Urgency")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    let mut out = String::with_capacity(pattern.len() + f.headline.len());
+    let mut rest = pattern;
+    while let Some(at) = rest.find('{') {
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        let value = [
+            ("{urgency}", urgency),
+            ("{headline}", f.headline.as_str()),
+            ("{summary}", f.summary.as_str()),
+        ]
+        .into_iter()
+        .find(|(p, _)| from.starts_with(p));
+        match value {
+            Some((p, v)) => {
+                out.push_str(v);
+                rest = from.get(p.len()..).unwrap_or("");
+            }
+            None => {
+                out.push('{');
+                rest = from.get(1..).unwrap_or("");
+            }
+        }
+    }
+    out.push_str(rest);
+    super::clean(&out, 250)
 }
 
 pub fn text(f: &Facts) -> String {

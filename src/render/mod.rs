@@ -346,11 +346,14 @@ impl Facts {
             ),
             _ => None,
         };
-        let degraded = match enrichment {
-            Enrichment::Unavailable(reason) => Some(clean(
-                &format!("Alert details unavailable ({reason})."),
+        // Only a category (timeout, refused, HTTP 503…): the API's words
+        // and the connection's details stay in the log and the journey.
+        let degraded = match (enrichment, enrichment.shown_reason()) {
+            (Enrichment::Unavailable(_), Some(why)) => Some(clean(
+                &format!("Alert details unavailable ({why})."),
                 FACT_MAX,
             )),
+            (Enrichment::Unavailable(_), None) => Some("Alert details unavailable.".to_owned()),
             _ => None,
         };
         Facts {
@@ -732,6 +735,13 @@ pub fn payload(
             }
             _ => {
                 let mut v = render(kind, facts, doc);
+                // A tenant's subject: plain text with placeholders, never
+                // compiled (see `destination::compile`).
+                if let (DestinationKind::Email, Some(pattern), Some(_)) =
+                    (kind, &dest.config.subject, &dest.config.tenant)
+                {
+                    v["subject"] = Value::String(email::plain_subject(pattern, facts));
+                }
                 if card {
                     // A bare Adaptive Card, for flows that want one.
                     v = v["attachments"][0]["content"].take();
@@ -872,7 +882,8 @@ pub(crate) fn trial(dest: &Destination, name: &str) -> Vec<String> {
         Ok(a) => Enrichment::Fetched(std::sync::Arc::new(a)),
         Err(_) => return Vec::new(),
     };
-    let unavailable = Enrichment::Unavailable("sample: the alert API did not answer".into());
+    let unavailable =
+        Enrichment::Unavailable("timeout (sample: the alert API did not answer)".into());
     let target = context::Target {
         hook: Some("sample"),
         route: Some("sample"),

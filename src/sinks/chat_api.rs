@@ -194,6 +194,7 @@ impl Sink {
                 error,
             })
         })?;
+        self.reachable(&prepared.url).map_err(ApiError::Failed)?;
         let mut request = http
             .request(prepared.method, prepared.url)
             .body(prepared.body)

@@ -86,7 +86,12 @@ impl Sink {
                     Err(e) => Transport::Broken(e),
                 }
             }
-            _ => Transport::Http(http),
+            // A tenant's destination resolves through the egress guard:
+            // a client of its own (its connections are its own anyway).
+            _ => Transport::Http(match &dest.tenant {
+                Some(mark) => crate::http::guarded_client(mark.egress.clone()),
+                None => http,
+            }),
         };
         let url = dest
             .url
@@ -289,6 +294,19 @@ impl Sink {
         (outcome, started.elapsed())
     }
 
+    /// A tenant's URL whose host is a literal IP the egress policy
+    /// forbids (its client resolves names through the guard, but never a
+    /// literal): a permanent failure, nothing sent.
+    fn reachable(&self, url: &reqwest::Url) -> Result<(), Outcome> {
+        match &self.dest.tenant {
+            Some(mark) => mark.egress.check_url(url).map_err(|e| Outcome::Permanent {
+                status: None,
+                error: format!("not sent: {e}"),
+            }),
+            None => Ok(()),
+        }
+    }
+
     async fn send_http(&self, http: &reqwest::Client, id: &str, payload: &str) -> Outcome {
         let dest = &*self.dest;
         let timestamp = std::time::SystemTime::now()
@@ -304,6 +322,9 @@ impl Sink {
                 }
             }
         };
+        if let Err(refused) = self.reachable(&prepared.url) {
+            return refused;
+        }
         let mut request = http
             .request(prepared.method, prepared.url)
             .body(prepared.body)

@@ -21,6 +21,9 @@ pub struct Smtp {
     timeout: Duration,
     /// `smtp://host:port` for messages (no credentials).
     pub target: String,
+    /// A tenant's: where it may connect, and the host and port to check
+    /// before each send.
+    egress: Option<(std::sync::Arc<crate::http::guard::Egress>, String, u16)>,
 }
 
 #[derive(serde::Deserialize)]
@@ -65,6 +68,10 @@ impl Smtp {
             password: dest.password.clone(),
             timeout,
             target: format!("smtp://{host}:{port}"),
+            egress: dest
+                .tenant
+                .as_ref()
+                .map(|m| (m.egress.clone(), host.to_owned(), port)),
         })
     }
 
@@ -109,6 +116,21 @@ impl Smtp {
                 }
             }
         };
+        // A tenant's SMTP host: resolved and checked just before lettre
+        // connects (lettre resolves it again itself: a name whose DNS
+        // answer changes within that moment — a rebinding with a zero TTL —
+        // is the window that remains; the HTTP kinds have none, their
+        // client connects to what the guard kept).
+        if let Some((egress, host, port)) = &self.egress {
+            if let Err(e) = egress.check_host(host, *port).await {
+                return Outcome::Retry {
+                    status: None,
+                    error: format!("not sent: {e}"),
+                    retry_after: None,
+                    throttled: false,
+                };
+            }
+        }
         // The destination's own list (its password among them).
         let secrets: Vec<&Secret> = self.password.iter().collect();
         // Each SMTP command has `timeout`; the whole dialogue gets twice that.
