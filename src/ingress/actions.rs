@@ -611,15 +611,15 @@ async fn mattermost(
     let Some(token) = p.pointer("/context/token").and_then(|v| v.as_str()) else {
         return (StatusCode::BAD_REQUEST, "no token\n").into_response();
     };
+    let r = match resolve(config.clone(), token) {
+        Ok(r) if r.dest().kind == DestinationKind::Mattermost && r.dest().api_mode() => r,
+        _ => return (StatusCode::FORBIDDEN, "invalid action\n").into_response(),
+    };
     let Some(user_id) = p["user_id"]
         .as_str()
         .filter(|u| !u.is_empty() && u.len() <= 64 && u.bytes().all(|b| b.is_ascii_alphanumeric()))
     else {
         return (StatusCode::BAD_REQUEST, "no user_id\n").into_response();
-    };
-    let r = match resolve(config.clone(), token) {
-        Ok(r) if r.dest().kind == DestinationKind::Mattermost && r.dest().api_mode() => r,
-        _ => return (StatusCode::FORBIDDEN, "invalid action\n").into_response(),
     };
     let slot = match state.interactions.slot() {
         Ok(s) => s,
