@@ -691,7 +691,10 @@ async fn a_slack_signature_counts_only_for_the_destination_the_button_names() {
     let r = reqwest::Client::new()
         .post(format!("http://{}/integrations/slack", app.addr))
         .header("x-slack-request-timestamp", &ts)
-        .header("x-slack-signature", slack_sign(&format!("{SIGNING}0"), &ts, &body))
+        .header(
+            "x-slack-signature",
+            slack_sign(&format!("{SIGNING}0"), &ts, &body),
+        )
         .body(body.clone())
         .send()
         .await
@@ -700,7 +703,10 @@ async fn a_slack_signature_counts_only_for_the_destination_the_button_names() {
     let r = reqwest::Client::new()
         .post(format!("http://{}/integrations/slack", app.addr))
         .header("x-slack-request-timestamp", &ts)
-        .header("x-slack-signature", slack_sign(&format!("{SIGNING}1"), &ts, &body))
+        .header(
+            "x-slack-signature",
+            slack_sign(&format!("{SIGNING}1"), &ts, &body),
+        )
         .body(body)
         .send()
         .await
@@ -738,8 +744,8 @@ async fn mattermost_clicks_are_admitted_spent_once_and_attributed_by_mattermost(
     app.post(fixture("event-alert-created.json")).await;
     chat.wait(WAIT, "the root", |m| m.len() == 1).await;
     let root = chat.roots()[0].clone();
-    let token = root.current()["props"]["attachments"][0]["actions"][0]["integration"]
-        ["context"]["token"]
+    let token = root.current()["props"]["attachments"][0]["actions"][0]["integration"]["context"]
+        ["token"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -753,7 +759,9 @@ async fn mattermost_clicks_are_admitted_spent_once_and_attributed_by_mattermost(
             .send()
     };
     // Not from the Mattermost server's network; an unreadable address.
-    let r = click("198.51.100.1", mm_click(&token, "u1", "bob")).await.unwrap();
+    let r = click("198.51.100.1", mm_click(&token, "u1", "bob"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     let garbled = client
         .post(&url)
@@ -767,7 +775,9 @@ async fn mattermost_clicks_are_admitted_spent_once_and_attributed_by_mattermost(
         .unwrap();
     assert_eq!(garbled.status(), 403);
     // The body's user_name is not who clicked: Mattermost's user u1 is bob.
-    let r = click("192.0.2.7", mm_click(&token, "u1", "mallory")).await.unwrap();
+    let r = click("192.0.2.7", mm_click(&token, "u1", "mallory"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.json::<Value>().await.unwrap()["ephemeral_text"],
@@ -784,19 +794,30 @@ async fn mattermost_clicks_are_admitted_spent_once_and_attributed_by_mattermost(
         sent[0].json()
     );
     // The same click again is refused, and nothing is done twice.
-    let again = click("192.0.2.7", mm_click(&token, "u1", "mallory")).await.unwrap();
+    let again = click("192.0.2.7", mm_click(&token, "u1", "mallory"))
+        .await
+        .unwrap();
     assert_eq!(again.status(), 409);
     // A user Mattermost does not know is named by id, marked as such.
-    let r = click("192.0.2.8", mm_click(&token, "zz9", "eve")).await.unwrap();
+    let r = click("192.0.2.8", mm_click(&token, "zz9", "eve"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     chat.wait(WAIT, "the second reply", |m| m.len() == 3).await;
     let texts: Vec<String> = chat
         .replies(&root.id)
         .iter()
-        .map(|m| m.current()["message"].as_str().unwrap_or_default().to_owned())
+        .map(|m| {
+            m.current()["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect();
     assert!(
-        texts.iter().any(|t| t.contains("zz9") && t.contains("as reported by Mattermost") && !t.contains("eve")),
+        texts.iter().any(|t| t.contains("zz9")
+            && t.contains("as reported by Mattermost")
+            && !t.contains("eve")),
         "{texts:?}"
     );
     // A flood from one address is limited like the action pages.

@@ -635,7 +635,12 @@ async fn the_console_answers_only_the_host_names_it_is_served_under() {
 
 #[test]
 fn allowed_hosts_entries_are_host_names() {
-    for bad in ["https://relay.example.org", "relay.example.org/console", "a b", ""] {
+    for bad in [
+        "https://relay.example.org",
+        "relay.example.org/console",
+        "a b",
+        "",
+    ] {
         let text = format!("[console]\nenabled = true\nallowed_hosts = [\"{bad}\"]\n");
         let errors = hookrelay::config::load_str(&text, &Default::default()).unwrap_err();
         assert!(
@@ -735,7 +740,10 @@ async fn cookies_are_secure_when_the_console_is_reached_over_https() {
     assert!(set.contains("; Secure"), "{set}");
     app.stop().await;
     // An explicit `secure_cookies = false` still wins.
-    let off = https.replace("enabled = true\n", "enabled = true\nsecure_cookies = false\n");
+    let off = https.replace(
+        "enabled = true\n",
+        "enabled = true\nsecure_cookies = false\n",
+    );
     let app = spawn_app(&fake, &off).await;
     let r = browser()
         .post(url(&app, "/console/login"))

@@ -89,9 +89,10 @@ impl ConsoleConfig {
     /// whenever the console is reached over HTTPS (`public_url`).
     pub fn secure(&self) -> bool {
         self.secure_cookies.unwrap_or_else(|| {
-            self.public_url
-                .as_deref()
-                .is_some_and(|u| u.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")))
+            self.public_url.as_deref().is_some_and(|u| {
+                u.get(..8)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+            })
         })
     }
 }

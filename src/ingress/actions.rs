@@ -83,21 +83,25 @@ impl Default for Interactions {
 }
 
 impl Interactions {
-    /// A slot, or the 503 to answer.
-    fn slot(&self) -> Result<OwnedSemaphorePermit, Response> {
-        self.slots.clone().try_acquire_owned().map_err(|_| {
-            let mut r = (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({
-                    "ephemeral_text": "hookrelay is busy; try again in a moment."
-                })),
-            )
-                .into_response();
-            r.headers_mut()
-                .insert("retry-after", axum::http::HeaderValue::from_static("5"));
-            r
-        })
+    /// A free slot, held until the work is done; `None` when all are taken.
+    fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
     }
+}
+
+/// The answer when every slot is taken: 503, try again in a moment (in
+/// Mattermost's shape; Slack shows its own error).
+fn busy() -> Response {
+    let mut r = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(serde_json::json!({
+            "ephemeral_text": "hookrelay is busy; try again in a moment."
+        })),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert("retry-after", axum::http::HeaderValue::from_static("5"));
+    r
 }
 
 fn now_secs() -> u64 {
@@ -222,7 +226,10 @@ fn admit(
 
 /// Who may open action pages: `[actions] allow_from`.
 fn page_allow(config: &Config) -> &[ipnet::IpNet] {
-    config.actions.as_ref().map_or(&[][..], |a| &a.allow_from[..])
+    config
+        .actions
+        .as_ref()
+        .map_or(&[][..], |a| &a.allow_from[..])
 }
 
 fn view(a: &Alert, uuid: &uuid::Uuid) -> AlertView {
@@ -564,9 +571,8 @@ async fn slack(
         .find_map(|k| p.pointer(k).and_then(|v| v.as_str()))
         .map(|u| crate::render::clean(u, 64))
         .unwrap_or_else(|| "someone".into());
-    let slot = match state.interactions.slot() {
-        Ok(s) => s,
-        Err(resp) => return resp,
+    let Some(slot) = state.interactions.slot() else {
+        return busy();
     };
     let client = format!("slack:@{user}");
     let id = match begin(&state, &r, &client, None).await {
@@ -621,9 +627,8 @@ async fn mattermost(
     else {
         return (StatusCode::BAD_REQUEST, "no user_id\n").into_response();
     };
-    let slot = match state.interactions.slot() {
-        Ok(s) => s,
-        Err(resp) => return resp,
+    let Some(slot) = state.interactions.slot() else {
+        return busy();
     };
     let nonce = {
         use sha2::Digest;
@@ -656,7 +661,15 @@ async fn mattermost(
     let user_id = user_id.to_owned();
     tokio::spawn(async move {
         let user = mattermost_user(r.dest(), &user_id).await;
-        act_and_tell(state.clone(), r, id, slot, format!("mattermost:@{user}"), user).await
+        act_and_tell(
+            state.clone(),
+            r,
+            id,
+            slot,
+            format!("mattermost:@{user}"),
+            user,
+        )
+        .await
     });
     axum::Json(serde_json::json!({"ephemeral_text": text})).into_response()
 }
@@ -740,6 +753,20 @@ async fn act_and_tell(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interactions_past_the_slots_are_answered_busy() {
+        let i = Interactions::default();
+        let held: Vec<_> = (0..INTERACTIONS_AT_ONCE)
+            .map(|_| i.slot().expect("a free slot"))
+            .collect();
+        assert!(i.slot().is_none(), "no slot left");
+        let answer = busy();
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.headers()["retry-after"], "5");
+        drop(held);
+        assert!(i.slot().is_some(), "slots come back when the work ends");
+    }
 
     /// Slack's documented example: secret, timestamp, body and signature.
     #[test]

@@ -227,7 +227,11 @@ fn mattermost(
                 json!({"id": id, "username": name, "first_name": "", "last_name": ""}).to_string(),
             )
                 .into_response(),
-            None => mm_error(404, "app.user.missing_account.const", "Unable to find the user."),
+            None => mm_error(
+                404,
+                "app.user.missing_account.const",
+                "Unable to find the user.",
+            ),
         };
     }
     let mut messages = state.messages.lock().unwrap();

@@ -57,16 +57,20 @@ pub fn allowed(console: &ConsoleConfig, admin: SocketAddr, host: Option<&str>) -
         .and_then(|u| url::Url::parse(u).ok())
         .and_then(|u| {
             let h = u.host_str()?.trim_start_matches('[').trim_end_matches(']');
-            Some((h.trim_end_matches('.').to_ascii_lowercase(), u.port_or_known_default()))
+            Some((
+                h.trim_end_matches('.').to_ascii_lowercase(),
+                u.port_or_known_default(),
+            ))
         });
     if let Some((h, p)) = public {
         if h == name && (port.is_none() || port == p) {
             return true;
         }
     }
-    console.allowed_hosts.iter().any(|entry| {
-        split(entry).is_some_and(|(h, p)| h == name && (p.is_none() || p == port))
-    })
+    console
+        .allowed_hosts
+        .iter()
+        .any(|entry| split(entry).is_some_and(|(h, p)| h == name && (p.is_none() || p == port)))
 }
 
 #[cfg(test)]

@@ -37,10 +37,16 @@ const SALT_LEN: usize = 16;
 pub struct Keys {
     local: [u8; 32],
     logins: crate::ingress::PerMinute,
-    /// The session key and the fingerprint (a MAC under `local`) of the
-    /// password it was derived from: derived again only when the password
-    /// changes. The lock makes concurrent first requests derive it once.
-    derived: tokio::sync::Mutex<Option<([u8; 32], Arc<[u8; 32]>)>>,
+    /// The session key, derived again only when the password changes.
+    /// The lock makes concurrent first requests derive it once.
+    derived: tokio::sync::Mutex<Option<Derived>>,
+}
+
+/// A session key and the fingerprint (a MAC under `Keys::local`) of the
+/// password it was derived from.
+struct Derived {
+    fingerprint: [u8; 32],
+    key: Arc<[u8; 32]>,
 }
 
 impl Default for Keys {
@@ -120,7 +126,7 @@ impl Keys {
         let key = {
             let mut derived = self.derived.lock().await;
             match derived.as_ref() {
-                Some((f, key)) if same(f, &fingerprint) => key.clone(),
+                Some(d) if same(&d.fingerprint, &fingerprint) => d.key.clone(),
                 _ => {
                     let mut candidate = vec![0u8; SALT_LEN];
                     rand::thread_rng().fill_bytes(&mut candidate);
@@ -135,7 +141,10 @@ impl Keys {
                         ms = started.elapsed().as_millis() as u64
                     );
                     let key = Arc::new(key);
-                    *derived = Some((fingerprint, key.clone()));
+                    *derived = Some(Derived {
+                        fingerprint,
+                        key: key.clone(),
+                    });
                     key
                 }
             }
