@@ -577,7 +577,8 @@ async fn slack(
     let client = format!("slack:@{user}");
     let id = match begin(&state, &r, &client, None).await {
         Ok(id) => id,
-        Err(_) => return StatusCode::OK.into_response(),
+        // The spool refused the record: Slack shows the click failed.
+        Err(_) => return busy(),
     };
     tokio::spawn(act_and_tell(state.clone(), r, id, slot, client, user));
     StatusCode::OK.into_response()
