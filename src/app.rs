@@ -148,6 +148,7 @@ impl App {
             ready: AtomicBool::new(false),
             reject_log: Default::default(),
             action_limiter: Default::default(),
+            interactions: Default::default(),
             console_keys: Default::default(),
             coord: coord.clone(),
             reload: reload_tx,
@@ -181,6 +182,15 @@ impl App {
             grace,
             admin_cancel.clone(),
         ));
+        // The console's session key costs an Argon2id run: paid now rather
+        // than by the first request (best effort: a spool that does not
+        // answer yet is tried again then).
+        if let Some(console) = config.console.clone().filter(|c| c.enabled) {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let _ = state.console_keys.sealer(&console, &state.store).await;
+            });
+        }
         state.ready.store(true, Ordering::Relaxed);
         tracing::info!(
             message = "hookrelay is listening.", listen = %public_addr, admin = %admin_addr,

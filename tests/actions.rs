@@ -510,3 +510,323 @@ async fn mattermost_buttons_post_back_and_the_thread_says_who_acted() {
     assert_eq!(reply.current()["message"], "Closed by @\u{2060}bob");
     app.stop().await;
 }
+
+/// The action token of `action` on the fixture alert for destination
+/// `dest`, valid for an hour, as the relay would sign it.
+fn token_for(dest: &str, action: ActionKind) -> String {
+    let s = SECRET.as_bytes();
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    sign(
+        s,
+        &Link {
+            alert: ALERT_UUID.parse().unwrap(),
+            action,
+            destination: tag(s, "destination", dest),
+            origin: tag(s, "origin", "sekoia"),
+            expires,
+        },
+    )
+}
+
+#[tokio::test]
+async fn an_unreadable_forwarded_address_is_refused_not_taken_for_the_proxys() {
+    let fake = Fake::start().await;
+    // Loopback is a trusted proxy (the default) and inside allow_from: a
+    // garbled X-Forwarded-For must not make the request the proxy's.
+    let app = spawn_app(&fake, &actions_config("allow_from = [\"127.0.0.0/8\"]")).await;
+    let actions = card_actions(&app, &fake).await;
+    let client = reqwest::Client::new();
+    let ok = client.get(&actions[0].1).send().await.unwrap();
+    assert_eq!(ok.status(), 200, "the proxy itself, no header");
+    let garbled = reqwest::header::HeaderValue::from_bytes(b"203.0.113.\xff").unwrap();
+    let r = client
+        .get(&actions[0].1)
+        .header("x-forwarded-for", garbled.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client
+        .post(&actions[0].1)
+        .header("x-forwarded-for", garbled)
+        .form(&[("csrf", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // An address that is not one, too.
+    let r = client
+        .get(&actions[0].1)
+        .header("x-forwarded-for", "not-an-address")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(patches(&fake).is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn action_and_integration_bodies_are_capped_small() {
+    let fake = Fake::start().await;
+    let app = spawn_app(&fake, &actions_config("")).await;
+    let big = "payload=".to_owned() + &"x".repeat(100 * 1024);
+    let client = reqwest::Client::new();
+    for path in [
+        "/integrations/slack".to_owned(),
+        "/integrations/mattermost".to_owned(),
+        format!("/actions/{}", token_for("teams", ActionKind::Close)),
+    ] {
+        let r = client
+            .post(format!("http://{}{path}", app.addr))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413, "{path}");
+    }
+    // A Slack payload of a few KB is read as before.
+    let small = "payload=".to_owned() + &"{}".repeat(2000);
+    let r = client
+        .post(format!("http://{}/integrations/slack", app.addr))
+        .body(small)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 413);
+    app.stop().await;
+}
+
+/// Unsigned Slack interactions with a ~60 KB body, `n` of them: how long
+/// they took to be refused.
+async fn refuse_unsigned_slack(app: &TestApp, n: usize) -> Duration {
+    let payload = json!({
+        "type": "block_actions",
+        "actions": [{"action_id": "hookrelay_close", "value": token_for("sk0", ActionKind::Close)}],
+        "filler": "x".repeat(60 * 1024),
+    });
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload.to_string())
+        .finish();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    for _ in 0..n {
+        let r = client
+            .post(format!("http://{}/integrations/slack", app.addr))
+            .header("x-slack-request-timestamp", now.to_string())
+            .header("x-slack-signature", format!("v0={}", "0".repeat(64)))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    started.elapsed()
+}
+
+fn slack_destinations(n: usize, api: &str) -> String {
+    (0..n)
+        .map(|i| format!("[destinations.sk{i}]\nkind = \"slack\"\ntoken = \"{SLACK_TOKEN}\"\nchannel = \"{SLACK_CHANNEL}\"\napi_url = \"{api}\"\nsigning_secret = \"{SIGNING}{i}\"\n"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_slack_interaction_costs_one_signature_check_whatever_the_destinations() {
+    let fake = Fake::start().await;
+    let chat = ChatApi::start().await;
+    let config = |n: usize| {
+        format!(
+            "[actions]\npublic_url = \"{PUBLIC}\"\nsecret = \"{SECRET}\"\n{}[[routes]]\nname = \"all\"\nto = [\"sk0\"]\n",
+            slack_destinations(n, &chat.slack_api())
+        )
+    };
+    let one = spawn_app(&fake, &config(1)).await;
+    refuse_unsigned_slack(&one, 2).await; // warm up
+    let t_one = refuse_unsigned_slack(&one, 12).await;
+    one.stop().await;
+    let many = spawn_app(&fake, &config(400)).await;
+    refuse_unsigned_slack(&many, 2).await;
+    let t_many = refuse_unsigned_slack(&many, 12).await;
+    many.stop().await;
+    // Checked against every destination's secret, the 400 would cost
+    // 400 MACs over 60 KB each per request (seconds in all).
+    assert!(
+        t_many < t_one * 4 + Duration::from_millis(800),
+        "400 destinations: {t_many:?}; one: {t_one:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_slack_signature_counts_only_for_the_destination_the_button_names() {
+    let fake = Fake::start().await;
+    let chat = ChatApi::start().await;
+    let config = format!(
+        "[actions]\npublic_url = \"{PUBLIC}\"\nsecret = \"{SECRET}\"\n{}[[routes]]\nname = \"all\"\nto = [\"sk0\", \"sk1\"]\n",
+        slack_destinations(2, &chat.slack_api())
+    );
+    let app = spawn_app(&fake, &config).await;
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": "U0ALICE", "username": "alice"},
+        "actions": [{"action_id": "hookrelay_close", "value": token_for("sk1", ActionKind::Close)}],
+    });
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload.to_string())
+        .finish();
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    // sk0's secret does not vouch for sk1's button.
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/integrations/slack", app.addr))
+        .header("x-slack-request-timestamp", &ts)
+        .header(
+            "x-slack-signature",
+            slack_sign(&format!("{SIGNING}0"), &ts, &body),
+        )
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/integrations/slack", app.addr))
+        .header("x-slack-request-timestamp", &ts)
+        .header(
+            "x-slack-signature",
+            slack_sign(&format!("{SIGNING}1"), &ts, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    fake.wait_for(WORKFLOW, 1, WAIT).await;
+    app.stop().await;
+}
+
+/// A Mattermost button click as Mattermost's server posts it.
+fn mm_click(token: &str, user_id: &str, user_name: &str) -> Value {
+    json!({
+        "user_id": user_id,
+        "user_name": user_name,
+        "channel_id": common::chat::MM_CHANNEL,
+        "team_id": "t1",
+        "post_id": "p1",
+        "trigger_id": "x",
+        "type": "",
+        "data_source": "",
+        "context": {"token": token},
+    })
+}
+
+#[tokio::test]
+async fn mattermost_clicks_are_admitted_spent_once_and_attributed_by_mattermost() {
+    use common::chat::{MM_CHANNEL, MM_TOKEN};
+    let fake = Fake::start().await;
+    let chat = ChatApi::start().await;
+    let extra = format!(
+        "[actions]\npublic_url = \"{PUBLIC}\"\nsecret = \"{SECRET}\"\nbuttons = [\"close\"]\nmattermost_allow_from = [\"192.0.2.0/24\"]\n[destinations.mm]\nkind = \"mattermost\"\nserver_url = \"{}\"\ntoken = \"{MM_TOKEN}\"\nchannel_id = \"{MM_CHANNEL}\"\n[[routes]]\nname = \"all\"\nto = [\"mm\"]\n",
+        chat.mattermost_server()
+    );
+    let app = spawn_app(&fake, &extra).await;
+    app.post(fixture("event-alert-created.json")).await;
+    chat.wait(WAIT, "the root", |m| m.len() == 1).await;
+    let root = chat.roots()[0].clone();
+    let token = root.current()["props"]["attachments"][0]["actions"][0]["integration"]["context"]
+        ["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!("http://{}/integrations/mattermost", app.addr);
+    let client = reqwest::Client::new();
+    let click = |xff: &'static str, body: Value| {
+        client
+            .post(&url)
+            .header("x-forwarded-for", xff)
+            .json(&body)
+            .send()
+    };
+    // Not from the Mattermost server's network; an unreadable address.
+    let r = click("198.51.100.1", mm_click(&token, "u1", "bob"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let garbled = client
+        .post(&url)
+        .header(
+            "x-forwarded-for",
+            reqwest::header::HeaderValue::from_bytes(b"192.0.2.\xff").unwrap(),
+        )
+        .json(&mm_click(&token, "u1", "bob"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbled.status(), 403);
+    // The body's user_name is not who clicked: Mattermost's user u1 is bob.
+    let r = click("192.0.2.7", mm_click(&token, "u1", "mallory"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["ephemeral_text"],
+        "Close requested."
+    );
+    chat.wait(WAIT, "the reply", |m| m.len() == 2).await;
+    let reply = &chat.replies(&root.id)[0];
+    assert_eq!(reply.current()["message"], "Closed by @\u{2060}bob");
+    let sent = patches(&fake);
+    assert_eq!(sent.len(), 1);
+    assert!(
+        !sent[0].json()["comment"].to_string().contains("mallory"),
+        "{}",
+        sent[0].json()
+    );
+    // The same click again is refused, and nothing is done twice.
+    let again = click("192.0.2.7", mm_click(&token, "u1", "mallory"))
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    // A user Mattermost does not know is named by id, marked as such.
+    let r = click("192.0.2.8", mm_click(&token, "zz9", "eve"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    chat.wait(WAIT, "the second reply", |m| m.len() == 3).await;
+    let texts: Vec<String> = chat
+        .replies(&root.id)
+        .iter()
+        .map(|m| {
+            m.current()["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.contains("zz9")
+            && t.contains("as reported by Mattermost")
+            && !t.contains("eve")),
+        "{texts:?}"
+    );
+    // A flood from one address is limited like the action pages.
+    let mut codes = Vec::new();
+    for i in 0..40 {
+        let body = mm_click(&format!("{token}{i}"), "u1", "bob");
+        codes.push(click("192.0.2.9", body).await.unwrap().status().as_u16());
+    }
+    assert!(codes.contains(&429), "{codes:?}");
+    assert!(patches(&fake).len() <= 2);
+    app.stop().await;
+}

@@ -9,6 +9,7 @@
 mod common;
 
 use common::*;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -506,7 +507,7 @@ async fn a_digest_links_to_exactly_its_alerts() {
     let fake = Fake::start().await;
     let extra = "[console]\nenabled = true\npublic_url = \"https://relay.example.org/\"\n\
                  [[routes]]\nname = \"all\"\nto = [\"slack\"]\n";
-    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let dir = Arc::new(tempfile::tempdir().unwrap());
     let env = [
         ("HOOKRELAY_DESTINATIONS__SLACK__MAX_PER_MINUTE", "1"),
         ("HOOKRELAY_DESTINATIONS__SLACK__DIGEST", "true"),
@@ -558,4 +559,235 @@ async fn a_digest_links_to_exactly_its_alerts() {
         rows, n,
         "the console lists exactly the {n} alerts of the digest:\n{page}"
     );
+}
+
+/// A GET of `path` on the admin listener with this `Host` header (`None`:
+/// none at all), over a raw HTTP/1.1 connection: its status and body.
+async fn raw_get(app: &TestApp, path: &str, host: Option<&str>, extra: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(app.admin).await.unwrap();
+    let host = host.map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
+    let req = format!("GET {path} HTTP/1.1\r\n{host}{extra}Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+/// DNS rebinding: a page of attacker.example resolved to 127.0.0.1 reaches
+/// the loopback console from the operator's browser with its own `Host`.
+#[tokio::test]
+async fn the_console_answers_only_the_host_names_it_is_served_under() {
+    let fake = Fake::start().await;
+    let extra = format!(
+        "[console]\nenabled = true\npublic_url = \"https://relay.example.org/\"\nallowed_hosts = [\"Console.Internal\"]\n{ROUTES}"
+    );
+    let app = spawn_app(&fake, &extra).await;
+    let port = app.admin.port();
+    for path in [
+        "/console/",
+        "/console/config",
+        "/console/events",
+        "/console/login",
+        "/console/static/console.css",
+    ] {
+        for host in [
+            Some("attacker.example".to_owned()),
+            Some(format!("attacker.example:{port}")),
+            Some(format!("localhost.attacker.example:{port}")),
+            Some("relay.example.org:8443".to_owned()),
+            None,
+        ] {
+            let (status, text) = raw_get(&app, path, host.as_deref(), "").await;
+            assert_eq!(status, 421, "{path} with Host {host:?}: {text}");
+            assert!(!text.contains("csrf"), "{text}");
+            assert!(text.contains("misdirected request"), "{text}");
+        }
+    }
+    // Its own names: loopback (any port: an SSH tunnel), public_url's
+    // host, allowed_hosts (any case).
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "localhost:8022".to_owned(),
+        format!("[::1]:{port}"),
+        "relay.example.org".to_owned(),
+        "relay.example.org:443".to_owned(),
+        "console.internal".to_owned(),
+    ] {
+        let (status, text) = raw_get(&app, "/console/config", Some(&host), "").await;
+        assert_eq!(status, 200, "Host {host}: {text}");
+    }
+    // reqwest's own Host (127.0.0.1:port), as the browser tests use.
+    let (status, _) = get(&browser(), &url(&app, "/console/config")).await;
+    assert_eq!(status, 200);
+    // Hooks and probes do not care.
+    let (status, _) = raw_get(&app, "/healthz", Some("attacker.example"), "").await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
+
+#[test]
+fn allowed_hosts_entries_are_host_names() {
+    for bad in [
+        "https://relay.example.org",
+        "relay.example.org/console",
+        "a b",
+        "",
+    ] {
+        let text = format!("[console]\nenabled = true\nallowed_hosts = [\"{bad}\"]\n");
+        let errors = hookrelay::config::load_str(&text, &Default::default()).unwrap_err();
+        assert!(
+            errors
+                .0
+                .iter()
+                .any(|e| e.key == "console.allowed_hosts[0]" && e.message.contains("host name")),
+            "{bad}: {errors}"
+        );
+    }
+    let ok = "[console]\nenabled = true\nallowed_hosts = [\"relay.example.org\", \"[::1]:9091\", \"10.0.0.5:8080\"]\n";
+    hookrelay::config::load_str(ok, &Default::default()).unwrap();
+}
+
+/// The session cookie of a login (its `name=value` pair).
+async fn session_cookie(app: &TestApp) -> String {
+    let r = browser()
+        .post(url(app, "/console/login"))
+        .form(&[("username", "admin"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let set = r.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+/// A GET with `cookie` and nothing else: its status.
+async fn get_with(app: &TestApp, path: &str, cookie: &str) -> u16 {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(url(app, path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_logout_ends_copied_sessions_on_every_replica_and_a_new_password_all() {
+    let fake = Fake::start().await;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let app = spawn_app_in(&fake, &console(true), dir.clone()).await;
+    // Two sessions (two browsers, or a cookie copied elsewhere).
+    let (one, two) = (session_cookie(&app).await, session_cookie(&app).await);
+    assert_eq!(get_with(&app, "/console/", &one).await, 200);
+    assert_eq!(get_with(&app, "/console/", &two).await, 200);
+    // Logging out in one ends both: the cookie alone is no longer enough.
+    let c = browser();
+    login(&app, &c).await;
+    let (_, page) = get(&c, &url(&app, "/console/")).await;
+    let r = c
+        .post(url(&app, "/console/logout"))
+        .form(&[("csrf", csrf_of(&page))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(get_with(&app, "/console/", &one).await, 303);
+    assert_eq!(get_with(&app, "/console/", &two).await, 303);
+    // A new login works, and holds after a restart on the same spool
+    // (the salt and the epoch are the spool's).
+    let fresh = session_cookie(&app).await;
+    assert_eq!(get_with(&app, "/console/", &fresh).await, 200);
+    app.stop().await;
+    let app = spawn_app_in(&fake, &console(true), dir.clone()).await;
+    assert_eq!(get_with(&app, "/console/", &fresh).await, 200);
+    assert_eq!(get_with(&app, "/console/", &one).await, 303);
+    app.stop().await;
+    // Another password: every session ends.
+    let other = console(true).replace(PASSWORD, "another console password");
+    let app = spawn_app_in(&fake, &other, dir).await;
+    assert_eq!(get_with(&app, "/console/", &fresh).await, 303);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cookies_are_secure_when_the_console_is_reached_over_https() {
+    let fake = Fake::start().await;
+    let https = console(true).replace(
+        "enabled = true\n",
+        "enabled = true\npublic_url = \"https://relay.example.org\"\n",
+    );
+    let app = spawn_app(&fake, &https).await;
+    let r = browser()
+        .post(url(&app, "/console/login"))
+        .form(&[("username", "admin"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let set = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(set.contains("; Secure"), "{set}");
+    app.stop().await;
+    // An explicit `secure_cookies = false` still wins.
+    let off = https.replace(
+        "enabled = true\n",
+        "enabled = true\nsecure_cookies = false\n",
+    );
+    let app = spawn_app(&fake, &off).await;
+    let r = browser()
+        .post(url(&app, "/console/login"))
+        .form(&[("username", "admin"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let set = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(!set.contains("Secure"), "{set}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_login_limit_counts_each_client_behind_the_proxy() {
+    let fake = Fake::start().await;
+    // Loopback is a trusted proxy by default: X-Forwarded-For names the client.
+    let app = spawn_app(&fake, &console(true)).await;
+    let attempt = |xff: &'static str| {
+        browser()
+            .post(url(&app, "/console/login"))
+            .header("x-forwarded-for", xff)
+            .form(&[("username", "admin"), ("password", PASSWORD)])
+            .send()
+    };
+    let mut codes = Vec::new();
+    for _ in 0..11 {
+        codes.push(attempt("192.0.2.1").await.unwrap().status().as_u16());
+    }
+    assert_eq!(codes[..10], [303; 10], "{codes:?}");
+    assert_eq!(codes[10], 429, "{codes:?}");
+    // Another client behind the same proxy is not locked out.
+    assert_eq!(attempt("192.0.2.2").await.unwrap().status(), 303);
+    // A header that cannot be read is refused, never counted as the proxy.
+    let r = browser()
+        .post(url(&app, "/console/login"))
+        .header(
+            "x-forwarded-for",
+            reqwest::header::HeaderValue::from_bytes(b"192.0.2.\xff").unwrap(),
+        )
+        .form(&[("username", "admin"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("set-cookie").is_none());
+    app.stop().await;
 }

@@ -753,3 +753,68 @@ async fn a_tenant_change_reaches_every_replica_within_a_second() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Console sessions are the cluster's: a login on one replica holds on the
+/// other (same password, the spool's salt), and a logout on either ends
+/// the session on both (the spool's session epoch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_logout_on_one_replica_ends_the_session_on_every_replica() {
+    let Some(setup) = setup("").await else {
+        return;
+    };
+    let password = "a cluster console password";
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(
+        &setup.config,
+        format!("{text}\n[console]\nenabled = true\npassword = \"{password}\"\n"),
+    )
+    .unwrap();
+    let a = Daemon::spawn(&setup.config).await;
+    let b = Daemon::spawn(&setup.config).await;
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = plain
+        .post(format!("http://{}/console/login", a.admin))
+        .form(&[("username", "admin"), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let open = |admin: std::net::SocketAddr, path: &'static str| {
+        plain
+            .get(format!("http://{admin}{path}"))
+            .header("cookie", &cookie)
+            .send()
+    };
+    assert_eq!(open(a.admin, "/console/").await.unwrap().status(), 200);
+    let page = open(b.admin, "/console/").await.unwrap();
+    assert_eq!(page.status(), 200, "the other replica accepts it");
+    let page = page.text().await.unwrap();
+    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    let csrf = page[at..].split('"').next().unwrap().to_owned();
+    let out = plain
+        .post(format!("http://{}/console/logout", b.admin))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    for r in [&a, &b] {
+        assert_eq!(
+            open(r.admin, "/console/").await.unwrap().status(),
+            303,
+            "replica {} still accepts the session",
+            r.admin
+        );
+    }
+}

@@ -1480,3 +1480,26 @@ async fn the_console_reads_filter_and_page() {
         assert!(none.is_empty(), "{name}");
     }
 }
+
+#[tokio::test]
+async fn console_sessions_share_one_salt_and_a_logout_epoch() {
+    for (name, store, _dir) in backends(1000).await {
+        // No logout yet: epoch 0.
+        assert_eq!(store.console_epoch().await.unwrap(), 0, "{name}");
+        // The first salt offered is kept; later offers (another replica,
+        // a restart) get it back.
+        let first = store.console_salt(vec![1; 16]).await.unwrap();
+        assert_eq!(first, vec![1; 16], "{name}");
+        let again = store.console_salt(vec![2; 16]).await.unwrap();
+        assert_eq!(again, first, "{name}");
+        // Every logout moves the epoch on, and the salt stays.
+        assert_eq!(store.end_console_sessions().await.unwrap(), 1, "{name}");
+        assert_eq!(store.end_console_sessions().await.unwrap(), 2, "{name}");
+        assert_eq!(store.console_epoch().await.unwrap(), 2, "{name}");
+        assert_eq!(
+            store.console_salt(vec![3; 16]).await.unwrap(),
+            first,
+            "{name}"
+        );
+    }
+}

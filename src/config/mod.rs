@@ -64,9 +64,10 @@ pub struct ConsoleConfig {
     pub username: String,
     pub password: Option<Secret>,
     /// Mark the session cookie `Secure` (the console is reached over HTTPS,
-    /// through a reverse proxy).
+    /// through a reverse proxy). Unset: on when `public_url` is `https`
+    /// (see [`ConsoleConfig::secure`]).
     #[serde(default)]
-    pub secure_cookies: bool,
+    pub secure_cookies: Option<bool>,
     /// A login lasts this long.
     #[serde(default = "default_session_ttl", with = "humantime_serde")]
     pub session_ttl: Duration,
@@ -74,6 +75,26 @@ pub struct ConsoleConfig {
     /// listener), e.g. `https://relay.example.org`: digests link to the
     /// list of the alerts they stand for.
     pub public_url: Option<String>,
+    /// Further `Host` names the console answers to (`name` or `name:port`;
+    /// without a port, any port), besides the loopback names, the admin
+    /// listener's own address and `public_url`'s host. Any other `Host` is
+    /// answered 421: a page of another site whose name was made to resolve
+    /// to this listener (DNS rebinding) reads nothing. Lower-cased at load.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+}
+
+impl ConsoleConfig {
+    /// Whether the session cookie is marked `Secure`: as set, else
+    /// whenever the console is reached over HTTPS (`public_url`).
+    pub fn secure(&self) -> bool {
+        self.secure_cookies.unwrap_or_else(|| {
+            self.public_url.as_deref().is_some_and(|u| {
+                u.get(..8)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+            })
+        })
+    }
 }
 
 fn default_console_user() -> String {
@@ -105,6 +126,11 @@ pub struct ActionsConfig {
     /// `server.trusted_proxies`); empty: anyone with a link.
     #[serde(default)]
     pub allow_from: Vec<IpNet>,
+    /// Who may post to `/integrations/mattermost`: the Mattermost
+    /// server's addresses (it makes the request, not the person's
+    /// browser). Empty: `allow_from` applies.
+    #[serde(default)]
+    pub mattermost_allow_from: Vec<IpNet>,
 }
 
 fn default_action_ttl() -> Duration {

@@ -482,12 +482,33 @@ fn check_console(config: &mut Config, errors: &mut Vec<ConfigError>) {
         )),
         _ => {}
     }
+    for (i, host) in c.allowed_hosts.iter_mut().enumerate() {
+        match normalize_host(host) {
+            Some(h) => *host = h,
+            None => errors.push(err(
+                format!("console.allowed_hosts[{i}]"),
+                format!("expected a host name or address, optionally with :port (e.g. \"relay.example.org\" or \"[::1]:9091\"), found {host:?}"),
+            )),
+        }
+    }
     if c.username.trim().is_empty() || c.username.len() > 64 {
         errors.push(err("console.username", "must be 1 to 64 characters"));
     }
     if c.session_ttl < Duration::from_secs(60) || c.session_ttl > Duration::from_secs(30 * 86_400) {
         errors.push(err("console.session_ttl", "must be between 1m and 30d"));
     }
+}
+
+/// A `console.allowed_hosts` entry as a `Host` header would carry it:
+/// lower case, no trailing dot; `None` when it is not `host` or `host:port`.
+fn normalize_host(entry: &str) -> Option<String> {
+    let e = entry.trim().to_ascii_lowercase();
+    if e.is_empty() || e.contains(['/', '@', '?', '#', ' ']) {
+        return None;
+    }
+    let u = url::Url::parse(&format!("http://{e}/")).ok()?;
+    u.host_str()?;
+    Some(e)
 }
 
 /// `[actions]` and the destinations' `buttons` and `signing_secret`.

@@ -9,6 +9,17 @@
 //!
 //! Every performed action is recorded (the history, `events show`),
 //! logged and counted; pages are rate-limited per client address.
+//!
+//! Nothing here trusts more than it must: bodies are capped at
+//! [`BODY_MAX`] before they are read to the end; a client address that
+//! cannot be read (a trusted proxy's garbled `X-Forwarded-For`) is refused,
+//! never replaced by the proxy's; a Slack interaction is matched to the
+//! one destination its button's token names before that destination's
+//! signature is checked (one MAC, whatever the configuration); Mattermost
+//! requests are admitted by address and rate, spent once per token and
+//! user, and attributed to the `user_id` Mattermost's server sets, looked
+//! up with the destination's bot token; the work after the answer runs
+//! in a bounded number of tasks.
 
 use super::auth::client_ip;
 use super::hooks::not_found_response;
@@ -27,11 +38,20 @@ use axum::Router;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Largest form or interaction body read (Slack's `block_actions`
-/// payload carries the whole message the button was in).
-const BODY_MAX: usize = 1024 * 1024;
+/// Largest form or interaction body read: Slack's `block_actions`
+/// payload (which carries the message the button was in) is a few KB, a
+/// confirmation form or a Mattermost request less. Larger is 413, refused
+/// as soon as it is known (its `Content-Length`, or the first byte past
+/// the cap), before anything is checked.
+pub const BODY_MAX: usize = 64 * 1024;
+/// Chat interactions carried out at once after their answer; more wait
+/// for none: they are answered 503 (Retry-After).
+const INTERACTIONS_AT_ONCE: usize = 32;
+/// How long looking up who clicked in Mattermost may take.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest comment passed on.
 const COMMENT_MAX: usize = 1000;
 /// Page requests per client address per minute.
@@ -45,6 +65,43 @@ pub fn routes() -> Router<Arc<IngressState>> {
         .route("/integrations/slack", post(slack))
         .route("/integrations/mattermost", post(mattermost))
         .layer(DefaultBodyLimit::max(BODY_MAX))
+}
+
+/// The chat interactions being carried out after their answer (Slack and
+/// Mattermost buttons): a fixed number of slots, so a flood of clicks
+/// cannot start unbounded work.
+pub struct Interactions {
+    slots: Arc<Semaphore>,
+}
+
+impl Default for Interactions {
+    fn default() -> Self {
+        Interactions {
+            slots: Arc::new(Semaphore::new(INTERACTIONS_AT_ONCE)),
+        }
+    }
+}
+
+impl Interactions {
+    /// A free slot, held until the work is done; `None` when all are taken.
+    fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
+    }
+}
+
+/// The answer when every slot is taken: 503, try again in a moment (in
+/// Mattermost's shape; Slack shows its own error).
+fn busy() -> Response {
+    let mut r = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(serde_json::json!({
+            "ephemeral_text": "hookrelay is busy; try again in a moment."
+        })),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert("retry-after", axum::http::HeaderValue::from_static("5"));
+    r
 }
 
 fn now_secs() -> u64 {
@@ -128,23 +185,30 @@ fn invalid_link() -> Response {
     )
 }
 
-/// The client address, allowed by `[actions] allow_from` and the rate limit.
+/// The client address, allowed by `allow_from` (empty: anyone) and the
+/// rate limit. An address that cannot be read (a trusted proxy sent an
+/// `X-Forwarded-For` entry that is not one) is refused: the proxy's own
+/// address may well be in `allow_from`.
 fn admit(
     state: &IngressState,
     config: &Config,
+    allow_from: &[ipnet::IpNet],
     peer: SocketAddr,
     headers: &HeaderMap,
 ) -> Result<IpAddr, Box<Response>> {
-    let ip = client_ip(peer.ip(), headers, &config.server.trusted_proxies).unwrap_or(peer.ip());
-    if let Some(a) = &config.actions {
-        if !a.allow_from.is_empty() && !a.allow_from.iter().any(|n| n.contains(&ip)) {
-            return Err(Box::new(pages::problem(
-                StatusCode::FORBIDDEN,
-                "Not from here",
-                "Action pages are not open to your network.",
-                false,
-            )));
-        }
+    let forbidden = || {
+        Box::new(pages::problem(
+            StatusCode::FORBIDDEN,
+            "Not from here",
+            "Action pages are not open to your network.",
+            false,
+        ))
+    };
+    let Some(ip) = client_ip(peer.ip(), headers, &config.server.trusted_proxies) else {
+        return Err(forbidden());
+    };
+    if !allow_from.is_empty() && !allow_from.iter().any(|n| n.contains(&ip)) {
+        return Err(forbidden());
     }
     if !state.action_limiter.allow(ip, PER_MINUTE) {
         let mut r = pages::problem(
@@ -158,6 +222,14 @@ fn admit(
         return Err(Box::new(r));
     }
     Ok(ip)
+}
+
+/// Who may open action pages: `[actions] allow_from`.
+fn page_allow(config: &Config) -> &[ipnet::IpNet] {
+    config
+        .actions
+        .as_ref()
+        .map_or(&[][..], |a| &a.allow_from[..])
 }
 
 fn view(a: &Alert, uuid: &uuid::Uuid) -> AlertView {
@@ -209,7 +281,7 @@ async fn show(
         Ok(r) => r,
         Err(resp) => return *resp,
     };
-    if let Err(resp) = admit(&state, &r.config, peer, &headers) {
+    if let Err(resp) = admit(&state, &r.config, page_allow(&r.config), peer, &headers) {
         return *resp;
     }
     let alert = match generation.enricher.fetch_now(&r.origin, r.link.alert).await {
@@ -267,7 +339,20 @@ async fn act(
     comment: &str,
     nonce: Option<String>,
 ) -> (Acted, Option<Arc<Alert>>) {
-    let generation = state.live.get();
+    match begin(state, r, client, nonce).await {
+        Ok(id) => carry_out(state, r, id, client, comment).await,
+        Err(acted) => (acted, None),
+    }
+}
+
+/// Records the start of `r`'s action for `client`, spending `nonce`: the
+/// record's id, or what it came to already (a replay, a spool failure).
+async fn begin(
+    state: &IngressState,
+    r: &Resolved,
+    client: &str,
+    nonce: Option<String>,
+) -> Result<i64, Acted> {
     let action = r.action();
     let record = ActionRecord {
         at: crate::store::now_ms(),
@@ -278,19 +363,27 @@ async fn act(
         result: "pending".into(),
         detail: None,
     };
-    let id = match state.store.start_action(record, nonce).await {
-        Ok(Some(id)) => id,
+    match state.store.start_action(record, nonce).await {
+        Ok(Some(id)) => Ok(id),
         Ok(None) => {
             count(state, action.as_str(), "replayed");
-            return (Acted::Replayed, None);
+            Err(Acted::Replayed)
         }
-        Err(e) => {
-            return (
-                Acted::Failed(format!("cannot record the action: {e}")),
-                None,
-            )
-        }
-    };
+        Err(e) => Err(Acted::Failed(format!("cannot record the action: {e}"))),
+    }
+}
+
+/// Carries out the action begun as record `id`: checks the alert's
+/// status now, changes it, records and counts the outcome.
+async fn carry_out(
+    state: &IngressState,
+    r: &Resolved,
+    id: i64,
+    client: &str,
+    comment: &str,
+) -> (Acted, Option<Arc<Alert>>) {
+    let generation = state.live.get();
+    let action = r.action();
     let alert = generation.enricher.fetch_now(&r.origin, r.link.alert).await;
     let (acted, alert) = match alert {
         Err(WorkflowError::Refused(m)) => (Acted::Refused(m), None),
@@ -344,7 +437,7 @@ async fn perform(
         Ok(r) => r,
         Err(resp) => return *resp,
     };
-    let ip = match admit(&state, &r.config, peer, &headers) {
+    let ip = match admit(&state, &r.config, page_allow(&r.config), peer, &headers) {
         Ok(ip) => ip,
         Err(resp) => return *resp,
     };
@@ -414,9 +507,13 @@ pub fn slack_signature_ok(secret: &str, timestamp: &str, body: &[u8], given: &st
     crate::config::constant_time_eq(want.as_bytes(), given.as_bytes())
 }
 
-/// Slack's interaction payloads (`block_actions`): the request must carry
-/// a valid signature of a Slack destination's signing secret, at most 5
-/// minutes old; Slack gets its 200 at once and the change runs after.
+/// Slack's interaction payloads (`block_actions`): the button's value is
+/// hookrelay's own signed token, which names the destination; the request
+/// must then carry a valid signature of that destination's signing secret
+/// (one MAC, whatever the number of destinations), at most 5 minutes old.
+/// Slack gets its 200 at once and the change runs after. A payload that
+/// names no action of ours (another interaction, a link button) is
+/// answered 200 and nothing is done: nothing is checked for it either.
 async fn slack(
     State(state): State<Arc<IngressState>>,
     headers: HeaderMap,
@@ -436,17 +533,9 @@ async fn slack(
         header("x-slack-request-timestamp"),
         header("x-slack-signature"),
     );
-    let fresh = ts
-        .parse::<u64>()
-        .is_ok_and(|t| now_secs().abs_diff(t) <= SLACK_SKEW);
-    let signed_by = config.destinations.iter().find(|(_, d)| {
-        d.signing_secret
-            .as_ref()
-            .is_some_and(|s| slack_signature_ok(s.expose(), ts, &body, signature))
-    });
-    let (Some((dest_name, _)), true) = (signed_by, fresh) else {
+    let unauthorized = || {
         count(&state, "-", "unauthorized");
-        return (StatusCode::UNAUTHORIZED, "invalid signature\n").into_response();
+        (StatusCode::UNAUTHORIZED, "invalid signature\n").into_response()
     };
     let payload = url::form_urlencoded::parse(&body)
         .find(|(k, _)| k == "payload")
@@ -460,30 +549,68 @@ async fn slack(
     let Some(token) = p.pointer("/actions/0/value").and_then(|v| v.as_str()) else {
         return StatusCode::OK.into_response();
     };
-    let r = match resolve(config.clone(), token) {
-        Ok(r) if &r.destination == dest_name => r,
-        _ => return (StatusCode::FORBIDDEN, "invalid action\n").into_response(),
+    // The token is checked with the actions secret first (a MAC over a
+    // few dozen bytes); a forged one is refused like a bad signature,
+    // without telling which was wrong.
+    let Ok(r) = resolve(config.clone(), token) else {
+        return unauthorized();
     };
+    let fresh = ts
+        .parse::<u64>()
+        .is_ok_and(|t| now_secs().abs_diff(t) <= SLACK_SKEW);
+    let signed = r.dest().kind == DestinationKind::Slack
+        && r.dest()
+            .signing_secret
+            .as_ref()
+            .is_some_and(|s| slack_signature_ok(s.expose(), ts, &body, signature));
+    if !(fresh && signed) {
+        return unauthorized();
+    }
     let user = ["/user/username", "/user/name", "/user/id"]
         .iter()
         .find_map(|k| p.pointer(k).and_then(|v| v.as_str()))
         .map(|u| crate::render::clean(u, 64))
         .unwrap_or_else(|| "someone".into());
-    tokio::spawn(act_and_tell(
-        state.clone(),
-        r,
-        format!("slack:@{user}"),
-        user,
-    ));
+    let Some(slot) = state.interactions.slot() else {
+        return busy();
+    };
+    let client = format!("slack:@{user}");
+    let id = match begin(&state, &r, &client, None).await {
+        Ok(id) => id,
+        // The spool refused the record: Slack shows the click failed.
+        Err(_) => return busy(),
+    };
+    tokio::spawn(act_and_tell(state.clone(), r, id, slot, client, user));
     StatusCode::OK.into_response()
 }
 
-/// Mattermost's interactive buttons post `{user_name, context: {token}}`;
-/// the signed token is the credential. Answered at once.
-async fn mattermost(State(state): State<Arc<IngressState>>, body: Bytes) -> Response {
+/// Mattermost's interactive buttons post `{user_id, user_name, context:
+/// {token}, ...}`. Mattermost signs nothing: the token (in the button's
+/// integration context, which Mattermost keeps on its server and never
+/// shows to its clients) is the credential, and the request is admitted by
+/// address (`[actions] mattermost_allow_from`, else `allow_from`) and rate
+/// like the action pages. Each token is spent once per user: a replay of
+/// the same click is refused. Who clicked is the `user_id` Mattermost's
+/// server sets, looked up with the destination's bot token; `user_name`
+/// from the body is never shown. Answered at once.
+async fn mattermost(
+    State(state): State<Arc<IngressState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let config = state.live.get().config.clone();
-    if config.actions.is_none() {
+    let Some(actions) = &config.actions else {
         return not_found_response();
+    };
+    let allow = if actions.mattermost_allow_from.is_empty() {
+        &actions.allow_from
+    } else {
+        &actions.mattermost_allow_from
+    };
+    if let Err(resp) = admit(&state, &config, allow, peer, &headers) {
+        count(&state, "-", "forbidden");
+        return *resp;
     }
     let Ok(p) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "not JSON\n").into_response();
@@ -491,29 +618,101 @@ async fn mattermost(State(state): State<Arc<IngressState>>, body: Bytes) -> Resp
     let Some(token) = p.pointer("/context/token").and_then(|v| v.as_str()) else {
         return (StatusCode::BAD_REQUEST, "no token\n").into_response();
     };
-    let r = match resolve(config, token) {
+    let r = match resolve(config.clone(), token) {
         Ok(r) if r.dest().kind == DestinationKind::Mattermost && r.dest().api_mode() => r,
         _ => return (StatusCode::FORBIDDEN, "invalid action\n").into_response(),
     };
-    let user = p["user_name"]
+    let Some(user_id) = p["user_id"]
         .as_str()
-        .map(|u| crate::render::clean(u, 64))
-        .unwrap_or_else(|| "someone".into());
+        .filter(|u| !u.is_empty() && u.len() <= 64 && u.bytes().all(|b| b.is_ascii_alphanumeric()))
+    else {
+        return (StatusCode::BAD_REQUEST, "no user_id\n").into_response();
+    };
+    let Some(slot) = state.interactions.slot() else {
+        return busy();
+    };
+    let nonce = {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"mattermost\0");
+        h.update(token.as_bytes());
+        h.update(b"\0");
+        h.update(user_id.as_bytes());
+        format!("mattermost:{}", hex::encode(h.finalize()))
+    };
+    let client = format!("mattermost:{user_id}");
+    let id = match begin(&state, &r, &client, Some(nonce)).await {
+        Ok(id) => id,
+        Err(Acted::Replayed) => {
+            return (
+                StatusCode::CONFLICT,
+                axum::Json(serde_json::json!({"ephemeral_text": "Already requested."})),
+            )
+                .into_response()
+        }
+        Err(_) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"ephemeral_text": "hookrelay cannot record the action now; try again in a moment."})),
+            )
+                .into_response()
+        }
+    };
     let text = format!("{} requested.", r.action().label());
-    tokio::spawn(act_and_tell(
-        state.clone(),
-        r,
-        format!("mattermost:@{user}"),
-        user,
-    ));
+    let user_id = user_id.to_owned();
+    tokio::spawn(async move {
+        let user = mattermost_user(r.dest(), &user_id).await;
+        act_and_tell(
+            state.clone(),
+            r,
+            id,
+            slot,
+            format!("mattermost:@{user}"),
+            user,
+        )
+        .await
+    });
     axum::Json(serde_json::json!({"ephemeral_text": text})).into_response()
 }
 
-/// Performs a chat user's action and says how it went in the alert's
-/// thread (or the channel, when the destination does not thread).
-async fn act_and_tell(state: Arc<IngressState>, r: Resolved, client: String, user: String) {
+/// The user name of Mattermost user `id`, from Mattermost's API with the
+/// destination's bot token; if it cannot be had, the id, marked as such.
+async fn mattermost_user(dest: &DestinationConfig, id: &str) -> String {
+    let fallback = || format!("{id} (a user id, as reported by Mattermost)");
+    let (Some(server), Some(token)) = (dest.server_url.as_deref(), dest.token.as_ref()) else {
+        return fallback();
+    };
+    let url = format!("{}/api/v4/users/{id}", server.trim_end_matches('/'));
+    let answer = crate::http::client()
+        .get(url)
+        .bearer_auth(token.expose())
+        .timeout(LOOKUP_TIMEOUT)
+        .send()
+        .await;
+    let user = match answer {
+        Ok(r) if r.status().is_success() => r.json::<serde_json::Value>().await.ok(),
+        _ => None,
+    };
+    user.as_ref()
+        .and_then(|u| u["username"].as_str())
+        .filter(|u| !u.is_empty())
+        .map(|u| crate::render::clean(u, 64))
+        .unwrap_or_else(fallback)
+}
+
+/// Carries out a chat user's action begun as record `id` (holding a
+/// slot) and says how it went in the alert's thread (or the channel, when
+/// the destination does not thread).
+async fn act_and_tell(
+    state: Arc<IngressState>,
+    r: Resolved,
+    id: i64,
+    _slot: OwnedSemaphorePermit,
+    client: String,
+    user: String,
+) {
     let comment = format!("{} by {client}", r.action().label());
-    let (acted, _) = act(&state, &r, &client, &comment, None).await;
+    let (acted, _) = carry_out(&state, &r, id, &client, &comment).await;
     let dest = r.dest().clone();
     let who = match dest.kind {
         DestinationKind::Slack => crate::render::escape_slack(&format!("@{user}")),
@@ -555,6 +754,20 @@ async fn act_and_tell(state: Arc<IngressState>, r: Resolved, client: String, use
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interactions_past_the_slots_are_answered_busy() {
+        let i = Interactions::default();
+        let held: Vec<_> = (0..INTERACTIONS_AT_ONCE)
+            .map(|_| i.slot().expect("a free slot"))
+            .collect();
+        assert!(i.slot().is_none(), "no slot left");
+        let answer = busy();
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.headers()["retry-after"], "5");
+        drop(held);
+        assert!(i.slot().is_some(), "slots come back when the work ends");
+    }
 
     /// Slack's documented example: secret, timestamp, body and signature.
     #[test]

@@ -59,6 +59,8 @@ pub struct IngressState {
     pub reject_log: hooks::LogLimiter,
     /// Action pages per client address.
     pub action_limiter: PerMinute,
+    /// Slots for the chat interactions carried out after their answer.
+    pub interactions: actions::Interactions,
     /// The console's session key and login rate limit.
     pub console_keys: console::Keys,
     /// Pauses (for the console) and wake-ups after a replay.

@@ -575,6 +575,32 @@ impl Store {
         }
     }
 
+    /// The console's session-key salt: the one stored, else `candidate`
+    /// (random), stored now. Every replica of a shared spool gets the same.
+    pub async fn console_salt(&self, candidate: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.call(|r| writer::Op::ConsoleSalt(candidate, r)).await,
+            Backend::Postgres(pg) => pg.console_salt(&candidate).await,
+        }
+    }
+
+    /// Ends every console session issued so far (logout): bumps the
+    /// session epoch and answers the new one.
+    pub async fn end_console_sessions(&self) -> Result<i64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.call(writer::Op::EndConsoleSessions).await,
+            Backend::Postgres(pg) => pg.end_console_sessions().await,
+        }
+    }
+
+    /// The console's session epoch: cookies issued under another are refused.
+    pub async fn console_epoch(&self) -> Result<i64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.read(reads::console_epoch).await,
+            Backend::Postgres(pg) => pg.console_epoch().await,
+        }
+    }
+
     /// The latest tenant change (0: none); it grows with every change.
     pub async fn tenants_version(&self) -> Result<i64, StoreError> {
         match &self.backend {

@@ -509,3 +509,12 @@ pub fn tenants_version(conn: &Connection) -> Result<i64, StoreError> {
         .prepare_cached("SELECT IFNULL(MAX(id), 0) FROM tenant_changes")?
         .query_row([], |r| r.get(0))?)
 }
+
+/// The console's session epoch (0 before the first logout).
+pub fn console_epoch(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT epoch FROM console_state WHERE id = 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}

@@ -192,4 +192,15 @@ pub const MIGRATIONS: &[&str] = &[
     DROP INDEX IF EXISTS events_received;
     CREATE INDEX events_received ON events (received_at, hook, body_sha256);
     "#,
+    // 11: console sessions: the salt the session key is derived with
+    // (random, made at the first login, the same for every replica) and
+    // the session epoch, which a logout bumps so that every cookie issued
+    // before it is refused.
+    r#"
+    CREATE TABLE console_state (
+        id     INTEGER PRIMARY KEY CHECK (id = 1),
+        salt   BLOB,
+        epoch  INTEGER NOT NULL DEFAULT 0
+    );
+    "#,
 ];

@@ -32,6 +32,11 @@ pub(super) enum Op {
     PutTenant(StoredTenant, TenantChange, Reply<bool>),
     /// Deletes a tenant; whether it existed.
     DeleteTenant(TenantChange, Reply<bool>),
+    /// The console's session-key salt: the stored one, else this one,
+    /// stored.
+    ConsoleSalt(Vec<u8>, Reply<Vec<u8>>),
+    /// Bumps the console's session epoch; the new one.
+    EndConsoleSessions(Reply<i64>),
 }
 
 /// State the writer keeps between batches.
@@ -176,6 +181,8 @@ fn fail(op: Op, e: StoreError) {
         Op::ExpireSilence(_, _, r) => drop(r.send(Err(e))),
         Op::PutTenant(_, _, r) => drop(r.send(Err(e))),
         Op::DeleteTenant(_, r) => drop(r.send(Err(e))),
+        Op::ConsoleSalt(_, r) => drop(r.send(Err(e))),
+        Op::EndConsoleSessions(r) => drop(r.send(Err(e))),
     }
 }
 
@@ -219,6 +226,16 @@ fn apply(
         ),
         Op::PutTenant(t, change, r) => finish(r, put_tenant(tx, &t, &change)),
         Op::DeleteTenant(change, r) => finish(r, delete_tenant(tx, &change)),
+        Op::ConsoleSalt(candidate, r) => finish(r, console_salt(tx, &candidate)),
+        Op::EndConsoleSessions(r) => finish(
+            r,
+            tx.prepare_cached(
+                "INSERT INTO console_state (id, epoch) VALUES (1, 1)
+                 ON CONFLICT (id) DO UPDATE SET epoch = console_state.epoch + 1 RETURNING epoch",
+            )
+            .and_then(|mut st| st.query_row([], |row| row.get(0)))
+            .map_err(StoreError::from),
+        ),
         Op::FinishAction(id, result, detail, r) => finish(
             r,
             tx.prepare_cached("UPDATE actions SET result = ?2, detail = ?3 WHERE id = ?1")
@@ -268,6 +285,16 @@ fn delete_tenant(tx: &Transaction, c: &TenantChange) -> Result<bool, StoreError>
         record_change(tx, c)?;
     }
     Ok(n > 0)
+}
+
+fn console_salt(tx: &Transaction, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+    Ok(tx
+        .prepare_cached(
+            "INSERT INTO console_state (id, salt) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET salt = COALESCE(console_state.salt, excluded.salt)
+             RETURNING salt",
+        )?
+        .query_row([candidate], |row| row.get(0))?)
 }
 
 fn start_action(

@@ -1,6 +1,6 @@
 //! Stateful fakes of Slack's Web API (`chat.postMessage`, `chat.update`)
 //! and Mattermost's REST API (`POST /api/v4/posts`, `PUT
-//! /api/v4/posts/{id}/patch`) on loopback: they check the token and the
+//! /api/v4/posts/{id}/patch`, `GET /api/v4/users/{id}`) on loopback: they check the token and the
 //! channel as the services do, keep every message with its thread and its
 //! edits, answer in the services' own shapes (`{"ok": true, "ts": …}`,
 //! `{"ok": false, "error": …}`, Mattermost's post object and status
@@ -22,6 +22,8 @@ pub const SLACK_TOKEN: &str = "xoxb-1111-2222-secretslacktoken";
 pub const SLACK_CHANNEL: &str = "C0SOCALERTS";
 pub const MM_TOKEN: &str = "mmsecrettoken0000000000000a";
 pub const MM_CHANNEL: &str = "4xp9fdt77pncbef59f4k1qe83o";
+/// The Mattermost users the fake knows: (user id, user name).
+pub const MM_USERS: &[(&str, &str)] = &[("u1", "bob"), ("8dwkuhtxkbbgmfzpgy6h3dhpxh", "carol")];
 
 /// One message as the channel shows it.
 #[derive(Debug, Clone)]
@@ -84,6 +86,7 @@ async fn handle(
         ("POST", "/slack/api/chat.update") => "chat.update",
         ("POST", "/mm/api/v4/posts") => "posts",
         ("PUT", p) if p.starts_with("/mm/api/v4/posts/") && p.ends_with("/patch") => "patch",
+        ("GET", p) if p.starts_with("/mm/api/v4/users/") => "users",
         _ => return (StatusCode::NOT_FOUND, "no such endpoint").into_response(),
     };
     let authorization = headers
@@ -213,6 +216,23 @@ fn mattermost(
             "api.context.session_expired.app_error",
             "Invalid or expired session, please login again.",
         );
+    }
+    if name == "users" {
+        // Mattermost's user object (the fields hookrelay reads).
+        let id = path.trim_start_matches("/mm/api/v4/users/");
+        return match MM_USERS.iter().find(|(u, _)| *u == id) {
+            Some((id, name)) => (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                json!({"id": id, "username": name, "first_name": "", "last_name": ""}).to_string(),
+            )
+                .into_response(),
+            None => mm_error(
+                404,
+                "app.user.missing_account.const",
+                "Unable to find the user.",
+            ),
+        };
     }
     let mut messages = state.messages.lock().unwrap();
     if name == "patch" {

@@ -6,7 +6,7 @@
 // built at most once per request, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
-use super::session::{Keys, Session};
+use super::session::{Keys, Sealer, Session};
 use super::views::{self, ago, badge, page, problem, time, Nav};
 use super::{redirect, IngressState};
 use crate::config::Config;
@@ -14,7 +14,7 @@ use crate::store::console::{Cursor, DeadFilter, DigestRange, EventFilter, ListSt
 use crate::store::{now_ms, Selector, StoreError};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use maud::{html, Markup};
@@ -204,16 +204,30 @@ pub async fn login_form(State(state): St, RawQuery(q): RawQuery) -> Response {
 pub async fn login(
     State(state): St,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    sealer: Option<Extension<Sealer>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let config = config(&state);
-    let Some(console) = config.console.as_ref() else {
-        return not_found().await;
+    let (Some(console), Some(Extension(sealer))) = (config.console.as_ref(), sealer) else {
+        // No password: there is no login.
+        return redirect("/console/");
     };
     let form = Params::parse(&body);
     let next = next_page(&form);
     let keys: &Keys = &state.console_keys;
-    if !keys.login_allowed(peer.ip()) {
+    // The person's address through the trusted proxies: behind a proxy the
+    // peer is the proxy, and one bucket for everyone is a lockout for all.
+    let Some(client) =
+        crate::ingress::auth::client_ip(peer.ip(), &headers, &config.server.trusted_proxies)
+    else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "Unreadable X-Forwarded-For",
+            "A trusted proxy sent an X-Forwarded-For header that cannot be read; nothing was tried.",
+        );
+    };
+    if !keys.login_allowed(client) {
         return login_page(
             StatusCode::TOO_MANY_REQUESTS,
             &next,
@@ -226,7 +240,7 @@ pub async fn login(
         form.get("password").unwrap_or(""),
     );
     if !ok {
-        tracing::warn!(message = "Console login refused.", client = %peer.ip());
+        tracing::warn!(message = "Console login refused.", %client);
         state
             .metrics
             .console_logins
@@ -244,9 +258,9 @@ pub async fn login(
         .console_logins
         .get_or_create(&vec![("result", "ok".to_owned())])
         .inc();
-    tracing::info!(message = "Console login.", client = %peer.ip());
+    tracing::info!(message = "Console login.", %client);
     let mut resp = redirect(&next);
-    if let Ok(v) = HeaderValue::from_str(&keys.issue(console)) {
+    if let Ok(v) = HeaderValue::from_str(&Keys::issue(console, &sealer)) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
@@ -261,6 +275,23 @@ pub async fn logout(
         return r;
     }
     let config = config(&state);
+    // Every session issued so far ends, on every replica (a copied cookie
+    // must not outlive the logout); without a password there are none.
+    if config
+        .console
+        .as_ref()
+        .is_some_and(|c| c.password.is_some())
+    {
+        if let Err(e) = state.store.end_console_sessions().await {
+            tracing::warn!(message = "Console logout not recorded.", error = %e);
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The spool is unavailable",
+                "The logout could not be recorded, so the session still holds; try again in a moment.",
+            );
+        }
+        tracing::info!(message = "Console logout: every session ended.");
+    }
     let mut resp = redirect("/console/login");
     if let Some(c) = &config.console {
         if let Ok(v) = HeaderValue::from_str(&Keys::clear(c)) {

@@ -8,9 +8,11 @@
 //! Read-mostly: the only changes are replay and reload, each a POST with a
 //! CSRF token. A password (required off loopback) guards it with a signed,
 //! expiring session cookie that every replica with the same password
-//! accepts.
+//! accepts, until a logout. Only the `Host` names it is served under get an
+//! answer (see [`host`]).
 
 mod handlers;
+mod host;
 mod session;
 mod views;
 
@@ -51,18 +53,42 @@ pub fn router(state: Arc<IngressState>) -> Router {
         .with_state(state)
 }
 
-/// Every console request: 404 while the console is off; the security
-/// headers on every answer; a session (when a password is set) before any
-/// page but the login form and the stylesheet; a CSRF token on every POST.
+/// Every console request: 404 while the console is off; 421 for a `Host`
+/// it is not served under, before anything else; the security headers on
+/// every answer; a session (when a password is set) before any page but
+/// the login form and the stylesheet; a CSRF token on every POST.
 async fn guard(State(state): State<Arc<IngressState>>, req: Request, next: Next) -> Response {
     let config = state.live.get().config.clone();
     let Some(console) = config.console.as_ref().filter(|c| c.enabled) else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    if !host::allowed(console, config.admin.listen, host) {
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            "misdirected request: this console does not answer to that Host name (see console.allowed_hosts)\n",
+        )
+            .into_response();
+    }
     let path = req.uri().path().to_owned();
     let open = path == "/console/login" || path == "/console/static/console.css";
     let keys = &state.console_keys;
-    let session = session::current(keys, console, req.headers());
+    let sealer = match keys.sealer(console, &state.store).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(message = "Console sessions cannot be checked.", error = %e);
+            return views::problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The spool is unavailable",
+                "Sessions are checked against the spool, which does not answer; try again in a moment.",
+            );
+        }
+    };
+    let session = session::current(keys, sealer.as_ref(), req.headers());
     let mut resp = if !open && session.is_none() {
         if req.method() == Method::GET {
             let next = req
@@ -84,6 +110,9 @@ async fn guard(State(state): State<Arc<IngressState>>, req: Request, next: Next)
     } else {
         let mut req = req;
         if let Some(s) = session {
+            req.extensions_mut().insert(s);
+        }
+        if let Some(s) = sealer {
             req.extensions_mut().insert(s);
         }
         next.run(req).await

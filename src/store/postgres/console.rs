@@ -9,6 +9,41 @@ use crate::store::console::{
 };
 
 impl Postgres {
+    /// See `Store::console_salt`: the first replica's salt wins.
+    pub async fn console_salt(&self, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let rows = self
+            .query(
+                "INSERT INTO console_state (id, salt) VALUES (1, $1)
+                 ON CONFLICT (id) DO UPDATE SET salt = COALESCE(console_state.salt, excluded.salt)
+                 RETURNING salt",
+                &[&candidate],
+            )
+            .await?;
+        rows.first()
+            .and_then(|r| r.get::<_, Option<Vec<u8>>>(0))
+            .ok_or_else(|| StoreError::Unavailable("the console salt was not stored".into()))
+    }
+
+    pub async fn end_console_sessions(&self) -> Result<i64, StoreError> {
+        let rows = self
+            .query(
+                "INSERT INTO console_state (id, epoch) VALUES (1, 1)
+                 ON CONFLICT (id) DO UPDATE SET epoch = console_state.epoch + 1 RETURNING epoch",
+                &[],
+            )
+            .await?;
+        Ok(rows.first().map(|r| r.get(0)).unwrap_or(0))
+    }
+
+    pub async fn console_epoch(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .query("SELECT epoch FROM console_state WHERE id = 1", &[])
+            .await?
+            .first()
+            .map(|r| r.get(0))
+            .unwrap_or(0))
+    }
+
     pub async fn events_page(&self, f: &EventFilter) -> Result<EventPage, StoreError> {
         let limit = f.limit.clamp(1, MAX_PAGE);
         let (low, high, backwards) = bounds(f.page);

@@ -208,6 +208,14 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX IF EXISTS deliveries_due;
     CREATE INDEX deliveries_due ON deliveries (destination, id) INCLUDE (next_attempt_at) WHERE state = 'pending';
     "#,
+    // 8: console sessions (see the SQLite migration 11).
+    r#"
+    CREATE TABLE console_state (
+        id     INTEGER PRIMARY KEY CHECK (id = 1),
+        salt   BYTEA,
+        epoch  BIGINT NOT NULL DEFAULT 0
+    );
+    "#,
 ];
 
 /// Connects and migrates (retrying with back-off), then watches the
