@@ -119,6 +119,20 @@ impl Intake {
     }
 }
 
+/// What became of an event handed to `Pipeline::start`.
+enum Start {
+    /// Processing (or already processed, or in progress elsewhere).
+    Started,
+    /// Left in the spool: its origin has its share in progress.
+    Deferred,
+    /// Shutting down.
+    Stopped,
+}
+
+/// How long events left for their origin's share wait before the spool is
+/// looked through for them again.
+const DEFERRED_RETRY: Duration = Duration::from_millis(500);
+
 /// The outcome of one pass over the spool.
 enum Sweep {
     Started(usize),
@@ -147,6 +161,9 @@ pub struct Pipeline {
     /// event reads it again and the others wait for that read, instead of
     /// every event in progress reading it at once.
     silences_read: tokio::sync::Mutex<()>,
+    /// Set when an event was left in the spool for its origin's share
+    /// (`Start::Deferred`): the spool is looked through again soon.
+    deferred: AtomicBool,
 }
 
 impl Pipeline {
@@ -167,6 +184,7 @@ impl Pipeline {
             finished: Mutex::new(RecentIds::new(FINISHED_MEMORY)),
             silences: Mutex::new((None, Arc::new(Vec::new()))),
             silences_read: tokio::sync::Mutex::new(()),
+            deferred: AtomicBool::new(false),
         }
     }
 
@@ -283,13 +301,20 @@ impl Pipeline {
                 }
                 continue;
             }
+            let deferred = self.deferred.load(Ordering::SeqCst);
             let accepted = tokio::select! {
                 _ = cancel.cancelled() => return,
                 a = rx.recv() => match a { Some(a) => a, None => return },
                 // Never polled without claims (the branch is disabled).
                 _ = tokio::time::sleep_until(next_tick.unwrap_or(now)), if next_tick.is_some() => continue,
+                // Events left for their origin's share: looked for again.
+                _ = tokio::time::sleep(DEFERRED_RETRY), if deferred => {
+                    self.deferred.store(false, Ordering::SeqCst);
+                    intake.behind.store(true, Ordering::SeqCst);
+                    continue;
+                }
             };
-            if !self.start(accepted, &permits, &tracker, &cancel).await {
+            if let Start::Stopped = self.start(accepted, &permits, &tracker, &cancel).await {
                 return;
             }
         }
@@ -348,23 +373,17 @@ impl Pipeline {
                         continue;
                     }
                 };
-                if !self
-                    .start(
-                        Accepted {
-                            id,
-                            hook,
-                            event,
-                            received_at,
-                        },
-                        permits,
-                        tracker,
-                        cancel,
-                    )
-                    .await
-                {
-                    return Sweep::Cancelled;
+                let a = Accepted {
+                    id,
+                    hook,
+                    event,
+                    received_at,
+                };
+                match self.start(a, permits, tracker, cancel).await {
+                    Start::Stopped => return Sweep::Cancelled,
+                    Start::Started => started += 1,
+                    Start::Deferred => {}
                 }
-                started += 1;
             }
             if n < SCAN_BATCH {
                 return Sweep::Started(started);
@@ -372,22 +391,25 @@ impl Pipeline {
         }
     }
 
-    /// Spawns the processing of one event unless it is already in progress.
-    /// Returns false when shutting down.
+    /// Spawns the processing of one event unless it is already in
+    /// progress, or its origin already has its share of the events in
+    /// progress (see `Enricher::admit`: one slow origin, a tenant's say,
+    /// cannot hold every permit); such an event stays in the spool and is
+    /// looked for again after [`DEFERRED_RETRY`].
     async fn start(
         self: &Arc<Self>,
         a: Accepted,
         permits: &Arc<Semaphore>,
         tracker: &TaskTracker,
         cancel: &CancellationToken,
-    ) -> bool {
+    ) -> Start {
         if !self
             .in_progress
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(a.id)
         {
-            return true;
+            return Start::Started;
         }
         // Checked after claiming `in_progress`: a pass that finished has
         // already recorded the id here before it let go of `in_progress`.
@@ -401,10 +423,18 @@ impl Pipeline {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&a.id);
-            return true;
+            return Start::Started;
         }
+        let Some(admission) = self.live.get().admit(&a.hook) else {
+            self.in_progress
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&a.id);
+            self.deferred.store(true, Ordering::SeqCst);
+            return Start::Deferred;
+        };
         let permit = tokio::select! {
-            _ = cancel.cancelled() => return false,
+            _ = cancel.cancelled() => return Start::Stopped,
             p = permits.clone().acquire_owned() => p,
         };
         let me = self.clone();
@@ -425,6 +455,7 @@ impl Pipeline {
                     me.fail(id, &hook, "event", reason, &cancel).await
                 }
             };
+            drop(admission);
             if routed {
                 // Remembered before it leaves `in_progress`: never in neither.
                 me.finished
@@ -437,7 +468,7 @@ impl Pipeline {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
         });
-        true
+        Start::Started
     }
 
     /// Enrich, route and render one event, then commit its deliveries.
