@@ -194,6 +194,16 @@ impl Sink {
                 request.authorize(format!("GenieKey {}", key.expose()));
             }
             DestinationKind::Matrix => {
+                // Every message carries `m.mentions`, which exempts it from
+                // the push rules that notify whoever the body names: the
+                // built-in message sets it, an operator's template or a
+                // message stored by an older version may not.
+                if let Ok(serde_json::Value::Object(mut m)) = stored() {
+                    if !m.contains_key("m.mentions") {
+                        m.insert("m.mentions".into(), serde_json::json!({}));
+                        request.body = serde_json::Value::Object(m).to_string();
+                    }
+                }
                 request.method = reqwest::Method::PUT;
                 let txn: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
                 request.url = parse(format!("{base}{txn}"))?;
