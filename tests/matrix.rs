@@ -201,6 +201,17 @@ async fn alert_text_naming_a_member_highlights_nobody_and_a_mention_does() {
         "the title reached the room: {}",
         got[0]["content"]
     );
+    let of_named = notification(r.hs, &r.reader, &named).await;
+    assert!(
+        !synapse::highlights(&of_named),
+        "alert text highlighted the reader: {of_named:#}"
+    );
+    assert_eq!(
+        r.hs.unread(&r.reader, &r.id).await["highlight_count"],
+        0,
+        "alert text highlighted the reader"
+    );
+    // The operator's mention does highlight.
     assert_eq!(
         app.post(text("event-alert-comment-created.json")).await.0,
         202
@@ -213,40 +224,31 @@ async fn alert_text_naming_a_member_highlights_nobody_and_a_mention_does() {
         got[1]["content"]["m.mentions"],
         json!({"user_ids": [r.reader.user_id]})
     );
-    // Push actions are computed as the events are stored; poll until both
-    // are among the reader's notifications.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let notifications = loop {
-        let n = r.hs.notifications(&r.reader).await;
-        let has = |id: &str| n.iter().any(|x| x["event"]["event_id"] == id);
-        if has(&named) && has(&paged) {
-            break n;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "notifications: {n:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let of = |id: &str| {
-        notifications
-            .iter()
-            .find(|x| x["event"]["event_id"] == id)
-            .unwrap()
-    };
+    let of_paged = notification(r.hs, &r.reader, &paged).await;
     assert!(
-        !synapse::highlights(of(&named)),
-        "alert text highlighted the reader: {:#}",
-        of(&named)
-    );
-    assert!(
-        synapse::highlights(of(&paged)),
-        "the operator's mention highlights: {:#}",
-        of(&paged)
+        synapse::highlights(&of_paged),
+        "the operator's mention highlights: {of_paged:#}"
     );
     let unread = r.hs.unread(&r.reader, &r.id).await;
     assert_eq!(unread["highlight_count"], 1, "{unread}");
     app.stop().await;
+}
+
+/// `user`'s notification for `event_id` (push actions are computed as the
+/// event is stored: polled until it is listed).
+async fn notification(hs: &Synapse, user: &User, event_id: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let n = hs.notifications(user).await;
+        if let Some(x) = n.iter().find(|x| x["event"]["event_id"] == event_id) {
+            return x.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no notification for {event_id}: {n:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The first answer is lost on its way back (the event landed): the retry
