@@ -171,6 +171,9 @@ federation_domain_whitelist: []
 presence:
   enabled: false
 url_preview_enabled: false
+# A repeated /sync must show what changed since (counts polled by tests).
+caches:
+  sync_response_cache_duration: 0
 rc_message: {UNLIMITED}
 rc_registration: {UNLIMITED}
 rc_login:
