@@ -12,6 +12,8 @@
 #
 # - schemathesis (from PyPI, pinned, into target/test-venv) for fuzzing the
 #   tenants API from its own OpenAPI document (tests/tenants.rs).
+# - matrix-synapse (from PyPI, pinned, into the same virtualenv): the Matrix
+#   tests start a throw-away homeserver on loopback (tests/matrix.rs).
 #
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test replicas`).
 set -euo pipefail
@@ -47,9 +49,20 @@ if ! target/test-venv/bin/schemathesis --version 2>/dev/null | grep -q "$SCHEMAT
     target/test-venv/bin/pip install -q "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 export SCHEMATHESIS="$PWD/target/test-venv/bin/schemathesis"
+# A real Matrix homeserver for tests/matrix.rs (tests/common/synapse.rs
+# runs it with this Python).
+SYNAPSE_VERSION=1.163.2
+if ! target/test-venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('matrix-synapse') != '$SYNAPSE_VERSION')" 2>/dev/null; then
+    echo "scripts/test.sh: installing matrix-synapse $SYNAPSE_VERSION into target/test-venv (pip)" >&2
+    python3 -m venv target/test-venv
+    target/test-venv/bin/pip install -q "matrix-synapse==$SYNAPSE_VERSION"
+fi
+export SYNAPSE_PYTHON="$PWD/target/test-venv/bin/python"
 # The replica tests must run here, not skip. (Not HOOKRELAY_*: those are
 # config overrides.)
 export TESTS_REQUIRE_POSTGRES=1
 # The same for the browser tests.
 export TESTS_REQUIRE_BROWSER=1
+# The same for the Matrix tests (Synapse).
+export TESTS_REQUIRE_SYNAPSE=1
 exec cargo test "$@"

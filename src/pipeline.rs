@@ -882,6 +882,7 @@ impl Pipeline {
                 payload: d.payload.clone(),
                 attempts: 0,
                 created_at: a.received_at,
+                accepted_at: a.received_at,
                 hook: a.hook.clone(),
                 short_id: short_id.clone(),
                 digest: false,

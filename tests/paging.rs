@@ -221,6 +221,113 @@ async fn a_matrix_retry_reuses_its_transaction_id() {
     app.stop().await;
 }
 
+/// Synapse's throttling without `retry_after_ms` and a proxy's HTML error
+/// page are retried (with the same transaction id) until the homeserver
+/// takes the message.
+#[tokio::test]
+async fn matrix_throttling_without_a_delay_and_proxy_errors_are_retried() {
+    let fake = Fake::start().await;
+    let room = "/mx/_matrix/client/v3/rooms/%21soc%3Aexample.org/send/m.room.message/";
+    fake.script_prefix(
+        room,
+        [
+            Reply::status(
+                429,
+                r#"{"errcode":"M_LIMIT_EXCEEDED","error":"Too Many Requests"}"#,
+            ),
+            Reply::status(
+                502,
+                "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>",
+            ),
+            Reply::status(200, r#"{"event_id":"$abc"}"#),
+        ],
+    );
+    let app = spawn_app(&fake, &(destinations(&fake) + &route_to("mx"))).await;
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    wait_metric(
+        &app,
+        "hookrelay_deliveries_total",
+        &["destination=\"mx\"", "outcome=\"delivered\""],
+        1.0,
+        WAIT,
+    )
+    .await;
+    let got = fake.received(room);
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|r| r.path == got[0].path), "one txn id");
+    let m = app.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "hookrelay_deliveries_total",
+            &["destination=\"mx\"", "outcome=\"retry\""]
+        ),
+        2.0
+    );
+    app.stop().await;
+}
+
+/// A revoked token (401 `M_UNKNOWN_TOKEN`) and a proxy's HTML refusal are
+/// dead letters whose reason is the answer; the token is in no log line,
+/// no dead letter and no metric.
+#[tokio::test]
+async fn matrix_unknown_token_and_proxy_refusals_are_dead_letters_without_the_token() {
+    let fake = Fake::start().await;
+    fake.script_prefix(
+        "/mx",
+        [
+            Reply::status(
+                401,
+                r#"{"errcode":"M_UNKNOWN_TOKEN","error":"Invalid access token passed.","soft_logout":false}"#,
+            ),
+            Reply::status(
+                403,
+                "<!DOCTYPE html><html><head><title>403 Forbidden</title></head><body>Request blocked by the reverse proxy</body></html>",
+            ),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&fake, dir.path(), &(destinations(&fake) + &route_to("mx")));
+    let daemon = Daemon::spawn(&config).await;
+    let dead = |n: f64| {
+        let daemon = &daemon;
+        async move {
+            let deadline = std::time::Instant::now() + WAIT;
+            loop {
+                let m = daemon.metrics().await;
+                let got = metric(&m, "hookrelay_deliveries_total", &["outcome=\"dead\""]);
+                if got >= n {
+                    return m;
+                }
+                assert!(std::time::Instant::now() < deadline, "{got} dead letters");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(daemon.post_unique(1).await, 202);
+    dead(1.0).await;
+    assert_eq!(daemon.post_unique(2).await, 202);
+    let m = dead(2.0).await;
+    let (_, listed, _) = tokio::task::spawn_blocking({
+        let c = config.clone();
+        move || cli(&["dead-letters", "list", "--config", c.to_str().unwrap()])
+    })
+    .await
+    .unwrap();
+    assert!(
+        listed.contains("HTTP 401") && listed.contains("M_UNKNOWN_TOKEN"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("HTTP 403") && listed.contains("Request blocked by the reverse proxy"),
+        "{listed}"
+    );
+    assert_eq!(fake.received("/mx").len(), 2, "neither was retried");
+    for text in [daemon.logs(), listed, m] {
+        assert!(!text.contains(MATRIX_TOKEN), "the token leaked: {text}");
+    }
+}
+
 #[tokio::test]
 async fn matrix_escapes_hostile_alert_text() {
     let fake = Fake::start().await;
@@ -321,6 +428,51 @@ async fn pagerduty_retries_429_and_5xx_and_dead_letters_a_400() {
     }
 }
 
+/// `hookrelay check` takes a room id of every version (room version 12's
+/// have no server part) and names the key and the forms for a bad one.
+#[tokio::test]
+async fn check_takes_every_room_id_form_and_names_a_bad_one() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let with_room = |room: &str| {
+        let extra = format!(
+            "[destinations.mx]\nkind = \"matrix\"\nhomeserver = \"https://matrix.example.org\"\nroom_id = {}\naccess_token = \"{MATRIX_TOKEN}\"\n{}",
+            serde_json::Value::from(room),
+            route_to("mx")
+        );
+        write_config(&fake, dir.path(), &extra)
+    };
+    for room in [
+        "!Ux1XbP_xbO_laXMihcxHZ2MdRFtKB7YqcITjFvOwWqs",
+        "!soc:example.org",
+        "!soc:matrix.example.org:8448",
+    ] {
+        let config = with_room(room);
+        let (code, out, err) = cli(&["check", "--config", config.to_str().unwrap()]);
+        assert_eq!(code, 0, "{room}: {out}{err}");
+    }
+    for (room, says) in [
+        ("#soc:example.org", "not an alias"),
+        (
+            "Ux1XbP_xbO_laXMihcxHZ2MdRFtKB7YqcITjFvOwWqs",
+            "starts with \"!\"",
+        ),
+        ("!Ux1XbP_xbO_laXMihcxHZ2MdRFtKB7YqcITjFvOwWqs ", "no spaces"),
+        ("!soc:not a server", "no spaces"),
+        ("!soc:exa_mple.org", "must be a server name"),
+    ] {
+        let config = with_room(room);
+        let (code, _, err) = cli(&["check", "--config", config.to_str().unwrap()]);
+        assert_eq!(code, 1, "{room:?}");
+        assert!(
+            err.contains("destinations.mx.room_id: ") && err.contains(says),
+            "{room:?}: {err}"
+        );
+        assert!(err.contains("!<id>:<server>"), "the forms: {err}");
+        assert!(!err.contains(MATRIX_TOKEN), "{err}");
+    }
+}
+
 #[test]
 fn check_names_the_keys_of_paging_destinations() {
     let fake_url = "http://127.0.0.1:9";
@@ -367,7 +519,7 @@ to = ["pd"]
     for expected in [
         "destinations.pd.routing_key: missing",
         "destinations.mx.homeserver: not a valid URL",
-        "destinations.mx2.room_id: a room id",
+        "destinations.mx2.room_id: a room id, not an alias",
         "destinations.og.url: not for kind = \"opsgenie\"",
         "destinations.sl.routing_key: only for kind = \"pagerduty\"",
         "destinations.nt.url: the server and the topic",

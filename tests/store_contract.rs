@@ -228,6 +228,54 @@ async fn routing_happens_once_and_outcomes_are_kept() {
     }
 }
 
+/// A replayed dead letter gets a fresh `max_age` but keeps its message id
+/// (a Matrix transaction id, a `webhook-id`): a replay of a send whose
+/// answer was lost, though it landed, must be recognised as the same
+/// message by the receiver.
+#[tokio::test]
+async fn a_replayed_dead_letter_keeps_its_message_id() {
+    use hookrelay::delivery::message_id;
+    for (name, store, _dir) in backends(100).await {
+        let ev = insert(&store, "m").await;
+        let due = store
+            .record_routing(routing(ev.id, &["mx"], None))
+            .await
+            .unwrap()
+            .unwrap();
+        let first = message_id(&due[0]);
+        let from_scan = store.due("mx", now_ms() + 1, 0, 10).await.unwrap();
+        assert_eq!(message_id(&from_scan[0]), first, "{name}: the scan's id");
+        store
+            .complete(Completion::Dead {
+                id: due[0].id,
+                status: Some(403),
+                error: "M_FORBIDDEN".into(),
+                duration_ms: 1,
+            })
+            .await
+            .unwrap();
+        // The replay happens in a later millisecond than the acceptance.
+        while now_ms() <= due[0].created_at {
+            std::hint::spin_loop();
+        }
+        assert_eq!(
+            store.replay(Selector::Ids(vec![due[0].id])).await.unwrap(),
+            1
+        );
+        let replayed = store.due("mx", now_ms() + 1, 0, 10).await.unwrap();
+        assert_eq!(replayed.len(), 1, "{name}");
+        assert!(
+            replayed[0].created_at > due[0].created_at,
+            "{name}: a replay restarts max_age"
+        );
+        assert_eq!(
+            message_id(&replayed[0]),
+            first,
+            "{name}: a replay keeps the message id"
+        );
+    }
+}
+
 /// Deliveries the pipeline sent before recording their routing: the
 /// routing stores each with its first attempt (delivered, or pending for
 /// its retry), hands none of them to a worker, and still creates the

@@ -630,7 +630,8 @@ pub struct DestinationConfig {
     pub homeserver: Option<String>,
     #[serde(default)]
     pub access_token: Option<Secret>,
-    /// `!opaque:server` (a room id, not an alias).
+    /// A room id, not an alias: `!opaque:server` (room versions 1–11) or
+    /// `!` and the create event's hash (version 12 and later).
     #[serde(default)]
     pub room_id: Option<String>,
     // kind = "ntfy" (also username + password)
@@ -674,7 +675,8 @@ pub struct DestinationConfig {
     pub signing_secret: Option<Secret>,
     /// Who a route with `mention = true` notifies here, chosen by the
     /// operator (alert text never can): Teams `{ id, name }` tables, Slack
-    /// `<@U…>` / `<!subteam^S…>`, Mattermost `@name`, Discord role ids.
+    /// `<@U…>` / `<!subteam^S…>`, Mattermost `@name`, Discord role ids,
+    /// Matrix user ids (`@alice:example.org`).
     #[serde(default)]
     pub mentions: Vec<Mention>,
 
@@ -757,7 +759,7 @@ pub enum TeamsShape {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum Mention {
-    /// Slack, Mattermost, Discord.
+    /// Slack, Mattermost, Discord, Matrix.
     Text(String),
     /// Teams: the user's or tag's id and the name shown.
     Named { id: String, name: String },

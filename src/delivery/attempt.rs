@@ -63,12 +63,15 @@ pub(super) struct Done {
     pub completion: Completion,
 }
 
-/// A delivery's message id, the same on every attempt (Standard Webhooks
-/// `webhook-id`, e-mail Message-ID): receivers may use it to drop a
-/// duplicate. The creation time keeps it unique should the spool be
-/// recreated and row ids start over.
+/// A delivery's message id, the same on every attempt, across restarts
+/// and across replays of its dead letter (Standard Webhooks `webhook-id`,
+/// e-mail Message-ID, Matrix transaction id): receivers use it to drop a
+/// duplicate, and a replay of a send whose answer was lost must be one.
+/// Its event's acceptance time keeps it unique should the spool be
+/// recreated and row ids start over; unlike `created_at`, a replay does
+/// not move it.
 pub fn message_id(d: &DueDelivery) -> String {
-    format!("msg_{}_{}", d.id, d.created_at)
+    format!("msg_{}_{}", d.id, d.accepted_at)
 }
 
 /// A delivery's id for log lines: none while it is not recorded yet (a

@@ -730,6 +730,7 @@ mod tests {
             payload: "{}".into(),
             attempts: 0,
             created_at: 0,
+            accepted_at: 0,
             hook: "soc".into(),
             short_id: None,
             digest: false,

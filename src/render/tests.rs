@@ -659,6 +659,77 @@ fn mentions_are_the_operators_and_only_theirs() {
     }
 }
 
+/// Matrix (golden files `matrix-*`): every message carries `m.mentions`,
+/// empty unless the route mentions the operator's user ids, which are then
+/// exactly its list; alert text, hostile or naming a member, adds nobody.
+/// (An `m.mentions` turns off the legacy push rules that match display
+/// names and user names in the body; tests/matrix.rs checks that on a real
+/// Synapse.)
+#[test]
+fn matrix_mentions_only_the_operators_user_ids() {
+    use crate::config::Mention;
+    let e = Enrichment::Unavailable("alert API answered 403 (Forbidden)".into());
+    let cases = [
+        (
+            "full",
+            facts("event-alert-created.json", &enrichment("alert-full.json")),
+        ),
+        (
+            "hostile",
+            facts(
+                "event-alert-created.json",
+                &enrichment("alert-hostile.json"),
+            ),
+        ),
+        (
+            "updated",
+            facts(
+                "event-alert-updated-status.json",
+                &enrichment("alert-full.json"),
+            ),
+        ),
+        ("comment", facts("event-alert-comment-created.json", &e)),
+    ];
+    for (name, case) in &cases {
+        let v = case.render(DestinationKind::Matrix);
+        insta::assert_json_snapshot!(format!("matrix-{name}"), v);
+        assert_eq!(v["m.mentions"], serde_json::json!({}), "{name}");
+        let html = v["formatted_body"].as_str().unwrap();
+        assert_eq!(
+            html.matches("<a ").count(),
+            1,
+            "{name}: only the alert link: {html}"
+        );
+        assert!(
+            !html.contains("<script") && !html.contains("<img"),
+            "{name}: {html}"
+        );
+    }
+    let mut f = cases[1].1.facts.clone();
+    f.mentions = vec![
+        Mention::Text("@alice:example.org".into()),
+        Mention::Text("@soc/oncall:[::1]:8448".into()),
+    ];
+    let v = render(DestinationKind::Matrix, &f, &|| Value::Null);
+    insta::assert_json_snapshot!("matrix-mentions", v);
+    assert_eq!(
+        v["m.mentions"],
+        serde_json::json!({"user_ids": ["@alice:example.org", "@soc/oncall:[::1]:8448"]})
+    );
+    assert!(v["body"]
+        .as_str()
+        .unwrap()
+        .starts_with("@alice:example.org @soc/oncall:[::1]:8448 "));
+    let html = v["formatted_body"].as_str().unwrap();
+    assert!(
+        html.starts_with(
+            "<a href=\"https://matrix.to/#/@alice:example.org\">@alice:example.org</a> \
+             <a href=\"https://matrix.to/#/@soc%2Foncall:%5B::1%5D:8448\">@soc/oncall:[::1]:8448</a> <b>"
+        ),
+        "{html}"
+    );
+}
+
 /// Messages that always fit: an alert with a 100 KB title, 500 assets and
 /// 10,000 comments' worth of text (full of characters that escaping makes
 /// longer), and a digest of 10,000 alerts, rendered for every kind, stay

@@ -199,6 +199,16 @@ impl Sink {
                 request.authorize(format!("GenieKey {}", key.expose()));
             }
             DestinationKind::Matrix => {
+                // Every message carries `m.mentions`, which exempts it from
+                // the push rules that notify whoever the body names: the
+                // built-in message sets it, an operator's template or a
+                // message stored by an older version may not.
+                if let Ok(serde_json::Value::Object(mut m)) = stored() {
+                    if !m.contains_key("m.mentions") {
+                        m.insert("m.mentions".into(), serde_json::json!({}));
+                        request.body = serde_json::Value::Object(m).to_string();
+                    }
+                }
                 request.method = reqwest::Method::PUT;
                 let txn: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
                 request.url = parse(format!("{base}{txn}"))?;
@@ -459,6 +469,41 @@ mod tests {
         }
     }
 
+    /// Every Matrix message carries `m.mentions`: one a template rendered
+    /// (or an older version stored) without it gets an empty one; one that
+    /// has it is sent as stored.
+    #[test]
+    fn a_matrix_message_always_carries_m_mentions() {
+        let dest: DestinationConfig = serde_json::from_value(serde_json::json!({
+            "kind": "matrix",
+            "url": "https://matrix.example.org/_matrix/client/v3/rooms/%21r/send/m.room.message/",
+            "access_token": "syt_secret",
+        }))
+        .unwrap();
+        let sink = Sink::new(Arc::new(dest), crate::http::client(), 1);
+        let sent = |payload: &str| {
+            let r = sink
+                .http_request("msg_7_1642172817000", payload, 0)
+                .unwrap();
+            assert_eq!(r.method, reqwest::Method::PUT);
+            assert!(r
+                .url
+                .as_str()
+                .ends_with("/send/m.room.message/msg_7_1642172817000"));
+            serde_json::from_str::<serde_json::Value>(&r.body).unwrap()
+        };
+        assert_eq!(
+            sent(r#"{"msgtype":"m.text","body":"hello @reader:example.org"}"#),
+            serde_json::json!({"msgtype": "m.text", "body": "hello @reader:example.org", "m.mentions": {}})
+        );
+        let chosen =
+            r#"{"msgtype":"m.text","body":"hi","m.mentions":{"user_ids":["@a:example.org"]}}"#;
+        assert_eq!(
+            sent(chosen),
+            serde_json::from_str::<serde_json::Value>(chosen).unwrap()
+        );
+    }
+
     #[test]
     fn answers_are_classified() {
         assert_eq!(
@@ -520,6 +565,59 @@ mod tests {
             error.contains("use kind = \"teams\" with a Workflows webhook URL"),
             "{error}"
         );
+        // Matrix: throttled with or without `retry_after_ms`; a revoked
+        // token, a room the bot cannot post to and a proxy's HTML refusal
+        // are permanent, with the answer as the reason.
+        assert_eq!(
+            classify(
+                Matrix,
+                429,
+                br#"{"errcode":"M_LIMIT_EXCEEDED","error":"Too Many Requests","retry_after_ms":1500}"#,
+                None
+            ),
+            Outcome::Retry {
+                status: Some(429),
+                error: r#"HTTP 429: {"errcode":"M_LIMIT_EXCEEDED","error":"Too Many Requests","retry_after_ms":1500}"#.into(),
+                retry_after: Some(Duration::from_millis(1500)),
+                throttled: true,
+            }
+        );
+        assert!(matches!(
+            classify(
+                Matrix,
+                429,
+                br#"{"errcode":"M_LIMIT_EXCEEDED","error":"Too Many Requests"}"#,
+                None
+            ),
+            Outcome::Retry {
+                throttled: true,
+                retry_after: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(
+                Matrix,
+                502,
+                b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+                None
+            ),
+            Outcome::Retry {
+                throttled: false,
+                ..
+            }
+        ));
+        for (status, body, reason) in [
+            (401, &br#"{"errcode":"M_UNKNOWN_TOKEN","error":"Invalid access token passed.","soft_logout":false}"#[..], "M_UNKNOWN_TOKEN"),
+            (403, br#"{"errcode":"M_FORBIDDEN","error":"User @relay:example.org not in room"}"#, "not in room"),
+            (403, b"<html><head><title>403 Forbidden</title></head><body>blocked</body></html>", "403 Forbidden"),
+        ] {
+            let Outcome::Permanent { status: s, error } = classify(Matrix, status, body, None) else {
+                panic!("{status} is permanent");
+            };
+            assert_eq!(s, Some(status));
+            assert!(error.starts_with(&format!("HTTP {status}: ")) && error.contains(reason), "{error}");
+        }
         assert!(matches!(
             classify(
                 Teams,

@@ -204,6 +204,8 @@ impl NewDigest {
             payload: self.payload,
             attempts: 0,
             created_at: now,
+            // Its synthetic event is stored at `now` too.
+            accepted_at: now,
             hook: "-".into(),
             short_id: None,
             digest: true,

@@ -11,8 +11,12 @@ pub struct DueDelivery {
     pub destination: String,
     pub payload: String,
     pub attempts: i64,
-    /// When its event was accepted (unix ms): the start of `max_age`.
+    /// The start of `max_age` (unix ms): when its event was accepted, or
+    /// when it was last replayed.
     pub created_at: i64,
+    /// When its event was accepted (unix ms), which a replay does not
+    /// change: with `id`, the delivery's message id (`delivery::message_id`).
+    pub accepted_at: i64,
     /// The event's hook and alert short id, for log lines.
     pub hook: String,
     pub short_id: Option<String>,
@@ -42,7 +46,7 @@ pub fn due(
     limit: usize,
 ) -> Result<Vec<DueDelivery>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT d.id, d.event_id, d.payload, d.attempts, d.created_at, e.hook, e.short_id, d.digest, d.thread_key
+        "SELECT d.id, d.event_id, d.payload, d.attempts, d.created_at, e.hook, e.short_id, d.digest, d.thread_key, e.received_at
          FROM deliveries d JOIN events e ON e.id = d.event_id
          WHERE d.state = 'pending' AND d.destination = ?1 AND d.id > ?2 AND d.next_attempt_at <= ?3
            AND {THREAD_IN_ORDER}
@@ -60,6 +64,7 @@ pub fn due(
             short_id: r.get(6)?,
             digest: r.get::<_, i64>(7)? != 0,
             thread_key: r.get(8)?,
+            accepted_at: r.get(9)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -526,6 +526,7 @@ fn route(
                 payload: d.payload,
                 attempts: 0,
                 created_at: received_at,
+                accepted_at: received_at,
                 hook: hook.clone(),
                 short_id: short_id.clone(),
                 digest: false,

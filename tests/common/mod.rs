@@ -1,11 +1,13 @@
 //! Test harness: a fake upstream (alert API + chat services) on loopback
 //! that speaks the real formats and error codes, and helpers that start the
 //! real daemon in-process (`spawn_app`) or as the built binary (`Daemon`).
-//! `pg` starts a real PostgreSQL server for the replica tests.
+//! `pg` starts a real PostgreSQL server for the replica tests, `synapse` a
+//! real Matrix homeserver for the Matrix tests.
 #![allow(dead_code)]
 
 pub mod chat;
 pub mod pg;
+pub mod synapse;
 
 use axum::body::Bytes;
 use axum::extract::State;

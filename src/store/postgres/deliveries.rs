@@ -127,7 +127,7 @@ impl Postgres {
                        ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) c,
                       events e
                  WHERE d.id = c.id AND e.id = d.event_id
-                 RETURNING d.id, d.event_id, d.payload, d.attempts, d.created_at, e.hook, e.short_id, d.digest, d.thread_key"),
+                 RETURNING d.id, d.event_id, d.payload, d.attempts, d.created_at, e.hook, e.short_id, d.digest, d.thread_key, e.received_at"),
                 &[&destination, &after_id, &now, &limit, &self.inner.replica, &self.lease_until(now)],
             )
             .await?;
@@ -144,6 +144,7 @@ impl Postgres {
                 short_id: r.get(6),
                 digest: r.get(7),
                 thread_key: r.get(8),
+                accepted_at: r.get(9),
             })
             .collect();
         due.sort_by_key(|d| d.id);

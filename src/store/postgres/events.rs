@@ -94,6 +94,7 @@ fn due_from<'a>(
                 payload: d.payload.clone(),
                 attempts: 0,
                 created_at: received_at,
+                accepted_at: received_at,
                 hook: hook.to_owned(),
                 short_id: short_id.clone(),
                 digest: false,
