@@ -463,12 +463,12 @@ impl Pipeline {
         };
         let enrich_ms = started.elapsed().as_millis() as u64;
         let (targets, decisions) =
-            crate::route::route_explained(&config.routes, &a.hook, &a.event, alert, &clock);
+            crate::route::route_explained_with(&config.routes, &a.hook, &a.event, alert, enrichment.case(), &clock);
         // A silence holds every delivery of a matching event: recorded, not sent.
         let silences = self.active_silences().await;
         let silenced: Option<&String> = silences
             .iter()
-            .find(|(_, when, _)| crate::route::matches(when, &a.event, alert))
+            .find(|(_, when, _)| crate::route::matches_with(when, &a.event, alert, enrichment.case()))
             .map(|(_, _, note)| note);
         let journey = journey(decisions, enrich_ms, cached, silenced);
         let short_id = a
@@ -476,7 +476,7 @@ impl Pipeline {
             .short_id
             .clone()
             .or_else(|| alert.and_then(|x| x.short_id.clone()));
-        let facts = Facts::build(&a.event, &enrichment, config.alert_link(&a.hook));
+        let facts = Facts::build_linked(&a.event, &enrichment, config.links(&a.hook));
         let unrouted = targets.is_empty();
         let mut deliveries = Vec::with_capacity(targets.len());
         let mut route_names: Vec<String> = Vec::new();

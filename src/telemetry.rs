@@ -31,6 +31,11 @@ pub struct Metrics {
     pub events_nonstandard: Family<Labels, Counter>,
     /// Events that matched no route.
     pub events_unrouted: Counter,
+    /// Accepted events of a type the relay does not know, by type
+    /// ([`Metrics::unknown_type`] bounds the names).
+    pub events_unknown_type: Family<Labels, Counter>,
+    /// The unknown type names counted so far.
+    unknown_seen: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Alert API requests by origin and outcome.
     pub enrich_requests: Family<Labels, Counter>,
     pub enrich_duration: Family<Labels, Histogram, fn() -> Histogram>,
@@ -73,13 +78,50 @@ impl Default for Metrics {
     }
 }
 
+/// Distinct unknown type names counted at most; later ones are `other`.
+const UNKNOWN_TYPES_MAX: usize = 50;
+
 impl Metrics {
+    /// Counts an accepted event of a type the relay does not know. The
+    /// name is outside text: kept only when it is a short plain token,
+    /// and only the first [`UNKNOWN_TYPES_MAX`] names get their own series.
+    pub fn unknown_type(&self, kind: &str) {
+        let plain = !kind.is_empty()
+            && kind.len() <= 64
+            && kind
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        let mut name = if plain {
+            kind.to_ascii_lowercase()
+        } else {
+            "invalid".to_owned()
+        };
+        {
+            let mut seen = self
+                .unknown_seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if !seen.contains(&name) {
+                if seen.len() >= UNKNOWN_TYPES_MAX {
+                    name = "other".into();
+                } else {
+                    seen.insert(name.clone());
+                }
+            }
+        }
+        self.events_unknown_type
+            .get_or_create(&vec![("type", name)])
+            .inc();
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("hookrelay");
         let m = Metrics {
             events_received: Family::default(),
             events_nonstandard: Family::default(),
             events_unrouted: Counter::default(),
+            events_unknown_type: Family::default(),
+            unknown_seen: Default::default(),
             enrich_requests: Family::default(),
             enrich_duration: Family::new_with_constructor(histogram),
             enrich_cache_hits: Family::default(),
@@ -108,6 +150,11 @@ impl Metrics {
             "events_nonstandard",
             "Accepted events that deviate from the documented format",
             m.events_nonstandard.clone(),
+        );
+        registry.register(
+            "events_unknown_type",
+            "Accepted events of a type hookrelay does not know yet, by type",
+            m.events_unknown_type.clone(),
         );
         registry.register(
             "events_unrouted",

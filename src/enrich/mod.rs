@@ -6,8 +6,10 @@
 //! alert cannot be had, the result says so and the event goes on degraded.
 
 mod alert;
+mod case;
 
 pub use alert::{Alert, Asset, Urgency};
+pub use case::{alert_changes, updated_refs, Case, CaseAlert, NameKind};
 
 use crate::config::OriginConfig;
 use crate::event::Event;
@@ -25,6 +27,8 @@ use uuid::Uuid;
 pub enum Enrichment {
     /// The alert object from the API.
     Fetched(Arc<Alert>),
+    /// The case object from the API, its names looked up.
+    Case(Arc<Case>),
     /// The event is not about an alert (a content proposal, …).
     NotApplicable,
     /// The alert could not be fetched; the reason is safe to log and show.
@@ -39,11 +43,19 @@ impl Enrichment {
         }
     }
 
+    pub fn case(&self) -> Option<&Case> {
+        match self {
+            Enrichment::Case(c) => Some(c),
+            _ => None,
+        }
+    }
+
     /// How the spool records it: a note (`ok`, `n/a`, `unavailable: …`,
     /// shown by `events show`) and the alert's JSON.
     pub fn stored(&self) -> (String, Option<String>) {
         match self {
             Enrichment::Fetched(alert) => ("ok".to_owned(), Some(alert.json.clone())),
+            Enrichment::Case(case) => (CASE_NOTE.to_owned(), Some(case.json.clone())),
             Enrichment::NotApplicable => ("n/a".to_owned(), None),
             Enrichment::Unavailable(reason) => (format!("unavailable: {reason}"), None),
         }
@@ -52,6 +64,10 @@ impl Enrichment {
     /// Back from the spool's record (to render a message again).
     pub fn from_stored(note: Option<&str>, alert_json: Option<&str>) -> Enrichment {
         match (alert_json, note) {
+            (Some(json), Some(CASE_NOTE)) => match Case::from_stored(json) {
+                Ok(case) => Enrichment::Case(Arc::new(case)),
+                Err(e) => Enrichment::Unavailable(format!("the stored case is unreadable: {e}")),
+            },
             (Some(json), _) => match Alert::from_slice(json.as_bytes()) {
                 Ok(alert) => Enrichment::Fetched(Arc::new(alert)),
                 Err(e) => Enrichment::Unavailable(format!("the stored alert is unreadable: {e}")),
@@ -64,6 +80,9 @@ impl Enrichment {
         }
     }
 }
+
+/// The spool's note for an enrichment that is a case.
+const CASE_NOTE: &str = "ok: case";
 
 /// Why one look-up failed, as shared between coalesced waiters.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -91,6 +110,10 @@ struct OriginClient {
     cache: moka::future::Cache<Uuid, Arc<Alert>>,
     /// Recent assets, the same way.
     assets: moka::future::Cache<Uuid, Arc<alert::Asset>>,
+    /// Recent cases (the API's objects), the same way.
+    cases: moka::future::Cache<Uuid, Arc<serde_json::Value>>,
+    /// Status, priority and verdict names by uuid.
+    names: moka::future::Cache<(NameKind, Uuid), Arc<str>>,
 }
 
 /// The enrich client for every configured origin.
@@ -133,6 +156,14 @@ impl Enricher {
                         .max_capacity(5_000)
                         .time_to_live(o.cache_ttl.max(Duration::from_millis(1)))
                         .build(),
+                    cases: moka::future::Cache::builder()
+                        .max_capacity(1_000)
+                        .time_to_live(o.cache_ttl.max(Duration::from_millis(1)))
+                        .build(),
+                    names: moka::future::Cache::builder()
+                        .max_capacity(1_000)
+                        .time_to_live(case::NAME_TTL)
+                        .build(),
                 };
                 (name.clone(), Arc::new(client))
             })
@@ -153,7 +184,14 @@ impl Enricher {
     /// cache (for the console's journey).
     pub async fn enrich_traced(&self, origin: &str, event: &Event) -> (Enrichment, bool) {
         let Some(uuid) = event.alert_uuid else {
-            return (Enrichment::NotApplicable, false);
+            return match (event.case_uuid, self.origins.get(origin)) {
+                (Some(case), Some(client)) => self.enrich_case(client, event, case).await,
+                (Some(_), None) => (
+                    Enrichment::Unavailable(format!("origin {origin:?} is no longer configured")),
+                    false,
+                ),
+                (None, _) => (Enrichment::NotApplicable, false),
+            };
         };
         let Some(client) = self.origins.get(origin) else {
             // Validation ties every hook to an origin; a reload may have

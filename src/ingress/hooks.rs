@@ -213,6 +213,9 @@ impl HookRequest<'_> {
         } else {
             None
         };
+        if event.subject() == crate::event::Subject::Unknown {
+            self.state.metrics.unknown_type(&event.kind);
+        }
         if let Some(reason) = nonstandard {
             self.state
                 .metrics

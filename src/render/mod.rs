@@ -7,6 +7,7 @@
 //! JSON, ping people, or make a link live; the only live link is the alert
 //! link hookrelay builds itself.
 
+mod case;
 pub mod context;
 mod destination;
 mod discord;
@@ -15,6 +16,7 @@ mod escape;
 pub mod fit;
 mod google_chat;
 mod mattermost;
+mod notice;
 pub mod paging;
 mod slack;
 mod teams;
@@ -140,6 +142,24 @@ pub struct Summary {
     pub link: Option<String>,
 }
 
+/// The origin's UI link templates (`{short_id}`, `{uuid}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Links<'a> {
+    /// `alert_link`.
+    pub alert: Option<&'a str>,
+    /// `case_link`.
+    pub case: Option<&'a str>,
+}
+
+/// An alert's link from the `alert_link` template.
+fn alert_link(template: Option<&str>, short_id: &str, uuid: Option<&str>) -> Option<String> {
+    Some(
+        template?
+            .replace("{short_id}", short_id)
+            .replace("{uuid}", uuid.unwrap_or("")),
+    )
+}
+
 /// Short ids go into URLs; anything but a plain token gets no link.
 fn safe_short_id(s: &str) -> bool {
     !s.is_empty()
@@ -246,9 +266,31 @@ impl Facts {
     /// Gathers the facts of one event. `alert_link` is the origin's link
     /// template (`{short_id}`, `{uuid}`).
     pub fn build(event: &Event, enrichment: &Enrichment, alert_link: Option<&str>) -> Facts {
-        if let Some(facts) = Facts::silence(event) {
-            return facts;
+        Facts::build_linked(
+            event,
+            enrichment,
+            Links {
+                alert: alert_link,
+                case: None,
+            },
+        )
+    }
+
+    /// [`Facts::build`] with every link template of the origin: each kind
+    /// of object gets its own words and link, and only an alert is
+    /// titled or linked as one.
+    pub fn build_linked(event: &Event, enrichment: &Enrichment, links: Links) -> Facts {
+        use crate::event::Subject;
+        match event.subject() {
+            Subject::Alert => Facts::alert(event, enrichment, links.alert),
+            Subject::Case => case::facts(event, enrichment, links),
+            Subject::Hookrelay => Facts::silence(event).unwrap_or_else(|| notice::facts(event, links)),
+            _ => notice::facts(event, links),
         }
+    }
+
+    /// The facts of an event about an alert.
+    fn alert(event: &Event, enrichment: &Enrichment, alert_link: Option<&str>) -> Facts {
         let alert: Option<&Alert> = enrichment.alert();
         let short_id = alert
             .and_then(|a| a.short_id.clone())
@@ -884,3 +926,5 @@ pub(crate) fn trial(dest: &Destination, name: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod case_tests;

@@ -43,6 +43,14 @@ pub fn lifecycle(doc: &Value) -> Lifecycle {
             Lifecycle::Resolved
         }
         ("alert", _) | ("alert-comment", _) => Lifecycle::Updated,
+        // A case opens one incident, resolved when the case closes.
+        ("case", "created") => Lifecycle::Opened,
+        ("case", _)
+            if doc["case"]["closed"].as_bool() == Some(true) =>
+        {
+            Lifecycle::Resolved
+        }
+        ("case", _) => Lifecycle::Updated,
         _ => Lifecycle::Opened,
     }
 }
@@ -52,7 +60,7 @@ pub fn lifecycle(doc: &Value) -> Lifecycle {
 pub fn alert_uuid(doc: &Value) -> Option<String> {
     let attributes = &doc["event"]["attributes"];
     let uuid = match doc["event"]["type"].as_str() {
-        Some("alert") => attributes["uuid"].as_str(),
+        Some("alert") | Some("case") => attributes["uuid"].as_str(),
         _ => attributes["alert_uuid"].as_str(),
     }?;
     // It goes into URLs: a uuid's characters only.
