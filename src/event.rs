@@ -122,6 +122,12 @@ impl Event {
         self.kind == "case"
     }
 
+    /// The conversation the event belongs to on a threaded destination:
+    /// its alert, or its case.
+    pub fn thread_key(&self) -> Option<Uuid> {
+        self.alert_uuid.or(self.case_uuid)
+    }
+
     /// What the event is about.
     pub fn subject(&self) -> Subject {
         Subject::of(&self.kind, &self.action)

@@ -546,13 +546,33 @@ impl Pipeline {
                 thread_key: dest
                     .config
                     .threaded()
-                    .then(|| a.event.alert_uuid.map(|u| u.to_string()))
+                    .then(|| a.event.thread_key().map(|u| u.to_string()))
                     .flatten(),
                 first: None,
                 in_flight_until: None,
-                route: t.route,
-                destination: t.destination,
+                route: t.route.clone(),
+                destination: t.destination.clone(),
             });
+            // A case took alerts (or let them go): each alert's own thread
+            // says so, in order with the alert's other events.
+            if dest.config.threaded() {
+                for (alert, payload) in
+                    crate::render::case_alert_notes(&a.event, &enrichment, &facts)
+                {
+                    deliveries.push(NewDelivery {
+                        payload,
+                        failed: None,
+                        muted: None,
+                        summary: None,
+                        dedup: None,
+                        thread_key: Some(alert),
+                        first: None,
+                        in_flight_until: None,
+                        route: t.route.clone(),
+                        destination: t.destination.clone(),
+                    });
+                }
+            }
         }
         let mut in_flight = self
             .send_first(&a, &short_id, &generation, &mut deliveries)

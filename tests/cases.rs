@@ -302,3 +302,123 @@ url = "http://127.0.0.1:9/slack"
         db = dir.join("spool.db").display()
     )
 }
+
+/// One conversation per case in Slack and Mattermost API mode; an alert's
+/// own thread is told when a case takes it; the close is broadcast.
+#[tokio::test]
+async fn a_case_is_one_thread_and_the_alerts_thread_says_which_case_took_it() {
+    use common::chat::{ChatApi, MM_CHANNEL, MM_TOKEN, SLACK_CHANNEL, SLACK_TOKEN};
+    let fake = Fake::start().await;
+    let chat = ChatApi::start().await;
+    let config = format!(
+        r#"
+[destinations.sk]
+kind = "slack"
+token = "{SLACK_TOKEN}"
+channel = "{SLACK_CHANNEL}"
+api_url = "{api}"
+[destinations.mm]
+kind = "mattermost"
+server_url = "{server}"
+token = "{MM_TOKEN}"
+channel_id = "{MM_CHANNEL}"
+[[routes]]
+name = "soc"
+to = ["sk", "mm"]
+"#,
+        api = chat.slack_api(),
+        server = chat.mattermost_server(),
+    );
+    let app = spawn_app(&fake, &config).await;
+    // The alert, then the case, each its own root on each destination.
+    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
+    chat.wait(WAIT, "the alert's roots", |m| m.len() >= 2).await;
+    assert_eq!(app.post(fixture("event-case-created.json")).await.0, 202);
+    chat.wait(WAIT, "the case's roots", |m| m.len() >= 4).await;
+    // The case takes the alert: a reply in the case's thread and one in
+    // the alert's.
+    assert_eq!(
+        app.post(fixture("event-case-alerts-updated.json")).await.0,
+        202
+    );
+    chat.wait(WAIT, "the replies", |m| m.len() >= 8).await;
+    // The case is closed.
+    let mut closed = fixture_json("case-full.json");
+    closed["custom_status"] = serde_json::json!({"label": "Closed", "stage": "closed"});
+    closed["custom_status_uuid"] = CLOSED.into();
+    closed["status"] = "Closed".into();
+    closed["status_uuid"] = CLOSED.into();
+    fake.set_case(CASE_UUID, closed);
+    fake.set_name("custom_priorities", CRITICAL, "Critical");
+    assert_eq!(app.post(fixture("event-case-updated.json")).await.0, 202);
+    chat.wait(WAIT, "the close", |m| m.len() >= 10).await;
+
+    let text = |m: &common::chat::Message| {
+        let v = m.current();
+        v.get("text")
+            .or(v.get("message"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    for (channel, link, bold) in [
+        (
+            SLACK_CHANNEL,
+            "<https://app.sekoia.io/operations/cases/CA42|CA42>",
+            "*",
+        ),
+        (
+            MM_CHANNEL,
+            "[CA42](https://app.sekoia.io/operations/cases/CA42)",
+            "**",
+        ),
+    ] {
+        let roots: Vec<_> = chat
+            .roots()
+            .into_iter()
+            .filter(|m| m.channel == channel)
+            .collect();
+        assert_eq!(roots.len(), 2, "{channel}: the alert's and the case's");
+        let alert_root = roots
+            .iter()
+            .find(|m| m.versions[0].to_string().contains("Suspicious PowerShell"))
+            .unwrap();
+        let case_root = roots
+            .iter()
+            .find(|m| m.versions[0].to_string().contains("Ransomware precursor"))
+            .unwrap();
+        // The alert's thread: told which case took it, its root untouched.
+        let alert_replies: Vec<String> = chat.replies(&alert_root.id).iter().map(text).collect();
+        assert_eq!(
+            alert_replies,
+            [format!(
+                "added to case CA42 — Ransomware precursor on finance workstations\n{link}"
+            )],
+            "{channel}"
+        );
+        assert_eq!(alert_root.versions.len(), 1, "{channel}");
+        // The case's thread: its alerts, then the close; the root shows it closed.
+        let case_replies = chat.replies(&case_root.id);
+        let texts: Vec<String> = case_replies.iter().map(text).collect();
+        assert_eq!(
+            texts,
+            [
+                "case alerts updated: alerts added: ALEY4fqz8moo".to_owned(),
+                format!("{bold}Status:{bold} Ongoing → {bold}Closed{bold}"),
+            ],
+            "{channel}"
+        );
+        let shown = case_root.shown();
+        assert!(
+            shown.contains("[Closed] Ransomware precursor on finance workstations"),
+            "{shown}"
+        );
+        if channel == SLACK_CHANNEL {
+            assert_eq!(
+                case_replies.iter().map(|m| m.broadcast).collect::<Vec<_>>(),
+                [false, true]
+            );
+        }
+    }
+    app.stop().await;
+}

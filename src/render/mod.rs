@@ -413,7 +413,9 @@ impl Facts {
     /// channels that cannot thread: the alert, what changed and where it
     /// stands, not a repeat of the first message.
     pub fn compact(&self) -> Facts {
-        const KEEP: &[&str] = &["Urgency", "Status", "Change", "Alert"];
+        const KEEP: &[&str] = &[
+            "Urgency", "Priority", "Status", "Verdict", "Change", "Alert", "Case",
+        ];
         let mut f = self.clone();
         f.facts.retain(|(label, _)| KEEP.contains(label));
         f
@@ -422,10 +424,15 @@ impl Facts {
     /// The root of an alert's conversation: the alert as it stands, not
     /// the event that last changed it (that is the reply's).
     pub fn as_root(&self) -> Facts {
+        self.as_root_of("alert")
+    }
+
+    /// [`Facts::as_root`] of a conversation about `what` (an alert, a case).
+    pub fn as_root_of(&self, what: &str) -> Facts {
         let mut f = self.clone();
         f.summary = match self.fact("Status") {
-            Some(status) => format!("alert · {status}"),
-            None => "alert".into(),
+            Some(status) => format!("{what} · {status}"),
+            None => what.into(),
         };
         f.facts
             .retain(|(label, _)| !matches!(*label, "Event" | "Change"));
@@ -813,8 +820,11 @@ pub fn event_payload(
     target: context::Target,
 ) -> Result<String, RenderError> {
     let config = &dest.config;
-    if config.threaded() && event.alert_uuid.is_some() {
-        let root = facts.as_root();
+    if config.threaded() && event.thread_key().is_some() {
+        let root = facts.as_root_of(match event.subject() {
+            crate::event::Subject::Case => "case",
+            _ => "alert",
+        });
         let message = payload(dest, &root, &|| {
             context::for_event(event, enrichment, &root, target)
         })?;
@@ -837,12 +847,53 @@ pub fn event_payload(
     })
 }
 
+/// For a case's `alerts-updated` on a threaded destination: a reply in
+/// each added (or removed) alert's own thread, "added to case CA42 —
+/// title" with the case's link, as (alert uuid, stored payload).
+pub fn case_alert_notes(event: &Event, enrichment: &Enrichment, facts: &Facts) -> Vec<(String, String)> {
+    if !event.is_case() {
+        return Vec::new();
+    }
+    let (added, removed) = crate::enrich::alert_changes(event.updated.as_ref());
+    let case = facts
+        .fact("Case")
+        .unwrap_or_else(|| "a case".to_owned());
+    let title = enrichment
+        .case()
+        .and_then(|c| c.title.as_deref())
+        .map(|t| clean(t, 120));
+    let link = facts
+        .link
+        .clone()
+        .map(|url| (facts.fact("Case").unwrap_or_else(|| "case".into()), url));
+    let words = |what: &str| match &title {
+        Some(t) => format!("{what} case {case} — {t}"),
+        None => format!("{what} case {case}"),
+    };
+    added
+        .iter()
+        .take(case::ALERTS_SHOWN)
+        .map(|u| (u, words("added to")))
+        .chain(
+            removed
+                .iter()
+                .take(case::ALERTS_SHOWN)
+                .map(|u| (u, words("removed from"))),
+        )
+        .map(|(u, w)| {
+            let t = thread::Threaded::note(u.to_string(), &w, link.clone());
+            (u.to_string(), t.wrap())
+        })
+        .collect()
+}
+
 /// A later event in an alert's life (a change, a comment), as opposed to
 /// its creation.
 fn is_update(event: &Event) -> bool {
-    event.alert_uuid.is_some()
+    (event.alert_uuid.is_some()
         && !(event.is_alert() && event.action == "created")
-        && (event.is_alert() || event.kind == "alert-comment")
+        && (event.is_alert() || event.kind == "alert-comment"))
+        || (event.is_case() && event.action != "created")
 }
 
 /// The chat kinds, where an update is a compact card (not the e-mail, the
