@@ -568,7 +568,9 @@ impl Pipeline {
                         thread_key: Some(alert),
                         first: None,
                         in_flight_until: None,
-                        route: t.route.clone(),
+                        // (route, destination) names one delivery of an
+                        // event in the spool: these are told apart.
+                        route: format!("{} (alert thread)", t.route),
                         destination: t.destination.clone(),
                     });
                 }

@@ -303,14 +303,10 @@ url = "http://127.0.0.1:9/slack"
     )
 }
 
-/// One conversation per case in Slack and Mattermost API mode; an alert's
-/// own thread is told when a case takes it; the close is broadcast.
-#[tokio::test]
-async fn a_case_is_one_thread_and_the_alerts_thread_says_which_case_took_it() {
-    use common::chat::{ChatApi, MM_CHANNEL, MM_TOKEN, SLACK_CHANNEL, SLACK_TOKEN};
-    let fake = Fake::start().await;
-    let chat = ChatApi::start().await;
-    let config = format!(
+/// Destinations `sk` (Slack API mode) and `mm` (Mattermost API mode).
+fn threaded(chat: &common::chat::ChatApi) -> String {
+    use common::chat::{MM_CHANNEL, MM_TOKEN, SLACK_CHANNEL, SLACK_TOKEN};
+    format!(
         r#"
 [destinations.sk]
 kind = "slack"
@@ -328,31 +324,61 @@ to = ["sk", "mm"]
 "#,
         api = chat.slack_api(),
         server = chat.mattermost_server(),
-    );
-    let app = spawn_app(&fake, &config).await;
-    // The alert, then the case, each its own root on each destination.
-    assert_eq!(app.post(fixture("event-alert-created.json")).await.0, 202);
-    chat.wait(WAIT, "the alert's roots", |m| m.len() >= 2).await;
-    assert_eq!(app.post(fixture("event-case-created.json")).await.0, 202);
-    chat.wait(WAIT, "the case's roots", |m| m.len() >= 4).await;
-    // The case takes the alert: a reply in the case's thread and one in
-    // the alert's.
-    assert_eq!(
-        app.post(fixture("event-case-alerts-updated.json")).await.0,
-        202
-    );
-    chat.wait(WAIT, "the replies", |m| m.len() >= 8).await;
-    // The case is closed.
-    let mut closed = fixture_json("case-full.json");
-    closed["custom_status"] = serde_json::json!({"label": "Closed", "stage": "closed"});
-    closed["custom_status_uuid"] = CLOSED.into();
-    closed["status"] = "Closed".into();
-    closed["status_uuid"] = CLOSED.into();
-    fake.set_case(CASE_UUID, closed);
-    fake.set_name("custom_priorities", CRITICAL, "Critical");
-    assert_eq!(app.post(fixture("event-case-updated.json")).await.0, 202);
-    chat.wait(WAIT, "the close", |m| m.len() >= 10).await;
+    )
+}
 
+/// Posts an event to a hook; asserts the 202.
+async fn post_to(hook_url: &str, body: Vec<u8>) {
+    let r = reqwest::Client::new()
+        .post(hook_url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+}
+
+/// The alert created, a case created, the case taking the alert, the
+/// case closed: step `step` sent to `hooks[step % len]`, each once the
+/// previous one's messages are in the channels.
+async fn case_life(
+    fake: &Fake,
+    chat: &common::chat::ChatApi,
+    hooks: &[String],
+    steps: std::ops::Range<usize>,
+) {
+    for step in steps {
+        let event = match step {
+            0 => "event-alert-created.json",
+            1 => "event-case-created.json",
+            2 => "event-case-alerts-updated.json",
+            _ => {
+                let mut closed = fixture_json("case-full.json");
+                closed["custom_status"] =
+                    serde_json::json!({"label": "Closed", "stage": "closed"});
+                closed["custom_status_uuid"] = CLOSED.into();
+                closed["status"] = "Closed".into();
+                closed["status_uuid"] = CLOSED.into();
+                fake.set_case(CASE_UUID, closed);
+                fake.set_name("custom_priorities", CRITICAL, "Critical");
+                "event-case-updated.json"
+            }
+        };
+        post_to(&hooks[step % hooks.len()], fixture(event)).await;
+        // Per destination: the alert's root, the case's root, a reply in
+        // each thread, the close.
+        let want = [2, 4, 8, 10][step];
+        chat.wait(WAIT, "the event's messages", |m| m.len() >= want)
+            .await;
+    }
+}
+
+/// On each destination: two roots (the alert's, the case's); the alert's
+/// thread told which case took it; the case's thread lists the alert,
+/// then the close (broadcast in Slack), its root showing it closed.
+fn assert_case_threads(chat: &common::chat::ChatApi) {
+    use common::chat::{MM_CHANNEL, SLACK_CHANNEL};
     let text = |m: &common::chat::Message| {
         let v = m.current();
         v.get("text")
@@ -388,16 +414,18 @@ to = ["sk", "mm"]
             .find(|m| m.versions[0].to_string().contains("Ransomware precursor"))
             .unwrap();
         // The alert's thread: told which case took it, its root untouched.
-        let alert_replies: Vec<String> = chat.replies(&alert_root.id).iter().map(text).collect();
+        let alert_replies: Vec<String> =
+            chat.replies(&alert_root.id).iter().map(text).collect();
         assert_eq!(
             alert_replies,
             [format!(
                 "added to case CA42 — Ransomware precursor on finance workstations\n{link}"
             )],
-            "{channel}"
+            "{channel}: {:#?}",
+            chat.messages()
         );
         assert_eq!(alert_root.versions.len(), 1, "{channel}");
-        // The case's thread: its alerts, then the close; the root shows it closed.
+        // The case's thread: its alert, then the close.
         let case_replies = chat.replies(&case_root.id);
         let texts: Vec<String> = case_replies.iter().map(text).collect();
         assert_eq!(
@@ -408,6 +436,8 @@ to = ["sk", "mm"]
             ],
             "{channel}"
         );
+        let first = case_root.versions[0].to_string();
+        assert!(first.contains("case · Ongoing"), "{first}");
         let shown = case_root.shown();
         assert!(
             shown.contains("[Closed] Ransomware precursor on finance workstations"),
@@ -420,5 +450,96 @@ to = ["sk", "mm"]
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_case_is_one_thread_and_the_alerts_thread_says_which_case_took_it() {
+    let fake = Fake::start().await;
+    let chat = common::chat::ChatApi::start().await;
+    let app = spawn_app(&fake, &threaded(&chat)).await;
+    case_life(&fake, &chat, &[app.hook_url()], 0..4).await;
+    assert_case_threads(&chat);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn case_threads_survive_a_restart() {
+    let fake = Fake::start().await;
+    let chat = common::chat::ChatApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&fake, dir.path(), &threaded(&chat));
+    let first = Daemon::spawn(&config).await;
+    case_life(&fake, &chat, &[first.hook_url()], 0..2).await;
+    first.signal(libc::SIGTERM);
+    let mut first = first;
+    tokio::task::spawn_blocking(move || first.child.wait().unwrap())
+        .await
+        .unwrap();
+    let second = Daemon::spawn(&config).await;
+    case_life(&fake, &chat, &[second.hook_url()], 2..4).await;
+    assert_case_threads(&chat);
+}
+
+#[tokio::test]
+async fn two_replicas_taking_alternate_events_keep_the_case_threads() {
+    let Some(server) = common::pg::server() else {
+        return;
+    };
+    let fake = Fake::start().await;
+    let chat = common::chat::ChatApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&fake, dir.path(), &threaded(&chat));
+    common::pg::use_postgres(&config, &server.database().await, "15s");
+    let replicas = [Daemon::spawn(&config).await, Daemon::spawn(&config).await];
+    let hooks: Vec<String> = replicas.iter().map(|d| d.hook_url()).collect();
+    case_life(&fake, &chat, &hooks, 0..4).await;
+    assert_case_threads(&chat);
+}
+
+/// `preview` takes a case event: with `--alert`, the file is the case
+/// object; the route tester's verdicts name the case conditions.
+#[test]
+fn preview_takes_a_case_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = r#"
+[[routes]]
+name = "low-cases"
+to = ["slack"]
+[routes.when]
+type = ["case"]
+case_priority = ["Low"]
+
+[[routes]]
+name = "cases"
+to = ["slack"]
+[routes.when]
+type = ["case"]
+case_status = ["Ongoing"]
+"#;
+    let path = dir.path().join("hookrelay.toml");
+    std::fs::write(&path, config_text_for_check(dir.path(), routes)).unwrap();
+    let fixtures = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
+    let (code, out, err) = cli(&[
+        "preview",
+        "--config",
+        path.to_str().unwrap(),
+        "--event",
+        &format!("{fixtures}/event-case-created.json"),
+        "--alert",
+        &format!("{fixtures}/case-full.json"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("case_priority = [\"Low\"]: the case's priority is \"High\""),
+        "{out}"
+    );
+    assert!(out.contains("=== slack (slack)"), "{out}");
+    assert!(
+        out.contains("Ransomware precursor on finance workstations"),
+        "{out}"
+    );
+    assert!(
+        out.contains("https://app.sekoia.io/operations/cases/CA42"),
+        "{out}"
+    );
 }

@@ -229,8 +229,13 @@ pub fn facts(event: &Event, enrichment: &Enrichment, links: Links) -> Facts {
         (None, Some(id)) => format!("Case {id}"),
         (None, None) => "Sekoia.io case".to_owned(),
     };
+    // "case created", "case alerts updated", "case comment created".
     let summary = clean(
-        &format!("case {}", event.action.replace('-', " ")),
+        &format!(
+            "{} {}",
+            event.kind.replace('-', " "),
+            event.action.replace('-', " ")
+        ),
         FACT_MAX,
     );
     let mut facts: Vec<(&'static str, String)> = Vec::new();
@@ -280,6 +285,13 @@ pub fn facts(event: &Event, enrichment: &Enrichment, links: Links) -> Facts {
     }
 
     let mut body = Vec::new();
+    // A comment on the case: its words first.
+    if let Some(c) = event.content.as_deref() {
+        let c = clean_multiline(c, DESCRIPTION_MAX);
+        if !c.is_empty() {
+            body.push(c);
+        }
+    }
     if let Some(d) = case.and_then(|c| c.description.as_deref()) {
         let d = clean_multiline(d, DESCRIPTION_MAX);
         if !d.is_empty() {

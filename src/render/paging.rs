@@ -50,17 +50,19 @@ pub fn lifecycle(doc: &Value) -> Lifecycle {
         {
             Lifecycle::Resolved
         }
-        ("case", _) => Lifecycle::Updated,
+        ("case", _) | ("case-comment", _) => Lifecycle::Updated,
         _ => Lifecycle::Opened,
     }
 }
 
-/// The alert's uuid: the incident's key. None for a message hookrelay
-/// makes itself (a digest, a test) or an event about no alert.
+/// The alert's uuid, or the case's: the incident's key. None for a
+/// message hookrelay makes itself (a digest, a test) or an event about
+/// neither.
 pub fn alert_uuid(doc: &Value) -> Option<String> {
     let attributes = &doc["event"]["attributes"];
     let uuid = match doc["event"]["type"].as_str() {
         Some("alert") | Some("case") => attributes["uuid"].as_str(),
+        Some("case-comment") => attributes["case_uuid"].as_str(),
         _ => attributes["alert_uuid"].as_str(),
     }?;
     // It goes into URLs: a uuid's characters only.
