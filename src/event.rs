@@ -438,7 +438,8 @@ mod tests {
         assert_eq!((e.content, e.updated, e.version), (None, None, None));
         assert_eq!(e.created_at.as_deref(), Some("2024-01-01T00:00:00Z"));
         assert!(e.has_metadata);
-        let not_meta = parse(br#"{"type":"countermeasure","action":"x","attributes":{},"metadata":[]}"#);
+        let not_meta =
+            parse(br#"{"type":"countermeasure","action":"x","attributes":{},"metadata":[]}"#);
         assert!(!not_meta.unwrap().has_metadata);
         // The whole text is checked, not only the members read.
         check(

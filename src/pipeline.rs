@@ -462,13 +462,21 @@ impl Pipeline {
             intervals: &config.time_intervals,
         };
         let enrich_ms = started.elapsed().as_millis() as u64;
-        let (targets, decisions) =
-            crate::route::route_explained_with(&config.routes, &a.hook, &a.event, alert, enrichment.case(), &clock);
+        let (targets, decisions) = crate::route::route_explained_with(
+            &config.routes,
+            &a.hook,
+            &a.event,
+            alert,
+            enrichment.case(),
+            &clock,
+        );
         // A silence holds every delivery of a matching event: recorded, not sent.
         let silences = self.active_silences().await;
         let silenced: Option<&String> = silences
             .iter()
-            .find(|(_, when, _)| crate::route::matches_with(when, &a.event, alert, enrichment.case()))
+            .find(|(_, when, _)| {
+                crate::route::matches_with(when, &a.event, alert, enrichment.case())
+            })
             .map(|(_, _, note)| note);
         let journey = journey(decisions, enrich_ms, cached, silenced);
         let short_id = a

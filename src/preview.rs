@@ -75,7 +75,11 @@ pub async fn preview(
     if let Enrichment::Unavailable(reason) = &enrichment {
         notes.push(format!(
             "{} details unavailable ({reason}); showing the degraded message",
-            if event.subject() == Subject::Case { "case" } else { "alert" }
+            if event.subject() == Subject::Case {
+                "case"
+            } else {
+                "alert"
+            }
         ));
     }
     let clock = crate::route::Clock {

@@ -141,11 +141,18 @@ fn explain_case(
             format!(
                 "{key} = {}: the event is about {} {}, not a case",
                 list(wanted),
-                if event.subject() == crate::event::Subject::Alert { "an" } else { "a" },
+                if event.subject() == crate::event::Subject::Alert {
+                    "an"
+                } else {
+                    "a"
+                },
                 event.subject().as_str()
             )
         } else {
-            format!("{key} = {}: the case's details are unavailable", list(wanted))
+            format!(
+                "{key} = {}: the case's details are unavailable",
+                list(wanted)
+            )
         }
     };
     let one = |key: &str, wanted: &Vec<String>, value: Option<&str>| -> Result<(), String> {
@@ -160,16 +167,19 @@ fn explain_case(
             )),
         }
     };
-    let many = |key: &str, wanted: &Vec<String>, values: Option<&Vec<String>>| {
-        match (case, values) {
-            (None, _) | (_, None) => Err(missing(key, wanted)),
-            (Some(_), Some(v)) if v.iter().any(|x| any_eq(wanted, Some(x))) => Ok(()),
-            (Some(_), Some(v)) => Err(format!(
-                "{key} = {}: the case's {key} are {}",
-                list(wanted),
-                if v.is_empty() { "none".to_owned() } else { list(v) }
-            )),
-        }
+    let many = |key: &str, wanted: &Vec<String>, values: Option<&Vec<String>>| match (case, values)
+    {
+        (None, _) | (_, None) => Err(missing(key, wanted)),
+        (Some(_), Some(v)) if v.iter().any(|x| any_eq(wanted, Some(x))) => Ok(()),
+        (Some(_), Some(v)) => Err(format!(
+            "{key} = {}: the case's {key} are {}",
+            list(wanted),
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                list(v)
+            }
+        )),
     };
     if let Some(w) = &when.case_priority {
         one("case_priority", w, case.and_then(|c| c.priority.as_deref()))?;

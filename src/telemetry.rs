@@ -97,10 +97,7 @@ impl Metrics {
             "invalid".to_owned()
         };
         {
-            let mut seen = self
-                .unknown_seen
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut seen = self.unknown_seen.lock().unwrap_or_else(|p| p.into_inner());
             if !seen.contains(&name) {
                 if seen.len() >= UNKNOWN_TYPES_MAX {
                     name = "other".into();

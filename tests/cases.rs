@@ -191,7 +191,10 @@ async fn unknown_types_are_delivered_plainly_and_counted_never_fetched_as_alerts
         1.0
     );
     // An intake health notification and a content proposal: their own words.
-    assert_eq!(app.post(fixture("event-intake-no-events.json")).await.0, 202);
+    assert_eq!(
+        app.post(fixture("event-intake-no-events.json")).await.0,
+        202
+    );
     assert_eq!(
         app.post(fixture("event-content-proposal-created.json"))
             .await
@@ -249,7 +252,10 @@ async fn cases_are_routed_by_priority_mode_and_tags() {
     ev["attributes"]["uuid"] = "11111111-2222-4333-8444-555555555555".into();
     assert_eq!(app.post(ev.to_string()).await.0, 202);
     fake.wait_for("/mattermost", 1, WAIT).await;
-    assert_eq!(app.post(fixture("event-intake-no-events.json")).await.0, 202);
+    assert_eq!(
+        app.post(fixture("event-intake-no-events.json")).await.0,
+        202
+    );
     fake.wait_for("/teams", 1, WAIT).await;
     assert_eq!(fake.received("/slack").len(), 1);
     assert_eq!(fake.received("/mattermost").len(), 1);
@@ -355,8 +361,7 @@ async fn case_life(
             2 => "event-case-alerts-updated.json",
             _ => {
                 let mut closed = fixture_json("case-full.json");
-                closed["custom_status"] =
-                    serde_json::json!({"label": "Closed", "stage": "closed"});
+                closed["custom_status"] = serde_json::json!({"label": "Closed", "stage": "closed"});
                 closed["custom_status_uuid"] = CLOSED.into();
                 closed["status"] = "Closed".into();
                 closed["status_uuid"] = CLOSED.into();
@@ -414,8 +419,7 @@ fn assert_case_threads(chat: &common::chat::ChatApi) {
             .find(|m| m.versions[0].to_string().contains("Ransomware precursor"))
             .unwrap();
         // The alert's thread: told which case took it, its root untouched.
-        let alert_replies: Vec<String> =
-            chat.replies(&alert_root.id).iter().map(text).collect();
+        let alert_replies: Vec<String> = chat.replies(&alert_root.id).iter().map(text).collect();
         assert_eq!(
             alert_replies,
             [format!(

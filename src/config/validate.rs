@@ -458,9 +458,10 @@ fn check_case_conditions(
     .map(|(k, _)| *k)
     .collect();
     if let (Some(types), Some(first)) = (&w.type_, case_keys.first()) {
-        if !types.iter().any(|t| {
-            crate::event::Subject::of(t, "") == crate::event::Subject::Case
-        }) {
+        if !types
+            .iter()
+            .any(|t| crate::event::Subject::of(t, "") == crate::event::Subject::Case)
+        {
             warnings.push(format!(
                 "{key}.{first}: a case condition, but type = {types:?} leaves out cases: it can never hold"
             ));

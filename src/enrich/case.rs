@@ -119,9 +119,16 @@ fn capitalized(s: &str) -> String {
 fn person(v: &Value) -> Option<String> {
     match v {
         Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
-        Value::Object(o) => ["name", "display_name", "full_name", "email", "avatar_uuid", "uuid"]
-            .iter()
-            .find_map(|k| text(o.get(*k))),
+        Value::Object(o) => [
+            "name",
+            "display_name",
+            "full_name",
+            "email",
+            "avatar_uuid",
+            "uuid",
+        ]
+        .iter()
+        .find_map(|k| text(o.get(*k))),
         _ => None,
     }
 }
@@ -195,15 +202,19 @@ impl Case {
         Ok(Case::read(raw, names, &added, json.to_owned()))
     }
 
-    fn read(raw: Value, names: BTreeMap<String, String>, added: &[Arc<Alert>], json: String) -> Case {
+    fn read(
+        raw: Value,
+        names: BTreeMap<String, String>,
+        added: &[Arc<Alert>],
+        json: String,
+    ) -> Case {
         let mut names = names;
         for (uuid, name) in own_names(&raw) {
             names.entry(uuid).or_insert(name);
         }
         let get = |k: &str| raw.get(k);
         let named = |uuid_key: &str| {
-            text(get(uuid_key))
-                .and_then(|u| names.get(&u.to_ascii_lowercase()).cloned())
+            text(get(uuid_key)).and_then(|u| names.get(&u.to_ascii_lowercase()).cloned())
         };
         let priority = label(get("custom_priority"))
             .or_else(|| named("custom_priority_uuid"))
@@ -271,14 +282,18 @@ impl Case {
 
     /// The alert this case holds with uuid `uuid`, if listed.
     pub fn alert(&self, uuid: &str) -> Option<&CaseAlert> {
-        self.alerts
-            .iter()
-            .find(|a| a.uuid.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(uuid)))
+        self.alerts.iter().find(|a| {
+            a.uuid
+                .as_deref()
+                .is_some_and(|u| u.eq_ignore_ascii_case(uuid))
+        })
     }
 
     /// The name of a status, priority or verdict uuid, if known.
     pub fn name_of(&self, uuid: &str) -> Option<&str> {
-        self.names.get(&uuid.to_ascii_lowercase()).map(String::as_str)
+        self.names
+            .get(&uuid.to_ascii_lowercase())
+            .map(String::as_str)
     }
 }
 
@@ -340,7 +355,11 @@ fn case_refs(raw: &Value) -> Vec<(NameKind, Uuid)> {
         "status_uuid",
         NameKind::Status,
     );
-    want(label(raw.get("verdict")).is_some(), "verdict_uuid", NameKind::Verdict);
+    want(
+        label(raw.get("verdict")).is_some(),
+        "verdict_uuid",
+        NameKind::Verdict,
+    );
     out
 }
 
@@ -525,8 +544,11 @@ mod tests {
 
     fn fixture(name: &str) -> Value {
         serde_json::from_slice(
-            &std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR")))
-                .unwrap(),
+            &std::fs::read(format!(
+                "{}/tests/fixtures/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
         )
         .unwrap()
     }

@@ -162,7 +162,10 @@ fn nothing_but_an_alert_is_titled_or_linked_as_one() {
     for (file, e) in [
         ("event-case-created.json", Enrichment::NotApplicable),
         ("event-case-created.json", case("case-full.json", &[])),
-        ("event-content-proposal-created.json", Enrichment::NotApplicable),
+        (
+            "event-content-proposal-created.json",
+            Enrichment::NotApplicable,
+        ),
         ("event-intake-no-events.json", Enrichment::NotApplicable),
         ("event-unknown.json", Enrichment::NotApplicable),
     ] {
@@ -170,7 +173,10 @@ fn nothing_but_an_alert_is_titled_or_linked_as_one() {
         let f = Facts::build_linked(&ev, &e, LINKS);
         assert!(!f.headline.starts_with("Alert "), "{file}: {}", f.headline);
         assert!(
-            !f.link.as_deref().unwrap_or("").contains("/operations/alerts/"),
+            !f.link
+                .as_deref()
+                .unwrap_or("")
+                .contains("/operations/alerts/"),
             "{file}: {:?}",
             f.link
         );
@@ -220,10 +226,7 @@ fn other_notifications() {
         Some("https://app.sekoia.io/operations/intakes/c0ffee00-1234-4abc-8def-0123456789ab")
     );
     let f = Facts::build_linked(&event("event-content-proposal-created.json"), &na, LINKS);
-    assert_eq!(
-        f.headline,
-        "Intelligence report: content proposal created"
-    );
+    assert_eq!(f.headline, "Intelligence report: content proposal created");
 }
 
 #[test]
@@ -298,9 +301,17 @@ fn a_case_with_many_alerts_is_fitted() {
     let f = Facts::build_linked(&ev, &e, LINKS);
     assert!(f.body.as_deref().unwrap().contains("… and 190 more"));
     // The webhook document carries the case object as the API sent it.
-    for kind in ALL_KINDS.into_iter().filter(|k| *k != DestinationKind::Webhook) {
+    for kind in ALL_KINDS
+        .into_iter()
+        .filter(|k| *k != DestinationKind::Webhook)
+    {
         let body = render_one(kind, &ev, &e).to_string();
-        assert!(body.len() < 24 * 1024, "{}: {} bytes", kind.as_str(), body.len());
+        assert!(
+            body.len() < 24 * 1024,
+            "{}: {} bytes",
+            kind.as_str(),
+            body.len()
+        );
     }
 }
 

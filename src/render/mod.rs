@@ -284,7 +284,9 @@ impl Facts {
         match event.subject() {
             Subject::Alert => Facts::alert(event, enrichment, links.alert),
             Subject::Case => case::facts(event, enrichment, links),
-            Subject::Hookrelay => Facts::silence(event).unwrap_or_else(|| notice::facts(event, links)),
+            Subject::Hookrelay => {
+                Facts::silence(event).unwrap_or_else(|| notice::facts(event, links))
+            }
             _ => notice::facts(event, links),
         }
     }
@@ -850,14 +852,16 @@ pub fn event_payload(
 /// For a case's `alerts-updated` on a threaded destination: a reply in
 /// each added (or removed) alert's own thread, "added to case CA42 —
 /// title" with the case's link, as (alert uuid, stored payload).
-pub fn case_alert_notes(event: &Event, enrichment: &Enrichment, facts: &Facts) -> Vec<(String, String)> {
+pub fn case_alert_notes(
+    event: &Event,
+    enrichment: &Enrichment,
+    facts: &Facts,
+) -> Vec<(String, String)> {
     if !event.is_case() {
         return Vec::new();
     }
     let (added, removed) = crate::enrich::alert_changes(event.updated.as_ref());
-    let case = facts
-        .fact("Case")
-        .unwrap_or_else(|| "a case".to_owned());
+    let case = facts.fact("Case").unwrap_or_else(|| "a case".to_owned());
     let title = enrichment
         .case()
         .and_then(|c| c.title.as_deref())
@@ -976,6 +980,6 @@ pub(crate) fn trial(dest: &Destination, name: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod case_tests;
+#[cfg(test)]
+mod tests;

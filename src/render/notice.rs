@@ -148,7 +148,8 @@ pub fn facts(event: &Event, links: Links) -> Facts {
         summary,
         level,
         facts,
-        body: (!lines.is_empty()).then(|| super::escape::truncate(&lines.join("\n"), BODY_MAX).to_string()),
+        body: (!lines.is_empty())
+            .then(|| super::escape::truncate(&lines.join("\n"), BODY_MAX).to_string()),
         degraded: None,
         link: object_link(event, links),
         link_label: "Open in Sekoia.io",

@@ -45,11 +45,7 @@ pub fn lifecycle(doc: &Value) -> Lifecycle {
         ("alert", _) | ("alert-comment", _) => Lifecycle::Updated,
         // A case opens one incident, resolved when the case closes.
         ("case", "created") => Lifecycle::Opened,
-        ("case", _)
-            if doc["case"]["closed"].as_bool() == Some(true) =>
-        {
-            Lifecycle::Resolved
-        }
+        ("case", _) if doc["case"]["closed"].as_bool() == Some(true) => Lifecycle::Resolved,
         ("case", _) | ("case-comment", _) => Lifecycle::Updated,
         _ => Lifecycle::Opened,
     }

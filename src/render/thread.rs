@@ -175,12 +175,21 @@ fn updated_urgency(event: &Event) -> Option<i64> {
 /// One line of a reply.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Line {
-    Status { from: Option<String>, to: String },
-    Urgency { from: i64, to: i64 },
+    Status {
+        from: Option<String>,
+        to: String,
+    },
+    Urgency {
+        from: i64,
+        to: i64,
+    },
     Comment(String),
     Event(String),
     /// A link hookrelay built (the URL is its own, the label escaped).
-    Link { label: String, url: String },
+    Link {
+        label: String,
+        url: String,
+    },
 }
 
 /// What a reply says; `broadcast` when the alert was closed or rejected
@@ -286,7 +295,10 @@ mod tests {
         assert_eq!(Threaded::unwrap(&t.wrap()), Some(t));
         // An alert's own delivery is stored as before.
         let plain = threaded(None, None, None).wrap();
-        assert!(!plain.contains("reply_only") && !plain.contains("link"), "{plain}");
+        assert!(
+            !plain.contains("reply_only") && !plain.contains("link"),
+            "{plain}"
+        );
     }
 
     #[test]
