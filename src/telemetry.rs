@@ -348,3 +348,35 @@ pub async fn watchdog(cancel: tokio_util::sync::CancellationToken) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(m: &Metrics, name: &str) -> u64 {
+        m.events_unknown_type
+            .get_or_create(&vec![("type", name.to_owned())])
+            .get()
+    }
+
+    /// Type names are outside text: only plain tokens get their own
+    /// series, and only so many of them.
+    #[test]
+    fn unknown_types_are_counted_by_a_bounded_set_of_names() {
+        let m = Metrics::new();
+        m.unknown_type("countermeasure");
+        m.unknown_type("Countermeasure");
+        assert_eq!(count(&m, "countermeasure"), 2);
+        m.unknown_type("a\"b{c}\n");
+        m.unknown_type(&"x".repeat(65));
+        assert_eq!(count(&m, "invalid"), 2);
+        for i in 0..UNKNOWN_TYPES_MAX + 5 {
+            m.unknown_type(&format!("type-{i}"));
+        }
+        assert_eq!(count(&m, "other"), 7, "beyond the first 50 names");
+        assert_eq!(count(&m, "type-0"), 1);
+        // A name seen before keeps its series.
+        m.unknown_type("countermeasure");
+        assert_eq!(count(&m, "countermeasure"), 3);
+    }
+}

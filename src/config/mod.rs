@@ -381,6 +381,16 @@ pub enum OriginKind {
     Sekoia,
 }
 
+/// An origin's UI link templates (`{short_id}`, `{uuid}`), as messages
+/// use them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Links<'a> {
+    /// `alert_link`.
+    pub alert: Option<&'a str>,
+    /// `case_link`.
+    pub case: Option<&'a str>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OriginConfig {
@@ -914,12 +924,12 @@ impl Config {
     }
 
     /// Every link template of the origin behind `hook`.
-    pub fn links(&self, hook: &str) -> crate::render::Links<'_> {
+    pub fn links(&self, hook: &str) -> Links<'_> {
         let origin = self
             .hooks
             .get(hook)
             .and_then(|h| self.origins.get(&h.origin));
-        crate::render::Links {
+        Links {
             alert: origin.and_then(|o| o.alert_link.as_deref()),
             case: origin.and_then(|o| o.case_link.as_deref()),
         }

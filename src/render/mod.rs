@@ -142,14 +142,7 @@ pub struct Summary {
     pub link: Option<String>,
 }
 
-/// The origin's UI link templates (`{short_id}`, `{uuid}`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Links<'a> {
-    /// `alert_link`.
-    pub alert: Option<&'a str>,
-    /// `case_link`.
-    pub case: Option<&'a str>,
-}
+pub use crate::config::Links;
 
 /// An alert's link from the `alert_link` template.
 fn alert_link(template: Option<&str>, short_id: &str, uuid: Option<&str>) -> Option<String> {
