@@ -1,4 +1,5 @@
-//! Enrichment: fetch the alert an event is about from its origin's API.
+//! Enrichment: fetch the alert (or the case, `case.rs`) an event is about
+//! from its origin's API.
 //!
 //! Owns the per-origin HTTP concurrency bound, the short TTL cache and the
 //! coalescing of concurrent look-ups of one alert (both through `moka`), and
@@ -29,7 +30,8 @@ pub enum Enrichment {
     Fetched(Arc<Alert>),
     /// The case object from the API, its names looked up.
     Case(Arc<Case>),
-    /// The event is not about an alert (a content proposal, …).
+    /// The event is about neither an alert nor a case (a content
+    /// proposal, a platform health notice, …).
     NotApplicable,
     /// The alert could not be fetched; the reason is safe to log and show.
     Unavailable(String),
