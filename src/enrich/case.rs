@@ -571,6 +571,19 @@ mod tests {
         assert_eq!(back.status, c.status);
     }
 
+    /// The look-up endpoints' answers, as the fixtures keep them, name
+    /// by `label`.
+    #[test]
+    fn status_priority_and_verdict_answers_are_read_by_label() {
+        for (file, want) in [
+            ("custom-status.json", "Closed"),
+            ("custom-priority.json", "Critical"),
+            ("custom-verdict.json", "True positive"),
+        ] {
+            assert_eq!(label(Some(&fixture(file))).as_deref(), Some(want), "{file}");
+        }
+    }
+
     #[test]
     fn a_sparse_case_takes_names_from_look_ups() {
         let raw = json!({"uuid": "x", "status_uuid": "2e4b4b02-9d4e-4b0e-9f0b-2a3c4d5e6f70",
