@@ -28,8 +28,12 @@ pub struct Event {
     /// `attributes.uuid`, when present and canonical.
     pub uuid: Option<Uuid>,
     /// The alert to enrich from: `attributes.uuid` for alerts,
-    /// `attributes.alert_uuid` for comments.
+    /// `attributes.alert_uuid` for comments (only for events about an
+    /// alert: see [`Subject`]).
     pub alert_uuid: Option<Uuid>,
+    /// The case to enrich from: `attributes.uuid` for cases,
+    /// `attributes.case_uuid` for case comments.
+    pub case_uuid: Option<Uuid>,
     /// `attributes.short_id` or `attributes.alert_short_id`, as sent.
     pub short_id: Option<String>,
     /// `attributes.updated` of an `updated` event.
@@ -50,9 +54,86 @@ pub struct Event {
     raw: OnceLock<Value>,
 }
 
+/// What kind of Sekoia.io object an event is about: it decides what is
+/// fetched, how the message is titled and linked, and how it is routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// `alert`, `alert-comment`, `alert-…`.
+    Alert,
+    /// `case`, `case-comment`, `case-…`.
+    Case,
+    /// Intelligence: `content-proposal` (a report), `report`, `intelligence-…`.
+    Intelligence,
+    /// The detection rules catalog (`rule` created, deprecated, …).
+    Rules,
+    /// Platform health: intakes, playbooks, connectors, a rule's rate limit.
+    Health,
+    /// hookrelay's own events (`hookrelay.silence`, `hookrelay.recovered`).
+    Hookrelay,
+    /// A type the relay does not know (yet).
+    Unknown,
+}
+
+impl Subject {
+    /// Of an event's `type` and `action`.
+    pub fn of(kind: &str, action: &str) -> Subject {
+        let kind = kind.to_ascii_lowercase();
+        let action = action.to_ascii_lowercase();
+        let family = |name: &str| kind == name || kind.starts_with(&format!("{name}-"));
+        if kind.starts_with("hookrelay.") {
+            Subject::Hookrelay
+        } else if family("alert") {
+            Subject::Alert
+        } else if family("case") {
+            Subject::Case
+        } else if family("content-proposal") || family("report") || family("intelligence") {
+            Subject::Intelligence
+        } else if family("intake")
+            || family("playbook")
+            || family("connector")
+            || family("module")
+            || (family("rule") && action.contains("rate"))
+        {
+            Subject::Health
+        } else if family("rule") || family("rules-catalog") {
+            Subject::Rules
+        } else {
+            Subject::Unknown
+        }
+    }
+
+    /// The word the console, `events` and the journey use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subject::Alert => "alert",
+            Subject::Case => "case",
+            Subject::Intelligence => "intelligence",
+            Subject::Rules => "rules catalog",
+            Subject::Health => "platform health",
+            Subject::Hookrelay => "hookrelay",
+            Subject::Unknown => "unknown",
+        }
+    }
+}
+
 impl Event {
     pub fn is_alert(&self) -> bool {
         self.kind == "alert"
+    }
+
+    pub fn is_case(&self) -> bool {
+        self.kind == "case"
+    }
+
+    /// The conversation the event belongs to on a threaded destination:
+    /// its alert, or its case.
+    pub fn thread_key(&self) -> Option<Uuid> {
+        self.alert_uuid.or(self.case_uuid)
+    }
+
+    /// What the event is about.
+    pub fn subject(&self) -> Subject {
+        Subject::of(&self.kind, &self.action)
     }
 
     /// The whole body as a tree.
@@ -188,7 +269,7 @@ pub fn parse(body: &[u8]) -> Result<Event, EventError> {
     let Some(attributes) = attributes else {
         return Err(EventError("missing required field `attributes`".into()));
     };
-    let Some([uuid, alert_uuid, short_id, alert_short_id, updated, content]) = members(
+    let Some([uuid, alert_uuid, short_id, alert_short_id, updated, content, case_uuid]) = members(
         Some(attributes),
         [
             "uuid",
@@ -197,6 +278,7 @@ pub fn parse(body: &[u8]) -> Result<Event, EventError> {
             "alert_short_id",
             "updated",
             "content",
+            "case_uuid",
         ],
     ) else {
         return Err(EventError("field `attributes` must be an object".into()));
@@ -208,6 +290,11 @@ pub fn parse(body: &[u8]) -> Result<Event, EventError> {
                 "missing required field `attributes.uuid` for an alert".into(),
             ))
         }
+        None | Some(Some(Value::Null)) if kind == "case" => {
+            return Err(EventError(
+                "missing required field `attributes.uuid` for a case".into(),
+            ))
+        }
         None | Some(Some(Value::Null)) => None,
         Some(v) => Some(canonical_uuid(v, "attributes.uuid")?),
     };
@@ -215,7 +302,23 @@ pub fn parse(body: &[u8]) -> Result<Event, EventError> {
         None | Some(Some(Value::Null)) => None,
         Some(v) => Some(canonical_uuid(v, "attributes.alert_uuid")?),
     };
-    let alert_uuid = if kind == "alert" { uuid } else { comment_alert };
+    let subject = Subject::of(&kind, &action);
+    // Only an event about an alert is enriched from the alert API: an
+    // unknown type that happens to carry an `alert_uuid` is not an alert.
+    let alert_uuid = match subject {
+        Subject::Alert if kind == "alert" => uuid,
+        Subject::Alert => comment_alert,
+        _ => None,
+    };
+    let comment_case = match case_uuid.map(|v| scalar(Some(v))) {
+        None | Some(Some(Value::Null)) => None,
+        Some(v) => Some(canonical_uuid(v, "attributes.case_uuid")?),
+    };
+    let case_uuid = match subject {
+        Subject::Case if kind == "case" => uuid,
+        Subject::Case => comment_case,
+        _ => None,
+    };
 
     let text = |v: Option<&RawValue>| match scalar(v) {
         Some(Value::String(s)) => Some(s),
@@ -229,6 +332,7 @@ pub fn parse(body: &[u8]) -> Result<Event, EventError> {
         action,
         uuid,
         alert_uuid,
+        case_uuid,
         short_id,
         updated: updated
             .filter(|v| v.get().starts_with('{'))
@@ -342,20 +446,21 @@ mod tests {
         assert_eq!((e.content, e.updated, e.version), (None, None, None));
         assert_eq!(e.created_at.as_deref(), Some("2024-01-01T00:00:00Z"));
         assert!(e.has_metadata);
-        let not_meta = parse(br#"{"type":"case","action":"x","attributes":{},"metadata":[]}"#);
+        let not_meta =
+            parse(br#"{"type":"countermeasure","action":"x","attributes":{},"metadata":[]}"#);
         assert!(!not_meta.unwrap().has_metadata);
         // The whole text is checked, not only the members read.
         check(
-            r#"{"type":"case","action":"x","attributes":{},"other":[1,}"#,
+            r#"{"type":"countermeasure","action":"x","attributes":{},"other":[1,}"#,
             Err("not valid JSON"),
         );
         check(
-            r#"{"type":"case","action":"x","attributes":{}} x"#,
+            r#"{"type":"countermeasure","action":"x","attributes":{}} x"#,
             Err("not valid JSON"),
         );
         check(r#""text""#, Err("JSON object"));
         check(
-            r#"{"type":"case","action":"x","attributes":{"uuid":{}}}"#,
+            r#"{"type":"countermeasure","action":"x","attributes":{"uuid":{}}}"#,
             Err("must be a string (a UUID)"),
         );
         assert!(parse(b"{\"type\":\"\xff\"}")
@@ -367,10 +472,10 @@ mod tests {
     #[test]
     fn unknown_types_and_fields_are_kept() {
         check(
-            r#"{"type":"case","action":"archived","attributes":{"x":1},"extra":true}"#,
+            r#"{"type":"countermeasure","action":"archived","attributes":{"x":1},"extra":true}"#,
             Ok(()),
         );
-        let e = parse(br#"{"type":"case","action":"x","attributes":{}}"#).unwrap();
+        let e = parse(br#"{"type":"countermeasure","action":"x","attributes":{}}"#).unwrap();
         assert!(!e.has_metadata);
         assert_eq!(e.alert_uuid, None);
     }

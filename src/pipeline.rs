@@ -538,13 +538,21 @@ impl Pipeline {
             intervals: &config.time_intervals,
         };
         let enrich_ms = started.elapsed().as_millis() as u64;
-        let (targets, decisions) =
-            crate::route::route_explained(&config.routes, &a.hook, &a.event, alert, &clock);
+        let (targets, decisions) = crate::route::route_explained_with(
+            &config.routes,
+            &a.hook,
+            &a.event,
+            alert,
+            enrichment.case(),
+            &clock,
+        );
         // A silence holds every delivery of a matching event: recorded, not sent.
         let silences = self.active_silences().await;
         let silenced: Option<&String> = silences
             .iter()
-            .find(|(_, when, _)| crate::route::matches(when, &a.event, alert))
+            .find(|(_, when, _)| {
+                crate::route::matches_with(when, &a.event, alert, enrichment.case())
+            })
             .map(|(_, _, note)| note);
         let journey = journey(decisions, enrich_ms, cached, silenced);
         let short_id = a
@@ -552,7 +560,7 @@ impl Pipeline {
             .short_id
             .clone()
             .or_else(|| alert.and_then(|x| x.short_id.clone()));
-        let facts = Facts::build(&a.event, &enrichment, config.alert_link(&a.hook));
+        let facts = Facts::build_linked(&a.event, &enrichment, config.links(&a.hook));
         let unrouted = targets.is_empty();
         let mut deliveries = Vec::with_capacity(targets.len());
         let mut route_names: Vec<String> = Vec::new();
@@ -635,13 +643,35 @@ impl Pipeline {
                 thread_key: dest
                     .config
                     .threaded()
-                    .then(|| a.event.alert_uuid.map(|u| u.to_string()))
+                    .then(|| a.event.thread_key().map(|u| u.to_string()))
                     .flatten(),
                 first: None,
                 in_flight_until: None,
-                route: t.route,
-                destination: t.destination,
+                route: t.route.clone(),
+                destination: t.destination.clone(),
             });
+            // A case took alerts (or let them go): each alert's own thread
+            // says so, in order with the alert's other events.
+            if dest.config.threaded() {
+                for (alert, payload) in
+                    crate::render::case_alert_notes(&a.event, &enrichment, &facts)
+                {
+                    deliveries.push(NewDelivery {
+                        payload,
+                        failed: None,
+                        muted: None,
+                        summary: None,
+                        dedup: None,
+                        thread_key: Some(alert),
+                        first: None,
+                        in_flight_until: None,
+                        // (route, destination) names one delivery of an
+                        // event in the spool: these are told apart.
+                        route: format!("{} (alert thread)", t.route),
+                        destination: t.destination.clone(),
+                    });
+                }
+            }
         }
         let mut in_flight = self
             .send_first(&a, &short_id, &generation, &mut deliveries)

@@ -59,25 +59,39 @@ pub async fn preview(
         None => return Err("the configuration defines no hook".into()),
     };
     let origin_name = config.hooks[&hook_name].origin.clone();
+    use crate::event::Subject;
     let enrichment = match alert {
-        AlertSource::Given(alert) => Enrichment::Fetched(Arc::new(*alert)),
+        // For a case event, the document given is the case object.
+        AlertSource::Given(doc) if event.subject() == Subject::Case => Enrichment::Case(Arc::new(
+            crate::enrich::Case::from_parts(doc.raw().clone(), Default::default(), &[]),
+        )),
+        AlertSource::Given(alert) if event.subject() == Subject::Alert => {
+            Enrichment::Fetched(Arc::new(*alert))
+        }
+        AlertSource::Given(_) => Enrichment::NotApplicable,
         AlertSource::Fetch(enricher) => enricher.enrich(&origin_name, &event).await,
     };
     let mut notes = Vec::new();
     if let Enrichment::Unavailable(reason) = &enrichment {
         notes.push(format!(
-            "alert details unavailable ({reason}); showing the degraded message"
+            "{} details unavailable ({reason}); showing the degraded message",
+            if event.subject() == Subject::Case {
+                "case"
+            } else {
+                "alert"
+            }
         ));
     }
     let clock = crate::route::Clock {
         now: jiff::Timestamp::now(),
         intervals: &config.time_intervals,
     };
-    let (targets, decisions) = crate::route::route_explained(
+    let (targets, decisions) = crate::route::route_explained_with(
         &config.routes,
         &hook_name,
         &event,
         enrichment.alert(),
+        enrichment.case(),
         &clock,
     );
     let targets: Vec<_> = targets.into_iter().filter(|t| t.muted.is_none()).collect();
@@ -90,7 +104,7 @@ pub async fn preview(
             outputs,
         });
     }
-    let facts = Facts::build(&event, &enrichment, config.alert_link(&hook_name));
+    let facts = Facts::build_linked(&event, &enrichment, config.links(&hook_name));
     let destinations = crate::render::destinations(config)
         .map_err(|errors| errors.to_string())?
         .0;

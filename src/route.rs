@@ -3,7 +3,7 @@
 //! windows are applied by the store, which owns the state they need.
 
 use crate::config::{DedupField, RouteConfig, TimeIntervalConfig, When};
-use crate::enrich::Alert;
+use crate::enrich::{Alert, Case};
 use crate::event::Event;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -99,6 +99,16 @@ pub fn matches(when: &When, event: &Event, alert: Option<&Alert>) -> bool {
     explain(when, event, alert).is_ok()
 }
 
+/// [`matches`] for an event that may be about a case.
+pub fn matches_with(
+    when: &When,
+    event: &Event,
+    alert: Option<&Alert>,
+    case: Option<&Case>,
+) -> bool {
+    explain_with(when, event, alert, case).is_ok()
+}
+
 /// Shows a list of values for a reason: `["a", "b"]`.
 fn list(values: &[String]) -> String {
     format!("{values:?}")
@@ -114,6 +124,109 @@ fn shown(value: Option<&str>) -> String {
 /// `urgency_min = 70: the alert's urgency is 63`); `Ok` says that every
 /// condition held.
 pub fn explain(when: &When, event: &Event, alert: Option<&Alert>) -> Result<String, String> {
+    explain_with(when, event, alert, None)
+}
+
+/// The case conditions (`case_priority`, `case_status`, `case_verdict`,
+/// `assignees`, `tags`, `case_mode`): `Err` names the first that does not
+/// hold and what the case had.
+fn explain_case(
+    when: &When,
+    event: &Event,
+    case: Option<&Case>,
+    held: &mut Vec<String>,
+) -> Result<(), String> {
+    let missing = |key: &str, wanted: &Vec<String>| {
+        if event.subject() != crate::event::Subject::Case {
+            format!(
+                "{key} = {}: the event is about {} {}, not a case",
+                list(wanted),
+                if event.subject() == crate::event::Subject::Alert {
+                    "an"
+                } else {
+                    "a"
+                },
+                event.subject().as_str()
+            )
+        } else {
+            format!(
+                "{key} = {}: the case's details are unavailable",
+                list(wanted)
+            )
+        }
+    };
+    let one = |key: &str, wanted: &Vec<String>, value: Option<&str>| -> Result<(), String> {
+        match case {
+            None => Err(missing(key, wanted)),
+            Some(_) if any_eq(wanted, value) => Ok(()),
+            Some(_) => Err(format!(
+                "{key} = {}: the case's {} is {}",
+                list(wanted),
+                key.trim_start_matches("case_"),
+                shown(value)
+            )),
+        }
+    };
+    let many = |key: &str, wanted: &Vec<String>, values: Option<&Vec<String>>| match (case, values)
+    {
+        (None, _) | (_, None) => Err(missing(key, wanted)),
+        (Some(_), Some(v)) if v.iter().any(|x| any_eq(wanted, Some(x))) => Ok(()),
+        (Some(_), Some(v)) => Err(format!(
+            "{key} = {}: the case's {key} are {}",
+            list(wanted),
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                list(v)
+            }
+        )),
+    };
+    if let Some(w) = &when.case_priority {
+        one("case_priority", w, case.and_then(|c| c.priority.as_deref()))?;
+        held.push("case_priority".into());
+    }
+    if let Some(w) = &when.case_status {
+        one("case_status", w, case.and_then(|c| c.status.as_deref()))?;
+        held.push("case_status".into());
+    }
+    if let Some(w) = &when.case_verdict {
+        one("case_verdict", w, case.and_then(|c| c.verdict.as_deref()))?;
+        held.push("case_verdict".into());
+    }
+    if let Some(w) = &when.assignees {
+        many("assignees", w, case.map(|c| &c.assignees))?;
+        held.push("assignees".into());
+    }
+    if let Some(w) = &when.tags {
+        many("tags", w, case.map(|c| &c.tags))?;
+        held.push("tags".into());
+    }
+    if let Some(w) = &when.case_mode {
+        // The webhook says it too: this holds without the case's details.
+        let manual = case.and_then(|c| c.manual).or_else(|| {
+            (event.subject() == crate::event::Subject::Case)
+                .then(|| event.raw().pointer("/attributes/manual")?.as_bool())
+                .flatten()
+        });
+        let mode = manual.map(|m| if m { "manual" } else { "automatic" });
+        if !any_eq(w, mode) {
+            return Err(match mode {
+                None => missing("case_mode", w),
+                Some(m) => format!("case_mode = {}: the case is {m}", list(w)),
+            });
+        }
+        held.push("case_mode".into());
+    }
+    Ok(())
+}
+
+/// [`explain`] for an event that may be about a case.
+pub fn explain_with(
+    when: &When,
+    event: &Event,
+    alert: Option<&Alert>,
+    case: Option<&Case>,
+) -> Result<String, String> {
     let mut held: Vec<String> = Vec::new();
     if let Some(types) = &when.type_ {
         if !any_eq(types, Some(&event.kind)) {
@@ -322,8 +435,9 @@ pub fn explain(when: &When, event: &Event, alert: Option<&Alert>) -> Result<Stri
         }
         held.push("updated".into());
     }
+    explain_case(when, event, case, &mut held)?;
     if let Some(inner) = &when.not {
-        if let Ok(why) = explain(inner, event, alert) {
+        if let Ok(why) = explain_with(inner, event, alert, case) {
             return Err(format!("not: its conditions all hold ({why})"));
         }
         held.push("not".into());
@@ -386,6 +500,18 @@ pub fn route_explained(
     alert: Option<&Alert>,
     clock: &Clock,
 ) -> (Vec<Target>, Vec<Decision>) {
+    route_explained_with(routes, hook, event, alert, None, clock)
+}
+
+/// [`route_explained`] for an event that may be about a case.
+pub fn route_explained_with(
+    routes: &[RouteConfig],
+    hook: &str,
+    event: &Event,
+    alert: Option<&Alert>,
+    case: Option<&Case>,
+    clock: &Clock,
+) -> (Vec<Target>, Vec<Decision>) {
     let mut out: Vec<Target> = Vec::new();
     let mut verdicts = Vec::with_capacity(routes.len());
     let mut stopped: Option<&str> = None;
@@ -413,7 +539,7 @@ pub fn route_explained(
                 continue;
             }
         }
-        let why = match explain(&r.when, event, alert) {
+        let why = match explain_with(&r.when, event, alert, case) {
             Ok(why) => why,
             Err(why) => {
                 verdict(false, why);

@@ -36,6 +36,11 @@ pub struct Metrics {
     /// `render`: one destination's message, kept as a dead letter;
     /// `stored`: a stored body that no longer parses).
     pub processing_failures: Family<Labels, Counter>,
+    /// Accepted events of a type the relay does not know, by type
+    /// ([`Metrics::unknown_type`] bounds the names).
+    pub events_unknown_type: Family<Labels, Counter>,
+    /// The unknown type names counted so far.
+    unknown_seen: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Alert API requests by origin and outcome.
     pub enrich_requests: Family<Labels, Counter>,
     pub enrich_duration: Family<Labels, Histogram, fn() -> Histogram>,
@@ -78,12 +83,44 @@ impl Default for Metrics {
     }
 }
 
+/// Distinct unknown type names counted at most; later ones are `other`.
+const UNKNOWN_TYPES_MAX: usize = 50;
+
 impl Metrics {
     /// Counts a failure inside the relay at `stage` (see
     /// [`Metrics::processing_failures`]).
     pub fn processing_failed(&self, stage: &'static str) {
         self.processing_failures
             .get_or_create(&vec![("stage", stage.to_owned())])
+            .inc();
+    }
+
+    /// Counts an accepted event of a type the relay does not know. The
+    /// name is outside text: kept only when it is a short plain token,
+    /// and only the first [`UNKNOWN_TYPES_MAX`] names get their own series.
+    pub fn unknown_type(&self, kind: &str) {
+        let plain = !kind.is_empty()
+            && kind.len() <= 64
+            && kind
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        let mut name = if plain {
+            kind.to_ascii_lowercase()
+        } else {
+            "invalid".to_owned()
+        };
+        {
+            let mut seen = self.unknown_seen.lock().unwrap_or_else(|p| p.into_inner());
+            if !seen.contains(&name) {
+                if seen.len() >= UNKNOWN_TYPES_MAX {
+                    name = "other".into();
+                } else {
+                    seen.insert(name.clone());
+                }
+            }
+        }
+        self.events_unknown_type
+            .get_or_create(&vec![("type", name)])
             .inc();
     }
 
@@ -94,6 +131,8 @@ impl Metrics {
             events_nonstandard: Family::default(),
             events_unrouted: Counter::default(),
             processing_failures: Family::default(),
+            events_unknown_type: Family::default(),
+            unknown_seen: Default::default(),
             enrich_requests: Family::default(),
             enrich_duration: Family::new_with_constructor(histogram),
             enrich_cache_hits: Family::default(),
@@ -122,6 +161,11 @@ impl Metrics {
             "events_nonstandard",
             "Accepted events that deviate from the documented format",
             m.events_nonstandard.clone(),
+        );
+        registry.register(
+            "events_unknown_type",
+            "Accepted events of a type hookrelay does not know yet, by type",
+            m.events_unknown_type.clone(),
         );
         registry.register(
             "events_unrouted",
@@ -321,5 +365,37 @@ pub async fn watchdog(cancel: tokio_util::sync::CancellationToken) {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(m: &Metrics, name: &str) -> u64 {
+        m.events_unknown_type
+            .get_or_create(&vec![("type", name.to_owned())])
+            .get()
+    }
+
+    /// Type names are outside text: only plain tokens get their own
+    /// series, and only so many of them.
+    #[test]
+    fn unknown_types_are_counted_by_a_bounded_set_of_names() {
+        let m = Metrics::new();
+        m.unknown_type("countermeasure");
+        m.unknown_type("Countermeasure");
+        assert_eq!(count(&m, "countermeasure"), 2);
+        m.unknown_type("a\"b{c}\n");
+        m.unknown_type(&"x".repeat(65));
+        assert_eq!(count(&m, "invalid"), 2);
+        for i in 0..UNKNOWN_TYPES_MAX + 5 {
+            m.unknown_type(&format!("type-{i}"));
+        }
+        assert_eq!(count(&m, "other"), 7, "beyond the first 50 names");
+        assert_eq!(count(&m, "type-0"), 1);
+        // A name seen before keeps its series.
+        m.unknown_type("countermeasure");
+        assert_eq!(count(&m, "countermeasure"), 3);
     }
 }

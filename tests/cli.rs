@@ -52,7 +52,7 @@ fn the_example_config_passes_check() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("OK (1 origins, 1 hooks, 2 destinations, 3 routes)"),
+        out.contains("OK (1 origins, 1 hooks, 2 destinations, 6 routes)"),
         "{out}"
     );
     for secret in ["SECRET-API-KEY", "SECRET-TEAMS-TOKEN", "SECRET-SLACK"] {

@@ -107,7 +107,7 @@ async fn every_rejection_is_precise_and_calls_nothing() {
         202
     );
     // Unknown types, actions and extra fields are accepted.
-    let odd = r#"{"type":"case","action":"archived","attributes":{"x":1},"metadata":{"version":3},"extra":[1]}"#;
+    let odd = r#"{"type":"countermeasure","action":"archived","attributes":{"x":1},"metadata":{"version":3},"extra":[1]}"#;
     assert_eq!(post_raw(&app, &url, json, odd).await.0, 202);
 
     // 404: same body for an unknown hook and any other path.

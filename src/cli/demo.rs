@@ -2,6 +2,8 @@
 //! alert API and stub Teams / legacy Teams / Slack / Mattermost endpoints
 //! that answer like the real services and print what they received, and a
 //! stub Slack Web API where the alert's life becomes one thread (API mode).
+//! Midway a case is opened and takes the alert: the case gets its own
+//! thread, and the alert's thread is told which case took it.
 
 use super::fail;
 use crate::app::App;
@@ -17,27 +19,46 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 const ALERT: &str = include_str!("../../tests/fixtures/alert-full.json");
-/// What is sent, and the alert's status in the stub API meanwhile.
-const EVENTS: &[(&str, &str, &str)] = &[
+const CASE: &str = include_str!("../../tests/fixtures/case-full.json");
+/// What is sent, the alert's status in the stub API meanwhile, and the
+/// messages it makes beyond [`PER_EVENT`] (a case taking the alert also
+/// replies in the alert's thread).
+const EVENTS: &[(&str, &str, &str, usize)] = &[
     (
         "a new alert",
         include_str!("../../tests/fixtures/event-alert-created.json"),
         "Pending",
+        0,
     ),
     (
         "a status change",
         include_str!("../../tests/fixtures/event-alert-updated-status.json"),
         "Acknowledged",
+        0,
     ),
     (
         "a comment",
         include_str!("../../tests/fixtures/event-alert-comment-created.json"),
         "Acknowledged",
+        0,
+    ),
+    (
+        "a case opened",
+        include_str!("../../tests/fixtures/event-case-created.json"),
+        "Acknowledged",
+        0,
+    ),
+    (
+        "the case taking the alert",
+        include_str!("../../tests/fixtures/event-case-alerts-updated.json"),
+        "Acknowledged",
+        1,
     ),
     (
         "the alert closed",
         include_str!("../../tests/fixtures/event-alert-updated-status.json"),
         "Closed",
+        0,
     ),
 ];
 /// Deliveries per event: four webhook destinations and the Slack thread.
@@ -99,6 +120,17 @@ async fn alert(
     if !status.is_empty() {
         v["status"]["name"] = status.into();
     }
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        v.to_string(),
+    )
+}
+
+/// The stub case API: the fixture case (it holds the demo's alert).
+async fn case(Path(uuid): Path<String>) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+    let mut v: serde_json::Value = serde_json::from_str(CASE).expect("fixture is JSON");
+    v["uuid"] = uuid.into();
     (
         StatusCode::OK,
         [("content-type", "application/json")],
@@ -227,6 +259,7 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
     let stub = Arc::new(Stub::default());
     let stub_router = Router::new()
         .route("/api/v1/sic/alerts/{uuid}", get(alert))
+        .route("/api/v1/sic/cases/{uuid}", get(case))
         .route(
             "/api/v1/sic/alerts/{uuid}/workflow",
             axum::routing::patch(workflow),
@@ -329,7 +362,7 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
 
     let client = crate::http::client();
     let mut expected = 0;
-    for (what, body, status) in EVENTS {
+    for (what, body, status, extra) in EVENTS {
         *stub.status.lock().unwrap_or_else(|p| p.into_inner()) = (*status).to_owned();
         let closing = body.replace("\"Acknowledged\"", &format!("\"{status}\""));
         let body = if *status == "Closed" { &closing } else { *body };
@@ -349,7 +382,7 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
                     answer.trim()
                 );
                 if status.as_u16() == 202 {
-                    expected += PER_EVENT;
+                    expected += PER_EVENT + extra;
                 }
             }
             Err(e) => return fail(format!("cannot reach the demo daemon: {e}")),
@@ -395,7 +428,8 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
         "\nTry your own (Ctrl-C to stop):\n  curl -i -X POST {hook_url} -H 'content-type: application/json' -d '{}'\n\
          Send it twice: the second is a sender retry, answered 202 with the same id and not delivered again.\n\
          Change \"created\" to \"updated\", or break the JSON, and watch the answer.\n\
-         The slack-thread destination shows API mode: one root per alert, kept current, the alert's history as replies.\n\
+         The slack-thread destination shows API mode: one root per alert and per case, kept current, their history as replies;\n\
+         the alert's thread says which case took it.\n\
          Open http://{admin}/console/ in a browser: the overview, each event's journey, dead letters, the route tester.",
         EVENTS[0].1.split_whitespace().collect::<Vec<_>>().join(" ").replace('\'', "")
     );

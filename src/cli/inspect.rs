@@ -152,7 +152,11 @@ pub fn events(cmd: EventsCommand) -> ExitCode {
                         format_ms(s.received_at),
                         s.state
                     );
-                    say!("alert short id: {}", s.short_id.as_deref().unwrap_or("-"));
+                    say!(
+                        "about: {} {}",
+                        crate::event::Subject::of(&s.kind, &s.action).as_str(),
+                        s.short_id.as_deref().unwrap_or("-")
+                    );
                     say!(
                         "enrichment: {}",
                         d.enrichment.as_deref().unwrap_or("(not yet)")

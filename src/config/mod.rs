@@ -416,6 +416,16 @@ pub enum OriginKind {
     Sekoia,
 }
 
+/// An origin's UI link templates (`{short_id}`, `{uuid}`), as messages
+/// use them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Links<'a> {
+    /// `alert_link`.
+    pub alert: Option<&'a str>,
+    /// `case_link`.
+    pub case: Option<&'a str>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OriginConfig {
@@ -428,6 +438,9 @@ pub struct OriginConfig {
     /// UI link to an alert; `{short_id}` and `{uuid}` are substituted.
     #[serde(default)]
     pub alert_link: Option<String>,
+    /// UI link to a case; `{short_id}` and `{uuid}` are substituted.
+    #[serde(default)]
+    pub case_link: Option<String>,
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     #[serde(default = "default_origin_concurrency")]
@@ -882,6 +895,22 @@ pub struct When {
     /// `status`/`status_name`) or `["urgency"]`.
     #[serde(default)]
     pub updated: Option<Vec<String>>,
+    /// A case's priority, status and verdict, by name.
+    #[serde(default)]
+    pub case_priority: Option<Vec<String>>,
+    #[serde(default)]
+    pub case_status: Option<Vec<String>>,
+    #[serde(default)]
+    pub case_verdict: Option<Vec<String>>,
+    /// Any of the case's assignees (as the case API names them).
+    #[serde(default)]
+    pub assignees: Option<Vec<String>>,
+    /// Any of the case's tags.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// `manual` or `automatic`: how the case was created.
+    #[serde(default)]
+    pub case_mode: Option<Vec<String>>,
     /// Holds when these conditions do not all hold.
     #[serde(default)]
     pub not: Option<Box<When>>,
@@ -908,6 +937,15 @@ impl When {
     /// Whether a condition (here or under `not`) needs the alert's assets.
     pub fn needs_assets(&self) -> bool {
         self.asset_criticality_min.is_some() || self.not.as_ref().is_some_and(|n| n.needs_assets())
+    }
+
+    /// Whether any condition needs the enriched case.
+    pub fn needs_case(&self) -> bool {
+        self.case_priority.is_some()
+            || self.case_status.is_some()
+            || self.case_verdict.is_some()
+            || self.assignees.is_some()
+            || self.tags.is_some()
     }
 
     /// Whether any condition needs the enriched alert.
@@ -949,6 +987,18 @@ impl Config {
     pub fn alert_link(&self, hook: &str) -> Option<&str> {
         let origin = &self.hooks.get(hook)?.origin;
         self.origins.get(origin)?.alert_link.as_deref()
+    }
+
+    /// Every link template of the origin behind `hook`.
+    pub fn links(&self, hook: &str) -> Links<'_> {
+        let origin = self
+            .hooks
+            .get(hook)
+            .and_then(|h| self.origins.get(&h.origin));
+        Links {
+            alert: origin.and_then(|o| o.alert_link.as_deref()),
+            case: origin.and_then(|o| o.case_link.as_deref()),
+        }
     }
 
     /// The hook whose id is `id`, compared in constant time against every

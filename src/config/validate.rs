@@ -183,6 +183,9 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
                     origin
                         .alert_link
                         .get_or_insert_with(|| format!("{ui}/operations/alerts/{{short_id}}"));
+                    origin
+                        .case_link
+                        .get_or_insert_with(|| format!("{ui}/operations/cases/{{short_id}}"));
                 }
                 None => errors.push(err(
                     format!("{key}.region"),
@@ -215,6 +218,18 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
         if let Some(link) = &origin.alert_link {
             if let Err(e) = http_url(&link.replace("{short_id}", "x").replace("{uuid}", "x")) {
                 errors.push(err(format!("{key}.alert_link"), e));
+            }
+        }
+        if origin.case_link.is_none() {
+            // Beside the alerts, in the same UI.
+            origin.case_link = origin.alert_link.as_deref().and_then(|l| {
+                let at = l.find("/operations/alerts/")?;
+                Some(format!("{}/operations/cases/{{short_id}}", &l[..at]))
+            });
+        }
+        if let Some(link) = &origin.case_link {
+            if let Err(e) = http_url(&link.replace("{short_id}", "x").replace("{uuid}", "x")) {
+                errors.push(err(format!("{key}.case_link"), e));
             }
         }
         if origin.api_key.is_none() {
@@ -345,6 +360,7 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
                 errors.push(err(format!("{key}.when.{field}"), "0 to 100"));
             }
         }
+        check_case_conditions(w, &format!("{key}.when"), &mut errors, &mut warnings);
         if let (Some(min), Some(max)) = (w.urgency_min, w.urgency_max) {
             if min > max {
                 warnings.push(format!(
@@ -406,7 +422,59 @@ fn when_is_empty(w: &When) -> bool {
         && w.asset.is_none()
         && w.community.is_none()
         && w.updated.is_none()
+        && w.case_priority.is_none()
+        && w.case_status.is_none()
+        && w.case_verdict.is_none()
+        && w.assignees.is_none()
+        && w.tags.is_none()
+        && w.case_mode.is_none()
         && w.not.is_none()
+}
+
+/// A route's case conditions: `case_mode` takes `manual` or `automatic`;
+/// a case condition with a `type` that leaves out cases can never match.
+fn check_case_conditions(
+    w: &When,
+    key: &str,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<String>,
+) {
+    for mode in w.case_mode.iter().flatten() {
+        if !["manual", "automatic"]
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(mode.trim()))
+        {
+            errors.push(err(
+                format!("{key}.case_mode"),
+                format!("unknown mode {mode:?} (expected \"manual\" or \"automatic\")"),
+            ));
+        }
+    }
+    let case_keys: Vec<&str> = [
+        ("case_priority", w.case_priority.is_some()),
+        ("case_status", w.case_status.is_some()),
+        ("case_verdict", w.case_verdict.is_some()),
+        ("assignees", w.assignees.is_some()),
+        ("tags", w.tags.is_some()),
+        ("case_mode", w.case_mode.is_some()),
+    ]
+    .iter()
+    .filter(|(_, set)| *set)
+    .map(|(k, _)| *k)
+    .collect();
+    if let (Some(types), Some(first)) = (&w.type_, case_keys.first()) {
+        if !types
+            .iter()
+            .any(|t| crate::event::Subject::of(t, "") == crate::event::Subject::Case)
+        {
+            warnings.push(format!(
+                "{key}.{first}: a case condition, but type = {types:?} leaves out cases: it can never hold"
+            ));
+        }
+    }
+    if let Some(not) = &w.not {
+        check_case_conditions(not, &format!("{key}.not"), errors, warnings);
+    }
 }
 
 /// `[admin] api_token`: a token long enough not to be guessed, and the

@@ -222,7 +222,7 @@ async fn rerender(shared: &Shared, d: &DueDelivery) -> Result<String, String> {
         .destinations
         .get(&d.destination)
         .ok_or("its destination is no longer configured")?;
-    let facts = Facts::build(&event, &enrichment, generation.config.alert_link(&hook));
+    let facts = Facts::build_linked(&event, &enrichment, generation.config.links(&hook));
     let mut facts = generation.with_actions(&facts, &d.destination, &hook, &event, &enrichment);
     // The route's `mention = true`, as configured now.
     let mention = generation

@@ -41,6 +41,9 @@ pub(super) async fn send(shared: &Shared, sink: &Sink, d: &DueDelivery, t: Threa
             })
         }
     };
+    if t.reply_only {
+        return reply_only(sink, &t, root.as_ref()).await;
+    }
     let Some(root) = root else {
         return post_root(shared, sink, d, &t, None).await;
     };
@@ -88,6 +91,36 @@ pub(super) async fn send(shared: &Shared, sink: &Sink, d: &DueDelivery, t: Threa
                 ""
             }
         )),
+    }
+}
+
+/// A reply in an alert's thread that leaves its root alone (a case took
+/// the alert). No thread on this destination: nothing to reply to.
+async fn reply_only(sink: &Sink, t: &Threaded, root: Option<&ThreadRoot>) -> Sent {
+    let Some(root) = root else {
+        return Sent {
+            outcome: Outcome::Delivered { status: 200 },
+            thread: Some("no thread of this alert on this destination: no reply".into()),
+        };
+    };
+    let change = t.change(root.status.as_deref(), root.urgency);
+    let reply = json!({ "text": change.text(sink.destination().kind) });
+    let posted = sink
+        .api_call(Call::Post {
+            message: &reply,
+            thread: Some(&root.ts),
+            broadcast: false,
+        })
+        .await;
+    match posted {
+        Err(e) => failed(e.outcome()),
+        Ok(_) => Sent {
+            outcome: Outcome::Delivered { status: 200 },
+            thread: Some(format!(
+                "reply in thread {} of channel {}",
+                root.ts, root.channel
+            )),
+        },
     }
 }
 

@@ -1,4 +1,5 @@
-//! Enrichment: fetch the alert an event is about from its origin's API.
+//! Enrichment: fetch the alert (or the case, `case.rs`) an event is about
+//! from its origin's API.
 //!
 //! Owns the per-origin HTTP concurrency bound, the short TTL cache and the
 //! coalescing of concurrent look-ups of one alert (both through `moka`), and
@@ -12,8 +13,10 @@
 //! enrichment at once, so one slow origin cannot hold the whole pipeline.
 
 mod alert;
+mod case;
 
 pub use alert::{Alert, Asset, Urgency};
+pub use case::{alert_changes, updated_refs, Case, CaseAlert, NameKind};
 
 use crate::config::OriginConfig;
 use crate::event::Event;
@@ -31,7 +34,10 @@ use uuid::Uuid;
 pub enum Enrichment {
     /// The alert object from the API.
     Fetched(Arc<Alert>),
-    /// The event is not about an alert (a content proposal, …).
+    /// The case object from the API, its names looked up.
+    Case(Arc<Case>),
+    /// The event is about neither an alert nor a case (a content
+    /// proposal, a platform health notice, …).
     NotApplicable,
     /// The alert could not be fetched: `"<category> (<detail>)"`. The
     /// detail (the API's answer, the connection's error) is for the log and
@@ -85,11 +91,19 @@ impl Enrichment {
         http(code)
     }
 
+    pub fn case(&self) -> Option<&Case> {
+        match self {
+            Enrichment::Case(c) => Some(c),
+            _ => None,
+        }
+    }
+
     /// How the spool records it: a note (`ok`, `n/a`, `unavailable: …`,
     /// shown by `events show`) and the alert's JSON.
     pub fn stored(&self) -> (String, Option<String>) {
         match self {
             Enrichment::Fetched(alert) => ("ok".to_owned(), Some(alert.json.clone())),
+            Enrichment::Case(case) => (CASE_NOTE.to_owned(), Some(case.json.clone())),
             Enrichment::NotApplicable => ("n/a".to_owned(), None),
             Enrichment::Unavailable(reason) => (format!("unavailable: {reason}"), None),
         }
@@ -98,6 +112,10 @@ impl Enrichment {
     /// Back from the spool's record (to render a message again).
     pub fn from_stored(note: Option<&str>, alert_json: Option<&str>) -> Enrichment {
         match (alert_json, note) {
+            (Some(json), Some(CASE_NOTE)) => match Case::from_stored(json) {
+                Ok(case) => Enrichment::Case(Arc::new(case)),
+                Err(e) => Enrichment::Unavailable(format!("the stored case is unreadable: {e}")),
+            },
             (Some(json), _) => match Alert::from_slice(json.as_bytes()) {
                 Ok(alert) => Enrichment::Fetched(Arc::new(alert)),
                 Err(e) => Enrichment::Unavailable(format!(
@@ -112,6 +130,9 @@ impl Enrichment {
         }
     }
 }
+
+/// The spool's note for an enrichment that is a case.
+const CASE_NOTE: &str = "ok: case";
 
 /// Why one look-up failed, as shared between coalesced waiters.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -165,6 +186,10 @@ struct OriginClient {
     cache: moka::future::Cache<Uuid, Arc<Alert>>,
     /// Recent assets, the same way.
     assets: moka::future::Cache<Uuid, Arc<alert::Asset>>,
+    /// Recent cases (the API's objects), the same way.
+    cases: moka::future::Cache<Uuid, Arc<serde_json::Value>>,
+    /// Status, priority and verdict names by uuid.
+    names: moka::future::Cache<(NameKind, Uuid), Arc<str>>,
 }
 
 /// The enrich client for every configured origin.
@@ -232,6 +257,14 @@ impl Enricher {
                         .max_capacity(5_000)
                         .time_to_live(o.cache_ttl.max(Duration::from_millis(1)))
                         .build(),
+                    cases: moka::future::Cache::builder()
+                        .max_capacity(1_000)
+                        .time_to_live(o.cache_ttl.max(Duration::from_millis(1)))
+                        .build(),
+                    names: moka::future::Cache::builder()
+                        .max_capacity(1_000)
+                        .time_to_live(case::NAME_TTL)
+                        .build(),
                 };
                 (name.clone(), Arc::new(client))
             })
@@ -270,7 +303,14 @@ impl Enricher {
     /// cache (for the console's journey).
     pub async fn enrich_traced(&self, origin: &str, event: &Event) -> (Enrichment, bool) {
         let Some(uuid) = event.alert_uuid else {
-            return (Enrichment::NotApplicable, false);
+            return match (event.case_uuid, self.origins.get(origin)) {
+                (Some(case), Some(client)) => self.enrich_case(client, event, case).await,
+                (Some(_), None) => (
+                    Enrichment::Unavailable(format!("origin {origin:?} is no longer configured")),
+                    false,
+                ),
+                (None, _) => (Enrichment::NotApplicable, false),
+            };
         };
         let Some(client) = self.origins.get(origin) else {
             // Validation ties every hook to an origin; a reload may have
@@ -806,6 +846,7 @@ mod tests {
             base_url: Some("https://api.sekoia.io".into()),
             api_key: Some(Secret::new("k")),
             alert_link: None,
+            case_link: None,
             timeout: Duration::from_secs(1),
             concurrency: 1,
             cache_ttl: Duration::from_secs(1),

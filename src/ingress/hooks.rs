@@ -213,6 +213,9 @@ impl HookRequest<'_> {
         } else {
             None
         };
+        if event.subject() == crate::event::Subject::Unknown {
+            self.state.metrics.unknown_type(&event.kind);
+        }
         if let Some(reason) = nonstandard {
             self.state
                 .metrics
@@ -312,7 +315,8 @@ impl HookRequest<'_> {
             message_id: message_id
                 .clone()
                 .map(|m| (m, auth::REPLAY_WINDOW.as_millis() as i64)),
-            alert_uuid: event.alert_uuid.map(|u| u.to_string()),
+            // The conversation (alert or case) its deliveries keep in order.
+            alert_uuid: event.thread_key().map(|u| u.to_string()),
             client: Some(
                 match auth::client_ip(self.peer.ip(), &self.headers, &self.server.trusted_proxies) {
                     Some(ip) => ip.to_string(),

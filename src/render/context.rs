@@ -70,7 +70,7 @@ pub fn for_event(event: &Event, enrichment: &Enrichment, facts: &Facts, to: Targ
     // The reason's category only, as in the message itself.
     let reason = enrichment.shown_reason();
     let status = match enrichment {
-        Enrichment::Fetched(_) => "ok",
+        Enrichment::Fetched(_) | Enrichment::Case(_) => "ok",
         Enrichment::NotApplicable => "not-applicable",
         Enrichment::Unavailable(_) => "unavailable",
     };
@@ -87,6 +87,23 @@ pub fn for_event(event: &Event, enrichment: &Enrichment, facts: &Facts, to: Targ
         "enrichment".into(),
         json!({"status": status, "reason": reason}),
     );
+    if let Some(c) = enrichment.case() {
+        // The case as the API sent it, and the names the relay looked up.
+        let alerts: Vec<Value> = c
+            .alerts
+            .iter()
+            .map(|a| json!({"uuid": a.uuid, "short_id": a.short_id, "title": a.title,
+                "urgency": a.urgency.as_ref().map(|u| json!({"value": u.value, "display": u.display}))}))
+            .collect();
+        doc.insert(
+            "case".into(),
+            json!({"object": c.raw(), "uuid": c.uuid, "short_id": c.short_id, "title": c.title,
+                "status": c.status, "closed": c.closed, "priority": c.priority, "verdict": c.verdict,
+                "assignees": c.assignees, "tags": c.tags, "manual": c.manual, "alerts": alerts}),
+        );
+    } else if event.subject() == crate::event::Subject::Case {
+        doc.insert("case".into(), Value::Null);
+    }
     doc.insert("urgency".into(), urgency.unwrap_or(Value::Null));
     doc.insert("link".into(), json!(facts.link));
     let actions: Vec<Value> = facts

@@ -7,6 +7,7 @@
 //! JSON, ping people, or make a link live; the only live link is the alert
 //! link hookrelay builds itself.
 
+mod case;
 pub mod context;
 mod destination;
 mod discord;
@@ -15,6 +16,7 @@ mod escape;
 pub mod fit;
 mod google_chat;
 mod mattermost;
+mod notice;
 pub mod paging;
 mod slack;
 mod teams;
@@ -140,6 +142,17 @@ pub struct Summary {
     pub link: Option<String>,
 }
 
+pub use crate::config::Links;
+
+/// An alert's link from the `alert_link` template.
+fn alert_link(template: Option<&str>, short_id: &str, uuid: Option<&str>) -> Option<String> {
+    Some(
+        template?
+            .replace("{short_id}", short_id)
+            .replace("{uuid}", uuid.unwrap_or("")),
+    )
+}
+
 /// Short ids go into URLs; anything but a plain token gets no link.
 fn safe_short_id(s: &str) -> bool {
     !s.is_empty()
@@ -259,9 +272,33 @@ impl Facts {
     /// Gathers the facts of one event. `alert_link` is the origin's link
     /// template (`{short_id}`, `{uuid}`).
     pub fn build(event: &Event, enrichment: &Enrichment, alert_link: Option<&str>) -> Facts {
-        if let Some(facts) = Facts::silence(event) {
-            return facts;
+        Facts::build_linked(
+            event,
+            enrichment,
+            Links {
+                alert: alert_link,
+                case: None,
+            },
+        )
+    }
+
+    /// [`Facts::build`] with every link template of the origin: each kind
+    /// of object gets its own words and link, and only an alert is
+    /// titled or linked as one.
+    pub fn build_linked(event: &Event, enrichment: &Enrichment, links: Links) -> Facts {
+        use crate::event::Subject;
+        match event.subject() {
+            Subject::Alert => Facts::alert(event, enrichment, links.alert),
+            Subject::Case => case::facts(event, enrichment, links),
+            Subject::Hookrelay => {
+                Facts::silence(event).unwrap_or_else(|| notice::facts(event, links))
+            }
+            _ => notice::facts(event, links),
         }
+    }
+
+    /// The facts of an event about an alert.
+    fn alert(event: &Event, enrichment: &Enrichment, alert_link: Option<&str>) -> Facts {
         let alert: Option<&Alert> = enrichment.alert();
         let short_id = alert
             .and_then(|a| a.short_id.clone())
@@ -387,7 +424,9 @@ impl Facts {
     /// channels that cannot thread: the alert, what changed and where it
     /// stands, not a repeat of the first message.
     pub fn compact(&self) -> Facts {
-        const KEEP: &[&str] = &["Urgency", "Status", "Change", "Alert"];
+        const KEEP: &[&str] = &[
+            "Urgency", "Priority", "Status", "Verdict", "Change", "Alert", "Case",
+        ];
         let mut f = self.clone();
         f.facts.retain(|(label, _)| KEEP.contains(label));
         f
@@ -396,10 +435,15 @@ impl Facts {
     /// The root of an alert's conversation: the alert as it stands, not
     /// the event that last changed it (that is the reply's).
     pub fn as_root(&self) -> Facts {
+        self.as_root_of("alert")
+    }
+
+    /// [`Facts::as_root`] of a conversation about `what` (an alert, a case).
+    pub fn as_root_of(&self, what: &str) -> Facts {
         let mut f = self.clone();
         f.summary = match self.fact("Status") {
-            Some(status) => format!("alert · {status}"),
-            None => "alert".into(),
+            Some(status) => format!("{what} · {status}"),
+            None => what.into(),
         };
         f.facts
             .retain(|(label, _)| !matches!(*label, "Event" | "Change"));
@@ -798,8 +842,11 @@ pub fn event_payload(
     target: context::Target,
 ) -> Result<String, RenderError> {
     let config = &dest.config;
-    if config.threaded() && event.alert_uuid.is_some() {
-        let root = facts.as_root();
+    if config.threaded() && event.thread_key().is_some() {
+        let root = facts.as_root_of(match event.subject() {
+            crate::event::Subject::Case => "case",
+            _ => "alert",
+        });
         let message = payload(dest, &root, &|| {
             context::for_event(event, enrichment, &root, target)
         })?;
@@ -822,12 +869,55 @@ pub fn event_payload(
     })
 }
 
+/// For a case's `alerts-updated` on a threaded destination: a reply in
+/// each added (or removed) alert's own thread, "added to case CA42 —
+/// title" with the case's link, as (alert uuid, stored payload).
+pub fn case_alert_notes(
+    event: &Event,
+    enrichment: &Enrichment,
+    facts: &Facts,
+) -> Vec<(String, String)> {
+    if !event.is_case() {
+        return Vec::new();
+    }
+    let (added, removed) = crate::enrich::alert_changes(event.updated.as_ref());
+    let case = facts.fact("Case").unwrap_or_else(|| "a case".to_owned());
+    let title = enrichment
+        .case()
+        .and_then(|c| c.title.as_deref())
+        .map(|t| clean(t, 120));
+    let link = facts
+        .link
+        .clone()
+        .map(|url| (facts.fact("Case").unwrap_or_else(|| "case".into()), url));
+    let words = |what: &str| match &title {
+        Some(t) => format!("{what} case {case} — {t}"),
+        None => format!("{what} case {case}"),
+    };
+    added
+        .iter()
+        .take(case::ALERTS_SHOWN)
+        .map(|u| (u, words("added to")))
+        .chain(
+            removed
+                .iter()
+                .take(case::ALERTS_SHOWN)
+                .map(|u| (u, words("removed from"))),
+        )
+        .map(|(u, w)| {
+            let t = thread::Threaded::note(u.to_string(), &w, link.clone());
+            (u.to_string(), t.wrap())
+        })
+        .collect()
+}
+
 /// A later event in an alert's life (a change, a comment), as opposed to
 /// its creation.
 fn is_update(event: &Event) -> bool {
-    event.alert_uuid.is_some()
+    (event.alert_uuid.is_some()
         && !(event.is_alert() && event.action == "created")
-        && (event.is_alert() || event.kind == "alert-comment")
+        && (event.is_alert() || event.kind == "alert-comment"))
+        || (event.is_case() && event.action != "created")
 }
 
 /// The chat kinds, where an update is a compact card (not the e-mail, the
@@ -910,5 +1000,7 @@ pub(crate) fn trial(dest: &Destination, name: &str) -> Vec<String> {
     problems
 }
 
+#[cfg(test)]
+mod case_tests;
 #[cfg(test)]
 mod tests;

@@ -43,16 +43,22 @@ pub fn lifecycle(doc: &Value) -> Lifecycle {
             Lifecycle::Resolved
         }
         ("alert", _) | ("alert-comment", _) => Lifecycle::Updated,
+        // A case opens one incident, resolved when the case closes.
+        ("case", "created") => Lifecycle::Opened,
+        ("case", _) if doc["case"]["closed"].as_bool() == Some(true) => Lifecycle::Resolved,
+        ("case", _) | ("case-comment", _) => Lifecycle::Updated,
         _ => Lifecycle::Opened,
     }
 }
 
-/// The alert's uuid: the incident's key. None for a message hookrelay
-/// makes itself (a digest, a test) or an event about no alert.
+/// The alert's uuid, or the case's: the incident's key. None for a
+/// message hookrelay makes itself (a digest, a test) or an event about
+/// neither.
 pub fn alert_uuid(doc: &Value) -> Option<String> {
     let attributes = &doc["event"]["attributes"];
     let uuid = match doc["event"]["type"].as_str() {
-        Some("alert") => attributes["uuid"].as_str(),
+        Some("alert") | Some("case") => attributes["uuid"].as_str(),
+        Some("case-comment") => attributes["case_uuid"].as_str(),
         _ => attributes["alert_uuid"].as_str(),
     }?;
     // It goes into URLs: a uuid's characters only.

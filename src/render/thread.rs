@@ -37,6 +37,14 @@ pub struct Threaded {
     pub comment: Option<String>,
     /// What happened, in words ("alert updated: status → Closed").
     pub event: String,
+    /// Only a reply in the conversation, never its root nor an edit of
+    /// it: an alert's thread told that a case took it. Without a thread
+    /// there is nothing to reply to.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reply_only: bool,
+    /// A link the relay built (label, URL), shown after the reply's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<(String, String)>,
 }
 
 impl Threaded {
@@ -48,7 +56,8 @@ impl Threaded {
         facts: &Facts,
         message: &str,
     ) -> Option<Threaded> {
-        let alert = event.alert_uuid?.to_string();
+        // The alert's conversation, or the case's.
+        let alert = event.thread_key()?.to_string();
         let message: Value = serde_json::from_str(message).ok()?;
         let urgency = enrichment
             .alert()
@@ -70,7 +79,24 @@ impl Threaded {
                 .as_deref()
                 .map(|c| super::clean_multiline(c, COMMENT_MAX)),
             event: clean(&words, FACT_MAX),
+            reply_only: false,
+            link: None,
         })
+    }
+
+    /// A reply in alert `alert`'s thread: `words` (cleaned here, escaped
+    /// when sent) and a link hookrelay built.
+    pub fn note(alert: String, words: &str, link: Option<(String, String)>) -> Threaded {
+        Threaded {
+            alert,
+            message: Value::Null,
+            status: None,
+            urgency: None,
+            comment: None,
+            event: clean(words, FACT_MAX),
+            reply_only: true,
+            link,
+        }
     }
 
     /// The stored payload.
@@ -115,8 +141,15 @@ impl Threaded {
         if let Some(c) = &self.comment {
             lines.push(Line::Comment(c.clone()));
         }
-        if lines.is_empty() {
-            lines.push(Line::Event(self.event.clone()));
+        if lines.is_empty() || self.reply_only {
+            lines = vec![Line::Event(self.event.clone())];
+            closed = false;
+        }
+        if let Some((label, url)) = &self.link {
+            lines.push(Line::Link {
+                label: label.clone(),
+                url: url.clone(),
+            });
         }
         Change {
             lines,
@@ -142,10 +175,21 @@ fn updated_urgency(event: &Event) -> Option<i64> {
 /// One line of a reply.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Line {
-    Status { from: Option<String>, to: String },
-    Urgency { from: i64, to: i64 },
+    Status {
+        from: Option<String>,
+        to: String,
+    },
+    Urgency {
+        from: i64,
+        to: i64,
+    },
     Comment(String),
     Event(String),
+    /// A link hookrelay built (the URL is its own, the label escaped).
+    Link {
+        label: String,
+        url: String,
+    },
 }
 
 /// What a reply says; `broadcast` when the alert was closed or rejected
@@ -180,6 +224,10 @@ impl Change {
                 Line::Urgency { from, to } => format!("{} {from} → {to}", bold("Urgency:")),
                 Line::Comment(c) => format!("{}\n{}", bold("Comment:"), esc(c)),
                 Line::Event(e) => esc(e),
+                Line::Link { label, url } => match kind {
+                    DestinationKind::Slack => format!("<{url}|{}>", esc(label)),
+                    _ => format!("[{}]({url})", esc(label)),
+                },
             })
             .collect::<Vec<_>>()
             .join("\n")
@@ -216,7 +264,41 @@ mod tests {
             urgency,
             comment: comment.map(str::to_owned),
             event: "alert updated".into(),
+            reply_only: false,
+            link: None,
         }
+    }
+
+    #[test]
+    fn a_note_in_an_alerts_thread_is_a_reply_with_the_case_link() {
+        let t = Threaded::note(
+            "5696845f-9ecf-4431-9f0f-48ee0ee2eff1".into(),
+            "added to case CA42 — <!channel> *Ransomware*",
+            Some((
+                "CA42".into(),
+                "https://app.sekoia.io/operations/cases/CA42".into(),
+            )),
+        );
+        let c = t.change(Some("Ongoing"), Some(63));
+        assert!(!c.broadcast);
+        let slack = c.text(DestinationKind::Slack);
+        assert!(!slack.contains("<!channel>"), "{slack}");
+        assert!(
+            slack.ends_with("\n<https://app.sekoia.io/operations/cases/CA42|CA42>"),
+            "{slack}"
+        );
+        let mm = c.text(DestinationKind::Mattermost);
+        assert!(
+            mm.ends_with("\n[CA42](https://app.sekoia.io/operations/cases/CA42)"),
+            "{mm}"
+        );
+        assert_eq!(Threaded::unwrap(&t.wrap()), Some(t));
+        // An alert's own delivery is stored as before.
+        let plain = threaded(None, None, None).wrap();
+        assert!(
+            !plain.contains("reply_only") && !plain.contains("link"),
+            "{plain}"
+        );
     }
 
     #[test]

@@ -18,7 +18,8 @@ pub struct NewEvent {
     /// again. A single SQLite process checks ids in memory; with a shared
     /// spool the insert refuses an id another replica already took.
     pub message_id: Option<(String, i64)>,
-    /// The alert the event is about (its thread, on threaded destinations).
+    /// The alert or case the event is about (its conversation, on threaded
+    /// destinations: `Event::thread_key`).
     pub alert_uuid: Option<String>,
     /// The sender's address (through trusted proxies), for the console.
     pub client: Option<String>,

@@ -112,6 +112,11 @@ struct FakeState {
     alerts: Mutex<HashMap<String, Value>>,
     /// Asset objects served per uuid (default: 404).
     assets: Mutex<HashMap<String, Value>>,
+    /// Case objects served per uuid (default: case-full with that uuid).
+    cases: Mutex<HashMap<String, Value>>,
+    /// Custom statuses, priorities and verdicts per path
+    /// (`custom_statuses/{uuid}`, …; default: 404).
+    names: Mutex<HashMap<String, Value>>,
     received: Mutex<Vec<Received>>,
     /// Paths of requests that arrived (recorded before any scripted delay).
     started: Mutex<Vec<String>>,
@@ -190,6 +195,30 @@ async fn handle(
             match state.assets.lock().unwrap().get(uuid) {
                 Some(asset) => Reply::status(200, &asset.to_string()),
                 None => Reply::status(404, r#"{"message": "Asset not found"}"#),
+            }
+        }
+        // Sekoia.io's case API and the names of its statuses, priorities
+        // and verdicts.
+        None if path.starts_with("/api/v1/sic/cases/") => {
+            let uuid = path.trim_start_matches("/api/v1/sic/cases/").to_owned();
+            let case = state
+                .cases
+                .lock()
+                .unwrap()
+                .get(&uuid)
+                .cloned()
+                .unwrap_or_else(|| {
+                    let mut v = fixture_json("case-full.json");
+                    v["uuid"] = uuid.clone().into();
+                    v
+                });
+            Reply::status(200, &case.to_string())
+        }
+        None if path.starts_with("/api/v1/sic/custom_") => {
+            let key = path.trim_start_matches("/api/v1/sic/");
+            match state.names.lock().unwrap().get(key) {
+                Some(v) => Reply::status(200, &v.to_string()),
+                None => Reply::status(404, r#"{"message": "Not found"}"#),
             }
         }
         None if path.starts_with("/api/v1/sic/alerts/") => {
@@ -288,6 +317,27 @@ impl Fake {
             "community_uuid": "d6cea089-0f36-46c4-a10a-0e4c2e20fb10", "atoms": {"hostname": [name]},
         });
         self.state.assets.lock().unwrap().insert(uuid.into(), asset);
+    }
+
+    /// Serves a case (`GET /api/v1/sic/cases/{uuid}`).
+    pub fn set_case(&self, uuid: &str, case: Value) {
+        self.state.cases.lock().unwrap().insert(uuid.into(), case);
+    }
+
+    /// Serves a custom status, priority or verdict: `what` is
+    /// `custom_statuses`, `custom_priorities` or `custom_verdicts`.
+    pub fn set_name(&self, what: &str, uuid: &str, label: &str) {
+        let v = serde_json::json!({
+            "uuid": uuid, "community_uuid": "d6cea089-0f36-46c4-a10a-0e4c2e20fb10",
+            "level": 1, "label": label, "description": label, "stage": "in_progress",
+            "color": "#808080", "created_at": "2024-01-10T08:00:00Z",
+            "created_by": "0b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9", "created_by_type": "avatar",
+        });
+        self.state
+            .names
+            .lock()
+            .unwrap()
+            .insert(format!("{what}/{uuid}"), v);
     }
 
     pub fn set_alert(&self, uuid: &str, alert: Value) {

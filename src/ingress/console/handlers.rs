@@ -623,7 +623,14 @@ pub async fn event(
         .alert_json
         .as_deref()
         .and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok())
-        .and_then(|a| a.get("title")?.as_str().map(str::to_owned));
+        .and_then(|a| {
+            // A case is stored as {"case": …, "names": …}.
+            a.get("title")
+                .or_else(|| a.pointer("/case/title"))?
+                .as_str()
+                .map(str::to_owned)
+        });
+    let about = crate::event::Subject::of(&s.kind, &s.action);
     let body = html! {
         h1 { "Event " (s.id) ": " (s.kind) " / " (s.action) " " (badge(&s.state)) }
         ol.timeline id="journey" {
@@ -635,7 +642,7 @@ pub async fn event(
                     dt { "From" } dd { (detail.client.as_deref().unwrap_or("-")) }
                     dt { "Signature" } dd { (detail.auth.as_deref().unwrap_or("-")) }
                     dt { "Sender retries" } dd { @if detail.retries == 0 { "none" } @else { (detail.retries) " (the same body again within the dedup window: answered with this event's id, stored once)" } }
-                    dt { "Alert" } dd { (s.short_id.as_deref().unwrap_or("-")) @if let Some(u) = &detail.alert_uuid { " " span.muted { (u) } } }
+                    dt { "About" } dd id="about" { (about.as_str()) " " (s.short_id.as_deref().unwrap_or("-")) @if let Some(u) = &detail.alert_uuid { " " span.muted { (u) } } }
                     @if let Some(t) = &title { dt { "Title" } dd id="title" { (t) } }
                 }
                 details { summary { "Webhook body" } pre id="body" { (crate::preview::pretty(&detail.body)) } }
