@@ -690,7 +690,7 @@ async fn a_tenant_change_reaches_every_replica_within_a_second() {
         &setup.config,
         "[admin]\n",
         &format!(
-            "[admin]\napi_token = \"{token}\"\nsecrets_key_file = \"{}\"\n",
+            "[admin]\napi_token = \"{token}\"\nsecrets_key_file = \"{}\"\ntenant_allow_hosts = [\"127.0.0.1\"]\n",
             key.display()
         ),
     );

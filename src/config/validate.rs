@@ -223,8 +223,8 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
         if origin.case_link.is_none() {
             // Beside the alerts, in the same UI.
             origin.case_link = origin.alert_link.as_deref().and_then(|l| {
-                let at = l.find("/operations/alerts/")?;
-                Some(format!("{}/operations/cases/{{short_id}}", &l[..at]))
+                let (ui, _) = l.split_once("/operations/alerts/")?;
+                Some(format!("{ui}/operations/cases/{{short_id}}"))
             });
         }
         if let Some(link) = &origin.case_link {

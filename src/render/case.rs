@@ -313,11 +313,14 @@ pub fn facts(event: &Event, enrichment: &Enrichment, links: Links) -> Facts {
             }
         }
     }
-    let degraded = match enrichment {
-        Enrichment::Unavailable(reason) => Some(clean(
-            &format!("Case details unavailable ({reason})."),
+    // Only a category, as for alerts: the API's words stay in the log and
+    // the journey.
+    let degraded = match (enrichment, enrichment.shown_reason()) {
+        (Enrichment::Unavailable(_), Some(why)) => Some(clean(
+            &format!("Case details unavailable ({why})."),
             FACT_MAX,
         )),
+        (Enrichment::Unavailable(_), None) => Some("Case details unavailable.".to_owned()),
         _ => None,
     };
     Facts {

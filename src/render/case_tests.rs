@@ -139,12 +139,12 @@ fn case_alerts_updated_names_the_alert() {
 #[test]
 fn a_case_the_api_cannot_return_is_still_a_case() {
     let ev = event("event-case-created.json");
-    let e = Enrichment::Unavailable("case API answered 404 (Not Found)".into());
+    let e = Enrichment::Unavailable("HTTP 404 (case API answered 404 (Not Found))".into());
     let f = Facts::build_linked(&ev, &e, LINKS);
     assert_eq!(f.headline, "Ransomware precursor on finance workstations");
     assert_eq!(
         f.degraded.as_deref(),
-        Some("Case details unavailable (case API answered 404 (Not Found)).")
+        Some("Case details unavailable (HTTP 404).")
     );
     assert_eq!(
         f.link.as_deref(),

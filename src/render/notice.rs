@@ -49,8 +49,7 @@ fn object_name(attributes: Option<&serde_json::Map<String, Value>>) -> Option<St
 /// link template.
 fn ui_base(links: Links<'_>) -> Option<&str> {
     let template = links.alert.or(links.case)?;
-    let at = template.find("/operations/")?;
-    Some(&template[..at])
+    template.split_once("/operations/").map(|(ui, _)| ui)
 }
 
 /// A UI page for the object, where one can be built: intakes and
