@@ -372,7 +372,11 @@ fn each_bad_flag_is_named_in_one_line_and_nothing_is_written() {
         if code == 1 {
             // Refusals: one line, naming the flag.
             assert_eq!(r.err.trim().lines().count(), 1, "{flags:?}: {}", r.err);
-            assert!(r.err.starts_with(&format!("hookrelay: {named} ")), "{flags:?}: {}", r.err);
+            assert!(
+                r.err.starts_with(&format!("hookrelay: {named} ")),
+                "{flags:?}: {}",
+                r.err
+            );
         } else {
             // Usage errors: clap's message, as for every command.
             assert!(r.err.starts_with("error: "), "{flags:?}: {}", r.err);

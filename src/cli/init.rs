@@ -101,23 +101,29 @@ struct Plan {
 /// Reads and checks every input; writes nothing.
 fn plan(args: &InitArgs) -> Result<Plan, Refused> {
     let api_key = read_secret("--api-key-file", &args.api_key_file)?;
-    if api_key.contains(['\n', '\r']) || api_key.contains(char::is_whitespace) {
+    if api_key.contains(char::is_whitespace) {
         return Err(refused(
             "--api-key-file",
             &args.api_key_file,
             "the key must be one word on one line",
         ));
     }
-    let (flag, path, kind) = match (
-        &args.teams_url_file,
-        &args.slack_url_file,
-        &args.mattermost_url_file,
-    ) {
-        (Some(p), _, _) => ("--teams-url-file", p, "teams"),
-        (_, Some(p), _) => ("--slack-url-file", p, "slack"),
-        (_, _, Some(p)) => ("--mattermost-url-file", p, "mattermost"),
-        // clap's group requires one.
-        _ => unreachable!("one chat URL file is required"),
+    let chat = [
+        ("--teams-url-file", &args.teams_url_file, "teams"),
+        ("--slack-url-file", &args.slack_url_file, "slack"),
+        (
+            "--mattermost-url-file",
+            &args.mattermost_url_file,
+            "mattermost",
+        ),
+    ]
+    .into_iter()
+    .find_map(|(flag, path, kind)| Some((flag, path.as_ref()?, kind)));
+    // clap's "chat" group already requires one.
+    let Some((flag, path, kind)) = chat else {
+        return Err(Refused(
+            "one of --teams-url-file, --slack-url-file or --mattermost-url-file is required".into(),
+        ));
     };
     let chat_url = read_secret(flag, path)?;
     check_url(&chat_url).map_err(|why| refused(flag, path, why))?;
