@@ -546,6 +546,28 @@ mod tests {
     }
 
     #[test]
+    fn overrides_take_numbers_and_booleans_and_create_sections() {
+        let cfg = load_str(
+            MINIMAL,
+            &env(&[
+                ("KEY", "k"),
+                ("HOOKRELAY_SERVER__MAX_BODY_BYTES", "1024"),
+                ("HOOKRELAY_STORE__SYNC", "normal"),
+                ("HOOKRELAY_CONSOLE__ENABLED", "false"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.server.max_body_bytes, 1024);
+        let e = load_str(
+            MINIMAL,
+            &env(&[("KEY", "k"), ("HOOKRELAY_SERVER__LISTEN__PORT", "1")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("HOOKRELAY_SERVER__LISTEN__PORT"), "{e}");
+    }
+
+    #[test]
     fn a_variable_the_file_names_is_not_an_override() {
         let text = MINIMAL.replace("${KEY}", "${HOOKRELAY_API_KEY}");
         let cfg = load_str(&text, &env(&[("HOOKRELAY_API_KEY", "from-env")])).unwrap();
