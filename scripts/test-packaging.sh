@@ -36,8 +36,9 @@
 #    stop, and a bad config or a missing credential exiting non-zero.
 # 6. Prints every check and fails if one failed or the probe did not finish.
 #
-# Loopback only; bounded by timeouts. The time each part took is printed
-# (README, "Packaging tests").
+# HOOKRELAY_DEB=path/to/hookrelay_…-1_….deb tests that package instead of
+# building one. Loopback only; bounded by timeouts. The time each part took
+# is printed (README, "Packaging tests").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
@@ -54,12 +55,20 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
-scripts/package.sh >/dev/null
-DEB=$(ls target/debian/hookrelay_*-1_*.deb)
-BIN=${CARGO_TARGET_DIR:-target}/dist/hookrelay
+DIR=target/packaging
+mkdir -p "$DIR"
+if [ -n "${HOOKRELAY_DEB:-}" ]; then
+    # A package built elsewhere (e.g. a CI artifact): test it as it is.
+    DEB=$HOOKRELAY_DEB
+else
+    scripts/package.sh >/dev/null
+    DEB=$(ls target/debian/hookrelay_*-1_*.deb)
+fi
+# The container part runs the packaged binary too.
+rm -rf "$DIR/deb-contents" && dpkg-deb -x "$DEB" "$DIR/deb-contents"
+BIN=$DIR/deb-contents/usr/bin/hookrelay
 built=$SECONDS
 
-DIR=target/packaging
 BASE=$DIR/rootfs-base
 ROOT=$DIR/rootfs
 SRC=$DIR/src

@@ -61,7 +61,11 @@ fn page(dir: &Path, cmd: &clap::Command, name: &str) -> std::io::Result<()> {
     let path = dir.join(format!("{name}.1"));
     std::fs::write(&path, out)?;
     say!("{}", path.display());
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+    // clap's own `help` subcommands repeat the pages they point to.
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
         page(dir, sub, &format!("{name}-{}", sub.get_name()))?;
     }
     Ok(())
