@@ -95,7 +95,7 @@ rm -rf "$REBUILT" && dpkg-deb -R "$DEB" "$REBUILT"
 printf '\n# changed in the rebuilt package (packaging test)\n' >> "$REBUILT/etc/hookrelay/hookrelay.toml"
 sed -i 's/^Version: \(.*\)-1$/Version: \1-2/' "$REBUILT/DEBIAN/control"
 (cd "$REBUILT" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | sort -z | xargs -0 md5sum) > "$REBUILT/DEBIAN/md5sums"
-dpkg-deb --root-owner-group -b "$REBUILT" "$SRC/$(basename "${DEB/-1_/-2_}")" >/dev/null
+dpkg-deb --root-owner-group -Zgzip -b "$REBUILT" "$SRC/$(basename "${DEB/-1_/-2_}")" >/dev/null
 
 # Without systemd running (a chroot): the package still installs the
 # binary and says how to run it; purged again before the boot.

@@ -76,7 +76,7 @@ PY
 # 1. The package, installed offline: its only dependency (libc) is here.
 DEB=$(ls /src/hookrelay_*-1_*.deb)
 DEB2=$(ls /src/hookrelay_*-2_*.deb)
-check apt-install bash -c "apt-get install -y --no-download $DEB > /tmp/apt-install.log 2>&1 || { cat /tmp/apt-install.log; exit 1; }"
+check apt-install bash -c "apt-get install -y $DEB > /tmp/apt-install.log 2>&1 || { cat /tmp/apt-install.log; exit 1; }"
 check install-says-not-started grep -q 'NOT started' /tmp/apt-install.log
 check install-says-init grep -q 'hookrelay init --dir /etc/hookrelay' /tmp/apt-install.log
 check install-says-enable grep -q 'systemctl enable --now hookrelay' /tmp/apt-install.log
@@ -195,7 +195,7 @@ until_ok active-again 20 systemctl is-active --quiet hookrelay
 cp /etc/hookrelay/hookrelay.toml /tmp/operator.toml
 pid=$(main_pid)
 slack_before=$(lines slack)
-check upgrade bash -c "apt-get install -y --no-download -o Dpkg::Options::=--force-confold $DEB2 > /tmp/apt-upgrade.log 2>&1 || { cat /tmp/apt-upgrade.log; exit 1; }"
+check upgrade bash -c "apt-get install -y -o Dpkg::Options::=--force-confold $DEB2 > /tmp/apt-upgrade.log 2>&1 || { cat /tmp/apt-upgrade.log; exit 1; }"
 check upgrade-version bash -c "dpkg-query -W -f='\${Version}' hookrelay | grep -q -- '-2\$'"
 check upgrade-keeps-operator-config cmp /etc/hookrelay/hookrelay.toml /tmp/operator.toml
 check upgrade-new-conffile-beside grep -q 'changed in the rebuilt package' /etc/hookrelay/hookrelay.toml.dpkg-dist
