@@ -564,7 +564,8 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("HOOKRELAY_SERVER__LISTEN__PORT"), "{e}");
+        // A key below a value: the schema error names the key.
+        assert!(e.contains("server.listen"), "{e}");
     }
 
     #[test]
