@@ -1,23 +1,33 @@
 #!/usr/bin/env bash
-# The packaging test: systemd/hookrelay.service, exactly as shipped, under a
-# real systemd, on a minimal Debian 12 booted as a container.
+# The packaging test: the Debian package (scripts/package.sh) with the
+# hardened unit, exactly as shipped, under a real systemd, on a minimal
+# Debian 12 booted as a container; then the container image.
 #
 #   scripts/test-packaging.sh
 #
 # 1. Installs what it needs with apt (debootstrap, systemd-container).
-# 2. Builds the release binary.
+# 2. Builds the package (scripts/package.sh: the `dist` profile, cargo-deb),
+#    and a rebuilt one (revision -2) whose example config changed, for the
+#    upgrade.
 # 3. Builds a minimal Debian root once (debootstrap --variant=minbase with
 #    systemd, systemd-sysv, dbus, curl and python3 for the fake upstream),
 #    cached in target/packaging/rootfs-base; each run boots a fresh copy.
+#    Before booting, the package is installed and purged in that root with
+#    chroot (no systemd running): it must install and say how to run it.
 # 4. Boots it with `systemd-nspawn --boot` (on a host whose PID 1 is not
 #    systemd: --register=no --keep-unit). Inside, a oneshot unit runs
-#    tests/packaging/probe.sh after multi-user.target: the README's install
-#    block as written, then start, READY, /healthz and /readyz, an event
-#    delivered to a fake chat service, `systemctl reload` (same PID, new
-#    route; a broken file refused and the old one serving), a restart with
-#    pending deliveries, 45 s under the watchdog, the journal free of
-#    sandbox failures, a clean stop, and a bad config and a missing
-#    credential that keep the unit from starting with the reason logged.
+#    tests/packaging/probe.sh after multi-user.target: `apt install
+#    ./hookrelay_*.deb` offline (nothing started or enabled; the man pages,
+#    completions, conffile, templates, copyright in place), `hookrelay init`
+#    (modes, `check` passing, refusing to overwrite), `systemctl enable
+#    --now hookrelay`, READY, /healthz and /readyz, a signed event delivered
+#    to a fake chat service, `systemctl reload` (same PID, new route; a
+#    broken file refused and the old one serving), a restart with pending
+#    deliveries, 45 s under the watchdog, the journal free of sandbox
+#    failures, a clean stop, a bad config and a missing credential that keep
+#    the unit from starting with the reason logged, the upgrade (the
+#    operator's config kept, the daemon restarted and delivering), `apt
+#    remove` (config, credentials and spool kept) and `apt purge` (gone).
 #    The probe writes one line per check to a shared folder and powers off.
 # 5. Builds the shipped Containerfile offline with podman and runs the image
 #    (see the container section below for how its two FROM images are
@@ -26,8 +36,9 @@
 #    stop, and a bad config or a missing credential exiting non-zero.
 # 6. Prints every check and fails if one failed or the probe did not finish.
 #
-# Loopback only; bounded by timeouts. The time each part took is printed
-# (README, "Packaging tests").
+# HOOKRELAY_DEB=path/to/hookrelay_…-1_….deb tests that package instead of
+# building one. Loopback only; bounded by timeouts. The time each part took
+# is printed (README, "Packaging tests").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
@@ -44,10 +55,20 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
-cargo build --release --bin hookrelay
+DIR=target/packaging
+mkdir -p "$DIR"
+if [ -n "${HOOKRELAY_DEB:-}" ]; then
+    # A package built elsewhere (e.g. a CI artifact): test it as it is.
+    DEB=$HOOKRELAY_DEB
+else
+    scripts/package.sh >/dev/null
+    DEB=$(ls target/debian/hookrelay_*-1_*.deb)
+fi
+# The container part runs the packaged binary too.
+rm -rf "$DIR/deb-contents" && dpkg-deb -x "$DEB" "$DIR/deb-contents"
+BIN=$DIR/deb-contents/usr/bin/hookrelay
 built=$SECONDS
 
-DIR=target/packaging
 BASE=$DIR/rootfs-base
 ROOT=$DIR/rootfs
 SRC=$DIR/src
@@ -65,9 +86,37 @@ fi
 rm -rf "$ROOT" "$SRC" "$RESULTS"
 cp -a "$BASE" "$ROOT"
 mkdir -p "$SRC/tests" "$RESULTS"
-cp target/release/hookrelay "$SRC/hookrelay-release"
-cp -r README.md systemd config "$SRC/"
 cp -r tests/fixtures tests/support tests/packaging "$SRC/tests/"
+cp "$DEB" "$SRC/"
+# The upgrade: the same package rebuilt as revision -2 with a changed
+# example config (a conffile the operator has replaced by then).
+REBUILT=$DIR/rebuilt
+rm -rf "$REBUILT" && dpkg-deb -R "$DEB" "$REBUILT"
+printf '\n# changed in the rebuilt package (packaging test)\n' >> "$REBUILT/etc/hookrelay/hookrelay.toml"
+sed -i 's/^Version: \(.*\)-1$/Version: \1-2/' "$REBUILT/DEBIAN/control"
+(cd "$REBUILT" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | sort -z | xargs -0 md5sum) > "$REBUILT/DEBIAN/md5sums"
+dpkg-deb --root-owner-group -Zgzip -b "$REBUILT" "$SRC/$(basename "${DEB/-1_/-2_}")" >/dev/null
+
+# Without systemd running (a chroot): the package still installs the
+# binary and says how to run it; purged again before the boot.
+HOSTCHECKS=$RESULTS/host-checks
+: > "$HOSTCHECKS"
+cp "$DEB" "$ROOT/tmp/hookrelay.deb"
+if out=$(chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive dpkg -i /tmp/hookrelay.deb 2>&1); then
+    echo "ok no-systemd-installs" >> "$HOSTCHECKS"
+else
+    echo "FAIL no-systemd-installs: $(echo "$out" | tail -3 | tr '\n' ' ')" >> "$HOSTCHECKS"
+fi
+echo "$out" | grep -q 'does not run systemd' && echo "$out" | grep -q 'hookrelay run --config /etc/hookrelay/hookrelay.toml' \
+    && echo "ok no-systemd-says-how-to-run" >> "$HOSTCHECKS" \
+    || echo "FAIL no-systemd-says-how-to-run: $(echo "$out" | tail -3 | tr '\n' ' ')" >> "$HOSTCHECKS"
+chroot "$ROOT" /usr/bin/hookrelay --version >/dev/null 2>&1 \
+    && echo "ok no-systemd-binary-runs" >> "$HOSTCHECKS" || echo "FAIL no-systemd-binary-runs: hookrelay --version failed" >> "$HOSTCHECKS"
+chroot "$ROOT" dpkg --purge hookrelay >/dev/null 2>&1 && [ ! -e "$ROOT/etc/hookrelay" ] && [ ! -e "$ROOT/usr/bin/hookrelay" ] \
+    && echo "ok no-systemd-purges" >> "$HOSTCHECKS" || echo "FAIL no-systemd-purges: files left" >> "$HOSTCHECKS"
+rm -f "$ROOT/tmp/hookrelay.deb"
+echo "--- without systemd (chroot):"
+cat "$HOSTCHECKS"
 
 # The fake alert API and chat services, and the probe, as units of the
 # booted system.
@@ -163,14 +212,14 @@ BCTX=$DIR/build-stage
 rm -rf "$BASEIMG" "$BCTX"
 mkdir -p "$BASEIMG/etc" "$BASEIMG/tmp" "$BCTX/out/state"
 chmod 1777 "$BASEIMG/tmp"
-for lib in $(ldd target/release/hookrelay | grep -o '/[^ ]*'); do
+for lib in $(ldd "$BIN" | grep -o '/[^ ]*'); do
     install -D -m 0755 "$(readlink -f "$lib")" "$BASEIMG$lib"
 done
 printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > "$BASEIMG/etc/passwd"
 printf 'root:x:0:\nnonroot:x:65532:\n' > "$BASEIMG/etc/group"
 tar -C "$BASEIMG" -cf "$DIR/image-base.tar" .
 podman import "$DIR/image-base.tar" localhost/hookrelay-test-base:latest >/dev/null
-install -m 0755 target/release/hookrelay "$BCTX/out/hookrelay"
+install -m 0755 "$BIN" "$BCTX/out/hookrelay"
 if podman build --pull=never --format docker -t "$IMAGE" \
     --build-context build="$BCTX" \
     --build-context gcr.io/distroless/cc-debian12:nonroot=container-image://localhost/hookrelay-test-base:latest \
@@ -247,8 +296,8 @@ echo "--- container (podman $(podman --version | awk '{print $3}')):"
 cat "$CHECKS"
 container_seconds=$((SECONDS - container_started))
 
-passed=$(cat "$RESULTS/checks" "$CHECKS" | grep -c '^ok ' || true)
-failures=$(cat "$RESULTS/checks" "$CHECKS" | grep -c '^FAIL' || true)
-echo "test-packaging: release build $((built - started)) s, systemd ${systemd_seconds} s (root included), container ${container_seconds} s, total $((SECONDS - started)) s"
+passed=$(cat "$HOSTCHECKS" "$RESULTS/checks" "$CHECKS" | grep -c '^ok ' || true)
+failures=$(cat "$HOSTCHECKS" "$RESULTS/checks" "$CHECKS" | grep -c '^FAIL' || true)
+echo "test-packaging: package build $((built - started)) s, systemd ${systemd_seconds} s (root included), container ${container_seconds} s, total $((SECONDS - started)) s"
 echo "packaging: ${passed:-0} passed, ${failures:-0} failed"
 [ "${failures:-0}" = 0 ]

@@ -15,6 +15,8 @@ macro_rules! say {
 }
 
 mod demo;
+mod generate;
+mod init;
 mod inspect;
 mod preview;
 mod tenants;
@@ -96,6 +98,9 @@ impl ConfigArg {
 pub enum Command {
     /// Run the daemon.
     Run(ConfigArg),
+    /// Write a first working configuration (one origin, hook, destination
+    /// and route) and its credential files; never overwrites anything.
+    Init(init::InitArgs),
     /// Validate the configuration (or, with --tenant, a tenant file against
     /// it): exit 0, or 1 with every error on stderr.
     Check {
@@ -174,6 +179,10 @@ pub enum Command {
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         wait: std::time::Duration,
     },
+    /// The man pages and shell completions, from these definitions
+    /// (scripts/package.sh puts them in the Debian package).
+    #[command(hide = true, subcommand)]
+    Generate(generate::GenerateCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -307,6 +316,8 @@ pub fn main(cli: Cli) -> ExitCode {
             };
             runtime().block_on(run(config, c.path()))
         }
+        Command::Init(args) => init::init(args),
+        Command::Generate(what) => generate::generate(what),
         Command::Check { config, tenant } => match tenant {
             None => check(&config),
             Some(file) => tenants::check_tenant(&config, &file),

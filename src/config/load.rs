@@ -1,5 +1,5 @@
 //! From a TOML file to a [`Config`]: merge `HOOKRELAY_*` environment
-//! overrides (the `config` crate), expand `${VAR}` in strings, read `*_file`
+//! overrides, expand `${VAR}` in strings, read `*_file`
 //! secrets, deserialize each section on its own so that every schema error
 //! is reported at once with its key, then check cross-references.
 //!
@@ -157,21 +157,16 @@ pub fn load_str_in(
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let merged = ::config::Config::builder()
-        .add_source(::config::File::from_str(text, ::config::FileFormat::Toml))
-        .add_source(
-            ::config::Environment::with_prefix("HOOKRELAY")
-                .prefix_separator("_")
-                .separator("__")
-                .try_parsing(true)
-                .list_separator(",")
-                .with_list_parse_key("server.trusted_proxies")
-                .with_list_parse_key("admin.tenant_allow_hosts")
-                .source(Some(overrides)),
-        )
-        .build()
-        .and_then(|c| c.try_deserialize::<Value>())
-        .map_err(|e| ConfigErrors(vec![err("", e.to_string())]))?;
+    let mut merged = match serde_json::to_value(&raw) {
+        Ok(v) => v,
+        Err(e) => return Err(ConfigErrors(vec![err("", e.to_string())])),
+    };
+    let mut names: Vec<&String> = overrides.keys().collect();
+    names.sort();
+    for name in names {
+        apply_override(&mut merged, name, &overrides[name])
+            .map_err(|e| ConfigErrors(vec![err("", e)]))?;
+    }
 
     let mut errors = Vec::new();
     let mut root = merged;
@@ -387,6 +382,66 @@ fn expand_str(s: &str, env: &HashMap<String, String>) -> Result<String, String> 
     Ok(out)
 }
 
+/// Keys whose override is a comma-separated list.
+const LIST_OVERRIDES: &[&str] = &["server.trusted_proxies", "admin.tenant_allow_hosts"];
+
+/// Sets the key an environment override names: `HOOKRELAY_SERVER__LISTEN`
+/// is `server.listen` ("__" between levels, lower case). The value is a
+/// boolean, an integer or a float when it reads as one, else a string; the
+/// keys in `LIST_OVERRIDES` take comma-separated lists.
+fn apply_override(root: &mut Value, name: &str, raw: &str) -> Result<(), String> {
+    let path: Vec<String> = name
+        .strip_prefix("HOOKRELAY_")
+        .unwrap_or(name)
+        .split("__")
+        .map(str::to_lowercase)
+        .collect();
+    if path.iter().any(String::is_empty) {
+        return Err(format!(
+            "environment variable {name}: not a key (HOOKRELAY_SECTION__KEY)"
+        ));
+    }
+    let dotted = path.join(".");
+    let value = if LIST_OVERRIDES.contains(&dotted.as_str()) {
+        Value::Array(
+            raw.split(',')
+                .map(|item| Value::String(item.trim().to_owned()))
+                .collect(),
+        )
+    } else if let Ok(b) = raw.to_lowercase().parse::<bool>() {
+        Value::Bool(b)
+    } else if let Ok(i) = raw.parse::<i64>() {
+        Value::from(i)
+    } else if let Some(f) = raw
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+    {
+        Value::Number(f)
+    } else {
+        Value::String(raw.to_owned())
+    };
+    let (last, parents) = path.split_last().expect("at least one key");
+    let mut table = root;
+    for key in parents {
+        let Value::Object(map) = table else {
+            return Err(format!(
+                "environment variable {name}: {dotted} is not inside a table"
+            ));
+        };
+        table = map
+            .entry(key.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+    let Value::Object(map) = table else {
+        return Err(format!(
+            "environment variable {name}: {dotted} is not inside a table"
+        ));
+    };
+    map.insert(last.clone(), value);
+    Ok(())
+}
+
 /// Turns `api_key_file = "/path"` into `api_key = <contents>` (trailing
 /// newline removed), anywhere in the tree.
 fn read_secret_files(value: &mut Value, key: &str, errors: &mut Vec<ConfigError>) {
@@ -488,6 +543,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.server.trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn overrides_take_numbers_and_booleans_and_create_sections() {
+        let cfg = load_str(
+            MINIMAL,
+            &env(&[
+                ("KEY", "k"),
+                ("HOOKRELAY_SERVER__MAX_BODY_BYTES", "1024"),
+                ("HOOKRELAY_STORE__SYNC", "normal"),
+                ("HOOKRELAY_CONSOLE__ENABLED", "false"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.server.max_body_bytes, 1024);
+        let e = load_str(
+            MINIMAL,
+            &env(&[("KEY", "k"), ("HOOKRELAY_SERVER__LISTEN__PORT", "1")]),
+        )
+        .unwrap_err()
+        .to_string();
+        // A key below a value: the schema error names the key.
+        assert!(e.contains("server.listen"), "{e}");
     }
 
     #[test]

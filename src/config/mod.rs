@@ -14,6 +14,7 @@ mod validate;
 
 pub use intervals::{TimeInterval, TimeIntervalConfig};
 pub use load::{load_file, load_str, ConfigError, ConfigErrors};
+pub(crate) use validate::REGIONS;
 
 use crate::secret::Secret;
 use ipnet::IpNet;

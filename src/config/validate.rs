@@ -13,7 +13,7 @@ pub(super) fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigE
 }
 
 /// Sekoia.io regions: (name, API base URL, UI base URL).
-const REGIONS: &[(&str, &str, &str)] = &[
+pub(crate) const REGIONS: &[(&str, &str, &str)] = &[
     ("fra1", "https://api.sekoia.io", "https://app.sekoia.io"),
     (
         "fra2",
