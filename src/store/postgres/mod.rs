@@ -28,6 +28,7 @@ use super::{
     Routing, Selector, Silence, StoreError, ThreadRoot,
 };
 use crate::store::reads::THREAD_IN_ORDER;
+mod backend;
 mod batch;
 mod cluster;
 mod console;
