@@ -176,6 +176,52 @@ pub fn bounds(cursor: Cursor) -> (i64, i64, bool) {
     }
 }
 
+/// How a page's queries walk the events: the id bounds (exclusive), the
+/// direction, and how many rows to fetch (`fetch`: one more than the page,
+/// to know whether there is more that way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::store) struct Walk {
+    pub low: i64,
+    pub high: i64,
+    /// Newest first.
+    pub backwards: bool,
+    /// Rows on the page.
+    pub limit: usize,
+}
+
+impl Walk {
+    pub fn of(f: &EventFilter) -> Walk {
+        let (low, high, backwards) = bounds(f.page);
+        Walk {
+            low,
+            high,
+            backwards,
+            limit: f.limit.clamp(1, MAX_PAGE),
+        }
+    }
+
+    /// `ORDER BY id` this way.
+    pub fn order(&self) -> &'static str {
+        if self.backwards {
+            "DESC"
+        } else {
+            "ASC"
+        }
+    }
+
+    pub fn fetch(&self) -> i64 {
+        (self.limit + 1) as i64
+    }
+}
+
+impl EventFilter {
+    /// Whether events not routed yet may be on the page: only the filters
+    /// they can answer (no delivery state but pending, no digest).
+    pub(in crate::store) fn wants_unrouted(&self) -> bool {
+        matches!(self.state, None | Some(ListState::Pending)) && self.digest.is_none()
+    }
+}
+
 /// Assembles a page from up to `limit + 1` rows fetched in walking order:
 /// the extra row only says there is more that way.
 pub fn assemble(mut rows: Vec<EventRow>, cursor: Cursor, limit: usize) -> EventPage {

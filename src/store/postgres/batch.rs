@@ -19,6 +19,7 @@
 use super::*;
 use crate::store::DeliveryState;
 use events::{EventParams, INSERT_EVENT, ROUTE_EVENTS};
+use std::collections::{HashMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
 
 /// Writes committed together, at most.
@@ -162,100 +163,7 @@ impl Postgres {
             Err(e) => return fail(batch, e),
         };
         let replica = self.inner.replica.as_str();
-        let together: Result<Vec<Done>, tokio_postgres::Error> = async {
-            let s = Statements::prepare(&client).await?;
-            let tx = client.transaction().await?;
-            // The outcomes in one statement, the new events in another and
-            // the routings in a third, pipelined; a routing of an event
-            // already in that statement (possible, if unlikely, after a
-            // lease ran out) in one of its own behind them.
-            let firsts = first_of_each(batch, |w| match w {
-                Write::Insert { e, .. } => Some((e.hook.as_str(), &e.sha256[..])),
-                _ => None,
-            });
-            let first_routes = first_of_each(batch, |w| match w {
-                Write::Route { r, .. } => Some(r.event_id),
-                _ => None,
-            });
-            let (routings, again): (Vec<_>, Vec<_>) = batch
-                .iter()
-                .enumerate()
-                .filter_map(|(i, q)| match &q.write {
-                    Write::Route { r, now, until } => Some((i, (&**r, *now, *until))),
-                    _ => None,
-                })
-                .partition(|(i, _)| first_routes.contains(i));
-            let routings: Vec<_> = routings.into_iter().map(|(_, r)| r).collect();
-            let outcomes = complete_many(
-                &tx,
-                &s,
-                batch.iter().filter_map(|q| match &q.write {
-                    Write::Complete { c, now } => Some((c, *now)),
-                    _ => None,
-                }),
-            );
-            let inserted = insert_many(&tx, &s, batch, &firsts, replica);
-            let routed = route_many(&tx, &s, &routings, replica);
-            let again = again
-                .iter()
-                .map(|(_, routing)| route_many(&tx, &s, std::slice::from_ref(routing), replica));
-            let (updated, inserted, routed, again) = futures_util::future::join4(
-                outcomes,
-                inserted,
-                routed,
-                futures_util::future::join_all(again),
-            )
-            .await;
-            let (updated, inserted) = (updated?, inserted?);
-            let mut routed = routed?;
-            let mut again = again.into_iter();
-            let mut done = Vec::with_capacity(batch.len());
-            for (i, q) in batch.iter().enumerate() {
-                done.push(match &q.write {
-                    Write::Complete { c, .. } => {
-                        Done::Completed(u64::from(updated.contains(&c.parts().0)))
-                    }
-                    Write::Route { r, .. } if first_routes.contains(&i) => {
-                        Done::Routed(routed.remove(&r.event_id).unwrap_or_default())
-                    }
-                    Write::Route { r, .. } => Done::Routed(
-                        again
-                            .next()
-                            .transpose()?
-                            .and_then(|mut rows| rows.remove(&r.event_id))
-                            .unwrap_or_default(),
-                    ),
-                    Write::Insert { e, now, until } => {
-                        let params = EventParams {
-                            e,
-                            now: *now,
-                            until: *until,
-                            replica,
-                        };
-                        let stored = inserted.get(&(e.hook.as_str(), &e.sha256[..]));
-                        match stored {
-                            // Stored by the statement for the batch.
-                            Some(id) if firsts.contains(&i) => Done::Inserted(Some(Inserted {
-                                id: *id,
-                                duplicate: false,
-                            })),
-                            // Its body is within its window from before
-                            // the batch: a sender retry.
-                            _ if firsts.contains(&i) => {
-                                Done::Inserted(params.find(&*tx, &s.existing).await?)
-                            }
-                            // A repeat of a body earlier in the batch:
-                            // found (or stored) after that one.
-                            _ => Done::Inserted(params.store(&*tx, &s.insert, &s.existing).await?),
-                        }
-                    }
-                });
-            }
-            tx.commit().await?;
-            Ok(done)
-        }
-        .await;
-        match together {
+        match commit_together(&mut client, batch, replica).await {
             Ok(done) => {
                 self.inner.healthy.store(true, Ordering::Relaxed);
                 for (q, d) in batch.drain(..).zip(done) {
@@ -286,6 +194,165 @@ impl Postgres {
             }
         }
     }
+}
+
+/// Which of a batch's writes its shared statements take: one statement
+/// may not insert or update a key twice, so only the first insert of each
+/// body (hook and hash) and the first routing of each event go in them; a
+/// repeat is written after them (a routing of an event already in the
+/// statement, possible if unlikely after a lease ran out, in a statement
+/// of its own).
+struct Plan<'b> {
+    /// Positions of the inserts in the statement for new events.
+    firsts: HashSet<usize>,
+    /// Positions of the routings in the statement for routings.
+    first_routes: HashSet<usize>,
+    /// Those routings, in batch order.
+    routings: Vec<(&'b Routing, i64, i64)>,
+    /// The other routings, in batch order.
+    again: Vec<(&'b Routing, i64, i64)>,
+}
+
+impl<'b> Plan<'b> {
+    fn of(batch: &'b [Queued]) -> Plan<'b> {
+        let firsts = first_of_each(batch, |w| match w {
+            Write::Insert { e, .. } => Some((e.hook.as_str(), &e.sha256[..])),
+            _ => None,
+        });
+        let first_routes = first_of_each(batch, |w| match w {
+            Write::Route { r, .. } => Some(r.event_id),
+            _ => None,
+        });
+        let (mut routings, mut again) = (Vec::new(), Vec::new());
+        for (i, q) in batch.iter().enumerate() {
+            if let Write::Route { r, now, until } = &q.write {
+                let to = if first_routes.contains(&i) {
+                    &mut routings
+                } else {
+                    &mut again
+                };
+                to.push((&**r, *now, *until));
+            }
+        }
+        Plan {
+            firsts,
+            first_routes,
+            routings,
+            again,
+        }
+    }
+}
+
+/// What the shared statements wrote, for [`answers`].
+struct Written<'b> {
+    /// The deliveries whose outcome was recorded (those still pending).
+    updated: HashSet<i64>,
+    /// The events stored, by hook and body hash.
+    inserted: HashMap<(&'b str, &'b [u8]), i64>,
+    /// Each routed event's rows, by event id.
+    routed: HashMap<i64, Vec<Row>>,
+    /// The rows of the plan's other routings, in its order.
+    again: std::vec::IntoIter<Result<HashMap<i64, Vec<Row>>, tokio_postgres::Error>>,
+}
+
+/// The batch in one transaction: the outcomes in one statement, the new
+/// events in another and the routings in a third, pipelined, then what
+/// each write answers; committed.
+async fn commit_together(
+    client: &mut deadpool_postgres::Object,
+    batch: &[Queued],
+    replica: &str,
+) -> Result<Vec<Done>, tokio_postgres::Error> {
+    let s = Statements::prepare(client).await?;
+    let tx = client.transaction().await?;
+    let plan = Plan::of(batch);
+    let outcomes = complete_many(
+        &tx,
+        &s,
+        batch.iter().filter_map(|q| match &q.write {
+            Write::Complete { c, now } => Some((c, *now)),
+            _ => None,
+        }),
+    );
+    let inserted = insert_many(&tx, &s, batch, &plan.firsts, replica);
+    let routed = route_many(&tx, &s, &plan.routings, replica);
+    let again = plan
+        .again
+        .iter()
+        .map(|routing| route_many(&tx, &s, std::slice::from_ref(routing), replica));
+    let (updated, inserted, routed, again) = futures_util::future::join4(
+        outcomes,
+        inserted,
+        routed,
+        futures_util::future::join_all(again),
+    )
+    .await;
+    let written = Written {
+        updated: updated?,
+        inserted: inserted?,
+        routed: routed?,
+        again: again.into_iter(),
+    };
+    let done = answers(&tx, &s, batch, &plan, written, replica).await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// What each write of the batch answers, in its order, from what the
+/// shared statements wrote; an insert left out of them (a sender retry, a
+/// repeat within the batch) is looked up or stored now.
+async fn answers(
+    tx: &tokio_postgres::Transaction<'_>,
+    s: &Statements,
+    batch: &[Queued],
+    plan: &Plan<'_>,
+    mut written: Written<'_>,
+    replica: &str,
+) -> Result<Vec<Done>, tokio_postgres::Error> {
+    let mut done = Vec::with_capacity(batch.len());
+    for (i, q) in batch.iter().enumerate() {
+        done.push(match &q.write {
+            Write::Complete { c, .. } => {
+                Done::Completed(u64::from(written.updated.contains(&c.parts().0)))
+            }
+            Write::Route { r, .. } if plan.first_routes.contains(&i) => {
+                Done::Routed(written.routed.remove(&r.event_id).unwrap_or_default())
+            }
+            Write::Route { r, .. } => Done::Routed(
+                written
+                    .again
+                    .next()
+                    .transpose()?
+                    .and_then(|mut rows| rows.remove(&r.event_id))
+                    .unwrap_or_default(),
+            ),
+            Write::Insert { e, now, until } => {
+                let params = EventParams {
+                    e,
+                    now: *now,
+                    until: *until,
+                    replica,
+                };
+                let stored = written.inserted.get(&(e.hook.as_str(), &e.sha256[..]));
+                match stored {
+                    // Stored by the statement for the batch.
+                    Some(id) if plan.firsts.contains(&i) => Done::Inserted(Some(Inserted {
+                        id: *id,
+                        duplicate: false,
+                    })),
+                    // Its body is within its window from before the
+                    // batch: a sender retry.
+                    _ if plan.firsts.contains(&i) => {
+                        Done::Inserted(params.find(tx, &s.existing).await?)
+                    }
+                    // A repeat of a body earlier in the batch: found (or
+                    // stored) after that one.
+                    _ => Done::Inserted(params.store(tx, &s.insert, &s.existing).await?),
+                }
+            }
+        });
+    }
+    Ok(done)
 }
 
 /// The new events of a batch in one statement: each body's dedup window

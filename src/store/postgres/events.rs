@@ -3,7 +3,7 @@
 //! unrouted events, pruning finished ones.
 
 use super::*;
-use crate::store::DeliveryState;
+use crate::store::{DeliveryState, NewDelivery};
 
 /// Stores an event unless its body was seen on its hook within the dedup
 /// window: the window's row (whose primary key makes a sender retry that
@@ -259,79 +259,71 @@ impl Postgres {
         let now = now_ms();
         let until = self.lease_until(now);
         if r.deliveries.iter().all(|d| d.dedup.is_none()) {
-            // No route dedup to settle first: one statement, committed
-            // with the other writes waiting.
-            let r = Arc::new(r);
-            let write = batch::Write::Route {
-                r: r.clone(),
-                now,
-                until,
-            };
-            let batch::Done::Routed(rows) = self.write(write).await? else {
-                return Err(StoreError::Closed);
-            };
-            let Some(first) = rows.first() else {
-                let exists = self
-                    .query("SELECT 1 FROM events WHERE id = $1", &[&r.event_id])
-                    .await?;
-                return if exists.is_empty() {
-                    Err(StoreError::NotFound(format!("event {}", r.event_id)))
-                } else {
-                    Ok(None)
-                };
-            };
-            let (received_at, hook, short_id): (i64, String, Option<String>) =
-                (first.get(0), first.get(1), first.get(2));
-            let inserted = rows.iter().filter_map(|row| {
-                let id: Option<i64> = row.get(3);
-                Some((id?, row.get(4), row.get(5), row.get(6)))
-            });
-            // A first attempt's retry is pending too, though no worker is
-            // handed it.
-            let pending = rows
-                .iter()
-                .filter(|row| {
-                    row.get::<_, Option<&str>>(6) == Some(DeliveryState::Pending.as_str())
-                })
-                .count();
-            let created = due_from(&r, inserted, received_at, &hook, &short_id);
-            self.adjust_pending(pending);
-            return Ok(Some(created));
+            self.route_batched(r, now, until).await
+        } else {
+            self.route_with_dedup(r, now, until).await
         }
+    }
+
+    /// A routing without route dedup windows to settle: one statement,
+    /// committed with the other writes waiting ([`batch`]).
+    async fn route_batched(
+        &self,
+        r: Routing,
+        now: i64,
+        until: i64,
+    ) -> Result<Option<Vec<DueDelivery>>, StoreError> {
+        let r = Arc::new(r);
+        let write = batch::Write::Route {
+            r: r.clone(),
+            now,
+            until,
+        };
+        let batch::Done::Routed(rows) = self.write(write).await? else {
+            return Err(StoreError::Closed);
+        };
+        let Some(first) = rows.first() else {
+            let exists = self
+                .query("SELECT 1 FROM events WHERE id = $1", &[&r.event_id])
+                .await?;
+            return if exists.is_empty() {
+                Err(StoreError::NotFound(format!("event {}", r.event_id)))
+            } else {
+                Ok(None)
+            };
+        };
+        let (received_at, hook, short_id): (i64, String, Option<String>) =
+            (first.get(0), first.get(1), first.get(2));
+        let inserted = rows.iter().filter_map(|row| {
+            let id: Option<i64> = row.get(3);
+            Some((id?, row.get(4), row.get(5), row.get(6)))
+        });
+        // A first attempt's retry is pending too, though no worker is
+        // handed it.
+        let pending = rows
+            .iter()
+            .filter(|row| row.get::<_, Option<&str>>(6) == Some(DeliveryState::Pending.as_str()))
+            .count();
+        let created = due_from(&r, inserted, received_at, &hook, &short_id);
+        self.adjust_pending(pending);
+        Ok(Some(created))
+    }
+
+    /// A routing with route dedup windows: a transaction of its own, in
+    /// which the event's row is locked, each window settled, then every
+    /// delivery inserted in one statement.
+    async fn route_with_dedup(
+        &self,
+        r: Routing,
+        now: i64,
+        until: i64,
+    ) -> Result<Option<Vec<DueDelivery>>, StoreError> {
         let mut client = self.client().await?;
-        let replica = &self.inner.replica;
+        let claim = (self.inner.replica.as_str(), until);
         let result: Result<Result<Option<Vec<DueDelivery>>, StoreError>, tokio_postgres::Error> =
             async {
                 let tx = client.transaction().await?;
-                // Routed once: the row lock makes a second routing of the
-                // same event (another replica after a lease ran out) wait,
-                // then find it no longer `received`.
-                let routes = r.routes_json();
-                let mark = tx
-                    .prepare_cached(
-                        "WITH e AS (UPDATE events SET state = 'routed', enrichment = $2, alert_json = $3, routes = $4, routed_at = $5,
-                         claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state = 'received'
-                         RETURNING received_at, hook, short_id, kind, action),
-                         facts AS (INSERT INTO event_facts (id, received_at, hook, kind, action, short_id, title, targets)
-                                   SELECT $1, received_at, hook, kind, action, short_id, $6, $7 FROM e)
-                         SELECT received_at, hook, short_id FROM e",
-                    )
-                    .await?;
-                let Some(row) = tx
-                    .query_opt(
-                        &mark,
-                        &[
-                            &r.event_id,
-                            &r.enrichment,
-                            &r.alert_json,
-                            &routes,
-                            &now,
-                            &r.title,
-                            &(r.deliveries.len() as i32),
-                        ],
-                    )
-                    .await?
-                else {
+                let Some(event) = mark_routed(&tx, &r, now).await? else {
                     let exists = tx
                         .query_opt("SELECT 1 FROM events WHERE id = $1", &[&r.event_id])
                         .await?
@@ -343,79 +335,17 @@ impl Postgres {
                         Err(StoreError::NotFound(format!("event {}", r.event_id)))
                     });
                 };
-                let received_at: i64 = row.get(0);
-                let hook: String = row.get(1);
-                let short_id: Option<String> = row.get(2);
-                let n = r.deliveries.len();
-                let mut thread_keys: Vec<Option<&str>> = Vec::with_capacity(n);
-                let (mut routes_col, mut dests, mut payloads, mut states, mut notes, mut summaries) = (
-                    Vec::with_capacity(n),
-                    Vec::with_capacity(n),
-                    Vec::with_capacity(n),
-                    Vec::with_capacity(n),
-                    Vec::with_capacity(n),
-                    Vec::with_capacity(n),
-                );
+                let mut settled = Vec::with_capacity(r.deliveries.len());
                 for d in &r.deliveries {
-                    let mut state = DeliveryState::Pending;
-                    let mut note: Option<String> = d.failed.clone();
-                    if note.is_some() {
-                        state = DeliveryState::Dead;
-                    } else if let Some(why) = &d.muted {
-                        state = DeliveryState::Muted;
-                        note = Some(why.clone());
-                    } else if let Some((key, window)) = &d.dedup {
-                        // Inserted, or replaced an expired window: send.
-                        let dedup = tx
-                            .prepare_cached(
-                                "INSERT INTO route_dedup (route, destination, key, until) VALUES ($1, $2, $3, $4)
-                                 ON CONFLICT (route, destination, key) DO UPDATE SET until = excluded.until
-                                 WHERE route_dedup.until <= $5 RETURNING 1",
-                            )
-                            .await?;
-                        let fresh = tx
-                            .query_opt(&dedup, &[&d.route, &d.destination, key, &(now + window), &now])
-                            .await?;
-                        if fresh.is_none() {
-                            state = DeliveryState::Skipped;
-                            note = Some(format!(
-                                "already sent within the route's dedup window ({key})"
-                            ));
-                        }
-                    }
-                    routes_col.push(d.route.as_str());
-                    dests.push(d.destination.as_str());
-                    payloads.push(d.payload.as_str());
-                    states.push(state.as_str());
-                    notes.push(note);
-                    summaries.push(d.summary.clone());
-                    thread_keys.push(d.thread_key.as_deref());
+                    settled.push(settle(&tx, d, now).await?);
                 }
                 let mut created = Vec::new();
-                if n > 0 {
-                    // Every delivery in one statement; pending ones are
-                    // claimed by this replica, which delivers them.
-                    let insert = tx
-                        .prepare_cached(
-                            "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at,
-                                                     last_error, summary, claimed_by, claimed_until, thread_key)
-                             SELECT $1, u.route, u.destination, u.payload, u.state, $2, $3, $3, u.note, u.summary,
-                                    CASE WHEN u.state = 'pending' THEN $4 END, CASE WHEN u.state = 'pending' THEN $5::BIGINT END, u.thread_key
-                             FROM UNNEST($6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[])
-                                  AS u(route, destination, payload, state, note, summary, thread_key)
-                             RETURNING id, route, destination, state",
-                        )
-                        .await?;
-                    let rows = tx
-                        .query(
-                            &insert,
-                            &[&r.event_id, &received_at, &now, replica, &until, &routes_col, &dests, &payloads, &states, &notes, &summaries, &thread_keys],
-                        )
-                        .await?;
+                if !r.deliveries.is_empty() {
+                    let rows = insert_deliveries(&tx, &r, &settled, &event, now, claim).await?;
                     let rows = rows
                         .iter()
                         .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)));
-                    created = due_from(&r, rows, received_at, &hook, &short_id);
+                    created = due_from(&r, rows, event.received_at, &event.hook, &event.short_id);
                 }
                 tx.commit().await?;
                 Ok(Ok(Some(created)))
@@ -501,4 +431,152 @@ impl Postgres {
         out.sort_by_key(|r| r.0);
         Ok(out)
     }
+}
+
+/// What a routed event's deliveries carry from its row.
+struct Accepted {
+    received_at: i64,
+    hook: String,
+    short_id: Option<String>,
+}
+
+/// Marks the event routed and writes its line of the console's list;
+/// `None` when it is no longer `received`. Routed once: the row lock makes
+/// a second routing of the same event (another replica after a lease ran
+/// out) wait, then find it routed.
+async fn mark_routed(
+    tx: &deadpool_postgres::Transaction<'_>,
+    r: &Routing,
+    now: i64,
+) -> Result<Option<Accepted>, tokio_postgres::Error> {
+    let routes = r.routes_json();
+    let mark = tx
+        .prepare_cached(
+            "WITH e AS (UPDATE events SET state = 'routed', enrichment = $2, alert_json = $3, routes = $4, routed_at = $5,
+             claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state = 'received'
+             RETURNING received_at, hook, short_id, kind, action),
+             facts AS (INSERT INTO event_facts (id, received_at, hook, kind, action, short_id, title, targets)
+                       SELECT $1, received_at, hook, kind, action, short_id, $6, $7 FROM e)
+             SELECT received_at, hook, short_id FROM e",
+        )
+        .await?;
+    let row = tx
+        .query_opt(
+            &mark,
+            &[
+                &r.event_id,
+                &r.enrichment,
+                &r.alert_json,
+                &routes,
+                &now,
+                &r.title,
+                &(r.deliveries.len() as i32),
+            ],
+        )
+        .await?;
+    Ok(row.map(|row| Accepted {
+        received_at: row.get(0),
+        hook: row.get(1),
+        short_id: row.get(2),
+    }))
+}
+
+/// The state a new delivery starts in and why: dead (not rendered), muted,
+/// skipped (its route's dedup window, which this records when it sends),
+/// else pending.
+async fn settle(
+    tx: &deadpool_postgres::Transaction<'_>,
+    d: &NewDelivery,
+    now: i64,
+) -> Result<(DeliveryState, Option<String>), tokio_postgres::Error> {
+    if let Some(reason) = &d.failed {
+        return Ok((DeliveryState::Dead, Some(reason.clone())));
+    }
+    if let Some(why) = &d.muted {
+        return Ok((DeliveryState::Muted, Some(why.clone())));
+    }
+    let Some((key, window)) = &d.dedup else {
+        return Ok((DeliveryState::Pending, None));
+    };
+    // Inserted, or replaced an expired window: send.
+    let dedup = tx
+        .prepare_cached(
+            "INSERT INTO route_dedup (route, destination, key, until) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (route, destination, key) DO UPDATE SET until = excluded.until
+             WHERE route_dedup.until <= $5 RETURNING 1",
+        )
+        .await?;
+    let fresh = tx
+        .query_opt(
+            &dedup,
+            &[&d.route, &d.destination, key, &(now + window), &now],
+        )
+        .await?;
+    Ok(match fresh {
+        Some(_) => (DeliveryState::Pending, None),
+        None => (
+            DeliveryState::Skipped,
+            Some(format!(
+                "already sent within the route's dedup window ({key})"
+            )),
+        ),
+    })
+}
+
+/// Every delivery of `r`, each in its `settled` state, in one statement;
+/// pending ones are claimed (`claim`: this replica, lease until) by this
+/// replica, which delivers them. Answers (id, route, destination, state).
+async fn insert_deliveries(
+    tx: &deadpool_postgres::Transaction<'_>,
+    r: &Routing,
+    settled: &[(DeliveryState, Option<String>)],
+    event: &Accepted,
+    now: i64,
+    (replica, until): (&str, i64),
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let n = r.deliveries.len();
+    let (mut routes, mut dests, mut payloads) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut summaries, mut thread_keys) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for d in &r.deliveries {
+        routes.push(d.route.as_str());
+        dests.push(d.destination.as_str());
+        payloads.push(d.payload.as_str());
+        summaries.push(d.summary.as_deref());
+        thread_keys.push(d.thread_key.as_deref());
+    }
+    let states: Vec<&str> = settled.iter().map(|(s, _)| s.as_str()).collect();
+    let notes: Vec<Option<&str>> = settled.iter().map(|(_, n)| n.as_deref()).collect();
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at,
+                                     last_error, summary, claimed_by, claimed_until, thread_key)
+             SELECT $1, u.route, u.destination, u.payload, u.state, $2, $3, $3, u.note, u.summary,
+                    CASE WHEN u.state = 'pending' THEN $4 END, CASE WHEN u.state = 'pending' THEN $5::BIGINT END, u.thread_key
+             FROM UNNEST($6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[])
+                  AS u(route, destination, payload, state, note, summary, thread_key)
+             RETURNING id, route, destination, state",
+        )
+        .await?;
+    tx.query(
+        &insert,
+        &[
+            &r.event_id,
+            &event.received_at,
+            &now,
+            &replica,
+            &until,
+            &routes,
+            &dests,
+            &payloads,
+            &states,
+            &notes,
+            &summaries,
+            &thread_keys,
+        ],
+    )
+    .await
 }

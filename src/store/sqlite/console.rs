@@ -6,10 +6,20 @@ use crate::store::reads::DeadLetter;
 use crate::store::StoreError;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+/// A page of the events list: routed events from `event_facts`, merged
+/// with those not routed yet when the filter allows.
 pub fn events_page(conn: &Connection, f: &EventFilter) -> Result<EventPage, StoreError> {
-    let limit = f.limit.clamp(1, MAX_PAGE);
-    let (low, high, backwards) = bounds(f.page);
-    let order = if backwards { "DESC" } else { "ASC" };
+    let walk = Walk::of(f);
+    let mut rows = routed(conn, f, &walk)?;
+    if f.wants_unrouted() {
+        rows = merge(rows, unrouted(conn, f, &walk)?, walk.backwards, walk.limit);
+    }
+    Ok(assemble(rows, f.page, walk.limit))
+}
+
+/// Routed events matching `f`, in walking order, each with its
+/// deliveries' counts per state.
+fn routed(conn: &Connection, f: &EventFilter, walk: &Walk) -> Result<Vec<EventRow>, StoreError> {
     let state = f.state.map(ListState::sql).unwrap_or("1");
     let digest = "(?11 IS NULL OR f.id IN (SELECT event_id FROM deliveries
                    WHERE destination = ?11 AND id BETWEEN ?12 AND ?13 AND state = 'digested'))";
@@ -22,7 +32,8 @@ pub fn events_page(conn: &Connection, f: &EventFilter) -> Result<EventPage, Stor
            AND (?6 IS NULL OR f.kind = ?6) AND (?7 IS NULL OR f.action = ?7)
            AND (?8 IS NULL OR f.received_at >= ?8) AND (?9 IS NULL OR f.received_at < ?9)
            AND {state} AND {digest}
-         ORDER BY f.id {order} LIMIT ?10"
+         ORDER BY f.id {} LIMIT ?10",
+        walk.order()
     );
     let pattern = f.text.as_deref().map(like_pattern);
     let (dd, d1, d2) = match &f.digest {
@@ -34,8 +45,8 @@ pub fn events_page(conn: &Connection, f: &EventFilter) -> Result<EventPage, Stor
     let mut rows: Vec<EventRow> = stmt
         .query_map(
             params![
-                low,
-                high,
+                walk.low,
+                walk.high,
                 f.hook,
                 f.text,
                 pattern,
@@ -43,7 +54,7 @@ pub fn events_page(conn: &Connection, f: &EventFilter) -> Result<EventPage, Stor
                 f.action,
                 f.from,
                 f.to,
-                (limit + 1) as i64,
+                walk.fetch(),
                 dd,
                 d1,
                 d2
@@ -81,47 +92,50 @@ pub fn events_page(conn: &Connection, f: &EventFilter) -> Result<EventPage, Stor
             .collect::<Result<_, _>>()?;
         row.state = row_state(Some(t), &row.deliveries);
     }
-    // Events not routed yet: only the filters they can answer.
-    if matches!(f.state, None | Some(ListState::Pending)) && f.digest.is_none() {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT id, received_at, hook, kind, action, short_id FROM events
-             WHERE state = 'received' AND id > ?1 AND id < ?2
-               AND (?3 IS NULL OR hook = ?3) AND (?4 IS NULL OR short_id = ?4)
-               AND (?5 IS NULL OR kind = ?5) AND (?6 IS NULL OR action = ?6)
-               AND (?7 IS NULL OR received_at >= ?7) AND (?8 IS NULL OR received_at < ?8)
-             ORDER BY id {order} LIMIT ?9"
-        ))?;
-        let waiting: Vec<EventRow> = stmt
-            .query_map(
-                params![
-                    low,
-                    high,
-                    f.hook,
-                    f.text,
-                    f.kind,
-                    f.action,
-                    f.from,
-                    f.to,
-                    (limit + 1) as i64
-                ],
-                |r| {
-                    Ok(EventRow {
-                        id: r.get(0)?,
-                        received_at: r.get(1)?,
-                        hook: r.get(2)?,
-                        kind: r.get(3)?,
-                        action: r.get(4)?,
-                        short_id: r.get(5)?,
-                        title: None,
-                        state: "received",
-                        deliveries: Vec::new(),
-                    })
-                },
-            )?
-            .collect::<Result<_, _>>()?;
-        rows = merge(rows, waiting, backwards, limit);
-    }
-    Ok(assemble(rows, f.page, limit))
+    Ok(rows)
+}
+
+/// Events not routed yet matching the filters they can answer, in
+/// walking order.
+fn unrouted(conn: &Connection, f: &EventFilter, walk: &Walk) -> Result<Vec<EventRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT id, received_at, hook, kind, action, short_id FROM events
+         WHERE state = 'received' AND id > ?1 AND id < ?2
+           AND (?3 IS NULL OR hook = ?3) AND (?4 IS NULL OR short_id = ?4)
+           AND (?5 IS NULL OR kind = ?5) AND (?6 IS NULL OR action = ?6)
+           AND (?7 IS NULL OR received_at >= ?7) AND (?8 IS NULL OR received_at < ?8)
+         ORDER BY id {} LIMIT ?9",
+        walk.order()
+    ))?;
+    let rows = stmt
+        .query_map(
+            params![
+                walk.low,
+                walk.high,
+                f.hook,
+                f.text,
+                f.kind,
+                f.action,
+                f.from,
+                f.to,
+                walk.fetch()
+            ],
+            |r| {
+                Ok(EventRow {
+                    id: r.get(0)?,
+                    received_at: r.get(1)?,
+                    hook: r.get(2)?,
+                    kind: r.get(3)?,
+                    action: r.get(4)?,
+                    short_id: r.get(5)?,
+                    title: None,
+                    state: "received",
+                    deliveries: Vec::new(),
+                })
+            },
+        )?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
 }
 
 /// The first rowid of `table` whose `column` (which grows with the rowid:
