@@ -180,7 +180,7 @@ pub fn bounds(cursor: Cursor) -> (i64, i64, bool) {
 /// direction, and how many rows to fetch (`fetch`: one more than the page,
 /// to know whether there is more that way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(in crate::store) struct Walk {
+pub(crate) struct Walk {
     pub low: i64,
     pub high: i64,
     /// Newest first.
@@ -217,7 +217,7 @@ impl Walk {
 impl EventFilter {
     /// Whether events not routed yet may be on the page: only the filters
     /// they can answer (no delivery state but pending, no digest).
-    pub(in crate::store) fn wants_unrouted(&self) -> bool {
+    pub(crate) fn wants_unrouted(&self) -> bool {
         matches!(self.state, None | Some(ListState::Pending)) && self.digest.is_none()
     }
 }
@@ -300,11 +300,11 @@ pub struct Activity {
 pub const LATENCY_SAMPLE: i64 = 2_000;
 
 /// Events per (hook, minute): count, in the last hour, latest.
-pub(in crate::store) type EventCounts = (String, i64, i64, i64, i64);
+pub(crate) type EventCounts = (String, i64, i64, i64, i64);
 /// Attempts per (destination, outcome, minute): count, in the last hour.
-pub(in crate::store) type AttemptCounts = (String, Option<String>, i64, i64, i64);
+pub(crate) type AttemptCounts = (String, Option<String>, i64, i64, i64);
 
-pub(in crate::store) fn count_events(out: &mut Activity, rows: Vec<EventCounts>) {
+pub(crate) fn count_events(out: &mut Activity, rows: Vec<EventCounts>) {
     let mut per_minute: std::collections::BTreeMap<i64, i64> = Default::default();
     for (hook, minute, n, recent, latest) in rows {
         *per_minute.entry(minute).or_default() += n;
@@ -323,7 +323,7 @@ pub(in crate::store) fn count_events(out: &mut Activity, rows: Vec<EventCounts>)
     out.events_per_minute = per_minute.into_iter().collect();
 }
 
-pub(in crate::store) fn count_attempts(out: &mut Activity, rows: Vec<AttemptCounts>) {
+pub(crate) fn count_attempts(out: &mut Activity, rows: Vec<AttemptCounts>) {
     let mut per_minute: std::collections::BTreeMap<i64, i64> = Default::default();
     for (destination, outcome, minute, n, recent) in rows {
         let d = entry(&mut out.destinations, destination);
@@ -339,10 +339,7 @@ pub(in crate::store) fn count_attempts(out: &mut Activity, rows: Vec<AttemptCoun
     out.deliveries_per_minute = per_minute.into_iter().collect();
 }
 
-pub(in crate::store) fn entry(
-    list: &mut Vec<DestinationActivity>,
-    name: String,
-) -> &mut DestinationActivity {
+pub(crate) fn entry(list: &mut Vec<DestinationActivity>, name: String) -> &mut DestinationActivity {
     let i = match list.iter().position(|d| d.destination == name) {
         Some(i) => i,
         None => {

@@ -2,7 +2,7 @@
 //!
 //! - **SQLite** (the default): one file in WAL mode. One writer thread owns
 //!   the only write connection and commits in groups: it takes every queued
-//!   operation (up to [`MAX_BATCH`]), applies them in one transaction,
+//!   operation (up to 512), applies them in one transaction,
 //!   commits once, and only then answers each caller. Readers use their own
 //!   connection and never block the writer.
 //! - **PostgreSQL** (`store.kind = "postgres"`): several replicas share one
@@ -23,11 +23,15 @@
 //! their names: it stores what it is given.
 
 mod backend;
+mod cluster;
 pub mod console;
+mod error;
 mod ops;
 mod postgres;
 pub mod reads;
 mod sqlite;
+mod state;
+mod time;
 
 pub use ops::{
     ActionRecord, Completion, EnrichStep, HookClock, Inserted, Journey, NewDelivery, NewDigest,
@@ -37,73 +41,16 @@ pub use reads::{DeadLetter, DueDelivery, EventDetail, EventSummary, QueueDepth};
 
 pub use reads::{DeliveryDetail, RenderSource};
 
+pub use cluster::{Claimed, ClockCheck, Cluster, SendWindow, Unrouted, UnroutedEvent};
+pub use error::StoreError;
+pub use state::DeliveryState;
+pub use time::{format_ms, now_ms};
+
 use crate::config::{StoreConfig, StoreKind};
 use backend::Backend;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-/// Operations per commit at most.
-pub(crate) const MAX_BATCH: usize = 512;
-/// The writer's own checkpoint, run by SQLite right after a commit once the
-/// WAL has this many pages (~16 MB). The checkpoint thread
-/// ([`CHECKPOINT_EVERY`]) has copied most of them by then, so this one
-/// copies the few frames left and costs a commit little; because it runs
-/// between the writer's own transactions, it completes, and the WAL starts
-/// over (a passive checkpoint from another thread never catches up with a
-/// busy writer, so on its own the WAL would only grow).
-pub(crate) const WAL_CHECKPOINT_PAGES: u32 = 4_096;
-/// How often the checkpoint thread copies the WAL into the database
-/// (a passive checkpoint: it never blocks the writer).
-pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
-/// The WAL file is truncated back to this size after a checkpoint.
-pub(crate) const WAL_SIZE_LIMIT: u64 = 64 << 20;
-
-/// Milliseconds since the epoch: the spool's clock.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// A stored instant (unix ms) as RFC 3339 to the second, for people.
-/// Never fails: an instant no calendar can show (past year 9999, which a
-/// silence of `--for 100000y` reaches) is printed as its number.
-pub fn format_ms(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms.max(0))
-        .ok()
-        .and_then(|t| jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%SZ", t).ok())
-        .unwrap_or_else(|| format!("{ms} ms after 1970"))
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    /// `store.max_pending` reached: back-pressure, try later.
-    #[error("the spool holds {0} undelivered items (store.max_pending); try again later")]
-    Full(u64),
-    /// The spool cannot be used now: disk full, read-only or I/O error
-    /// (SQLite), or a database that is unreachable or failing (PostgreSQL).
-    /// Reads fail with it too.
-    #[error("the spool is unavailable: {0}")]
-    Unavailable(String),
-    /// The writer has stopped (shutdown).
-    #[error("the spool is closed")]
-    Closed,
-    #[error("{0}")]
-    Open(String),
-    #[error("not found: {0}")]
-    NotFound(String),
-    /// A Standard Webhooks id already accepted (by any replica).
-    #[error("webhook-id already seen (replay)")]
-    Replay,
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Unavailable(e.to_string())
-    }
-}
-
+use std::time::Duration;
 /// Logs a spool failure of a background loop at `$level`, or at debug
 /// level while the spool is known to be unreachable (a database outage is
 /// logged once when it starts and once when it ends, not by every loop
@@ -124,14 +71,6 @@ pub(crate) use spool_log;
 pub struct Store {
     /// SQLite or PostgreSQL, chosen once by `store.kind`.
     backend: Arc<dyn Backend>,
-}
-
-/// What a silence check found for one hook.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClockCheck {
-    pub clock: HookClock,
-    /// This call started the silence: announce it (once, cluster-wide).
-    pub went_silent: bool,
 }
 
 impl Store {
@@ -457,147 +396,5 @@ impl Store {
         delivery_id: i64,
     ) -> Result<Option<RenderSource>, StoreError> {
         self.backend.render_source(delivery_id).await
-    }
-}
-
-/// An event accepted and not routed yet: id, hook, body, when it was
-/// received (unix ms).
-pub type UnroutedEvent = (i64, String, Vec<u8>, i64);
-
-/// Which unrouted events a sweep takes (with a shared spool).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unrouted {
-    /// Those nobody holds and this replica's own: its backlog (events it
-    /// accepted but left to the spool).
-    Backlog,
-    /// Only those whose claim ran out: a dead replica's.
-    Abandoned,
-}
-
-/// What a replica claims and renews.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claimed {
-    Events,
-    Deliveries,
-}
-
-/// A send window: at most `limit` sends in any `window_ms`, kept under
-/// `name` per destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SendWindow {
-    pub name: &'static str,
-    pub limit: u32,
-    pub window_ms: i64,
-}
-
-/// The cluster-wide state in a shared database: claims, pauses, send
-/// windows, digest turns, wake-ups. Used through [`crate::coord`].
-#[derive(Clone)]
-pub struct Cluster(postgres::Postgres);
-
-impl Cluster {
-    /// How long a claim on work lasts without renewal.
-    pub fn lease(&self) -> Duration {
-        self.0.lease()
-    }
-
-    pub async fn renew(&self, what: Claimed, ids: Vec<i64>) -> Result<(), StoreError> {
-        let table = match what {
-            Claimed::Events => "events",
-            Claimed::Deliveries => "deliveries",
-        };
-        self.0.renew(table, ids).await
-    }
-
-    pub async fn release(&self) -> Result<(), StoreError> {
-        self.0.release().await
-    }
-
-    /// `NOTIFY hookrelay` payloads from every replica.
-    pub fn wakeups(&self) -> tokio::sync::broadcast::Receiver<String> {
-        self.0.wakeups()
-    }
-
-    pub async fn pause(&self, destination: &str, until: i64) -> Result<(), StoreError> {
-        self.0.pause(destination, until).await
-    }
-
-    pub async fn paused_until(&self, destination: &str) -> Result<Option<i64>, StoreError> {
-        self.0.paused_until(destination).await
-    }
-
-    /// Takes one send from every window at once, or from none: `None` when
-    /// taken, else the first full window's name and the ms until it has room.
-    pub async fn take_slots(
-        &self,
-        destination: &str,
-        windows: &[SendWindow],
-    ) -> Result<Option<(&'static str, i64)>, StoreError> {
-        self.0.take_slots(destination, windows).await
-    }
-
-    /// Whether this replica sends `destination`'s digest now (one replica
-    /// per interval).
-    pub async fn digest_turn(&self, destination: &str, every_ms: i64) -> Result<bool, StoreError> {
-        self.0.digest_turn(destination, every_ms).await
-    }
-}
-
-/// Where a delivery is in its life; stored as its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryState {
-    /// Waiting to be sent (or retried).
-    Pending,
-    Delivered,
-    /// Failed for good (or could not be rendered): a dead letter, replayable.
-    Dead,
-    /// Over `max_per_minute`, set aside for the next digest.
-    Held,
-    /// Not sent: the route's dedup window had already sent it.
-    Skipped,
-    /// Folded into a digest that was sent instead.
-    Digested,
-    /// Not sent: its route was muted or inactive (a time interval).
-    Muted,
-}
-
-impl DeliveryState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryState::Pending => "pending",
-            DeliveryState::Delivered => "delivered",
-            DeliveryState::Dead => "dead",
-            DeliveryState::Held => "held",
-            DeliveryState::Skipped => "skipped",
-            DeliveryState::Digested => "digested",
-            DeliveryState::Muted => "muted",
-        }
-    }
-}
-
-impl std::fmt::Display for DeliveryState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for DeliveryState {
-    type Err = StoreError;
-
-    fn from_str(s: &str) -> Result<Self, StoreError> {
-        Ok(match s {
-            "pending" => DeliveryState::Pending,
-            "delivered" => DeliveryState::Delivered,
-            "dead" => DeliveryState::Dead,
-            "held" => DeliveryState::Held,
-            "skipped" => DeliveryState::Skipped,
-            "digested" => DeliveryState::Digested,
-            "muted" => DeliveryState::Muted,
-            other => {
-                return Err(StoreError::Unavailable(format!(
-                    "the spool holds a delivery in an unknown state {other:?} (written by a newer version?)"
-                )))
-            }
-        })
     }
 }

@@ -2,71 +2,10 @@
 //! recording its routing and deliveries in one statement, claiming
 //! unrouted events, pruning finished ones.
 
+use super::batch::{EventParams, EXISTING_EVENT, INSERT_EVENT};
+use super::write::{Done, Write};
 use super::*;
 use crate::store::{DeliveryState, NewDelivery};
-
-/// Stores an event unless its body was seen on its hook within the dedup
-/// window: the window's row (whose primary key makes a sender retry that
-/// reaches two replicas at once wait for the first) and the event, in one
-/// statement.
-pub(super) const INSERT_EVENT: &str = "WITH d AS (
-        INSERT INTO event_dedup (hook, body_sha256, event_id, until)
-        VALUES ($1, $2, nextval('events_id_seq'), $3)
-        ON CONFLICT (hook, body_sha256) DO UPDATE
-        SET event_id = excluded.event_id, until = excluded.until
-        WHERE event_dedup.until <= $4
-        RETURNING event_id)
-     INSERT INTO events (id, hook, received_at, body_sha256, body, kind, action, short_id, state, claimed_by, claimed_until, alert_uuid, client, auth)
-     SELECT event_id, $1, $4, $2, $5, $6, $7, $8, 'received', $9, $10, $11, $12, $13 FROM d
-     RETURNING id";
-
-/// The event a body within its dedup window was stored as.
-/// It is counted as a sender retry (the console shows how many).
-pub(super) const EXISTING_EVENT: &str = "WITH f AS (
-        SELECT event_id FROM event_dedup WHERE hook = $1 AND body_sha256 = $2 AND until > $3),
-     u AS (UPDATE events SET retries = retries + 1 WHERE id IN (SELECT event_id FROM f))
-     SELECT event_id FROM f";
-
-/// Routes events that need no route dedup (a batch's, or one alone):
-/// marks each routed (unless it already was: then no row comes back for
-/// it) and inserts their deliveries from arrays, pending ones claimed by
-/// this replica, each first attempt made before the routing with its
-/// delivery. One row per delivery (or one with NULL delivery columns for
-/// an event without any), the event's id last. An event id may appear
-/// once per statement. (`id = ANY($1)` lets the planner look the events
-/// up by id, where a join alone scans every unrouted event.)
-pub(super) const ROUTE_EVENTS: &str = "WITH r AS (
-        SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[], $7::TEXT[], $8::INTEGER[])
-        AS r(id, enrichment, alert_json, routes, now, until, title, targets)),
-     e AS (
-        UPDATE events SET state = 'routed', enrichment = r.enrichment, alert_json = r.alert_json, routes = r.routes,
-        routed_at = r.now, claimed_by = NULL, claimed_until = NULL
-        FROM r WHERE events.id = r.id AND events.id = ANY($1) AND events.state = 'received'
-        RETURNING events.id, events.received_at, events.hook, events.short_id, events.kind, events.action,
-                  r.now, r.until, r.title, r.targets),
-     facts AS (
-        INSERT INTO event_facts (id, received_at, hook, kind, action, short_id, title, targets)
-        SELECT id, received_at, hook, kind, action, short_id, title, targets FROM e),
-     u AS (
-        SELECT * FROM UNNEST($10::BIGINT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::TEXT[], $15::TEXT[], $16::TEXT[],
-                             $17::TEXT[], $18::TEXT[], $19::BIGINT[], $20::BIGINT[], $21::BIGINT[], $22::TEXT[])
-        AS u(event_id, route, destination, payload, state, note, summary, thread_key, outcome, status, duration, next, thread)),
-     ins AS (
-        INSERT INTO deliveries (event_id, route, destination, payload, state, attempts, created_at, next_attempt_at, updated_at,
-                                last_status, last_error, summary, claimed_by, claimed_until, thread_key, thread)
-        SELECT e.id, u.route, u.destination, u.payload, u.state, CASE WHEN u.outcome IS NULL THEN 0 ELSE 1 END,
-               e.received_at, COALESCE(u.next, e.now), e.now, u.status, u.note, u.summary,
-               CASE WHEN u.state = 'pending' AND u.outcome IS NULL THEN $9::TEXT END,
-               CASE WHEN u.state = 'pending' AND u.outcome IS NULL THEN e.until END, u.thread_key, u.thread
-        FROM e JOIN u ON u.event_id = e.id
-        RETURNING id, event_id, route, destination, state, created_at, updated_at),
-     att AS (
-        INSERT INTO attempts (delivery_id, at, status, error, duration_ms, destination, outcome, age_ms)
-        SELECT ins.id, ins.updated_at, u.status, u.note, u.duration, ins.destination, u.outcome, ins.updated_at - ins.created_at
-        FROM ins JOIN u ON u.event_id = ins.event_id AND u.route = ins.route AND u.destination = ins.destination
-        WHERE u.outcome IS NOT NULL)
-     SELECT e.received_at, e.hook, e.short_id, ins.id, ins.route, ins.destination, ins.state, e.id
-     FROM e LEFT JOIN ins ON ins.event_id = e.id";
 
 /// The pending deliveries among rows (id, route, destination, state) just
 /// inserted for `r`, in id order. (route, destination) is unique within an
@@ -106,69 +45,6 @@ fn due_from<'a>(
     created
 }
 
-/// One event's values for [`INSERT_EVENT`] and [`EXISTING_EVENT`].
-pub(super) struct EventParams<'a> {
-    pub(super) e: &'a NewEvent,
-    pub(super) now: i64,
-    pub(super) until: i64,
-    pub(super) replica: &'a str,
-}
-
-impl EventParams<'_> {
-    /// Stores the event, or finds the one a sender retry repeats. `None`:
-    /// the retry's window closed between the two statements.
-    pub(super) async fn store(
-        &self,
-        c: &impl GenericClient,
-        insert: &Statement,
-        existing: &Statement,
-    ) -> Result<Option<Inserted>, tokio_postgres::Error> {
-        let e = self.e;
-        let row = c
-            .query_opt(
-                insert,
-                &[
-                    &e.hook,
-                    &&e.sha256[..],
-                    &(self.now + e.dedup_window_ms),
-                    &self.now,
-                    &e.body,
-                    &e.kind,
-                    &e.action,
-                    &e.short_id,
-                    &self.replica,
-                    &self.until,
-                    &e.alert_uuid,
-                    &e.client,
-                    &e.auth,
-                ],
-            )
-            .await?;
-        match row {
-            Some(row) => Ok(Some(Inserted {
-                id: row.get(0),
-                duplicate: false,
-            })),
-            None => self.find(c, existing).await,
-        }
-    }
-
-    /// The stored event this body repeats within its window, if any.
-    pub(super) async fn find(
-        &self,
-        c: &impl GenericClient,
-        existing: &Statement,
-    ) -> Result<Option<Inserted>, tokio_postgres::Error> {
-        let row = c
-            .query_opt(existing, &[&self.e.hook, &&self.e.sha256[..], &self.now])
-            .await?;
-        Ok(row.map(|row| Inserted {
-            id: row.get(0),
-            duplicate: true,
-        }))
-    }
-}
-
 fn window_closed() -> StoreError {
     StoreError::Unavailable(
         "a sender retry's dedup window closed while it was checked; try again".into(),
@@ -186,8 +62,8 @@ impl Postgres {
             // The common case: committed with the other writes waiting.
             let until = self.lease_until(now);
             let e = Box::new(e);
-            match self.write(batch::Write::Insert { e, now, until }).await? {
-                batch::Done::Inserted(Some(inserted)) => inserted,
+            match self.write(Write::Insert { e, now, until }).await? {
+                Done::Inserted(Some(inserted)) => inserted,
                 _ => return Err(window_closed()),
             }
         };
@@ -274,12 +150,12 @@ impl Postgres {
         until: i64,
     ) -> Result<Option<Vec<DueDelivery>>, StoreError> {
         let r = Arc::new(r);
-        let write = batch::Write::Route {
+        let write = Write::Route {
             r: r.clone(),
             now,
             until,
         };
-        let batch::Done::Routed(rows) = self.write(write).await? else {
+        let Done::Routed(rows) = self.write(write).await? else {
             return Err(StoreError::Closed);
         };
         let Some(first) = rows.first() else {

@@ -19,13 +19,27 @@ mod tenants;
 mod writer;
 
 use super::backend::Answer;
-use super::{StoreError, CHECKPOINT_EVERY, WAL_CHECKPOINT_PAGES, WAL_SIZE_LIMIT};
+use super::StoreError;
 use crate::config::{StoreConfig, SyncMode};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
+
+/// The writer's own checkpoint, run by SQLite right after a commit once the
+/// WAL has this many pages (~16 MB). The checkpoint thread
+/// ([`CHECKPOINT_EVERY`]) has copied most of them by then, so this one
+/// copies the few frames left and costs a commit little; because it runs
+/// between the writer's own transactions, it completes, and the WAL starts
+/// over (a passive checkpoint from another thread never catches up with a
+/// busy writer, so on its own the WAL would only grow).
+const WAL_CHECKPOINT_PAGES: u32 = 4_096;
+/// How often the checkpoint thread copies the WAL into the database
+/// (a passive checkpoint: it never blocks the writer).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+/// The WAL file is truncated back to this size after a checkpoint.
+const WAL_SIZE_LIMIT: u64 = 64 << 20;
 
 /// The writer's page cache, in KiB. Its working set is the right-hand
 /// edge of each table and index and the rows routed or completed shortly

@@ -118,7 +118,7 @@ pub fn dead_letters(
 /// A dead letter from a row of `d.id, d.event_id, d.destination, e.kind,
 /// e.action, e.short_id, d.attempts, d.last_status, d.last_error,
 /// d.updated_at, e.hook`.
-pub(in crate::store) fn dead_letter(r: &rusqlite::Row) -> rusqlite::Result<DeadLetter> {
+pub(crate) fn dead_letter(r: &rusqlite::Row) -> rusqlite::Result<DeadLetter> {
     Ok(DeadLetter {
         id: r.get(0)?,
         event_id: r.get(1)?,

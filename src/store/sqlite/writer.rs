@@ -6,12 +6,15 @@
 use super::retries::RecentBodies;
 use super::{clocks, console, deliveries, events, tenants};
 use crate::store::ops::*;
-use crate::store::{ClockCheck, DueDelivery, StoreError, MAX_BATCH};
+use crate::store::{ClockCheck, DueDelivery, StoreError};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use tokio::sync::oneshot;
+
+/// Operations per commit at most.
+const MAX_BATCH: usize = 512;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
