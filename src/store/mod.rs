@@ -2,9 +2,9 @@
 //!
 //! - **SQLite** (the default): one file in WAL mode. One writer thread owns
 //!   the only write connection and commits in groups: it takes every queued
-//!   operation (up to 512), applies them in one transaction,
-//!   commits once, and only then answers each caller. Readers use their own
-//!   connection and never block the writer.
+//!   operation (up to 512), applies them in one transaction, commits once,
+//!   and only then answers each caller. Readers use their own connection
+//!   and never block the writer.
 //! - **PostgreSQL** (`store.kind = "postgres"`): several replicas share one
 //!   database. Work is claimed with `FOR UPDATE SKIP LOCKED` and a lease, and
 //!   the state that must hold cluster-wide (pauses, send windows, digest
@@ -51,6 +51,7 @@ use backend::Backend;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+
 /// Logs a spool failure of a background loop at `$level`, or at debug
 /// level while the spool is known to be unreachable (a database outage is
 /// logged once when it starts and once when it ends, not by every loop
