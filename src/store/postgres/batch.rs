@@ -17,40 +17,18 @@
 //!   it would have failed each.
 
 use super::pool::{pg_error, Inner, Postgres};
-use super::write::{Done, Queued, Write};
+use super::write::{Done, EventParams, Queued, Write, EXISTING_EVENT, INSERT_EVENT};
 use crate::store::{Completion, DeliveryState, Inserted, NewEvent, Routing, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Weak;
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::{GenericClient, Row, Statement};
+use tokio_postgres::{Row, Statement};
 
 /// Writes committed together, at most.
 const MAX_BATCH: usize = 256;
 /// Writes waiting for a batch, at most; a caller beyond waits to queue.
 pub(super) const QUEUE: usize = 4096;
-
-/// Stores an event unless its body was seen on its hook within the dedup
-/// window: the window's row (whose primary key makes a sender retry that
-/// reaches two replicas at once wait for the first) and the event, in one
-/// statement.
-pub(super) const INSERT_EVENT: &str = "WITH d AS (
-        INSERT INTO event_dedup (hook, body_sha256, event_id, until)
-        VALUES ($1, $2, nextval('events_id_seq'), $3)
-        ON CONFLICT (hook, body_sha256) DO UPDATE
-        SET event_id = excluded.event_id, until = excluded.until
-        WHERE event_dedup.until <= $4
-        RETURNING event_id)
-     INSERT INTO events (id, hook, received_at, body_sha256, body, kind, action, short_id, state, claimed_by, claimed_until, alert_uuid, client, auth)
-     SELECT event_id, $1, $4, $2, $5, $6, $7, $8, 'received', $9, $10, $11, $12, $13 FROM d
-     RETURNING id";
-
-/// The event a body within its dedup window was stored as.
-/// It is counted as a sender retry (the console shows how many).
-pub(super) const EXISTING_EVENT: &str = "WITH f AS (
-        SELECT event_id FROM event_dedup WHERE hook = $1 AND body_sha256 = $2 AND until > $3),
-     u AS (UPDATE events SET retries = retries + 1 WHERE id IN (SELECT event_id FROM f))
-     SELECT event_id FROM f";
 
 /// Routes events that need no route dedup (a batch's, or one alone):
 /// marks each routed (unless it already was: then no row comes back for
@@ -60,7 +38,7 @@ pub(super) const EXISTING_EVENT: &str = "WITH f AS (
 /// an event without any), the event's id last. An event id may appear
 /// once per statement. (`id = ANY($1)` lets the planner look the events
 /// up by id, where a join alone scans every unrouted event.)
-pub(super) const ROUTE_EVENTS: &str = "WITH r AS (
+const ROUTE_EVENTS: &str = "WITH r AS (
         SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[], $7::TEXT[], $8::INTEGER[])
         AS r(id, enrichment, alert_json, routes, now, until, title, targets)),
      e AS (
@@ -92,69 +70,6 @@ pub(super) const ROUTE_EVENTS: &str = "WITH r AS (
         WHERE u.outcome IS NOT NULL)
      SELECT e.received_at, e.hook, e.short_id, ins.id, ins.route, ins.destination, ins.state, e.id
      FROM e LEFT JOIN ins ON ins.event_id = e.id";
-
-/// One event's values for [`INSERT_EVENT`] and [`EXISTING_EVENT`].
-pub(super) struct EventParams<'a> {
-    pub(super) e: &'a NewEvent,
-    pub(super) now: i64,
-    pub(super) until: i64,
-    pub(super) replica: &'a str,
-}
-
-impl EventParams<'_> {
-    /// Stores the event, or finds the one a sender retry repeats. `None`:
-    /// the retry's window closed between the two statements.
-    pub(super) async fn store(
-        &self,
-        c: &impl GenericClient,
-        insert: &Statement,
-        existing: &Statement,
-    ) -> Result<Option<Inserted>, tokio_postgres::Error> {
-        let e = self.e;
-        let row = c
-            .query_opt(
-                insert,
-                &[
-                    &e.hook,
-                    &&e.sha256[..],
-                    &(self.now + e.dedup_window_ms),
-                    &self.now,
-                    &e.body,
-                    &e.kind,
-                    &e.action,
-                    &e.short_id,
-                    &self.replica,
-                    &self.until,
-                    &e.alert_uuid,
-                    &e.client,
-                    &e.auth,
-                ],
-            )
-            .await?;
-        match row {
-            Some(row) => Ok(Some(Inserted {
-                id: row.get(0),
-                duplicate: false,
-            })),
-            None => self.find(c, existing).await,
-        }
-    }
-
-    /// The stored event this body repeats within its window, if any.
-    pub(super) async fn find(
-        &self,
-        c: &impl GenericClient,
-        existing: &Statement,
-    ) -> Result<Option<Inserted>, tokio_postgres::Error> {
-        let row = c
-            .query_opt(existing, &[&self.e.hook, &&self.e.sha256[..], &self.now])
-            .await?;
-        Ok(row.map(|row| Inserted {
-            id: row.get(0),
-            duplicate: true,
-        }))
-    }
-}
 
 /// Outcomes in one statement (a batch's, or one retried alone): each
 /// attempt recorded, and each delivery still pending updated (delivered or

@@ -2,8 +2,7 @@
 //! recording its routing and deliveries in one statement, claiming
 //! unrouted events, pruning finished ones.
 
-use super::batch::{EventParams, EXISTING_EVENT, INSERT_EVENT};
-use super::write::{Done, Write};
+use super::write::{Done, EventParams, Write, EXISTING_EVENT, INSERT_EVENT};
 use super::*;
 use crate::store::{DeliveryState, NewDelivery};
 
