@@ -16,48 +16,60 @@
 //!   one write cannot fail another. A lost connection fails them all, as
 //!   it would have failed each.
 
-use super::*;
-use crate::store::DeliveryState;
-use events::{EventParams, INSERT_EVENT, ROUTE_EVENTS};
+use super::pool::{pg_error, Inner, Postgres};
+use super::write::{Done, EventParams, Queued, Write, EXISTING_EVENT, INSERT_EVENT};
+use crate::store::{Completion, DeliveryState, Inserted, NewEvent, Routing, StoreError};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Weak;
 use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::{Row, Statement};
 
 /// Writes committed together, at most.
 const MAX_BATCH: usize = 256;
 /// Writes waiting for a batch, at most; a caller beyond waits to queue.
 pub(super) const QUEUE: usize = 4096;
 
-/// One write of the hot path.
-pub(super) enum Write {
-    /// An event without a webhook id to record, with room in the spool.
-    Insert {
-        e: Box<NewEvent>,
-        now: i64,
-        until: i64,
-    },
-    /// A routing without route dedup windows to settle.
-    Route {
-        r: Arc<Routing>,
-        now: i64,
-        until: i64,
-    },
-    /// A delivery attempt's outcome.
-    Complete { c: Completion, now: i64 },
-}
-
-/// What a write returns once committed.
-pub(super) enum Done {
-    /// `None`: a sender retry whose window closed while it was checked.
-    Inserted(Option<Inserted>),
-    /// [`ROUTE_EVENTS`]' rows for the event: none when it was routed already.
-    Routed(Vec<Row>),
-    /// Rows changed: 0 when the delivery was no longer pending.
-    Completed(u64),
-}
-
-pub(super) struct Queued {
-    write: Write,
-    reply: oneshot::Sender<Result<Done, StoreError>>,
-}
+/// Routes events that need no route dedup (a batch's, or one alone):
+/// marks each routed (unless it already was: then no row comes back for
+/// it) and inserts their deliveries from arrays, pending ones claimed by
+/// this replica, each first attempt made before the routing with its
+/// delivery. One row per delivery (or one with NULL delivery columns for
+/// an event without any), the event's id last. An event id may appear
+/// once per statement. (`id = ANY($1)` lets the planner look the events
+/// up by id, where a join alone scans every unrouted event.)
+const ROUTE_EVENTS: &str = "WITH r AS (
+        SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[], $7::TEXT[], $8::INTEGER[])
+        AS r(id, enrichment, alert_json, routes, now, until, title, targets)),
+     e AS (
+        UPDATE events SET state = 'routed', enrichment = r.enrichment, alert_json = r.alert_json, routes = r.routes,
+        routed_at = r.now, claimed_by = NULL, claimed_until = NULL
+        FROM r WHERE events.id = r.id AND events.id = ANY($1) AND events.state = 'received'
+        RETURNING events.id, events.received_at, events.hook, events.short_id, events.kind, events.action,
+                  r.now, r.until, r.title, r.targets),
+     facts AS (
+        INSERT INTO event_facts (id, received_at, hook, kind, action, short_id, title, targets)
+        SELECT id, received_at, hook, kind, action, short_id, title, targets FROM e),
+     u AS (
+        SELECT * FROM UNNEST($10::BIGINT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::TEXT[], $15::TEXT[], $16::TEXT[],
+                             $17::TEXT[], $18::TEXT[], $19::BIGINT[], $20::BIGINT[], $21::BIGINT[], $22::TEXT[])
+        AS u(event_id, route, destination, payload, state, note, summary, thread_key, outcome, status, duration, next, thread)),
+     ins AS (
+        INSERT INTO deliveries (event_id, route, destination, payload, state, attempts, created_at, next_attempt_at, updated_at,
+                                last_status, last_error, summary, claimed_by, claimed_until, thread_key, thread)
+        SELECT e.id, u.route, u.destination, u.payload, u.state, CASE WHEN u.outcome IS NULL THEN 0 ELSE 1 END,
+               e.received_at, COALESCE(u.next, e.now), e.now, u.status, u.note, u.summary,
+               CASE WHEN u.state = 'pending' AND u.outcome IS NULL THEN $9::TEXT END,
+               CASE WHEN u.state = 'pending' AND u.outcome IS NULL THEN e.until END, u.thread_key, u.thread
+        FROM e JOIN u ON u.event_id = e.id
+        RETURNING id, event_id, route, destination, state, created_at, updated_at),
+     att AS (
+        INSERT INTO attempts (delivery_id, at, status, error, duration_ms, destination, outcome, age_ms)
+        SELECT ins.id, ins.updated_at, u.status, u.note, u.duration, ins.destination, u.outcome, ins.updated_at - ins.created_at
+        FROM ins JOIN u ON u.event_id = ins.event_id AND u.route = ins.route AND u.destination = ins.destination
+        WHERE u.outcome IS NOT NULL)
+     SELECT e.received_at, e.hook, e.short_id, ins.id, ins.route, ins.destination, ins.state, e.id
+     FROM e LEFT JOIN ins ON ins.event_id = e.id";
 
 /// Outcomes in one statement (a batch's, or one retried alone): each
 /// attempt recorded, and each delivery still pending updated (delivered or
@@ -91,7 +103,7 @@ impl Statements {
     async fn prepare(c: &deadpool_postgres::Client) -> Result<Statements, tokio_postgres::Error> {
         Ok(Statements {
             insert: c.prepare_cached(INSERT_EVENT).await?,
-            existing: c.prepare_cached(events::EXISTING_EVENT).await?,
+            existing: c.prepare_cached(EXISTING_EVENT).await?,
             route: c.prepare_cached(ROUTE_EVENTS).await?,
             complete_many: c.prepare_cached(COMPLETE_MANY).await?,
             insert_many: c.prepare_cached(INSERT_MANY).await?,
@@ -162,100 +174,7 @@ impl Postgres {
             Err(e) => return fail(batch, e),
         };
         let replica = self.inner.replica.as_str();
-        let together: Result<Vec<Done>, tokio_postgres::Error> = async {
-            let s = Statements::prepare(&client).await?;
-            let tx = client.transaction().await?;
-            // The outcomes in one statement, the new events in another and
-            // the routings in a third, pipelined; a routing of an event
-            // already in that statement (possible, if unlikely, after a
-            // lease ran out) in one of its own behind them.
-            let firsts = first_of_each(batch, |w| match w {
-                Write::Insert { e, .. } => Some((e.hook.as_str(), &e.sha256[..])),
-                _ => None,
-            });
-            let first_routes = first_of_each(batch, |w| match w {
-                Write::Route { r, .. } => Some(r.event_id),
-                _ => None,
-            });
-            let (routings, again): (Vec<_>, Vec<_>) = batch
-                .iter()
-                .enumerate()
-                .filter_map(|(i, q)| match &q.write {
-                    Write::Route { r, now, until } => Some((i, (&**r, *now, *until))),
-                    _ => None,
-                })
-                .partition(|(i, _)| first_routes.contains(i));
-            let routings: Vec<_> = routings.into_iter().map(|(_, r)| r).collect();
-            let outcomes = complete_many(
-                &tx,
-                &s,
-                batch.iter().filter_map(|q| match &q.write {
-                    Write::Complete { c, now } => Some((c, *now)),
-                    _ => None,
-                }),
-            );
-            let inserted = insert_many(&tx, &s, batch, &firsts, replica);
-            let routed = route_many(&tx, &s, &routings, replica);
-            let again = again
-                .iter()
-                .map(|(_, routing)| route_many(&tx, &s, std::slice::from_ref(routing), replica));
-            let (updated, inserted, routed, again) = futures_util::future::join4(
-                outcomes,
-                inserted,
-                routed,
-                futures_util::future::join_all(again),
-            )
-            .await;
-            let (updated, inserted) = (updated?, inserted?);
-            let mut routed = routed?;
-            let mut again = again.into_iter();
-            let mut done = Vec::with_capacity(batch.len());
-            for (i, q) in batch.iter().enumerate() {
-                done.push(match &q.write {
-                    Write::Complete { c, .. } => {
-                        Done::Completed(u64::from(updated.contains(&c.parts().0)))
-                    }
-                    Write::Route { r, .. } if first_routes.contains(&i) => {
-                        Done::Routed(routed.remove(&r.event_id).unwrap_or_default())
-                    }
-                    Write::Route { r, .. } => Done::Routed(
-                        again
-                            .next()
-                            .transpose()?
-                            .and_then(|mut rows| rows.remove(&r.event_id))
-                            .unwrap_or_default(),
-                    ),
-                    Write::Insert { e, now, until } => {
-                        let params = EventParams {
-                            e,
-                            now: *now,
-                            until: *until,
-                            replica,
-                        };
-                        let stored = inserted.get(&(e.hook.as_str(), &e.sha256[..]));
-                        match stored {
-                            // Stored by the statement for the batch.
-                            Some(id) if firsts.contains(&i) => Done::Inserted(Some(Inserted {
-                                id: *id,
-                                duplicate: false,
-                            })),
-                            // Its body is within its window from before
-                            // the batch: a sender retry.
-                            _ if firsts.contains(&i) => {
-                                Done::Inserted(params.find(&*tx, &s.existing).await?)
-                            }
-                            // A repeat of a body earlier in the batch:
-                            // found (or stored) after that one.
-                            _ => Done::Inserted(params.store(&*tx, &s.insert, &s.existing).await?),
-                        }
-                    }
-                });
-            }
-            tx.commit().await?;
-            Ok(done)
-        }
-        .await;
-        match together {
+        match commit_together(&mut client, batch, replica).await {
             Ok(done) => {
                 self.inner.healthy.store(true, Ordering::Relaxed);
                 for (q, d) in batch.drain(..).zip(done) {
@@ -286,6 +205,165 @@ impl Postgres {
             }
         }
     }
+}
+
+/// Which of a batch's writes its shared statements take: one statement
+/// may not insert or update a key twice, so only the first insert of each
+/// body (hook and hash) and the first routing of each event go in them; a
+/// repeat is written after them (a routing of an event already in the
+/// statement, possible if unlikely after a lease ran out, in a statement
+/// of its own).
+struct Plan<'b> {
+    /// Positions of the inserts in the statement for new events.
+    firsts: HashSet<usize>,
+    /// Positions of the routings in the statement for routings.
+    first_routes: HashSet<usize>,
+    /// Those routings, in batch order.
+    routings: Vec<(&'b Routing, i64, i64)>,
+    /// The other routings, in batch order.
+    again: Vec<(&'b Routing, i64, i64)>,
+}
+
+impl<'b> Plan<'b> {
+    fn of(batch: &'b [Queued]) -> Plan<'b> {
+        let firsts = first_of_each(batch, |w| match w {
+            Write::Insert { e, .. } => Some((e.hook.as_str(), &e.sha256[..])),
+            _ => None,
+        });
+        let first_routes = first_of_each(batch, |w| match w {
+            Write::Route { r, .. } => Some(r.event_id),
+            _ => None,
+        });
+        let (mut routings, mut again) = (Vec::new(), Vec::new());
+        for (i, q) in batch.iter().enumerate() {
+            if let Write::Route { r, now, until } = &q.write {
+                let to = if first_routes.contains(&i) {
+                    &mut routings
+                } else {
+                    &mut again
+                };
+                to.push((&**r, *now, *until));
+            }
+        }
+        Plan {
+            firsts,
+            first_routes,
+            routings,
+            again,
+        }
+    }
+}
+
+/// What the shared statements wrote, for [`answers`].
+struct Written<'b> {
+    /// The deliveries whose outcome was recorded (those still pending).
+    updated: HashSet<i64>,
+    /// The events stored, by hook and body hash.
+    inserted: HashMap<(&'b str, &'b [u8]), i64>,
+    /// Each routed event's rows, by event id.
+    routed: HashMap<i64, Vec<Row>>,
+    /// The rows of the plan's other routings, in its order.
+    again: std::vec::IntoIter<Result<HashMap<i64, Vec<Row>>, tokio_postgres::Error>>,
+}
+
+/// The batch in one transaction: the outcomes in one statement, the new
+/// events in another and the routings in a third, pipelined, then what
+/// each write answers; committed.
+async fn commit_together(
+    client: &mut deadpool_postgres::Object,
+    batch: &[Queued],
+    replica: &str,
+) -> Result<Vec<Done>, tokio_postgres::Error> {
+    let s = Statements::prepare(client).await?;
+    let tx = client.transaction().await?;
+    let plan = Plan::of(batch);
+    let outcomes = complete_many(
+        &tx,
+        &s,
+        batch.iter().filter_map(|q| match &q.write {
+            Write::Complete { c, now } => Some((c, *now)),
+            _ => None,
+        }),
+    );
+    let inserted = insert_many(&tx, &s, batch, &plan.firsts, replica);
+    let routed = route_many(&tx, &s, &plan.routings, replica);
+    let again = plan
+        .again
+        .iter()
+        .map(|routing| route_many(&tx, &s, std::slice::from_ref(routing), replica));
+    let (updated, inserted, routed, again) = futures_util::future::join4(
+        outcomes,
+        inserted,
+        routed,
+        futures_util::future::join_all(again),
+    )
+    .await;
+    let written = Written {
+        updated: updated?,
+        inserted: inserted?,
+        routed: routed?,
+        again: again.into_iter(),
+    };
+    let done = answers(&tx, &s, batch, &plan, written, replica).await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// What each write of the batch answers, in its order, from what the
+/// shared statements wrote; an insert left out of them (a sender retry, a
+/// repeat within the batch) is looked up or stored now.
+async fn answers(
+    tx: &tokio_postgres::Transaction<'_>,
+    s: &Statements,
+    batch: &[Queued],
+    plan: &Plan<'_>,
+    mut written: Written<'_>,
+    replica: &str,
+) -> Result<Vec<Done>, tokio_postgres::Error> {
+    let mut done = Vec::with_capacity(batch.len());
+    for (i, q) in batch.iter().enumerate() {
+        done.push(match &q.write {
+            Write::Complete { c, .. } => {
+                Done::Completed(u64::from(written.updated.contains(&c.parts().0)))
+            }
+            Write::Route { r, .. } if plan.first_routes.contains(&i) => {
+                Done::Routed(written.routed.remove(&r.event_id).unwrap_or_default())
+            }
+            Write::Route { r, .. } => Done::Routed(
+                written
+                    .again
+                    .next()
+                    .transpose()?
+                    .and_then(|mut rows| rows.remove(&r.event_id))
+                    .unwrap_or_default(),
+            ),
+            Write::Insert { e, now, until } => {
+                let params = EventParams {
+                    e,
+                    now: *now,
+                    until: *until,
+                    replica,
+                };
+                let stored = written.inserted.get(&(e.hook.as_str(), &e.sha256[..]));
+                match stored {
+                    // Stored by the statement for the batch.
+                    Some(id) if plan.firsts.contains(&i) => Done::Inserted(Some(Inserted {
+                        id: *id,
+                        duplicate: false,
+                    })),
+                    // Its body is within its window from before the
+                    // batch: a sender retry.
+                    _ if plan.firsts.contains(&i) => {
+                        Done::Inserted(params.find(tx, &s.existing).await?)
+                    }
+                    // A repeat of a body earlier in the batch: found (or
+                    // stored) after that one.
+                    _ => Done::Inserted(params.store(tx, &s.insert, &s.existing).await?),
+                }
+            }
+        });
+    }
+    Ok(done)
 }
 
 /// The new events of a batch in one statement: each body's dedup window

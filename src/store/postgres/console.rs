@@ -3,9 +3,8 @@
 
 use super::*;
 use crate::store::console::{
-    assemble, bounds, count_attempts, count_events, entry, like_pattern, merge, row_state,
-    Activity, DeadFilter, EventFilter, EventPage, EventRow, HookActivity, ListState,
-    LATENCY_SAMPLE, MAX_PAGE,
+    assemble, count_attempts, count_events, entry, like_pattern, merge, row_state, Activity,
+    DeadFilter, EventFilter, EventPage, EventRow, HookActivity, ListState, Walk, LATENCY_SAMPLE,
 };
 
 impl Postgres {
@@ -44,10 +43,21 @@ impl Postgres {
             .unwrap_or(0))
     }
 
+    /// A page of the events list: routed events from `event_facts` (with
+    /// their deliveries' counts in the same statement), merged with those
+    /// not routed yet when the filter allows.
     pub async fn events_page(&self, f: &EventFilter) -> Result<EventPage, StoreError> {
-        let limit = f.limit.clamp(1, MAX_PAGE);
-        let (low, high, backwards) = bounds(f.page);
-        let order = if backwards { "DESC" } else { "ASC" };
+        let walk = Walk::of(f);
+        let mut rows = self.routed_page(f, &walk).await?;
+        if f.wants_unrouted() {
+            let waiting = self.unrouted_page(f, &walk).await?;
+            rows = merge(rows, waiting, walk.backwards, walk.limit);
+        }
+        Ok(assemble(rows, f.page, walk.limit))
+    }
+
+    /// Routed events matching `f`, in walking order.
+    async fn routed_page(&self, f: &EventFilter, walk: &Walk) -> Result<Vec<EventRow>, StoreError> {
         let state = f.state.map(ListState::sql).unwrap_or("TRUE");
         let digest = if f.digest.is_some() {
             "f.id IN (SELECT event_id FROM deliveries WHERE destination = $11 AND id BETWEEN $12 AND $13 AND state = 'digested')"
@@ -65,7 +75,8 @@ impl Postgres {
                AND ($6::TEXT IS NULL OR f.kind = $6) AND ($7::TEXT IS NULL OR f.action = $7)
                AND ($8::BIGINT IS NULL OR f.received_at >= $8) AND ($9::BIGINT IS NULL OR f.received_at < $9)
                AND {state} AND {digest}
-             ORDER BY f.id {order} LIMIT $10"
+             ORDER BY f.id {} LIMIT $10",
+            walk.order()
         );
         let pattern = f.text.as_deref().map(like_pattern);
         let (dd, d1, d2) = match &f.digest {
@@ -76,8 +87,8 @@ impl Postgres {
             .query(
                 &sql,
                 &[
-                    &low,
-                    &high,
+                    &walk.low,
+                    &walk.high,
                     &f.hook,
                     &f.text,
                     &pattern,
@@ -85,80 +96,62 @@ impl Postgres {
                     &f.action,
                     &f.from,
                     &f.to,
-                    &((limit + 1) as i64),
+                    &walk.fetch(),
                     &dd,
                     &d1,
                     &d2,
                 ],
             )
             .await?;
-        let mut out: Vec<EventRow> = rows
+        Ok(rows.iter().map(routed_row).collect())
+    }
+
+    /// Events not routed yet matching the filters they can answer, in
+    /// walking order.
+    async fn unrouted_page(
+        &self,
+        f: &EventFilter,
+        walk: &Walk,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let sql = format!(
+            "SELECT id, received_at, hook, kind, action, short_id FROM events
+             WHERE state = 'received' AND id > $1 AND id < $2
+               AND ($3::TEXT IS NULL OR hook = $3) AND ($4::TEXT IS NULL OR short_id = $4)
+               AND ($5::TEXT IS NULL OR kind = $5) AND ($6::TEXT IS NULL OR action = $6)
+               AND ($7::BIGINT IS NULL OR received_at >= $7) AND ($8::BIGINT IS NULL OR received_at < $8)
+             ORDER BY id {} LIMIT $9",
+            walk.order()
+        );
+        let rows = self
+            .query(
+                &sql,
+                &[
+                    &walk.low,
+                    &walk.high,
+                    &f.hook,
+                    &f.text,
+                    &f.kind,
+                    &f.action,
+                    &f.from,
+                    &f.to,
+                    &walk.fetch(),
+                ],
+            )
+            .await?;
+        Ok(rows
             .iter()
-            .map(|r| {
-                let counts: Vec<(String, i64)> = r
-                    .get::<_, Option<Vec<String>>>(8)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|x| {
-                        let (s, n) = x.split_once(':')?;
-                        Some((s.to_owned(), n.parse().ok()?))
-                    })
-                    .collect();
-                let targets: i32 = r.get(7);
-                EventRow {
-                    id: r.get(0),
-                    received_at: r.get(1),
-                    hook: r.get(2),
-                    kind: r.get(3),
-                    action: r.get(4),
-                    short_id: r.get(5),
-                    title: r.get(6),
-                    state: row_state(Some(targets.into()), &counts),
-                    deliveries: counts,
-                }
+            .map(|r| EventRow {
+                id: r.get(0),
+                received_at: r.get(1),
+                hook: r.get(2),
+                kind: r.get(3),
+                action: r.get(4),
+                short_id: r.get(5),
+                title: None,
+                state: "received",
+                deliveries: Vec::new(),
             })
-            .collect();
-        if matches!(f.state, None | Some(ListState::Pending)) && f.digest.is_none() {
-            let sql = format!(
-                "SELECT id, received_at, hook, kind, action, short_id FROM events
-                 WHERE state = 'received' AND id > $1 AND id < $2
-                   AND ($3::TEXT IS NULL OR hook = $3) AND ($4::TEXT IS NULL OR short_id = $4)
-                   AND ($5::TEXT IS NULL OR kind = $5) AND ($6::TEXT IS NULL OR action = $6)
-                   AND ($7::BIGINT IS NULL OR received_at >= $7) AND ($8::BIGINT IS NULL OR received_at < $8)
-                 ORDER BY id {order} LIMIT $9"
-            );
-            let waiting = self
-                .query(
-                    &sql,
-                    &[
-                        &low,
-                        &high,
-                        &f.hook,
-                        &f.text,
-                        &f.kind,
-                        &f.action,
-                        &f.from,
-                        &f.to,
-                        &((limit + 1) as i64),
-                    ],
-                )
-                .await?
-                .iter()
-                .map(|r| EventRow {
-                    id: r.get(0),
-                    received_at: r.get(1),
-                    hook: r.get(2),
-                    kind: r.get(3),
-                    action: r.get(4),
-                    short_id: r.get(5),
-                    title: None,
-                    state: "received",
-                    deliveries: Vec::new(),
-                })
-                .collect();
-            out = merge(out, waiting, backwards, limit);
-        }
-        Ok(assemble(out, f.page, limit))
+            .collect())
     }
 
     pub async fn activity(
@@ -274,5 +267,32 @@ impl Postgres {
                 silent_since: r.get(2),
             })
             .collect())
+    }
+}
+
+/// A routed event's line from a row of `f.id, f.received_at, f.hook,
+/// f.kind, f.action, f.short_id, f.title, f.targets` and its deliveries'
+/// counts as `state:n` texts.
+fn routed_row(r: &Row) -> EventRow {
+    let counts: Vec<(String, i64)> = r
+        .get::<_, Option<Vec<String>>>(8)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|x| {
+            let (s, n) = x.split_once(':')?;
+            Some((s.to_owned(), n.parse().ok()?))
+        })
+        .collect();
+    let targets: i32 = r.get(7);
+    EventRow {
+        id: r.get(0),
+        received_at: r.get(1),
+        hook: r.get(2),
+        kind: r.get(3),
+        action: r.get(4),
+        short_id: r.get(5),
+        title: r.get(6),
+        state: row_state(Some(targets.into()), &counts),
+        deliveries: counts,
     }
 }

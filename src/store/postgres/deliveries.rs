@@ -10,8 +10,8 @@ impl Postgres {
         // The attempt and the new state in one statement, committed with
         // the other writes waiting.
         let finished = !matches!(c, Completion::Retry { .. });
-        let write = batch::Write::Complete { c, now: now_ms() };
-        let batch::Done::Completed(changed) = self.write(write).await? else {
+        let write = write::Write::Complete { c, now: now_ms() };
+        let write::Done::Completed(changed) = self.write(write).await? else {
             return Err(StoreError::Closed);
         };
         if changed > 0 && finished {

@@ -2,71 +2,9 @@
 //! recording its routing and deliveries in one statement, claiming
 //! unrouted events, pruning finished ones.
 
+use super::write::{Done, EventParams, Write, EXISTING_EVENT, INSERT_EVENT};
 use super::*;
-use crate::store::DeliveryState;
-
-/// Stores an event unless its body was seen on its hook within the dedup
-/// window: the window's row (whose primary key makes a sender retry that
-/// reaches two replicas at once wait for the first) and the event, in one
-/// statement.
-pub(super) const INSERT_EVENT: &str = "WITH d AS (
-        INSERT INTO event_dedup (hook, body_sha256, event_id, until)
-        VALUES ($1, $2, nextval('events_id_seq'), $3)
-        ON CONFLICT (hook, body_sha256) DO UPDATE
-        SET event_id = excluded.event_id, until = excluded.until
-        WHERE event_dedup.until <= $4
-        RETURNING event_id)
-     INSERT INTO events (id, hook, received_at, body_sha256, body, kind, action, short_id, state, claimed_by, claimed_until, alert_uuid, client, auth)
-     SELECT event_id, $1, $4, $2, $5, $6, $7, $8, 'received', $9, $10, $11, $12, $13 FROM d
-     RETURNING id";
-
-/// The event a body within its dedup window was stored as.
-/// It is counted as a sender retry (the console shows how many).
-pub(super) const EXISTING_EVENT: &str = "WITH f AS (
-        SELECT event_id FROM event_dedup WHERE hook = $1 AND body_sha256 = $2 AND until > $3),
-     u AS (UPDATE events SET retries = retries + 1 WHERE id IN (SELECT event_id FROM f))
-     SELECT event_id FROM f";
-
-/// Routes events that need no route dedup (a batch's, or one alone):
-/// marks each routed (unless it already was: then no row comes back for
-/// it) and inserts their deliveries from arrays, pending ones claimed by
-/// this replica, each first attempt made before the routing with its
-/// delivery. One row per delivery (or one with NULL delivery columns for
-/// an event without any), the event's id last. An event id may appear
-/// once per statement. (`id = ANY($1)` lets the planner look the events
-/// up by id, where a join alone scans every unrouted event.)
-pub(super) const ROUTE_EVENTS: &str = "WITH r AS (
-        SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[], $7::TEXT[], $8::INTEGER[])
-        AS r(id, enrichment, alert_json, routes, now, until, title, targets)),
-     e AS (
-        UPDATE events SET state = 'routed', enrichment = r.enrichment, alert_json = r.alert_json, routes = r.routes,
-        routed_at = r.now, claimed_by = NULL, claimed_until = NULL
-        FROM r WHERE events.id = r.id AND events.id = ANY($1) AND events.state = 'received'
-        RETURNING events.id, events.received_at, events.hook, events.short_id, events.kind, events.action,
-                  r.now, r.until, r.title, r.targets),
-     facts AS (
-        INSERT INTO event_facts (id, received_at, hook, kind, action, short_id, title, targets)
-        SELECT id, received_at, hook, kind, action, short_id, title, targets FROM e),
-     u AS (
-        SELECT * FROM UNNEST($10::BIGINT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::TEXT[], $15::TEXT[], $16::TEXT[],
-                             $17::TEXT[], $18::TEXT[], $19::BIGINT[], $20::BIGINT[], $21::BIGINT[], $22::TEXT[])
-        AS u(event_id, route, destination, payload, state, note, summary, thread_key, outcome, status, duration, next, thread)),
-     ins AS (
-        INSERT INTO deliveries (event_id, route, destination, payload, state, attempts, created_at, next_attempt_at, updated_at,
-                                last_status, last_error, summary, claimed_by, claimed_until, thread_key, thread)
-        SELECT e.id, u.route, u.destination, u.payload, u.state, CASE WHEN u.outcome IS NULL THEN 0 ELSE 1 END,
-               e.received_at, COALESCE(u.next, e.now), e.now, u.status, u.note, u.summary,
-               CASE WHEN u.state = 'pending' AND u.outcome IS NULL THEN $9::TEXT END,
-               CASE WHEN u.state = 'pending' AND u.outcome IS NULL THEN e.until END, u.thread_key, u.thread
-        FROM e JOIN u ON u.event_id = e.id
-        RETURNING id, event_id, route, destination, state, created_at, updated_at),
-     att AS (
-        INSERT INTO attempts (delivery_id, at, status, error, duration_ms, destination, outcome, age_ms)
-        SELECT ins.id, ins.updated_at, u.status, u.note, u.duration, ins.destination, u.outcome, ins.updated_at - ins.created_at
-        FROM ins JOIN u ON u.event_id = ins.event_id AND u.route = ins.route AND u.destination = ins.destination
-        WHERE u.outcome IS NOT NULL)
-     SELECT e.received_at, e.hook, e.short_id, ins.id, ins.route, ins.destination, ins.state, e.id
-     FROM e LEFT JOIN ins ON ins.event_id = e.id";
+use crate::store::{DeliveryState, NewDelivery};
 
 /// The pending deliveries among rows (id, route, destination, state) just
 /// inserted for `r`, in id order. (route, destination) is unique within an
@@ -106,69 +44,6 @@ fn due_from<'a>(
     created
 }
 
-/// One event's values for [`INSERT_EVENT`] and [`EXISTING_EVENT`].
-pub(super) struct EventParams<'a> {
-    pub(super) e: &'a NewEvent,
-    pub(super) now: i64,
-    pub(super) until: i64,
-    pub(super) replica: &'a str,
-}
-
-impl EventParams<'_> {
-    /// Stores the event, or finds the one a sender retry repeats. `None`:
-    /// the retry's window closed between the two statements.
-    pub(super) async fn store(
-        &self,
-        c: &impl GenericClient,
-        insert: &Statement,
-        existing: &Statement,
-    ) -> Result<Option<Inserted>, tokio_postgres::Error> {
-        let e = self.e;
-        let row = c
-            .query_opt(
-                insert,
-                &[
-                    &e.hook,
-                    &&e.sha256[..],
-                    &(self.now + e.dedup_window_ms),
-                    &self.now,
-                    &e.body,
-                    &e.kind,
-                    &e.action,
-                    &e.short_id,
-                    &self.replica,
-                    &self.until,
-                    &e.alert_uuid,
-                    &e.client,
-                    &e.auth,
-                ],
-            )
-            .await?;
-        match row {
-            Some(row) => Ok(Some(Inserted {
-                id: row.get(0),
-                duplicate: false,
-            })),
-            None => self.find(c, existing).await,
-        }
-    }
-
-    /// The stored event this body repeats within its window, if any.
-    pub(super) async fn find(
-        &self,
-        c: &impl GenericClient,
-        existing: &Statement,
-    ) -> Result<Option<Inserted>, tokio_postgres::Error> {
-        let row = c
-            .query_opt(existing, &[&self.e.hook, &&self.e.sha256[..], &self.now])
-            .await?;
-        Ok(row.map(|row| Inserted {
-            id: row.get(0),
-            duplicate: true,
-        }))
-    }
-}
-
 fn window_closed() -> StoreError {
     StoreError::Unavailable(
         "a sender retry's dedup window closed while it was checked; try again".into(),
@@ -186,8 +61,8 @@ impl Postgres {
             // The common case: committed with the other writes waiting.
             let until = self.lease_until(now);
             let e = Box::new(e);
-            match self.write(batch::Write::Insert { e, now, until }).await? {
-                batch::Done::Inserted(Some(inserted)) => inserted,
+            match self.write(Write::Insert { e, now, until }).await? {
+                Done::Inserted(Some(inserted)) => inserted,
                 _ => return Err(window_closed()),
             }
         };
@@ -259,79 +134,71 @@ impl Postgres {
         let now = now_ms();
         let until = self.lease_until(now);
         if r.deliveries.iter().all(|d| d.dedup.is_none()) {
-            // No route dedup to settle first: one statement, committed
-            // with the other writes waiting.
-            let r = Arc::new(r);
-            let write = batch::Write::Route {
-                r: r.clone(),
-                now,
-                until,
-            };
-            let batch::Done::Routed(rows) = self.write(write).await? else {
-                return Err(StoreError::Closed);
-            };
-            let Some(first) = rows.first() else {
-                let exists = self
-                    .query("SELECT 1 FROM events WHERE id = $1", &[&r.event_id])
-                    .await?;
-                return if exists.is_empty() {
-                    Err(StoreError::NotFound(format!("event {}", r.event_id)))
-                } else {
-                    Ok(None)
-                };
-            };
-            let (received_at, hook, short_id): (i64, String, Option<String>) =
-                (first.get(0), first.get(1), first.get(2));
-            let inserted = rows.iter().filter_map(|row| {
-                let id: Option<i64> = row.get(3);
-                Some((id?, row.get(4), row.get(5), row.get(6)))
-            });
-            // A first attempt's retry is pending too, though no worker is
-            // handed it.
-            let pending = rows
-                .iter()
-                .filter(|row| {
-                    row.get::<_, Option<&str>>(6) == Some(DeliveryState::Pending.as_str())
-                })
-                .count();
-            let created = due_from(&r, inserted, received_at, &hook, &short_id);
-            self.adjust_pending(pending);
-            return Ok(Some(created));
+            self.route_batched(r, now, until).await
+        } else {
+            self.route_with_dedup(r, now, until).await
         }
+    }
+
+    /// A routing without route dedup windows to settle: one statement,
+    /// committed with the other writes waiting ([`batch`]).
+    async fn route_batched(
+        &self,
+        r: Routing,
+        now: i64,
+        until: i64,
+    ) -> Result<Option<Vec<DueDelivery>>, StoreError> {
+        let r = Arc::new(r);
+        let write = Write::Route {
+            r: r.clone(),
+            now,
+            until,
+        };
+        let Done::Routed(rows) = self.write(write).await? else {
+            return Err(StoreError::Closed);
+        };
+        let Some(first) = rows.first() else {
+            let exists = self
+                .query("SELECT 1 FROM events WHERE id = $1", &[&r.event_id])
+                .await?;
+            return if exists.is_empty() {
+                Err(StoreError::NotFound(format!("event {}", r.event_id)))
+            } else {
+                Ok(None)
+            };
+        };
+        let (received_at, hook, short_id): (i64, String, Option<String>) =
+            (first.get(0), first.get(1), first.get(2));
+        let inserted = rows.iter().filter_map(|row| {
+            let id: Option<i64> = row.get(3);
+            Some((id?, row.get(4), row.get(5), row.get(6)))
+        });
+        // A first attempt's retry is pending too, though no worker is
+        // handed it.
+        let pending = rows
+            .iter()
+            .filter(|row| row.get::<_, Option<&str>>(6) == Some(DeliveryState::Pending.as_str()))
+            .count();
+        let created = due_from(&r, inserted, received_at, &hook, &short_id);
+        self.adjust_pending(pending);
+        Ok(Some(created))
+    }
+
+    /// A routing with route dedup windows: a transaction of its own, in
+    /// which the event's row is locked, each window settled, then every
+    /// delivery inserted in one statement.
+    async fn route_with_dedup(
+        &self,
+        r: Routing,
+        now: i64,
+        until: i64,
+    ) -> Result<Option<Vec<DueDelivery>>, StoreError> {
         let mut client = self.client().await?;
-        let replica = &self.inner.replica;
+        let claim = (self.inner.replica.as_str(), until);
         let result: Result<Result<Option<Vec<DueDelivery>>, StoreError>, tokio_postgres::Error> =
             async {
                 let tx = client.transaction().await?;
-                // Routed once: the row lock makes a second routing of the
-                // same event (another replica after a lease ran out) wait,
-                // then find it no longer `received`.
-                let routes = r.routes_json();
-                let mark = tx
-                    .prepare_cached(
-                        "WITH e AS (UPDATE events SET state = 'routed', enrichment = $2, alert_json = $3, routes = $4, routed_at = $5,
-                         claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state = 'received'
-                         RETURNING received_at, hook, short_id, kind, action),
-                         facts AS (INSERT INTO event_facts (id, received_at, hook, kind, action, short_id, title, targets)
-                                   SELECT $1, received_at, hook, kind, action, short_id, $6, $7 FROM e)
-                         SELECT received_at, hook, short_id FROM e",
-                    )
-                    .await?;
-                let Some(row) = tx
-                    .query_opt(
-                        &mark,
-                        &[
-                            &r.event_id,
-                            &r.enrichment,
-                            &r.alert_json,
-                            &routes,
-                            &now,
-                            &r.title,
-                            &(r.deliveries.len() as i32),
-                        ],
-                    )
-                    .await?
-                else {
+                let Some(event) = mark_routed(&tx, &r, now).await? else {
                     let exists = tx
                         .query_opt("SELECT 1 FROM events WHERE id = $1", &[&r.event_id])
                         .await?
@@ -343,79 +210,17 @@ impl Postgres {
                         Err(StoreError::NotFound(format!("event {}", r.event_id)))
                     });
                 };
-                let received_at: i64 = row.get(0);
-                let hook: String = row.get(1);
-                let short_id: Option<String> = row.get(2);
-                let n = r.deliveries.len();
-                let mut thread_keys: Vec<Option<&str>> = Vec::with_capacity(n);
-                let (mut routes_col, mut dests, mut payloads, mut states, mut notes, mut summaries) = (
-                    Vec::with_capacity(n),
-                    Vec::with_capacity(n),
-                    Vec::with_capacity(n),
-                    Vec::with_capacity(n),
-                    Vec::with_capacity(n),
-                    Vec::with_capacity(n),
-                );
+                let mut settled = Vec::with_capacity(r.deliveries.len());
                 for d in &r.deliveries {
-                    let mut state = DeliveryState::Pending;
-                    let mut note: Option<String> = d.failed.clone();
-                    if note.is_some() {
-                        state = DeliveryState::Dead;
-                    } else if let Some(why) = &d.muted {
-                        state = DeliveryState::Muted;
-                        note = Some(why.clone());
-                    } else if let Some((key, window)) = &d.dedup {
-                        // Inserted, or replaced an expired window: send.
-                        let dedup = tx
-                            .prepare_cached(
-                                "INSERT INTO route_dedup (route, destination, key, until) VALUES ($1, $2, $3, $4)
-                                 ON CONFLICT (route, destination, key) DO UPDATE SET until = excluded.until
-                                 WHERE route_dedup.until <= $5 RETURNING 1",
-                            )
-                            .await?;
-                        let fresh = tx
-                            .query_opt(&dedup, &[&d.route, &d.destination, key, &(now + window), &now])
-                            .await?;
-                        if fresh.is_none() {
-                            state = DeliveryState::Skipped;
-                            note = Some(format!(
-                                "already sent within the route's dedup window ({key})"
-                            ));
-                        }
-                    }
-                    routes_col.push(d.route.as_str());
-                    dests.push(d.destination.as_str());
-                    payloads.push(d.payload.as_str());
-                    states.push(state.as_str());
-                    notes.push(note);
-                    summaries.push(d.summary.clone());
-                    thread_keys.push(d.thread_key.as_deref());
+                    settled.push(settle(&tx, d, now).await?);
                 }
                 let mut created = Vec::new();
-                if n > 0 {
-                    // Every delivery in one statement; pending ones are
-                    // claimed by this replica, which delivers them.
-                    let insert = tx
-                        .prepare_cached(
-                            "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at,
-                                                     last_error, summary, claimed_by, claimed_until, thread_key)
-                             SELECT $1, u.route, u.destination, u.payload, u.state, $2, $3, $3, u.note, u.summary,
-                                    CASE WHEN u.state = 'pending' THEN $4 END, CASE WHEN u.state = 'pending' THEN $5::BIGINT END, u.thread_key
-                             FROM UNNEST($6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[])
-                                  AS u(route, destination, payload, state, note, summary, thread_key)
-                             RETURNING id, route, destination, state",
-                        )
-                        .await?;
-                    let rows = tx
-                        .query(
-                            &insert,
-                            &[&r.event_id, &received_at, &now, replica, &until, &routes_col, &dests, &payloads, &states, &notes, &summaries, &thread_keys],
-                        )
-                        .await?;
+                if !r.deliveries.is_empty() {
+                    let rows = insert_deliveries(&tx, &r, &settled, &event, now, claim).await?;
                     let rows = rows
                         .iter()
                         .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)));
-                    created = due_from(&r, rows, received_at, &hook, &short_id);
+                    created = due_from(&r, rows, event.received_at, &event.hook, &event.short_id);
                 }
                 tx.commit().await?;
                 Ok(Ok(Some(created)))
@@ -501,4 +306,152 @@ impl Postgres {
         out.sort_by_key(|r| r.0);
         Ok(out)
     }
+}
+
+/// What a routed event's deliveries carry from its row.
+struct Accepted {
+    received_at: i64,
+    hook: String,
+    short_id: Option<String>,
+}
+
+/// Marks the event routed and writes its line of the console's list;
+/// `None` when it is no longer `received`. Routed once: the row lock makes
+/// a second routing of the same event (another replica after a lease ran
+/// out) wait, then find it routed.
+async fn mark_routed(
+    tx: &deadpool_postgres::Transaction<'_>,
+    r: &Routing,
+    now: i64,
+) -> Result<Option<Accepted>, tokio_postgres::Error> {
+    let routes = r.routes_json();
+    let mark = tx
+        .prepare_cached(
+            "WITH e AS (UPDATE events SET state = 'routed', enrichment = $2, alert_json = $3, routes = $4, routed_at = $5,
+             claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state = 'received'
+             RETURNING received_at, hook, short_id, kind, action),
+             facts AS (INSERT INTO event_facts (id, received_at, hook, kind, action, short_id, title, targets)
+                       SELECT $1, received_at, hook, kind, action, short_id, $6, $7 FROM e)
+             SELECT received_at, hook, short_id FROM e",
+        )
+        .await?;
+    let row = tx
+        .query_opt(
+            &mark,
+            &[
+                &r.event_id,
+                &r.enrichment,
+                &r.alert_json,
+                &routes,
+                &now,
+                &r.title,
+                &(r.deliveries.len() as i32),
+            ],
+        )
+        .await?;
+    Ok(row.map(|row| Accepted {
+        received_at: row.get(0),
+        hook: row.get(1),
+        short_id: row.get(2),
+    }))
+}
+
+/// The state a new delivery starts in and why: dead (not rendered), muted,
+/// skipped (its route's dedup window, which this records when it sends),
+/// else pending.
+async fn settle(
+    tx: &deadpool_postgres::Transaction<'_>,
+    d: &NewDelivery,
+    now: i64,
+) -> Result<(DeliveryState, Option<String>), tokio_postgres::Error> {
+    if let Some(reason) = &d.failed {
+        return Ok((DeliveryState::Dead, Some(reason.clone())));
+    }
+    if let Some(why) = &d.muted {
+        return Ok((DeliveryState::Muted, Some(why.clone())));
+    }
+    let Some((key, window)) = &d.dedup else {
+        return Ok((DeliveryState::Pending, None));
+    };
+    // Inserted, or replaced an expired window: send.
+    let dedup = tx
+        .prepare_cached(
+            "INSERT INTO route_dedup (route, destination, key, until) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (route, destination, key) DO UPDATE SET until = excluded.until
+             WHERE route_dedup.until <= $5 RETURNING 1",
+        )
+        .await?;
+    let fresh = tx
+        .query_opt(
+            &dedup,
+            &[&d.route, &d.destination, key, &(now + window), &now],
+        )
+        .await?;
+    Ok(match fresh {
+        Some(_) => (DeliveryState::Pending, None),
+        None => (
+            DeliveryState::Skipped,
+            Some(format!(
+                "already sent within the route's dedup window ({key})"
+            )),
+        ),
+    })
+}
+
+/// Every delivery of `r`, each in its `settled` state, in one statement;
+/// pending ones are claimed (`claim`: this replica, lease until) by this
+/// replica, which delivers them. Answers (id, route, destination, state).
+async fn insert_deliveries(
+    tx: &deadpool_postgres::Transaction<'_>,
+    r: &Routing,
+    settled: &[(DeliveryState, Option<String>)],
+    event: &Accepted,
+    now: i64,
+    (replica, until): (&str, i64),
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let n = r.deliveries.len();
+    let (mut routes, mut dests, mut payloads) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut summaries, mut thread_keys) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for d in &r.deliveries {
+        routes.push(d.route.as_str());
+        dests.push(d.destination.as_str());
+        payloads.push(d.payload.as_str());
+        summaries.push(d.summary.as_deref());
+        thread_keys.push(d.thread_key.as_deref());
+    }
+    let states: Vec<&str> = settled.iter().map(|(s, _)| s.as_str()).collect();
+    let notes: Vec<Option<&str>> = settled.iter().map(|(_, n)| n.as_deref()).collect();
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO deliveries (event_id, route, destination, payload, state, created_at, next_attempt_at, updated_at,
+                                     last_error, summary, claimed_by, claimed_until, thread_key)
+             SELECT $1, u.route, u.destination, u.payload, u.state, $2, $3, $3, u.note, u.summary,
+                    CASE WHEN u.state = 'pending' THEN $4 END, CASE WHEN u.state = 'pending' THEN $5::BIGINT END, u.thread_key
+             FROM UNNEST($6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[])
+                  AS u(route, destination, payload, state, note, summary, thread_key)
+             RETURNING id, route, destination, state",
+        )
+        .await?;
+    tx.query(
+        &insert,
+        &[
+            &r.event_id,
+            &event.received_at,
+            &now,
+            &replica,
+            &until,
+            &routes,
+            &dests,
+            &payloads,
+            &states,
+            &notes,
+            &summaries,
+            &thread_keys,
+        ],
+    )
+    .await
 }

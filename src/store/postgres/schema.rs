@@ -2,7 +2,10 @@
 //! that keep a replica connected: the keeper (connect, migrate, watch,
 //! recount pending work) and the `LISTEN hookrelay` listener.
 
-use super::*;
+use super::pool::{explain, Inner, CHANNEL};
+use std::sync::atomic::Ordering;
+use std::sync::Weak;
+use std::time::Duration;
 
 /// The advisory lock key that serializes migrations ("hookrelay").
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_7265_6c61;

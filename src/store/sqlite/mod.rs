@@ -1,15 +1,45 @@
 //! The SQLite backend: one file in WAL mode, one writer thread with group
-//! commit (see [`super::writer`]), and reader threads with a connection
-//! each.
+//! commit (see [`writer`]), and reader threads with a connection each.
+//!
+//! Split by concern, as `postgres` is: `writer` (the thread, the batch,
+//! the commit) applies the writes of `events`, `deliveries`, `clocks`,
+//! `tenants` and `console`; `reads` and `console` are the reads;
+//! `retries` the writer's record of recent bodies; `schema` the
+//! migrations; `backend` the store's operations mapped onto these.
 
-use super::schema;
-use super::{writer, StoreError, CHECKPOINT_EVERY, WAL_CHECKPOINT_PAGES, WAL_SIZE_LIMIT};
+mod backend;
+mod clocks;
+pub(super) mod console;
+mod deliveries;
+mod events;
+mod reads;
+mod retries;
+mod schema;
+mod tenants;
+mod writer;
+
+use super::backend::Answer;
+use super::StoreError;
 use crate::config::{StoreConfig, SyncMode};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
+
+/// The writer's own checkpoint, run by SQLite right after a commit once the
+/// WAL has this many pages (~16 MB). The checkpoint thread
+/// ([`CHECKPOINT_EVERY`]) has copied most of them by then, so this one
+/// copies the few frames left and costs a commit little; because it runs
+/// between the writer's own transactions, it completes, and the WAL starts
+/// over (a passive checkpoint from another thread never catches up with a
+/// busy writer, so on its own the WAL would only grow).
+const WAL_CHECKPOINT_PAGES: u32 = 4_096;
+/// How often the checkpoint thread copies the WAL into the database
+/// (a passive checkpoint: it never blocks the writer).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+/// The WAL file is truncated back to this size after a checkpoint.
+const WAL_SIZE_LIMIT: u64 = 64 << 20;
 
 /// The writer's page cache, in KiB. Its working set is the right-hand
 /// edge of each table and index and the rows routed or completed shortly
@@ -161,31 +191,32 @@ impl Sqlite {
         Ok(Sqlite { tx, reads, path })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub(super) async fn call<T: Send + 'static>(
+    /// Queues a write for the writer thread; answered after its commit.
+    fn call<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> writer::Op,
-    ) -> Result<T, StoreError> {
+    ) -> Answer<'static, T> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        match self.tx.send(make(reply)) {
+            Ok(()) => Answer::queued(rx, || StoreError::Closed),
+            Err(_) => Answer::ready(Err(StoreError::Closed)),
+        }
     }
 
     /// Runs a read query on a reader thread, off the async threads.
-    pub async fn read<T: Send + 'static>(
+    fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
+    ) -> Answer<'static, T> {
         let (reply, rx) = oneshot::channel();
         let job: ReadJob = Box::new(move |conn| {
             let _ = reply.send(f(conn));
         });
-        self.reads.send(job).map_err(|_| StoreError::Closed)?;
-        rx.await
-            .map_err(|_| StoreError::Unavailable("a spool read failed".into()))?
+        match self.reads.send(job) {
+            // A read that panicked drops its reply.
+            Ok(()) => Answer::queued(rx, || StoreError::Unavailable("a spool read failed".into())),
+            Err(_) => Answer::ready(Err(StoreError::Closed)),
+        }
     }
 }
 
