@@ -22,6 +22,7 @@ cd "$(dirname "$0")/.."
 REFERENCE_DIR=${REFERENCE_DIR:-}
 OUT=${OUT:-target/bench/results.jsonl}
 REPEATS=${REPEATS:-3}
+HEADLINE_EVENTS=${HEADLINE_EVENTS:-20000}   # fewer for a quick smoke run of this script
 mkdir -p "$(dirname "$OUT")"
 : > "$OUT"
 
@@ -114,7 +115,7 @@ scenario() { # systems (comma-separated), then trial flags
 # ceilings (in memory; durable: the least a relay that answers 202 only
 # after an fsync'd commit must do); also what durability costs (the same
 # daemon with its spool on a RAM disk).
-scenario ceiling-durable,hookrelay,hookrelay-normal,hookrelay-tmpfs --count 20000 --concurrency 32 --destinations 1
+scenario ceiling-durable,hookrelay,hookrelay-normal,hookrelay-tmpfs --count "$HEADLINE_EVENTS" --concurrency 32 --destinations 1
 if [ -z "${QUICK:-}" ]; then
   for c in 1 32 256; do
     scenario ceiling-durable,hookrelay --count 2000 --concurrency "$c" --destinations 1
