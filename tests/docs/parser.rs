@@ -137,7 +137,14 @@ pub(crate) enum Verdict {
 /// Reads `check`'s output for what it says about `key`.
 pub(crate) fn verdict(output: &str, key: &str) -> Verdict {
     for line in output.lines().map(str::trim) {
-        if line.contains(&format!("unknown field `{key}`")) {
+        // serde's wording, and the forms a hand-written check may use.
+        let named = [
+            format!("unknown field `{key}`"),
+            format!("unknown key `{key}`"),
+            format!("unknown field \"{key}\""),
+            format!("unknown key \"{key}\""),
+        ];
+        if named.iter().any(|n| line.contains(n.as_str())) {
             return Verdict::Refused(line.to_owned());
         }
         let Some((path, message)) = line.split_once(": ") else {
