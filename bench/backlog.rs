@@ -5,7 +5,7 @@
 //! webhook body and the alert as fetched), and after a restart with that
 //! backlog: the time to READY (`/readyz` 200) and to a new event's 202.
 
-use crate::{free_port, peak_rss_kib, HOOK_ID};
+use crate::common::{free_port, peak_rss_kib, HOOK_ID};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -77,7 +77,7 @@ pub(crate) async fn send_events(
                 let r = client
                     .post(&url)
                     .header("content-type", "application/json")
-                    .body(crate::event_body(i))
+                    .body(crate::common::event_body(i))
                     .send()
                     .await;
                 if r.is_ok_and(|r| r.status() == 202) {
@@ -168,7 +168,7 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<Value> {
         None => temp.path().to_path_buf(),
     };
     // The alert API answers; the chat service is a closed port.
-    let (upstream, api_addr) = crate::start_api().await?;
+    let (upstream, api_addr) = crate::common::start_api().await?;
     let dead = free_port()?;
     let (port, admin) = (free_port()?, free_port()?);
     let config = format!(
@@ -194,7 +194,7 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<Value> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_kib = peak_rss_kib(child.id()).unwrap_or(0);
     let bytes = spool_bytes(dir.as_path());
-    let must_keep = crate::event_body(0).len() + crate::alert_json(0).len();
+    let must_keep = crate::common::event_body(0).len() + crate::common::alert_json(0).len();
     // Restart with that backlog.
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -205,7 +205,7 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<Value> {
     let first = client
         .post(&url)
         .header("content-type", "application/json")
-        .body(crate::event_body(args.count + 1))
+        .body(crate::common::event_body(args.count + 1))
         .send()
         .await?
         .status()

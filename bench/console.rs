@@ -7,7 +7,7 @@
 //! times, one at a time over loopback. Prints one JSON line: per page, the
 //! p50/p99/max in ms and the server's own reading where the page shows it.
 
-use crate::{free_port, percentile, HOOK_ID};
+use crate::common::{free_port, percentile, HOOK_ID};
 use hookrelay::store::{Completion, NewDelivery, NewEvent, Routing, Store};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -145,6 +145,34 @@ pub async fn console(args: ConsoleArgs) -> anyhow::Result<Value> {
     }
     let fill_s = started.elapsed().as_secs_f64();
     let spool_mb = std::fs::metadata(&spool)?.len() as f64 / 1e6;
+    let (mut child, base) = start_daemon(&args, dir.path(), &spool).await?;
+    let client = reqwest::Client::new();
+    let n = args.events;
+    let out = match time_pages(&args, &client, &base, n).await {
+        Ok(out) => out,
+        Err(e) => {
+            let _ = child.kill();
+            return Err(e);
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    if std::env::var_os("KEEP_CONSOLE_SPOOL").is_some() {
+        eprintln!("kept: {}", dir.keep().display());
+    }
+    Ok(
+        json!({"scenario": "console", "events": n, "spool_mb": spool_mb, "fill_s": fill_s,
+              "requests": args.requests, "pages": Value::Object(out)}),
+    )
+}
+
+/// Starts the daemon on `spool` with the console on; returns it and the
+/// admin listener's base URL once `/readyz` answers 200.
+async fn start_daemon(
+    args: &ConsoleArgs,
+    dir: &std::path::Path,
+    spool: &std::path::Path,
+) -> anyhow::Result<(std::process::Child, String)> {
     let (port, admin) = (free_port()?, free_port()?);
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\
@@ -155,7 +183,7 @@ pub async fn console(args: ConsoleArgs) -> anyhow::Result<Value> {
          [[routes]]\nname = \"all\"\nto = [\"teams\"]\n",
         spool.display()
     );
-    let path = dir.path().join("hookrelay.toml");
+    let path = dir.join("hookrelay.toml");
     std::fs::write(&path, config)?;
     let mut child = std::process::Command::new("taskset")
         .args(["-c", &args.relay_cpu])
@@ -164,7 +192,7 @@ pub async fn console(args: ConsoleArgs) -> anyhow::Result<Value> {
         .arg(&path)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("daemon.log"))?)
+        .stderr(std::fs::File::create(dir.join("daemon.log"))?)
         .spawn()?;
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{admin}");
@@ -180,13 +208,17 @@ pub async fn console(args: ConsoleArgs) -> anyhow::Result<Value> {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+            let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
             anyhow::bail!("the daemon did not become ready:\n{log}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let n = args.events;
-    let pages = [
+    Ok((child, base))
+}
+
+/// The pages timed, by name, over a spool of `n` events.
+fn pages(n: usize) -> Vec<(&'static str, String)> {
+    vec![
         ("events, newest", "/console/events".to_owned()),
         (
             "events, a page in the middle",
@@ -216,9 +248,18 @@ pub async fn console(args: ConsoleArgs) -> anyhow::Result<Value> {
         ("one event", format!("/console/events/{}", n / 2)),
         ("overview", "/console/".to_owned()),
         ("dead letters", "/console/dead-letters".to_owned()),
-    ];
+    ]
+}
+
+/// Each page `args.requests` times, one request at a time: p50, p99, max.
+async fn time_pages(
+    args: &ConsoleArgs,
+    client: &reqwest::Client,
+    base: &str,
+    n: usize,
+) -> anyhow::Result<serde_json::Map<String, Value>> {
     let mut out = serde_json::Map::new();
-    for (name, path) in pages {
+    for (name, path) in pages(n) {
         let mut took = Vec::with_capacity(args.requests);
         for _ in 0..args.requests {
             let t = Instant::now();
@@ -227,7 +268,6 @@ pub async fn console(args: ConsoleArgs) -> anyhow::Result<Value> {
             let text = r.text().await?;
             took.push(t.elapsed().as_micros() as u64);
             if !status.is_success() {
-                let _ = child.kill();
                 anyhow::bail!("{path}: HTTP {status}: {}", &text[..text.len().min(300)]);
             }
         }
@@ -238,13 +278,5 @@ pub async fn console(args: ConsoleArgs) -> anyhow::Result<Value> {
                    "max_ms": took.last().map(|x| *x as f64 / 1000.0)}),
         );
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    if std::env::var_os("KEEP_CONSOLE_SPOOL").is_some() {
-        eprintln!("kept: {}", dir.keep().display());
-    }
-    Ok(
-        json!({"scenario": "console", "events": n, "spool_mb": spool_mb, "fill_s": fill_s,
-              "requests": args.requests, "pages": Value::Object(out)}),
-    )
+    Ok(out)
 }

@@ -8,7 +8,7 @@
 //! Loopback only (127.0.0.0/8), bounded in connections and time; used by
 //! `tests/flood.rs` (the assertions) and `scripts/bench.sh` (the numbers).
 
-use crate::{event_body, peak_rss_kib, percentile, HOOK_ID};
+use crate::common::{event_body, peak_rss_kib, percentile, HOOK_ID};
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -131,77 +131,8 @@ pub async fn flood(args: FloodArgs) -> anyhow::Result<Value> {
     let stats = Arc::new(Attack::default());
     let interval = Duration::from_millis(args.interval_ms);
 
-    // The attack: round-robin over the addresses, at `rate` per second.
-    let attacker = {
-        let stats = stats.clone();
-        let args = args.clone();
-        tokio::spawn(async move {
-            if args.attack == "none" {
-                return;
-            }
-            let total = args.sources * args.per_source;
-            let every = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
-            let mut tick = tokio::time::interval(every);
-            let mut tasks = tokio::task::JoinSet::new();
-            for i in 0..total {
-                tick.tick().await;
-                if Instant::now() >= until {
-                    break;
-                }
-                tasks.spawn(attack_one(
-                    source(i % args.sources),
-                    args.target,
-                    args.attack.clone(),
-                    interval,
-                    until,
-                    stats.clone(),
-                ));
-            }
-            while tasks.join_next().await.is_some() {}
-        })
-    };
-
-    // The legitimate sender and the readiness prober.
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .timeout(Duration::from_secs(10))
-        .build()?;
-    let hook = format!("http://{}/hooks/{HOOK_ID}", args.target);
-    let readyz = format!("http://{}/readyz", args.admin);
-    let mut legit = tokio::task::JoinSet::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(args.legit_every_ms));
-    // Event numbers of this run's own (a body repeated within the dedup
-    // window would be a sender retry, delivered once).
-    let mut i = std::process::id() as usize * 100_000;
-    // Give the attack a head start of one second, so it is at full
-    // strength for most of the legitimate events.
-    tokio::time::sleep(Duration::from_secs(1).min(until.saturating_duration_since(Instant::now())))
-        .await;
-    while Instant::now() < until {
-        tick.tick().await;
-        i += 1;
-        let (client, hook, readyz, body) =
-            (client.clone(), hook.clone(), readyz.clone(), event_body(i));
-        legit.spawn(async move {
-            let t0 = Instant::now();
-            let status = client
-                .post(&hook)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0);
-            let took = t0.elapsed().as_micros() as u64;
-            let ready = client
-                .get(&readyz)
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0);
-            (status, took, ready)
-        });
-    }
+    let attacker = spawn_attack(&args, until, interval, stats.clone());
+    let mut legit = legitimate_sender(&args, until).await?;
     let mut latencies = Vec::new();
     let (mut sent, mut accepted, mut ready_ok, mut ready_fail) = (0, 0, 0, 0);
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
@@ -244,4 +175,89 @@ pub async fn flood(args: FloodArgs) -> anyhow::Result<Value> {
         "peak_rss_kib": args.pid.and_then(peak_rss_kib),
         "elapsed_s": start.elapsed().as_secs_f64(),
     }))
+}
+
+/// The attack: round-robin over the addresses, at `rate` per second,
+/// until `until`.
+fn spawn_attack(
+    args: &FloodArgs,
+    until: Instant,
+    interval: Duration,
+    stats: Arc<Attack>,
+) -> tokio::task::JoinHandle<()> {
+    let args = args.clone();
+    tokio::spawn(async move {
+        if args.attack == "none" {
+            return;
+        }
+        let total = args.sources * args.per_source;
+        let every = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
+        let mut tick = tokio::time::interval(every);
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..total {
+            tick.tick().await;
+            if Instant::now() >= until {
+                break;
+            }
+            tasks.spawn(attack_one(
+                source(i % args.sources),
+                args.target,
+                args.attack.clone(),
+                interval,
+                until,
+                stats.clone(),
+            ));
+        }
+        while tasks.join_next().await.is_some() {}
+    })
+}
+
+/// The legitimate sender and the readiness prober: one event every
+/// `legit_every_ms` and a `/readyz` after each, until `until`; each task
+/// yields (hook status, hook latency in µs, readyz status).
+async fn legitimate_sender(
+    args: &FloodArgs,
+    until: Instant,
+) -> anyhow::Result<tokio::task::JoinSet<(u16, u64, u16)>> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let hook = format!("http://{}/hooks/{HOOK_ID}", args.target);
+    let readyz = format!("http://{}/readyz", args.admin);
+    let mut legit = tokio::task::JoinSet::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(args.legit_every_ms));
+    // Event numbers of this run's own (a body repeated within the dedup
+    // window would be a sender retry, delivered once).
+    let mut i = std::process::id() as usize * 100_000;
+    // Give the attack a head start of one second, so it is at full
+    // strength for most of the legitimate events.
+    tokio::time::sleep(Duration::from_secs(1).min(until.saturating_duration_since(Instant::now())))
+        .await;
+    while Instant::now() < until {
+        tick.tick().await;
+        i += 1;
+        let (client, hook, readyz, body) =
+            (client.clone(), hook.clone(), readyz.clone(), event_body(i));
+        legit.spawn(async move {
+            let t0 = Instant::now();
+            let status = client
+                .post(&hook)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            let took = t0.elapsed().as_micros() as u64;
+            let ready = client
+                .get(&readyz)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            (status, took, ready)
+        });
+    }
+    Ok(legit)
 }

@@ -9,7 +9,7 @@
 //! the daemon's peak RSS.
 
 use crate::backlog::{send_events, start_daemon, DaemonArgs};
-use crate::{free_port, peak_rss_kib, HOOK_ID};
+use crate::common::{free_port, peak_rss_kib, HOOK_ID};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -125,7 +125,7 @@ fn accounted(seen: &[Seen]) -> (usize, usize) {
 
 pub async fn storm(args: StormArgs) -> anyhow::Result<Value> {
     let dir = tempfile::tempdir()?;
-    let (api_task, api_addr) = crate::start_api().await?;
+    let (api_task, api_addr) = crate::common::start_api().await?;
     let start = Instant::now();
     let t = Arc::new(Teams {
         start,
@@ -179,7 +179,25 @@ pub async fn storm(args: StormArgs) -> anyhow::Result<Value> {
     api_task.abort();
 
     let seen = t.seen.lock().unwrap();
-    let (accounted_for, duplicates) = accounted(&seen);
+    let mut out = chat_side(&seen, storm_start);
+    let own = json!({
+        "scenario": "storm", "count": args.count, "concurrency": args.concurrency,
+        "max_per_minute": args.max_per_minute, "digest_interval": args.digest_interval,
+        "accepted": accepted, "arrived_s": arrived.as_secs_f64(),
+        "all_accounted_s": all_at.map(|d| d.as_secs_f64()),
+        "peak_rss_mib": rss_kib as f64 / 1024.0,
+    });
+    if let Value::Object(own) = own {
+        out.extend(own);
+    }
+    Ok(Value::Object(out))
+}
+
+/// What the chat service saw: every request, the 429s, singles and
+/// digests, the busiest minute, and requests sent while a `Retry-After`
+/// held.
+fn chat_side(seen: &[Seen], storm_start: Duration) -> serde_json::Map<String, Value> {
+    let (accounted_for, duplicates) = accounted(seen);
     let since_storm = |s: &Seen| s.at.saturating_sub(storm_start).as_secs_f64();
     let first_message = seen.iter().map(since_storm).fold(f64::INFINITY, f64::min);
     let singles: Vec<f64> = seen
@@ -224,19 +242,18 @@ pub async fn storm(args: StormArgs) -> anyhow::Result<Value> {
             _ => 0,
         })
         .sum();
-    Ok(json!({
-        "scenario": "storm", "count": args.count, "concurrency": args.concurrency,
-        "max_per_minute": args.max_per_minute, "digest_interval": args.digest_interval,
-        "accepted": accepted, "arrived_s": arrived.as_secs_f64(),
+    let out = json!({
         "first_message_s": first_message,
         "requests": seen.len(), "answered_429": refused.len(),
         "singles_delivered": accounted_for - digested, "digests": digests, "digested_alerts": digested,
         "accounted_for": accounted_for, "duplicates": duplicates,
-        "all_accounted_s": all_at.map(|d| d.as_secs_f64()),
         "busiest_minute_singles": busiest_minute,
         "sent_during_retry_after": during_pause,
-        "peak_rss_mib": rss_kib as f64 / 1024.0,
-    }))
+    });
+    match out {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
 }
 
 #[cfg(test)]
