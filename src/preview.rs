@@ -2,12 +2,13 @@
 //! destination's exact request. `hookrelay preview` prints it; the
 //! console's route tester shows it.
 
-use crate::config::{Config, DestinationConfig, DestinationKind};
+use crate::config::{Config, DestinationConfig};
+use crate::destinations::event_payload;
+use crate::destinations::Sink;
 use crate::enrich::{Alert, Enricher, Enrichment};
 use crate::render::context::Target;
-use crate::render::{event_payload, Facts};
+use crate::render::Facts;
 use crate::route::Decision;
-use crate::sinks::Sink;
 use crate::store::Store;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -105,7 +106,7 @@ pub async fn preview(
         });
     }
     let facts = Facts::build_linked(&event, &enrichment, config.links(&hook_name));
-    let destinations = crate::render::destinations(config)
+    let destinations = crate::destinations::destinations(config)
         .map_err(|errors| errors.to_string())?
         .0;
     for t in targets {
@@ -123,7 +124,7 @@ pub async fn preview(
             facts.to_mut().mentions = dest.config.mentions.clone();
         }
         let (text, failed) = match event_payload(dest, &event, &enrichment, &facts, target) {
-            Ok(body) if dest.config.api_mode() => (
+            Ok(body) if dest.kind().api_mode(&dest.config) => (
                 api_calls(config, store, &t.destination, &dest.config, &body).await,
                 false,
             ),
@@ -157,7 +158,7 @@ pub async fn preview(
 /// credentials), or the e-mail as MIME.
 pub fn request(dest: &Arc<DestinationConfig>, id: &str, body: &str) -> String {
     let sink = Sink::new(dest.clone(), crate::http::client(), 1);
-    if dest.kind == DestinationKind::Email {
+    if sink.kind().smtp() {
         return match sink.email(id, body) {
             Ok(mime) => format!("SMTP {}\n{}\n\n", sink.target(), mime.replace("\r\n", "\n")),
             Err(e) => format!("SMTP {}\ncannot build the e-mail: {e}\n\n", sink.target()),
@@ -183,8 +184,8 @@ async fn api_calls(
     dest: &DestinationConfig,
     body: &str,
 ) -> String {
+    use crate::destinations::Call;
     use crate::render::thread::{describe, Threaded};
-    use crate::sinks::Call;
     let sink = Sink::new(Arc::new(dest.clone()), crate::http::client(), 1);
     let mut out = String::new();
     let show = |out: &mut String, call: Call| match sink.api_request(&call) {
@@ -249,7 +250,7 @@ async fn api_calls(
                 },
             );
             let change = t.change(r.status.as_deref(), r.urgency);
-            let reply = serde_json::json!({ "text": change.text(dest.kind) });
+            let reply = serde_json::json!({ "text": change.text(crate::destinations::of(dest.kind).markup()) });
             show(
                 &mut out,
                 Call::Post {
@@ -265,7 +266,11 @@ async fn api_calls(
 
 /// One HTTP request as text: the operator's header values and any
 /// credential hidden, the JSON body pretty-printed.
-fn http(request: crate::sinks::HttpRequest, target: &str, dest: &DestinationConfig) -> String {
+fn http(
+    request: crate::destinations::HttpRequest,
+    target: &str,
+    dest: &DestinationConfig,
+) -> String {
     let mut out = format!("{} {target}\n", request.method);
     // A paging destination's key is in its body: never shown.
     let body = &crate::secret::scrub(&request.body, &dest.secrets());

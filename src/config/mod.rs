@@ -556,13 +556,6 @@ pub enum DestinationKind {
 }
 
 impl DestinationKind {
-    /// An incident's trigger, acknowledge and resolve go out in order: one
-    /// at a time unless the destination says otherwise, and never ahead of
-    /// their routing.
-    pub fn in_order(self) -> bool {
-        matches!(self, Self::Pagerduty | Self::Opsgenie)
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Teams => "teams",
@@ -728,31 +721,6 @@ impl SmtpTls {
 }
 
 impl DestinationConfig {
-    /// Slack or Mattermost through their Web/REST API with a token (which
-    /// returns message ids, so messages can be threaded and edited),
-    /// instead of an incoming webhook.
-    pub fn api_mode(&self) -> bool {
-        matches!(
-            self.kind,
-            DestinationKind::Slack | DestinationKind::Mattermost
-        ) && self.token.is_some()
-    }
-
-    /// Whether its messages carry the delivery's id, which every retry
-    /// must repeat (so the message cannot go out before the delivery is
-    /// recorded): a signed message's `webhook-id`, an e-mail's Message-ID,
-    /// a Matrix transaction id. Whatever in `sinks` sends the id is listed
-    /// here.
-    pub fn carries_delivery_id(&self) -> bool {
-        self.secret.is_some()
-            || matches!(self.kind, DestinationKind::Email | DestinationKind::Matrix)
-    }
-
-    /// One conversation per alert: API mode with `thread` not turned off.
-    pub fn threaded(&self) -> bool {
-        self.api_mode() && self.thread != Some(false)
-    }
-
     /// The webhook URL. Validation guarantees it is set.
     pub fn url(&self) -> &Secret {
         self.url
@@ -1077,43 +1045,5 @@ mod tests {
         );
         assert!("0/s".parse::<Rate>().is_err());
         assert!("fast".parse::<Rate>().is_err());
-    }
-
-    /// What decides whether a message may go out before its delivery is
-    /// recorded: the id a retry must repeat, and the order of an incident.
-    #[test]
-    fn which_messages_carry_the_delivery_id_or_go_in_order() {
-        let dest =
-            |v: serde_json::Value| -> DestinationConfig { serde_json::from_value(v).unwrap() };
-        let table = [
-            (
-                serde_json::json!({"kind": "teams", "url": "https://x"}),
-                false,
-                false,
-            ),
-            (
-                serde_json::json!({"kind": "webhook", "url": "https://x"}),
-                false,
-                false,
-            ),
-            (
-                serde_json::json!({"kind": "webhook", "url": "https://x", "secret": "whsec_AAAA"}),
-                true,
-                false,
-            ),
-            (serde_json::json!({"kind": "email"}), true, false),
-            (
-                serde_json::json!({"kind": "matrix", "url": "https://x"}),
-                true,
-                false,
-            ),
-            (serde_json::json!({"kind": "pagerduty"}), false, true),
-            (serde_json::json!({"kind": "opsgenie"}), false, true),
-        ];
-        for (v, carries, ordered) in table {
-            let d = dest(v.clone());
-            assert_eq!(d.carries_delivery_id(), carries, "{v}");
-            assert_eq!(d.kind.in_order(), ordered, "{v}");
-        }
     }
 }

@@ -616,7 +616,7 @@ fn check_actions(config: &mut Config, errors: &mut Vec<ConfigError>, warnings: &
             }
         }
         if dest.signing_secret.is_some()
-            && !(dest.kind == DestinationKind::Slack && dest.api_mode())
+            && !(dest.kind == DestinationKind::Slack && dest.token.is_some())
         {
             errors.push(err(
                 format!("{key}.signing_secret"),

@@ -7,28 +7,18 @@
 //! JSON, ping people, or make a link live; the only live link is the alert
 //! link hookrelay builds itself.
 
-mod case;
+pub mod case;
 pub mod context;
-mod destination;
-mod discord;
-pub mod email;
 mod escape;
 pub mod fit;
-mod google_chat;
-mod mattermost;
 mod notice;
 pub mod paging;
-mod slack;
-mod teams;
-mod teams_legacy;
 mod template;
 pub mod thread;
 
-pub use destination::{destinations, Destination, Destinations};
-pub use escape::{clean, defuse_markdown, escape_slack};
+pub use escape::{clean, defuse_markdown, escape_slack, html_escape, truncate};
 pub use template::{Escape, Templates};
 
-use crate::config::DestinationKind;
 use crate::enrich::{Alert, Enrichment, Urgency};
 use crate::event::Event;
 use serde_json::Value;
@@ -616,18 +606,14 @@ impl Facts {
         }
     }
 
-    /// The mentions as text (Slack `<@U…>`, Mattermost `@name`, Discord
-    /// `<@&role>`), space-separated with a trailing space; empty without.
-    pub fn mention_prefix(&self, kind: DestinationKind) -> String {
+    /// The mentions as text, each written by `one` (Slack `<@U…>` and
+    /// Mattermost `@name` as they are, Discord's role ids as `<@&role>`),
+    /// with a trailing space each; empty without.
+    pub fn mention_prefix(&self, one: impl Fn(&str) -> String) -> String {
         let mut out = String::new();
         for m in &self.mentions {
             if let crate::config::Mention::Text(t) = m {
-                if kind == DestinationKind::Discord {
-                    out.push_str(&format!("<@&{t}> "));
-                } else {
-                    out.push_str(t);
-                    out.push(' ');
-                }
+                out.push_str(&one(t));
             }
         }
         out
@@ -714,25 +700,6 @@ fn clean_multiline(s: &str, max: usize) -> String {
     escape::truncate(&out, max)
 }
 
-/// The built-in message for a destination kind. `doc` is the hookrelay
-/// message document ([`context`]), built only when a kind needs it.
-pub fn render(kind: DestinationKind, facts: &Facts, doc: &dyn Fn() -> Value) -> Value {
-    match kind {
-        DestinationKind::Teams => teams::render(facts),
-        DestinationKind::TeamsLegacy => teams_legacy::render(facts),
-        DestinationKind::Slack => slack::render(facts),
-        DestinationKind::Mattermost => mattermost::render(facts),
-        DestinationKind::Discord => discord::render(facts),
-        DestinationKind::GoogleChat => google_chat::render(facts),
-        DestinationKind::Email => email::render(facts),
-        DestinationKind::Webhook => doc(),
-        DestinationKind::Pagerduty => paging::pagerduty(facts, &doc()),
-        DestinationKind::Opsgenie => paging::opsgenie(facts, &doc()),
-        DestinationKind::Matrix => paging::matrix(facts),
-        DestinationKind::Ntfy => paging::ntfy(facts),
-    }
-}
-
 /// Why a message cannot be rendered: the delivery is dead-lettered with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
@@ -750,123 +717,6 @@ pub enum RenderError {
     /// delivery is kept as a dead letter and rendered again on replay.
     #[error("internal error: {0}")]
     Internal(String),
-}
-
-/// What the spool keeps for one delivery: the built-in message, or the
-/// destination's template rendered with the message document. `Err` is
-/// why it cannot be rendered: the delivery is dead-lettered with that
-/// reason.
-pub fn payload(
-    dest: &Destination,
-    facts: &Facts,
-    doc: &dyn Fn() -> Value,
-) -> Result<String, RenderError> {
-    let Some(templates) = &dest.templates else {
-        let kind = dest.config.kind;
-        let card = kind == DestinationKind::Teams
-            && dest.config.shape == Some(crate::config::TeamsShape::Card);
-        return Ok(match kind {
-            // The hot path: serialized straight to a string, unless it must be cut.
-            DestinationKind::Teams if !card => {
-                let text = teams::render_string(facts);
-                if text.len() <= fit::TEAMS_BYTES {
-                    text
-                } else {
-                    let mut v = render(kind, facts, doc);
-                    fit::fit(kind, &mut v);
-                    v.to_string()
-                }
-            }
-            _ => {
-                let mut v = render(kind, facts, doc);
-                // A tenant's subject: plain text with placeholders, never
-                // compiled (see `destination::compile`).
-                if let (DestinationKind::Email, Some(pattern), Some(_)) =
-                    (kind, &dest.config.subject, &dest.config.tenant)
-                {
-                    v["subject"] = Value::String(email::plain_subject(pattern, facts));
-                }
-                if card {
-                    // A bare Adaptive Card, for flows that want one.
-                    v = v["attachments"][0]["content"].take();
-                }
-                fit::fit(kind, &mut v);
-                v.to_string()
-            }
-        });
-    };
-    let ctx = doc();
-    if dest.config.kind == DestinationKind::Email {
-        let subject = templates
-            .subject(&ctx)
-            .transpose()
-            .map_err(RenderError::Template)?
-            .unwrap_or_else(|| email::subject(facts));
-        let html = templates
-            .body(&ctx)
-            .transpose()
-            .map_err(RenderError::Template)?
-            .unwrap_or_else(|| email::html(facts));
-        return Ok(
-            serde_json::json!({"subject": subject, "text": email::text(facts), "html": html})
-                .to_string(),
-        );
-    }
-    match templates.body(&ctx) {
-        None => Ok(render(dest.config.kind, facts, &|| ctx.clone()).to_string()),
-        Some(out) => {
-            let out = out.map_err(RenderError::Template)?;
-            let value: Value =
-                serde_json::from_str(&out).map_err(|e| RenderError::InvalidJson {
-                    template: dest
-                        .config
-                        .template
-                        .as_deref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    error: e.to_string(),
-                    start: escape::truncate(&out, 120).to_string(),
-                })?;
-            Ok(value.to_string())
-        }
-    }
-}
-
-/// The payload of one routed event's delivery: [`payload`] with the
-/// message document of that event, built only if the destination needs it.
-pub fn event_payload(
-    dest: &Destination,
-    event: &Event,
-    enrichment: &Enrichment,
-    facts: &Facts,
-    target: context::Target,
-) -> Result<String, RenderError> {
-    let config = &dest.config;
-    if config.threaded() && event.thread_key().is_some() {
-        let root = facts.as_root_of(match event.subject() {
-            crate::event::Subject::Case => "case",
-            _ => "alert",
-        });
-        let message = payload(dest, &root, &|| {
-            context::for_event(event, enrichment, &root, target)
-        })?;
-        return Ok(
-            match thread::Threaded::build(event, enrichment, facts, &message) {
-                Some(t) => t.wrap(),
-                None => message,
-            },
-        );
-    }
-    let compact;
-    let facts = if is_update(event) && !config.api_mode() && chat_kind(config.kind) {
-        compact = facts.compact();
-        &compact
-    } else {
-        facts
-    };
-    payload(dest, facts, &|| {
-        context::for_event(event, enrichment, facts, target)
-    })
 }
 
 /// For a case's `alerts-updated` on a threaded destination: a reply in
@@ -911,96 +761,5 @@ pub fn case_alert_notes(
         .collect()
 }
 
-/// A later event in an alert's life (a change, a comment), as opposed to
-/// its creation.
-fn is_update(event: &Event) -> bool {
-    (event.alert_uuid.is_some()
-        && !(event.is_alert() && event.action == "created")
-        && (event.is_alert() || event.kind == "alert-comment"))
-        || (event.is_case() && event.action != "created")
-}
-
-/// The chat kinds, where an update is a compact card (not the e-mail, the
-/// webhook document or the paging kinds, which follow their own rules).
-fn chat_kind(kind: DestinationKind) -> bool {
-    matches!(
-        kind,
-        DestinationKind::Teams
-            | DestinationKind::TeamsLegacy
-            | DestinationKind::Slack
-            | DestinationKind::Mattermost
-            | DestinationKind::Discord
-            | DestinationKind::GoogleChat
-            | DestinationKind::Matrix
-    )
-}
-
-/// A message hookrelay makes itself (`"digest"`, `"test"`) for
-/// destination `name`. A template that fails on it is logged and the
-/// built-in message is sent instead: held alerts must still reach people.
-pub fn own_message(dest: &Destination, name: &str, kind: &str, facts: &Facts) -> String {
-    let doc = || {
-        context::for_message(
-            kind,
-            facts,
-            context::Target {
-                hook: None,
-                route: None,
-                destination: name,
-            },
-        )
-    };
-    payload(dest, facts, &doc).unwrap_or_else(|reason| {
-        tracing::error!(message = "The destination's template cannot render this message; sending the built-in one.", destination = %name, kind, error = %reason);
-        render(dest.config.kind, facts, &doc).to_string()
-    })
-}
-
-/// Renders a destination's templates with sample messages (the fixture
-/// alert, the same event with its alert unavailable, a digest) and returns
-/// what went wrong, for `check` to warn about before a real alert is
-/// dead-lettered by it.
-pub(crate) fn trial(dest: &Destination, name: &str) -> Vec<String> {
-    use crate::enrich::{Alert, Enrichment};
-    const EVENT: &str = include_str!("../../tests/fixtures/event-alert-created.json");
-    const ALERT: &str = include_str!("../../tests/fixtures/alert-full.json");
-    const LINK: &str = "https://app.sekoia.io/operations/alerts/{short_id}";
-    let Ok(event) = crate::event::parse(EVENT.as_bytes()) else {
-        return Vec::new();
-    };
-    let fetched = match Alert::from_slice(ALERT.as_bytes()) {
-        Ok(a) => Enrichment::Fetched(std::sync::Arc::new(a)),
-        Err(_) => return Vec::new(),
-    };
-    let unavailable =
-        Enrichment::Unavailable("timeout (sample: the alert API did not answer)".into());
-    let target = context::Target {
-        hook: Some("sample"),
-        route: Some("sample"),
-        destination: name,
-    };
-    let mut problems = Vec::new();
-    for (what, enrichment) in [
-        ("a sample alert", &fetched),
-        ("a sample event whose alert is unavailable", &unavailable),
-    ] {
-        let facts = Facts::build(&event, enrichment, Some(LINK));
-        if let Err(e) = event_payload(dest, &event, enrichment, &facts, target) {
-            problems.push(format!("fails on {what}: {e}"));
-        }
-    }
-    let digest = Facts::digest(&[], std::time::Duration::from_secs(60), None);
-    if let Err(e) = payload(dest, &digest, &|| {
-        context::for_message("digest", &digest, target)
-    }) {
-        problems.push(format!(
-            "fails on a digest (the built-in message is sent instead): {e}"
-        ));
-    }
-    problems
-}
-
-#[cfg(test)]
-mod case_tests;
 #[cfg(test)]
 mod tests;
