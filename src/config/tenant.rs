@@ -17,7 +17,8 @@
 //! when it is stored (`live::store_tenant`), not here: this module reads
 //! nothing of the host, the network included.
 
-use super::load::{err, named_tables, redacted, route_list};
+use super::error::err;
+use super::load::{named_tables, redacted, route_list};
 use super::*;
 use serde_json::{Map, Value};
 
