@@ -60,20 +60,10 @@ pub async fn preview(
         None => return Err("the configuration defines no hook".into()),
     };
     let origin_name = config.hooks[&hook_name].origin.clone();
-    use crate::event::Subject;
-    let enrichment = match alert {
-        // For a case event, the document given is the case object.
-        AlertSource::Given(doc) if event.subject() == Subject::Case => Enrichment::Case(Arc::new(
-            crate::enrich::Case::from_parts(doc.raw().clone(), Default::default(), &[]),
-        )),
-        AlertSource::Given(alert) if event.subject() == Subject::Alert => {
-            Enrichment::Fetched(Arc::new(*alert))
-        }
-        AlertSource::Given(_) => Enrichment::NotApplicable,
-        AlertSource::Fetch(enricher) => enricher.enrich(&origin_name, &event).await,
-    };
+    let enrichment = enrichment(alert, &event, &origin_name).await;
     let mut notes = Vec::new();
     if let Enrichment::Unavailable(reason) = &enrichment {
+        use crate::event::Subject;
         notes.push(format!(
             "{} details unavailable ({reason}); showing the degraded message",
             if event.subject() == Subject::Case {
@@ -151,6 +141,26 @@ pub async fn preview(
         notes,
         outputs,
     })
+}
+
+/// The event's alert or case: the document given, or fetched.
+async fn enrichment(
+    alert: AlertSource<'_>,
+    event: &crate::event::Event,
+    origin: &str,
+) -> Enrichment {
+    use crate::event::Subject;
+    match alert {
+        // For a case event, the document given is the case object.
+        AlertSource::Given(doc) if event.subject() == Subject::Case => Enrichment::Case(Arc::new(
+            crate::enrich::Case::from_parts(doc.raw().clone(), Default::default(), &[]),
+        )),
+        AlertSource::Given(alert) if event.subject() == Subject::Alert => {
+            Enrichment::Fetched(Arc::new(*alert))
+        }
+        AlertSource::Given(_) => Enrichment::NotApplicable,
+        AlertSource::Fetch(enricher) => enricher.enrich(origin, event).await,
+    }
 }
 
 /// The exact request a destination would get: the HTTP request (JSON

@@ -317,53 +317,13 @@ impl Facts {
         };
         let summary = clean(&format!("{kind_words} {}", event.action), FACT_MAX);
 
-        let mut facts: Vec<(&'static str, String)> = Vec::new();
-        let mut push = |label: &'static str, value: Option<String>| {
-            if let Some(v) = value {
-                let v = clean(&v, FACT_MAX);
-                if !v.is_empty() {
-                    facts.push((label, v));
-                }
-            }
-        };
-        push(
-            "Urgency",
-            urgency
-                .as_ref()
-                .map(|u| format!("{} ({})", u.display, u.value)),
+        let facts = alert_facts(
+            event,
+            alert,
+            urgency.as_ref(),
+            short_id.as_deref(),
+            &summary,
         );
-        // The event's own word on a status change is fresher than an alert
-        // API that may lag behind it.
-        let status = event
-            .updated
-            .as_ref()
-            .and_then(|u| u.get("status_name")?.as_str().map(str::to_owned))
-            .or_else(|| alert.and_then(|a| a.status.clone()));
-        push("Status", status.clone());
-        push("Change", change_summary(event));
-        push("Rule", alert.and_then(|a| a.rule.clone()));
-        push("Assets", alert.and_then(assets_fact));
-        push("Entity", alert.and_then(|a| a.entity.clone()));
-        push(
-            "Alert type",
-            alert.and_then(|a| match (&a.alert_type_category, &a.alert_type_value) {
-                (Some(c), Some(v)) => Some(format!("{c} / {v}")),
-                (Some(c), None) => Some(c.clone()),
-                (None, Some(v)) => Some(v.clone()),
-                (None, None) => None,
-            }),
-        );
-        push("Alert", short_id.clone());
-        push("Event", Some(summary.clone()));
-        let time = event
-            .created_at
-            .as_deref()
-            .and_then(format_iso)
-            .or_else(|| alert.and_then(|a| a.created_at).and_then(format_epoch));
-        push("Time", time);
-        if short_id.is_none() && alert.is_none() {
-            push("UUID", event.uuid.map(|u| u.to_string()));
-        }
 
         let link = match (alert_link, &short_id) {
             (Some(template), Some(id)) => Some(
@@ -674,6 +634,64 @@ impl Facts {
             .unwrap_or_default();
         format!("{urgency}{} — {}", self.headline, self.summary)
     }
+}
+
+/// The facts of an event about an alert, in the order cards show them.
+fn alert_facts(
+    event: &Event,
+    alert: Option<&Alert>,
+    urgency: Option<&Urgency>,
+    short_id: Option<&str>,
+    summary: &str,
+) -> Vec<(&'static str, String)> {
+    let mut facts: Vec<(&'static str, String)> = Vec::new();
+    let mut push = |label: &'static str, value: Option<String>| {
+        if let Some(v) = value {
+            let v = clean(&v, FACT_MAX);
+            if !v.is_empty() {
+                facts.push((label, v));
+            }
+        }
+    };
+    push(
+        "Urgency",
+        urgency
+            .as_ref()
+            .map(|u| format!("{} ({})", u.display, u.value)),
+    );
+    // The event's own word on a status change is fresher than an alert
+    // API that may lag behind it.
+    let status = event
+        .updated
+        .as_ref()
+        .and_then(|u| u.get("status_name")?.as_str().map(str::to_owned))
+        .or_else(|| alert.and_then(|a| a.status.clone()));
+    push("Status", status);
+    push("Change", change_summary(event));
+    push("Rule", alert.and_then(|a| a.rule.clone()));
+    push("Assets", alert.and_then(assets_fact));
+    push("Entity", alert.and_then(|a| a.entity.clone()));
+    push(
+        "Alert type",
+        alert.and_then(|a| match (&a.alert_type_category, &a.alert_type_value) {
+            (Some(c), Some(v)) => Some(format!("{c} / {v}")),
+            (Some(c), None) => Some(c.clone()),
+            (None, Some(v)) => Some(v.clone()),
+            (None, None) => None,
+        }),
+    );
+    push("Alert", short_id.map(str::to_owned));
+    push("Event", Some(summary.to_owned()));
+    let time = event
+        .created_at
+        .as_deref()
+        .and_then(format_iso)
+        .or_else(|| alert.and_then(|a| a.created_at).and_then(format_epoch));
+    push("Time", time);
+    if short_id.is_none() && alert.is_none() {
+        push("UUID", event.uuid.map(|u| u.to_string()));
+    }
+    facts
 }
 
 /// Like [`clean`] but keeps line breaks (normalized to `\n`, at most two in a row).
