@@ -171,7 +171,7 @@ pub struct DestinationConfig {
     pub mentions: Vec<Mention>,
 
     /// The text of `template` (relative to the config file's directory),
-    /// read at load; `render::destinations` compiles it with `subject`.
+    /// read at load; `destinations::destinations` compiles it with `subject`.
     #[serde(skip)]
     pub template_source: Option<String>,
     /// Set by `tenant::merge` on a tenant's destinations (never read from

@@ -1,4 +1,5 @@
-//! Messages that always fit: each chat service's size limits, applied to
+//! Messages that always fit: the helpers each kind's `fit.rs` uses
+//! (`destinations/<kind>/fit.rs` holds its service's limits), applied to
 //! a built-in message after rendering, so a huge alert (a 100 KB title,
 //! hundreds of assets, a digest of thousands) never bounces off a channel
 //! (Slack `invalid_blocks` / `msg_too_long`, Teams' 28 KB Workflows limit,

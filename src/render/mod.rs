@@ -2,8 +2,9 @@
 //! Pure: no IO, no clock.
 //!
 //! [`Facts`] gathers what every message shows, already sanitized (no control
-//! or bidi characters, lengths bounded). Each target's module then applies
-//! its own markup escaping, so untrusted alert text can never break the
+//! or bidi characters, lengths bounded). Each kind's `render.rs` (under
+//! `destinations/`) then applies its own markup escaping with the helpers
+//! here, so untrusted alert text can never break the
 //! JSON, ping people, or make a link live; the only live link is the alert
 //! link hookrelay builds itself.
 
