@@ -18,9 +18,10 @@
 //! - [`pipeline`]: accepted event → enrich → route → render → deliveries.
 //! - [`enrich`]: the alert API client, cache and coalescing.
 //! - [`route`]: which destinations get an event (pure).
-//! - [`render`]: the payload for each destination (pure).
+//! - [`render`]: what every message says and how it is escaped (pure).
 //! - [`delivery`]: per-destination workers, retries, back-off.
-//! - [`sinks`]: the HTTP request or e-mail to a destination and its answer's meaning.
+//! - [`destinations`]: one folder per destination kind: its message, its
+//!   request or e-mail, its answers' meaning and what it can do.
 //! - [`silence`]: per-hook silence detection (synthetic events).
 //! - [`config`]: the TOML schema, loading and validation (plain data).
 //! - [`live`]: the current configuration generation, swapped by reloads.
@@ -40,6 +41,7 @@ pub mod cli;
 pub mod config;
 pub mod coord;
 pub mod delivery;
+pub mod destinations;
 pub mod enrich;
 pub mod event;
 pub mod http;
@@ -54,6 +56,5 @@ pub mod sealed;
 pub mod secret;
 pub mod signing;
 pub mod silence;
-pub mod sinks;
 pub mod store;
 pub mod telemetry;

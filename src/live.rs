@@ -6,8 +6,8 @@
 
 use crate::config::tenant::Tenant;
 use crate::config::{Config, ConfigErrors};
+use crate::destinations::Destination;
 use crate::enrich::Enricher;
-use crate::render::Destination;
 use crate::telemetry::Metrics;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -37,7 +37,7 @@ impl Generation {
         metrics: &Arc<Metrics>,
     ) -> Result<Generation, ConfigErrors> {
         let mut config = crate::config::tenant::merge(&file, &tenants)?;
-        let (destinations, warnings) = crate::render::destinations(&config)?;
+        let (destinations, warnings) = crate::destinations::destinations(&config)?;
         config.warnings.extend(warnings);
         Ok(Generation {
             enricher: Arc::new(Enricher::new(
@@ -131,7 +131,7 @@ impl Generation {
             return Cow::Borrowed(facts);
         }
         let buttons = dest.buttons.as_ref().unwrap_or(&actions.buttons);
-        if buttons.is_empty() || !action_kind(dest.kind) {
+        if buttons.is_empty() || !crate::destinations::of(dest.kind).action_buttons() {
             return Cow::Borrowed(facts);
         }
         let secret = actions.secret.expose().as_bytes();
@@ -166,9 +166,7 @@ impl Generation {
                 }
             })
             .collect();
-        f.interactive = dest.api_mode()
-            && (dest.kind == crate::config::DestinationKind::Mattermost
-                || dest.signing_secret.is_some());
+        f.interactive = crate::destinations::of(dest.kind).interactive(dest);
         Cow::Owned(f)
     }
 }
@@ -182,16 +180,6 @@ impl Generation {
         let origin = self.config.hooks.get(hook).map(|h| h.origin.as_str());
         self.enricher.admit(origin.unwrap_or_default())
     }
-}
-
-/// The kinds whose messages carry action buttons (not the paging kinds,
-/// which have their own acknowledge, nor Matrix and ntfy).
-fn action_kind(kind: crate::config::DestinationKind) -> bool {
-    use crate::config::DestinationKind::*;
-    matches!(
-        kind,
-        Teams | TeamsLegacy | Slack | Mattermost | Discord | GoogleChat | Email | Webhook
-    )
 }
 
 /// The current [`Generation`], swapped atomically by a reload. Readers take
@@ -353,7 +341,8 @@ pub async fn tenant_document(
 /// checked again when they are made, so a name that resolves elsewhere
 /// later reaches nothing either.
 pub async fn check_reach(file: &Config, tenant: &Tenant) -> Result<(), ConfigErrors> {
-    use crate::config::{ConfigError, DestinationKind};
+    use crate::config::ConfigError;
+    use crate::destinations::Reach;
     let egress = file.tenant_egress();
     // (key, URL) and (key, host, port) to check.
     let mut urls: Vec<(String, String)> = Vec::new();
@@ -365,43 +354,10 @@ pub async fn check_reach(file: &Config, tenant: &Tenant) -> Result<(), ConfigErr
     }
     for (n, d) in &tenant.destinations {
         let key = |field: &str| format!("destinations.{n}.{field}");
-        match d.kind {
-            DestinationKind::Email => {
-                let tls = d.tls.unwrap_or_default();
-                if let Some(h) = &d.host {
-                    hosts.push((
-                        key("host"),
-                        h.trim().to_owned(),
-                        d.port.unwrap_or(tls.default_port()),
-                    ));
-                }
-            }
-            // Without api_url they go to the service's own endpoint.
-            DestinationKind::Pagerduty | DestinationKind::Opsgenie => {
-                if let Some(u) = &d.api_url {
-                    urls.push((key("api_url"), u.clone()));
-                }
-            }
-            DestinationKind::Slack if d.api_mode() => {
-                if let Some(u) = &d.api_url {
-                    urls.push((key("api_url"), u.clone()));
-                }
-            }
-            DestinationKind::Matrix => {
-                if let Some(u) = &d.homeserver {
-                    urls.push((key("homeserver"), u.clone()));
-                }
-            }
-            DestinationKind::Mattermost if d.server_url.is_some() => {
-                if let Some(u) = &d.server_url {
-                    urls.push((key("server_url"), u.clone()));
-                }
-            }
-            _ => {
-                if let Some(u) = &d.url {
-                    urls.push((key("url"), u.expose().to_owned()));
-                }
-            }
+        match crate::destinations::of(d.kind).reach(d) {
+            Some(Reach::Url(field, url)) => urls.push((key(field), url)),
+            Some(Reach::Host(field, host, port)) => hosts.push((key(field), host, port)),
+            None => {}
         }
     }
     for (key, raw) in urls {

@@ -13,12 +13,13 @@
 
 use crate::coord::Coordinator;
 use crate::delivery::Dispatcher;
+use crate::destinations::{event_payload, Capabilities, KindCapabilities};
 use crate::enrich::Enrichment;
 use crate::event::{self, Event};
 use crate::live::Live;
 use crate::recent::RecentIds;
 use crate::render::context::Target;
-use crate::render::{event_payload, Facts};
+use crate::render::Facts;
 use crate::store::{
     spool_log, Claimed, EnrichStep, Journey, NewDelivery, RouteDecision, Routing, Store, Unrouted,
 };
@@ -942,7 +943,7 @@ impl Pipeline {
                         .destinations
                         .get(&d.destination)
                         .and_then(|dest| dest.config.timeout)
-                        .unwrap_or(crate::sinks::DEFAULT_TIMEOUT);
+                        .unwrap_or(crate::destinations::DEFAULT_TIMEOUT);
                     let until = crate::store::now_ms() + (timeout + FIRST_WAIT).as_millis() as i64;
                     d.in_flight_until = Some(until);
                     waiting.push((d.destination.clone(), ticket.answer));

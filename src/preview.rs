@@ -2,12 +2,13 @@
 //! destination's exact request. `hookrelay preview` prints it; the
 //! console's route tester shows it.
 
-use crate::config::{Config, DestinationConfig, DestinationKind};
+use crate::config::{Config, DestinationConfig};
+use crate::destinations::event_payload;
+use crate::destinations::Sink;
 use crate::enrich::{Alert, Enricher, Enrichment};
 use crate::render::context::Target;
-use crate::render::{event_payload, Facts};
+use crate::render::Facts;
 use crate::route::Decision;
-use crate::sinks::Sink;
 use crate::store::Store;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -59,20 +60,10 @@ pub async fn preview(
         None => return Err("the configuration defines no hook".into()),
     };
     let origin_name = config.hooks[&hook_name].origin.clone();
-    use crate::event::Subject;
-    let enrichment = match alert {
-        // For a case event, the document given is the case object.
-        AlertSource::Given(doc) if event.subject() == Subject::Case => Enrichment::Case(Arc::new(
-            crate::enrich::Case::from_parts(doc.raw().clone(), Default::default(), &[]),
-        )),
-        AlertSource::Given(alert) if event.subject() == Subject::Alert => {
-            Enrichment::Fetched(Arc::new(*alert))
-        }
-        AlertSource::Given(_) => Enrichment::NotApplicable,
-        AlertSource::Fetch(enricher) => enricher.enrich(&origin_name, &event).await,
-    };
+    let enrichment = enrichment(alert, &event, &origin_name).await;
     let mut notes = Vec::new();
     if let Enrichment::Unavailable(reason) = &enrichment {
+        use crate::event::Subject;
         notes.push(format!(
             "{} details unavailable ({reason}); showing the degraded message",
             if event.subject() == Subject::Case {
@@ -105,7 +96,7 @@ pub async fn preview(
         });
     }
     let facts = Facts::build_linked(&event, &enrichment, config.links(&hook_name));
-    let destinations = crate::render::destinations(config)
+    let destinations = crate::destinations::destinations(config)
         .map_err(|errors| errors.to_string())?
         .0;
     for t in targets {
@@ -123,7 +114,7 @@ pub async fn preview(
             facts.to_mut().mentions = dest.config.mentions.clone();
         }
         let (text, failed) = match event_payload(dest, &event, &enrichment, &facts, target) {
-            Ok(body) if dest.config.api_mode() => (
+            Ok(body) if dest.kind().api_mode(&dest.config) => (
                 api_calls(config, store, &t.destination, &dest.config, &body).await,
                 false,
             ),
@@ -152,12 +143,32 @@ pub async fn preview(
     })
 }
 
+/// The event's alert or case: the document given, or fetched.
+async fn enrichment(
+    alert: AlertSource<'_>,
+    event: &crate::event::Event,
+    origin: &str,
+) -> Enrichment {
+    use crate::event::Subject;
+    match alert {
+        // For a case event, the document given is the case object.
+        AlertSource::Given(doc) if event.subject() == Subject::Case => Enrichment::Case(Arc::new(
+            crate::enrich::Case::from_parts(doc.raw().clone(), Default::default(), &[]),
+        )),
+        AlertSource::Given(alert) if event.subject() == Subject::Alert => {
+            Enrichment::Fetched(Arc::new(*alert))
+        }
+        AlertSource::Given(_) => Enrichment::NotApplicable,
+        AlertSource::Fetch(enricher) => enricher.enrich(origin, event).await,
+    }
+}
+
 /// The exact request a destination would get: the HTTP request (JSON
 /// pretty-printed; the operator's header values hidden, they are often
 /// credentials), or the e-mail as MIME.
 pub fn request(dest: &Arc<DestinationConfig>, id: &str, body: &str) -> String {
     let sink = Sink::new(dest.clone(), crate::http::client(), 1);
-    if dest.kind == DestinationKind::Email {
+    if sink.kind().smtp() {
         return match sink.email(id, body) {
             Ok(mime) => format!("SMTP {}\n{}\n\n", sink.target(), mime.replace("\r\n", "\n")),
             Err(e) => format!("SMTP {}\ncannot build the e-mail: {e}\n\n", sink.target()),
@@ -183,8 +194,8 @@ async fn api_calls(
     dest: &DestinationConfig,
     body: &str,
 ) -> String {
+    use crate::destinations::Call;
     use crate::render::thread::{describe, Threaded};
-    use crate::sinks::Call;
     let sink = Sink::new(Arc::new(dest.clone()), crate::http::client(), 1);
     let mut out = String::new();
     let show = |out: &mut String, call: Call| match sink.api_request(&call) {
@@ -249,7 +260,7 @@ async fn api_calls(
                 },
             );
             let change = t.change(r.status.as_deref(), r.urgency);
-            let reply = serde_json::json!({ "text": change.text(dest.kind) });
+            let reply = serde_json::json!({ "text": change.text(crate::destinations::of(dest.kind).markup()) });
             show(
                 &mut out,
                 Call::Post {
@@ -265,7 +276,11 @@ async fn api_calls(
 
 /// One HTTP request as text: the operator's header values and any
 /// credential hidden, the JSON body pretty-printed.
-fn http(request: crate::sinks::HttpRequest, target: &str, dest: &DestinationConfig) -> String {
+fn http(
+    request: crate::destinations::HttpRequest,
+    target: &str,
+    dest: &DestinationConfig,
+) -> String {
     let mut out = format!("{} {target}\n", request.method);
     // A paging destination's key is in its body: never shown.
     let body = &crate::secret::scrub(&request.body, &dest.secrets());

@@ -13,7 +13,8 @@ const LAYERS: &[&[&str]] = &[
     &["app"],
     &["ingress", "pipeline", "delivery", "silence", "preview"],
     &["live"],
-    &["route", "render", "enrich", "sinks", "store", "coord"],
+    &["destinations"],
+    &["route", "render", "enrich", "store", "coord"],
     &[
         "config",
         "event",

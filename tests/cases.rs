@@ -13,10 +13,10 @@ const CASE_UUID: &str = "3f1c9e2a-7b4d-4c6e-9a1f-2d3e4f5a6b7c";
 const CLOSED: &str = "2e4b4b02-9d4e-4b0e-9f0b-2a3c4d5e6f70";
 const CRITICAL: &str = "8e2a4b6c-2222-4b3c-8d4e-5f6071829304";
 
-/// A reviewed golden file (src/render/snapshots), read verbatim.
+/// A reviewed golden file (src/destinations/tests/snapshots), read verbatim.
 fn golden(name: &str) -> Value {
     let path = format!(
-        "{}/src/render/snapshots/hookrelay__render__case_tests__{name}.snap",
+        "{}/src/destinations/tests/snapshots/hookrelay__destinations__tests__cases__{name}.snap",
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -6,9 +6,10 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use hookrelay::config::{DestinationKind, HookConfig, SignatureScheme};
+use hookrelay::destinations::render;
 use hookrelay::enrich::{Alert, Enrichment};
 use hookrelay::ingress::auth::{self, ReplayGuard};
-use hookrelay::render::{render, Facts};
+use hookrelay::render::Facts;
 use hookrelay::secret::Secret;
 use proptest::prelude::*;
 use std::sync::Arc;

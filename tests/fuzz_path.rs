@@ -11,11 +11,12 @@
 //! `PROPTEST_CASES=20000 cargo test --release --test fuzz_path`.
 
 use hookrelay::config::DestinationKind;
+use hookrelay::destinations::{event_payload, render, Capabilities};
 use hookrelay::enrich::{Alert, Enrichment};
 use hookrelay::event::Event;
 use hookrelay::render::context::Target;
 use hookrelay::render::thread::Threaded;
-use hookrelay::render::{event_payload, render, Facts};
+use hookrelay::render::Facts;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::sync::{Arc, OnceLock};
@@ -24,9 +25,14 @@ const LINK: &str = "https://app.sekoia.io/operations/alerts/{short_id}";
 
 /// Every destination kind (Slack and Mattermost in both modes), and routes
 /// that between them use every condition.
-fn config() -> &'static (hookrelay::config::Config, hookrelay::render::Destinations) {
-    static CONFIG: OnceLock<(hookrelay::config::Config, hookrelay::render::Destinations)> =
-        OnceLock::new();
+fn config() -> &'static (
+    hookrelay::config::Config,
+    hookrelay::destinations::Destinations,
+) {
+    static CONFIG: OnceLock<(
+        hookrelay::config::Config,
+        hookrelay::destinations::Destinations,
+    )> = OnceLock::new();
     CONFIG.get_or_init(|| {
         let text = r#"
 [origins.sekoia]
@@ -128,7 +134,7 @@ to = ["slack-api", "mattermost", "mattermost-api", "discord", "gchat", "matrix",
 "#;
         let config = hookrelay::config::load_str(text, &Default::default())
             .unwrap_or_else(|e| panic!("{e}"));
-        let (destinations, _) = hookrelay::render::destinations(&config).unwrap();
+        let (destinations, _) = hookrelay::destinations::destinations(&config).unwrap();
         (config, destinations)
     })
 }
@@ -360,7 +366,7 @@ fn check_path(event: &Event, enrichment: &Enrichment) -> Result<(), TestCaseErro
                 (Some("Closed"), Some(i64::MAX)),
             ] {
                 let change = threaded.change(status, urgency);
-                let text = change.text(kind);
+                let text = change.text(hookrelay::destinations::of(kind).markup());
                 assert_defused(kind, &text)?;
                 let _ =
                     hookrelay::render::thread::describe(Some(("1.0", status, urgency)), &threaded);
@@ -398,7 +404,7 @@ fn check_path(event: &Event, enrichment: &Enrichment) -> Result<(), TestCaseErro
         DestinationKind::Email,
     ] {
         let mut v = render(kind, &digest, &|| Value::Null);
-        hookrelay::render::fit::fit(kind, &mut v);
+        hookrelay::destinations::fit(kind, &mut v);
         let out = v.to_string();
         prop_assert!(
             out.len() <= limit(kind),

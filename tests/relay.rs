@@ -12,11 +12,11 @@ const WAIT: Duration = Duration::from_secs(20);
 /// The golden file of what a destination of `kind` gets for the
 /// created-alert fixture (`case`: "full" with alert-full.json, "degraded"
 /// with the alert API answering 404): the reviewed snapshots in
-/// src/render/snapshots, read verbatim, never produced by the code under
+/// src/destinations/tests/snapshots, read verbatim, never produced by the code under
 /// test.
 fn golden(kind: &str, case: &str) -> Value {
     let path = format!(
-        "{}/src/render/snapshots/hookrelay__render__tests__{case}-{kind}.snap",
+        "{}/src/destinations/tests/snapshots/hookrelay__destinations__tests__{case}-{kind}.snap",
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -80,7 +80,7 @@ impl ConfigArg {
         // Templates are compiled here too, so their errors and warnings
         // are the configuration's.
         let loaded = config::load_file(&path).and_then(|mut config| {
-            let (_, warnings) = crate::render::destinations(&config)?;
+            let (_, warnings) = crate::destinations::destinations(&config)?;
             config.warnings.extend(warnings);
             Ok(config)
         });

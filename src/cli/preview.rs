@@ -1,11 +1,12 @@
 //! `preview` (route and render, send nothing) and `send-test`.
 
 use super::fail;
-use crate::config::{Config, DestinationKind};
+use crate::config::Config;
+use crate::destinations::own_message;
+use crate::destinations::{Outcome, Sink};
 use crate::enrich::{Alert, Enricher};
 use crate::preview::AlertSource;
-use crate::render::{own_message, Facts};
-use crate::sinks::{Outcome, Sink};
+use crate::render::Facts;
 use crate::telemetry::Metrics;
 use std::path::Path;
 use std::process::ExitCode;
@@ -95,7 +96,7 @@ pub async fn preview(
 }
 
 pub async fn send_test(config: Config, destination: &str) -> ExitCode {
-    let destinations = match crate::render::destinations(&config) {
+    let destinations = match crate::destinations::destinations(&config) {
         Ok((d, _)) => d,
         Err(errors) => return fail(errors.to_string()),
     };
@@ -123,11 +124,7 @@ pub async fn send_test(config: Config, destination: &str) -> ExitCode {
     let target = sink.target();
     match outcome {
         Outcome::Delivered { status } => {
-            let what = if dest.kind == DestinationKind::Email {
-                "SMTP"
-            } else {
-                "HTTP"
-            };
+            let what = if sink.kind().smtp() { "SMTP" } else { "HTTP" };
             say!(
                 "delivered to {destination} ({target}): {what} {status} in {} ms",
                 took.as_millis()

@@ -5,8 +5,8 @@
 //! its daylight-saving changes. Parsed and checked at load; a route's
 //! `active_during` / `muted_during` name them.
 
-use super::load::ConfigError;
-use super::validate::err;
+use super::error::err;
+use super::error::ConfigError;
 use serde::Deserialize;
 
 /// As written in TOML.

@@ -6,54 +6,13 @@
 //! No error message ever contains a value read from the environment or a
 //! secret file: only names and keys.
 
+use super::error::{err, ConfigError, ConfigErrors};
 use super::validate::validate;
 use super::*;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::fmt;
 use std::path::Path;
-
-/// One problem, tied to the key it is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// Dotted path, e.g. `routes[0].to` or `destinations.slack.url`.
-    pub key: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.key, self.message)
-        }
-    }
-}
-
-/// Every problem found in one configuration.
-#[derive(Debug, Clone, thiserror::Error)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-pub(super) fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.into(),
-        message: message.into(),
-    }
-}
 
 /// Environment variables that configure the program itself, not a key.
 const NOT_OVERRIDES: &[&str] = &["HOOKRELAY_CONFIG", "HOOKRELAY_LOG", "HOOKRELAY_LOG_FORMAT"];

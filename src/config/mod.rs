@@ -6,15 +6,25 @@
 //! destinations, every hook an existing origin, every secret is present. The
 //! running daemon never meets a dangling name.
 
+mod actions;
+mod console;
+mod destination;
 mod destination_keys;
+mod error;
 mod intervals;
 mod load;
+mod matrix_ids;
+mod sections;
 pub mod tenant;
 mod validate;
 
+pub use actions::{ActionKind, ActionsConfig};
+pub use console::ConsoleConfig;
+pub use destination::{DestinationConfig, DestinationKind, Mention, SmtpTls, TeamsShape};
+pub use error::{ConfigError, ConfigErrors};
 pub use intervals::{TimeInterval, TimeIntervalConfig};
-pub use load::{load_file, load_str, ConfigError, ConfigErrors};
-pub(crate) use validate::REGIONS;
+pub use load::{load_file, load_str};
+pub(crate) use sections::REGIONS;
 
 use crate::secret::Secret;
 use ipnet::IpNet;
@@ -52,160 +62,6 @@ pub struct Config {
     pub effective: serde_json::Value,
     /// The tenants merged in (see [`tenant::merge`]), by name.
     pub tenants: Vec<String>,
-}
-
-/// `[console]`: the web console on the admin listener, under `/console/`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsoleConfig {
-    #[serde(default)]
-    pub enabled: bool,
-    /// The login; required when `admin.listen` is not a loopback address.
-    #[serde(default = "default_console_user")]
-    pub username: String,
-    pub password: Option<Secret>,
-    /// Mark the session cookie `Secure` (the console is reached over HTTPS,
-    /// through a reverse proxy). Unset: on when `public_url` is `https`
-    /// (see [`ConsoleConfig::secure`]).
-    #[serde(default)]
-    pub secure_cookies: Option<bool>,
-    /// A login lasts this long.
-    #[serde(default = "default_session_ttl", with = "humantime_serde")]
-    pub session_ttl: Duration,
-    /// How people reach the console (a reverse proxy to the admin
-    /// listener), e.g. `https://relay.example.org`: digests link to the
-    /// list of the alerts they stand for.
-    pub public_url: Option<String>,
-    /// Further `Host` names the console answers to (`name` or `name:port`;
-    /// without a port, any port), besides the loopback names, the admin
-    /// listener's own address and `public_url`'s host. Any other `Host` is
-    /// answered 421: a page of another site whose name was made to resolve
-    /// to this listener (DNS rebinding) reads nothing. Lower-cased at load.
-    #[serde(default)]
-    pub allowed_hosts: Vec<String>,
-}
-
-impl ConsoleConfig {
-    /// Whether the session cookie is marked `Secure`: as set, else
-    /// whenever the console is reached over HTTPS (`public_url`).
-    pub fn secure(&self) -> bool {
-        self.secure_cookies.unwrap_or_else(|| {
-            self.public_url.as_deref().is_some_and(|u| {
-                u.get(..8)
-                    .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
-            })
-        })
-    }
-}
-
-fn default_console_user() -> String {
-    "admin".into()
-}
-
-fn default_session_ttl() -> Duration {
-    Duration::from_secs(8 * 3600)
-}
-
-/// `[actions]`: buttons in every message about an alert that lead back
-/// to the relay, which changes the alert's status through the origin's API.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActionsConfig {
-    /// How people in the chat reach the relay's public listener, e.g.
-    /// `https://relay.example.org` (a path prefix is kept).
-    pub public_url: String,
-    /// Signs action links (HMAC-SHA256); at least 32 bytes. Rotating it
-    /// revokes every link sent so far.
-    pub secret: Secret,
-    /// Links expire after this long.
-    #[serde(default = "default_action_ttl", with = "humantime_serde")]
-    pub ttl: Duration,
-    /// The buttons every message about an alert carries, in order.
-    #[serde(default = "default_buttons")]
-    pub buttons: Vec<ActionKind>,
-    /// Who may open action pages (client addresses through
-    /// `server.trusted_proxies`); empty: anyone with a link.
-    #[serde(default)]
-    pub allow_from: Vec<IpNet>,
-    /// Who may post to `/integrations/mattermost`: the Mattermost
-    /// server's addresses (it makes the request, not the person's
-    /// browser). Empty: `allow_from` applies.
-    #[serde(default)]
-    pub mattermost_allow_from: Vec<IpNet>,
-}
-
-fn default_action_ttl() -> Duration {
-    Duration::from_secs(7 * 86_400)
-}
-
-fn default_buttons() -> Vec<ActionKind> {
-    vec![ActionKind::Acknowledge, ActionKind::Close]
-}
-
-/// What a button does to the alert: move it to a workflow status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ActionKind {
-    Acknowledge,
-    Ongoing,
-    Close,
-    Reject,
-}
-
-impl ActionKind {
-    pub const ALL: [ActionKind; 4] = [
-        ActionKind::Acknowledge,
-        ActionKind::Ongoing,
-        ActionKind::Close,
-        ActionKind::Reject,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionKind::Acknowledge => "acknowledge",
-            ActionKind::Ongoing => "ongoing",
-            ActionKind::Close => "close",
-            ActionKind::Reject => "reject",
-        }
-    }
-
-    /// The button's label.
-    pub fn label(self) -> &'static str {
-        match self {
-            ActionKind::Acknowledge => "Acknowledge",
-            ActionKind::Ongoing => "Mark ongoing",
-            ActionKind::Close => "Close",
-            ActionKind::Reject => "Reject",
-        }
-    }
-
-    /// The status the alert moves to, as Sekoia.io names it.
-    pub fn status_name(self) -> &'static str {
-        match self {
-            ActionKind::Acknowledge => "Acknowledged",
-            ActionKind::Ongoing => "Ongoing",
-            ActionKind::Close => "Closed",
-            ActionKind::Reject => "Rejected",
-        }
-    }
-
-    /// Sekoia.io's fixed uuid of that status (the workflow's `action_uuid`).
-    pub fn status_uuid(self) -> &'static str {
-        match self {
-            ActionKind::Acknowledge => "8f206505-af6d-433e-93f4-775d46dc7d0f",
-            ActionKind::Ongoing => "1f2f88d5-ff5b-48bf-bbbc-00c2fff82d9f",
-            ActionKind::Close => "1738b1c1-767d-489e-bada-19176621a007",
-            ActionKind::Reject => "4f68da89-38e0-4703-a6ab-652f02bdf24e",
-        }
-    }
-
-    pub fn from_byte(b: u8) -> Option<ActionKind> {
-        ActionKind::ALL.get(b as usize).copied()
-    }
-
-    pub fn to_byte(self) -> u8 {
-        ActionKind::ALL.iter().position(|a| *a == self).unwrap_or(0) as u8
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -477,10 +333,6 @@ impl Config {
     }
 }
 
-fn default_digest_interval() -> Duration {
-    Duration::from_secs(60)
-}
-
 fn default_timeout() -> Duration {
     Duration::from_secs(10)
 }
@@ -523,260 +375,6 @@ pub struct HookConfig {
     /// for this long, `hookrelay.recovered` when events resume.
     #[serde(default, with = "humantime_serde")]
     pub expect_within: Option<Duration>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "kebab-case")]
-pub enum DestinationKind {
-    /// Teams Workflows webhook: an Adaptive Card in a message envelope.
-    Teams,
-    /// Teams Office 365 connector: a MessageCard.
-    TeamsLegacy,
-    Slack,
-    Mattermost,
-    /// Discord webhook: an embed with the urgency colour, no mentions.
-    Discord,
-    /// Google Chat space webhook: a formatted text message.
-    GoogleChat,
-    /// E-mail over SMTP: a multipart text + HTML message.
-    Email,
-    /// Any URL: the hookrelay message document (or a template), optionally
-    /// signed the Standard Webhooks way.
-    Webhook,
-    /// PagerDuty Events API v2: one incident per alert (`dedup_key` = the
-    /// alert's uuid), triggered, acknowledged and resolved with it.
-    Pagerduty,
-    /// Opsgenie Alert API: one alert per alert (`alias` = its uuid),
-    /// created, acknowledged, closed, with notes for other updates.
-    Opsgenie,
-    /// A Matrix room, through the client-server API.
-    Matrix,
-    /// An ntfy topic (phone push), JSON publishing.
-    Ntfy,
-}
-
-impl DestinationKind {
-    /// An incident's trigger, acknowledge and resolve go out in order: one
-    /// at a time unless the destination says otherwise, and never ahead of
-    /// their routing.
-    pub fn in_order(self) -> bool {
-        matches!(self, Self::Pagerduty | Self::Opsgenie)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Teams => "teams",
-            Self::TeamsLegacy => "teams-legacy",
-            Self::Slack => "slack",
-            Self::Mattermost => "mattermost",
-            Self::Discord => "discord",
-            Self::GoogleChat => "google-chat",
-            Self::Email => "email",
-            Self::Webhook => "webhook",
-            Self::Pagerduty => "pagerduty",
-            Self::Opsgenie => "opsgenie",
-            Self::Matrix => "matrix",
-            Self::Ntfy => "ntfy",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DestinationConfig {
-    pub kind: DestinationKind,
-    pub url: Option<Secret>,
-    /// Proactive pacing, e.g. `"1/s"` or `"20/min"`.
-    #[serde(default)]
-    pub rate: Option<Rate>,
-    /// At most this many messages in any 60 s; beyond, deliveries wait their
-    /// turn (nothing is dropped).
-    #[serde(default)]
-    pub max_per_minute: Option<u32>,
-    /// With `max_per_minute`: send the held alerts as one digest message per
-    /// `digest_interval` instead of at N per minute.
-    #[serde(default)]
-    pub digest: bool,
-    #[serde(default = "default_digest_interval", with = "humantime_serde")]
-    pub digest_interval: Duration,
-    #[serde(default, with = "humantime_serde")]
-    pub timeout: Option<Duration>,
-    #[serde(default)]
-    pub concurrency: Option<usize>,
-    /// A minijinja template for the message (see `render::template`).
-    #[serde(default)]
-    pub template: Option<PathBuf>,
-
-    // kind = "email"
-    #[serde(default)]
-    pub host: Option<String>,
-    #[serde(default)]
-    pub port: Option<u16>,
-    #[serde(default)]
-    pub tls: Option<SmtpTls>,
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub password: Option<Secret>,
-    #[serde(default)]
-    pub from: Option<String>,
-    #[serde(default)]
-    pub to: Vec<String>,
-    /// A one-line minijinja template for the subject.
-    #[serde(default)]
-    pub subject: Option<String>,
-
-    // kind = "pagerduty"
-    /// The Events API v2 integration key.
-    #[serde(default)]
-    pub routing_key: Option<Secret>,
-    // kind = "opsgenie"
-    /// An Opsgenie API integration key (`Authorization: GenieKey …`).
-    #[serde(default)]
-    pub api_key: Option<Secret>,
-    /// pagerduty: the events endpoint; opsgenie: the API base (the EU
-    /// instance is `https://api.eu.opsgenie.com`).
-    #[serde(default)]
-    pub api_url: Option<String>,
-    // kind = "matrix"
-    /// The homeserver's base URL, e.g. `https://matrix.example.org`.
-    #[serde(default)]
-    pub homeserver: Option<String>,
-    #[serde(default)]
-    pub access_token: Option<Secret>,
-    /// A room id, not an alias: `!opaque:server` (room versions 1–11) or
-    /// `!` and the create event's hash (version 12 and later).
-    #[serde(default)]
-    pub room_id: Option<String>,
-    // kind = "ntfy" (also username + password)
-    /// An ntfy access token (`tk_…`); Slack's bot token (`xoxb-…`) or
-    /// Mattermost's bot or personal access token in API mode.
-    #[serde(default)]
-    pub token: Option<Secret>,
-    // kind = "slack" in API mode (token + channel instead of url)
-    /// The channel id (`C0123ABCD`), not its name.
-    #[serde(default)]
-    pub channel: Option<String>,
-    /// API mode: one conversation per alert (a root message kept current,
-    /// the alert's history as replies). Default true.
-    #[serde(default)]
-    pub thread: Option<bool>,
-    // kind = "mattermost" in API mode (server_url + token + channel_id)
-    #[serde(default)]
-    pub server_url: Option<String>,
-    #[serde(default)]
-    pub channel_id: Option<String>,
-
-    // kind = "webhook"
-    /// Extra request headers (values may be credentials: never logged).
-    #[serde(default)]
-    pub headers: BTreeMap<String, Secret>,
-    /// `whsec_…`: sign requests the Standard Webhooks way.
-    #[serde(default)]
-    pub secret: Option<Secret>,
-
-    /// The action buttons of this destination's messages, instead of
-    /// `[actions] buttons` (`[]`: none).
-    #[serde(default)]
-    pub buttons: Option<Vec<ActionKind>>,
-    /// Teams: `"message"` (the default: the Workflows message envelope) or
-    /// `"card"` (a bare Adaptive Card, for flows that want one).
-    #[serde(default)]
-    pub shape: Option<TeamsShape>,
-    /// Slack API mode: the app's signing secret, for one-click buttons
-    /// (`POST /integrations/slack`).
-    #[serde(default)]
-    pub signing_secret: Option<Secret>,
-    /// Who a route with `mention = true` notifies here, chosen by the
-    /// operator (alert text never can): Teams `{ id, name }` tables, Slack
-    /// `<@U…>` / `<!subteam^S…>`, Mattermost `@name`, Discord role ids,
-    /// Matrix user ids (`@alice:example.org`).
-    #[serde(default)]
-    pub mentions: Vec<Mention>,
-
-    /// The text of `template` (relative to the config file's directory),
-    /// read at load; `render::destinations` compiles it with `subject`.
-    #[serde(skip)]
-    pub template_source: Option<String>,
-    /// Set by `tenant::merge` on a tenant's destinations (never read from
-    /// a document): its `subject` is plain text, its connections guarded.
-    #[serde(skip)]
-    pub tenant: Option<TenantMark>,
-}
-
-/// How an e-mail destination secures its SMTP connection.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum SmtpTls {
-    /// Plain connection upgraded with STARTTLS (required), port 587.
-    #[default]
-    Starttls,
-    /// TLS from the first byte (SMTPS), port 465.
-    Implicit,
-    /// No encryption (a relay on localhost), port 25.
-    None,
-}
-
-impl SmtpTls {
-    pub fn default_port(self) -> u16 {
-        match self {
-            SmtpTls::Starttls => 587,
-            SmtpTls::Implicit => 465,
-            SmtpTls::None => 25,
-        }
-    }
-}
-
-impl DestinationConfig {
-    /// Slack or Mattermost through their Web/REST API with a token (which
-    /// returns message ids, so messages can be threaded and edited),
-    /// instead of an incoming webhook.
-    pub fn api_mode(&self) -> bool {
-        matches!(
-            self.kind,
-            DestinationKind::Slack | DestinationKind::Mattermost
-        ) && self.token.is_some()
-    }
-
-    /// Whether its messages carry the delivery's id, which every retry
-    /// must repeat (so the message cannot go out before the delivery is
-    /// recorded): a signed message's `webhook-id`, an e-mail's Message-ID,
-    /// a Matrix transaction id. Whatever in `sinks` sends the id is listed
-    /// here.
-    pub fn carries_delivery_id(&self) -> bool {
-        self.secret.is_some()
-            || matches!(self.kind, DestinationKind::Email | DestinationKind::Matrix)
-    }
-
-    /// One conversation per alert: API mode with `thread` not turned off.
-    pub fn threaded(&self) -> bool {
-        self.api_mode() && self.thread != Some(false)
-    }
-
-    /// The webhook URL. Validation guarantees it is set.
-    pub fn url(&self) -> &Secret {
-        self.url
-            .as_ref()
-            .expect("validate() rejects destinations without url")
-    }
-}
-
-/// What a Teams destination posts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TeamsShape {
-    Message,
-    Card,
-}
-
-/// One entry of a destination's `mentions`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum Mention {
-    /// Slack, Mattermost, Discord, Matrix.
-    Text(String),
-    /// Teams: the user's or tag's id and the name shown.
-    Named { id: String, name: String },
 }
 
 /// `count / period`: at most `count` sends in any window of `period` (a
@@ -1029,24 +627,6 @@ impl Config {
     }
 }
 
-impl DestinationConfig {
-    /// This destination's secrets: its URL, header values, signing secret,
-    /// passwords, keys and tokens. The sinks scrub foreign error texts of them.
-    pub fn secrets(&self) -> Vec<&Secret> {
-        let mut out: Vec<&Secret> = Vec::new();
-        out.extend(self.url.as_ref());
-        out.extend(self.headers.values());
-        out.extend(self.secret.as_ref());
-        out.extend(self.password.as_ref());
-        out.extend(self.routing_key.as_ref());
-        out.extend(self.api_key.as_ref());
-        out.extend(self.access_token.as_ref());
-        out.extend(self.token.as_ref());
-        out.extend(self.signing_secret.as_ref());
-        out
-    }
-}
-
 /// Length may leak (all hook ids have the same length), content does not.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -1077,43 +657,5 @@ mod tests {
         );
         assert!("0/s".parse::<Rate>().is_err());
         assert!("fast".parse::<Rate>().is_err());
-    }
-
-    /// What decides whether a message may go out before its delivery is
-    /// recorded: the id a retry must repeat, and the order of an incident.
-    #[test]
-    fn which_messages_carry_the_delivery_id_or_go_in_order() {
-        let dest =
-            |v: serde_json::Value| -> DestinationConfig { serde_json::from_value(v).unwrap() };
-        let table = [
-            (
-                serde_json::json!({"kind": "teams", "url": "https://x"}),
-                false,
-                false,
-            ),
-            (
-                serde_json::json!({"kind": "webhook", "url": "https://x"}),
-                false,
-                false,
-            ),
-            (
-                serde_json::json!({"kind": "webhook", "url": "https://x", "secret": "whsec_AAAA"}),
-                true,
-                false,
-            ),
-            (serde_json::json!({"kind": "email"}), true, false),
-            (
-                serde_json::json!({"kind": "matrix", "url": "https://x"}),
-                true,
-                false,
-            ),
-            (serde_json::json!({"kind": "pagerduty"}), false, true),
-            (serde_json::json!({"kind": "opsgenie"}), false, true),
-        ];
-        for (v, carries, ordered) in table {
-            let d = dest(v.clone());
-            assert_eq!(d.carries_delivery_id(), carries, "{v}");
-            assert_eq!(d.kind.in_order(), ordered, "{v}");
-        }
     }
 }

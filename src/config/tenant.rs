@@ -17,7 +17,8 @@
 //! when it is stored (`live::store_tenant`), not here: this module reads
 //! nothing of the host, the network included.
 
-use super::load::{err, named_tables, redacted, route_list};
+use super::error::err;
+use super::load::{named_tables, redacted, route_list};
 use super::*;
 use serde_json::{Map, Value};
 
@@ -65,22 +66,9 @@ pub fn check_name(name: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// Parses and validates a tenant document (the JSON form of the TOML
-/// fragment): every problem at once, each with its key.
-pub fn parse(name: &str, doc: &Value) -> Result<Tenant, ConfigErrors> {
-    let mut errors = Vec::new();
-    if let Err(e) = check_name(name) {
-        errors.push(e);
-    }
-    let Value::Object(top) = doc else {
-        errors.push(err(
-            "",
-            "a tenant is an object with origins, hooks, destinations and routes",
-        ));
-        return Err(ConfigErrors(errors));
-    };
-    let mut top: Map<String, Value> = top.clone();
-    reads_nothing(&Value::Object(top.clone()), "", &mut errors);
+/// Too many entries in a section (the section is dropped), and the keys
+/// only the file may set: templates, time intervals.
+fn refuse_what_tenants_cannot_set(top: &mut Map<String, Value>, errors: &mut Vec<ConfigError>) {
     for (section_name, max) in [
         ("origins", MAX_ENTRIES),
         ("hooks", MAX_ENTRIES),
@@ -137,6 +125,48 @@ pub fn parse(name: &str, doc: &Value) -> Result<Tenant, ConfigErrors> {
             }
         }
     }
+}
+
+/// A tenant's origins wait for their API within the tenants' limits.
+fn origin_limits(checked: &Config) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for (n, o) in &checked.origins {
+        for (field, value, max) in [
+            ("timeout", o.timeout, MAX_ORIGIN_TIMEOUT),
+            ("enrich_deadline", o.enrich_deadline, MAX_ENRICH_DEADLINE),
+        ] {
+            if value > max {
+                errors.push(err(
+                    format!("origins.{n}.{field}"),
+                    format!(
+                        "at most {} for a tenant ({} given)",
+                        humantime::format_duration(max),
+                        humantime::format_duration(value)
+                    ),
+                ));
+            }
+        }
+    }
+    errors
+}
+
+/// Parses and validates a tenant document (the JSON form of the TOML
+/// fragment): every problem at once, each with its key.
+pub fn parse(name: &str, doc: &Value) -> Result<Tenant, ConfigErrors> {
+    let mut errors = Vec::new();
+    if let Err(e) = check_name(name) {
+        errors.push(e);
+    }
+    let Value::Object(top) = doc else {
+        errors.push(err(
+            "",
+            "a tenant is an object with origins, hooks, destinations and routes",
+        ));
+        return Err(ConfigErrors(errors));
+    };
+    let mut top: Map<String, Value> = top.clone();
+    reads_nothing(&Value::Object(top.clone()), "", &mut errors);
+    refuse_what_tenants_cannot_set(&mut top, &mut errors);
     let origins = named_tables::<OriginConfig>(&mut top, "origins", &mut errors);
     let hooks = named_tables::<HookConfig>(&mut top, "hooks", &mut errors);
     let destinations = named_tables::<DestinationConfig>(&mut top, "destinations", &mut errors);
@@ -177,24 +207,7 @@ pub fn parse(name: &str, doc: &Value) -> Result<Tenant, ConfigErrors> {
             )
         },
     )?;
-    let mut errors = Vec::new();
-    for (n, o) in &checked.origins {
-        for (field, value, max) in [
-            ("timeout", o.timeout, MAX_ORIGIN_TIMEOUT),
-            ("enrich_deadline", o.enrich_deadline, MAX_ENRICH_DEADLINE),
-        ] {
-            if value > max {
-                errors.push(err(
-                    format!("origins.{n}.{field}"),
-                    format!(
-                        "at most {} for a tenant ({} given)",
-                        humantime::format_duration(max),
-                        humantime::format_duration(value)
-                    ),
-                ));
-            }
-        }
-    }
+    let errors = origin_limits(&checked);
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }

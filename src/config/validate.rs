@@ -1,73 +1,14 @@
 //! Cross-reference and value checks run once per load; every finding names
 //! its key. Also fills in values derived from others (region → URLs).
 
-use super::load::{ConfigError, ConfigErrors};
+use super::error::{err, http_url, ConfigError, ConfigErrors};
+use super::sections::{check_hooks, check_limits, check_origins, check_store};
 use super::*;
 use std::collections::HashSet;
 
-pub(super) fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.into(),
-        message: message.into(),
-    }
-}
-
-/// Sekoia.io regions: (name, API base URL, UI base URL).
-pub(crate) const REGIONS: &[(&str, &str, &str)] = &[
-    ("fra1", "https://api.sekoia.io", "https://app.sekoia.io"),
-    (
-        "fra2",
-        "https://app.fra2.sekoia.io/api",
-        "https://app.fra2.sekoia.io",
-    ),
-    (
-        "mco1",
-        "https://app.mco1.sekoia.io/api",
-        "https://app.mco1.sekoia.io",
-    ),
-    (
-        "uae1",
-        "https://app.uae1.sekoia.io/api",
-        "https://app.uae1.sekoia.io",
-    ),
-    (
-        "usa1",
-        "https://api.usa1.sekoia.io",
-        "https://app.usa1.sekoia.io",
-    ),
-    (
-        "sgp1",
-        "https://api.sgp1.sekoia.io",
-        "https://app.sgp1.sekoia.io",
-    ),
-];
-
-pub(super) fn http_url(raw: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(raw).map_err(|e| format!("not a valid URL ({e})"))?;
-    match url.scheme() {
-        "http" | "https" if url.host_str().is_some() => Ok(url),
-        "http" | "https" => Err("URL has no host".into()),
-        other => Err(format!("URL scheme must be http or https, found {other:?}")),
-    }
-}
-
-/// The DER certificates in a PEM file (at least one).
-fn read_ca_certs(path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer};
-    let shown = path.display();
-    let text = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let certs = CertificateDer::pem_slice_iter(&text)
-        .map(|c| c.map(|c| c.to_vec()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{shown} is not valid PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "{shown} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
-        ));
-    }
-    Ok(certs)
-}
-
+/// Checks `config` and sets what derives from other values (regions'
+/// URLs, compiled intervals, templates' text, CA certificates); every
+/// finding names its key, and all are reported at once.
 pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
     let mut warnings = std::mem::take(&mut config.warnings);
@@ -75,8 +16,27 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
     check_actions(&mut config, &mut errors, &mut warnings);
     check_console(&mut config, &mut errors);
     check_api(&mut config, &mut errors);
+    check_intervals(&mut config, &mut errors);
+    check_store(&mut config, dir, &mut errors, &mut warnings);
+    check_limits(&config, &mut errors);
+    check_origins(&mut config, &mut errors);
+    check_hooks(&mut config, &mut errors);
+    check_destinations(&mut config, dir, &mut errors, &mut warnings);
+    check_routes(&config, &mut errors, &mut warnings);
+    warn_hidden_routes(&config, &mut warnings);
+
+    if errors.is_empty() {
+        config.warnings = warnings;
+        Ok(config)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// `[time_intervals]` parsed, and the routes' references to them.
+fn check_intervals(config: &mut Config, errors: &mut Vec<ConfigError>) {
     for (name, interval) in config.time_intervals.iter_mut() {
-        interval.parsed = interval.parse(&format!("time_intervals.{name}"), &mut errors);
+        interval.parsed = interval.parse(&format!("time_intervals.{name}"), errors);
     }
     for (i, route) in config.routes.iter().enumerate() {
         for (field, names) in [
@@ -94,197 +54,15 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
             }
         }
     }
+}
 
-    if config.store.kind == StoreKind::Postgres {
-        match &config.store.url {
-            None => errors.push(err(
-                "store.url",
-                "required with kind = \"postgres\" (postgres://user:password@host:5432/database), or set store.url_file",
-            )),
-            Some(url) => {
-                if let Err(e) = url.expose().parse::<tokio_postgres::Config>() {
-                    errors.push(err(
-                        "store.url",
-                        format!("not a valid PostgreSQL URL ({e}); expected postgres://user:password@host:5432/database"),
-                    ));
-                }
-            }
-        }
-        if config.store.lease < std::time::Duration::from_secs(1) {
-            errors.push(err("store.lease", "must be at least 1s"));
-        }
-        if let Some(file) = &config.store.ca_file {
-            match read_ca_certs(&dir.join(file)) {
-                Ok(certs) => config.store.ca_certs = certs,
-                Err(e) => errors.push(err("store.ca_file", e)),
-            }
-        }
-    } else {
-        for (key, set) in [
-            ("url", config.store.url.is_some()),
-            ("ca_file", config.store.ca_file.is_some()),
-        ] {
-            if set {
-                warnings.push(format!(
-                    "store.{key} is set but store.kind is \"sqlite\"; it is ignored"
-                ));
-            }
-        }
-    }
-    if config.store.max_pending == 0 {
-        errors.push(err("store.max_pending", "must be at least 1"));
-    }
-    if config.server.max_body_bytes == 0 {
-        errors.push(err("server.max_body_bytes", "must be at least 1"));
-    }
-    if config.server.max_connections == 0 {
-        errors.push(err("server.max_connections", "must be at least 1"));
-    }
-    for (key, value) in [
-        (
-            "server.header_read_timeout",
-            config.server.header_read_timeout,
-        ),
-        ("server.request_timeout", config.server.request_timeout),
-        ("server.idle_timeout", config.server.idle_timeout),
-    ] {
-        if value < Duration::from_millis(100) {
-            errors.push(err(key, "must be at least 100ms"));
-        }
-    }
-    if config.delivery.concurrency == 0 {
-        errors.push(err("delivery.concurrency", "must be at least 1"));
-    }
-    if config.delivery.initial_backoff.is_zero() {
-        errors.push(err("delivery.initial_backoff", "must be more than 0s"));
-    }
-    if config.delivery.max_backoff < config.delivery.initial_backoff {
-        errors.push(err(
-            "delivery.max_backoff",
-            "must be at least delivery.initial_backoff",
-        ));
-    }
-    if config.server.listen == config.admin.listen && config.server.listen.port() != 0 {
-        errors.push(err(
-            "admin.listen",
-            "must differ from server.listen (the admin port is never public)",
-        ));
-    }
-
-    for (name, origin) in config.origins.iter_mut() {
-        let key = format!("origins.{name}");
-        if let Some(region) = &origin.region {
-            match REGIONS
-                .iter()
-                .find(|(r, _, _)| r.eq_ignore_ascii_case(region))
-            {
-                Some((_, api, ui)) => {
-                    origin.base_url.get_or_insert_with(|| (*api).to_owned());
-                    origin
-                        .alert_link
-                        .get_or_insert_with(|| format!("{ui}/operations/alerts/{{short_id}}"));
-                    origin
-                        .case_link
-                        .get_or_insert_with(|| format!("{ui}/operations/cases/{{short_id}}"));
-                }
-                None => errors.push(err(
-                    format!("{key}.region"),
-                    format!(
-                        "unknown region {region:?} (expected one of {})",
-                        REGIONS.iter().map(|r| r.0).collect::<Vec<_>>().join(", ")
-                    ),
-                )),
-            }
-        }
-        match &origin.base_url {
-            None => errors.push(err(
-                format!("{key}.base_url"),
-                "missing (set base_url or region)",
-            )),
-            Some(u) => match http_url(u) {
-                Err(e) => errors.push(err(format!("{key}.base_url"), e)),
-                // The alert's and assets' paths are added to it: a query
-                // or a fragment would swallow or steer them.
-                Ok(url) if url.query().is_some() || url.fragment().is_some() => errors.push(err(
-                    format!("{key}.base_url"),
-                    "the API's base URL only: no ?query or #fragment (the alert's path is appended to it)",
-                )),
-                Ok(_) => {}
-            },
-        }
-        if origin.alert_link.is_none() {
-            origin.alert_link = Some("https://app.sekoia.io/operations/alerts/{short_id}".into());
-        }
-        if let Some(link) = &origin.alert_link {
-            if let Err(e) = http_url(&link.replace("{short_id}", "x").replace("{uuid}", "x")) {
-                errors.push(err(format!("{key}.alert_link"), e));
-            }
-        }
-        if origin.case_link.is_none() {
-            // Beside the alerts, in the same UI.
-            origin.case_link = origin.alert_link.as_deref().and_then(|l| {
-                let (ui, _) = l.split_once("/operations/alerts/")?;
-                Some(format!("{ui}/operations/cases/{{short_id}}"))
-            });
-        }
-        if let Some(link) = &origin.case_link {
-            if let Err(e) = http_url(&link.replace("{short_id}", "x").replace("{uuid}", "x")) {
-                errors.push(err(format!("{key}.case_link"), e));
-            }
-        }
-        if origin.api_key.is_none() {
-            errors.push(err(
-                format!("{key}.api_key"),
-                "missing (set api_key or api_key_file; the key needs SIC_READ_ALERT)",
-            ));
-        }
-        if origin.concurrency == 0 {
-            errors.push(err(format!("{key}.concurrency"), "must be at least 1"));
-        }
-    }
-
-    let mut ids = HashSet::new();
-    for (name, hook) in config.hooks.iter_mut() {
-        let key = format!("hooks.{name}");
-        if !config.origins.contains_key(&hook.origin) {
-            errors.push(err(
-                format!("{key}.origin"),
-                format!(
-                    "no origin named {:?} (define [origins.{}])",
-                    hook.origin, hook.origin
-                ),
-            ));
-        }
-        if !ids.insert(hook.id) {
-            errors.push(err(format!("{key}.id"), "another hook has the same id"));
-        }
-        match (&hook.secret, hook.signature) {
-            (None, Some(_)) => errors.push(err(
-                format!("{key}.signature"),
-                "set a secret (or secret_file) to verify signatures",
-            )),
-            (Some(secret), scheme) => {
-                let scheme = scheme.unwrap_or(SignatureScheme::StandardWebhooks);
-                hook.signature = Some(scheme);
-                match scheme {
-                    SignatureScheme::StandardWebhooks => {
-                        if let Some(problem) = crate::signing::secret_problem(secret.expose()) {
-                            errors.push(err(format!("{key}.secret"), problem));
-                        }
-                    }
-                    SignatureScheme::GithubSha256 if secret.expose().trim().is_empty() => {
-                        errors.push(err(
-                            format!("{key}.secret"),
-                            "empty: a github-sha256 secret must not be empty (anyone could sign with it)",
-                        ));
-                    }
-                    SignatureScheme::GithubSha256 => {}
-                }
-            }
-            (None, None) => {}
-        }
-    }
-
+/// `[destinations]`: each kind's keys, templates (read here), pacing.
+fn check_destinations(
+    config: &mut Config,
+    dir: &std::path::Path,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<String>,
+) {
     for (name, dest) in config.destinations.iter_mut() {
         let key = format!("destinations.{name}");
         if dest.kind == DestinationKind::TeamsLegacy {
@@ -292,7 +70,7 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
                 "{key}: kind = \"teams-legacy\": Microsoft has retired Office 365 connectors (legacy Teams webhooks answer 403); use kind = \"teams\" with a Workflows webhook URL (README: Destinations)"
             ));
         }
-        super::destination_keys::check(dest, &key, &mut errors);
+        super::destination_keys::check(dest, &key, errors);
         if let Some(path) = &dest.template {
             let resolved = dir.join(path);
             match std::fs::read_to_string(&resolved) {
@@ -322,7 +100,10 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
             errors.push(err(format!("{key}.concurrency"), "must be at least 1"));
         }
     }
+}
 
+/// `[[routes]]`: names, references, conditions.
+fn check_routes(config: &Config, errors: &mut Vec<ConfigError>, warnings: &mut Vec<String>) {
     let mut route_names = HashSet::new();
     for (i, route) in config.routes.iter().enumerate() {
         let key = format!("routes[{i}]");
@@ -360,7 +141,7 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
                 errors.push(err(format!("{key}.when.{field}"), "0 to 100"));
             }
         }
-        check_case_conditions(w, &format!("{key}.when"), &mut errors, &mut warnings);
+        check_case_conditions(w, &format!("{key}.when"), errors, warnings);
         if let (Some(min), Some(max)) = (w.urgency_min, w.urgency_max) {
             if min > max {
                 warnings.push(format!(
@@ -370,6 +151,11 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
             }
         }
     }
+}
+
+/// A route that takes every event and stops hides the routes after it;
+/// no route at all, or only routes that need the alert, are warned about.
+fn warn_hidden_routes(config: &Config, warnings: &mut Vec<String>) {
     // A route that takes every event and stops hides the routes after it.
     if let Some(i) = config
         .routes
@@ -390,13 +176,6 @@ pub(super) fn validate(mut config: Config, dir: &std::path::Path) -> Result<Conf
             "routes: every route tests alert fields; an event whose alert cannot be fetched will match none"
                 .into(),
         );
-    }
-
-    if errors.is_empty() {
-        config.warnings = warnings;
-        Ok(config)
-    } else {
-        Err(ConfigErrors(errors))
     }
 }
 
@@ -616,7 +395,7 @@ fn check_actions(config: &mut Config, errors: &mut Vec<ConfigError>, warnings: &
             }
         }
         if dest.signing_secret.is_some()
-            && !(dest.kind == DestinationKind::Slack && dest.api_mode())
+            && !(dest.kind == DestinationKind::Slack && dest.token.is_some())
         {
             errors.push(err(
                 format!("{key}.signing_secret"),

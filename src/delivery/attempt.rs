@@ -4,9 +4,9 @@
 
 use super::pacing::backoff;
 use super::Shared;
+use crate::destinations::{Capabilities, Outcome, Sink};
 use crate::render::thread::Threaded;
 use crate::render::Facts;
-use crate::sinks::{Outcome, Sink};
 use crate::store::{now_ms, Completion, DueDelivery, RenderSource};
 use crate::telemetry::labels1;
 use std::sync::Arc;
@@ -197,8 +197,9 @@ pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery
 /// Renders a delivery's message again from its event and alert in the
 /// spool, with the destination as the live configuration has it now.
 async fn rerender(shared: &Shared, d: &DueDelivery) -> Result<String, String> {
+    use crate::destinations::event_payload;
     use crate::enrich::Enrichment;
-    use crate::render::{context::Target, event_payload};
+    use crate::render::context::Target;
     let live = shared
         .live
         .as_ref()

@@ -27,8 +27,8 @@ pub use pacing::backoff;
 
 use crate::config::DeliveryConfig;
 use crate::coord::Coordinator;
+use crate::destinations::Destination;
 use crate::live::Live;
-use crate::render::Destination;
 use crate::store::{spool_log, Completion, DueDelivery, Store};
 use crate::telemetry::Metrics;
 use std::collections::{BTreeMap, HashMap};

@@ -11,8 +11,8 @@
 //! exactly what the channel shows.
 
 use super::Shared;
+use crate::destinations::{ApiError, Call, Outcome, Sink};
 use crate::render::thread::Threaded;
-use crate::sinks::{ApiError, Call, Outcome, Sink};
 use crate::store::{DueDelivery, ThreadRoot};
 use serde_json::json;
 
@@ -62,7 +62,7 @@ pub(super) async fn send(shared: &Shared, sink: &Sink, d: &DueDelivery, t: Threa
         Err(e) => return failed(e.outcome()),
     }
     let change = t.change(root.status.as_deref(), root.urgency);
-    let reply = json!({ "text": change.text(sink.destination().kind) });
+    let reply = json!({ "text": change.text(sink.kind().markup()) });
     let posted = sink
         .api_call(Call::Post {
             message: &reply,
@@ -104,7 +104,7 @@ async fn reply_only(sink: &Sink, t: &Threaded, root: Option<&ThreadRoot>) -> Sen
         };
     };
     let change = t.change(root.status.as_deref(), root.urgency);
-    let reply = json!({ "text": change.text(sink.destination().kind) });
+    let reply = json!({ "text": change.text(sink.kind().markup()) });
     let posted = sink
         .api_call(Call::Post {
             message: &reply,

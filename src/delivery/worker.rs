@@ -6,9 +6,10 @@
 use super::attempt::{attempt, commit, Done};
 use super::{Direct, Handed, Shared};
 use crate::coord::{Limits, Pace, Sending};
+use crate::destinations::Sink;
+use crate::destinations::{own_message, Capabilities, Destination, KindCapabilities};
 use crate::recent::RecentIds;
-use crate::render::{own_message, Destination, Facts, Summary};
-use crate::sinks::Sink;
+use crate::render::{Facts, Summary};
 use crate::store::{now_ms, spool_log, Claimed, DueDelivery, NewDigest};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -27,7 +27,9 @@ use super::pages::{self, AlertView};
 use super::IngressState;
 use crate::action_link::{self, tag, Link, TokenError};
 use crate::config::{ActionKind, Config, DestinationConfig, DestinationKind};
+use crate::destinations::Capabilities;
 use crate::enrich::{Alert, WorkflowError};
+use crate::render::thread::Markup;
 use crate::store::ActionRecord;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
@@ -714,9 +716,9 @@ async fn act_and_tell(
     let comment = format!("{} by {client}", r.action().label());
     let (acted, _) = carry_out(&state, &r, id, &client, &comment).await;
     let dest = r.dest().clone();
-    let who = match dest.kind {
-        DestinationKind::Slack => crate::render::escape_slack(&format!("@{user}")),
-        _ => crate::render::defuse_markdown(&format!("@{user}")),
+    let who = match crate::destinations::of(dest.kind).markup() {
+        Markup::Slack => crate::render::escape_slack(&format!("@{user}")),
+        Markup::Markdown => crate::render::defuse_markdown(&format!("@{user}")),
     };
     let status = r.action().status_name();
     let text = match &acted {
@@ -731,7 +733,7 @@ async fn act_and_tell(
         }
         Acted::Replayed => return,
     };
-    let sink = crate::sinks::Sink::new(Arc::new(dest), crate::http::client(), 1);
+    let sink = crate::destinations::Sink::new(Arc::new(dest), crate::http::client(), 1);
     let root = state
         .store
         .thread_root(&r.destination, &r.link.alert.to_string())
@@ -740,7 +742,7 @@ async fn act_and_tell(
         .flatten();
     let message = serde_json::json!({ "text": text });
     let posted = sink
-        .api_call(crate::sinks::Call::Post {
+        .api_call(crate::destinations::Call::Post {
             message: &message,
             thread: root.as_ref().map(|t| t.ts.as_str()),
             broadcast: false,

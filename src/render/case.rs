@@ -201,6 +201,105 @@ pub fn link(template: Option<&str>, short_id: Option<&str>, uuid: Option<&str>) 
     )
 }
 
+/// The facts of an event about a case, in the order cards show them;
+/// `named` is its priority and status.
+fn case_facts(
+    event: &Event,
+    case: Option<&Case>,
+    named: [Option<&str>; 2],
+    short_id: Option<&str>,
+    uuid: Option<&str>,
+    summary: &str,
+) -> Vec<(&'static str, String)> {
+    let attr = |k: &str| event.raw().pointer(&format!("/attributes/{k}")).cloned();
+    let [priority, status] = named;
+    let mut facts: Vec<(&'static str, String)> = Vec::new();
+    let mut push = |label: &'static str, value: Option<String>| {
+        if let Some(v) = value {
+            let v = clean(&v, FACT_MAX);
+            if !v.is_empty() {
+                facts.push((label, v));
+            }
+        }
+    };
+    push("Priority", priority.map(str::to_owned));
+    push("Status", status.map(str::to_owned));
+    push("Verdict", case.and_then(|c| c.verdict.clone()));
+    push("Assignees", case.and_then(|c| names(&c.assignees)));
+    push("Tags", case.and_then(|c| names(&c.tags)));
+    let manual = case
+        .and_then(|c| c.manual)
+        .or_else(|| attr("manual").and_then(|v| v.as_bool()));
+    push(
+        "Mode",
+        manual.map(|m| if m { "manual" } else { "automatic" }.to_owned()),
+    );
+    push("Change", change_summary(event, case));
+    push("Case", short_id.map(str::to_owned));
+    push(
+        "Alerts",
+        case.map(|c| {
+            c.number_of_alerts
+                .map(|n| n as usize)
+                .unwrap_or(0)
+                .max(c.alerts.len())
+                .to_string()
+        }),
+    );
+    push("Event", Some(summary.to_owned()));
+    push(
+        "Time",
+        event
+            .created_at
+            .as_deref()
+            .and_then(format_iso)
+            .or_else(|| attr("created_at").and_then(|v| v.as_str().and_then(format_iso))),
+    );
+    if short_id.is_none() {
+        push("UUID", uuid.map(str::to_owned));
+    }
+    facts
+}
+
+/// A case's words (the comment, its description, the list of its
+/// alerts) and the links to the alerts shown.
+fn body_and_links(
+    event: &Event,
+    case: Option<&Case>,
+    links: Links,
+) -> (Option<String>, Vec<(String, String)>) {
+    let mut body = Vec::new();
+    // A comment on the case: its words first.
+    if let Some(c) = event.content.as_deref() {
+        let c = clean_multiline(c, DESCRIPTION_MAX);
+        if !c.is_empty() {
+            body.push(c);
+        }
+    }
+    if let Some(d) = case.and_then(|c| c.description.as_deref()) {
+        let d = clean_multiline(d, DESCRIPTION_MAX);
+        if !d.is_empty() {
+            body.push(d);
+        }
+    }
+    let mut alert_links = Vec::new();
+    if let Some(c) = case {
+        let lines = alert_lines(c);
+        if !lines.is_empty() {
+            body.push(format!("Alerts in this case:\n{}", lines.join("\n")));
+        }
+        for a in c.alerts.iter().take(ALERTS_SHOWN) {
+            let Some(id) = a.short_id.as_deref().filter(|s| safe_short_id(s)) else {
+                continue;
+            };
+            if let Some(l) = super::alert_link(links.alert, id, a.uuid.as_deref()) {
+                alert_links.push((id.to_owned(), l));
+            }
+        }
+    }
+    ((!body.is_empty()).then(|| body.join("\n\n")), alert_links)
+}
+
 /// The facts of an event about a case.
 pub fn facts(event: &Event, enrichment: &Enrichment, links: Links) -> Facts {
     let case = enrichment.case();
@@ -238,81 +337,16 @@ pub fn facts(event: &Event, enrichment: &Enrichment, links: Links) -> Facts {
         ),
         FACT_MAX,
     );
-    let mut facts: Vec<(&'static str, String)> = Vec::new();
-    let mut push = |label: &'static str, value: Option<String>| {
-        if let Some(v) = value {
-            let v = clean(&v, FACT_MAX);
-            if !v.is_empty() {
-                facts.push((label, v));
-            }
-        }
-    };
-    push("Priority", priority.clone());
-    push("Status", status.clone());
-    push("Verdict", case.and_then(|c| c.verdict.clone()));
-    push("Assignees", case.and_then(|c| names(&c.assignees)));
-    push("Tags", case.and_then(|c| names(&c.tags)));
-    let manual = case
-        .and_then(|c| c.manual)
-        .or_else(|| attr("manual").and_then(|v| v.as_bool()));
-    push(
-        "Mode",
-        manual.map(|m| if m { "manual" } else { "automatic" }.to_owned()),
+    let facts = case_facts(
+        event,
+        case,
+        [priority.as_deref(), status.as_deref()],
+        short_id.as_deref(),
+        uuid.as_deref(),
+        &summary,
     );
-    push("Change", change_summary(event, case));
-    push("Case", short_id.clone());
-    push(
-        "Alerts",
-        case.map(|c| {
-            c.number_of_alerts
-                .map(|n| n as usize)
-                .unwrap_or(0)
-                .max(c.alerts.len())
-                .to_string()
-        }),
-    );
-    push("Event", Some(summary.clone()));
-    push(
-        "Time",
-        event
-            .created_at
-            .as_deref()
-            .and_then(format_iso)
-            .or_else(|| attr("created_at").and_then(|v| v.as_str().and_then(format_iso))),
-    );
-    if short_id.is_none() {
-        push("UUID", uuid.clone());
-    }
 
-    let mut body = Vec::new();
-    // A comment on the case: its words first.
-    if let Some(c) = event.content.as_deref() {
-        let c = clean_multiline(c, DESCRIPTION_MAX);
-        if !c.is_empty() {
-            body.push(c);
-        }
-    }
-    if let Some(d) = case.and_then(|c| c.description.as_deref()) {
-        let d = clean_multiline(d, DESCRIPTION_MAX);
-        if !d.is_empty() {
-            body.push(d);
-        }
-    }
-    let mut alert_links = Vec::new();
-    if let Some(c) = case {
-        let lines = alert_lines(c);
-        if !lines.is_empty() {
-            body.push(format!("Alerts in this case:\n{}", lines.join("\n")));
-        }
-        for a in c.alerts.iter().take(ALERTS_SHOWN) {
-            let Some(id) = a.short_id.as_deref().filter(|s| safe_short_id(s)) else {
-                continue;
-            };
-            if let Some(l) = super::alert_link(links.alert, id, a.uuid.as_deref()) {
-                alert_links.push((id.to_owned(), l));
-            }
-        }
-    }
+    let (body, alert_links) = body_and_links(event, case, links);
     // Only a category, as for alerts: the API's words stay in the log and
     // the journey.
     let degraded = match (enrichment, enrichment.shown_reason()) {
@@ -328,7 +362,7 @@ pub fn facts(event: &Event, enrichment: &Enrichment, links: Links) -> Facts {
         summary,
         level: level(priority.as_deref()),
         facts,
-        body: (!body.is_empty()).then(|| body.join("\n\n")),
+        body,
         degraded,
         link: link(links.case, short_id.as_deref(), uuid.as_deref()),
         link_label: "Open the case in Sekoia.io",

@@ -2,33 +2,25 @@
 //! Pure: no IO, no clock.
 //!
 //! [`Facts`] gathers what every message shows, already sanitized (no control
-//! or bidi characters, lengths bounded). Each target's module then applies
-//! its own markup escaping, so untrusted alert text can never break the
+//! or bidi characters, lengths bounded). Each kind's `render.rs` (under
+//! `destinations/`) then applies its own markup escaping with the helpers
+//! here, so untrusted alert text can never break the
 //! JSON, ping people, or make a link live; the only live link is the alert
 //! link hookrelay builds itself.
 
-mod case;
+mod alert;
+pub mod case;
 pub mod context;
-mod destination;
-mod discord;
-pub mod email;
 mod escape;
 pub mod fit;
-mod google_chat;
-mod mattermost;
 mod notice;
 pub mod paging;
-mod slack;
-mod teams;
-mod teams_legacy;
 mod template;
 pub mod thread;
 
-pub use destination::{destinations, Destination, Destinations};
-pub use escape::{clean, defuse_markdown, escape_slack};
+pub use escape::{clean, defuse_markdown, escape_slack, html_escape, truncate};
 pub use template::{Escape, Templates};
 
-use crate::config::DestinationKind;
 use crate::enrich::{Alert, Enrichment, Urgency};
 use crate::event::Event;
 use serde_json::Value;
@@ -212,62 +204,6 @@ fn format_epoch(secs: i64) -> Option<String> {
     jiff::fmt::strtime::format("%Y-%m-%d %H:%M:%S UTC", t).ok()
 }
 
-/// The alert's assets as the asset API described them: names and
-/// criticality, and how many are unknown; `None` when they were not looked
-/// up.
-fn assets_fact(a: &Alert) -> Option<String> {
-    if a.assets.is_empty() {
-        return None;
-    }
-    let mut known: Vec<&crate::enrich::Asset> =
-        a.assets.iter().filter(|x| x.name.is_some()).collect();
-    known.sort_by_key(|x| std::cmp::Reverse(x.criticality));
-    let mut parts: Vec<String> = known
-        .iter()
-        .take(5)
-        .map(|x| match x.criticality {
-            Some(c) => format!("{} (criticality {c})", x.name.as_deref().unwrap_or("?")),
-            None => x.name.clone().unwrap_or_default(),
-        })
-        .collect();
-    if known.len() > 5 {
-        parts.push(format!("{} more", known.len() - 5));
-    }
-    let unknown = a.assets.len() - known.len();
-    if unknown > 0 {
-        parts.push(format!(
-            "{unknown} unknown (the asset API did not describe them)"
-        ));
-    }
-    Some(parts.join(", "))
-}
-
-/// What an `updated` event changed, in words.
-fn change_summary(event: &Event) -> Option<String> {
-    let updated = event.updated.as_ref()?;
-    let mut parts = Vec::new();
-    if let Some(s) = updated.get("status_name").and_then(Value::as_str) {
-        parts.push(format!("status → {s}"));
-    }
-    for key in ["dynamic_urgency_value", "urgency"] {
-        if let Some(v) = updated.get(key).and_then(Value::as_f64) {
-            parts.push(format!("urgency → {}", v.round() as i64));
-        }
-    }
-    if parts.is_empty() {
-        let keys: Vec<&str> = updated
-            .keys()
-            .map(String::as_str)
-            .filter(|k| *k != "status")
-            .collect();
-        if keys.is_empty() {
-            return None;
-        }
-        parts.push(keys.join(", "));
-    }
-    Some(parts.join(", "))
-}
-
 impl Facts {
     /// Gathers the facts of one event. `alert_link` is the origin's link
     /// template (`{short_id}`, `{uuid}`).
@@ -327,53 +263,13 @@ impl Facts {
         };
         let summary = clean(&format!("{kind_words} {}", event.action), FACT_MAX);
 
-        let mut facts: Vec<(&'static str, String)> = Vec::new();
-        let mut push = |label: &'static str, value: Option<String>| {
-            if let Some(v) = value {
-                let v = clean(&v, FACT_MAX);
-                if !v.is_empty() {
-                    facts.push((label, v));
-                }
-            }
-        };
-        push(
-            "Urgency",
-            urgency
-                .as_ref()
-                .map(|u| format!("{} ({})", u.display, u.value)),
+        let facts = alert::alert_facts(
+            event,
+            alert,
+            urgency.as_ref(),
+            short_id.as_deref(),
+            &summary,
         );
-        // The event's own word on a status change is fresher than an alert
-        // API that may lag behind it.
-        let status = event
-            .updated
-            .as_ref()
-            .and_then(|u| u.get("status_name")?.as_str().map(str::to_owned))
-            .or_else(|| alert.and_then(|a| a.status.clone()));
-        push("Status", status.clone());
-        push("Change", change_summary(event));
-        push("Rule", alert.and_then(|a| a.rule.clone()));
-        push("Assets", alert.and_then(assets_fact));
-        push("Entity", alert.and_then(|a| a.entity.clone()));
-        push(
-            "Alert type",
-            alert.and_then(|a| match (&a.alert_type_category, &a.alert_type_value) {
-                (Some(c), Some(v)) => Some(format!("{c} / {v}")),
-                (Some(c), None) => Some(c.clone()),
-                (None, Some(v)) => Some(v.clone()),
-                (None, None) => None,
-            }),
-        );
-        push("Alert", short_id.clone());
-        push("Event", Some(summary.clone()));
-        let time = event
-            .created_at
-            .as_deref()
-            .and_then(format_iso)
-            .or_else(|| alert.and_then(|a| a.created_at).and_then(format_epoch));
-        push("Time", time);
-        if short_id.is_none() && alert.is_none() {
-            push("UUID", event.uuid.map(|u| u.to_string()));
-        }
 
         let link = match (alert_link, &short_id) {
             (Some(template), Some(id)) => Some(
@@ -616,18 +512,14 @@ impl Facts {
         }
     }
 
-    /// The mentions as text (Slack `<@U…>`, Mattermost `@name`, Discord
-    /// `<@&role>`), space-separated with a trailing space; empty without.
-    pub fn mention_prefix(&self, kind: DestinationKind) -> String {
+    /// The mentions as text, each written by `one` (Slack `<@U…>` and
+    /// Mattermost `@name` as they are, Discord's role ids as `<@&role>`),
+    /// with a trailing space each; empty without.
+    pub fn mention_prefix(&self, one: impl Fn(&str) -> String) -> String {
         let mut out = String::new();
         for m in &self.mentions {
             if let crate::config::Mention::Text(t) = m {
-                if kind == DestinationKind::Discord {
-                    out.push_str(&format!("<@&{t}> "));
-                } else {
-                    out.push_str(t);
-                    out.push(' ');
-                }
+                out.push_str(&one(t));
             }
         }
         out
@@ -714,25 +606,6 @@ fn clean_multiline(s: &str, max: usize) -> String {
     escape::truncate(&out, max)
 }
 
-/// The built-in message for a destination kind. `doc` is the hookrelay
-/// message document ([`context`]), built only when a kind needs it.
-pub fn render(kind: DestinationKind, facts: &Facts, doc: &dyn Fn() -> Value) -> Value {
-    match kind {
-        DestinationKind::Teams => teams::render(facts),
-        DestinationKind::TeamsLegacy => teams_legacy::render(facts),
-        DestinationKind::Slack => slack::render(facts),
-        DestinationKind::Mattermost => mattermost::render(facts),
-        DestinationKind::Discord => discord::render(facts),
-        DestinationKind::GoogleChat => google_chat::render(facts),
-        DestinationKind::Email => email::render(facts),
-        DestinationKind::Webhook => doc(),
-        DestinationKind::Pagerduty => paging::pagerduty(facts, &doc()),
-        DestinationKind::Opsgenie => paging::opsgenie(facts, &doc()),
-        DestinationKind::Matrix => paging::matrix(facts),
-        DestinationKind::Ntfy => paging::ntfy(facts),
-    }
-}
-
 /// Why a message cannot be rendered: the delivery is dead-lettered with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
@@ -750,123 +623,6 @@ pub enum RenderError {
     /// delivery is kept as a dead letter and rendered again on replay.
     #[error("internal error: {0}")]
     Internal(String),
-}
-
-/// What the spool keeps for one delivery: the built-in message, or the
-/// destination's template rendered with the message document. `Err` is
-/// why it cannot be rendered: the delivery is dead-lettered with that
-/// reason.
-pub fn payload(
-    dest: &Destination,
-    facts: &Facts,
-    doc: &dyn Fn() -> Value,
-) -> Result<String, RenderError> {
-    let Some(templates) = &dest.templates else {
-        let kind = dest.config.kind;
-        let card = kind == DestinationKind::Teams
-            && dest.config.shape == Some(crate::config::TeamsShape::Card);
-        return Ok(match kind {
-            // The hot path: serialized straight to a string, unless it must be cut.
-            DestinationKind::Teams if !card => {
-                let text = teams::render_string(facts);
-                if text.len() <= fit::TEAMS_BYTES {
-                    text
-                } else {
-                    let mut v = render(kind, facts, doc);
-                    fit::fit(kind, &mut v);
-                    v.to_string()
-                }
-            }
-            _ => {
-                let mut v = render(kind, facts, doc);
-                // A tenant's subject: plain text with placeholders, never
-                // compiled (see `destination::compile`).
-                if let (DestinationKind::Email, Some(pattern), Some(_)) =
-                    (kind, &dest.config.subject, &dest.config.tenant)
-                {
-                    v["subject"] = Value::String(email::plain_subject(pattern, facts));
-                }
-                if card {
-                    // A bare Adaptive Card, for flows that want one.
-                    v = v["attachments"][0]["content"].take();
-                }
-                fit::fit(kind, &mut v);
-                v.to_string()
-            }
-        });
-    };
-    let ctx = doc();
-    if dest.config.kind == DestinationKind::Email {
-        let subject = templates
-            .subject(&ctx)
-            .transpose()
-            .map_err(RenderError::Template)?
-            .unwrap_or_else(|| email::subject(facts));
-        let html = templates
-            .body(&ctx)
-            .transpose()
-            .map_err(RenderError::Template)?
-            .unwrap_or_else(|| email::html(facts));
-        return Ok(
-            serde_json::json!({"subject": subject, "text": email::text(facts), "html": html})
-                .to_string(),
-        );
-    }
-    match templates.body(&ctx) {
-        None => Ok(render(dest.config.kind, facts, &|| ctx.clone()).to_string()),
-        Some(out) => {
-            let out = out.map_err(RenderError::Template)?;
-            let value: Value =
-                serde_json::from_str(&out).map_err(|e| RenderError::InvalidJson {
-                    template: dest
-                        .config
-                        .template
-                        .as_deref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    error: e.to_string(),
-                    start: escape::truncate(&out, 120).to_string(),
-                })?;
-            Ok(value.to_string())
-        }
-    }
-}
-
-/// The payload of one routed event's delivery: [`payload`] with the
-/// message document of that event, built only if the destination needs it.
-pub fn event_payload(
-    dest: &Destination,
-    event: &Event,
-    enrichment: &Enrichment,
-    facts: &Facts,
-    target: context::Target,
-) -> Result<String, RenderError> {
-    let config = &dest.config;
-    if config.threaded() && event.thread_key().is_some() {
-        let root = facts.as_root_of(match event.subject() {
-            crate::event::Subject::Case => "case",
-            _ => "alert",
-        });
-        let message = payload(dest, &root, &|| {
-            context::for_event(event, enrichment, &root, target)
-        })?;
-        return Ok(
-            match thread::Threaded::build(event, enrichment, facts, &message) {
-                Some(t) => t.wrap(),
-                None => message,
-            },
-        );
-    }
-    let compact;
-    let facts = if is_update(event) && !config.api_mode() && chat_kind(config.kind) {
-        compact = facts.compact();
-        &compact
-    } else {
-        facts
-    };
-    payload(dest, facts, &|| {
-        context::for_event(event, enrichment, facts, target)
-    })
 }
 
 /// For a case's `alerts-updated` on a threaded destination: a reply in
@@ -911,96 +667,5 @@ pub fn case_alert_notes(
         .collect()
 }
 
-/// A later event in an alert's life (a change, a comment), as opposed to
-/// its creation.
-fn is_update(event: &Event) -> bool {
-    (event.alert_uuid.is_some()
-        && !(event.is_alert() && event.action == "created")
-        && (event.is_alert() || event.kind == "alert-comment"))
-        || (event.is_case() && event.action != "created")
-}
-
-/// The chat kinds, where an update is a compact card (not the e-mail, the
-/// webhook document or the paging kinds, which follow their own rules).
-fn chat_kind(kind: DestinationKind) -> bool {
-    matches!(
-        kind,
-        DestinationKind::Teams
-            | DestinationKind::TeamsLegacy
-            | DestinationKind::Slack
-            | DestinationKind::Mattermost
-            | DestinationKind::Discord
-            | DestinationKind::GoogleChat
-            | DestinationKind::Matrix
-    )
-}
-
-/// A message hookrelay makes itself (`"digest"`, `"test"`) for
-/// destination `name`. A template that fails on it is logged and the
-/// built-in message is sent instead: held alerts must still reach people.
-pub fn own_message(dest: &Destination, name: &str, kind: &str, facts: &Facts) -> String {
-    let doc = || {
-        context::for_message(
-            kind,
-            facts,
-            context::Target {
-                hook: None,
-                route: None,
-                destination: name,
-            },
-        )
-    };
-    payload(dest, facts, &doc).unwrap_or_else(|reason| {
-        tracing::error!(message = "The destination's template cannot render this message; sending the built-in one.", destination = %name, kind, error = %reason);
-        render(dest.config.kind, facts, &doc).to_string()
-    })
-}
-
-/// Renders a destination's templates with sample messages (the fixture
-/// alert, the same event with its alert unavailable, a digest) and returns
-/// what went wrong, for `check` to warn about before a real alert is
-/// dead-lettered by it.
-pub(crate) fn trial(dest: &Destination, name: &str) -> Vec<String> {
-    use crate::enrich::{Alert, Enrichment};
-    const EVENT: &str = include_str!("../../tests/fixtures/event-alert-created.json");
-    const ALERT: &str = include_str!("../../tests/fixtures/alert-full.json");
-    const LINK: &str = "https://app.sekoia.io/operations/alerts/{short_id}";
-    let Ok(event) = crate::event::parse(EVENT.as_bytes()) else {
-        return Vec::new();
-    };
-    let fetched = match Alert::from_slice(ALERT.as_bytes()) {
-        Ok(a) => Enrichment::Fetched(std::sync::Arc::new(a)),
-        Err(_) => return Vec::new(),
-    };
-    let unavailable =
-        Enrichment::Unavailable("timeout (sample: the alert API did not answer)".into());
-    let target = context::Target {
-        hook: Some("sample"),
-        route: Some("sample"),
-        destination: name,
-    };
-    let mut problems = Vec::new();
-    for (what, enrichment) in [
-        ("a sample alert", &fetched),
-        ("a sample event whose alert is unavailable", &unavailable),
-    ] {
-        let facts = Facts::build(&event, enrichment, Some(LINK));
-        if let Err(e) = event_payload(dest, &event, enrichment, &facts, target) {
-            problems.push(format!("fails on {what}: {e}"));
-        }
-    }
-    let digest = Facts::digest(&[], std::time::Duration::from_secs(60), None);
-    if let Err(e) = payload(dest, &digest, &|| {
-        context::for_message("digest", &digest, target)
-    }) {
-        problems.push(format!(
-            "fails on a digest (the built-in message is sent instead): {e}"
-        ));
-    }
-    problems
-}
-
-#[cfg(test)]
-mod case_tests;
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,6 @@
 //! exactly what the channel shows). Pure: no IO.
 
 use super::{clean, defuse_markdown, escape_slack, Facts, FACT_MAX};
-use crate::config::DestinationKind;
 use crate::enrich::Enrichment;
 use crate::event::Event;
 use serde::{Deserialize, Serialize};
@@ -200,17 +199,25 @@ pub struct Change {
     pub broadcast: bool,
 }
 
+/// How a thread's replies are written: Slack's mrkdwn, or the Markdown
+/// of the others (Mattermost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Markup {
+    Slack,
+    Markdown,
+}
+
 impl Change {
-    /// The reply's text for `kind` (Slack mrkdwn or Mattermost Markdown),
-    /// every value from the alert escaped.
-    pub fn text(&self, kind: DestinationKind) -> String {
-        let esc = |s: &str| match kind {
-            DestinationKind::Slack => escape_slack(s),
-            _ => defuse_markdown(s),
+    /// The reply's text in `markup` (Slack mrkdwn or Markdown), every
+    /// value from the alert escaped.
+    pub fn text(&self, markup: Markup) -> String {
+        let esc = |s: &str| match markup {
+            Markup::Slack => escape_slack(s),
+            Markup::Markdown => defuse_markdown(s),
         };
-        let bold = |s: &str| match kind {
-            DestinationKind::Slack => format!("*{s}*"),
-            _ => format!("**{s}**"),
+        let bold = |s: &str| match markup {
+            Markup::Slack => format!("*{s}*"),
+            Markup::Markdown => format!("**{s}**"),
         };
         self.lines
             .iter()
@@ -224,9 +231,9 @@ impl Change {
                 Line::Urgency { from, to } => format!("{} {from} → {to}", bold("Urgency:")),
                 Line::Comment(c) => format!("{}\n{}", bold("Comment:"), esc(c)),
                 Line::Event(e) => esc(e),
-                Line::Link { label, url } => match kind {
-                    DestinationKind::Slack => format!("<{url}|{}>", esc(label)),
-                    _ => format!("[{}]({url})", esc(label)),
+                Line::Link { label, url } => match markup {
+                    Markup::Slack => format!("<{url}|{}>", esc(label)),
+                    Markup::Markdown => format!("[{}]({url})", esc(label)),
                 },
             })
             .collect::<Vec<_>>()
@@ -281,13 +288,13 @@ mod tests {
         );
         let c = t.change(Some("Ongoing"), Some(63));
         assert!(!c.broadcast);
-        let slack = c.text(DestinationKind::Slack);
+        let slack = c.text(Markup::Slack);
         assert!(!slack.contains("<!channel>"), "{slack}");
         assert!(
             slack.ends_with("\n<https://app.sekoia.io/operations/cases/CA42|CA42>"),
             "{slack}"
         );
-        let mm = c.text(DestinationKind::Mattermost);
+        let mm = c.text(Markup::Markdown);
         assert!(
             mm.ends_with("\n[CA42](https://app.sekoia.io/operations/cases/CA42)"),
             "{mm}"
@@ -306,17 +313,17 @@ mod tests {
         let t = threaded(Some("Acknowledged"), Some(80), None);
         let c = t.change(Some("Pending"), Some(40));
         assert_eq!(
-            c.text(DestinationKind::Slack),
+            c.text(Markup::Slack),
             "*Status:* Pending → *Acknowledged*\n*Urgency:* 40 → 80"
         );
         assert!(!c.broadcast);
         assert_eq!(
-            c.text(DestinationKind::Mattermost),
+            c.text(Markup::Markdown),
             "**Status:** Pending → **Acknowledged**\n**Urgency:** 40 → 80"
         );
         // Nothing the root shows changed: the event in words.
         let same = t.change(Some("Acknowledged"), Some(80));
-        assert_eq!(same.text(DestinationKind::Slack), "alert updated");
+        assert_eq!(same.text(Markup::Slack), "alert updated");
         // A close is broadcast.
         let closed = threaded(Some("Closed"), Some(80), None).change(Some("Ongoing"), Some(80));
         assert!(closed.broadcast);
@@ -329,10 +336,10 @@ mod tests {
             None,
             Some("<@U123> see *this* [x](http://evil)"),
         );
-        let slack = t.change(None, None).text(DestinationKind::Slack);
+        let slack = t.change(None, None).text(Markup::Slack);
         assert!(!slack.contains("<!channel>"), "{slack}");
         assert!(!slack.contains("<@U123>"), "{slack}");
-        let mm = t.change(None, None).text(DestinationKind::Mattermost);
+        let mm = t.change(None, None).text(Markup::Markdown);
         assert!(!mm.contains("](http"), "{mm}");
     }
 

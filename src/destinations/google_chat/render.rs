@@ -3,8 +3,8 @@
 //! broken in untrusted text like for the Markdown targets; the only live
 //! links are the ones built here. A message must stay under 32,000 bytes.
 
-use super::escape::truncate;
-use super::{defuse_markdown as md, Facts};
+use crate::render::truncate;
+use crate::render::{defuse_markdown as md, Facts};
 use serde_json::{json, Value};
 
 pub fn render(f: &Facts) -> Value {

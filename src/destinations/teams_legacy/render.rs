@@ -1,7 +1,7 @@
 //! Microsoft Teams Office 365 connector: a `MessageCard` with the urgency
 //! colour as `themeColor`.
 
-use super::{defuse_markdown as md, Facts};
+use crate::render::{defuse_markdown as md, Facts};
 use serde_json::{json, Value};
 
 pub fn render(f: &Facts) -> Value {

@@ -6,7 +6,7 @@
 //! message, and serializing borrowed structs straight to a string costs a
 //! fraction of building and dropping a `Value` tree.
 
-use super::{defuse_markdown as md, Facts};
+use crate::render::{defuse_markdown as md, Facts};
 use serde::Serialize;
 use serde_json::Value;
 

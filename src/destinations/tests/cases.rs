@@ -60,7 +60,7 @@ fn render_one(kind: DestinationKind, event: &Event, e: &Enrichment) -> Value {
     let mut v = render(kind, &facts, &|| {
         context::for_event(event, e, &facts, TARGET)
     });
-    fit::fit(kind, &mut v);
+    super::super::fit(kind, &mut v);
     v
 }
 

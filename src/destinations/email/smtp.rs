@@ -4,8 +4,8 @@
 //! 4xx replies and connection failures are worth retrying; 5xx replies are
 //! permanent (the server refuses this message: a dead letter).
 
-use super::Outcome;
 use crate::config::{DestinationConfig, SmtpTls};
+use crate::destinations::Outcome;
 use crate::secret::{scrub, Secret};
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;

@@ -3,7 +3,7 @@
 //! blocks carry the facts. Limits: ≤ 10 fields of ≤ 2,000 chars per
 //! section, ≤ 3,000 chars per section text, ≤ 50 blocks.
 
-use super::{escape_slack as esc, Facts};
+use crate::render::{escape_slack as esc, Facts};
 use serde_json::{json, Value};
 
 pub fn render(f: &Facts) -> Value {
@@ -60,7 +60,7 @@ pub fn render(f: &Facts) -> Value {
     }
     let mut text = format!(
         "{}{}",
-        f.mention_prefix(crate::config::DestinationKind::Slack),
+        f.mention_prefix(|t| format!("{t} ")),
         esc(&f.one_line())
     );
     if let Some(link) = &f.link {

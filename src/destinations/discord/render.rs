@@ -5,8 +5,8 @@
 //! Markdown targets. Limits: content 2,000, title 256, description 4,096,
 //! 25 fields of 256/1,024, 6,000 characters per embed in total.
 
-use super::escape::truncate;
-use super::{defuse_markdown as md, Facts};
+use crate::render::truncate;
+use crate::render::{defuse_markdown as md, Facts};
 use serde_json::{json, Value};
 
 pub fn render(f: &Facts) -> Value {
@@ -54,7 +54,7 @@ pub fn render(f: &Facts) -> Value {
         allowed["roles"] = json!(roles);
     }
     json!({
-        "content": truncate(&format!("{}{}", f.mention_prefix(crate::config::DestinationKind::Discord), md(&f.one_line())), 2000),
+        "content": truncate(&format!("{}{}", f.mention_prefix(|t| format!("<@&{t}> ")), md(&f.one_line())), 2000),
         "allowed_mentions": allowed,
         "embeds": [embed],
     })

@@ -2,25 +2,9 @@
 //! and an HTML part (every untrusted value HTML-escaped). The spool keeps
 //! `{"subject", "text", "html"}`; the SMTP sink builds the MIME message.
 
-use super::Facts;
+use crate::render::{html_escape, Facts};
 use serde_json::{json, Value};
 use std::fmt::Write;
-
-/// `&`, `<`, `>`, `"` and `'` as entities.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// The default subject: `[Urgency] headline — summary`.
 pub fn subject(f: &Facts) -> String {
@@ -62,7 +46,7 @@ pub fn plain_subject(pattern: &str, f: &Facts) -> String {
         }
     }
     out.push_str(rest);
-    super::clean(&out, 250)
+    crate::render::clean(&out, 250)
 }
 
 pub fn text(f: &Facts) -> String {

@@ -1,11 +1,15 @@
-//! Sinks: the HTTP request to one destination and how its answer is
-//! classified. Any 2xx is delivered; connect errors, timeouts, 408, 429 and
-//! 5xx are worth retrying (honouring `Retry-After`); other 4xx are
-//! permanent. Target-specific quirks live in [`classify`].
+//! A destination's way out: the HTTP request a stored payload becomes
+//! (the kind adds its part, [`Kind::request`]) or the SMTP send, and how an
+//! answer is classified. Any 2xx is delivered; connect errors, timeouts,
+//! 408, 429 and 5xx are worth retrying (honouring `Retry-After`); other
+//! 4xx are permanent. A kind's own quirks are its [`Kind::classify`].
 //!
 //! Errors never contain the webhook URL: its path or query is the secret.
 
-use crate::config::{DestinationConfig, DestinationKind};
+use super::chat_api::Call;
+use crate::config::DestinationConfig;
+use crate::destinations::email::smtp;
+use crate::destinations::{of, Capabilities, Kind};
 use crate::enrich::error_chain;
 use crate::http::{excerpt, read_capped, retry_after};
 use crate::secret::{scrub, Secret};
@@ -13,13 +17,8 @@ use crate::signing::standard_webhooks_sign;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-mod chat_api;
-mod smtp;
-
-pub use chat_api::{ApiError, Call, Posted};
-
 /// How much of an error answer we keep for logs and dead letters.
-const ERROR_BODY_CAP: usize = 16 * 1024;
+pub(crate) const ERROR_BODY_CAP: usize = 16 * 1024;
 
 /// Default per-request timeout when a destination sets none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,12 +46,14 @@ pub enum Outcome {
 /// One destination's way out: an HTTP client, or an SMTP connection pool.
 pub struct Sink {
     dest: Arc<DestinationConfig>,
-    transport: Transport,
+    /// What its kind does.
+    kind: &'static dyn Kind,
+    pub(crate) transport: Transport,
     /// The destination's URL, parsed once (not on every request).
-    url: Option<reqwest::Url>,
+    pub(crate) url: Option<reqwest::Url>,
 }
 
-enum Transport {
+pub(crate) enum Transport {
     Http(reqwest::Client),
     Smtp(Box<smtp::Smtp>),
     /// The destination cannot be set up (reported on every attempt).
@@ -61,7 +62,7 @@ enum Transport {
 
 impl HttpRequest {
     /// Adds the credential header (hidden by `preview`).
-    fn authorize(&mut self, value: String) {
+    pub fn authorize(&mut self, value: String) {
         self.headers.push(("authorization".into(), value, true));
     }
 }
@@ -79,19 +80,19 @@ pub struct HttpRequest {
 
 impl Sink {
     pub fn new(dest: Arc<DestinationConfig>, http: reqwest::Client, concurrency: usize) -> Sink {
-        let transport = match dest.kind {
-            DestinationKind::Email => {
-                match smtp::Smtp::new(&dest, dest.timeout.unwrap_or(DEFAULT_TIMEOUT), concurrency) {
-                    Ok(s) => Transport::Smtp(Box::new(s)),
-                    Err(e) => Transport::Broken(e),
-                }
+        let kind = of(dest.kind);
+        let transport = if kind.smtp() {
+            match smtp::Smtp::new(&dest, dest.timeout.unwrap_or(DEFAULT_TIMEOUT), concurrency) {
+                Ok(s) => Transport::Smtp(Box::new(s)),
+                Err(e) => Transport::Broken(e),
             }
+        } else {
             // A tenant's destination resolves through the egress guard:
             // a client of its own (its connections are its own anyway).
-            _ => Transport::Http(match &dest.tenant {
+            Transport::Http(match &dest.tenant {
                 Some(mark) => crate::http::guarded_client(mark.egress.clone()),
                 None => http,
-            }),
+            })
         };
         let url = dest
             .url
@@ -99,6 +100,7 @@ impl Sink {
             .and_then(|u| reqwest::Url::parse(u.expose()).ok());
         Sink {
             dest,
+            kind,
             transport,
             url,
         }
@@ -106,6 +108,11 @@ impl Sink {
 
     pub fn destination(&self) -> &DestinationConfig {
         &self.dest
+    }
+
+    /// What its kind does.
+    pub fn kind(&self) -> &'static dyn Kind {
+        self.kind
     }
 
     /// Where messages go, safe to print: a redacted URL or `smtp://host:port`.
@@ -143,9 +150,6 @@ impl Sink {
                     .map_err(|e| format!("the URL is invalid ({e})"))?
             }
         };
-        let parse = |url: String| {
-            reqwest::Url::parse(&url).map_err(|e| format!("the request URL is invalid ({e})"))
-        };
         let mut headers = vec![(
             "content-type".to_owned(),
             "application/json".to_owned(),
@@ -163,85 +167,13 @@ impl Sink {
                 headers.push(("webhook-signature".into(), signature, false));
             }
         }
-        let stored = || -> Result<serde_json::Value, String> {
-            serde_json::from_str(payload)
-                .map_err(|e| format!("the stored message is not JSON ({e})"))
-        };
         let mut request = HttpRequest {
             method: reqwest::Method::POST,
-            url: base.clone(),
+            url: base,
             body: payload.to_owned(),
             headers,
         };
-        match dest.kind {
-            DestinationKind::Pagerduty => {
-                let mut event = stored()?;
-                let key = dest.routing_key.as_ref().ok_or("no routing_key")?;
-                event["routing_key"] = serde_json::json!(key.expose());
-                request.body = event.to_string();
-            }
-            DestinationKind::Opsgenie => {
-                let message = stored()?;
-                let alias = message["alias"].as_str();
-                let path = match (message["op"].as_str(), alias) {
-                    (Some("create"), _) => "/v2/alerts".to_owned(),
-                    (Some(op @ ("acknowledge" | "close")), Some(alias)) => {
-                        format!("/v2/alerts/{alias}/{op}?identifierType=alias")
-                    }
-                    (Some("note"), Some(alias)) => {
-                        format!("/v2/alerts/{alias}/notes?identifierType=alias")
-                    }
-                    _ => return Err("the stored Opsgenie message has no known op".into()),
-                };
-                request.url = parse(format!("{}{path}", base.as_str().trim_end_matches('/')))?;
-                request.body = message["body"].to_string();
-                let key = dest.api_key.as_ref().ok_or("no api_key")?;
-                request.authorize(format!("GenieKey {}", key.expose()));
-            }
-            DestinationKind::Matrix => {
-                // Every message carries `m.mentions`, which exempts it from
-                // the push rules that notify whoever the body names: the
-                // built-in message sets it, an operator's template or a
-                // message stored by an older version may not.
-                if let Ok(serde_json::Value::Object(mut m)) = stored() {
-                    if !m.contains_key("m.mentions") {
-                        m.insert("m.mentions".into(), serde_json::json!({}));
-                        request.body = serde_json::Value::Object(m).to_string();
-                    }
-                }
-                request.method = reqwest::Method::PUT;
-                let txn: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
-                request.url = parse(format!("{base}{txn}"))?;
-                let token = dest.access_token.as_ref().ok_or("no access_token")?;
-                request.authorize(format!("Bearer {}", token.expose()));
-            }
-            DestinationKind::Ntfy => {
-                // `url` is the server and the topic: JSON publishing goes to
-                // the server's root with the topic in the body.
-                let mut url = base.clone();
-                let topic = url
-                    .path_segments()
-                    .and_then(|mut s| s.next_back().map(str::to_owned))
-                    .filter(|t| !t.is_empty())
-                    .ok_or("the ntfy url has no topic (https://ntfy.example.org/<topic>)")?;
-                url.path_segments_mut()
-                    .map_err(|_| "not a server URL".to_owned())?
-                    .pop();
-                let mut message = stored()?;
-                message["topic"] = serde_json::json!(topic);
-                request.url = url;
-                request.body = message.to_string();
-                if let Some(token) = &dest.token {
-                    request.authorize(format!("Bearer {}", token.expose()));
-                } else if let (Some(user), Some(password)) = (&dest.username, &dest.password) {
-                    use base64::Engine;
-                    let basic = base64::engine::general_purpose::STANDARD
-                        .encode(format!("{user}:{}", password.expose()));
-                    request.authorize(format!("Basic {basic}"));
-                }
-            }
-            _ => {}
-        }
+        self.kind.request(dest, &mut request, id, payload)?;
         Ok(request)
     }
 
@@ -307,7 +239,7 @@ impl Sink {
     /// A tenant's URL whose host is a literal IP the egress policy
     /// forbids (its client resolves names through the guard, but never a
     /// literal): a permanent failure, nothing sent.
-    fn reachable(&self, url: &reqwest::Url) -> Result<(), Outcome> {
+    pub(crate) fn reachable(&self, url: &reqwest::Url) -> Result<(), Outcome> {
         match &self.dest.tenant {
             Some(mark) => mark.egress.check_url(url).map_err(|e| Outcome::Permanent {
                 status: None,
@@ -362,7 +294,7 @@ impl Sink {
                 let after = retry_after(resp.headers());
                 let location = resp.headers().contains_key(reqwest::header::LOCATION);
                 let body = read_capped(resp, ERROR_BODY_CAP).await.unwrap_or_default();
-                let mut outcome = classify(dest.kind, status, &body, after);
+                let mut outcome = self.kind.classify(status, &body, after);
                 if location && (300..400).contains(&status) {
                     outcome = Outcome::Permanent {
                         status: Some(status),
@@ -375,47 +307,10 @@ impl Sink {
     }
 }
 
-/// Classifies an answer. Pure, so each target's quirks are unit-tested.
-pub fn classify(
-    kind: DestinationKind,
-    status: u16,
-    body: &[u8],
-    retry_after: Option<Duration>,
-) -> Outcome {
+/// Classifies an answer by its status alone (what most kinds do; a kind
+/// with quirks checks them first, see [`Kind::classify`]).
+pub fn classify_http(status: u16, body: &[u8], retry_after: Option<Duration>) -> Outcome {
     let text = excerpt(body);
-    // Microsoft retired Office 365 connectors: a legacy webhook answers
-    // 403 for good. Say what to do instead of only "HTTP 403".
-    if kind == DestinationKind::TeamsLegacy && status == 403 {
-        return Outcome::Permanent {
-            status: Some(403),
-            error: format!(
-                "HTTP 403: {text} (Microsoft has retired Office 365 connectors; use kind = \"teams\" with a Workflows webhook URL)"
-            ),
-        };
-    }
-    // Legacy Teams connectors report throttling inside a 200/4xx body.
-    if kind == DestinationKind::TeamsLegacy && text.contains("HTTP error 429") {
-        return Outcome::Retry {
-            status: Some(429),
-            error: format!("HTTP {status}: {text}"),
-            retry_after,
-            throttled: true,
-        };
-    }
-    // Discord (seconds) and Matrix (ms) say how long to wait in their JSON
-    // body as well.
-    let from_body = |field: &str, per_second: f64| {
-        serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| v.get(field)?.as_f64())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| Duration::from_secs_f64((s / per_second).min(3600.0)))
-    };
-    let retry_after = match (kind, status, retry_after) {
-        (DestinationKind::Discord, 429, None) => from_body("retry_after", 1.0),
-        (DestinationKind::Matrix, 429, None) => from_body("retry_after_ms", 1000.0),
-        _ => retry_after,
-    };
     let error = if text.is_empty() {
         format!("HTTP {status}")
     } else {
@@ -442,10 +337,30 @@ pub fn classify(
     }
 }
 
+/// How long a service says to wait, from a number in its JSON body
+/// (Discord in seconds, Matrix in milliseconds: `per_second` 1000).
+pub fn retry_after_in_body(body: &[u8], field: &str, per_second: f64) -> Option<Duration> {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get(field)?.as_f64())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_secs_f64((s / per_second).min(3600.0)))
+}
+
+/// Classifies an answer of a destination of `kind` ([`Kind::classify`]).
+pub fn classify(
+    kind: crate::config::DestinationKind,
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+) -> Outcome {
+    of(kind).classify(status, body, retry_after)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use DestinationKind::*;
+    use crate::config::DestinationKind::*;
 
     /// reqwest prints the URL as parsed (scheme and host lower-cased, the
     /// default port dropped), not as configured: that form must be

@@ -1,8 +1,9 @@
 //! [`Destination`]: a destination's config with its compiled templates,
 //! built from a validated configuration (which stays plain data).
 
-use super::{trial, Escape, Templates};
-use crate::config::{Config, ConfigError, ConfigErrors, DestinationConfig, DestinationKind};
+use super::{of, trial, Kind};
+use crate::config::{Config, ConfigError, ConfigErrors, DestinationConfig};
+use crate::render::Templates;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -23,6 +24,11 @@ pub struct Destination {
 }
 
 impl Destination {
+    /// What its kind does.
+    pub fn kind(&self) -> &'static dyn Kind {
+        of(self.config.kind)
+    }
+
     /// A destination without templates (built-in messages only).
     pub fn plain(config: DestinationConfig) -> Destination {
         Destination {
@@ -82,17 +88,11 @@ fn compile(dest: &DestinationConfig) -> Result<Option<Templates>, (&'static str,
     if dest.template.is_none() && (dest.subject.is_none() || dest.tenant.is_some()) {
         return Ok(None);
     }
-    let escape = if dest.kind == DestinationKind::Email {
-        Escape::Html
-    } else {
-        Escape::Json
-    };
+    let kind = of(dest.kind);
+    let escape = kind.template_escape();
     let shown = dest.template.as_ref().map(|p| p.display().to_string());
     let body = shown.as_deref().zip(dest.template_source.as_deref());
-    let subject = dest
-        .subject
-        .as_deref()
-        .filter(|_| dest.kind == DestinationKind::Email);
+    let subject = dest.subject.as_deref().filter(|_| kind.takes_subject());
     Templates::compile(body, subject, escape)
         .map(Some)
         .map_err(|e| {

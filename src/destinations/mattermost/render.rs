@@ -1,13 +1,13 @@
 //! Mattermost incoming webhook: Markdown `text` plus a Slack-compatible
 //! attachment. One message must stay one post (≤ 16,383 chars).
 
-use super::{defuse_markdown as md, Facts};
+use crate::render::{defuse_markdown as md, Facts};
 use serde_json::{json, Value};
 
 pub fn render(f: &Facts) -> Value {
     let mut text = format!(
         "{}**{}** · {}",
-        f.mention_prefix(crate::config::DestinationKind::Mattermost),
+        f.mention_prefix(|t| format!("{t} ")),
         md(&f.headline),
         md(&f.summary)
     );
