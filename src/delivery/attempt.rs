@@ -74,21 +74,25 @@ pub fn message_id(d: &DueDelivery) -> String {
     format!("msg_{}_{}", d.id, d.accepted_at)
 }
 
-/// A delivery's id for log lines: none while it is not recorded yet (a
-/// first attempt made before its routing was).
-fn recorded(id: i64) -> Option<i64> {
-    (id > 0).then_some(id)
+/// One attempt: send, then decide what next.
+pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery) -> Done {
+    let (outcome, took, thread) = send(&shared, &sink, &d).await;
+    conclude(&shared, &d, outcome, took, thread)
 }
 
-/// One attempt: send and classify.
-pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery) -> Done {
-    let name = &d.destination;
-    let attempt_no = d.attempts + 1;
+/// Sends the delivery's message (rendered again first if it could not be
+/// rendered when it was routed): what the destination answered, how long
+/// it took, and where it went in the alert's conversation.
+async fn send(
+    shared: &Shared,
+    sink: &Sink,
+    d: &DueDelivery,
+) -> (Outcome, Duration, Option<String>) {
     // A message that could not be rendered when it was routed (a template
     // error) and has since been replayed: render it now, with the current
     // configuration (the fixed template).
     let rendered = if d.payload.is_empty() && !d.digest {
-        Some(rerender(&shared, &d).await)
+        Some(rerender(shared, d).await)
     } else {
         None
     };
@@ -101,23 +105,38 @@ pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery
         (Some(_), None | Some(Ok(_))) if sink.destination().threaded() => Threaded::unwrap(payload),
         _ => None,
     };
-    let mut thread_note = None;
-    let (outcome, took) = match (&rendered, threaded) {
+    match (&rendered, threaded) {
         (Some(Err(reason)), _) => (
             Outcome::Permanent {
                 status: None,
                 error: format!("cannot render: {reason}"),
             },
             Duration::ZERO,
+            None,
         ),
         (_, Some(t)) => {
             let started = std::time::Instant::now();
-            let sent = super::thread::send(&shared, &sink, &d, t).await;
-            thread_note = sent.thread;
-            (sent.outcome, started.elapsed())
+            let sent = super::thread::send(shared, sink, d, t).await;
+            (sent.outcome, started.elapsed(), sent.thread)
         }
-        _ => sink.send(&message_id(&d), payload).await,
-    };
+        _ => {
+            let (outcome, took) = sink.send(&message_id(d), payload).await;
+            (outcome, took, None)
+        }
+    }
+}
+
+/// What an attempt's outcome means for the delivery ([`classify`]),
+/// counted, logged, and ready to be committed.
+fn conclude(
+    shared: &Shared,
+    d: &DueDelivery,
+    outcome: Outcome,
+    took: Duration,
+    thread: Option<String>,
+) -> Done {
+    let name = &d.destination;
+    let attempt_no = d.attempts + 1;
     let duration_ms = took.as_millis() as i64;
     let cfg = &shared.delivery;
     let backoff = backoff(attempt_no as u32, cfg.initial_backoff, cfg.max_backoff);
@@ -139,19 +158,20 @@ pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery
             id: d.id,
             status: status.unwrap_or_default(),
             duration_ms,
-            thread: thread_note,
+            thread,
         },
     };
     match next {
         Next::Delivered => {
             let latency = (now_ms() - d.created_at).max(0) as f64 / 1000.0;
-            m.delivery_latency
+            m.delivery
+                .latency
                 .get_or_create(&labels1("destination", name))
                 .observe(latency);
             m.delivery(name, "delivered");
             tracing::info!(
                 message = "Delivered.", destination = %name, hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id,
-                delivery_id = recorded(d.id), attempt = attempt_no, status, latency_ms = (latency * 1000.0) as u64
+                delivery_id = d.id, attempt = attempt_no, status, latency_ms = (latency * 1000.0) as u64
             );
         }
         Next::DeadLetter | Next::Expired => {
@@ -164,7 +184,7 @@ pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery
             tracing::error!(
                 message = if next == Next::Expired { "Delivery expired; kept as a dead letter." } else { "Delivery failed permanently; kept as a dead letter." },
                 destination = %name, hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id,
-                delivery_id = recorded(d.id), attempt = attempt_no, status, %error
+                delivery_id = d.id, attempt = attempt_no, status, %error
             );
             done.completion = Completion::Dead {
                 id: d.id,
@@ -177,7 +197,7 @@ pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery
             m.delivery(name, "retry");
             tracing::warn!(
                 message = "Delivery failed; will retry.", destination = %name, hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id,
-                delivery_id = recorded(d.id), attempt = attempt_no, status, %error,
+                delivery_id = d.id, attempt = attempt_no, status, %error,
                 retry_in_ms = wait.as_millis() as u64
             );
             done.pause = pause;
