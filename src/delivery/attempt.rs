@@ -3,7 +3,7 @@
 //! through the spool's fsync).
 
 use super::pacing::backoff;
-use super::Shared;
+use super::shared::Shared;
 use crate::render::thread::Threaded;
 use crate::render::Facts;
 use crate::sinks::{Outcome, Sink};

@@ -2,14 +2,13 @@
 //! deliveries from the spool, so a failing or slow destination never delays
 //! another.
 //!
-//! A worker learns of new deliveries directly from the pipeline (right after
-//! their commit, or before it: a plain message the worker can send at once,
-//! whose outcome goes back to the pipeline to be recorded with the routing)
-//! and by scanning the spool (at start, for retries that came
-//! due, for replays done by another process, and when its in-memory queue
-//! overflowed). A delivery row stays `pending` until its outcome is
-//! committed, so a crash at any point leaves it to be resumed: at least
-//! once, never lost.
+//! A worker learns of new deliveries directly from the pipeline (right
+//! after their routing is recorded) and by scanning the spool (at start,
+//! for retries that came due, for replays done by another process, and
+//! when its in-memory queue overflowed). It sends each one and records its
+//! outcome itself; nothing goes back to the pipeline. A delivery row stays
+//! `pending` until its outcome is committed, so a crash at any point leaves
+//! it to be resumed: at least once, never lost.
 //!
 //! A reload that changes a destination replaces its worker. The new one
 //! starts only once the old one has finished its in-flight sends and
@@ -18,93 +17,26 @@
 //! what was still queued goes out under the new settings.
 
 mod attempt;
+mod digest;
 mod pacing;
+mod queue;
+mod shared;
 mod thread;
 mod worker;
 
 pub use attempt::message_id;
 pub use pacing::backoff;
+pub use shared::Shared;
 
-use crate::config::DeliveryConfig;
-use crate::coord::Coordinator;
-use crate::live::Live;
 use crate::render::Destination;
-use crate::store::{spool_log, Completion, DueDelivery, Store};
-use crate::telemetry::Metrics;
+use crate::store::{spool_log, DueDelivery};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use worker::{Handover, Worker};
-
-/// What the pipeline hands a worker.
-pub(crate) enum Handed {
-    /// A delivery just committed as pending.
-    Routed(DueDelivery),
-    /// A delivery not recorded yet (its id is provisional, below zero): the
-    /// worker queues it like any other, and the attempt's outcome goes back
-    /// to the pipeline, which records it with the routing.
-    Now(DueDelivery, Direct),
-}
-
-/// A send not recorded yet, as its worker holds it.
-pub(crate) struct Direct {
-    /// The first attempt's outcome; `None` when the worker would not queue
-    /// it (paused, its queue full, stopping).
-    reply: oneshot::Sender<Option<Completion>>,
-    state: Arc<AtomicU8>,
-}
-
-/// A send not recorded yet, as the pipeline holds it.
-pub struct Ticket {
-    pub answer: oneshot::Receiver<Option<Completion>>,
-    state: Arc<AtomicU8>,
-}
-
-/// [`Direct`]'s states: queued; being sent (from then on it is sent,
-/// whatever happens); withdrawn by the pipeline before it was sent.
-const QUEUED: u8 = 0;
-const STARTED: u8 = 1;
-const WITHDRAWN: u8 = 2;
-
-impl Ticket {
-    /// Withdraws the send unless its worker has started it: true when it
-    /// never will be sent (the pipeline then records it as pending, as any
-    /// other); false when it is out or going out.
-    pub fn withdraw(&self) -> bool {
-        self.state
-            .compare_exchange(QUEUED, WITHDRAWN, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-}
-
-impl Direct {
-    /// Marks it sent from now on; false if the pipeline withdrew it.
-    fn start(&self) -> bool {
-        self.state
-            .compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-}
-
-/// What every worker shares.
-#[derive(Clone)]
-pub struct Shared {
-    pub store: Store,
-    /// Pauses, send windows and digest turns, for the whole deployment.
-    pub coord: Coordinator,
-    pub http: reqwest::Client,
-    pub metrics: Arc<Metrics>,
-    pub delivery: DeliveryConfig,
-    /// In-flight work gets this long to finish after shutdown starts.
-    pub shutdown_grace: Duration,
-    /// The live configuration, to render again a message that could not
-    /// be rendered when it was routed (a replayed dead letter).
-    pub live: Option<Arc<Live>>,
-}
 
 /// Hand-overs waiting for a worker at most. A worker that falls behind
 /// (a destination that is down or slow) would otherwise hold every new
@@ -114,7 +46,7 @@ const HANDOVER_CAP: usize = 256;
 
 /// One running worker.
 struct Handle {
-    tx: mpsc::Sender<Handed>,
+    tx: mpsc::Sender<DueDelivery>,
     /// Set when a hand-over did not fit; the worker then scans the spool.
     missed: Arc<AtomicBool>,
     cancel: CancellationToken,
@@ -213,47 +145,20 @@ impl Dispatcher {
         removed
     }
 
-    /// Passes a just-committed delivery to its worker. Returns false when
+    /// Passes a just-recorded delivery to its worker. Gives it back when
     /// no worker exists for its destination (removed by a reload).
-    pub fn submit(&self, d: DueDelivery) -> bool {
+    pub fn submit(&self, d: DueDelivery) -> Result<(), DueDelivery> {
         let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
-        match workers.get(&d.destination) {
-            Some(h) => {
-                // A worker stopping at shutdown leaves the row pending in
-                // the spool for the next start; a worker behind finds it
-                // there with its next scan.
-                if let Err(mpsc::error::TrySendError::Full(_)) = h.tx.try_send(Handed::Routed(d)) {
-                    h.missed.store(true, Ordering::Release);
-                }
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Whether a worker runs for `destination`.
-    pub fn runs(&self, destination: &str) -> bool {
-        self.workers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(destination)
-    }
-
-    /// Hands a delivery that is not recorded yet to its worker, to send in
-    /// its turn. The ticket's answer is the attempt's outcome, or `None`
-    /// when the worker did not queue it; `None` here when no worker could
-    /// take it (none for the destination, or its hand-overs are full).
-    pub fn send_now(&self, d: DueDelivery) -> Option<Ticket> {
-        let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
-        let h = workers.get(&d.destination)?;
-        let (reply, answer) = oneshot::channel();
-        let state = Arc::new(AtomicU8::new(QUEUED));
-        let direct = Direct {
-            reply,
-            state: state.clone(),
+        let Some(h) = workers.get(&d.destination) else {
+            return Err(d);
         };
-        h.tx.try_send(Handed::Now(d, direct)).ok()?;
-        Some(Ticket { answer, state })
+        // A worker stopping at shutdown leaves the row pending in the
+        // spool for the next start; a worker behind finds it there with
+        // its next scan.
+        if let Err(mpsc::error::TrySendError::Full(_)) = h.tx.try_send(d) {
+            h.missed.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Dead-letters the pending deliveries of a destination that is no

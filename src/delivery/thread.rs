@@ -10,7 +10,7 @@
 //! in the order the events were accepted, so the record read here is
 //! exactly what the channel shows.
 
-use super::Shared;
+use super::shared::Shared;
 use crate::render::thread::Threaded;
 use crate::sinks::{ApiError, Call, Outcome, Sink};
 use crate::store::{DueDelivery, ThreadRoot};
