@@ -2,7 +2,10 @@
 //! accepted event, enrich → decide (routes, silences) → render
 //! (`pipeline/stages.rs`), then record the routing with its deliveries and
 //! hand the pending ones to their workers, which send and record each
-//! outcome. Nothing goes back from a worker to the pipeline.
+//! outcome; or, when its destinations may send before the routing is
+//! recorded, hand the routing itself to their workers, which send and
+//! record it (`delivery::FirstSends`). Nothing goes back from a worker to
+//! the pipeline.
 //!
 //! Nothing here answers a sender: an event reaches the pipeline only after
 //! its 202. Memory stays bounded whatever the backlog: ingress hands events
@@ -19,19 +22,21 @@ mod stages;
 pub use intake::{Accepted, Intake, ADMISSION_WAIT, INTAKE_CAPACITY};
 
 use crate::coord::Coordinator;
-use crate::delivery::Dispatcher;
+use crate::delivery::{sends_first, Dispatcher, FirstSends};
 use crate::event;
+use crate::live::Generation;
 use crate::live::Live;
-use crate::recent::RecentIds;
-use crate::store::{spool_log, Claimed, DueDelivery, Journey, Routing, Store, Unrouted};
+use crate::recent::{Claim, Underway};
+use crate::store::{
+    spool_log, Claimed, DueDelivery, Journey, NewDelivery, Routing, Store, Unrouted,
+};
 use crate::telemetry::Metrics;
 use futures_util::FutureExt;
 use silences::Silences;
 use stages::panic_text;
-use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -42,7 +47,7 @@ const MAX_IN_PROGRESS: usize = 512;
 /// How often, with a shared spool, to look for events other replicas
 /// accepted and did not route (they died).
 const OTHERS_SWEEP: Duration = Duration::from_secs(1);
-/// Routed event ids remembered (see `Pipeline::finished`).
+/// Routed event ids remembered (see `Pipeline::underway`).
 /// 7/8 of 16,384: its set settles at 32,768 buckets, where 16,384 ids
 /// took 65,536 (see `RecentIds`).
 const FINISHED_MEMORY: usize = 14_336;
@@ -77,12 +82,10 @@ pub struct Pipeline {
     pub store: Store,
     pub dispatcher: Arc<Dispatcher>,
     pub metrics: Arc<Metrics>,
-    /// Ids being processed, so a spool scan does not start them again.
-    in_progress: Mutex<HashSet<i64>>,
-    /// Ids recently routed: a sweep that read an event just before its
-    /// routing committed must not start it again (it would only ask the
-    /// alert API twice; the routing itself happens once either way).
-    finished: Mutex<RecentIds>,
+    /// Events being processed (here, or by the workers sending them before
+    /// their routing is recorded), and recently routed: a spool scan does
+    /// not start them again.
+    underway: Arc<Underway>,
     /// Claims on events in progress, when the spool is shared.
     coord: Coordinator,
     /// The active silences, as last read from the spool.
@@ -106,8 +109,7 @@ impl Pipeline {
             store,
             dispatcher,
             metrics,
-            in_progress: Mutex::new(HashSet::new()),
-            finished: Mutex::new(RecentIds::new(FINISHED_MEMORY)),
+            underway: Underway::new(FINISHED_MEMORY),
             silences: Silences::default(),
             deferred: AtomicBool::new(false),
         }
@@ -135,13 +137,7 @@ impl Pipeline {
             let now = tokio::time::Instant::now();
             if let (Some(tick), Some(true)) = (tick, next_tick.map(|t| now >= t)) {
                 next_tick = Some(now + tick);
-                let ids: Vec<i64> = self
-                    .in_progress
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .iter()
-                    .copied()
-                    .collect();
+                let ids = self.underway.ids();
                 if let Err(e) = self.coord.renew(Claimed::Events, ids).await {
                     spool_log!(warn, self.store, message = "Cannot renew event leases; another replica may take them over.", error = %e);
                 }
@@ -221,14 +217,9 @@ impl Pipeline {
                 }
             };
             let n = rows.len();
-            for (id, hook, body, _received_at) in rows {
+            for (id, hook, body, received_at) in rows {
                 cursor = id;
-                if self
-                    .in_progress
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .contains(&id)
-                {
+                if self.underway.in_progress_now(id) {
                     continue;
                 }
                 let parsed = std::panic::catch_unwind(|| event::parse(&body));
@@ -252,7 +243,12 @@ impl Pipeline {
                         continue;
                     }
                 };
-                let a = Accepted { id, hook, event };
+                let a = Accepted {
+                    id,
+                    hook,
+                    event,
+                    received_at,
+                };
                 match self.start(a, permits, tracker, cancel).await {
                     Start::Stopped => return Sweep::Cancelled,
                     Start::Started => started += 1,
@@ -277,33 +273,12 @@ impl Pipeline {
         tracker: &TaskTracker,
         cancel: &CancellationToken,
     ) -> Start {
-        if !self
-            .in_progress
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(a.id)
-        {
+        // None: in progress, or routed already.
+        let Some(claim) = self.underway.claim(a.id) else {
             return Start::Started;
-        }
-        // Checked after claiming `in_progress`: a pass that finished has
-        // already recorded the id here before it let go of `in_progress`.
-        let routed = self
-            .finished
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(a.id);
-        if routed {
-            self.in_progress
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&a.id);
-            return Start::Started;
-        }
+        };
         let Some(admission) = self.live.get().admit(&a.hook) else {
-            self.in_progress
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&a.id);
+            drop(claim);
             self.deferred.store(true, Ordering::SeqCst);
             return Start::Deferred;
         };
@@ -319,41 +294,30 @@ impl Pipeline {
             // routing or rendering it ends this event (kept, with the
             // reason, and no delivery), never the pipeline, and the event
             // does not stay `received` to fail again at every start.
-            let processed = AssertUnwindSafe(me.process(a, cancel.clone()))
+            let processed = AssertUnwindSafe(me.process(a, claim, cancel.clone()))
                 .catch_unwind()
                 .await;
             drop(permit);
-            let routed = match processed {
-                Ok(routed) => routed,
-                Err(panic) => {
-                    let reason = format!("internal error: {}", panic_text(panic.as_ref()));
-                    me.fail(id, &hook, "event", reason, &cancel).await
+            if let Err(panic) = processed {
+                let reason = format!("internal error: {}", panic_text(panic.as_ref()));
+                if me.fail(id, &hook, "event", reason, &cancel).await {
+                    me.underway.remember_routed(id);
                 }
-            };
-            drop(admission);
-            if routed {
-                // Remembered before it leaves `in_progress`: never in neither.
-                me.finished
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id);
             }
-            me.in_progress
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
+            drop(admission);
         });
         Start::Started
     }
 
     /// One event: enrich, decide, render, then record the routing and hand
-    /// its pending deliveries to their workers. Returns whether the event
-    /// is now routed (by this pass or an earlier one); false when shutdown
-    /// cut it short.
-    async fn process(&self, a: Accepted, cancel: CancellationToken) -> bool {
+    /// its pending deliveries to their workers (or hand the routing itself
+    /// to them: [`Pipeline::first_sends`]). The claim is let go once the
+    /// routing is recorded, by this pass or an earlier one; dropped when
+    /// shutdown cuts the processing short.
+    async fn process(&self, a: Accepted, claim: Claim, cancel: CancellationToken) {
         let generation = self.live.get();
         let Some(enriched) = stages::enrich(&generation, &a, &cancel).await else {
-            return false;
+            return;
         };
         #[cfg(debug_assertions)]
         stages::failpoint("event", &a.event);
@@ -363,15 +327,13 @@ impl Pipeline {
         let unrouted = decided.targets.is_empty();
         let (routes, deliveries) =
             stages::render(&generation, &a, &enriched, decided, &self.metrics);
-        // Counted once the routing is committed (a second pass over the same
-        // event changes nothing and counts nothing).
-        let render_failures: Vec<String> = deliveries
-            .iter()
-            .filter(|d| d.failed.is_some())
-            .map(|d| d.destination.clone())
-            .collect();
         let (enrichment, alert_json) = enriched.enrichment.stored();
         let alert = enriched.enrichment.alert();
+        let short_id = a
+            .event
+            .short_id
+            .clone()
+            .or_else(|| alert.and_then(|x| x.short_id.clone()));
         let routing = Routing {
             event_id: a.id,
             enrichment,
@@ -381,27 +343,67 @@ impl Pipeline {
             title: alert.and_then(|x| x.title.clone()),
             journey,
         };
+        if self.first_sends(&generation, &routing.deliveries) {
+            let sends = FirstSends::new(
+                routing,
+                claim,
+                (a.hook, short_id, a.received_at),
+                self.store.clone(),
+                cancel,
+            );
+            self.dispatcher.send_first(sends).await;
+            return;
+        }
+        // Counted once the routing is committed (a second pass over the same
+        // event changes nothing and counts nothing).
+        let render_failures: Vec<String> = routing
+            .deliveries
+            .iter()
+            .filter(|d| d.failed.is_some())
+            .map(|d| d.destination.clone())
+            .collect();
         let Some(created) = self.record(routing, &cancel).await else {
-            return false;
+            return;
         };
+        claim.routed();
         // None: another pass already routed this event.
         let Some(created) = created else {
-            return true;
+            return;
         };
         for destination in &render_failures {
             self.metrics.delivery(destination, "dead");
         }
         if unrouted {
             self.metrics.events.unrouted.inc();
-            let short_id = a
-                .event
-                .short_id
-                .as_deref()
-                .or_else(|| alert.and_then(|x| x.short_id.as_deref()));
-            tracing::info!(message = "Event matched no route.", hook = %a.hook, event_id = a.id, alert_short_id = short_id, kind = %a.event.kind, action = %a.event.action);
+            tracing::info!(message = "Event matched no route.", hook = %a.hook, event_id = a.id, alert_short_id = short_id.as_deref(), kind = %a.event.kind, action = %a.event.action);
         }
         self.hand_over(created).await;
-        true
+    }
+
+    /// Whether an event's routing goes to its workers before it is
+    /// recorded, for the messages to go out at once and be stored with
+    /// their first attempt (one write instead of three): every delivery
+    /// pending (nothing muted, silenced or failed), no route dedup window
+    /// (settled in the routing's own transaction), one delivery per
+    /// destination (a delivery is told apart by its destination when its
+    /// share comes back), every destination with a worker, and at least
+    /// one of them a destination that sends first.
+    fn first_sends(&self, generation: &Generation, deliveries: &[NewDelivery]) -> bool {
+        let mut to: Vec<&str> = deliveries.iter().map(|d| d.destination.as_str()).collect();
+        to.sort_unstable();
+        to.dedup();
+        !deliveries.is_empty()
+            && to.len() == deliveries.len()
+            && deliveries
+                .iter()
+                .all(|d| d.failed.is_none() && d.muted.is_none() && d.dedup.is_none())
+            && to.iter().all(|name| self.dispatcher.runs(name))
+            && to.iter().any(|name| {
+                generation
+                    .destinations
+                    .get(*name)
+                    .is_some_and(|dest| sends_first(dest))
+            })
     }
 
     /// Hands just-recorded pending deliveries to their workers. One whose

@@ -194,6 +194,7 @@ async fn emit(
                     id: inserted.id,
                     hook: hook.to_owned(),
                     event,
+                    received_at: crate::store::now_ms(),
                 });
             }
         }

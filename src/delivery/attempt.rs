@@ -7,7 +7,7 @@ use super::shared::Shared;
 use crate::render::thread::Threaded;
 use crate::render::Facts;
 use crate::sinks::{Outcome, Sink};
-use crate::store::{now_ms, Completion, DueDelivery, RenderSource};
+use crate::store::{now_ms, Attempted, Completion, DueDelivery, RenderSource};
 use crate::telemetry::labels1;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,13 +54,51 @@ pub(super) fn classify(outcome: &Outcome, backoff: Duration, left: Duration) -> 
 
 /// What a finished attempt tells the worker.
 pub(super) struct Done {
-    pub id: i64,
     /// Pause the whole destination this long (throttled).
     pub pause: Option<Duration>,
     /// The delivery comes due again after this long (a retry).
     pub retry_in: Option<Duration>,
-    /// What to record in the spool.
-    pub completion: Completion,
+    /// What to commit to the spool: none for a first attempt recorded
+    /// with its routing.
+    pub commit: Option<(i64, Completion)>,
+    /// A first attempt made before its routing was recorded
+    /// (`delivery::first`).
+    pub first: bool,
+}
+
+/// What an attempt was about, for its logs, metrics and back-off.
+pub(super) struct About<'a> {
+    pub destination: &'a str,
+    pub hook: &'a str,
+    pub short_id: Option<&'a str>,
+    pub event_id: i64,
+    /// None for a first attempt made before its delivery was recorded.
+    pub delivery_id: Option<i64>,
+    /// Attempts made before this one.
+    pub attempts: i64,
+    /// Where its age (and `delivery.max_age`) counts from.
+    pub created_at: i64,
+}
+
+impl<'a> About<'a> {
+    pub fn of(d: &'a DueDelivery) -> About<'a> {
+        About {
+            destination: &d.destination,
+            hook: &d.hook,
+            short_id: d.short_id.as_deref(),
+            event_id: d.event_id,
+            delivery_id: Some(d.id),
+            attempts: d.attempts,
+            created_at: d.created_at,
+        }
+    }
+}
+
+/// What an attempt's outcome means.
+pub(super) struct Concluded {
+    pub pause: Option<Duration>,
+    pub retry_in: Option<Duration>,
+    pub attempted: Attempted,
 }
 
 /// A delivery's message id, the same on every attempt, across restarts
@@ -77,7 +115,13 @@ pub fn message_id(d: &DueDelivery) -> String {
 /// One attempt: send, then decide what next.
 pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery) -> Done {
     let (outcome, took, thread) = send(&shared, &sink, &d).await;
-    conclude(&shared, &d, outcome, took, thread)
+    let c = conclude(&shared, &About::of(&d), outcome, took, thread);
+    Done {
+        pause: c.pause,
+        retry_in: c.retry_in,
+        commit: Some((d.id, c.attempted.of(d.id))),
+        first: false,
+    }
 }
 
 /// Sends the delivery's message (rendered again first if it could not be
@@ -128,14 +172,14 @@ async fn send(
 
 /// What an attempt's outcome means for the delivery ([`classify`]),
 /// counted, logged, and ready to be committed.
-fn conclude(
+pub(super) fn conclude(
     shared: &Shared,
-    d: &DueDelivery,
+    d: &About<'_>,
     outcome: Outcome,
     took: Duration,
     thread: Option<String>,
-) -> Done {
-    let name = &d.destination;
+) -> Concluded {
+    let name = d.destination;
     let attempt_no = d.attempts + 1;
     let duration_ms = took.as_millis() as i64;
     let cfg = &shared.delivery;
@@ -150,12 +194,10 @@ fn conclude(
             (status, error)
         }
     };
-    let mut done = Done {
-        id: d.id,
+    let mut done = Concluded {
         pause: None,
         retry_in: None,
-        completion: Completion::Delivered {
-            id: d.id,
+        attempted: Attempted::Delivered {
             status: status.unwrap_or_default(),
             duration_ms,
             thread,
@@ -170,8 +212,8 @@ fn conclude(
                 .observe(latency);
             m.delivery(name, "delivered");
             tracing::info!(
-                message = "Delivered.", destination = %name, hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id,
-                delivery_id = d.id, attempt = attempt_no, status, latency_ms = (latency * 1000.0) as u64
+                message = "Delivered.", destination = %name, hook = %d.hook, alert_short_id = d.short_id, event_id = d.event_id,
+                delivery_id = d.delivery_id, attempt = attempt_no, status, latency_ms = (latency * 1000.0) as u64
             );
         }
         Next::DeadLetter | Next::Expired => {
@@ -183,11 +225,10 @@ fn conclude(
             };
             tracing::error!(
                 message = if next == Next::Expired { "Delivery expired; kept as a dead letter." } else { "Delivery failed permanently; kept as a dead letter." },
-                destination = %name, hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id,
-                delivery_id = d.id, attempt = attempt_no, status, %error
+                destination = %name, hook = %d.hook, alert_short_id = d.short_id, event_id = d.event_id,
+                delivery_id = d.delivery_id, attempt = attempt_no, status, %error
             );
-            done.completion = Completion::Dead {
-                id: d.id,
+            done.attempted = Attempted::Dead {
                 status,
                 error,
                 duration_ms,
@@ -196,14 +237,13 @@ fn conclude(
         Next::Retry { wait, pause } => {
             m.delivery(name, "retry");
             tracing::warn!(
-                message = "Delivery failed; will retry.", destination = %name, hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id,
-                delivery_id = d.id, attempt = attempt_no, status, %error,
+                message = "Delivery failed; will retry.", destination = %name, hook = %d.hook, alert_short_id = d.short_id, event_id = d.event_id,
+                delivery_id = d.delivery_id, attempt = attempt_no, status, %error,
                 retry_in_ms = wait.as_millis() as u64
             );
             done.pause = pause;
             done.retry_in = Some(wait);
-            done.completion = Completion::Retry {
-                id: d.id,
+            done.attempted = Attempted::Retry {
                 status,
                 error,
                 next_attempt_at: now_ms() + wait.as_millis() as i64,

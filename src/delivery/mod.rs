@@ -6,9 +6,11 @@
 //! after their routing is recorded) and by scanning the spool (at start,
 //! for retries that came due, for replays done by another process, and
 //! when its in-memory queue overflowed). It sends each one and records its
-//! outcome itself; nothing goes back to the pipeline. A delivery row stays
-//! `pending` until its outcome is committed, so a crash at any point leaves
-//! it to be resumed: at least once, never lost.
+//! outcome itself; nothing goes back to the pipeline. A plain destination's
+//! worker may also be handed an event's routing before it is recorded,
+//! send first and record the routing with the outcome (`first.rs`). A
+//! delivery row stays `pending` until its outcome is committed, so a crash
+//! at any point leaves it to be resumed: at least once, never lost.
 //!
 //! A reload that changes a destination replaces its worker. The new one
 //! starts only once the old one has finished its in-flight sends and
@@ -18,6 +20,7 @@
 
 mod attempt;
 mod digest;
+mod first;
 mod pacing;
 mod queue;
 mod shared;
@@ -25,6 +28,7 @@ mod thread;
 mod worker;
 
 pub use attempt::message_id;
+pub use first::{sends_first, FirstSends};
 pub use pacing::backoff;
 pub use shared::Shared;
 
@@ -36,7 +40,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use worker::{Handover, Worker};
+use worker::{Handed, Handover, Worker};
 
 /// Hand-overs waiting for a worker at most. A worker that falls behind
 /// (a destination that is down or slow) would otherwise hold every new
@@ -46,7 +50,7 @@ const HANDOVER_CAP: usize = 256;
 
 /// One running worker.
 struct Handle {
-    tx: mpsc::Sender<DueDelivery>,
+    tx: mpsc::Sender<Handed>,
     /// Set when a hand-over did not fit; the worker then scans the spool.
     missed: Arc<AtomicBool>,
     cancel: CancellationToken,
@@ -155,10 +159,59 @@ impl Dispatcher {
         // A worker stopping at shutdown leaves the row pending in the
         // spool for the next start; a worker behind finds it there with
         // its next scan.
-        if let Err(mpsc::error::TrySendError::Full(_)) = h.tx.try_send(d) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = h.tx.try_send(Handed::Recorded(d)) {
             h.missed.store(true, Ordering::Release);
         }
         Ok(())
+    }
+
+    /// Whether a worker runs for `destination`.
+    pub fn runs(&self, destination: &str) -> bool {
+        self.workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(destination)
+    }
+
+    /// Hands an event's routing to the workers of its deliveries, to send
+    /// first where their destination may, and to record it once every
+    /// share is done. A share whose worker cannot take it (none, or its
+    /// hand-overs are full) is declined at once: recorded pending, and
+    /// found by that worker's scan. Then the hand-over's own share is done
+    /// ([`FirstSends::handed`], which records the routing if every other
+    /// share is done already).
+    pub async fn send_first(&self, sends: Arc<FirstSends>) {
+        let declined: Vec<_> = {
+            let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+            sends
+                .shares(|name| {
+                    workers
+                        .get(name)
+                        .is_some_and(|h| first::sends_first(&h.dest))
+                })
+                .into_iter()
+                .filter_map(|(name, share)| {
+                    let Some(h) = workers.get(&name) else {
+                        return Some(share);
+                    };
+                    match h.tx.try_send(Handed::First(share)) {
+                        Ok(()) => None,
+                        Err(e) => {
+                            h.missed.store(true, Ordering::Release);
+                            match e.into_inner() {
+                                Handed::First(share) => Some(share),
+                                Handed::Recorded(_) => None,
+                            }
+                        }
+                    }
+                })
+                .collect()
+        };
+        for share in declined {
+            // Recorded pending with the routing; its worker's scan finds it.
+            share.give_up().await;
+        }
+        sends.handed().await;
     }
 
     /// Dead-letters the pending deliveries of a destination that is no

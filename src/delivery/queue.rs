@@ -1,8 +1,10 @@
-//! A worker's queue: the deliveries it holds in memory, in order, with
+//! A worker's queue: the deliveries it holds in memory, in order (recorded
+//! ones, and shares of routings to send before they are recorded), with
 //! what it knows of delivery ids (held, recently finished) so that a spool
 //! scan and the pipeline's hand-over of the same delivery cannot both send
 //! it; and, on a threaded destination, which alerts have a delivery out.
 
+use super::first::First;
 use crate::recent::RecentIds;
 use crate::store::{spool_log, DueDelivery, Store};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -17,8 +19,16 @@ const QUEUE_CAP: usize = 512;
 /// took 65,536 (see `RecentIds`).
 const FINISHED_MEMORY: usize = 14_336;
 
+/// One item of the queue.
+pub(super) enum Queued {
+    /// A delivery recorded in the spool.
+    Recorded(DueDelivery),
+    /// A share of a routing not recorded yet (`delivery::first`).
+    First(First),
+}
+
 pub(super) struct Queue {
-    items: VecDeque<DueDelivery>,
+    items: VecDeque<Queued>,
     /// Ids queued, in flight or committing: never fetched twice.
     known: HashSet<i64>,
     /// Ids recently finished.
@@ -54,22 +64,44 @@ impl Queue {
         self.items.is_empty()
     }
 
-    pub fn get(&self, at: usize) -> Option<&DueDelivery> {
+    pub fn get(&self, at: usize) -> Option<&Queued> {
         self.items.get(at)
     }
 
-    /// Takes the delivery at `at` out to send it (its id stays known until
-    /// its outcome is committed).
-    pub fn take(&mut self, at: usize) -> Option<DueDelivery> {
+    /// Takes the item at `at` out to send it (a delivery's id stays known
+    /// until its outcome is committed).
+    pub fn take(&mut self, at: usize) -> Option<Queued> {
         self.items.remove(at)
     }
 
-    /// The ids of the queued deliveries that are not digests.
+    /// The ids of the queued recorded deliveries that are not digests.
     pub fn messages(&self) -> Vec<i64> {
         self.items
             .iter()
-            .filter(|d| !d.digest)
-            .map(|d| d.id)
+            .filter_map(|q| match q {
+                Queued::Recorded(d) if !d.digest => Some(d.id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Queues a share of a routing not recorded yet.
+    pub fn push_first(&mut self, first: First) {
+        self.items.push_back(Queued::First(first));
+    }
+
+    /// Takes every share of a routing not recorded yet out of the queue.
+    pub fn take_firsts(&mut self) -> Vec<First> {
+        let (firsts, rest): (VecDeque<Queued>, VecDeque<Queued>) = std::mem::take(&mut self.items)
+            .into_iter()
+            .partition(|q| matches!(q, Queued::First(_)));
+        self.items = rest;
+        firsts
+            .into_iter()
+            .filter_map(|q| match q {
+                Queued::First(f) => Some(f),
+                Queued::Recorded(_) => None,
+            })
             .collect()
     }
 
@@ -90,7 +122,7 @@ impl Queue {
             return;
         }
         self.known.insert(d.id);
-        self.items.push_back(d);
+        self.items.push_back(Queued::Recorded(d));
     }
 
     /// Takes a delivery handed over by the pipeline just after its
@@ -107,14 +139,15 @@ impl Queue {
     /// Puts a digest first: it goes out before the messages queued.
     pub fn push_front(&mut self, d: DueDelivery) {
         self.known.insert(d.id);
-        self.items.push_front(d);
+        self.items.push_front(Queued::Recorded(d));
     }
 
     /// Drops the deliveries held for the next digest (recorded as held in
     /// the spool), remembering them as finished.
     pub fn drop_held(&mut self, ids: &[i64]) {
         let held: HashSet<i64> = ids.iter().copied().collect();
-        self.items.retain(|d| !held.contains(&d.id));
+        self.items
+            .retain(|q| !matches!(q, Queued::Recorded(d) if held.contains(&d.id)));
         for id in ids {
             self.finish(*id);
         }
@@ -152,7 +185,9 @@ impl Queue {
         };
         let mut i = 0;
         while i < self.items.len() {
-            let d = &self.items[i];
+            let Queued::Recorded(d) = &self.items[i] else {
+                return Some(i);
+            };
             let Some(key) = &d.thread_key else {
                 return Some(i);
             };

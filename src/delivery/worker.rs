@@ -1,13 +1,16 @@
 //! One destination's worker: it sends its destination's deliveries and
-//! records their outcomes. [`Worker::run`] is a loop of named steps:
+//! records their outcomes (and, for a plain destination, sends shares of
+//! routings before they are recorded: `delivery/first.rs`).
+//! [`Worker::run`] is a loop of named steps:
 //! dispatch what may go out, send the digest when it is due, refill the
 //! queue from the spool, then wait for the next thing to happen; at
 //! shutdown, drain.
 
 use super::attempt::{attempt, commit, Done};
 use super::digest::Digest;
+use super::first::First;
 use super::pacing::Pacing;
-use super::queue::{Queue, Threads};
+use super::queue::{Queue, Queued, Threads};
 use super::shared::Shared;
 use crate::coord::{Limits, Pace, Sending};
 use crate::recent::RecentIds;
@@ -36,9 +39,17 @@ pub(super) struct Handover {
     finished: RecentIds,
 }
 
-/// Deliveries the pipeline hands over right after recording them.
+/// What the pipeline hands a worker.
+pub(crate) enum Handed {
+    /// A delivery just recorded as pending.
+    Recorded(DueDelivery),
+    /// A share of a routing to send before it is recorded.
+    First(First),
+}
+
+/// What the pipeline hands over.
 struct Inbox {
-    rx: mpsc::Receiver<DueDelivery>,
+    rx: mpsc::Receiver<Handed>,
     /// Set by the dispatcher when a hand-over did not fit in `rx`.
     missed: Arc<AtomicBool>,
 }
@@ -48,9 +59,21 @@ struct InFlight {
     /// Sends at once at most.
     concurrency: usize,
     sends: JoinSet<Done>,
-    /// Outcomes being committed; their ids stay known to the queue until
-    /// then, so a scan cannot pick up a delivery that is already done.
-    committing: JoinSet<i64>,
+    /// Outcomes being committed (their ids stay known to the queue until
+    /// then, so a scan cannot pick up a delivery that is already done),
+    /// and declined shares waiting for their routing's record.
+    committing: JoinSet<Committed>,
+    /// Shares of routings not recorded yet, queued or being sent: at most
+    /// the concurrency (their events wait for them).
+    firsts: usize,
+}
+
+/// What a task of [`InFlight::committing`] ends with.
+enum Committed {
+    /// The outcome of this delivery is committed (or could not be).
+    Outcome(i64),
+    /// A declined share's delivery, recorded pending, to queue.
+    Declined(Option<DueDelivery>),
 }
 
 impl InFlight {
@@ -84,9 +107,9 @@ pub(super) struct Worker {
 /// What woke the loop up.
 enum Event {
     Stop,
-    Committed(i64),
+    Committed(Committed),
     Attempted(Done),
-    Submitted(DueDelivery),
+    Handed(Handed),
     News(String),
     Timer,
 }
@@ -96,7 +119,7 @@ impl Worker {
         name: String,
         dest: Arc<Destination>,
         shared: Shared,
-        (rx, missed): (mpsc::Receiver<DueDelivery>, Arc<AtomicBool>),
+        (rx, missed): (mpsc::Receiver<Handed>, Arc<AtomicBool>),
         cancel: CancellationToken,
     ) -> Worker {
         let now = Instant::now();
@@ -124,6 +147,7 @@ impl Worker {
                 concurrency,
                 sends: JoinSet::new(),
                 committing: JoinSet::new(),
+                firsts: 0,
             },
             threads: config.threaded().then(Threads::default),
             name: Arc::from(name),
@@ -168,9 +192,9 @@ impl Worker {
             }
             match self.next_event(wake_at, &mut news).await {
                 Event::Stop => break,
-                Event::Committed(id) => self.finish(id),
+                Event::Committed(c) => self.committed(c),
                 Event::Attempted(done) => self.attempted(done).await,
-                Event::Submitted(d) => self.queue.submitted(d),
+                Event::Handed(h) => self.handed(h),
                 Event::News(about) => self.heard(about).await,
                 Event::Timer => {}
             }
@@ -181,15 +205,58 @@ impl Worker {
         });
     }
 
+    /// Takes what the pipeline hands over: a recorded delivery (unless a
+    /// scan already sent it), or a share of a routing to send before it is
+    /// recorded, queued in its turn unless the destination is paused or a
+    /// round of them (its concurrency) waits already: its event waits for
+    /// it, and a destination that hangs must not hold more events than
+    /// that. A share declined is recorded pending with its routing.
+    fn handed(&mut self, h: Handed) {
+        match h {
+            Handed::Recorded(d) => self.queue.submitted(d),
+            Handed::First(f)
+                if f.sendable()
+                    && !self.cancel.is_cancelled()
+                    && !self.pacing.paused()
+                    && self.inflight.firsts < self.inflight.concurrency =>
+            {
+                self.inflight.firsts += 1;
+                self.queue.push_first(f);
+            }
+            Handed::First(f) => self.decline(f),
+        }
+    }
+
+    /// Declines a share: its routing records the delivery pending, and it
+    /// is queued then.
+    fn decline(&mut self, f: First) {
+        self.inflight
+            .committing
+            .spawn(async move { Committed::Declined(f.decline().await) });
+    }
+
+    /// A commit task finished.
+    fn committed(&mut self, c: Committed) {
+        match c {
+            Committed::Outcome(id) => self.finish(id),
+            Committed::Declined(Some(d)) => self.queue.submitted(d),
+            Committed::Declined(None) => {}
+        }
+    }
+
     /// Records a finished attempt in the spool, apart from the loop (a
-    /// concurrency slot is not held through the spool's fsync).
+    /// concurrency slot is not held through the spool's fsync); a first
+    /// attempt answered in time was recorded with its routing.
     fn record(&mut self, done: Done) {
-        self.inflight.committing.spawn(commit(
-            self.shared.clone(),
-            self.name.clone(),
-            done.id,
-            done.completion,
-        ));
+        if done.first {
+            self.inflight.firsts = self.inflight.firsts.saturating_sub(1);
+        }
+        if let Some((id, completion)) = done.commit {
+            let commit = commit(self.shared.clone(), self.name.clone(), id, completion);
+            self.inflight
+                .committing
+                .spawn(async move { Committed::Outcome(commit.await) });
+        }
     }
 
     /// Remembers a delivery whose outcome is committed.
@@ -229,8 +296,12 @@ impl Worker {
                 return;
             };
             let sending = match self.queue.get(next) {
-                Some(d) if d.digest => Sending::Digest,
-                Some(_) => Sending::Message,
+                Some(Queued::First(_)) => {
+                    self.send_first(next);
+                    continue;
+                }
+                Some(Queued::Recorded(d)) if d.digest => Sending::Digest,
+                Some(Queued::Recorded(_)) => Sending::Message,
                 None => return,
             };
             let pace = self
@@ -257,7 +328,7 @@ impl Worker {
                     return;
                 }
             }
-            let Some(d) = self.queue.take(next) else {
+            let Some(Queued::Recorded(d)) = self.queue.take(next) else {
                 return;
             };
             if let Some(threads) = &mut self.threads {
@@ -269,6 +340,22 @@ impl Worker {
         }
     }
 
+    /// Sends the share at `at` (a plain destination: no pacing to ask), or
+    /// declines it if it waited past its time.
+    fn send_first(&mut self, at: usize) {
+        let Some(Queued::First(f)) = self.queue.take(at) else {
+            return;
+        };
+        if !f.sendable() {
+            self.inflight.firsts = self.inflight.firsts.saturating_sub(1);
+            self.decline(f);
+            return;
+        }
+        self.inflight
+            .sends
+            .spawn(f.send(self.shared.clone(), self.sink.clone()));
+    }
+
     /// Sets the delivery at `at` aside for the next digest. On a
     /// destination without threads, every other message waiting goes with
     /// it, with what the pipeline has handed over meanwhile, in one commit:
@@ -276,10 +363,13 @@ impl Worker {
     /// False if the spool could not record that (they stay queued).
     async fn hold(&mut self, at: usize) -> bool {
         let ids: Vec<i64> = if self.threads.is_some() {
-            self.queue.get(at).map(|d| d.id).into_iter().collect()
+            match self.queue.get(at) {
+                Some(Queued::Recorded(d)) => vec![d.id],
+                _ => Vec::new(),
+            }
         } else {
-            while let Ok(d) = self.inbox.rx.try_recv() {
-                self.queue.submitted(d);
+            while let Ok(h) = self.inbox.rx.try_recv() {
+                self.handed(h);
             }
             self.queue.messages()
         };
@@ -398,8 +488,8 @@ impl Worker {
         tokio::select! {
             biased;
             _ = self.cancel.cancelled() => Event::Stop,
-            Some(id) = inflight.committing.join_next(), if !inflight.committing.is_empty() => {
-                id.map_or(Event::Timer, Event::Committed)
+            Some(c) = inflight.committing.join_next(), if !inflight.committing.is_empty() => {
+                c.map_or(Event::Timer, Event::Committed)
             }
             Some(done) = inflight.sends.join_next(), if !inflight.sends.is_empty() => match done {
                 Ok(done) => Event::Attempted(done),
@@ -408,7 +498,7 @@ impl Worker {
                     Event::Timer
                 }
             },
-            Some(d) = self.inbox.rx.recv() => Event::Submitted(d),
+            Some(h) = self.inbox.rx.recv() => Event::Handed(h),
             about = next_news(news) => Event::News(about),
             _ = tokio::time::sleep_until(wake_at) => Event::Timer,
         }
@@ -442,9 +532,19 @@ impl Worker {
         }
     }
 
-    /// Shutdown (or replacement): lets in-flight attempts finish and commit
-    /// within the grace period; what does not finish stays pending.
+    /// Shutdown (or replacement): declines the shares waiting (their
+    /// routings are recorded, the deliveries pending for the successor or
+    /// the next start), lets in-flight attempts finish and commit within
+    /// the grace period; what does not finish stays pending.
     async fn drain(&mut self) {
+        for f in self.queue.take_firsts() {
+            self.decline(f);
+        }
+        while let Ok(h) = self.inbox.rx.try_recv() {
+            if let Handed::First(f) = h {
+                self.decline(f);
+            }
+        }
         let grace = tokio::time::sleep(self.shared.shutdown_grace);
         tokio::pin!(grace);
         while !self.inflight.sends.is_empty() || !self.inflight.committing.is_empty() {
@@ -457,8 +557,8 @@ impl Worker {
                 Some(Ok(done)) = self.inflight.sends.join_next(), if !self.inflight.sends.is_empty() => {
                     self.record(done);
                 }
-                Some(id) = self.inflight.committing.join_next(), if !self.inflight.committing.is_empty() => {
-                    if let Ok(id) = id {
+                Some(c) = self.inflight.committing.join_next(), if !self.inflight.committing.is_empty() => {
+                    if let Ok(Committed::Outcome(id)) = c {
                         self.finish(id);
                     }
                 }
@@ -549,7 +649,9 @@ mod tests {
 
         // Found by a scan, sent, its outcome committed.
         w.queue.enqueue(delivery(7));
-        let d = w.queue.take(0).unwrap();
+        let Some(Queued::Recorded(d)) = w.queue.take(0) else {
+            panic!("queued");
+        };
         w.finish(d.id);
         // The pipeline's hand-over arrives afterwards.
         w.queue.submitted(delivery(7));
@@ -559,7 +661,10 @@ mod tests {
         w.queue.submitted(delivery(8));
         w.queue.enqueue(delivery(7));
         let ids: Vec<i64> = (0..w.queue.len())
-            .map(|i| w.queue.get(i).unwrap().id)
+            .filter_map(|i| match w.queue.get(i) {
+                Some(Queued::Recorded(d)) => Some(d.id),
+                _ => None,
+            })
             .collect();
         assert_eq!(ids, [8, 7]);
     }
@@ -583,11 +688,11 @@ mod tests {
         w.dispatch(Instant::now(), &mut wake).await;
         let done = w.inflight.sends.join_next().await.unwrap().unwrap();
         assert!(matches!(
-            done.completion,
-            crate::store::Completion::Retry { id: 3, .. }
+            done.commit,
+            Some((3, crate::store::Completion::Retry { id: 3, .. }))
         ));
         w.record(done);
-        let id = w.inflight.committing.join_next().await.unwrap().unwrap();
-        assert_eq!(id, 3);
+        let c = w.inflight.committing.join_next().await.unwrap().unwrap();
+        assert!(matches!(c, Committed::Outcome(3)));
     }
 }

@@ -326,6 +326,7 @@ impl HookRequest<'_> {
             ),
             auth: Some(auth::proof(self.hook).to_owned()),
         };
+        let received_at = crate::store::now_ms();
         let inserted = self.state.store.insert_event(new).await.map_err(|e| {
             if let StoreError::Replay = e {
                 tracing::debug!(message = "Signature refused.", hook = name, reason = %e);
@@ -366,6 +367,7 @@ impl HookRequest<'_> {
                     id: inserted.id,
                     hook: name.to_owned(),
                     event,
+                    received_at,
                 })
                 .await;
         }

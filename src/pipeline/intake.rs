@@ -21,6 +21,9 @@ pub struct Accepted {
     pub id: i64,
     pub hook: String,
     pub event: Event,
+    /// When it was received (unix ms): where the age of a delivery sent
+    /// before its routing is recorded counts from.
+    pub received_at: i64,
 }
 
 /// Ingress's side of the pipeline.

@@ -25,8 +25,9 @@ mod sqlite;
 mod writer;
 
 pub use ops::{
-    ActionRecord, Completion, EnrichStep, HookClock, Inserted, Journey, NewDelivery, NewDigest,
-    NewEvent, RouteDecision, Routing, Selector, Silence, StoredTenant, TenantChange, ThreadRoot,
+    ActionRecord, Attempted, Completion, EnrichStep, HookClock, Inserted, Journey, NewDelivery,
+    NewDigest, NewEvent, RouteDecision, Routing, Selector, Silence, StoredTenant, TenantChange,
+    ThreadRoot,
 };
 pub use reads::{DeadLetter, DueDelivery, EventDetail, EventSummary, QueueDepth};
 

@@ -485,7 +485,7 @@ fn route(
         if let Some(first) = &d.first {
             // Sent before this routing was recorded: stored with its
             // first attempt, in one write.
-            let (_, status, error, duration_ms) = first.parts();
+            let (status, error, duration_ms) = first.parts();
             let state = first.state();
             tx.prepare_cached(
                 "INSERT INTO deliveries (event_id, route, destination, payload, state, attempts, created_at, next_attempt_at, updated_at,

@@ -440,19 +440,19 @@ async fn route_many(
                 None => DeliveryState::Pending.as_str(),
             });
             note.push(match first {
-                Some(f) => f.parts().2,
+                Some(f) => f.parts().1,
                 None => d.failed.as_deref().or(d.muted.as_deref()),
             });
             summary.push(d.summary.as_deref());
             thread_key.push(d.thread_key.as_deref());
-            outcome.push(first.map(Completion::outcome));
-            status.push(first.and_then(|f| f.parts().1.map(i64::from)));
-            duration.push(first.map(|f| f.parts().3));
+            outcome.push(first.map(Attempted::outcome));
+            status.push(first.and_then(|f| f.parts().0.map(i64::from)));
+            duration.push(first.map(|f| f.parts().2));
             next.push(match first {
                 Some(f) => f.next_attempt_at(),
                 None => d.in_flight_until,
             });
-            thread.push(first.and_then(Completion::thread));
+            thread.push(first.and_then(Attempted::thread));
         }
     }
     let rows = c

@@ -23,9 +23,9 @@
 //!   (under an advisory lock, so replicas starting together do not race).
 
 use super::{
-    now_ms, ActionRecord, ClockCheck, Completion, DeadLetter, DeliveryDetail, DueDelivery,
-    EventDetail, EventSummary, HookClock, Inserted, NewDigest, NewEvent, QueueDepth, RenderSource,
-    Routing, Selector, Silence, StoreError, ThreadRoot,
+    now_ms, ActionRecord, Attempted, ClockCheck, Completion, DeadLetter, DeliveryDetail,
+    DueDelivery, EventDetail, EventSummary, HookClock, Inserted, NewDigest, NewEvent, QueueDepth,
+    RenderSource, Routing, Selector, Silence, StoreError, ThreadRoot,
 };
 use crate::store::reads::THREAD_IN_ORDER;
 mod batch;
@@ -346,8 +346,8 @@ fn scrub_routing(r: &mut Routing) {
             ],
         );
         // A first attempt made before the routing: a chat service's error.
-        if let Some(first) = &mut d.first {
-            scrub_completion(first);
+        if let Some(error) = d.first.as_mut().and_then(Attempted::error_mut) {
+            scrub([error], []);
         }
     }
 }
