@@ -194,8 +194,12 @@ impl FirstSends {
                 Err(e) => {
                     tracing::error!(message = "Cannot record routing; retrying.", event_id, error = %e);
                     tokio::select! {
-                        // The event stays `received`: routed again at the next start.
-                        _ = self.cancel.cancelled() => return,
+                        // The event stays `received`: routed again at the
+                        // next start. Those waiting for it stop waiting.
+                        _ = self.cancel.cancelled() => {
+                            self.recorded.send_replace(Some(Arc::default()));
+                            return;
+                        }
                         _ = tokio::time::sleep(wait) => {}
                     }
                     wait = (wait * 2).min(Duration::from_secs(30));
@@ -230,6 +234,11 @@ impl First {
     /// and it has not waited past [`FIRST_WAIT`] for its turn.
     pub(super) fn sendable(&self) -> bool {
         self.sendable && self.handed.elapsed() < FIRST_WAIT
+    }
+
+    /// When it is no longer sendable.
+    pub(super) fn deadline(&self) -> Instant {
+        self.handed + FIRST_WAIT
     }
 
     fn set(&self, share: Share) {

@@ -90,6 +90,29 @@ impl Queue {
         self.items.push_back(Queued::First(first));
     }
 
+    /// Takes out the shares that waited past their time (they are declined:
+    /// their routing must not wait for a queue that does not move, say a
+    /// paused destination's); makes sure the loop wakes for the others.
+    pub fn stale_firsts(&mut self, wake_at: &mut Instant) -> Vec<First> {
+        let mut stale = Vec::new();
+        let mut i = 0;
+        while i < self.items.len() {
+            match &self.items[i] {
+                Queued::First(f) if !f.sendable() => {
+                    if let Some(Queued::First(f)) = self.items.remove(i) {
+                        stale.push(f);
+                    }
+                }
+                Queued::First(f) => {
+                    *wake_at = (*wake_at).min(f.deadline());
+                    i += 1;
+                }
+                Queued::Recorded(_) => i += 1,
+            }
+        }
+        stale
+    }
+
     /// Takes every share of a routing not recorded yet out of the queue.
     pub fn take_firsts(&mut self) -> Vec<First> {
         let (firsts, rest): (VecDeque<Queued>, VecDeque<Queued>) = std::mem::take(&mut self.items)

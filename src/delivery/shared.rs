@@ -1,4 +1,5 @@
-//! What every worker, attempt and commit task shares.
+//! What every worker, attempt and commit task shares, and the news
+//! they hear from the deployment (`coord`'s wake-ups).
 
 use crate::config::DeliveryConfig;
 use crate::coord::Coordinator;
@@ -7,6 +8,7 @@ use crate::store::Store;
 use crate::telemetry::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::broadcast;
 
 /// What every worker shares.
 #[derive(Clone)]
@@ -22,4 +24,21 @@ pub struct Shared {
     /// The live configuration, to render again a message that could not
     /// be rendered when it was routed (a replayed dead letter).
     pub live: Option<Arc<Live>>,
+}
+
+/// The next piece of news; never once the channel is closed. A receiver
+/// that fell behind reads as "look at everything".
+pub(super) async fn next_news(news: &mut Option<broadcast::Receiver<String>>) -> String {
+    use tokio::sync::broadcast::error::RecvError;
+    let Some(rx) = news else {
+        return std::future::pending().await;
+    };
+    match rx.recv().await {
+        Ok(about) => about,
+        Err(RecvError::Lagged(_)) => String::new(),
+        Err(RecvError::Closed) => {
+            *news = None;
+            std::future::pending().await
+        }
+    }
 }

@@ -11,7 +11,7 @@ use super::digest::Digest;
 use super::first::First;
 use super::pacing::Pacing;
 use super::queue::{Queue, Queued, Threads};
-use super::shared::Shared;
+use super::shared::{next_news, Shared};
 use crate::coord::{Limits, Pace, Sending};
 use crate::recent::RecentIds;
 use crate::render::Destination;
@@ -182,6 +182,12 @@ impl Worker {
             let now = Instant::now();
             let mut wake_at = now + IDLE_POLL;
             self.pacing.lift(now, &mut wake_at);
+            if self.inflight.firsts > 0 {
+                for f in self.queue.stale_firsts(&mut wake_at) {
+                    self.inflight.firsts -= 1;
+                    self.decline(f);
+                }
+            }
             self.renew(now).await;
             self.dispatch(now, &mut wake_at).await;
             if self.digest(now, &mut wake_at).await {
@@ -563,23 +569,6 @@ impl Worker {
                     }
                 }
             }
-        }
-    }
-}
-
-/// The next piece of news; never once the channel is closed. A receiver
-/// that fell behind reads as "look at everything".
-async fn next_news(news: &mut Option<broadcast::Receiver<String>>) -> String {
-    use tokio::sync::broadcast::error::RecvError;
-    let Some(rx) = news else {
-        return std::future::pending().await;
-    };
-    match rx.recv().await {
-        Ok(about) => about,
-        Err(RecvError::Lagged(_)) => String::new(),
-        Err(RecvError::Closed) => {
-            *news = None;
-            std::future::pending().await
         }
     }
 }
