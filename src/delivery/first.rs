@@ -334,3 +334,102 @@ impl First {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreConfig;
+    use crate::recent::Underway;
+    use crate::store::{NewDelivery, NewEvent};
+
+    fn delivery(to: &str) -> NewDelivery {
+        NewDelivery {
+            route: "r".into(),
+            destination: to.into(),
+            payload: "{}".into(),
+            failed: None,
+            muted: None,
+            dedup: None,
+            summary: None,
+            thread_key: None,
+            first: None,
+            in_flight_until: None,
+        }
+    }
+
+    /// An event's routing handed to two workers: one sends its share in
+    /// time, the other declines. The last share done records the routing
+    /// once: the sent delivery with its first attempt (not handed to a
+    /// worker), the declined one pending and returned to its worker; the
+    /// event's claim is let go as routed only then.
+    #[tokio::test]
+    async fn the_last_share_records_the_routing_with_the_first_attempts() {
+        use sha2::Digest as _;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreConfig {
+            path: dir.path().join("spool.db"),
+            ..StoreConfig::default()
+        })
+        .unwrap();
+        let body = "{\"type\":\"alert\"}";
+        let event = store
+            .insert_event(NewEvent {
+                hook: "soc".into(),
+                body: body.as_bytes().to_vec(),
+                sha256: sha2::Sha256::digest(body.as_bytes()).into(),
+                kind: "alert".into(),
+                action: "created".into(),
+                short_id: None,
+                dedup_window_ms: 0,
+                message_id: None,
+                alert_uuid: None,
+                client: None,
+                auth: None,
+            })
+            .await
+            .unwrap();
+        let underway = Underway::new(16);
+        let claim = underway.claim(event.id).unwrap();
+        let routing = Routing {
+            event_id: event.id,
+            enrichment: "ok".into(),
+            alert_json: None,
+            routes: vec!["r".into()],
+            deliveries: vec![delivery("a"), delivery("b")],
+            title: None,
+            journey: Default::default(),
+        };
+        let sends = FirstSends::new(
+            routing,
+            claim,
+            ("soc".into(), None, now_ms()),
+            store.clone(),
+            CancellationToken::new(),
+        );
+        let mut shares = sends.shares(|to| to == "a");
+        let (_, b) = shares.pop().unwrap();
+        let (_, a) = shares.pop().unwrap();
+        assert!(a.sendable() && !b.sendable());
+        sends.clone().handed().await;
+        let declined = tokio::spawn(b.decline());
+        // Sent and answered: its outcome goes into the routing.
+        a.set(Share::Sent(Attempted::Delivered {
+            status: 200,
+            duration_ms: 3,
+            thread: None,
+        }));
+        assert!(underway.in_progress_now(event.id), "not recorded yet");
+        a.sends.done().await;
+        let pending = declined.await.unwrap().expect("the declined delivery");
+        assert_eq!(pending.destination, "b");
+        assert!(!underway.in_progress_now(event.id));
+        assert!(underway.claim(event.id).is_none(), "remembered as routed");
+        let detail = store.event_detail(event.id).await.unwrap().unwrap();
+        let states: Vec<(&str, &str, usize)> = detail
+            .deliveries
+            .iter()
+            .map(|d| (d.destination.as_str(), d.state.as_str(), d.attempts.len()))
+            .collect();
+        assert_eq!(states, [("a", "delivered", 1), ("b", "pending", 0)]);
+    }
+}
