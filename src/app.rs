@@ -428,7 +428,7 @@ impl Work {
 /// listener's limits.
 struct Reload<'a> {
     live: &'a Live,
-    dispatcher: &'a Dispatcher,
+    dispatcher: &'a Arc<Dispatcher>,
     public_conns: &'a Conns,
     metrics: &'a Arc<Metrics>,
     http: &'a reqwest::Client,
@@ -456,8 +456,18 @@ impl Reload<'_> {
         self.public_conns.update(public_limits(&new.server));
         let removed = self.dispatcher.reconcile(&generation.destinations);
         self.live.set(generation);
-        for name in removed {
+        for (name, stopped) in removed {
             self.dispatcher.orphan(&name).await;
+            // A routing its worker sent before recording may be recorded
+            // while the worker stops: dead-lettered once it has stopped,
+            // unless a later reload brought the destination back.
+            let dispatcher = self.dispatcher.clone();
+            tokio::spawn(async move {
+                stopped.wait().await;
+                if !dispatcher.runs(&name) {
+                    dispatcher.orphan(&name).await;
+                }
+            });
         }
         self.count("ok");
         if let Some(done) = done {

@@ -38,7 +38,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -294,10 +294,9 @@ impl Pipeline {
             // routing or rendering it ends this event (kept, with the
             // reason, and no delivery), never the pipeline, and the event
             // does not stay `received` to fail again at every start.
-            let processed = AssertUnwindSafe(me.process(a, claim, cancel.clone()))
+            let processed = AssertUnwindSafe(me.process(a, claim, permit.ok(), cancel.clone()))
                 .catch_unwind()
                 .await;
-            drop(permit);
             if let Err(panic) = processed {
                 let reason = format!("internal error: {}", panic_text(panic.as_ref()));
                 if me.fail(id, &hook, "event", reason, &cancel).await {
@@ -314,7 +313,13 @@ impl Pipeline {
     /// to them: [`Pipeline::first_sends`]). The claim is let go once the
     /// routing is recorded, by this pass or an earlier one; dropped when
     /// shutdown cuts the processing short.
-    async fn process(&self, a: Accepted, claim: Claim, cancel: CancellationToken) {
+    async fn process(
+        &self,
+        a: Accepted,
+        claim: Claim,
+        permit: Option<OwnedSemaphorePermit>,
+        cancel: CancellationToken,
+    ) {
         let generation = self.live.get();
         let Some(enriched) = stages::enrich(&generation, &a, &cancel).await else {
             return;
@@ -344,9 +349,12 @@ impl Pipeline {
             journey,
         };
         if self.first_sends(&generation, &routing.deliveries) {
+            // The event keeps its place among those in progress until its
+            // routing is recorded: the pipeline takes in no more events
+            // than the workers answer.
             let sends = FirstSends::new(
                 routing,
-                claim,
+                (claim, permit),
                 (a.hook, short_id, a.received_at),
                 self.store.clone(),
                 cancel,
@@ -366,6 +374,7 @@ impl Pipeline {
             return;
         };
         claim.routed();
+        drop(permit);
         // None: another pass already routed this event.
         let Some(created) = created else {
             return;

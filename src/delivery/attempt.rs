@@ -61,9 +61,6 @@ pub(super) struct Done {
     /// What to commit to the spool: none for a first attempt recorded
     /// with its routing.
     pub commit: Option<(i64, Completion)>,
-    /// A first attempt made before its routing was recorded
-    /// (`delivery::first`).
-    pub first: bool,
 }
 
 /// What an attempt was about, for its logs, metrics and back-off.
@@ -120,7 +117,6 @@ pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery
         pause: c.pause,
         retry_in: c.retry_in,
         commit: Some((d.id, c.attempted.of(d.id))),
-        first: false,
     }
 }
 

@@ -29,7 +29,7 @@ use crate::store::{now_ms, Attempted, DueDelivery, Routing, Store};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -71,8 +71,10 @@ pub struct FirstSends {
     shares: Mutex<Vec<Share>>,
     /// Shares not done yet, and the hand-over's own (see [`FirstSends::handed`]).
     left: AtomicUsize,
-    /// The event's claim, let go once its routing is recorded.
-    claim: Mutex<Option<Claim>>,
+    /// The event's claim, and its place among the events in progress
+    /// (the pipeline takes no more while it waits), let go once its
+    /// routing is recorded.
+    claim: Mutex<Option<(Claim, Option<OwnedSemaphorePermit>)>>,
     /// The deliveries the routing created as pending, once it is recorded
     /// (an empty list if another pass had routed the event).
     recorded: watch::Sender<Option<Arc<Vec<DueDelivery>>>>,
@@ -103,7 +105,7 @@ impl FirstSends {
     /// says, per delivery, whether its destination [`sends_first`].
     pub fn new(
         routing: Routing,
-        claim: Claim,
+        claim: (Claim, Option<OwnedSemaphorePermit>),
         (hook, short_id, received_at): (String, Option<String>, i64),
         store: Store,
         cancel: CancellationToken,
@@ -209,7 +211,7 @@ impl FirstSends {
         if created.is_none() && sent {
             tracing::warn!(message = "An event was routed twice (another pass took it over); its messages sent before the routing was recorded went out twice.", hook = %self.hook, event_id);
         }
-        if let Some(claim) = self.claim.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some((claim, _place)) = self.claim.lock().unwrap_or_else(|p| p.into_inner()).take() {
             claim.routed();
         }
         self.recorded
@@ -330,7 +332,6 @@ impl First {
             pause: c.pause,
             retry_in: c.retry_in,
             commit,
-            first: true,
         }
     }
 }
@@ -401,7 +402,7 @@ mod tests {
         };
         let sends = FirstSends::new(
             routing,
-            claim,
+            (claim, None),
             ("soc".into(), None, now_ms()),
             store.clone(),
             CancellationToken::new(),

@@ -60,6 +60,16 @@ struct Handle {
     exited: oneshot::Receiver<Handover>,
 }
 
+/// Resolves once a removed worker has stopped (its in-flight sends
+/// answered, and the routings they were sent before recorded).
+pub struct Stopped(oneshot::Receiver<Handover>);
+
+impl Stopped {
+    pub async fn wait(self) {
+        let _ = self.0.await;
+    }
+}
+
 /// Hands new deliveries to their destination's worker, and starts, stops
 /// or replaces workers when the configuration changes.
 pub struct Dispatcher {
@@ -118,17 +128,23 @@ impl Dispatcher {
     /// Makes the running workers match `destinations`: new ones start,
     /// changed ones are replaced (the successor waits for its predecessor's
     /// in-flight sends, then picks the pending rows up from the spool),
-    /// removed ones stop. Returns the removed names.
-    pub fn reconcile(&self, destinations: &BTreeMap<String, Arc<Destination>>) -> Vec<String> {
+    /// removed ones stop. Returns the removed names, each with what
+    /// resolves once its worker has stopped.
+    pub fn reconcile(
+        &self,
+        destinations: &BTreeMap<String, Arc<Destination>>,
+    ) -> Vec<(String, Stopped)> {
         let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
-        let removed: Vec<String> = workers
+        let names: Vec<String> = workers
             .keys()
             .filter(|k| !destinations.contains_key(*k))
             .cloned()
             .collect();
-        for name in &removed {
-            if let Some(h) = workers.remove(name) {
+        let mut removed = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(h) = workers.remove(&name) {
                 h.cancel.cancel();
+                removed.push((name, Stopped(h.exited)));
             }
         }
         for (name, dest) in destinations {

@@ -63,7 +63,7 @@ struct InFlight {
     /// then, so a scan cannot pick up a delivery that is already done),
     /// and declined shares waiting for their routing's record.
     committing: JoinSet<Committed>,
-    /// Shares of routings not recorded yet, queued or being sent: at most
+    /// Shares of routings not recorded yet waiting in the queue: at most
     /// the concurrency (their events wait for them).
     firsts: usize,
 }
@@ -254,9 +254,6 @@ impl Worker {
     /// concurrency slot is not held through the spool's fsync); a first
     /// attempt answered in time was recorded with its routing.
     fn record(&mut self, done: Done) {
-        if done.first {
-            self.inflight.firsts = self.inflight.firsts.saturating_sub(1);
-        }
         if let Some((id, completion)) = done.commit {
             let commit = commit(self.shared.clone(), self.name.clone(), id, completion);
             self.inflight
@@ -352,8 +349,8 @@ impl Worker {
         let Some(Queued::First(f)) = self.queue.take(at) else {
             return;
         };
+        self.inflight.firsts = self.inflight.firsts.saturating_sub(1);
         if !f.sendable() {
-            self.inflight.firsts = self.inflight.firsts.saturating_sub(1);
             self.decline(f);
             return;
         }
