@@ -101,8 +101,8 @@ pub struct First {
 
 impl FirstSends {
     /// The routing of an event whose deliveries are all pending, to
-    /// distinct destinations, with no route dedup window. `sendable`
-    /// says, per delivery, whether its destination [`sends_first`].
+    /// distinct destinations, with no route dedup window, with the event's
+    /// claim and its place among the events in progress.
     pub fn new(
         routing: Routing,
         claim: (Claim, Option<OwnedSemaphorePermit>),
@@ -127,7 +127,8 @@ impl FirstSends {
         })
     }
 
-    /// The shares, one per delivery: (destination, share).
+    /// The shares, one per delivery: (destination, share); `sendable`
+    /// says whether a destination [`sends_first`].
     pub fn shares(self: &Arc<Self>, sendable: impl Fn(&str) -> bool) -> Vec<(String, First)> {
         let routing = self.routing.lock().unwrap_or_else(|p| p.into_inner());
         let Some(routing) = routing.as_ref() else {
