@@ -22,7 +22,7 @@ mod stages;
 pub use intake::{Accepted, Intake, ADMISSION_WAIT, INTAKE_CAPACITY};
 
 use crate::coord::Coordinator;
-use crate::delivery::{sends_first, Dispatcher, FirstSends};
+use crate::delivery::{sends_first, Dispatcher, FirstSends, NoWorker};
 use crate::event;
 use crate::live::Generation;
 use crate::live::Live;
@@ -422,9 +422,9 @@ impl Pipeline {
     async fn hand_over(&self, created: Vec<DueDelivery>) {
         let mut orphaned: Vec<String> = Vec::new();
         for d in created {
-            if let Err(d) = self.dispatcher.submit(d) {
-                if !orphaned.contains(&d.destination) {
-                    orphaned.push(d.destination);
+            if let Err(NoWorker(destination)) = self.dispatcher.submit(d) {
+                if !orphaned.contains(&destination) {
+                    orphaned.push(destination);
                 }
             }
         }

@@ -60,6 +60,10 @@ struct Handle {
     exited: oneshot::Receiver<Handover>,
 }
 
+/// A delivery's destination has no worker (a reload removed it).
+#[derive(Debug)]
+pub struct NoWorker(pub String);
+
 /// Resolves once a removed worker has stopped (its in-flight sends
 /// answered, and the routings they were sent before recorded).
 pub struct Stopped(oneshot::Receiver<Handover>);
@@ -165,12 +169,12 @@ impl Dispatcher {
         removed
     }
 
-    /// Passes a just-recorded delivery to its worker. Gives it back when
-    /// no worker exists for its destination (removed by a reload).
-    pub fn submit(&self, d: DueDelivery) -> Result<(), DueDelivery> {
+    /// Passes a just-recorded delivery to its worker; fails when no worker
+    /// exists for its destination (removed by a reload).
+    pub fn submit(&self, d: DueDelivery) -> Result<(), NoWorker> {
         let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
         let Some(h) = workers.get(&d.destination) else {
-            return Err(d);
+            return Err(NoWorker(d.destination));
         };
         // A worker stopping at shutdown leaves the row pending in the
         // spool for the next start; a worker behind finds it there with
