@@ -107,7 +107,10 @@ impl App {
         self.reload_tx.clone()
     }
 
-    /// Runs until `shutdown` is cancelled, then drains and returns.
+    /// Runs until `shutdown` is cancelled, then drains and returns: serve
+    /// (the listeners first, so probes answer while the spool comes up),
+    /// wait for the spool, start the work (workers, pipeline, silence
+    /// clocks, housekeeping), apply reloads, drain.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let App {
             generation,
@@ -120,7 +123,7 @@ impl App {
             admin_addr,
             reload_tx,
             mut reload_rx,
-            mut tenants_seen,
+            tenants_seen,
         } = self;
         for w in &generation.config.warnings {
             tracing::warn!(message = "Configuration warning.", warning = %w);
@@ -128,21 +131,14 @@ impl App {
         let config = generation.config.clone();
         let live = Arc::new(Live::new(generation));
         let coord = Coordinator::for_store(&store);
-        let tracker = TaskTracker::new();
-        // Workers and the pipeline stop only after ingress has stopped, so
-        // an event accepted during shutdown is still handed over.
-        let work_cancel = CancellationToken::new();
-        let grace = config.server.shutdown_grace;
-
         // Starts "behind": events a previous run accepted but did not route
         // are read back from the spool first.
-        let (intake, rx) = Intake::new();
-        let watch = Arc::new(crate::silence::Watch::default());
+        let (intake, intake_rx) = Intake::new();
         let state = Arc::new(IngressState {
             live: live.clone(),
             store: store.clone(),
             intake: intake.clone(),
-            watch: watch.clone(),
+            watch: Arc::new(crate::silence::Watch::default()),
             metrics: metrics.clone(),
             replays: ReplayGuard::default(),
             ready: AtomicBool::new(false),
@@ -153,7 +149,88 @@ impl App {
             coord: coord.clone(),
             reload: reload_tx,
         });
-        let public_conns = Conns::new(public_limits(&config.server), metrics.clone(), "public");
+        let listening = Listening::start(&state, public, admin, &config);
+        tracing::info!(
+            message = "hookrelay is listening.", listen = %public_addr, admin = %admin_addr,
+            hooks = config.hooks.len(), destinations = config.destinations.len(), routes = config.routes.len()
+        );
+        crate::telemetry::notify_systemd(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&format!(
+                "listening on {public_addr}; admin on {admin_addr}"
+            )),
+        ]);
+        let work = Work {
+            tracker: TaskTracker::new(),
+            // Workers and the pipeline stop only after ingress has
+            // stopped, so an event accepted during shutdown is still
+            // handed over.
+            cancel: CancellationToken::new(),
+        };
+        work.tracker
+            .spawn(crate::telemetry::watchdog(work.cancel.clone()));
+        let tenants_seen = if store.healthy() {
+            tenants_seen
+        } else {
+            wait_for_spool(&state, &http, &shutdown).await
+        };
+        if config.admin.api_token.is_some() {
+            work.tracker.spawn(watch_tenants(
+                store.clone(),
+                coord.clone(),
+                state.reload.clone(),
+                work.cancel.clone(),
+                tenants_seen,
+            ));
+        }
+        let dispatcher = work
+            .start(
+                &state,
+                &http,
+                (intake, intake_rx),
+                config.server.shutdown_grace,
+            )
+            .await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                Some(request) = reload_rx.recv() => {
+                    let reload = Reload { live: &live, dispatcher: &dispatcher, public_conns: &listening.public_conns, metrics: &metrics, http: &http, store: &store };
+                    reload.apply(request).await;
+                }
+            }
+        }
+        listening
+            .drain(state, work, &coord, config.server.shutdown_grace)
+            .await;
+        Ok(())
+    }
+}
+
+/// The two listeners, serving.
+struct Listening {
+    public_conns: Arc<Conns>,
+    public_task: tokio::task::JoinHandle<()>,
+    admin_task: tokio::task::JoinHandle<()>,
+    ingress_cancel: CancellationToken,
+    admin_cancel: CancellationToken,
+}
+
+impl Listening {
+    /// Serves both listeners and marks the daemon ready; also pays the
+    /// console's session key now rather than at the first request.
+    fn start(
+        state: &Arc<IngressState>,
+        public: TcpListener,
+        admin: TcpListener,
+        config: &Config,
+    ) -> Listening {
+        let grace = config.server.shutdown_grace;
+        let public_conns = Conns::new(
+            public_limits(&config.server),
+            state.metrics.clone(),
+            "public",
+        );
         // The admin listener is loopback by default and serves probes and
         // scrapes: a small bound of its own, unaffected by the public one.
         let admin_conns = Conns::new(
@@ -162,7 +239,7 @@ impl App {
                 max_per_ip: 0,
                 ..public_limits(&config.server)
             },
-            metrics.clone(),
+            state.metrics.clone(),
             "admin",
         );
         let ingress_cancel = CancellationToken::new();
@@ -192,72 +269,125 @@ impl App {
             });
         }
         state.ready.store(true, Ordering::Relaxed);
+        Listening {
+            public_conns,
+            public_task,
+            admin_task,
+            ingress_cancel,
+            admin_cancel,
+        }
+    }
+
+    /// Shutdown: stop accepting, then let the work finish within the
+    /// grace, hand this replica's claims back, and close the admin
+    /// listener last (`/readyz` says 503 meanwhile).
+    async fn drain(
+        self,
+        state: Arc<IngressState>,
+        work: Work,
+        coord: &Coordinator,
+        grace: Duration,
+    ) {
         tracing::info!(
-            message = "hookrelay is listening.", listen = %public_addr, admin = %admin_addr,
-            hooks = config.hooks.len(), destinations = config.destinations.len(), routes = config.routes.len()
+            message = "Shutting down: no new events; finishing in-flight work.",
+            grace_ms = grace.as_millis() as u64
         );
         crate::telemetry::notify_systemd(&[
-            sd_notify::NotifyState::Ready,
-            sd_notify::NotifyState::Status(&format!(
-                "listening on {public_addr}; admin on {admin_addr}"
-            )),
+            sd_notify::NotifyState::Stopping,
+            sd_notify::NotifyState::Status("draining"),
         ]);
+        state.ready.store(false, Ordering::Relaxed);
+        self.ingress_cancel.cancel();
+        let _ = self.public_task.await;
+        work.cancel.cancel();
+        work.tracker.close();
+        if tokio::time::timeout(grace + Duration::from_secs(1), work.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(message = "Some tasks did not stop within the grace period; their work stays in the spool.");
+        }
+        // What this replica still held goes back to the others at once
+        // (a shared spool; otherwise the leases would have to run out).
+        if let Err(e) = coord.release().await {
+            tracing::warn!(message = "Cannot release this replica's claims; other replicas take them over when the leases expire.", error = %e);
+        }
+        self.admin_cancel.cancel();
+        let _ = self.admin_task.await;
+        drop(state);
+        tracing::info!(message = "Stopped.");
+    }
+}
 
-        tracker.spawn(crate::telemetry::watchdog(work_cancel.clone()));
-        // A database spool may not answer yet: ingress already says 503
-        // and /readyz not ready; the work starts once it does.
-        if !store.healthy() {
-            tracing::warn!(message = "Waiting for the spool; hooks answer 503 until it is ready.");
-            let ready = async {
-                while !store.healthy() {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            };
-            tokio::select! {
-                _ = shutdown.cancelled() => {}
-                _ = ready => tracing::info!(message = "The spool is ready; starting delivery."),
-            }
-            // Tenants could not be read at start: before anything is routed.
-            if config.admin.api_token.is_some() {
-                tenants_seen = tenants_version_before_loading(&store).await;
-                match crate::live::load_tenants(&store, &live.get().file).await {
-                    Ok(tenants) => match Generation::build(
-                        live.get().file.as_ref().clone(),
-                        tenants,
-                        &http,
-                        &metrics,
-                    ) {
-                        Ok(g) => live.set(g),
-                        Err(e) => {
-                            tracing::error!(message = "Cannot apply the tenants.", errors = %e)
-                        }
-                    },
-                    Err(e) => tracing::error!(message = "Cannot read the tenants.", error = %e),
-                }
+/// A database spool that did not answer at start: ingress already says
+/// 503 and /readyz not ready; the work starts once it answers, with the
+/// tenants read first (before anything is routed). Returns the tenants'
+/// version they were read at.
+async fn wait_for_spool(
+    state: &IngressState,
+    http: &reqwest::Client,
+    shutdown: &CancellationToken,
+) -> Option<i64> {
+    let (store, live) = (&state.store, &state.live);
+    tracing::warn!(message = "Waiting for the spool; hooks answer 503 until it is ready.");
+    let ready = async {
+        while !store.healthy() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = ready => tracing::info!(message = "The spool is ready; starting delivery."),
+    }
+    // Tenants exist only with the tenants API.
+    live.get().config.admin.api_token.as_ref()?;
+    let seen = tenants_version_before_loading(store).await;
+    let file = live.get().file.clone();
+    match crate::live::load_tenants(store, &file).await {
+        Ok(tenants) => {
+            match Generation::build(file.as_ref().clone(), tenants, http, &state.metrics) {
+                Ok(g) => live.set(g),
+                Err(e) => tracing::error!(message = "Cannot apply the tenants.", errors = %e),
             }
         }
-        if config.admin.api_token.is_some() {
-            tracker.spawn(watch_tenants(
-                store.clone(),
-                coord.clone(),
-                state.reload.clone(),
-                work_cancel.clone(),
-                tenants_seen,
-            ));
-        }
+        Err(e) => tracing::error!(message = "Cannot read the tenants.", error = %e),
+    }
+    seen
+}
+
+/// The tasks behind ingress (workers, pipeline, silence clocks,
+/// housekeeping): they stop after ingress, on their own token.
+struct Work {
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+}
+
+impl Work {
+    /// Starts a worker per destination (dead-lettering what waits for a
+    /// destination no longer configured), the pipeline, the silence clocks
+    /// and the periodic housekeeping.
+    async fn start(
+        &self,
+        state: &IngressState,
+        http: &reqwest::Client,
+        (intake, rx): (Intake, mpsc::Receiver<crate::pipeline::Accepted>),
+        grace: Duration,
+    ) -> Arc<Dispatcher> {
+        let (live, store, metrics, coord) =
+            (&state.live, &state.store, &state.metrics, &state.coord);
         let dispatcher = Arc::new(Dispatcher::start(
             Shared {
                 store: store.clone(),
                 coord: coord.clone(),
                 http: http.clone(),
                 metrics: metrics.clone(),
-                delivery: config.delivery.clone(),
+                delivery: live.get().config.delivery.clone(),
                 shutdown_grace: grace,
                 live: Some(live.clone()),
             },
             &live.get().destinations,
-            &tracker,
-            &work_cancel,
+            &self.tracker,
+            &self.cancel,
         ));
         dispatcher
             .orphan_unconfigured(&live.get().destinations)
@@ -269,123 +399,152 @@ impl App {
             dispatcher.clone(),
             metrics.clone(),
         ));
-        tracker.spawn(pipeline.run(intake.clone(), rx, tracker.clone(), work_cancel.clone()));
-        tracker.spawn(crate::silence::run(
-            watch.clone(),
+        self.tracker.spawn(pipeline.run(
+            intake.clone(),
+            rx,
+            self.tracker.clone(),
+            self.cancel.clone(),
+        ));
+        self.tracker.spawn(crate::silence::run(
+            state.watch.clone(),
             live.clone(),
             store.clone(),
             coord.clone(),
-            intake.clone(),
-            work_cancel.clone(),
+            intake,
+            self.cancel.clone(),
         ));
-        tracker.spawn(background(
+        self.tracker.spawn(background(
             store.clone(),
             metrics.clone(),
             live.clone(),
-            work_cancel.clone(),
+            self.cancel.clone(),
         ));
-
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                Some(request) = reload_rx.recv() => {
-                    apply_reload(request, &live, &dispatcher, &public_conns, &metrics, &http, &store).await;
-                }
-            }
-        }
-
-        tracing::info!(
-            message = "Shutting down: no new events; finishing in-flight work.",
-            grace_ms = grace.as_millis() as u64
-        );
-        crate::telemetry::notify_systemd(&[
-            sd_notify::NotifyState::Stopping,
-            sd_notify::NotifyState::Status("draining"),
-        ]);
-        state.ready.store(false, Ordering::Relaxed);
-        ingress_cancel.cancel();
-        let _ = public_task.await;
-        work_cancel.cancel();
-        tracker.close();
-        if tokio::time::timeout(grace + Duration::from_secs(1), tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(message = "Some tasks did not stop within the grace period; their work stays in the spool.");
-        }
-        // What this replica still held goes back to the others at once
-        // (a shared spool; otherwise the leases would have to run out).
-        if let Err(e) = coord.release().await {
-            tracing::warn!(message = "Cannot release this replica's claims; other replicas take them over when the leases expire.", error = %e);
-        }
-        admin_cancel.cancel();
-        let _ = admin_task.await;
-        drop(state);
-        tracing::info!(message = "Stopped.");
-        Ok(())
+        dispatcher
     }
 }
 
-/// Switches to a new configuration, or keeps the old one if it is invalid.
-async fn apply_reload(
-    request: ReloadRequest,
-    live: &Live,
-    dispatcher: &Dispatcher,
-    public_conns: &Conns,
-    metrics: &Arc<Metrics>,
-    http: &reqwest::Client,
-    store: &Store,
-) {
-    // sd_notify(3): RELOADING=1 with the monotonic time, READY=1 when done.
-    let mut reloading = vec![sd_notify::NotifyState::Reloading];
-    reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
-    crate::telemetry::notify_systemd(&reloading);
-    let ReloadRequest { config, done } = request;
-    let current = live.get();
-    // A new file keeps the tenants; a tenant change keeps the file.
-    let parts = match config {
-        Some(file) => file.map(|f| (f, current.tenants.as_ref().clone())),
-        None => {
-            let file = current.file.as_ref().clone();
-            crate::live::load_tenants(store, &file)
-                .await
-                .map(|t| (file, t))
-                .map_err(|message| {
-                    crate::config::ConfigErrors(vec![crate::config::ConfigError {
-                        key: "tenants".into(),
-                        message,
-                    }])
-                })
+/// What a reload changes: the live generation, the workers, the public
+/// listener's limits.
+struct Reload<'a> {
+    live: &'a Live,
+    dispatcher: &'a Arc<Dispatcher>,
+    public_conns: &'a Conns,
+    metrics: &'a Arc<Metrics>,
+    http: &'a reqwest::Client,
+    store: &'a Store,
+}
+
+impl Reload<'_> {
+    /// Switches to a new configuration, or keeps the old one if it is invalid.
+    async fn apply(&self, request: ReloadRequest) {
+        // sd_notify(3): RELOADING=1 with the monotonic time, READY=1 when done.
+        let mut reloading = vec![sd_notify::NotifyState::Reloading];
+        reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+        crate::telemetry::notify_systemd(&reloading);
+        let ReloadRequest { config, done } = request;
+        let generation = match self.build(config).await {
+            Ok(g) => g,
+            Err(errors) => return self.refuse(errors, done),
+        };
+        let old = self.live.get().config.clone();
+        let new = generation.config.clone();
+        warn_restart_only(&old, &new);
+        for w in &new.warnings {
+            tracing::warn!(message = "Configuration warning.", warning = %w);
         }
-    };
-    drop(current);
-    let built = parts.and_then(|(file, tenants)| Generation::build(file, tenants, http, metrics));
-    let generation = match built {
-        Ok(g) => g,
-        Err(errors) => {
-            if let Some(done) = done {
-                let _ = done.send(Err(errors.clone()));
+        self.public_conns.update(public_limits(&new.server));
+        let removed = self.dispatcher.reconcile(&generation.destinations);
+        self.live.set(generation);
+        for (name, stopped) in removed {
+            self.dispatcher.orphan(&name).await;
+            // A routing its worker sent before recording may be recorded
+            // while the worker stops: dead-lettered once it has stopped,
+            // unless a later reload brought the destination back.
+            let dispatcher = self.dispatcher.clone();
+            tokio::spawn(async move {
+                stopped.wait().await;
+                if !dispatcher.runs(&name) {
+                    dispatcher.orphan(&name).await;
+                }
+            });
+        }
+        self.count("ok");
+        if let Some(done) = done {
+            let _ = done.send(Ok(()));
+        }
+        tracing::info!(
+            message = "Configuration reloaded.",
+            hooks = new.hooks.len(),
+            destinations = new.destinations.len(),
+            routes = new.routes.len()
+        );
+        crate::telemetry::notify_systemd(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status("configuration reloaded"),
+        ]);
+    }
+
+    /// The new generation: a new file keeps the tenants; a tenant change
+    /// (no file) keeps the file and reads the tenants again.
+    async fn build(
+        &self,
+        file: Option<Result<Config, crate::config::ConfigErrors>>,
+    ) -> Result<Generation, crate::config::ConfigErrors> {
+        let current = self.live.get();
+        let parts = match file {
+            Some(file) => file.map(|f| (f, current.tenants.as_ref().clone())),
+            None => {
+                let file = current.file.as_ref().clone();
+                crate::live::load_tenants(self.store, &file)
+                    .await
+                    .map(|t| (file, t))
+                    .map_err(|message| {
+                        crate::config::ConfigErrors(vec![crate::config::ConfigError {
+                            key: "tenants".into(),
+                            message,
+                        }])
+                    })
             }
-            metrics
-                .config_reloads
-                .get_or_create(&labels1("result", "error"))
-                .inc();
-            let text = errors
-                .0
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ");
-            tracing::error!(message = "Configuration reload rejected; the previous configuration keeps serving.", errors = %text);
-            crate::telemetry::notify_systemd(&[
-                sd_notify::NotifyState::Ready,
-                sd_notify::NotifyState::Status("reload rejected; previous configuration serving"),
-            ]);
-            return;
+        };
+        drop(current);
+        parts.and_then(|(file, tenants)| Generation::build(file, tenants, self.http, self.metrics))
+    }
+
+    /// An invalid configuration: said to whoever asked, logged, counted;
+    /// the previous one keeps serving.
+    fn refuse(
+        &self,
+        errors: crate::config::ConfigErrors,
+        done: Option<tokio::sync::oneshot::Sender<Result<(), crate::config::ConfigErrors>>>,
+    ) {
+        if let Some(done) = done {
+            let _ = done.send(Err(errors.clone()));
         }
-    };
-    let old = live.get().config.clone();
-    let new = generation.config.clone();
+        self.count("error");
+        let text = errors
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        tracing::error!(message = "Configuration reload rejected; the previous configuration keeps serving.", errors = %text);
+        crate::telemetry::notify_systemd(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status("reload rejected; previous configuration serving"),
+        ]);
+    }
+
+    fn count(&self, result: &str) {
+        self.metrics
+            .operator
+            .config_reloads
+            .get_or_create(&labels1("result", result))
+            .inc();
+    }
+}
+
+/// Warns about every setting a reload changed that only a restart applies.
+fn warn_restart_only(old: &Config, new: &Config) {
     for (key, changed) in [
         ("server.listen", old.server.listen != new.server.listen),
         ("admin.listen", old.admin.listen != new.admin.listen),
@@ -419,32 +578,6 @@ async fn apply_reload(
             );
         }
     }
-    for w in &new.warnings {
-        tracing::warn!(message = "Configuration warning.", warning = %w);
-    }
-    public_conns.update(public_limits(&new.server));
-    let removed = dispatcher.reconcile(&generation.destinations);
-    live.set(generation);
-    for name in removed {
-        dispatcher.orphan(&name).await;
-    }
-    metrics
-        .config_reloads
-        .get_or_create(&labels1("result", "ok"))
-        .inc();
-    if let Some(done) = done {
-        let _ = done.send(Ok(()));
-    }
-    tracing::info!(
-        message = "Configuration reloaded.",
-        hooks = new.hooks.len(),
-        destinations = new.destinations.len(),
-        routes = new.routes.len()
-    );
-    crate::telemetry::notify_systemd(&[
-        sd_notify::NotifyState::Ready,
-        sd_notify::NotifyState::Status("configuration reloaded"),
-    ]);
 }
 
 /// The public listener's connection limits, from `[server]`.
@@ -459,14 +592,10 @@ fn public_limits(server: &ServerConfig) -> ConnLimits {
     }
 }
 
-/// Periodic work: queue gauges and housekeeping.
 /// How often a replica asks the spool whether the tenants changed (with
 /// PostgreSQL, a change's NOTIFY usually wakes it sooner).
 const TENANTS_EVERY: Duration = Duration::from_millis(500);
 
-/// Applies tenant changes made elsewhere (another replica, the CLI): when
-/// the spool's latest change is newer than the one this replica applied,
-/// the tenants are read again and merged (no reload of the file).
 /// The tenants' version, read before the tenants are loaded: a change
 /// stored (by another replica, or the CLI) while they are read is then
 /// newer than what the watcher starts from, never taken as already applied.
@@ -474,9 +603,11 @@ async fn tenants_version_before_loading(store: &Store) -> Option<i64> {
     store.tenants_version().await.ok()
 }
 
-/// Applies tenant changes made elsewhere: `seen` is the version the running
-/// tenants were loaded at (None: unknown, so the first version read is
-/// applied).
+/// Applies tenant changes made elsewhere (another replica, the CLI): when
+/// the spool's latest change is newer than the one this replica applied,
+/// the tenants are read again and merged (no reload of the file). `seen`
+/// is the version the running tenants were loaded at (None: unknown, so
+/// the first version read is applied).
 async fn watch_tenants(
     store: Store,
     coord: Coordinator,
@@ -518,6 +649,7 @@ async fn watch_tenants(
     }
 }
 
+/// Periodic work: queue gauges and housekeeping.
 async fn background(
     store: Store,
     metrics: Arc<Metrics>,
@@ -539,9 +671,9 @@ async fn background(
                             let d = depths.iter().find(|d| &d.destination == name);
                             let pending = d.map_or(0, |d| d.pending);
                             total += pending;
-                            metrics.queue_depth.get_or_create(&labels1("destination", name)).set(pending);
+                            metrics.delivery.queue_depth.get_or_create(&labels1("destination", name)).set(pending);
                             let age = d.and_then(|d| d.oldest_created_at).map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0);
-                            metrics.oldest_pending.get_or_create(&labels1("destination", name)).set(age);
+                            metrics.delivery.oldest_pending.get_or_create(&labels1("destination", name)).set(age);
                         }
                         crate::telemetry::notify_systemd(&[sd_notify::NotifyState::Status(&format!("{total} deliveries pending"))]);
                     }

@@ -254,16 +254,6 @@ pub fn parse(body: &[u8]) -> Result<Event, EventError> {
                 not_json(&e)
             }
         })?;
-    let string_field = |name: &str, v: Option<&RawValue>| -> Result<String, EventError> {
-        match v.map(|v| scalar(Some(v))) {
-            Some(Some(Value::String(s))) if !s.is_empty() => Ok(s),
-            Some(Some(Value::String(_))) => {
-                Err(EventError(format!("field `{name}` must not be empty")))
-            }
-            Some(_) => Err(EventError(format!("field `{name}` must be a string"))),
-            None => Err(EventError(format!("missing required field `{name}`"))),
-        }
-    };
     let kind = string_field("type", kind)?;
     let action = string_field("action", action)?;
     let Some(attributes) = attributes else {
@@ -283,43 +273,7 @@ pub fn parse(body: &[u8]) -> Result<Event, EventError> {
     ) else {
         return Err(EventError("field `attributes` must be an object".into()));
     };
-
-    let uuid = match uuid.map(|v| scalar(Some(v))) {
-        None | Some(Some(Value::Null)) if kind == "alert" => {
-            return Err(EventError(
-                "missing required field `attributes.uuid` for an alert".into(),
-            ))
-        }
-        None | Some(Some(Value::Null)) if kind == "case" => {
-            return Err(EventError(
-                "missing required field `attributes.uuid` for a case".into(),
-            ))
-        }
-        None | Some(Some(Value::Null)) => None,
-        Some(v) => Some(canonical_uuid(v, "attributes.uuid")?),
-    };
-    let comment_alert = match alert_uuid.map(|v| scalar(Some(v))) {
-        None | Some(Some(Value::Null)) => None,
-        Some(v) => Some(canonical_uuid(v, "attributes.alert_uuid")?),
-    };
-    let subject = Subject::of(&kind, &action);
-    // Only an event about an alert is enriched from the alert API: an
-    // unknown type that happens to carry an `alert_uuid` is not an alert.
-    let alert_uuid = match subject {
-        Subject::Alert if kind == "alert" => uuid,
-        Subject::Alert => comment_alert,
-        _ => None,
-    };
-    let comment_case = match case_uuid.map(|v| scalar(Some(v))) {
-        None | Some(Some(Value::Null)) => None,
-        Some(v) => Some(canonical_uuid(v, "attributes.case_uuid")?),
-    };
-    let case_uuid = match subject {
-        Subject::Case if kind == "case" => uuid,
-        Subject::Case => comment_case,
-        _ => None,
-    };
-
+    let ids = Ids::read(&kind, &action, uuid, alert_uuid, case_uuid)?;
     let text = |v: Option<&RawValue>| match scalar(v) {
         Some(Value::String(s)) => Some(s),
         _ => None,
@@ -330,9 +284,9 @@ pub fn parse(body: &[u8]) -> Result<Event, EventError> {
     Ok(Event {
         kind,
         action,
-        uuid,
-        alert_uuid,
-        case_uuid,
+        uuid: ids.uuid,
+        alert_uuid: ids.alert,
+        case_uuid: ids.case,
         short_id,
         updated: updated
             .filter(|v| v.get().starts_with('{'))
@@ -346,6 +300,72 @@ pub fn parse(body: &[u8]) -> Result<Event, EventError> {
         json: json.to_owned(),
         raw: OnceLock::new(),
     })
+}
+
+/// A required top-level string member (`type`, `action`): present,
+/// a string, not empty.
+fn string_field(name: &str, v: Option<&RawValue>) -> Result<String, EventError> {
+    match v.map(|v| scalar(Some(v))) {
+        Some(Some(Value::String(s))) if !s.is_empty() => Ok(s),
+        Some(Some(Value::String(_))) => {
+            Err(EventError(format!("field `{name}` must not be empty")))
+        }
+        Some(_) => Err(EventError(format!("field `{name}` must be a string"))),
+        None => Err(EventError(format!("missing required field `{name}`"))),
+    }
+}
+
+/// The uuids an event carries, each checked canonical: its own, and the
+/// alert and the case it is about (only an event about an alert is
+/// enriched from the alert API, only one about a case from the case API).
+struct Ids {
+    uuid: Option<Uuid>,
+    alert: Option<Uuid>,
+    case: Option<Uuid>,
+}
+
+impl Ids {
+    fn read(
+        kind: &str,
+        action: &str,
+        uuid: Option<&RawValue>,
+        alert_uuid: Option<&RawValue>,
+        case_uuid: Option<&RawValue>,
+    ) -> Result<Ids, EventError> {
+        let uuid = match uuid.map(|v| scalar(Some(v))) {
+            None | Some(Some(Value::Null)) if kind == "alert" => {
+                return Err(EventError(
+                    "missing required field `attributes.uuid` for an alert".into(),
+                ))
+            }
+            None | Some(Some(Value::Null)) if kind == "case" => {
+                return Err(EventError(
+                    "missing required field `attributes.uuid` for a case".into(),
+                ))
+            }
+            None | Some(Some(Value::Null)) => None,
+            Some(v) => Some(canonical_uuid(v, "attributes.uuid")?),
+        };
+        let optional = |v: Option<&RawValue>, field: &str| match v.map(|v| scalar(Some(v))) {
+            None | Some(Some(Value::Null)) => Ok(None),
+            Some(v) => canonical_uuid(v, field).map(Some),
+        };
+        let comment_alert = optional(alert_uuid, "attributes.alert_uuid")?;
+        let subject = Subject::of(kind, action);
+        // An unknown type that happens to carry an `alert_uuid` is not an alert.
+        let alert = match subject {
+            Subject::Alert if kind == "alert" => uuid,
+            Subject::Alert => comment_alert,
+            _ => None,
+        };
+        let comment_case = optional(case_uuid, "attributes.case_uuid")?;
+        let case = match subject {
+            Subject::Case if kind == "case" => uuid,
+            Subject::Case => comment_case,
+            _ => None,
+        };
+        Ok(Ids { uuid, alert, case })
+    }
 }
 
 #[cfg(test)]

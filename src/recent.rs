@@ -1,7 +1,9 @@
 //! [`RecentIds`]: the last N ids seen, for "was this one just finished?"
-//! checks that must not grow with the traffic.
+//! checks that must not grow with the traffic; [`Underway`]: the events
+//! being processed and those routed recently.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 
 /// The last `capacity` distinct ids inserted, for membership tests.
 ///
@@ -54,6 +56,101 @@ impl RecentIds {
         for id in older.order.into_iter().chain(mine.order) {
             self.insert(id);
         }
+    }
+}
+
+/// Events being processed, and those routed recently: a spool sweep that
+/// reads an event another pass is processing, or has just routed, leaves
+/// it alone (a second pass would ask the alert API again, and a message
+/// its worker may send before the routing is recorded would go out twice).
+pub struct Underway {
+    in_progress: Mutex<HashSet<i64>>,
+    finished: Mutex<RecentIds>,
+}
+
+/// One event being processed, until its routing is recorded ([`Claim::routed`])
+/// or its processing stops (dropped: a later pass may take it up).
+pub struct Claim {
+    id: i64,
+    underway: Arc<Underway>,
+    routed: bool,
+}
+
+impl Underway {
+    /// Remembers `finished` routed ids at most.
+    pub fn new(finished: usize) -> Arc<Underway> {
+        Arc::new(Underway {
+            in_progress: Mutex::new(HashSet::new()),
+            finished: Mutex::new(RecentIds::new(finished)),
+        })
+    }
+
+    /// Claims event `id`, unless it is in progress or was routed recently.
+    pub fn claim(self: &Arc<Self>, id: i64) -> Option<Claim> {
+        if !self.in_progress().insert(id) {
+            return None;
+        }
+        // Checked after claiming: a pass that finished has already
+        // recorded the id here before it let go of `in_progress`.
+        let claim = Claim {
+            id,
+            underway: self.clone(),
+            routed: false,
+        };
+        if self.routed(id) {
+            return None;
+        }
+        Some(claim)
+    }
+
+    /// Whether event `id` is being processed.
+    pub fn in_progress_now(&self, id: i64) -> bool {
+        self.in_progress().contains(&id)
+    }
+
+    /// The events being processed.
+    pub fn ids(&self) -> Vec<i64> {
+        self.in_progress().iter().copied().collect()
+    }
+
+    /// Remembers event `id` as routed (by a path that held no claim).
+    pub fn remember_routed(&self, id: i64) {
+        self.finished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id);
+    }
+
+    fn routed(&self, id: i64) -> bool {
+        self.finished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id)
+    }
+
+    fn in_progress(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        self.in_progress.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Claim {
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// The event's routing is recorded (by this pass or another).
+    pub fn routed(mut self) {
+        self.routed = true;
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        // Remembered before it leaves `in_progress`: never in neither.
+        if self.routed {
+            self.underway.remember_routed(self.id);
+        }
+        self.underway.in_progress().remove(&self.id);
     }
 }
 

@@ -20,17 +20,33 @@ fn histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 17))
 }
 
-/// Every metric the daemon exports.
+/// Every metric the daemon exports, grouped by the part of the daemon
+/// that counts it (the names and labels are the exported series').
 pub struct Metrics {
     registry: Registry,
+    /// What hooks receive and what becomes of the events.
+    pub events: EventMetrics,
+    /// The origin API: alert, asset and case look-ups.
+    pub enrich: EnrichMetrics,
+    /// Sends to destinations and what waits for them.
+    pub delivery: DeliveryMetrics,
+    /// What operators and chat users do: actions, tenants, console, reloads.
+    pub operator: OperatorMetrics,
+    /// The listeners' connections.
+    pub connections: ConnectionMetrics,
+}
+
+/// What hooks receive and what becomes of the events.
+#[derive(Default)]
+pub struct EventMetrics {
     /// Requests to hooks by hook name and result (accepted, duplicate, or
     /// the rejection reason).
-    pub events_received: Family<Labels, Counter>,
+    pub received: Family<Labels, Counter>,
     /// Events whose payload deviated from the documented format but was
     /// still accepted (`metadata` missing, `metadata.version` not 2).
-    pub events_nonstandard: Family<Labels, Counter>,
+    pub nonstandard: Family<Labels, Counter>,
     /// Events that matched no route.
-    pub events_unrouted: Counter,
+    pub unrouted: Counter,
     /// Failures inside the relay while processing one event, by stage
     /// (`event`: enrich or route, the event kept with no delivery;
     /// `render`: one destination's message, kept as a dead letter;
@@ -38,43 +54,62 @@ pub struct Metrics {
     pub processing_failures: Family<Labels, Counter>,
     /// Accepted events of a type the relay does not know, by type
     /// ([`Metrics::unknown_type`] bounds the names).
-    pub events_unknown_type: Family<Labels, Counter>,
+    pub unknown_type: Family<Labels, Counter>,
     /// The unknown type names counted so far.
     unknown_seen: std::sync::Mutex<std::collections::HashSet<String>>,
-    /// Alert API requests by origin and outcome.
-    pub enrich_requests: Family<Labels, Counter>,
-    pub enrich_duration: Family<Labels, Histogram, fn() -> Histogram>,
-    pub enrich_cache_hits: Family<Labels, Counter>,
+}
+
+/// The origin API: alert, asset and case look-ups.
+pub struct EnrichMetrics {
+    /// Requests by origin and outcome.
+    pub requests: Family<Labels, Counter>,
+    pub duration: Family<Labels, Histogram, fn() -> Histogram>,
+    pub cache_hits: Family<Labels, Counter>,
     /// Events forwarded without details because the alert API failed.
-    pub enrich_degraded: Family<Labels, Counter>,
+    pub degraded: Family<Labels, Counter>,
+}
+
+/// Sends to destinations and what waits for them.
+pub struct DeliveryMetrics {
+    /// Attempts by destination and outcome (delivered, retry, dead).
+    pub attempts: Family<Labels, Counter>,
+    /// Accept → delivered, per destination.
+    pub latency: Family<Labels, Histogram, fn() -> Histogram>,
+    /// Pending deliveries per destination.
+    pub queue_depth: Family<Labels, Gauge>,
+    /// Age of the oldest pending delivery per destination, in seconds.
+    pub oldest_pending: Family<Labels, Gauge<f64, AtomicU64>>,
+}
+
+/// What operators and chat users do.
+#[derive(Default)]
+pub struct OperatorMetrics {
     /// Actions taken from the chat, by action and result.
     pub actions: Family<Labels, Counter>,
     /// Tenant changes by action (created, replaced, deleted).
     pub tenant_changes: Family<Labels, Counter>,
     /// Console logins by result (ok, refused).
     pub console_logins: Family<Labels, Counter>,
-    /// Delivery attempts by destination and outcome (delivered, retry, dead).
-    pub deliveries: Family<Labels, Counter>,
-    /// Accept → delivered, per destination.
-    pub delivery_latency: Family<Labels, Histogram, fn() -> Histogram>,
-    /// Pending deliveries per destination.
-    pub queue_depth: Family<Labels, Gauge>,
-    /// Age of the oldest pending delivery per destination, in seconds.
-    pub oldest_pending: Family<Labels, Gauge<f64, AtomicU64>>,
+    /// Configuration reloads by result.
     pub config_reloads: Family<Labels, Counter>,
+}
+
+/// The listeners' connections.
+#[derive(Default)]
+pub struct ConnectionMetrics {
     /// Open connections per listener.
-    pub connections_open: Family<Labels, Gauge>,
+    pub open: Family<Labels, Gauge>,
     /// Connections closed at once on arrival: their peer was at
     /// `max_connections_per_ip`, or every slot was handling a request.
-    pub connections_refused: Family<Labels, Counter>,
+    pub refused: Family<Labels, Counter>,
     /// Connections closed to make room at `max_connections`, by the phase
     /// they were in (head, body, idle).
-    pub connections_shed: Family<Labels, Counter>,
+    pub shed: Family<Labels, Counter>,
     /// Connections closed by a deadline (header, body, idle).
-    pub connections_timed_out: Family<Labels, Counter>,
+    pub timed_out: Family<Labels, Counter>,
     /// Connections that ended in an error (malformed request, incomplete
     /// message, I/O).
-    pub connections_failed: Family<Labels, Counter>,
+    pub failed: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -83,14 +118,172 @@ impl Default for Metrics {
     }
 }
 
+impl Default for EnrichMetrics {
+    fn default() -> Self {
+        EnrichMetrics {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(histogram),
+            cache_hits: Family::default(),
+            degraded: Family::default(),
+        }
+    }
+}
+
+impl Default for DeliveryMetrics {
+    fn default() -> Self {
+        DeliveryMetrics {
+            attempts: Family::default(),
+            latency: Family::new_with_constructor(histogram),
+            queue_depth: Family::default(),
+            oldest_pending: Family::default(),
+        }
+    }
+}
+
 /// Distinct unknown type names counted at most; later ones are `other`.
 const UNKNOWN_TYPES_MAX: usize = 50;
 
+impl EventMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "events_received",
+            "Webhook requests to hooks by result",
+            self.received.clone(),
+        );
+        r.register(
+            "events_nonstandard",
+            "Accepted events that deviate from the documented format",
+            self.nonstandard.clone(),
+        );
+        r.register(
+            "events_unknown_type",
+            "Accepted events of a type hookrelay does not know yet, by type",
+            self.unknown_type.clone(),
+        );
+        r.register(
+            "events_unrouted",
+            "Events that matched no route",
+            self.unrouted.clone(),
+        );
+        r.register(
+            "processing_failures",
+            "Failures inside the relay while processing one event (a panic, a stored body that no longer parses), by stage",
+            self.processing_failures.clone(),
+        );
+    }
+}
+
+impl OperatorMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "actions",
+            "Actions taken on alerts from the chat (buttons), by action and result",
+            self.actions.clone(),
+        );
+        r.register(
+            "tenant_changes",
+            "Tenant changes through the tenants API, by action",
+            self.tenant_changes.clone(),
+        );
+        r.register(
+            "console_logins",
+            "Web console login attempts by result",
+            self.console_logins.clone(),
+        );
+        r.register(
+            "config_reloads",
+            "Configuration reloads by result",
+            self.config_reloads.clone(),
+        );
+    }
+}
+
+impl EnrichMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "enrich_requests",
+            "Origin API requests (alerts, assets) by outcome",
+            self.requests.clone(),
+        );
+        r.register(
+            "enrich_duration_seconds",
+            "Origin API request latency (alerts, assets)",
+            self.duration.clone(),
+        );
+        r.register(
+            "enrich_cache_hits",
+            "Alert look-ups answered from the cache",
+            self.cache_hits.clone(),
+        );
+        r.register(
+            "enrich_degraded",
+            "Events forwarded without alert details",
+            self.degraded.clone(),
+        );
+    }
+}
+
+impl DeliveryMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "deliveries",
+            "Delivery attempts by destination and outcome",
+            self.attempts.clone(),
+        );
+        r.register(
+            "delivery_latency_seconds",
+            "Time from accept to delivered",
+            self.latency.clone(),
+        );
+        r.register(
+            "queue_depth",
+            "Pending deliveries per destination",
+            self.queue_depth.clone(),
+        );
+        r.register(
+            "oldest_pending_seconds",
+            "Age of the oldest pending delivery",
+            self.oldest_pending.clone(),
+        );
+    }
+}
+
+impl ConnectionMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "connections_open",
+            "Open connections per listener",
+            self.open.clone(),
+        );
+        r.register(
+            "connections_refused",
+            "Connections closed on arrival (per-peer cap, or every slot handling a request)",
+            self.refused.clone(),
+        );
+        r.register(
+            "connections_shed",
+            "Connections closed at capacity to make room, by the phase they were in",
+            self.shed.clone(),
+        );
+        r.register(
+            "connections_timed_out",
+            "Connections closed by a header, body or idle deadline",
+            self.timed_out.clone(),
+        );
+        r.register(
+            "connections_failed",
+            "Connections that ended in an error (malformed request, incomplete message, I/O)",
+            self.failed.clone(),
+        );
+    }
+}
+
 impl Metrics {
     /// Counts a failure inside the relay at `stage` (see
-    /// [`Metrics::processing_failures`]).
+    /// [`EventMetrics::processing_failures`]).
     pub fn processing_failed(&self, stage: &'static str) {
-        self.processing_failures
+        self.events
+            .processing_failures
             .get_or_create(&vec![("stage", stage.to_owned())])
             .inc();
     }
@@ -110,7 +303,11 @@ impl Metrics {
             "invalid".to_owned()
         };
         {
-            let mut seen = self.unknown_seen.lock().unwrap_or_else(|p| p.into_inner());
+            let mut seen = self
+                .events
+                .unknown_seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if !seen.contains(&name) {
                 if seen.len() >= UNKNOWN_TYPES_MAX {
                     name = "other".into();
@@ -119,7 +316,8 @@ impl Metrics {
                 }
             }
         }
-        self.events_unknown_type
+        self.events
+            .unknown_type
             .get_or_create(&vec![("type", name)])
             .inc();
     }
@@ -127,141 +325,18 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("hookrelay");
         let m = Metrics {
-            events_received: Family::default(),
-            events_nonstandard: Family::default(),
-            events_unrouted: Counter::default(),
-            processing_failures: Family::default(),
-            events_unknown_type: Family::default(),
-            unknown_seen: Default::default(),
-            enrich_requests: Family::default(),
-            enrich_duration: Family::new_with_constructor(histogram),
-            enrich_cache_hits: Family::default(),
-            enrich_degraded: Family::default(),
-            actions: Family::default(),
-            console_logins: Family::default(),
-            tenant_changes: Family::default(),
-            deliveries: Family::default(),
-            delivery_latency: Family::new_with_constructor(histogram),
-            queue_depth: Family::default(),
-            oldest_pending: Family::default(),
-            config_reloads: Family::default(),
-            connections_open: Family::default(),
-            connections_refused: Family::default(),
-            connections_shed: Family::default(),
-            connections_timed_out: Family::default(),
-            connections_failed: Family::default(),
             registry: Registry::default(),
+            events: EventMetrics::default(),
+            enrich: EnrichMetrics::default(),
+            delivery: DeliveryMetrics::default(),
+            operator: OperatorMetrics::default(),
+            connections: ConnectionMetrics::default(),
         };
-        registry.register(
-            "events_received",
-            "Webhook requests to hooks by result",
-            m.events_received.clone(),
-        );
-        registry.register(
-            "events_nonstandard",
-            "Accepted events that deviate from the documented format",
-            m.events_nonstandard.clone(),
-        );
-        registry.register(
-            "events_unknown_type",
-            "Accepted events of a type hookrelay does not know yet, by type",
-            m.events_unknown_type.clone(),
-        );
-        registry.register(
-            "events_unrouted",
-            "Events that matched no route",
-            m.events_unrouted.clone(),
-        );
-        registry.register(
-            "processing_failures",
-            "Failures inside the relay while processing one event (a panic, a stored body that no longer parses), by stage",
-            m.processing_failures.clone(),
-        );
-        registry.register(
-            "actions",
-            "Actions taken on alerts from the chat (buttons), by action and result",
-            m.actions.clone(),
-        );
-        registry.register(
-            "tenant_changes",
-            "Tenant changes through the tenants API, by action",
-            m.tenant_changes.clone(),
-        );
-        registry.register(
-            "console_logins",
-            "Web console login attempts by result",
-            m.console_logins.clone(),
-        );
-        registry.register(
-            "enrich_requests",
-            "Origin API requests (alerts, assets) by outcome",
-            m.enrich_requests.clone(),
-        );
-        registry.register(
-            "enrich_duration_seconds",
-            "Origin API request latency (alerts, assets)",
-            m.enrich_duration.clone(),
-        );
-        registry.register(
-            "enrich_cache_hits",
-            "Alert look-ups answered from the cache",
-            m.enrich_cache_hits.clone(),
-        );
-        registry.register(
-            "enrich_degraded",
-            "Events forwarded without alert details",
-            m.enrich_degraded.clone(),
-        );
-        registry.register(
-            "deliveries",
-            "Delivery attempts by destination and outcome",
-            m.deliveries.clone(),
-        );
-        registry.register(
-            "delivery_latency_seconds",
-            "Time from accept to delivered",
-            m.delivery_latency.clone(),
-        );
-        registry.register(
-            "queue_depth",
-            "Pending deliveries per destination",
-            m.queue_depth.clone(),
-        );
-        registry.register(
-            "oldest_pending_seconds",
-            "Age of the oldest pending delivery",
-            m.oldest_pending.clone(),
-        );
-        registry.register(
-            "config_reloads",
-            "Configuration reloads by result",
-            m.config_reloads.clone(),
-        );
-        registry.register(
-            "connections_open",
-            "Open connections per listener",
-            m.connections_open.clone(),
-        );
-        registry.register(
-            "connections_refused",
-            "Connections closed on arrival (per-peer cap, or every slot handling a request)",
-            m.connections_refused.clone(),
-        );
-        registry.register(
-            "connections_shed",
-            "Connections closed at capacity to make room, by the phase they were in",
-            m.connections_shed.clone(),
-        );
-        registry.register(
-            "connections_timed_out",
-            "Connections closed by a header, body or idle deadline",
-            m.connections_timed_out.clone(),
-        );
-        registry.register(
-            "connections_failed",
-            "Connections that ended in an error (malformed request, incomplete message, I/O)",
-            m.connections_failed.clone(),
-        );
+        m.events.register(&mut registry);
+        m.operator.register(&mut registry);
+        m.enrich.register(&mut registry);
+        m.delivery.register(&mut registry);
+        m.connections.register(&mut registry);
         let build: Family<Labels, Gauge> = Family::default();
         build
             .get_or_create(&vec![
@@ -282,7 +357,8 @@ impl Metrics {
     }
 
     pub fn received(&self, hook: &str, result: &str) {
-        self.events_received
+        self.events
+            .received
             .get_or_create(&vec![
                 ("hook", hook.to_owned()),
                 ("result", result.to_owned()),
@@ -291,7 +367,8 @@ impl Metrics {
     }
 
     pub fn delivery(&self, destination: &str, outcome: &str) {
-        self.deliveries
+        self.delivery
+            .attempts
             .get_or_create(&vec![
                 ("destination", destination.to_owned()),
                 ("outcome", outcome.to_owned()),
@@ -373,7 +450,8 @@ mod tests {
     use super::*;
 
     fn count(m: &Metrics, name: &str) -> u64 {
-        m.events_unknown_type
+        m.events
+            .unknown_type
             .get_or_create(&vec![("type", name.to_owned())])
             .get()
     }

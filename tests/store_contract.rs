@@ -8,8 +8,8 @@ mod common;
 use hookrelay::config::{StoreConfig, StoreKind};
 use hookrelay::secret::Secret;
 use hookrelay::store::{
-    now_ms, Completion, Inserted, NewDelivery, NewEvent, Routing, Selector, Store, StoreError,
-    ThreadRoot, Unrouted,
+    now_ms, Attempted, Completion, Inserted, NewDelivery, NewEvent, Routing, Selector, Store,
+    StoreError, ThreadRoot, Unrouted,
 };
 use std::time::Duration;
 
@@ -285,15 +285,13 @@ async fn deliveries_sent_before_their_routing_are_stored_with_their_first_attemp
     for (name, store, _dir) in backends(100).await {
         let ev = insert(&store, "sent first").await;
         let mut r = routing(ev.id, &["x", "y", "z", "w"], None);
-        r.deliveries[0].first = Some(Completion::Delivered {
-            id: -1,
+        r.deliveries[0].first = Some(Attempted::Delivered {
             status: 202,
             duration_ms: 4,
             thread: None,
         });
         let retry_at = now_ms() + 60_000;
-        r.deliveries[1].first = Some(Completion::Retry {
-            id: -2,
+        r.deliveries[1].first = Some(Attempted::Retry {
             status: Some(503),
             error: "busy".into(),
             next_attempt_at: retry_at,
@@ -465,7 +463,11 @@ async fn routings_recorded_at_once_keep_each_events_deliveries() {
         let routings = events.iter().enumerate().map(|(i, ev)| {
             let mut r = routing(ev.id, &names[..i % 4], None);
             if i % 2 == 1 {
-                r.deliveries[0].first = Some(delivered(-1));
+                r.deliveries[0].first = Some(Attempted::Delivered {
+                    status: 200,
+                    duration_ms: 1,
+                    thread: None,
+                });
             }
             store.record_routing(r)
         });
@@ -633,8 +635,7 @@ async fn a_nul_character_in_text_is_stored_on_both_backends() {
         // error carries one.
         let sent = insert(&store, "nul, sent first").await;
         let mut r = routing(sent.id, &["x"], None);
-        r.deliveries[0].first = Some(Completion::Dead {
-            id: -1,
+        r.deliveries[0].first = Some(Attempted::Dead {
             status: Some(400),
             error: "invalid \0 payload".into(),
             duration_ms: 1,

@@ -3,11 +3,11 @@
 //! through the spool's fsync).
 
 use super::pacing::backoff;
-use super::Shared;
+use super::shared::Shared;
 use crate::destinations::{Capabilities, Outcome, Sink};
 use crate::render::thread::Threaded;
 use crate::render::Facts;
-use crate::store::{now_ms, Completion, DueDelivery, RenderSource};
+use crate::store::{now_ms, Attempted, Completion, DueDelivery, RenderSource};
 use crate::telemetry::labels1;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,13 +54,48 @@ pub(super) fn classify(outcome: &Outcome, backoff: Duration, left: Duration) -> 
 
 /// What a finished attempt tells the worker.
 pub(super) struct Done {
-    pub id: i64,
     /// Pause the whole destination this long (throttled).
     pub pause: Option<Duration>,
     /// The delivery comes due again after this long (a retry).
     pub retry_in: Option<Duration>,
-    /// What to record in the spool.
-    pub completion: Completion,
+    /// What to commit to the spool: none for a first attempt recorded
+    /// with its routing.
+    pub commit: Option<(i64, Completion)>,
+}
+
+/// What an attempt was about, for its logs, metrics and back-off.
+pub(super) struct About<'a> {
+    pub destination: &'a str,
+    pub hook: &'a str,
+    pub short_id: Option<&'a str>,
+    pub event_id: i64,
+    /// None for a first attempt made before its delivery was recorded.
+    pub delivery_id: Option<i64>,
+    /// Attempts made before this one.
+    pub attempts: i64,
+    /// Where its age (and `delivery.max_age`) counts from.
+    pub created_at: i64,
+}
+
+impl<'a> About<'a> {
+    pub fn of(d: &'a DueDelivery) -> About<'a> {
+        About {
+            destination: &d.destination,
+            hook: &d.hook,
+            short_id: d.short_id.as_deref(),
+            event_id: d.event_id,
+            delivery_id: Some(d.id),
+            attempts: d.attempts,
+            created_at: d.created_at,
+        }
+    }
+}
+
+/// What an attempt's outcome means.
+pub(super) struct Concluded {
+    pub pause: Option<Duration>,
+    pub retry_in: Option<Duration>,
+    pub attempted: Attempted,
 }
 
 /// A delivery's message id, the same on every attempt, across restarts
@@ -74,21 +109,30 @@ pub fn message_id(d: &DueDelivery) -> String {
     format!("msg_{}_{}", d.id, d.accepted_at)
 }
 
-/// A delivery's id for log lines: none while it is not recorded yet (a
-/// first attempt made before its routing was).
-fn recorded(id: i64) -> Option<i64> {
-    (id > 0).then_some(id)
+/// One attempt: send, then decide what next.
+pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery) -> Done {
+    let (outcome, took, thread) = send(&shared, &sink, &d).await;
+    let c = conclude(&shared, &About::of(&d), outcome, took, thread);
+    Done {
+        pause: c.pause,
+        retry_in: c.retry_in,
+        commit: Some((d.id, c.attempted.of(d.id))),
+    }
 }
 
-/// One attempt: send and classify.
-pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery) -> Done {
-    let name = &d.destination;
-    let attempt_no = d.attempts + 1;
+/// Sends the delivery's message (rendered again first if it could not be
+/// rendered when it was routed): what the destination answered, how long
+/// it took, and where it went in the alert's conversation.
+async fn send(
+    shared: &Shared,
+    sink: &Sink,
+    d: &DueDelivery,
+) -> (Outcome, Duration, Option<String>) {
     // A message that could not be rendered when it was routed (a template
     // error) and has since been replayed: render it now, with the current
     // configuration (the fixed template).
     let rendered = if d.payload.is_empty() && !d.digest {
-        Some(rerender(&shared, &d).await)
+        Some(rerender(shared, d).await)
     } else {
         None
     };
@@ -101,23 +145,38 @@ pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery
         (Some(_), None | Some(Ok(_))) if sink.destination().threaded() => Threaded::unwrap(payload),
         _ => None,
     };
-    let mut thread_note = None;
-    let (outcome, took) = match (&rendered, threaded) {
+    match (&rendered, threaded) {
         (Some(Err(reason)), _) => (
             Outcome::Permanent {
                 status: None,
                 error: format!("cannot render: {reason}"),
             },
             Duration::ZERO,
+            None,
         ),
         (_, Some(t)) => {
             let started = std::time::Instant::now();
-            let sent = super::thread::send(&shared, &sink, &d, t).await;
-            thread_note = sent.thread;
-            (sent.outcome, started.elapsed())
+            let sent = super::thread::send(shared, sink, d, t).await;
+            (sent.outcome, started.elapsed(), sent.thread)
         }
-        _ => sink.send(&message_id(&d), payload).await,
-    };
+        _ => {
+            let (outcome, took) = sink.send(&message_id(d), payload).await;
+            (outcome, took, None)
+        }
+    }
+}
+
+/// What an attempt's outcome means for the delivery ([`classify`]),
+/// counted, logged, and ready to be committed.
+pub(super) fn conclude(
+    shared: &Shared,
+    d: &About<'_>,
+    outcome: Outcome,
+    took: Duration,
+    thread: Option<String>,
+) -> Concluded {
+    let name = d.destination;
+    let attempt_no = d.attempts + 1;
     let duration_ms = took.as_millis() as i64;
     let cfg = &shared.delivery;
     let backoff = backoff(attempt_no as u32, cfg.initial_backoff, cfg.max_backoff);
@@ -131,27 +190,26 @@ pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery
             (status, error)
         }
     };
-    let mut done = Done {
-        id: d.id,
+    let mut done = Concluded {
         pause: None,
         retry_in: None,
-        completion: Completion::Delivered {
-            id: d.id,
+        attempted: Attempted::Delivered {
             status: status.unwrap_or_default(),
             duration_ms,
-            thread: thread_note,
+            thread,
         },
     };
     match next {
         Next::Delivered => {
             let latency = (now_ms() - d.created_at).max(0) as f64 / 1000.0;
-            m.delivery_latency
+            m.delivery
+                .latency
                 .get_or_create(&labels1("destination", name))
                 .observe(latency);
             m.delivery(name, "delivered");
             tracing::info!(
-                message = "Delivered.", destination = %name, hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id,
-                delivery_id = recorded(d.id), attempt = attempt_no, status, latency_ms = (latency * 1000.0) as u64
+                message = "Delivered.", destination = %name, hook = %d.hook, alert_short_id = d.short_id, event_id = d.event_id,
+                delivery_id = d.delivery_id, attempt = attempt_no, status, latency_ms = (latency * 1000.0) as u64
             );
         }
         Next::DeadLetter | Next::Expired => {
@@ -163,11 +221,10 @@ pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery
             };
             tracing::error!(
                 message = if next == Next::Expired { "Delivery expired; kept as a dead letter." } else { "Delivery failed permanently; kept as a dead letter." },
-                destination = %name, hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id,
-                delivery_id = recorded(d.id), attempt = attempt_no, status, %error
+                destination = %name, hook = %d.hook, alert_short_id = d.short_id, event_id = d.event_id,
+                delivery_id = d.delivery_id, attempt = attempt_no, status, %error
             );
-            done.completion = Completion::Dead {
-                id: d.id,
+            done.attempted = Attempted::Dead {
                 status,
                 error,
                 duration_ms,
@@ -176,14 +233,13 @@ pub(super) async fn attempt(shared: Arc<Shared>, sink: Arc<Sink>, d: DueDelivery
         Next::Retry { wait, pause } => {
             m.delivery(name, "retry");
             tracing::warn!(
-                message = "Delivery failed; will retry.", destination = %name, hook = %d.hook, alert_short_id = d.short_id.as_deref(), event_id = d.event_id,
-                delivery_id = recorded(d.id), attempt = attempt_no, status, %error,
+                message = "Delivery failed; will retry.", destination = %name, hook = %d.hook, alert_short_id = d.short_id, event_id = d.event_id,
+                delivery_id = d.delivery_id, attempt = attempt_no, status, %error,
                 retry_in_ms = wait.as_millis() as u64
             );
             done.pause = pause;
             done.retry_in = Some(wait);
-            done.completion = Completion::Retry {
-                id: d.id,
+            done.attempted = Attempted::Retry {
                 status,
                 error,
                 next_attempt_at: now_ms() + wait.as_millis() as i64,

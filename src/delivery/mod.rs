@@ -2,14 +2,15 @@
 //! deliveries from the spool, so a failing or slow destination never delays
 //! another.
 //!
-//! A worker learns of new deliveries directly from the pipeline (right after
-//! their commit, or before it: a plain message the worker can send at once,
-//! whose outcome goes back to the pipeline to be recorded with the routing)
-//! and by scanning the spool (at start, for retries that came
-//! due, for replays done by another process, and when its in-memory queue
-//! overflowed). A delivery row stays `pending` until its outcome is
-//! committed, so a crash at any point leaves it to be resumed: at least
-//! once, never lost.
+//! A worker learns of new deliveries directly from the pipeline (right
+//! after their routing is recorded) and by scanning the spool (at start,
+//! for retries that came due, for replays done by another process, and
+//! when its in-memory queue overflowed). It sends each one and records its
+//! outcome itself; nothing goes back to the pipeline. A plain destination's
+//! worker may also be handed an event's routing before it is recorded,
+//! send first and record the routing with the outcome (`first.rs`). A
+//! delivery row stays `pending` until its outcome is committed, so a crash
+//! at any point leaves it to be resumed: at least once, never lost.
 //!
 //! A reload that changes a destination replaces its worker. The new one
 //! starts only once the old one has finished its in-flight sends and
@@ -18,93 +19,28 @@
 //! what was still queued goes out under the new settings.
 
 mod attempt;
+mod digest;
+mod first;
 mod pacing;
+mod queue;
+mod shared;
 mod thread;
 mod worker;
 
 pub use attempt::message_id;
+pub use first::{sends_first, FirstSends};
 pub use pacing::backoff;
+pub use shared::Shared;
 
-use crate::config::DeliveryConfig;
-use crate::coord::Coordinator;
 use crate::destinations::Destination;
-use crate::live::Live;
-use crate::store::{spool_log, Completion, DueDelivery, Store};
-use crate::telemetry::Metrics;
+use crate::store::{spool_log, DueDelivery};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use worker::{Handover, Worker};
-
-/// What the pipeline hands a worker.
-pub(crate) enum Handed {
-    /// A delivery just committed as pending.
-    Routed(DueDelivery),
-    /// A delivery not recorded yet (its id is provisional, below zero): the
-    /// worker queues it like any other, and the attempt's outcome goes back
-    /// to the pipeline, which records it with the routing.
-    Now(DueDelivery, Direct),
-}
-
-/// A send not recorded yet, as its worker holds it.
-pub(crate) struct Direct {
-    /// The first attempt's outcome; `None` when the worker would not queue
-    /// it (paused, its queue full, stopping).
-    reply: oneshot::Sender<Option<Completion>>,
-    state: Arc<AtomicU8>,
-}
-
-/// A send not recorded yet, as the pipeline holds it.
-pub struct Ticket {
-    pub answer: oneshot::Receiver<Option<Completion>>,
-    state: Arc<AtomicU8>,
-}
-
-/// [`Direct`]'s states: queued; being sent (from then on it is sent,
-/// whatever happens); withdrawn by the pipeline before it was sent.
-const QUEUED: u8 = 0;
-const STARTED: u8 = 1;
-const WITHDRAWN: u8 = 2;
-
-impl Ticket {
-    /// Withdraws the send unless its worker has started it: true when it
-    /// never will be sent (the pipeline then records it as pending, as any
-    /// other); false when it is out or going out.
-    pub fn withdraw(&self) -> bool {
-        self.state
-            .compare_exchange(QUEUED, WITHDRAWN, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-}
-
-impl Direct {
-    /// Marks it sent from now on; false if the pipeline withdrew it.
-    fn start(&self) -> bool {
-        self.state
-            .compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-}
-
-/// What every worker shares.
-#[derive(Clone)]
-pub struct Shared {
-    pub store: Store,
-    /// Pauses, send windows and digest turns, for the whole deployment.
-    pub coord: Coordinator,
-    pub http: reqwest::Client,
-    pub metrics: Arc<Metrics>,
-    pub delivery: DeliveryConfig,
-    /// In-flight work gets this long to finish after shutdown starts.
-    pub shutdown_grace: Duration,
-    /// The live configuration, to render again a message that could not
-    /// be rendered when it was routed (a replayed dead letter).
-    pub live: Option<Arc<Live>>,
-}
+use worker::{Handed, Handover, Worker};
 
 /// Hand-overs waiting for a worker at most. A worker that falls behind
 /// (a destination that is down or slow) would otherwise hold every new
@@ -122,6 +58,20 @@ struct Handle {
     dest: Arc<Destination>,
     /// Resolves when the worker has stopped, with what its successor needs.
     exited: oneshot::Receiver<Handover>,
+}
+
+/// A delivery's destination has no worker (a reload removed it).
+#[derive(Debug)]
+pub struct NoWorker(pub String);
+
+/// Resolves once a removed worker has stopped (its in-flight sends
+/// answered, and the routings they were sent before recorded).
+pub struct Stopped(oneshot::Receiver<Handover>);
+
+impl Stopped {
+    pub async fn wait(self) {
+        let _ = self.0.await;
+    }
 }
 
 /// Hands new deliveries to their destination's worker, and starts, stops
@@ -182,17 +132,23 @@ impl Dispatcher {
     /// Makes the running workers match `destinations`: new ones start,
     /// changed ones are replaced (the successor waits for its predecessor's
     /// in-flight sends, then picks the pending rows up from the spool),
-    /// removed ones stop. Returns the removed names.
-    pub fn reconcile(&self, destinations: &BTreeMap<String, Arc<Destination>>) -> Vec<String> {
+    /// removed ones stop. Returns the removed names, each with what
+    /// resolves once its worker has stopped.
+    pub fn reconcile(
+        &self,
+        destinations: &BTreeMap<String, Arc<Destination>>,
+    ) -> Vec<(String, Stopped)> {
         let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
-        let removed: Vec<String> = workers
+        let names: Vec<String> = workers
             .keys()
             .filter(|k| !destinations.contains_key(*k))
             .cloned()
             .collect();
-        for name in &removed {
-            if let Some(h) = workers.remove(name) {
+        let mut removed = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(h) = workers.remove(&name) {
                 h.cancel.cancel();
+                removed.push((name, Stopped(h.exited)));
             }
         }
         for (name, dest) in destinations {
@@ -213,22 +169,20 @@ impl Dispatcher {
         removed
     }
 
-    /// Passes a just-committed delivery to its worker. Returns false when
-    /// no worker exists for its destination (removed by a reload).
-    pub fn submit(&self, d: DueDelivery) -> bool {
+    /// Passes a just-recorded delivery to its worker; fails when no worker
+    /// exists for its destination (removed by a reload).
+    pub fn submit(&self, d: DueDelivery) -> Result<(), NoWorker> {
         let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
-        match workers.get(&d.destination) {
-            Some(h) => {
-                // A worker stopping at shutdown leaves the row pending in
-                // the spool for the next start; a worker behind finds it
-                // there with its next scan.
-                if let Err(mpsc::error::TrySendError::Full(_)) = h.tx.try_send(Handed::Routed(d)) {
-                    h.missed.store(true, Ordering::Release);
-                }
-                true
-            }
-            None => false,
+        let Some(h) = workers.get(&d.destination) else {
+            return Err(NoWorker(d.destination));
+        };
+        // A worker stopping at shutdown leaves the row pending in the
+        // spool for the next start; a worker behind finds it there with
+        // its next scan.
+        if let Err(mpsc::error::TrySendError::Full(_)) = h.tx.try_send(Handed::Recorded(d)) {
+            h.missed.store(true, Ordering::Release);
         }
+        Ok(())
     }
 
     /// Whether a worker runs for `destination`.
@@ -239,21 +193,45 @@ impl Dispatcher {
             .contains_key(destination)
     }
 
-    /// Hands a delivery that is not recorded yet to its worker, to send in
-    /// its turn. The ticket's answer is the attempt's outcome, or `None`
-    /// when the worker did not queue it; `None` here when no worker could
-    /// take it (none for the destination, or its hand-overs are full).
-    pub fn send_now(&self, d: DueDelivery) -> Option<Ticket> {
-        let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
-        let h = workers.get(&d.destination)?;
-        let (reply, answer) = oneshot::channel();
-        let state = Arc::new(AtomicU8::new(QUEUED));
-        let direct = Direct {
-            reply,
-            state: state.clone(),
+    /// Hands an event's routing to the workers of its deliveries, to send
+    /// first where their destination may, and to record it once every
+    /// share is done. A share whose worker cannot take it (none, or its
+    /// hand-overs are full) is declined at once: recorded pending, and
+    /// found by that worker's scan. Then the hand-over's own share is done
+    /// ([`FirstSends::handed`], which records the routing if every other
+    /// share is done already).
+    pub async fn send_first(&self, sends: Arc<FirstSends>) {
+        let declined: Vec<_> = {
+            let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+            sends
+                .shares(|name| {
+                    workers
+                        .get(name)
+                        .is_some_and(|h| first::sends_first(&h.dest))
+                })
+                .into_iter()
+                .filter_map(|(name, share)| {
+                    let Some(h) = workers.get(&name) else {
+                        return Some(share);
+                    };
+                    match h.tx.try_send(Handed::First(share)) {
+                        Ok(()) => None,
+                        Err(e) => {
+                            h.missed.store(true, Ordering::Release);
+                            match e.into_inner() {
+                                Handed::First(share) => Some(share),
+                                Handed::Recorded(_) => None,
+                            }
+                        }
+                    }
+                })
+                .collect()
         };
-        h.tx.try_send(Handed::Now(d, direct)).ok()?;
-        Some(Ticket { answer, state })
+        for share in declined {
+            // Recorded pending with the routing; its worker's scan finds it.
+            share.give_up().await;
+        }
+        sends.handed().await;
     }
 
     /// Dead-letters the pending deliveries of a destination that is no

@@ -1,8 +1,48 @@
-//! Retry back-off. (Proactive pacing — `rate`, `max_per_minute`, pauses —
-//! is the deployment's, in [`crate::coord`].)
+//! Retry back-off, and what a worker keeps of its destination's pacing.
+//! (The send windows — `rate`, `max_per_minute` — and pauses shared by
+//! every replica are the deployment's, in [`crate::coord`].)
 
+use crate::coord::Limits;
 use rand::Rng;
 use std::time::Duration;
+use tokio::time::Instant;
+
+/// A worker's pacing: its send windows, and the pause the destination
+/// asked for.
+pub(super) struct Pacing {
+    pub limits: Limits,
+    /// The target asked us to slow down (429 / Retry-After) until then.
+    pub paused_until: Option<Instant>,
+}
+
+impl Pacing {
+    pub fn new(limits: Limits) -> Pacing {
+        Pacing {
+            limits,
+            paused_until: None,
+        }
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused_until.is_some()
+    }
+
+    /// Pauses until `until`, or later if already paused longer.
+    pub fn pause_until(&mut self, until: Instant) {
+        self.paused_until = Some(self.paused_until.map_or(until, |u| u.max(until)));
+    }
+
+    /// Ends a pause that is over; else makes sure the loop wakes at its end.
+    pub fn lift(&mut self, now: Instant, wake_at: &mut Instant) {
+        if let Some(p) = self.paused_until {
+            if p <= now {
+                self.paused_until = None;
+            } else {
+                *wake_at = (*wake_at).min(p);
+            }
+        }
+    }
+}
 
 /// Exponential back-off with full jitter: uniform in `[0, min(max, initial ·
 /// 2^(attempt-1))]`, never less than a tenth of the initial back-off.

@@ -10,7 +10,7 @@
 //! in the order the events were accepted, so the record read here is
 //! exactly what the channel shows.
 
-use super::Shared;
+use super::shared::Shared;
 use crate::destinations::{ApiError, Call, Outcome, Sink};
 use crate::render::thread::Threaded;
 use crate::store::{DueDelivery, ThreadRoot};

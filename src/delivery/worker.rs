@@ -1,17 +1,21 @@
-//! One destination's worker: its queue, pacing, concurrency and outcomes.
-//! [`Worker::run`] is a loop of named steps: dispatch what may go out,
-//! send the digest when it is due, refill the queue from the spool, then
-//! wait for the next thing to happen; at shutdown, drain.
+//! One destination's worker: it sends its destination's deliveries and
+//! records their outcomes (and, for a plain destination, sends shares of
+//! routings before they are recorded: `delivery/first.rs`).
+//! [`Worker::run`] is a loop of named steps:
+//! dispatch what may go out, send the digest when it is due, refill the
+//! queue from the spool, then wait for the next thing to happen; at
+//! shutdown, drain.
 
 use super::attempt::{attempt, commit, Done};
-use super::{Direct, Handed, Shared};
+use super::digest::Digest;
+use super::first::First;
+use super::pacing::Pacing;
+use super::queue::{Queue, Queued, Threads};
+use super::shared::{next_news, Shared};
 use crate::coord::{Limits, Pace, Sending};
-use crate::destinations::Sink;
-use crate::destinations::{own_message, Capabilities, Destination, KindCapabilities};
+use crate::destinations::{Capabilities, Destination, KindCapabilities, Sink};
 use crate::recent::RecentIds;
-use crate::render::{Facts, Summary};
-use crate::store::{now_ms, spool_log, Claimed, DueDelivery, NewDigest};
-use std::collections::{HashMap, HashSet, VecDeque};
+use crate::store::{now_ms, spool_log, Claimed, DueDelivery};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,89 +24,91 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Deliveries held in memory with their payload; beyond this they stay in
-/// the spool and are read back by a scan when the queue drains.
-const QUEUE_CAP: usize = 512;
 /// Rows read per scan.
 const SCAN_BATCH: usize = 256;
-/// Finished delivery ids remembered, so a late hand-over from the
-/// pipeline of a delivery a scan already sent is not sent twice.
-/// 7/8 of 16,384: its set settles at 32,768 buckets, where 16,384 ids
-/// took 65,536 (see `RecentIds`).
-const FINISHED_MEMORY: usize = 14_336;
 /// Outcomes waiting for their commit at most before the worker stops
 /// sending more (at least the destination's concurrency).
 const COMMIT_BACKLOG: usize = 256;
 /// How often an idle worker looks at the spool (retries that came due,
 /// replays from the CLI).
 const IDLE_POLL: Duration = Duration::from_secs(1);
-/// Held deliveries folded into one digest at most.
-const DIGEST_MAX: usize = 10_000;
 
 /// What a stopped worker leaves to the one that replaces it (a reload).
 pub(super) struct Handover {
     finished: RecentIds,
 }
 
+/// What the pipeline hands a worker.
+pub(crate) enum Handed {
+    /// A delivery just recorded as pending.
+    Recorded(DueDelivery),
+    /// A share of a routing to send before it is recorded.
+    First(First),
+}
+
+/// What the pipeline hands over.
+struct Inbox {
+    rx: mpsc::Receiver<Handed>,
+    /// Set by the dispatcher when a hand-over did not fit in `rx`.
+    missed: Arc<AtomicBool>,
+}
+
+/// Sends under way and outcomes being committed.
+struct InFlight {
+    /// Sends at once at most.
+    concurrency: usize,
+    sends: JoinSet<Done>,
+    /// Outcomes being committed (their ids stay known to the queue until
+    /// then, so a scan cannot pick up a delivery that is already done),
+    /// and declined shares waiting for their routing's record.
+    committing: JoinSet<Committed>,
+    /// Shares of routings not recorded yet waiting in the queue: at most
+    /// the concurrency (their events wait for them).
+    firsts: usize,
+}
+
+/// What a task of [`InFlight::committing`] ends with.
+enum Committed {
+    /// The outcome of this delivery is committed (or could not be).
+    Outcome(i64),
+    /// A declined share's delivery, recorded pending, to queue.
+    Declined(Option<DueDelivery>),
+}
+
+impl InFlight {
+    /// Whether another send may start: a free slot, and not too many
+    /// outcomes waiting for their commit.
+    fn has_room(&self) -> bool {
+        self.sends.len() < self.concurrency
+            && self.committing.len() < COMMIT_BACKLOG.max(self.concurrency)
+    }
+}
+
 pub(super) struct Worker {
     /// Shared with the commit tasks, for their logs.
     name: Arc<str>,
     dest: Arc<Destination>,
-    limits: Limits,
     sink: Arc<Sink>,
     /// Shared by reference with every attempt and commit task.
     shared: Arc<Shared>,
-    rx: mpsc::Receiver<Handed>,
-    /// Set by the dispatcher when a hand-over did not fit in `rx`.
-    missed: Arc<AtomicBool>,
     cancel: CancellationToken,
-    queue: VecDeque<DueDelivery>,
-    /// Ids queued, in flight or committing: never fetched twice.
-    known: HashSet<i64>,
-    /// Ids recently finished.
-    finished: RecentIds,
-    /// Deliveries were left in the spool because the queue was full.
-    overflow: bool,
-    /// Scan position (ids are monotonic); 0 restarts from the oldest.
-    cursor: i64,
-    next_scan: Instant,
-    /// When to renew the claims on what this worker holds, if it must.
-    next_renew: Instant,
-    /// The target asked us to slow down (429 / Retry-After) until then.
-    paused_until: Option<Instant>,
-    /// With `digest = true`: how often held deliveries go out as a digest.
-    digest_every: Option<Duration>,
-    next_digest: Instant,
-    concurrency: usize,
-    inflight: JoinSet<Done>,
-    /// Outcomes being committed; their ids stay `known` until then, so a
-    /// scan cannot pick up a delivery that is already done.
-    committing: JoinSet<i64>,
-    /// A threaded destination (one conversation per alert): deliveries
-    /// about one alert go out one at a time, in order.
-    threaded: bool,
-    /// Alerts with a delivery in flight or committing, and by delivery id.
-    busy_threads: HashSet<String>,
-    thread_of: HashMap<i64, String>,
-    /// A delivery was left to the spool to wait for an earlier one about
-    /// its alert: scan again as soon as one finishes.
-    thread_waiting: bool,
-    /// Sends of deliveries not recorded yet, by provisional id: their
-    /// outcome goes back to the pipeline instead of to the spool.
-    direct: HashMap<i64, Direct>,
-    /// Those waiting for a slot, in order.
-    provisional: VecDeque<DueDelivery>,
-    /// Whether a send not recorded yet goes next when both queues wait.
-    direct_turn: bool,
+    inbox: Inbox,
+    /// What waits to go out, and what this worker knows of delivery ids.
+    queue: Queue,
+    pacing: Pacing,
+    /// With `digest = true`: when held deliveries go out as one message.
+    digest: Option<Digest>,
+    inflight: InFlight,
+    /// On a threaded destination: one delivery per alert at a time.
+    threads: Option<Threads>,
 }
 
 /// What woke the loop up.
 enum Event {
     Stop,
-    Committed(i64),
+    Committed(Committed),
     Attempted(Done),
-    Submitted(DueDelivery),
-    Now(DueDelivery, Direct),
+    Handed(Handed),
     News(String),
     Timer,
 }
@@ -123,40 +129,32 @@ impl Worker {
             shared.delivery.concurrency
         };
         let concurrency = config.concurrency.unwrap_or(default).max(1);
-        let config_arc = Arc::new(config.clone());
-        let threaded = config.threaded();
         Worker {
-            sink: Arc::new(Sink::new(config_arc, shared.http.clone(), concurrency)),
-            limits: Limits {
+            sink: Arc::new(Sink::new(
+                Arc::new(config.clone()),
+                shared.http.clone(),
+                concurrency,
+            )),
+            pacing: Pacing::new(Limits {
                 max_per_minute: config.max_per_minute,
                 rate: config.rate,
+            }),
+            digest: config
+                .digest
+                .then(|| Digest::new(config.digest_interval, now)),
+            inflight: InFlight {
+                concurrency,
+                sends: JoinSet::new(),
+                committing: JoinSet::new(),
+                firsts: 0,
             },
-            digest_every: config.digest.then_some(config.digest_interval),
-            next_digest: now + config.digest_interval,
-            concurrency,
+            threads: config.threaded().then(Threads::default),
             name: Arc::from(name),
-            dest,
             shared: Arc::new(shared),
-            rx,
-            missed,
+            inbox: Inbox { rx, missed },
             cancel,
-            queue: VecDeque::new(),
-            known: HashSet::new(),
-            finished: RecentIds::new(FINISHED_MEMORY),
-            overflow: true,
-            cursor: 0,
-            next_scan: now,
-            next_renew: now,
-            paused_until: None,
-            inflight: JoinSet::new(),
-            committing: JoinSet::new(),
-            threaded,
-            busy_threads: HashSet::new(),
-            thread_of: HashMap::new(),
-            thread_waiting: false,
-            direct: HashMap::new(),
-            provisional: VecDeque::new(),
-            direct_turn: true,
+            queue: Queue::new(now),
+            dest,
         }
     }
 
@@ -173,7 +171,7 @@ impl Worker {
                 _ = self.cancel.cancelled() => {}
                 handed = before => {
                     if let Ok(h) = handed {
-                        self.finished.absorb(h.finished);
+                        self.queue.absorb(h.finished);
                     }
                 }
             }
@@ -182,7 +180,13 @@ impl Worker {
         while !self.cancel.is_cancelled() {
             let now = Instant::now();
             let mut wake_at = now + IDLE_POLL;
-            self.lift_pause(now, &mut wake_at);
+            self.pacing.lift(now, &mut wake_at);
+            if self.inflight.firsts > 0 {
+                for f in self.queue.stale_firsts(&mut wake_at) {
+                    self.inflight.firsts -= 1;
+                    self.decline(f);
+                }
+            }
             self.renew(now).await;
             self.dispatch(now, &mut wake_at).await;
             if self.digest(now, &mut wake_at).await {
@@ -193,160 +197,77 @@ impl Worker {
             }
             match self.next_event(wake_at, &mut news).await {
                 Event::Stop => break,
-                Event::Committed(id) => self.finish(id),
+                Event::Committed(c) => self.committed(c),
                 Event::Attempted(done) => self.attempted(done).await,
-                Event::Submitted(d) => self.submitted(d),
-                Event::Now(d, direct) => self.send_now(d, direct),
+                Event::Handed(h) => self.handed(h),
                 Event::News(about) => self.heard(about).await,
                 Event::Timer => {}
             }
         }
         self.drain().await;
         let _ = exit.send(Handover {
-            finished: self.finished,
+            finished: self.queue.into_finished(),
         });
     }
 
-    /// Takes a delivery handed over by the pipeline just after its commit.
-    /// A scan may already have found, sent and finished it while this
-    /// hand-over waited in the channel: then it is not sent again.
-    fn submitted(&mut self, d: DueDelivery) {
-        if self.finished.contains(d.id) {
-            return;
-        }
-        self.enqueue(d);
-    }
-
-    /// Queues a delivery the pipeline has not recorded yet, unless the
-    /// destination is paused or a round of them (its concurrency) waits
-    /// already: its event waits for it, and a destination that hangs must
-    /// not hold more events than that. Then it answers `None` and the
-    /// pipeline records it as pending, as any other. It goes out in its
-    /// turn, unless the pipeline withdraws it first.
-    fn send_now(&mut self, d: DueDelivery, direct: Direct) {
-        if self.cancel.is_cancelled()
-            || self.paused_until.is_some()
-            || self.provisional.len() >= self.concurrency
-        {
-            let _ = direct.reply.send(None);
-            return;
-        }
-        self.direct.insert(d.id, direct);
-        self.provisional.push_back(d);
-    }
-
-    /// The next send not recorded yet that may go out, if it is its turn:
-    /// they alternate with the queue of recorded deliveries when both
-    /// wait (an event waits on these; neither starves). Withdrawn ones are
-    /// dropped on the way (the pipeline recorded them as pending).
-    fn next_direct(&mut self) -> Option<DueDelivery> {
-        if self.provisional.is_empty() || (!self.queue.is_empty() && !self.direct_turn) {
-            self.direct_turn = true;
-            return None;
-        }
-        self.direct_turn = false;
-        while let Some(d) = self.provisional.pop_front() {
-            if self.direct.get(&d.id).is_some_and(Direct::start) {
-                return Some(d);
+    /// Takes what the pipeline hands over: a recorded delivery (unless a
+    /// scan already sent it), or a share of a routing to send before it is
+    /// recorded, queued in its turn unless the destination is paused or a
+    /// round of them (its concurrency) waits already: its event waits for
+    /// it, and a destination that hangs must not hold more events than
+    /// that. A share declined is recorded pending with its routing.
+    fn handed(&mut self, h: Handed) {
+        match h {
+            Handed::Recorded(d) => self.queue.submitted(d),
+            Handed::First(f)
+                if f.sendable()
+                    && !self.cancel.is_cancelled()
+                    && !self.pacing.paused()
+                    && self.inflight.firsts < self.inflight.concurrency =>
+            {
+                self.inflight.firsts += 1;
+                self.queue.push_first(f);
             }
-            self.direct.remove(&d.id);
+            Handed::First(f) => self.decline(f),
         }
-        None
     }
 
-    /// Records a finished attempt: in the spool, or (a delivery sent
-    /// before its routing was recorded) by answering the pipeline.
+    /// Declines a share: its routing records the delivery pending, and it
+    /// is queued then.
+    fn decline(&mut self, f: First) {
+        self.inflight
+            .committing
+            .spawn(async move { Committed::Declined(f.decline().await) });
+    }
+
+    /// A commit task finished.
+    fn committed(&mut self, c: Committed) {
+        match c {
+            Committed::Outcome(id) => self.finish(id),
+            Committed::Declined(Some(d)) => self.queue.submitted(d),
+            Committed::Declined(None) => {}
+        }
+    }
+
+    /// Records a finished attempt in the spool, apart from the loop (a
+    /// concurrency slot is not held through the spool's fsync); a first
+    /// attempt answered in time was recorded with its routing.
     fn record(&mut self, done: Done) {
-        match self.direct.remove(&done.id) {
-            // Dropped only if the pipeline's task is gone: the event stays
-            // unrouted in the spool and is routed again (at least once).
-            Some(direct) => drop(direct.reply.send(Some(done.completion))),
-            None => {
-                self.committing.spawn(commit(
-                    self.shared.clone(),
-                    self.name.clone(),
-                    done.id,
-                    done.completion,
-                ));
-            }
+        if let Some((id, completion)) = done.commit {
+            let commit = commit(self.shared.clone(), self.name.clone(), id, completion);
+            self.inflight
+                .committing
+                .spawn(async move { Committed::Outcome(commit.await) });
         }
     }
 
     /// Remembers a delivery whose outcome is committed.
     fn finish(&mut self, id: i64) {
-        self.known.remove(&id);
-        self.finished.insert(id);
-        if let Some(key) = self.thread_of.remove(&id) {
-            self.busy_threads.remove(&key);
-            if self.thread_waiting {
-                // The next message about that alert may be waiting in the spool.
-                self.thread_waiting = false;
-                self.next_scan = Instant::now();
-            }
+        self.queue.finish(id);
+        if self.threads.as_mut().is_some_and(|t| t.finish(id)) {
+            // The next message about that alert may be waiting in the spool.
+            self.queue.next_scan = Instant::now();
         }
-    }
-
-    /// The queue position of the next delivery that may go out: the front,
-    /// or on a threaded destination the first whose alert has nothing in
-    /// flight and nothing earlier still pending (checked in the spool,
-    /// which sees other replicas and retries; a delivery that must wait is
-    /// left to the spool, whose scans return it once it is its turn).
-    async fn next_ready(&mut self) -> Option<usize> {
-        if !self.threaded {
-            return (!self.queue.is_empty()).then_some(0);
-        }
-        let mut i = 0;
-        while i < self.queue.len() {
-            let d = &self.queue[i];
-            let Some(key) = &d.thread_key else {
-                return Some(i);
-            };
-            if self.busy_threads.contains(key) {
-                i += 1;
-                continue;
-            }
-            match self.shared.store.thread_ready(d.id).await {
-                Ok(true) => return Some(i),
-                Ok(false) => {
-                    let id = d.id;
-                    self.queue.remove(i);
-                    self.known.remove(&id);
-                    self.thread_waiting = true;
-                }
-                Err(e) => {
-                    spool_log!(error, self.shared.store, message = "Cannot tell whether an alert's earlier messages are out; waiting.", destination = %self.name, error = %e);
-                    return None;
-                }
-            }
-        }
-        None
-    }
-
-    fn enqueue(&mut self, d: DueDelivery) {
-        if self.known.contains(&d.id) {
-            return;
-        }
-        if self.queue.len() >= QUEUE_CAP {
-            // Still pending in the spool; a later scan picks it up.
-            self.overflow = true;
-            return;
-        }
-        self.known.insert(d.id);
-        self.queue.push_back(d);
-    }
-
-    fn lift_pause(&mut self, now: Instant, wake_at: &mut Instant) {
-        if let Some(p) = self.paused_until {
-            if p <= now {
-                self.paused_until = None;
-            } else {
-                *wake_at = (*wake_at).min(p);
-            }
-        }
-    }
-
-    fn pause_until(&mut self, until: Instant) {
-        self.paused_until = Some(self.paused_until.map_or(until, |u| u.max(until)));
     }
 
     /// Extends the claims on what this worker holds, when claims exist.
@@ -354,12 +275,11 @@ impl Worker {
         let Some(every) = self.shared.coord.renew_every() else {
             return;
         };
-        if now < self.next_renew {
+        if now < self.queue.next_renew {
             return;
         }
-        self.next_renew = now + every;
-        // Not the sends not recorded yet (their ids are provisional).
-        let ids: Vec<i64> = self.known.iter().copied().filter(|id| *id > 0).collect();
+        self.queue.next_renew = now + every;
+        let ids = self.queue.held();
         if let Err(e) = self.shared.coord.renew(Claimed::Deliveries, ids).await {
             spool_log!(warn, self.shared.store, message = "Cannot renew delivery leases; another replica may take them over.", destination = %self.name, error = %e);
         }
@@ -369,33 +289,31 @@ impl Worker {
     /// `max_per_minute` with `digest = true`, deliveries are held for the
     /// next digest instead.
     async fn dispatch(&mut self, now: Instant, wake_at: &mut Instant) {
-        while self.paused_until.is_none()
-            && self.inflight.len() < self.concurrency
-            && self.committing.len() < COMMIT_BACKLOG.max(self.concurrency)
-        {
-            // Plain messages only (no limit, no thread): no pacing to ask.
-            if let Some(d) = self.next_direct() {
-                self.inflight
-                    .spawn(attempt(self.shared.clone(), self.sink.clone(), d));
-                continue;
-            }
-            let Some(next) = self.next_ready().await else {
+        while !self.pacing.paused() && self.inflight.has_room() {
+            let next = self
+                .queue
+                .next_ready(self.threads.as_mut(), &self.shared.store, &self.name)
+                .await;
+            let Some(next) = next else {
                 return;
             };
-            let front = &self.queue[next];
-            let sending = if front.digest {
-                Sending::Digest
-            } else {
-                Sending::Message
+            let sending = match self.queue.get(next) {
+                Some(Queued::First(_)) => {
+                    self.send_first(next);
+                    continue;
+                }
+                Some(Queued::Recorded(d)) if d.digest => Sending::Digest,
+                Some(Queued::Recorded(_)) => Sending::Message,
+                None => return,
             };
             let pace = self
                 .shared
                 .coord
-                .pace(&self.name, self.limits, sending)
+                .pace(&self.name, self.pacing.limits, sending)
                 .await;
             match pace {
                 Ok(Pace::Go) => {}
-                Ok(Pace::OverLimit(wait)) if self.digest_every.is_some() => {
+                Ok(Pace::OverLimit(wait)) if self.digest.is_some() => {
                     if self.hold(next).await {
                         continue;
                     }
@@ -412,18 +330,32 @@ impl Worker {
                     return;
                 }
             }
-            let Some(d) = self.queue.remove(next) else {
+            let Some(Queued::Recorded(d)) = self.queue.take(next) else {
                 return;
             };
-            if let Some(key) = &d.thread_key {
-                if self.threaded {
-                    self.busy_threads.insert(key.clone());
-                    self.thread_of.insert(d.id, key.clone());
-                }
+            if let Some(threads) = &mut self.threads {
+                threads.start(&d);
             }
             self.inflight
+                .sends
                 .spawn(attempt(self.shared.clone(), self.sink.clone(), d));
         }
+    }
+
+    /// Sends the share at `at` (a plain destination: no pacing to ask), or
+    /// declines it if it waited past its time.
+    fn send_first(&mut self, at: usize) {
+        let Some(Queued::First(f)) = self.queue.take(at) else {
+            return;
+        };
+        self.inflight.firsts = self.inflight.firsts.saturating_sub(1);
+        if !f.sendable() {
+            self.decline(f);
+            return;
+        }
+        self.inflight
+            .sends
+            .spawn(f.send(self.shared.clone(), self.sink.clone()));
     }
 
     /// Sets the delivery at `at` aside for the next digest. On a
@@ -432,32 +364,23 @@ impl Worker {
     /// a storm is held as fast as it arrives, not one commit per alert.
     /// False if the spool could not record that (they stay queued).
     async fn hold(&mut self, at: usize) -> bool {
-        let ids: Vec<i64> = if self.threaded {
-            self.queue.get(at).map(|d| d.id).into_iter().collect()
-        } else {
-            while let Ok(h) = self.rx.try_recv() {
-                match h {
-                    Handed::Routed(d) => self.submitted(d),
-                    // Over the limit: recorded as pending, then held.
-                    Handed::Now(_, direct) => drop(direct.reply.send(None)),
-                }
+        let ids: Vec<i64> = if self.threads.is_some() {
+            match self.queue.get(at) {
+                Some(Queued::Recorded(d)) => vec![d.id],
+                _ => Vec::new(),
             }
-            self.queue
-                .iter()
-                .filter(|d| !d.digest)
-                .map(|d| d.id)
-                .collect()
+        } else {
+            while let Ok(h) = self.inbox.rx.try_recv() {
+                self.handed(h);
+            }
+            self.queue.messages()
         };
         if ids.is_empty() {
             return false;
         }
         match self.shared.store.hold(ids.clone()).await {
             Ok(()) => {
-                let held: HashSet<i64> = ids.iter().copied().collect();
-                self.queue.retain(|d| !held.contains(&d.id));
-                for id in ids {
-                    self.finish(id);
-                }
+                self.queue.drop_held(&ids);
                 true
             }
             Err(e) => {
@@ -471,102 +394,41 @@ impl Worker {
     /// process's turn. True when the loop should start over (it queued one
     /// or tried to).
     async fn digest(&mut self, now: Instant, wake_at: &mut Instant) -> bool {
-        let Some(every) = self.digest_every else {
+        let Some(digest) = &mut self.digest else {
             return false;
         };
-        if now < self.next_digest {
-            *wake_at = (*wake_at).min(self.next_digest);
-            return false;
-        }
-        self.next_digest = Instant::now() + every;
-        match self.shared.coord.digest_turn(&self.name, every).await {
-            Ok(true) => self.queue_digest(every).await,
-            Ok(false) => {}
-            Err(e) => {
-                tracing::error!(message = "Cannot tell whose turn the digest is; trying again.", destination = %self.name, error = %e);
-                self.next_digest = Instant::now() + IDLE_POLL;
+        match digest.due(now, &self.shared, &self.name, &self.dest).await {
+            Err(next) => {
+                *wake_at = (*wake_at).min(next);
+                false
             }
-        }
-        true
-    }
-
-    /// Replaces the held deliveries by one digest message, queued first.
-    async fn queue_digest(&mut self, every: Duration) {
-        let held = match self.shared.store.held(&self.name, DIGEST_MAX).await {
-            Ok(h) if !h.is_empty() => h,
-            Ok(_) => return,
-            Err(e) => {
-                tracing::error!(message = "Cannot read held deliveries.", destination = %self.name, error = %e);
-                return;
-            }
-        };
-        let summaries: Vec<Summary> = held
-            .iter()
-            .map(|(_, s)| {
-                s.as_deref()
-                    .and_then(|s| serde_json::from_str(s).ok())
-                    .unwrap_or(Summary {
-                        headline: "(no summary)".into(),
-                        urgency: None,
-                        short_id: None,
-                        link: None,
-                    })
-            })
-            .collect();
-        // The console lists exactly these: the held deliveries to this
-        // destination in this id range (held are read in id order).
-        let everything = match (&self.dest.console_url, held.first(), held.last()) {
-            (Some(base), Some((first, _)), Some((last, _))) => Some(format!(
-                "{base}/console/events?digest={}",
-                url::form_urlencoded::byte_serialize(
-                    format!("{}:{first}-{last}", self.name).as_bytes()
-                )
-                .collect::<String>()
-            )),
-            _ => None,
-        };
-        let payload = own_message(
-            &self.dest,
-            &self.name,
-            "digest",
-            &Facts::digest(&summaries, every, everything.as_deref()),
-        );
-        let digest = NewDigest {
-            destination: self.name.to_string(),
-            payload,
-            held: held.iter().map(|(id, _)| *id).collect(),
-        };
-        match self.shared.store.digest(digest).await {
-            Ok(d) => {
-                tracing::info!(message = "Digest of held alerts queued.", destination = %self.name, count = held.len(), delivery_id = d.id);
-                self.known.insert(d.id);
+            Ok(Some(d)) => {
                 self.queue.push_front(d);
+                true
             }
-            Err(e) => {
-                tracing::error!(message = "Cannot create a digest; the alerts stay held.", destination = %self.name, error = %e)
-            }
+            Ok(None) => true,
         }
     }
 
     /// Reads more from the spool when the queue runs low and a scan is due.
     /// True when the loop should start over (something can go out now).
     async fn refill(&mut self, now: Instant, wake_at: &mut Instant) -> bool {
-        if self.missed.swap(false, Ordering::Acquire) {
-            self.overflow = true;
+        if self.inbox.missed.swap(false, Ordering::Acquire) {
+            self.queue.overflow = true;
         }
         if self.queue.len() >= SCAN_BATCH {
             return false;
         }
-        if self.overflow || now >= self.next_scan {
+        if self.queue.overflow || now >= self.queue.next_scan {
             self.scan().await;
             if !self.queue.is_empty()
-                && self.inflight.len() < self.concurrency
-                && self.paused_until.is_none()
+                && self.inflight.sends.len() < self.inflight.concurrency
+                && !self.pacing.paused()
             {
                 return true;
             }
         }
-        *wake_at = (*wake_at).min(self.next_scan);
+        *wake_at = (*wake_at).min(self.queue.next_scan);
         false
     }
 
@@ -577,21 +439,21 @@ impl Worker {
         let result = self
             .shared
             .store
-            .due(&self.name, now, self.cursor, SCAN_BATCH)
+            .due(&self.name, now, self.queue.cursor, SCAN_BATCH)
             .await;
         match result {
             Ok(rows) => {
                 let full = rows.len() == SCAN_BATCH;
-                self.cursor = if full {
+                self.queue.cursor = if full {
                     rows.last().map_or(0, |r| r.id)
                 } else {
                     0
                 };
                 for d in rows {
-                    self.enqueue(d);
+                    self.queue.enqueue(d);
                 }
-                self.overflow = full;
-                self.next_scan = if full {
+                self.queue.overflow = full;
+                self.queue.next_scan = if full {
                     Instant::now()
                 } else {
                     Instant::now() + IDLE_POLL
@@ -599,7 +461,7 @@ impl Worker {
             }
             Err(e) => {
                 spool_log!(error, self.shared.store, message = "Cannot read pending deliveries from the spool.", destination = %self.name, error = %e);
-                self.next_scan = Instant::now() + IDLE_POLL;
+                self.queue.next_scan = Instant::now() + IDLE_POLL;
             }
         }
     }
@@ -610,7 +472,7 @@ impl Worker {
         match self.shared.coord.paused_until(&self.name).await {
             Ok(Some(until)) => {
                 let left = Duration::from_millis((until - now_ms()).max(0) as u64);
-                self.pause_until(Instant::now() + left);
+                self.pacing.pause_until(Instant::now() + left);
             }
             Ok(None) => {}
             Err(e) => {
@@ -624,23 +486,21 @@ impl Worker {
         wake_at: Instant,
         news: &mut Option<broadcast::Receiver<String>>,
     ) -> Event {
+        let inflight = &mut self.inflight;
         tokio::select! {
             biased;
             _ = self.cancel.cancelled() => Event::Stop,
-            Some(id) = self.committing.join_next(), if !self.committing.is_empty() => {
-                id.map_or(Event::Timer, Event::Committed)
+            Some(c) = inflight.committing.join_next(), if !inflight.committing.is_empty() => {
+                c.map_or(Event::Timer, Event::Committed)
             }
-            Some(done) = self.inflight.join_next(), if !self.inflight.is_empty() => match done {
+            Some(done) = inflight.sends.join_next(), if !inflight.sends.is_empty() => match done {
                 Ok(done) => Event::Attempted(done),
                 Err(e) => {
                     tracing::error!(message = "Delivery task failed.", destination = %self.name, error = %e);
                     Event::Timer
                 }
             },
-            Some(h) = self.rx.recv() => match h {
-                Handed::Routed(d) => Event::Submitted(d),
-                Handed::Now(d, direct) => Event::Now(d, direct),
-            },
+            Some(h) = self.inbox.rx.recv() => Event::Handed(h),
             about = next_news(news) => Event::News(about),
             _ = tokio::time::sleep_until(wake_at) => Event::Timer,
         }
@@ -653,10 +513,10 @@ impl Worker {
         self.record(done);
         if let Some(r) = retry_in {
             // Scan when the retry comes due, not at the next idle poll.
-            self.next_scan = self.next_scan.min(Instant::now() + r);
+            self.queue.next_scan = self.queue.next_scan.min(Instant::now() + r);
         }
         if let Some(p) = pause {
-            self.pause_until(Instant::now() + p);
+            self.pacing.pause_until(Instant::now() + p);
             let until = now_ms() + p.as_millis() as i64;
             if let Err(e) = self.shared.coord.pause(&self.name, until).await {
                 tracing::warn!(message = "Cannot share the destination's pause with other replicas.", destination = %self.name, error = %e);
@@ -670,48 +530,41 @@ impl Worker {
         if about.is_empty() || about == *self.name {
             // Before anything else is sent: a pause applies now.
             self.shared_pause().await;
-            self.next_scan = Instant::now();
+            self.queue.next_scan = Instant::now();
         }
     }
 
-    /// Shutdown (or replacement): lets in-flight attempts finish and commit
-    /// within the grace period; what does not finish stays pending.
+    /// Shutdown (or replacement): declines the shares waiting (their
+    /// routings are recorded, the deliveries pending for the successor or
+    /// the next start), lets in-flight attempts finish and commit within
+    /// the grace period; what does not finish stays pending.
     async fn drain(&mut self) {
+        for f in self.queue.take_firsts() {
+            self.decline(f);
+        }
+        while let Ok(h) = self.inbox.rx.try_recv() {
+            if let Handed::First(f) = h {
+                self.decline(f);
+            }
+        }
         let grace = tokio::time::sleep(self.shared.shutdown_grace);
         tokio::pin!(grace);
-        while !self.inflight.is_empty() || !self.committing.is_empty() {
+        while !self.inflight.sends.is_empty() || !self.inflight.committing.is_empty() {
             tokio::select! {
                 _ = &mut grace => {
-                    tracing::warn!(message = "Shutdown grace expired; unfinished deliveries stay queued.", destination = %self.name, in_flight = self.inflight.len());
-                    self.inflight.abort_all();
+                    tracing::warn!(message = "Shutdown grace expired; unfinished deliveries stay queued.", destination = %self.name, in_flight = self.inflight.sends.len());
+                    self.inflight.sends.abort_all();
                     return;
                 }
-                Some(Ok(done)) = self.inflight.join_next(), if !self.inflight.is_empty() => {
+                Some(Ok(done)) = self.inflight.sends.join_next(), if !self.inflight.sends.is_empty() => {
                     self.record(done);
                 }
-                Some(id) = self.committing.join_next(), if !self.committing.is_empty() => {
-                    if let Ok(id) = id {
+                Some(c) = self.inflight.committing.join_next(), if !self.inflight.committing.is_empty() => {
+                    if let Ok(Committed::Outcome(id)) = c {
                         self.finish(id);
                     }
                 }
             }
-        }
-    }
-}
-
-/// The next piece of news; never once the channel is closed. A receiver
-/// that fell behind reads as "look at everything".
-async fn next_news(news: &mut Option<broadcast::Receiver<String>>) -> String {
-    use tokio::sync::broadcast::error::RecvError;
-    let Some(rx) = news else {
-        return std::future::pending().await;
-    };
-    match rx.recv().await {
-        Ok(about) => about,
-        Err(RecvError::Lagged(_)) => String::new(),
-        Err(RecvError::Closed) => {
-            *news = None;
-            std::future::pending().await
         }
     }
 }
@@ -772,84 +625,6 @@ mod tests {
         (w, dir)
     }
 
-    /// A delivery not recorded yet is queued and sent in its turn, its
-    /// outcome going back to the pipeline, never to the spool; the
-    /// pipeline can withdraw it until it is sent. A paused destination does
-    /// not take it (the pipeline records it as pending).
-    #[tokio::test]
-    async fn a_delivery_not_recorded_yet_is_sent_in_its_turn_unless_withdrawn() {
-        use crate::store::Completion;
-        let (mut w, _dir) = worker();
-        fn hand(w: &mut Worker, id: i64) -> super::super::Ticket {
-            let (reply, answer) = oneshot::channel();
-            let state = Arc::new(std::sync::atomic::AtomicU8::new(super::super::QUEUED));
-            let d = DueDelivery {
-                created_at: now_ms(),
-                ..delivery(id)
-            };
-            w.send_now(
-                d,
-                Direct {
-                    reply,
-                    state: state.clone(),
-                },
-            );
-            super::super::Ticket { answer, state }
-        }
-        let far = Instant::now() + Duration::from_secs(60);
-
-        // Paused (the service asked to slow down): not taken.
-        w.pause_until(far);
-        let mut t = hand(&mut w, -1);
-        assert!(t.answer.try_recv().unwrap().is_none());
-        assert!(w.provisional.is_empty());
-        w.paused_until = None;
-
-        // Withdrawn before its turn: never sent.
-        let t = hand(&mut w, -2);
-        assert!(t.withdraw());
-        let mut wake = far;
-        w.dispatch(Instant::now(), &mut wake).await;
-        assert!(w.inflight.is_empty() && w.provisional.is_empty() && w.direct.is_empty());
-
-        // In its turn: sent (to a closed port, a retry), answered to the
-        // pipeline, and no longer withdrawable once started.
-        let t = hand(&mut w, -3);
-        w.dispatch(Instant::now(), &mut wake).await;
-        assert!(!t.withdraw(), "it is out");
-        let done = w.inflight.join_next().await.unwrap().unwrap();
-        w.record(done);
-        match t.answer.await.unwrap() {
-            Some(Completion::Retry {
-                id: -3,
-                status: None,
-                ..
-            }) => {}
-            other => panic!("{other:?}"),
-        }
-        assert!(w.committing.is_empty(), "nothing was written to the spool");
-        assert!(w.direct.is_empty());
-
-        // With recorded deliveries queued too, the two take turns.
-        w.enqueue(DueDelivery {
-            created_at: now_ms(),
-            ..delivery(7)
-        });
-        let _a = hand(&mut w, -4);
-        let _b = hand(&mut w, -5);
-        w.concurrency = 1;
-        w.direct_turn = true;
-        let mut left = Vec::new();
-        for _ in 0..3 {
-            w.dispatch(Instant::now(), &mut wake).await;
-            left.push((w.provisional.len(), w.queue.len(), w.inflight.len()));
-            if let Some(done) = w.inflight.join_next().await {
-                w.record(done.unwrap());
-            }
-        }
-        assert_eq!(left, [(1, 1, 1), (1, 0, 1), (0, 0, 1)]);
-    }
-
     /// The pipeline hands a delivery over just after committing it; a
     /// spool scan may have found, sent and finished it first. That late
     /// hand-over must not queue it again (it would be sent twice).
@@ -858,17 +633,51 @@ mod tests {
         let (mut w, _dir) = worker();
 
         // Found by a scan, sent, its outcome committed.
-        w.enqueue(delivery(7));
-        let d = w.queue.pop_front().unwrap();
+        w.queue.enqueue(delivery(7));
+        let Some(Queued::Recorded(d)) = w.queue.take(0) else {
+            panic!("queued");
+        };
         w.finish(d.id);
         // The pipeline's hand-over arrives afterwards.
-        w.submitted(delivery(7));
+        w.queue.submitted(delivery(7));
         assert!(w.queue.is_empty());
         // Other deliveries still go through, and a scan (a replayed dead
         // letter) may queue a finished id again.
-        w.submitted(delivery(8));
-        w.enqueue(delivery(7));
-        let ids: Vec<i64> = w.queue.iter().map(|d| d.id).collect();
+        w.queue.submitted(delivery(8));
+        w.queue.enqueue(delivery(7));
+        let ids: Vec<i64> = (0..w.queue.len())
+            .filter_map(|i| match w.queue.get(i) {
+                Some(Queued::Recorded(d)) => Some(d.id),
+                _ => None,
+            })
+            .collect();
         assert_eq!(ids, [8, 7]);
+    }
+
+    /// A paused worker sends nothing until the pause is over; a sent
+    /// delivery's outcome (a closed port: a retry) is committed to the
+    /// spool by the worker itself.
+    #[tokio::test]
+    async fn a_worker_sends_when_unpaused_and_records_the_outcome_itself() {
+        let (mut w, _dir) = worker();
+        let far = Instant::now() + Duration::from_secs(60);
+        w.queue.enqueue(DueDelivery {
+            created_at: now_ms(),
+            ..delivery(3)
+        });
+        w.pacing.pause_until(far);
+        let mut wake = far;
+        w.dispatch(Instant::now(), &mut wake).await;
+        assert!(w.inflight.sends.is_empty(), "paused: nothing goes out");
+        w.pacing.paused_until = None;
+        w.dispatch(Instant::now(), &mut wake).await;
+        let done = w.inflight.sends.join_next().await.unwrap().unwrap();
+        assert!(matches!(
+            done.commit,
+            Some((3, crate::store::Completion::Retry { id: 3, .. }))
+        ));
+        w.record(done);
+        let c = w.inflight.committing.join_next().await.unwrap().unwrap();
+        assert!(matches!(c, Committed::Outcome(3)));
     }
 }

@@ -408,7 +408,8 @@ impl Enricher {
         let (raw, cached) = match client.cases.get(&uuid).await {
             Some(raw) => {
                 self.metrics
-                    .enrich_cache_hits
+                    .enrich
+                    .cache_hits
                     .get_or_create(&labels1("origin", &client.name))
                     .inc();
                 (raw, true)
@@ -429,7 +430,8 @@ impl Enricher {
                             EnrichError::Deadline { .. } => "deadline".into(),
                         };
                         self.metrics
-                            .enrich_degraded
+                            .enrich
+                            .degraded
                             .get_or_create(&labels2("origin", &client.name, "reason", &label))
                             .inc();
                         tracing::warn!(

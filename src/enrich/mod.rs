@@ -330,7 +330,8 @@ impl Enricher {
         }
         if let Some(alert) = client.cache.get(&uuid).await {
             self.metrics
-                .enrich_cache_hits
+                .enrich
+                .cache_hits
                 .get_or_create(&labels1("origin", &client.name))
                 .inc();
             return (Enrichment::Fetched(alert), true);
@@ -347,7 +348,8 @@ impl Enricher {
                 };
                 let shown = e.shown();
                 self.metrics
-                    .enrich_degraded
+                    .enrich
+                    .degraded
                     .get_or_create(&labels2("origin", &client.name, "reason", &reason))
                     .inc();
                 tracing::warn!(
@@ -450,7 +452,8 @@ impl Enricher {
             Err(e) => {
                 let outcome = if e.is_timeout() { "timeout" } else { "network" };
                 self.metrics
-                    .enrich_requests
+                    .enrich
+                    .requests
                     .get_or_create(&outcome_labels(outcome))
                     .inc();
                 return Err(Attempt::Transient {
@@ -464,7 +467,8 @@ impl Enricher {
         let after = retry_after(resp.headers());
         let body = read_capped(resp, MAX_RESPONSE_BYTES).await;
         self.metrics
-            .enrich_duration
+            .enrich
+            .duration
             .get_or_create(&labels1("origin", &client.name))
             .observe(started.elapsed().as_secs_f64());
         let outcome = match status.as_u16() {
@@ -477,7 +481,8 @@ impl Enricher {
             _ => "client_error",
         };
         self.metrics
-            .enrich_requests
+            .enrich
+            .requests
             .get_or_create(&outcome_labels(outcome))
             .inc();
         let body = match body {

@@ -303,6 +303,7 @@ async fn show(
 fn count(state: &IngressState, action: &str, result: &str) {
     state
         .metrics
+        .operator
         .actions
         .get_or_create(&crate::telemetry::labels2(
             "action", action, "result", result,

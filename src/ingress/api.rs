@@ -129,6 +129,7 @@ async fn apply(state: &IngressState) -> Result<(), String> {
 fn count(state: &IngressState, action: &str) {
     state
         .metrics
+        .operator
         .tenant_changes
         .get_or_create(&vec![("action", action.to_owned())])
         .inc();

@@ -230,7 +230,8 @@ impl ConnGuard {
         };
         self.conns
             .metrics
-            .connections_failed
+            .connections
+            .failed
             .get_or_create(&vec![
                 ("listener", self.conns.listener.to_owned()),
                 ("reason", reason.to_owned()),
@@ -304,7 +305,8 @@ impl Conns {
         inner.open.insert(id, (ip, state.clone()));
         *inner.per_ip.entry(ip).or_insert(0) += 1;
         self.metrics
-            .connections_open
+            .connections
+            .open
             .get_or_create(&labels1("listener", self.listener))
             .set(inner.open.len() as i64);
         Admission::Admitted(ConnGuard {
@@ -325,7 +327,8 @@ impl Conns {
             }
         }
         self.metrics
-            .connections_open
+            .connections
+            .open
             .get_or_create(&labels1("listener", self.listener))
             .set(inner.open.len() as i64);
     }
@@ -335,14 +338,14 @@ impl Conns {
     fn count(&self, inner: &mut Inner, ip: IpAddr, why: Closed, phase: Option<Phase>) {
         let m = &self.metrics;
         let (family, key, value) = match why {
-            Closed::PerIpCap | Closed::Full => (&m.connections_refused, "reason", why.name()),
+            Closed::PerIpCap | Closed::Full => (&m.connections.refused, "reason", why.name()),
             Closed::Shed => (
-                &m.connections_shed,
+                &m.connections.shed,
                 "phase",
                 phase.map_or("head", Phase::name),
             ),
             Closed::HeaderTimeout | Closed::BodyTimeout | Closed::IdleTimeout => {
-                (&m.connections_timed_out, "reason", why.name())
+                (&m.connections.timed_out, "reason", why.name())
             }
         };
         family

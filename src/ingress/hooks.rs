@@ -219,7 +219,8 @@ impl HookRequest<'_> {
         if let Some(reason) = nonstandard {
             self.state
                 .metrics
-                .events_nonstandard
+                .events
+                .nonstandard
                 .get_or_create(&vec![("reason", reason.to_owned())])
                 .inc();
         }

@@ -34,8 +34,9 @@ mod state;
 mod time;
 
 pub use ops::{
-    ActionRecord, Completion, EnrichStep, HookClock, Inserted, Journey, NewDelivery, NewDigest,
-    NewEvent, RouteDecision, Routing, Selector, Silence, StoredTenant, TenantChange, ThreadRoot,
+    ActionRecord, Attempted, Completion, EnrichStep, HookClock, Inserted, Journey, NewDelivery,
+    NewDigest, NewEvent, RouteDecision, Routing, Selector, Silence, StoredTenant, TenantChange,
+    ThreadRoot,
 };
 pub use reads::{DeadLetter, DueDelivery, EventDetail, EventSummary, QueueDepth};
 

@@ -56,11 +56,12 @@ pub struct NewDelivery {
     /// deliveries with the same key go out one at a time, in the order
     /// their events were accepted.
     pub thread_key: Option<String>,
-    /// Its first attempt, when the pipeline sent it before recording the
-    /// routing (its `id` means nothing yet): the delivery is stored with
-    /// that outcome and its attempt, in the routing's transaction, and is
-    /// not handed to a worker (a retry is found by the worker's scan).
-    pub first: Option<Completion>,
+    /// Its first attempt, when its worker sent it before recording the
+    /// routing (a destination that may, see `delivery::first`): the
+    /// delivery is stored with that outcome and its attempt, in the
+    /// routing's transaction, and is not handed to a worker (a retry is
+    /// found by the worker's scan).
+    pub first: Option<Attempted>,
     /// Sent before the routing was recorded and not answered yet: stored
     /// as pending but not due before this time (unix ms; its send times
     /// out first), and not handed to a worker. Its outcome is recorded
@@ -158,6 +159,141 @@ pub enum Completion {
     },
 }
 
+/// What one attempt found, before it is tied to a delivery row: a first
+/// attempt is recorded with the routing that creates its row.
+#[derive(Debug, Clone)]
+pub enum Attempted {
+    Delivered {
+        status: u16,
+        duration_ms: i64,
+        /// Where it went in a conversation ("root …", "reply in …").
+        thread: Option<String>,
+    },
+    Retry {
+        status: Option<u16>,
+        error: String,
+        next_attempt_at: i64,
+        duration_ms: i64,
+    },
+    Dead {
+        status: Option<u16>,
+        error: String,
+        duration_ms: i64,
+    },
+}
+
+impl Attempted {
+    /// The outcome of delivery `id`.
+    pub fn of(self, id: i64) -> Completion {
+        match self {
+            Attempted::Delivered {
+                status,
+                duration_ms,
+                thread,
+            } => Completion::Delivered {
+                id,
+                status,
+                duration_ms,
+                thread,
+            },
+            Attempted::Retry {
+                status,
+                error,
+                next_attempt_at,
+                duration_ms,
+            } => Completion::Retry {
+                id,
+                status,
+                error,
+                next_attempt_at,
+                duration_ms,
+            },
+            Attempted::Dead {
+                status,
+                error,
+                duration_ms,
+            } => Completion::Dead {
+                id,
+                status,
+                error,
+                duration_ms,
+            },
+        }
+    }
+
+    /// Whether it leaves the delivery waiting for a retry.
+    pub fn is_retry(&self) -> bool {
+        matches!(self, Attempted::Retry { .. })
+    }
+
+    /// The delivery state it leaves: `delivered`, `dead`, or still
+    /// `pending` (a retry).
+    pub(super) fn state(&self) -> super::DeliveryState {
+        match self {
+            Attempted::Delivered { .. } => super::DeliveryState::Delivered,
+            Attempted::Retry { .. } => super::DeliveryState::Pending,
+            Attempted::Dead { .. } => super::DeliveryState::Dead,
+        }
+    }
+
+    /// What the attempt row records as its outcome.
+    pub(super) fn outcome(&self) -> &'static str {
+        match self {
+            Attempted::Delivered { .. } => "delivered",
+            Attempted::Retry { .. } => "retry",
+            Attempted::Dead { .. } => "dead",
+        }
+    }
+
+    /// When a retry comes due.
+    pub(super) fn next_attempt_at(&self) -> Option<i64> {
+        match self {
+            Attempted::Retry {
+                next_attempt_at, ..
+            } => Some(*next_attempt_at),
+            _ => None,
+        }
+    }
+
+    /// Where it went in a conversation, if it was delivered there.
+    pub(super) fn thread(&self) -> Option<&str> {
+        match self {
+            Attempted::Delivered { thread, .. } => thread.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The answer status, error and duration of the attempt.
+    pub(super) fn parts(&self) -> (Option<u16>, Option<&str>, i64) {
+        match self {
+            Attempted::Delivered {
+                status,
+                duration_ms,
+                ..
+            } => (Some(*status), None, *duration_ms),
+            Attempted::Retry {
+                status,
+                error,
+                duration_ms,
+                ..
+            }
+            | Attempted::Dead {
+                status,
+                error,
+                duration_ms,
+            } => (*status, Some(error.as_str()), *duration_ms),
+        }
+    }
+
+    /// Its error text, for scrubbing before it is stored.
+    pub(super) fn error_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Attempted::Delivered { .. } => None,
+            Attempted::Retry { error, .. } | Attempted::Dead { error, .. } => Some(error),
+        }
+    }
+}
+
 /// Which dead letters to replay.
 #[derive(Debug, Clone)]
 pub enum Selector {
@@ -216,54 +352,6 @@ impl NewDigest {
 }
 
 impl Completion {
-    /// The same outcome for delivery `id` (an attempt made before the
-    /// delivery was recorded carries a provisional id).
-    pub fn with_id(mut self, id: i64) -> Completion {
-        match &mut self {
-            Completion::Delivered { id: i, .. }
-            | Completion::Retry { id: i, .. }
-            | Completion::Dead { id: i, .. } => *i = id,
-        }
-        self
-    }
-
-    /// The delivery state it leaves: `delivered`, `dead`, or still
-    /// `pending` (a retry).
-    pub(super) fn state(&self) -> super::DeliveryState {
-        match self {
-            Completion::Delivered { .. } => super::DeliveryState::Delivered,
-            Completion::Retry { .. } => super::DeliveryState::Pending,
-            Completion::Dead { .. } => super::DeliveryState::Dead,
-        }
-    }
-
-    /// What the attempt row records as its outcome.
-    pub(super) fn outcome(&self) -> &'static str {
-        match self {
-            Completion::Delivered { .. } => "delivered",
-            Completion::Retry { .. } => "retry",
-            Completion::Dead { .. } => "dead",
-        }
-    }
-
-    /// When a retry comes due.
-    pub(super) fn next_attempt_at(&self) -> Option<i64> {
-        match self {
-            Completion::Retry {
-                next_attempt_at, ..
-            } => Some(*next_attempt_at),
-            _ => None,
-        }
-    }
-
-    /// Where it went in a conversation, if it was delivered there.
-    pub(super) fn thread(&self) -> Option<&str> {
-        match self {
-            Completion::Delivered { thread, .. } => thread.as_deref(),
-            _ => None,
-        }
-    }
-
     /// The delivery, answer status, error and duration of an attempt.
     pub(super) fn parts(&self) -> (i64, Option<u16>, Option<&str>, i64) {
         match self {

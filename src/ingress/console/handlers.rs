@@ -243,6 +243,7 @@ pub async fn login(
         tracing::warn!(message = "Console login refused.", %client);
         state
             .metrics
+            .operator
             .console_logins
             .get_or_create(&vec![("result", "refused".to_owned())])
             .inc();
@@ -255,6 +256,7 @@ pub async fn login(
     }
     state
         .metrics
+        .operator
         .console_logins
         .get_or_create(&vec![("result", "ok".to_owned())])
         .inc();

@@ -18,7 +18,7 @@
 
 use super::pool::{pg_error, Inner, Postgres};
 use super::write::{Done, EventParams, Queued, Write, EXISTING_EVENT, INSERT_EVENT};
-use crate::store::{Completion, DeliveryState, Inserted, NewEvent, Routing, StoreError};
+use crate::store::{Attempted, Completion, DeliveryState, Inserted, NewEvent, Routing, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Weak;
@@ -518,19 +518,19 @@ async fn route_many(
                 None => DeliveryState::Pending.as_str(),
             });
             note.push(match first {
-                Some(f) => f.parts().2,
+                Some(f) => f.parts().1,
                 None => d.failed.as_deref().or(d.muted.as_deref()),
             });
             summary.push(d.summary.as_deref());
             thread_key.push(d.thread_key.as_deref());
-            outcome.push(first.map(Completion::outcome));
-            status.push(first.and_then(|f| f.parts().1.map(i64::from)));
-            duration.push(first.map(|f| f.parts().3));
+            outcome.push(first.map(Attempted::outcome));
+            status.push(first.and_then(|f| f.parts().0.map(i64::from)));
+            duration.push(first.map(|f| f.parts().2));
             next.push(match first {
                 Some(f) => f.next_attempt_at(),
                 None => d.in_flight_until,
             });
-            thread.push(first.and_then(Completion::thread));
+            thread.push(first.and_then(Attempted::thread));
         }
     }
     let rows = c

@@ -4,7 +4,7 @@
 //! hold. Built by `open` in the folder's `mod.rs`.
 
 use super::write::Queued;
-use crate::store::{Completion, NewEvent, Routing, StoreError};
+use crate::store::{Attempted, Completion, NewEvent, Routing, StoreError};
 use deadpool_postgres::Pool;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -228,8 +228,8 @@ pub(super) fn scrub_routing(r: &mut Routing) {
             ],
         );
         // A first attempt made before the routing: a chat service's error.
-        if let Some(first) = &mut d.first {
-            scrub_completion(first);
+        if let Some(error) = d.first.as_mut().and_then(Attempted::error_mut) {
+            scrub([error], []);
         }
     }
 }

@@ -6,7 +6,7 @@
 use super::deliveries::record_attempt;
 use super::retries::RecentBodies;
 use crate::store::{
-    now_ms, Completion, DeliveryState, DueDelivery, Inserted, NewDelivery, NewEvent, Routing,
+    now_ms, Attempted, DeliveryState, DueDelivery, Inserted, NewDelivery, NewEvent, Routing,
     StoreError,
 };
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -213,11 +213,11 @@ fn insert_sent_first(
     tx: &Transaction,
     event_id: i64,
     d: &NewDelivery,
-    first: &Completion,
+    first: &Attempted,
     received_at: i64,
     now: i64,
 ) -> Result<DeliveryState, StoreError> {
-    let (_, status, error, duration_ms) = first.parts();
+    let (status, error, duration_ms) = first.parts();
     let state = first.state();
     tx.prepare_cached(
         "INSERT INTO deliveries (event_id, route, destination, payload, state, attempts, created_at, next_attempt_at, updated_at,
