@@ -39,7 +39,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Largest form or interaction body read: Slack's `block_actions`
 /// payload (which carries the message the button was in) is a few KB, a
@@ -47,9 +47,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// as soon as it is known (its `Content-Length`, or the first byte past
 /// the cap), before anything is checked.
 pub const BODY_MAX: usize = 64 * 1024;
-/// Chat interactions carried out at once after their answer; more wait
-/// for none: they are answered 503 (Retry-After).
-const INTERACTIONS_AT_ONCE: usize = 32;
 /// How long looking up who clicked in Mattermost may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest comment passed on.
@@ -65,28 +62,6 @@ pub fn routes() -> Router<Arc<IngressState>> {
         .route("/integrations/slack", post(slack))
         .route("/integrations/mattermost", post(mattermost))
         .layer(DefaultBodyLimit::max(BODY_MAX))
-}
-
-/// The chat interactions being carried out after their answer (Slack and
-/// Mattermost buttons): a fixed number of slots, so a flood of clicks
-/// cannot start unbounded work.
-pub struct Interactions {
-    slots: Arc<Semaphore>,
-}
-
-impl Default for Interactions {
-    fn default() -> Self {
-        Interactions {
-            slots: Arc::new(Semaphore::new(INTERACTIONS_AT_ONCE)),
-        }
-    }
-}
-
-impl Interactions {
-    /// A free slot, held until the work is done; `None` when all are taken.
-    fn slot(&self) -> Option<OwnedSemaphorePermit> {
-        self.slots.clone().try_acquire_owned().ok()
-    }
 }
 
 /// The answer when every slot is taken: 503, try again in a moment (in
