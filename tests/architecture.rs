@@ -100,7 +100,10 @@ fn is_test(attrs: &[syn::Attribute]) -> bool {
     attrs.iter().any(|a| {
         a.path().is_ident("cfg") && {
             let tokens = a.meta.require_list().map(|l| l.tokens.to_string());
-            tokens.is_ok_and(|t| t.split(|c: char| !c.is_alphanumeric() && c != '_').any(|w| w == "test"))
+            tokens.is_ok_and(|t| {
+                t.split(|c: char| !c.is_alphanumeric() && c != '_')
+                    .any(|w| w == "test")
+            })
         }
     })
 }
@@ -128,7 +131,11 @@ fn item_attrs(item: &syn::Item) -> &[syn::Attribute] {
 }
 
 /// A `use` tree flattened: each leaf's full path and the name it binds.
-fn flatten_use(tree: &syn::UseTree, prefix: &[String], out: &mut Vec<(Vec<String>, Option<String>)>) {
+fn flatten_use(
+    tree: &syn::UseTree,
+    prefix: &[String],
+    out: &mut Vec<(Vec<String>, Option<String>)>,
+) {
     let with = |name: &syn::Ident| {
         let mut p = prefix.to_vec();
         p.push(name.to_string());
@@ -158,7 +165,8 @@ fn flatten_use(tree: &syn::UseTree, prefix: &[String], out: &mut Vec<(Vec<String
 /// `::identifier` at least once.
 fn token_paths(tokens: TokenStream, out: &mut Vec<Vec<String>>) {
     let tokens: Vec<TokenTree> = tokens.into_iter().collect();
-    let colon = |t: Option<&TokenTree>| matches!(t, Some(TokenTree::Punct(p)) if p.as_char() == ':');
+    let colon =
+        |t: Option<&TokenTree>| matches!(t, Some(TokenTree::Punct(p)) if p.as_char() == ':');
     let mut i = 0;
     while i < tokens.len() {
         match &tokens[i] {
@@ -217,7 +225,8 @@ impl<'ast> Visit<'ast> for Mentions<'ast> {
         let mut leaves = Vec::new();
         flatten_use(&item.tree, &[], &mut leaves);
         let test = self.test_depth > 0;
-        self.uses.extend(leaves.into_iter().map(|(p, n)| (p, n, test)));
+        self.uses
+            .extend(leaves.into_iter().map(|(p, n)| (p, n, test)));
     }
 
     fn visit_path(&mut self, path: &'ast syn::Path) {
@@ -230,7 +239,10 @@ impl<'ast> Visit<'ast> for Mentions<'ast> {
 
     fn visit_macro(&mut self, mac: &'ast syn::Macro) {
         let name = mac.path.segments.last().map(|s| s.ident.to_string());
-        if matches!(name.as_deref(), Some("include" | "include_str" | "include_bytes")) {
+        if matches!(
+            name.as_deref(),
+            Some("include" | "include_str" | "include_bytes")
+        ) {
             if let Ok(lit) = mac.parse_body::<syn::LitStr>() {
                 self.includes.push(lit.value());
             }
@@ -262,7 +274,9 @@ impl<'ast> Visit<'ast> for Mentions<'ast> {
             strings(list.tokens.clone(), &mut found);
             for s in found {
                 let segs: Vec<String> = s.split("::").map(str::to_owned).collect();
-                let plain = segs.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'));
+                let plain = segs
+                    .iter()
+                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'));
                 if segs.len() >= 2 && plain {
                     self.paths.push((segs, self.test_depth > 0));
                 }
@@ -296,15 +310,21 @@ impl Crates {
     }
 
     fn is_module(&self, krate: &str, path: &[String]) -> bool {
-        self.modules.contains_key(&(krate.to_owned(), path.to_vec()))
+        self.modules
+            .contains_key(&(krate.to_owned(), path.to_vec()))
     }
 
     fn is_test(&self, krate: &str, path: &[String]) -> bool {
-        (0..=path.len()).any(|n| self.test_modules.contains(&(krate.to_owned(), path[..n].to_vec())))
+        (0..=path.len()).any(|n| {
+            self.test_modules
+                .contains(&(krate.to_owned(), path[..n].to_vec()))
+        })
     }
 
     fn name(&self, krate: &str, scope: &[String], name: &str) -> Option<&Vec<String>> {
-        self.names.get(&(krate.to_owned(), scope.to_vec()))?.get(name)
+        self.names
+            .get(&(krate.to_owned(), scope.to_vec()))?
+            .get(name)
     }
 
     /// The absolute path `segs` stands for in a scope, followed through
@@ -312,7 +332,13 @@ impl Crates {
     /// of `store` that imports `crate::config::Config` is a use of
     /// `config`, not of `store/mod.rs`), or `None` when it names something
     /// outside the crate (std, a dependency, the library seen from bench).
-    fn resolve(&self, krate: &str, scope: &[String], segs: &[String], depth: usize) -> Option<Vec<String>> {
+    fn resolve(
+        &self,
+        krate: &str,
+        scope: &[String],
+        segs: &[String],
+        depth: usize,
+    ) -> Option<Vec<String>> {
         if depth > DEPTH {
             return None;
         }
@@ -344,11 +370,15 @@ impl Crates {
 
     /// An item a module only imports is where that import leads.
     fn follow(&self, krate: &str, abs: Vec<String>, depth: usize) -> Vec<String> {
-        let Some((_, n)) = self.file_of(krate, &abs) else { return abs };
+        let Some((_, n)) = self.file_of(krate, &abs) else {
+            return abs;
+        };
         if n >= abs.len() {
             return abs;
         }
-        let Some(named) = self.name(krate, &abs[..n], &abs[n]) else { return abs };
+        let Some(named) = self.name(krate, &abs[..n], &abs[n]) else {
+            return abs;
+        };
         match self.resolve(krate, &abs[..n], named, depth + 1) {
             Some(mut there) => {
                 there.extend(abs[n + 1..].iter().cloned());
@@ -381,16 +411,24 @@ fn declare(
         let mut child = scope.to_vec();
         child.push(m.ident.to_string());
         if is_test(&m.attrs) {
-            crates.test_modules.insert((krate.to_owned(), child.clone()));
+            crates
+                .test_modules
+                .insert((krate.to_owned(), child.clone()));
         }
         if let Some((_, inner)) = &m.content {
-            crates.modules.insert((krate.to_owned(), child.clone()), file.to_owned());
+            crates
+                .modules
+                .insert((krate.to_owned(), child.clone()), file.to_owned());
             declare(inner, file, krate, &child, crates, problems);
         }
         for attr in &m.attrs {
             if let syn::Meta::NameValue(nv) = &attr.meta {
                 if nv.path.is_ident("path") {
-                    if let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) = &nv.value {
+                    if let syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(s),
+                        ..
+                    }) = &nv.value
+                    {
                         reach_out(file, &s.value(), "#[path]", problems);
                     }
                 }
@@ -442,11 +480,25 @@ fn edges(sources: &[(String, String)]) -> (Vec<Edge>, Vec<String>) {
                 continue;
             }
         };
-        crates.modules.insert((krate.clone(), module.clone()), file.clone());
-        parsed.push(Parsed { file: file.clone(), krate, module, ast });
+        crates
+            .modules
+            .insert((krate.clone(), module.clone()), file.clone());
+        parsed.push(Parsed {
+            file: file.clone(),
+            krate,
+            module,
+            ast,
+        });
     }
     for p in &parsed {
-        declare(&p.ast.items, &p.file, &p.krate, &p.module, &mut crates, &mut problems);
+        declare(
+            &p.ast.items,
+            &p.file,
+            &p.krate,
+            &p.module,
+            &mut crates,
+            &mut problems,
+        );
     }
     // Every scope (a file, an inline module) with what it mentions.
     let mut scopes = Vec::new();
@@ -469,7 +521,10 @@ fn edges(sources: &[(String, String)]) -> (Vec<Edge>, Vec<String>) {
                 child.push(m.ident.to_string());
                 todo.push((child, scope_test || test, inner));
             }
-            let names = crates.names.entry((p.krate.clone(), scope.clone())).or_default();
+            let names = crates
+                .names
+                .entry((p.krate.clone(), scope.clone()))
+                .or_default();
             for (segs, bound, _) in &mentions.uses {
                 if let Some(name) = bound.as_ref().filter(|n| *n != "_") {
                     names.insert(name.clone(), segs.clone());
@@ -486,8 +541,12 @@ fn edges(sources: &[(String, String)]) -> (Vec<Edge>, Vec<String>) {
         let uses = mentions.uses.iter().map(|(segs, _, test)| (segs, *test));
         let paths = mentions.paths.iter().map(|(segs, test)| (segs, *test));
         for (segs, test) in uses.chain(paths) {
-            let Some(abs) = crates.resolve(&p.krate, scope, segs, 0) else { continue };
-            let Some((to, _)) = crates.file_of(&p.krate, &abs) else { continue };
+            let Some(abs) = crates.resolve(&p.krate, scope, segs, 0) else {
+                continue;
+            };
+            let Some((to, _)) = crates.file_of(&p.krate, &abs) else {
+                continue;
+            };
             if *to == p.file {
                 continue;
             }
@@ -530,18 +589,28 @@ fn check(sources: &[(String, String)]) -> Vec<String> {
         }
     }
     for m in unplaced {
-        problems.push(format!("module {m:?} is in no layer of tests/architecture.rs: place it"));
+        problems.push(format!(
+            "module {m:?} is in no layer of tests/architecture.rs: place it"
+        ));
     }
     for e in &edges {
-        let (Some(from), Some(to)) = (top_module(&e.from), top_module(&e.to)) else { continue };
-        let (Some(lf), Some(lt)) = (layer_of(&from), layer_of(&to)) else { continue };
+        let (Some(from), Some(to)) = (top_module(&e.from), top_module(&e.to)) else {
+            continue;
+        };
+        let (Some(lf), Some(lt)) = (layer_of(&from), layer_of(&to)) else {
+            continue;
+        };
         let test = if e.test { " (test code)" } else { "" };
         if lt < lf {
             problems.push(format!(
                 "{} → {}: {from} uses {to}, which is above it ({}){test}",
                 e.from, e.to, e.via
             ));
-        } else if lt == lf && from != to && !e.test && !SAME_LAYER.contains(&(from.as_str(), to.as_str())) {
+        } else if lt == lf
+            && from != to
+            && !e.test
+            && !SAME_LAYER.contains(&(from.as_str(), to.as_str()))
+        {
             problems.push(format!(
                 "{} → {}: {from} uses {to}, of the same layer, a pair not listed ({})",
                 e.from, e.to, e.via
@@ -641,7 +710,10 @@ fn read_tree(root: &Path, dir: &str, out: &mut Vec<(String, String)>) {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let rel = path.strip_prefix(root).unwrap();
-                let rel = rel.components().map(|c| c.as_os_str().to_str().unwrap()).collect::<Vec<_>>();
+                let rel = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_str().unwrap())
+                    .collect::<Vec<_>>();
                 out.push((rel.join("/"), std::fs::read_to_string(&path).unwrap()));
             }
         }
@@ -667,7 +739,9 @@ fn imports_point_down_without_circles() {
 
 #[test]
 fn the_layers_match_architecture_md() {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md")).unwrap();
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
+            .unwrap();
     let section = text
         .split("## Layers")
         .nth(1)
@@ -675,11 +749,17 @@ fn the_layers_match_architecture_md() {
         .expect("ARCHITECTURE.md has a Layers section");
     for layer in LAYERS {
         let line = layer.join(", ");
-        assert!(section.contains(&line), "ARCHITECTURE.md's layers lack the line {line:?}");
+        assert!(
+            section.contains(&line),
+            "ARCHITECTURE.md's layers lack the line {line:?}"
+        );
     }
     for (user, used) in SAME_LAYER {
         let pair = format!("`{user}` → `{used}`");
-        assert!(section.contains(&pair), "ARCHITECTURE.md's same-layer list lacks {pair}");
+        assert!(
+            section.contains(&pair),
+            "ARCHITECTURE.md's same-layer list lacks {pair}"
+        );
     }
 }
 
@@ -689,8 +769,10 @@ mod checker {
     use super::check;
 
     fn run(files: &[(&str, &str)]) -> Vec<String> {
-        let sources: Vec<(String, String)> =
-            files.iter().map(|(f, t)| (f.to_string(), t.to_string())).collect();
+        let sources: Vec<(String, String)> = files
+            .iter()
+            .map(|(f, t)| (f.to_string(), t.to_string()))
+            .collect();
         check(&sources)
     }
 
@@ -703,7 +785,10 @@ mod checker {
     }
 
     const BASE: &[(&str, &str)] = &[
-        ("src/lib.rs", "pub mod app; pub mod route; pub mod config; pub mod render; pub mod enrich;"),
+        (
+            "src/lib.rs",
+            "pub mod app; pub mod route; pub mod config; pub mod render; pub mod enrich;",
+        ),
         ("src/app.rs", "pub struct App;"),
         ("src/config/mod.rs", "mod load; pub struct Config;"),
         ("src/config/load.rs", "pub fn load() {}"),
@@ -737,21 +822,30 @@ mod checker {
     #[test]
     fn an_upward_import_fails() {
         let problems = with(&[("src/route.rs", "use crate::app::App;")]);
-        reports(&problems, "src/route.rs → src/app.rs: route uses app, which is above it");
+        reports(
+            &problems,
+            "src/route.rs → src/app.rs: route uses app, which is above it",
+        );
     }
 
     #[test]
     fn a_grouped_import_hiding_an_upward_one_fails() {
         let problems = with(&[("src/route.rs", "use crate::{config::Config, app::App};")]);
         reports(&problems, "src/route.rs → src/app.rs");
-        assert!(!problems.iter().any(|p| p.contains("src/config")), "{problems:?}");
+        assert!(
+            !problems.iter().any(|p| p.contains("src/config")),
+            "{problems:?}"
+        );
     }
 
     #[test]
     fn a_path_in_an_expression_or_a_macro_counts() {
         let problems = with(&[("src/route.rs", "fn f() { let _ = crate::app::App; }")]);
         reports(&problems, "src/route.rs → src/app.rs");
-        let problems = with(&[("src/route.rs", "fn f() { tracing::info!(x = ?crate::app::App); }")]);
+        let problems = with(&[(
+            "src/route.rs",
+            "fn f() { tracing::info!(x = ?crate::app::App); }",
+        )]);
         reports(&problems, "src/route.rs → src/app.rs");
     }
 
@@ -759,14 +853,23 @@ mod checker {
     fn a_super_climb_fails() {
         let problems = with(&[
             ("src/lib.rs", "pub mod app; pub mod config;"),
-            ("src/config/load.rs", "fn f() { let _ = super::super::app::App; }"),
+            (
+                "src/config/load.rs",
+                "fn f() { let _ = super::super::app::App; }",
+            ),
         ]);
-        reports(&problems, "src/config/load.rs → src/app.rs: config uses app, which is above it");
+        reports(
+            &problems,
+            "src/config/load.rs → src/app.rs: config uses app, which is above it",
+        );
     }
 
     #[test]
     fn a_name_brought_in_by_use_is_followed() {
-        let problems = with(&[("src/route.rs", "use crate as top; use top::app; fn f() { app::App; }")]);
+        let problems = with(&[(
+            "src/route.rs",
+            "use crate as top; use top::app; fn f() { app::App; }",
+        )]);
         reports(&problems, "src/route.rs → src/app.rs");
     }
 
@@ -774,20 +877,38 @@ mod checker {
     fn a_two_file_circle_inside_one_folder_fails() {
         let problems = with(&[
             ("src/config/mod.rs", "mod load; mod validate;"),
-            ("src/config/load.rs", "use super::validate::check; pub fn load() {}"),
-            ("src/config/validate.rs", "pub fn check() { super::load::load(); }"),
+            (
+                "src/config/load.rs",
+                "use super::validate::check; pub fn load() {}",
+            ),
+            (
+                "src/config/validate.rs",
+                "pub fn check() { super::load::load(); }",
+            ),
         ]);
-        reports(&problems, "circle between src/config/load.rs, src/config/validate.rs");
-        reports(&problems, "src/config/validate.rs → src/config/load.rs (super::load::load)");
+        reports(
+            &problems,
+            "circle between src/config/load.rs, src/config/validate.rs",
+        );
+        reports(
+            &problems,
+            "src/config/validate.rs → src/config/load.rs (super::load::load)",
+        );
     }
 
     #[test]
     fn a_circle_through_a_parent_module_fails() {
         let problems = with(&[
-            ("src/config/mod.rs", "mod load; pub use load::load; pub struct Config;"),
+            (
+                "src/config/mod.rs",
+                "mod load; pub use load::load; pub struct Config;",
+            ),
             ("src/config/load.rs", "use super::Config; pub fn load() {}"),
         ]);
-        reports(&problems, "circle between src/config/load.rs, src/config/mod.rs");
+        reports(
+            &problems,
+            "circle between src/config/load.rs, src/config/mod.rs",
+        );
     }
 
     #[test]
@@ -795,7 +916,10 @@ mod checker {
         // `super::Config` in a child of render names what render/mod.rs
         // imports from config: a use of config, not of render/mod.rs.
         let problems = with(&[
-            ("src/render/mod.rs", "mod slack; use crate::config::Config; pub fn render() { slack::f(); }"),
+            (
+                "src/render/mod.rs",
+                "mod slack; use crate::config::Config; pub fn render() { slack::f(); }",
+            ),
             ("src/render/slack.rs", "use super::Config; pub fn f() {}"),
         ]);
         assert!(problems.is_empty(), "{problems:?}");
@@ -823,8 +947,14 @@ mod checker {
     #[test]
     fn src_reaching_into_bench_fails() {
         let problems = with(&[("src/route.rs", "#[path = \"../bench/flood.rs\"] mod flood;")]);
-        reports(&problems, "src/route.rs: #[path] \"../bench/flood.rs\" reaches into bench/");
-        let problems = with(&[("src/route.rs", "const X: &str = include_str!(\"../bench/main.rs\");")]);
+        reports(
+            &problems,
+            "src/route.rs: #[path] \"../bench/flood.rs\" reaches into bench/",
+        );
+        let problems = with(&[(
+            "src/route.rs",
+            "const X: &str = include_str!(\"../bench/main.rs\");",
+        )]);
         reports(&problems, "reaches into bench/");
     }
 
@@ -837,8 +967,14 @@ mod checker {
     #[test]
     fn test_only_files_may_use_what_they_test() {
         let problems = with(&[
-            ("src/render/mod.rs", "#[cfg(test)] mod tests; pub fn render() {}"),
-            ("src/render/tests.rs", "use super::render; use crate::render::render as r;"),
+            (
+                "src/render/mod.rs",
+                "#[cfg(test)] mod tests; pub fn render() {}",
+            ),
+            (
+                "src/render/tests.rs",
+                "use super::render; use crate::render::render as r;",
+            ),
         ]);
         assert!(problems.is_empty(), "{problems:?}");
     }
