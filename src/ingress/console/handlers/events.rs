@@ -5,13 +5,16 @@
 
 use super::super::session::Session;
 use super::super::views::{self, ago, badge, page, problem, time, Nav};
+use crate::event::Subject;
+use crate::store::console::Journey;
 use crate::store::console::{Cursor, DigestRange, EventFilter, ListState, MAX_PAGE};
 use crate::store::now_ms;
+use crate::store::{ActionRecord, DeliveryDetail, EventDetail};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
-use maud::html;
+use maud::{html, Markup};
 
 use super::common::*;
 
@@ -189,12 +192,12 @@ pub async fn event(
     };
     let secrets = config.secrets();
     let scrub = |text: &str| crate::secret::scrub(text, &secrets);
+    let scrub: &dyn Fn(&str) -> String = &scrub;
     let journey = detail
         .routes
         .as_deref()
         .map(crate::store::console::Journey::parse);
     let s = &detail.summary;
-    let enrichment = detail.enrichment.as_deref();
     let title = detail
         .alert_json
         .as_deref()
@@ -210,89 +213,11 @@ pub async fn event(
     let body = html! {
         h1 { "Event " (s.id) ": " (s.kind) " / " (s.action) " " (badge(&s.state)) }
         ol.timeline id="journey" {
-            li id="received" {
-                h3 { "Received" }
-                dl.facts {
-                    dt { "At (UTC)" } dd { (time(s.received_at)) }
-                    dt { "Hook" } dd { (s.hook) }
-                    dt { "From" } dd { (detail.client.as_deref().unwrap_or("-")) }
-                    dt { "Signature" } dd { (detail.auth.as_deref().unwrap_or("-")) }
-                    dt { "Sender retries" } dd { @if detail.retries == 0 { "none" } @else { (detail.retries) " (the same body again within the dedup window: answered with this event's id, stored once)" } }
-                    dt { "About" } dd id="about" { (about.as_str()) " " (s.short_id.as_deref().unwrap_or("-")) @if let Some(u) = &detail.alert_uuid { " " span.muted { (u) } } }
-                    @if let Some(t) = &title { dt { "Title" } dd id="title" { (t) } }
-                }
-                details { summary { "Webhook body" } pre id="body" { (crate::preview::pretty(&detail.body)) } }
-            }
-            li id="enrichment" {
-                h3 { "Enrichment" }
-                dl.facts {
-                    dt { "Result" } dd { @match enrichment {
-                        Some("ok") => span.ok { "alert fetched" },
-                        Some("n/a") => "not about an alert",
-                        Some(other) => span.bad { (other) },
-                        None => span.muted { "not yet" },
-                    } }
-                    @if let Some(j) = &journey {
-                        @if let Some(ms) = j.enrich_ms { dt { "Latency" } dd { (ms) " ms" } }
-                        @if let Some(c) = j.cached { dt { "Source" } dd { @if c { "the relay's cache" } @else { "the alert API" } } }
-                    }
-                }
-                @if let Some(alert) = &detail.alert_json {
-                    details { summary { "Alert as fetched" } pre id="alert" { (crate::preview::pretty(alert)) } }
-                }
-            }
-            li id="routing" {
-                h3 { "Routing" }
-                @match &journey {
-                    None => p.muted { "Not routed yet." },
-                    Some(crate::store::console::Journey { failed: Some(why), decisions, .. }) if decisions.is_empty() => p.bad id="failed" { "Processing failed inside the relay: " (why) " The event is kept, with no delivery." },
-                    Some(j) if j.decisions.is_empty() => p { "Matched: " (j.matched.join(", ")) span.muted { " (recorded before route decisions were kept)" } },
-                    Some(j) => {
-                        (views::decisions(j.decisions.iter().map(|(r, m, why)| (r.as_str(), *m, why.as_str()))))
-                        @if let Some(why) = &j.silenced { p.bad id="silenced" { (why) } }
-                        @if let Some(why) = &j.failed { p.bad id="failed" { "Processing failed inside the relay: " (why) } }
-                        @if j.matched.is_empty() { p.muted { "No route matched: the event is kept and counted as unrouted." } }
-                    }
-                }
-            }
-            @for d in &detail.deliveries {
-                li.delivery id={"delivery-" (d.id)} {
-                    h3 { "Delivery " (d.id) " → " (d.destination) " " (badge(d.state.as_str())) }
-                    dl.facts {
-                        dt { "Route" } dd { (d.route) }
-                        @if let Some(note) = &d.last_error { dt { "Note" } dd { (scrub(note)) } }
-                        @if let Some(t) = &d.thread { dt { "Conversation" } dd { (t) } }
-                        dt { "Last change (UTC)" } dd { (time(d.updated_at)) }
-                    }
-                    @if !d.attempts.is_empty() {
-                        table.attempts {
-                            tr { th { "Attempt at (UTC)" } th { "Answer" } th.num { "Took" } th { "Error" } }
-                            @for (at, status, error, ms) in &d.attempts {
-                                tr {
-                                    td { (time(*at)) }
-                                    td { @match status { Some(s) => { "HTTP " (s) }, None => span.muted { "no answer" } } }
-                                    td.num { (ms) " ms" }
-                                    td.text { (error.as_deref().map(&scrub).unwrap_or_default()) }
-                                }
-                            }
-                        }
-                    }
-                    @if !d.payload.is_empty() {
-                        details { summary { "Payload sent" } pre.payload { (crate::preview::pretty(&scrub(&d.payload))) } }
-                    }
-                }
-            }
-            @if !actions.is_empty() {
-                li id="actions" {
-                    h3 { "Actions on the alert" }
-                    table {
-                        tr { th { "At (UTC)" } th { "Action" } th { "By" } th { "Via" } th { "Result" } }
-                        @for a in &actions {
-                            tr { td { (time(a.at)) } td { (a.action) } td { (a.client) } td { (a.destination) } td { (a.result) @if let Some(d) = &a.detail { " " span.muted { (d) } } } }
-                        }
-                    }
-                }
-            }
+            (received(&detail, about, title.as_deref()))
+            (enrichment(&detail, journey.as_ref()))
+            (routing(journey.as_ref()))
+            @for d in &detail.deliveries { (delivery(d, scrub)) }
+            @if !actions.is_empty() { (actions_taken(&actions)) }
         }
         p { a href={"/console/routes/test?event=" (s.id)} id="test-routes" { "Try this event in the route tester" } }
     };
@@ -303,4 +228,115 @@ pub async fn event(
         logout_token(&config, &session),
         body,
     )
+}
+
+/// The journey's first step: what came in, from whom, about what.
+fn received(detail: &EventDetail, about: Subject, title: Option<&str>) -> Markup {
+    let s = &detail.summary;
+    html! {
+        li id="received" {
+            h3 { "Received" }
+            dl.facts {
+                dt { "At (UTC)" } dd { (time(s.received_at)) }
+                dt { "Hook" } dd { (s.hook) }
+                dt { "From" } dd { (detail.client.as_deref().unwrap_or("-")) }
+                dt { "Signature" } dd { (detail.auth.as_deref().unwrap_or("-")) }
+                dt { "Sender retries" } dd { @if detail.retries == 0 { "none" } @else { (detail.retries) " (the same body again within the dedup window: answered with this event's id, stored once)" } }
+                dt { "About" } dd id="about" { (about.as_str()) " " (s.short_id.as_deref().unwrap_or("-")) @if let Some(u) = &detail.alert_uuid { " " span.muted { (u) } } }
+                @if let Some(t) = &title { dt { "Title" } dd id="title" { (t) } }
+            }
+            details { summary { "Webhook body" } pre id="body" { (crate::preview::pretty(&detail.body)) } }
+        }
+    }
+}
+
+/// The enrichment step: its result, latency and source, the alert.
+fn enrichment(detail: &EventDetail, journey: Option<&Journey>) -> Markup {
+    let enrichment = detail.enrichment.as_deref();
+    html! {
+        li id="enrichment" {
+            h3 { "Enrichment" }
+            dl.facts {
+                dt { "Result" } dd { @match enrichment {
+                    Some("ok") => span.ok { "alert fetched" },
+                    Some("n/a") => "not about an alert",
+                    Some(other) => span.bad { (other) },
+                    None => span.muted { "not yet" },
+                } }
+                @if let Some(j) = &journey {
+                    @if let Some(ms) = j.enrich_ms { dt { "Latency" } dd { (ms) " ms" } }
+                    @if let Some(c) = j.cached { dt { "Source" } dd { @if c { "the relay's cache" } @else { "the alert API" } } }
+                }
+            }
+            @if let Some(alert) = &detail.alert_json {
+                details { summary { "Alert as fetched" } pre id="alert" { (crate::preview::pretty(alert)) } }
+            }
+        }
+    }
+}
+
+/// The routing step: every route's verdict as recorded.
+fn routing(journey: Option<&Journey>) -> Markup {
+    html! {
+        li id="routing" {
+            h3 { "Routing" }
+            @match &journey {
+                None => p.muted { "Not routed yet." },
+                Some(crate::store::console::Journey { failed: Some(why), decisions, .. }) if decisions.is_empty() => p.bad id="failed" { "Processing failed inside the relay: " (why) " The event is kept, with no delivery." },
+                Some(j) if j.decisions.is_empty() => p { "Matched: " (j.matched.join(", ")) span.muted { " (recorded before route decisions were kept)" } },
+                Some(j) => {
+                    (views::decisions(j.decisions.iter().map(|(r, m, why)| (r.as_str(), *m, why.as_str()))))
+                    @if let Some(why) = &j.silenced { p.bad id="silenced" { (why) } }
+                    @if let Some(why) = &j.failed { p.bad id="failed" { "Processing failed inside the relay: " (why) } }
+                    @if j.matched.is_empty() { p.muted { "No route matched: the event is kept and counted as unrouted." } }
+                }
+            }
+        }
+    }
+}
+
+/// One delivery: its state, attempts and payload (secrets scrubbed).
+fn delivery(d: &DeliveryDetail, scrub: &dyn Fn(&str) -> String) -> Markup {
+    html! {
+        li.delivery id={"delivery-" (d.id)} {
+            h3 { "Delivery " (d.id) " → " (d.destination) " " (badge(d.state.as_str())) }
+            dl.facts {
+                dt { "Route" } dd { (d.route) }
+                @if let Some(note) = &d.last_error { dt { "Note" } dd { (scrub(note)) } }
+                @if let Some(t) = &d.thread { dt { "Conversation" } dd { (t) } }
+                dt { "Last change (UTC)" } dd { (time(d.updated_at)) }
+            }
+            @if !d.attempts.is_empty() {
+                table.attempts {
+                    tr { th { "Attempt at (UTC)" } th { "Answer" } th.num { "Took" } th { "Error" } }
+                    @for (at, status, error, ms) in &d.attempts {
+                        tr {
+                            td { (time(*at)) }
+                            td { @match status { Some(s) => { "HTTP " (s) }, None => span.muted { "no answer" } } }
+                            td.num { (ms) " ms" }
+                            td.text { (error.as_deref().map(&scrub).unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+            @if !d.payload.is_empty() {
+                details { summary { "Payload sent" } pre.payload { (crate::preview::pretty(&scrub(&d.payload))) } }
+            }
+        }
+    }
+}
+
+/// The actions people took on the event's alert.
+fn actions_taken(actions: &[ActionRecord]) -> Markup {
+    html! {
+        li id="actions" {
+            h3 { "Actions on the alert" }
+            table {
+                tr { th { "At (UTC)" } th { "Action" } th { "By" } th { "Via" } th { "Result" } }
+                @for a in actions {
+                    tr { td { (time(a.at)) } td { (a.action) } td { (a.client) } td { (a.destination) } td { (a.result) @if let Some(d) = &a.detail { " " span.muted { (d) } } } }
+                }
+            }
+        }
+    }
 }
