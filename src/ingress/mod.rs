@@ -8,6 +8,7 @@
 //! reading, and graceful shutdown. No request ever waits on the alert API or a chat
 //! service: a hook answers as soon as the event is committed to the spool.
 
+mod acting;
 mod actions;
 mod admin;
 mod api;
