@@ -65,6 +65,11 @@ impl Enricher {
 mod tests {
     use super::origin::*;
     use super::*;
+    use crate::config::OriginConfig;
+    use crate::secret::Secret;
+    use crate::telemetry::Metrics;
+    use std::sync::Arc;
+    use std::time::Duration;
 
     #[test]
     fn alert_urls_extend_the_base_path() {

@@ -461,6 +461,7 @@ async fn act_and_tell(
 
 #[cfg(test)]
 mod tests {
+    use super::super::limits::{Interactions, INTERACTIONS_AT_ONCE};
     use super::*;
 
     #[test]

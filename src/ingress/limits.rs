@@ -69,7 +69,7 @@ impl LogLimiter {
 
 /// Chat interactions carried out at once after their answer; more wait
 /// for none: they are answered 503 (Retry-After).
-const INTERACTIONS_AT_ONCE: usize = 32;
+pub(super) const INTERACTIONS_AT_ONCE: usize = 32;
 /// The chat interactions being carried out after their answer (Slack and
 /// Mattermost buttons): a fixed number of slots, so a flood of clicks
 /// cannot start unbounded work.

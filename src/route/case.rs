@@ -60,27 +60,27 @@ pub(super) fn explain_case(
             }
         )),
     };
-    if let Some(w) = &when.case_priority {
+    if let Some(w) = &when.case.priority {
         one("case_priority", w, case.and_then(|c| c.priority.as_deref()))?;
         held.push("case_priority".into());
     }
-    if let Some(w) = &when.case_status {
+    if let Some(w) = &when.case.status {
         one("case_status", w, case.and_then(|c| c.status.as_deref()))?;
         held.push("case_status".into());
     }
-    if let Some(w) = &when.case_verdict {
+    if let Some(w) = &when.case.verdict {
         one("case_verdict", w, case.and_then(|c| c.verdict.as_deref()))?;
         held.push("case_verdict".into());
     }
-    if let Some(w) = &when.assignees {
+    if let Some(w) = &when.case.assignees {
         many("assignees", w, case.map(|c| &c.assignees))?;
         held.push("assignees".into());
     }
-    if let Some(w) = &when.tags {
+    if let Some(w) = &when.case.tags {
         many("tags", w, case.map(|c| &c.tags))?;
         held.push("tags".into());
     }
-    if let Some(w) = &when.case_mode {
+    if let Some(w) = &when.case.mode {
         // The webhook says it too: this holds without the case's details.
         let manual = case.and_then(|c| c.manual).or_else(|| {
             (event.subject() == crate::event::Subject::Case)

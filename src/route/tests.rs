@@ -27,7 +27,7 @@ fn event(file: &str) -> Event {
 
 fn alert(urgency: u32, status: &str) -> Alert {
     let mut v: serde_json::Value =
-        serde_json::from_str(include_str!("../tests/fixtures/alert-full.json")).unwrap();
+        serde_json::from_str(include_str!("../../tests/fixtures/alert-full.json")).unwrap();
     v["urgency"]["value"] = urgency.into();
     v["status"]["name"] = status.into();
     Alert::from_value(v).unwrap()
