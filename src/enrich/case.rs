@@ -77,9 +77,16 @@ pub struct Case {
     /// uuid → name of the statuses, priorities and verdicts the case and
     /// its event name.
     pub names: BTreeMap<String, String>,
-    /// What the spool keeps: `{"case": <the API's object>, "names": {…},
-    /// "added_alerts": [<alert objects>]}`.
-    pub json: String,
+    /// What the spool keeps, and the API's object as a tree.
+    stored: Stored,
+}
+
+/// A case's two forms: what the spool keeps, `{"case": <the API's
+/// object>, "names": {…}, "added_alerts": [<alert objects>]}` (see
+/// [`Case::json`]), and the API's object as a tree ([`Case::raw`]).
+#[derive(Debug, Clone)]
+struct Stored {
+    json: String,
     raw: Value,
 }
 
@@ -158,7 +165,12 @@ impl CaseAlert {
 impl Case {
     /// The case object as the API sent it.
     pub fn raw(&self) -> &Value {
-        &self.raw
+        &self.stored.raw
+    }
+
+    /// What the spool keeps of the case (see [`Case::from_stored`]).
+    pub fn json(&self) -> &str {
+        &self.stored.json
     }
 
     /// The case from the API's object, the names looked up, and alerts
@@ -270,8 +282,7 @@ impl Case {
             alerts,
             number_of_alerts: get("number_of_alerts").and_then(Value::as_u64),
             names,
-            json,
-            raw,
+            stored: Stored { json, raw },
         }
     }
 
@@ -404,8 +415,8 @@ mod tests {
         assert_eq!(c.alerts.len(), 2);
         assert_eq!(c.alerts[0].short_id.as_deref(), Some("ALEY4fqz8moo"));
         assert_eq!(c.alerts[0].urgency.as_ref().map(|u| u.value), Some(63));
-        let back = Case::from_stored(&c.json).unwrap();
-        assert_eq!(back.json, c.json);
+        let back = Case::from_stored(c.json()).unwrap();
+        assert_eq!(back.json(), c.json());
         assert_eq!(back.status, c.status);
     }
 

@@ -20,7 +20,7 @@ mod origin;
 mod outcome;
 mod workflow;
 
-pub use alert::{Alert, Asset, Urgency};
+pub use alert::{Alert, AlertType, Asset, Urgency};
 pub use case::{alert_changes, updated_refs, Case, CaseAlert, NameKind};
 pub use origin::{error_chain, Admission, Enricher, ORIGIN_SHARE, TENANT_SHARE};
 pub use outcome::{EnrichError, Enrichment};

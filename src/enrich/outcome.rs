@@ -79,7 +79,7 @@ impl Enrichment {
     pub fn stored(&self) -> (String, Option<String>) {
         match self {
             Enrichment::Fetched(alert) => ("ok".to_owned(), Some(alert.json.clone())),
-            Enrichment::Case(case) => (CASE_NOTE.to_owned(), Some(case.json.clone())),
+            Enrichment::Case(case) => (CASE_NOTE.to_owned(), Some(case.json().to_owned())),
             Enrichment::NotApplicable => ("n/a".to_owned(), None),
             Enrichment::Unavailable(reason) => (format!("unavailable: {reason}"), None),
         }

@@ -212,12 +212,12 @@ fn alert_fields(
         held.push("entity".into());
     }
     if let Some(types) = &when.alert_type {
-        let cat = alert.and_then(|a| a.alert_type_category.as_deref());
+        let cat = alert.and_then(|a| a.alert_type.category.as_deref());
         let full = alert.and_then(|a| {
             Some(format!(
                 "{}/{}",
-                a.alert_type_category.as_deref()?,
-                a.alert_type_value.as_deref()?
+                a.alert_type.category.as_deref()?,
+                a.alert_type.value.as_deref()?
             ))
         });
         if !(any_eq(types, cat) || any_eq(types, full.as_deref())) {
