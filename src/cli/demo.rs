@@ -256,26 +256,10 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
     }
     crate::telemetry::init_logging(crate::telemetry::LogFormat::Text);
 
-    let stub = Arc::new(Stub::default());
-    let stub_router = Router::new()
-        .route("/api/v1/sic/alerts/{uuid}", get(alert))
-        .route("/api/v1/sic/cases/{uuid}", get(case))
-        .route(
-            "/api/v1/sic/alerts/{uuid}/workflow",
-            axum::routing::patch(workflow),
-        )
-        .route("/chat/{kind}", post(chat))
-        .route("/slack-api/{method}", post(slack_api))
-        .with_state(stub.clone());
-    let stub_listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
-        Ok(l) => l,
-        Err(e) => return fail(format!("cannot bind the demo's stub services: {e}")),
+    let (stub, stub_addr) = match start_stubs().await {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-    let stub_addr = stub_listener
-        .local_addr()
-        .expect("bound listener has an address");
-    tokio::spawn(async move { axum::serve(stub_listener, stub_router).await });
-
     let dir = match tempfile::Builder::new().prefix("hookrelay-demo").tempdir() {
         Ok(d) => d,
         Err(e) => {
@@ -294,13 +278,96 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
     } else {
         port
     };
+    let text = demo_config(port, &stub_url, &dir.path().join("demo.db"));
+    let config = match crate::config::load_str(&text, &HashMap::new()) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("demo configuration: {e}")),
+    };
+    let app = match App::build(config).await {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    let addr = app.public_addr();
+    let admin = app.admin_addr();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(app.run(shutdown.clone()));
+    let hook_url = format!("http://{addr}/hooks/{HOOK_ID}");
+    say!("hookrelay demo: the daemon listens on {addr}; a stub Sekoia.io API and stub chat services run on {stub_addr}.");
+
+    let client = crate::http::client();
+    let expected = match send_events(&client, &hook_url, &stub).await {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
+    let got = stub.received.load(Ordering::SeqCst);
+    say!("\n{got} of {expected} messages delivered.");
+    // The console shows the same from the spool: each event's journey.
+    let listed = console_events(&client, admin).await;
+    say!("The web console lists {listed} events: http://{admin}/console/ (each event's journey and why each route matched).");
+    let acted = act_on_alert(&client, &hook_url, &stub).await;
+    if let Err(e) = &acted {
+        say!("the action link did not work: {e}");
+    }
+    if once {
+        shutdown.cancel();
+        let _ = running.await;
+        return if got == expected && acted.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
+    say!(
+        "\nTry your own (Ctrl-C to stop):\n  curl -i -X POST {hook_url} -H 'content-type: application/json' -d '{}'\n\
+         Send it twice: the second is a sender retry, answered 202 with the same id and not delivered again.\n\
+         Change \"created\" to \"updated\", or break the JSON, and watch the answer.\n\
+         The slack-thread destination shows API mode: one root per alert and per case, kept current, their history as replies;\n\
+         the alert's thread says which case took it.\n\
+         Open http://{admin}/console/ in a browser: the overview, each event's journey, dead letters, the route tester.",
+        EVENTS[0].1.split_whitespace().collect::<Vec<_>>().join(" ").replace('\'', "")
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    say!("\nstopping…");
+    shutdown.cancel();
+    let _ = running.await;
+    ExitCode::SUCCESS
+}
+
+/// The stub Sekoia.io API and chat services, on a port of their own.
+async fn start_stubs() -> Result<(Arc<Stub>, std::net::SocketAddr), ExitCode> {
+    let stub = Arc::new(Stub::default());
+    let stub_router = Router::new()
+        .route("/api/v1/sic/alerts/{uuid}", get(alert))
+        .route("/api/v1/sic/cases/{uuid}", get(case))
+        .route(
+            "/api/v1/sic/alerts/{uuid}/workflow",
+            axum::routing::patch(workflow),
+        )
+        .route("/chat/{kind}", post(chat))
+        .route("/slack-api/{method}", post(slack_api))
+        .with_state(stub.clone());
+    let stub_listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
+        Err(e) => return Err(fail(format!("cannot bind the demo's stub services: {e}"))),
+    };
+    let stub_addr = stub_listener
+        .local_addr()
+        .expect("bound listener has an address");
+    tokio::spawn(async move { axum::serve(stub_listener, stub_router).await });
+
+    Ok((stub, stub_addr))
+}
+
+/// The demo's configuration: every chat kind at the stubs, a threaded
+/// Slack, action buttons, the console.
+fn demo_config(port: u16, stub_url: &str, db: &std::path::Path) -> String {
     // A fresh actions secret per run: links from an earlier demo do not work.
     let actions_secret = format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
-    let text = format!(
+    format!(
         r#"
         [server]
         listen = "127.0.0.1:{port}"
@@ -343,31 +410,24 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
         name = "everything"
         to = ["teams", "teams-legacy", "slack", "mattermost", "slack-thread"]
         "#,
-        db = dir.path().join("demo.db").display(),
-    );
-    let config = match crate::config::load_str(&text, &HashMap::new()) {
-        Ok(c) => c,
-        Err(e) => return fail(format!("demo configuration: {e}")),
-    };
-    let app = match App::build(config).await {
-        Ok(a) => a,
-        Err(e) => return fail(e),
-    };
-    let addr = app.public_addr();
-    let admin = app.admin_addr();
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(app.run(shutdown.clone()));
-    let hook_url = format!("http://{addr}/hooks/{HOOK_ID}");
-    say!("hookrelay demo: the daemon listens on {addr}; a stub Sekoia.io API and stub chat services run on {stub_addr}.");
+        db = db.display(),
+    )
+}
 
-    let client = crate::http::client();
+/// Sends the demo's events one by one, each message printed before the
+/// next is sent: how many messages the accepted events should produce.
+async fn send_events(
+    client: &reqwest::Client,
+    hook_url: &str,
+    stub: &Stub,
+) -> Result<usize, ExitCode> {
     let mut expected = 0;
     for (what, body, status, extra) in EVENTS {
         *stub.status.lock().unwrap_or_else(|p| p.into_inner()) = (*status).to_owned();
         let closing = body.replace("\"Acknowledged\"", &format!("\"{status}\""));
         let body = if *status == "Closed" { &closing } else { *body };
         match client
-            .post(&hook_url)
+            .post(hook_url)
             .header("content-type", "application/json")
             .body(body.to_owned())
             .send()
@@ -385,7 +445,7 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
                     expected += PER_EVENT + extra;
                 }
             }
-            Err(e) => return fail(format!("cannot reach the demo daemon: {e}")),
+            Err(e) => return Err(fail(format!("cannot reach the demo daemon: {e}"))),
         }
         // Let this event's messages print before the next is sent.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -395,10 +455,12 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    let got = stub.received.load(Ordering::SeqCst);
-    say!("\n{got} of {expected} messages delivered.");
-    // The console shows the same from the spool: each event's journey.
-    let listed = match client
+    Ok(expected)
+}
+
+/// How many events the console lists (it shows the same from the spool).
+async fn console_events(client: &reqwest::Client, admin: std::net::SocketAddr) -> usize {
+    match client
         .get(format!("http://{admin}/console/events"))
         .send()
         .await
@@ -409,35 +471,7 @@ pub async fn run(port: u16, once: bool) -> ExitCode {
             .map(|page| page.matches("<tr data-id=").count())
             .unwrap_or(0),
         _ => 0,
-    };
-    say!("The web console lists {listed} events: http://{admin}/console/ (each event's journey and why each route matched).");
-    let acted = act_on_alert(&client, &hook_url, &stub).await;
-    if let Err(e) = &acted {
-        say!("the action link did not work: {e}");
     }
-    if once {
-        shutdown.cancel();
-        let _ = running.await;
-        return if got == expected && acted.is_ok() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        };
-    }
-    say!(
-        "\nTry your own (Ctrl-C to stop):\n  curl -i -X POST {hook_url} -H 'content-type: application/json' -d '{}'\n\
-         Send it twice: the second is a sender retry, answered 202 with the same id and not delivered again.\n\
-         Change \"created\" to \"updated\", or break the JSON, and watch the answer.\n\
-         The slack-thread destination shows API mode: one root per alert and per case, kept current, their history as replies;\n\
-         the alert's thread says which case took it.\n\
-         Open http://{admin}/console/ in a browser: the overview, each event's journey, dead letters, the route tester.",
-        EVENTS[0].1.split_whitespace().collect::<Vec<_>>().join(" ").replace('\'', "")
-    );
-    let _ = tokio::signal::ctrl_c().await;
-    say!("\nstopping…");
-    shutdown.cancel();
-    let _ = running.await;
-    ExitCode::SUCCESS
 }
 
 /// Acts on the demo alert the way an analyst would: the action link of

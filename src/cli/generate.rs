@@ -5,20 +5,10 @@
 //! whole command-line module a second time).
 
 use clap::CommandFactory as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Subcommand)]
-pub enum GenerateCommand {
-    /// hookrelay.1 and one page per subcommand (hookrelay-init.1, …) into DIR.
-    Man { dir: PathBuf },
-    /// The completion script for SHELL into DIR (hookrelay.bash, _hookrelay, hookrelay.fish).
-    Completions {
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-        dir: PathBuf,
-    },
-}
+use super::args::{Cli, GenerateCommand};
 
 pub fn generate(what: GenerateCommand) -> ExitCode {
     let dir = match &what {
@@ -30,7 +20,7 @@ pub fn generate(what: GenerateCommand) -> ExitCode {
     let result = match what {
         GenerateCommand::Man { .. } => man(&dir),
         GenerateCommand::Completions { shell, .. } => {
-            let mut cmd = super::Cli::command();
+            let mut cmd = Cli::command();
             clap_complete::generate_to(shell, &mut cmd, "hookrelay", &dir).map(|path| {
                 say!("{}", path.display());
             })
@@ -45,7 +35,7 @@ pub fn generate(what: GenerateCommand) -> ExitCode {
 /// Every visible command's page: `hookrelay.1`, `hookrelay-init.1`,
 /// `hookrelay-dead-letters-replay.1`, …
 fn man(dir: &Path) -> std::io::Result<()> {
-    let mut cmd = super::Cli::command();
+    let mut cmd = Cli::command();
     cmd.build();
     page(dir, &cmd, "hookrelay")
 }

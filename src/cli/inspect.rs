@@ -103,156 +103,170 @@ pub fn events(cmd: EventsCommand) -> ExitCode {
             hook,
             status,
             limit,
-        } => {
-            let (rt, store) = match open_store(&config) {
-                Ok(s) => s,
-                Err(code) => return code,
-            };
-            let from = now_ms() - since.as_millis() as i64;
-            match rt.block_on(store.events_since(
-                from,
-                hook,
-                if status.is_some() { None } else { limit },
-            )) {
-                Ok(rows) => {
-                    let matching = rows
-                        .into_iter()
-                        .filter(|e| status.as_deref().is_none_or(|s| s == e.state));
-                    for e in matching.take(limit.unwrap_or(usize::MAX)) {
-                        say!(
-                            "{}\t{}\t{}\t{}/{}\t{}\t{}",
-                            e.id,
-                            format_ms(e.received_at),
-                            e.hook,
-                            e.kind,
-                            e.action,
-                            e.short_id.as_deref().unwrap_or("-"),
-                            e.state
-                        );
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(e),
+        } => list_events(config, since, hook, status, limit),
+        EventsCommand::Show { config, id } => show_event(config, id),
+    }
+}
+
+/// `events list`: one line per event received since `since`.
+fn list_events(
+    config: ConfigArg,
+    since: std::time::Duration,
+    hook: Option<String>,
+    status: Option<String>,
+    limit: Option<usize>,
+) -> ExitCode {
+    let (rt, store) = match open_store(&config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let from = now_ms() - since.as_millis() as i64;
+    match rt.block_on(store.events_since(from, hook, if status.is_some() { None } else { limit })) {
+        Ok(rows) => {
+            let matching = rows
+                .into_iter()
+                .filter(|e| status.as_deref().is_none_or(|s| s == e.state));
+            for e in matching.take(limit.unwrap_or(usize::MAX)) {
+                say!(
+                    "{}\t{}\t{}\t{}/{}\t{}\t{}",
+                    e.id,
+                    format_ms(e.received_at),
+                    e.hook,
+                    e.kind,
+                    e.action,
+                    e.short_id.as_deref().unwrap_or("-"),
+                    e.state
+                );
             }
+            ExitCode::SUCCESS
         }
-        EventsCommand::Show { config, id } => {
-            let (rt, store) = match open_store(&config) {
-                Ok(s) => s,
-                Err(code) => return code,
-            };
-            match rt.block_on(store.event_detail(id)) {
-                Ok(Some(d)) => {
-                    let s = &d.summary;
-                    say!(
-                        "event {} — {}/{} on hook {} at {} — {}",
-                        s.id,
-                        s.kind,
-                        s.action,
-                        s.hook,
-                        format_ms(s.received_at),
-                        s.state
-                    );
-                    say!(
-                        "about: {} {}",
-                        crate::event::Subject::of(&s.kind, &s.action).as_str(),
-                        s.short_id.as_deref().unwrap_or("-")
-                    );
-                    say!(
-                        "enrichment: {}",
-                        d.enrichment.as_deref().unwrap_or("(not yet)")
-                    );
-                    if let Some(c) = &d.client {
-                        say!(
-                            "from: {c} ({}){}",
-                            d.auth.as_deref().unwrap_or("-"),
-                            match d.retries {
-                                0 => String::new(),
-                                n => format!(", {n} sender retries recognised"),
-                            }
-                        );
+        Err(e) => fail(e),
+    }
+}
+
+/// `events show`: one event's journey as it was recorded.
+fn show_event(config: ConfigArg, id: i64) -> ExitCode {
+    let (rt, store) = match open_store(&config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match rt.block_on(store.event_detail(id)) {
+        Ok(Some(d)) => {
+            let s = &d.summary;
+            say!(
+                "event {} — {}/{} on hook {} at {} — {}",
+                s.id,
+                s.kind,
+                s.action,
+                s.hook,
+                format_ms(s.received_at),
+                s.state
+            );
+            say!(
+                "about: {} {}",
+                crate::event::Subject::of(&s.kind, &s.action).as_str(),
+                s.short_id.as_deref().unwrap_or("-")
+            );
+            say!(
+                "enrichment: {}",
+                d.enrichment.as_deref().unwrap_or("(not yet)")
+            );
+            if let Some(c) = &d.client {
+                say!(
+                    "from: {c} ({}){}",
+                    d.auth.as_deref().unwrap_or("-"),
+                    match d.retries {
+                        0 => String::new(),
+                        n => format!(", {n} sender retries recognised"),
                     }
-                    match d
-                        .routes
-                        .as_deref()
-                        .map(crate::store::console::Journey::parse)
-                    {
-                        None => say!("routes: (not yet routed)"),
-                        Some(j) => {
-                            say!("routes: {}", j.matched.join(", "));
-                            for (route, matched, reason) in &j.decisions {
-                                let mark = if *matched { "matched" } else { "no" };
-                                say!("  {mark:<7} {route}: {reason}");
-                            }
-                            if let Some(why) = &j.silenced {
-                                say!("  {why}");
-                            }
-                            if let Some(why) = &j.failed {
-                                say!("  processing failed: {why}");
-                            }
-                        }
-                    }
-                    say!("body: {}", d.body);
-                    if let Some(alert) = &d.alert_json {
-                        say!("alert: {alert}");
-                    }
-                    for dl in &d.deliveries {
-                        say!(
-                            "delivery {} → {} (route {}): {}",
-                            dl.id,
-                            dl.destination,
-                            dl.route,
-                            dl.state
-                        );
-                        if let Some(t) = &dl.thread {
-                            say!("  thread: {t}");
-                        }
-                        if dl.attempts.is_empty() {
-                            if let Some(e) = &dl.last_error {
-                                say!("  note: {e}");
-                            }
-                        }
-                        for (at, status, error, ms) in &dl.attempts {
+                );
+            }
+            print_journey(d.routes.as_deref());
+            say!("body: {}", d.body);
+            if let Some(alert) = &d.alert_json {
+                say!("alert: {alert}");
+            }
+            print_deliveries(&d.deliveries);
+            // What people did to the alert from the chat.
+            let alert = crate::event::parse(d.body.as_bytes())
+                .ok()
+                .and_then(|e| e.alert_uuid);
+            if let Some(alert) = alert {
+                match rt.block_on(store.actions_for(&alert.to_string())) {
+                    Ok(actions) => {
+                        for a in actions {
                             say!(
-                                "  attempt at {}: {} in {} ms{}",
-                                format_ms(*at),
-                                status.map_or("no answer".to_owned(), |s| format!("HTTP {s}")),
-                                ms,
-                                error
-                                    .as_deref()
-                                    .map(|e| format!(" — {}", one_line(e, 300)))
+                                "action on the alert at {}: {} by {} via {} → {}{}",
+                                format_ms(a.at),
+                                a.action,
+                                a.client,
+                                a.destination,
+                                a.result,
+                                a.detail
+                                    .map(|d| format!(" ({})", one_line(&d, 300)))
                                     .unwrap_or_default()
                             );
                         }
                     }
-                    // What people did to the alert from the chat.
-                    let alert = crate::event::parse(d.body.as_bytes())
-                        .ok()
-                        .and_then(|e| e.alert_uuid);
-                    if let Some(alert) = alert {
-                        match rt.block_on(store.actions_for(&alert.to_string())) {
-                            Ok(actions) => {
-                                for a in actions {
-                                    say!(
-                                        "action on the alert at {}: {} by {} via {} → {}{}",
-                                        format_ms(a.at),
-                                        a.action,
-                                        a.client,
-                                        a.destination,
-                                        a.result,
-                                        a.detail
-                                            .map(|d| format!(" ({})", one_line(&d, 300)))
-                                            .unwrap_or_default()
-                                    );
-                                }
-                            }
-                            Err(e) => return fail(e),
-                        }
-                    }
-                    ExitCode::SUCCESS
+                    Err(e) => return fail(e),
                 }
-                Ok(None) => fail(format!("no event {id} in the spool")),
-                Err(e) => fail(e),
             }
+            ExitCode::SUCCESS
+        }
+        Ok(None) => fail(format!("no event {id} in the spool")),
+        Err(e) => fail(e),
+    }
+}
+
+/// Every route's verdict, as recorded with the event.
+fn print_journey(routes: Option<&str>) {
+    match routes.map(crate::store::console::Journey::parse) {
+        None => say!("routes: (not yet routed)"),
+        Some(j) => {
+            say!("routes: {}", j.matched.join(", "));
+            for (route, matched, reason) in &j.decisions {
+                let mark = if *matched { "matched" } else { "no" };
+                say!("  {mark:<7} {route}: {reason}");
+            }
+            if let Some(why) = &j.silenced {
+                say!("  {why}");
+            }
+            if let Some(why) = &j.failed {
+                say!("  processing failed: {why}");
+            }
+        }
+    }
+}
+
+/// Each delivery: its state, thread and attempts.
+fn print_deliveries(deliveries: &[crate::store::DeliveryDetail]) {
+    for dl in deliveries {
+        say!(
+            "delivery {} → {} (route {}): {}",
+            dl.id,
+            dl.destination,
+            dl.route,
+            dl.state
+        );
+        if let Some(t) = &dl.thread {
+            say!("  thread: {t}");
+        }
+        if dl.attempts.is_empty() {
+            if let Some(e) = &dl.last_error {
+                say!("  note: {e}");
+            }
+        }
+        for (at, status, error, ms) in &dl.attempts {
+            say!(
+                "  attempt at {}: {} in {} ms{}",
+                format_ms(*at),
+                status.map_or("no answer".to_owned(), |s| format!("HTTP {s}")),
+                ms,
+                error
+                    .as_deref()
+                    .map(|e| format!(" — {}", one_line(e, 300)))
+                    .unwrap_or_default()
+            );
         }
     }
 }

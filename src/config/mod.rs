@@ -17,6 +17,7 @@ mod matrix_ids;
 mod sections;
 pub mod tenant;
 mod validate;
+mod when;
 
 pub use actions::{ActionKind, ActionsConfig};
 pub use console::ConsoleConfig;
@@ -25,6 +26,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use intervals::{TimeInterval, TimeIntervalConfig};
 pub use load::{load_file, load_str};
 pub(crate) use sections::REGIONS;
+pub use when::{CaseWhen, When};
 
 use crate::secret::Secret;
 use ipnet::IpNet;
@@ -454,110 +456,6 @@ pub enum DedupField {
     Status,
     /// The event type.
     Type,
-}
-
-/// Conditions of a route; all present ones must hold. Name lists match
-/// case-insensitively; a list matches when any of its entries does.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct When {
-    #[serde(default, rename = "type")]
-    pub type_: Option<Vec<String>>,
-    #[serde(default)]
-    pub action: Option<Vec<String>>,
-    #[serde(default)]
-    pub urgency_min: Option<u32>,
-    #[serde(default)]
-    pub urgency_max: Option<u32>,
-    /// Recurrence: at least this many similar alerts (the alert's `similar`).
-    #[serde(default)]
-    pub similar_min: Option<u32>,
-    /// The highest criticality (0–100) among the alert's assets, as the
-    /// origin's asset API describes them.
-    #[serde(default)]
-    pub asset_criticality_min: Option<u32>,
-    #[serde(default)]
-    pub status: Option<Vec<String>>,
-    #[serde(default)]
-    pub rule: Option<Vec<String>>,
-    #[serde(default)]
-    pub entity: Option<Vec<String>>,
-    #[serde(default)]
-    pub alert_type: Option<Vec<String>>,
-    /// Asset uuids; any of the alert's `assets`.
-    #[serde(default)]
-    pub asset: Option<Vec<String>>,
-    /// Community uuids (`metadata.community_uuid` or the alert's).
-    #[serde(default)]
-    pub community: Option<Vec<String>>,
-    /// Fields an `updated` event changed, e.g. `["status"]` (matches
-    /// `status`/`status_name`) or `["urgency"]`.
-    #[serde(default)]
-    pub updated: Option<Vec<String>>,
-    /// A case's priority, status and verdict, by name.
-    #[serde(default)]
-    pub case_priority: Option<Vec<String>>,
-    #[serde(default)]
-    pub case_status: Option<Vec<String>>,
-    #[serde(default)]
-    pub case_verdict: Option<Vec<String>>,
-    /// Any of the case's assignees (as the case API names them).
-    #[serde(default)]
-    pub assignees: Option<Vec<String>>,
-    /// Any of the case's tags.
-    #[serde(default)]
-    pub tags: Option<Vec<String>>,
-    /// `manual` or `automatic`: how the case was created.
-    #[serde(default)]
-    pub case_mode: Option<Vec<String>>,
-    /// Holds when these conditions do not all hold.
-    #[serde(default)]
-    pub not: Option<Box<When>>,
-}
-
-impl When {
-    /// A silence's matcher: the `[routes.when]` keys as the contents of a
-    /// TOML inline table (`rule = ["Noisy rule"], entity = ["Lab"]`). The
-    /// error names the key, or says what is wrong with the TOML.
-    pub fn from_inline(text: &str) -> Result<When, String> {
-        let table: toml::Table = toml::from_str(&format!("when = {{ {text} }}"))
-            .map_err(|e| format!("not a TOML inline table's contents: {}", e.message()))?;
-        let value = table
-            .get("when")
-            .cloned()
-            .unwrap_or(toml::Value::Table(Default::default()));
-        let when: When = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            format!("{path}: {}", e.into_inner())
-        })?;
-        Ok(when)
-    }
-
-    /// Whether a condition (here or under `not`) needs the alert's assets.
-    pub fn needs_assets(&self) -> bool {
-        self.asset_criticality_min.is_some() || self.not.as_ref().is_some_and(|n| n.needs_assets())
-    }
-
-    /// Whether any condition needs the enriched case.
-    pub fn needs_case(&self) -> bool {
-        self.case_priority.is_some()
-            || self.case_status.is_some()
-            || self.case_verdict.is_some()
-            || self.assignees.is_some()
-            || self.tags.is_some()
-    }
-
-    /// Whether any condition needs the enriched alert.
-    pub fn needs_alert(&self) -> bool {
-        self.urgency_min.is_some()
-            || self.urgency_max.is_some()
-            || self.similar_min.is_some()
-            || self.asset_criticality_min.is_some()
-            || self.rule.is_some()
-            || self.entity.is_some()
-            || self.alert_type.is_some()
-            || self.asset.is_some()
-    }
 }
 
 /// A minimal valid config for unit tests (origin `o`, hook `soc`, Slack

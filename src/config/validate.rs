@@ -201,12 +201,12 @@ fn when_is_empty(w: &When) -> bool {
         && w.asset.is_none()
         && w.community.is_none()
         && w.updated.is_none()
-        && w.case_priority.is_none()
-        && w.case_status.is_none()
-        && w.case_verdict.is_none()
-        && w.assignees.is_none()
-        && w.tags.is_none()
-        && w.case_mode.is_none()
+        && w.case.priority.is_none()
+        && w.case.status.is_none()
+        && w.case.verdict.is_none()
+        && w.case.assignees.is_none()
+        && w.case.tags.is_none()
+        && w.case.mode.is_none()
         && w.not.is_none()
 }
 
@@ -218,7 +218,7 @@ fn check_case_conditions(
     errors: &mut Vec<ConfigError>,
     warnings: &mut Vec<String>,
 ) {
-    for mode in w.case_mode.iter().flatten() {
+    for mode in w.case.mode.iter().flatten() {
         if !["manual", "automatic"]
             .iter()
             .any(|m| m.eq_ignore_ascii_case(mode.trim()))
@@ -230,12 +230,12 @@ fn check_case_conditions(
         }
     }
     let case_keys: Vec<&str> = [
-        ("case_priority", w.case_priority.is_some()),
-        ("case_status", w.case_status.is_some()),
-        ("case_verdict", w.case_verdict.is_some()),
-        ("assignees", w.assignees.is_some()),
-        ("tags", w.tags.is_some()),
-        ("case_mode", w.case_mode.is_some()),
+        ("case_priority", w.case.priority.is_some()),
+        ("case_status", w.case.status.is_some()),
+        ("case_verdict", w.case.verdict.is_some()),
+        ("assignees", w.case.assignees.is_some()),
+        ("tags", w.case.tags.is_some()),
+        ("case_mode", w.case.mode.is_some()),
     ]
     .iter()
     .filter(|(_, set)| *set)

@@ -21,8 +21,8 @@ pub struct Alert {
     pub status: Option<String>,
     pub rule: Option<String>,
     pub entity: Option<String>,
-    pub alert_type_category: Option<String>,
-    pub alert_type_value: Option<String>,
+    /// `alert_type`: its category and value.
+    pub alert_type: AlertType,
     /// Epoch seconds.
     pub created_at: Option<i64>,
     pub source: Option<String>,
@@ -38,6 +38,13 @@ pub struct Alert {
     /// Its assets as the asset API described them (fetched only when a
     /// route needs their criticality); empty otherwise.
     pub assets: Vec<Asset>,
+}
+
+/// An alert's type, as the API gives it: a category and a value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertType {
+    pub category: Option<String>,
+    pub value: Option<String>,
 }
 
 /// One of an alert's assets, from `GET /v2/asset-management/assets/{uuid}`.
@@ -165,8 +172,10 @@ impl Alert {
             status: name(status),
             rule: name(rule),
             entity: name(entity),
-            alert_type_category: alert_type.and_then(|[c, _]| text(c)),
-            alert_type_value: alert_type.and_then(|[_, v]| text(v)),
+            alert_type: AlertType {
+                category: alert_type.and_then(|[c, _]| text(c)),
+                value: alert_type.and_then(|[_, v]| text(v)),
+            },
             created_at,
             source: text(source),
             target: text(target),
@@ -205,7 +214,7 @@ mod tests {
             serde_json::from_str(include_str!("../../tests/fixtures/alert-sparse.json")).unwrap();
         let a = Alert::from_value(sparse).unwrap();
         assert_eq!(a.entity, None);
-        assert_eq!(a.alert_type_category, None);
+        assert_eq!(a.alert_type.category, None);
         assert_eq!(a.source, None);
         assert_eq!(a.rule.as_deref(), Some("C2 domains"));
     }
@@ -237,14 +246,14 @@ mod tests {
         assert_eq!(
             (
                 &a.entity,
-                &a.alert_type_category,
-                &a.alert_type_value,
+                &a.alert_type.category,
+                &a.alert_type.value,
                 &a.created_at
             ),
             (
                 &b.entity,
-                &b.alert_type_category,
-                &b.alert_type_value,
+                &b.alert_type.category,
+                &b.alert_type.value,
                 &b.created_at
             )
         );

@@ -10,12 +10,7 @@
 //! Every field is optional: the API may omit or null any of them, and a
 //! wrong type is treated as absent rather than failing the event.
 
-use super::{
-    alert::urgency_display, Alert, Attempt, EnrichError, Enricher, Enrichment, OriginClient,
-    Urgency,
-};
-use crate::event::Event;
-use crate::telemetry::{labels1, labels2};
+use super::alert::{urgency_display, Alert, Urgency};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,7 +23,7 @@ pub(super) const NAME_TTL: Duration = Duration::from_secs(600);
 
 /// Alerts added to a case fetched per event at most (the case lists the
 /// rest itself).
-const ADDED_ALERTS_MAX: usize = 10;
+pub(super) const ADDED_ALERTS_MAX: usize = 10;
 
 /// What a uuid in a case names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -39,7 +34,7 @@ pub enum NameKind {
 }
 
 impl NameKind {
-    fn path(self) -> &'static str {
+    pub(super) fn path(self) -> &'static str {
         match self {
             NameKind::Status => "custom_statuses",
             NameKind::Priority => "custom_priorities",
@@ -82,9 +77,16 @@ pub struct Case {
     /// uuid → name of the statuses, priorities and verdicts the case and
     /// its event name.
     pub names: BTreeMap<String, String>,
-    /// What the spool keeps: `{"case": <the API's object>, "names": {…},
-    /// "added_alerts": [<alert objects>]}`.
-    pub json: String,
+    /// What the spool keeps, and the API's object as a tree.
+    stored: Stored,
+}
+
+/// A case's two forms: what the spool keeps, `{"case": <the API's
+/// object>, "names": {…}, "added_alerts": [<alert objects>]}` (see
+/// [`Case::json`]), and the API's object as a tree ([`Case::raw`]).
+#[derive(Debug, Clone)]
+struct Stored {
+    json: String,
     raw: Value,
 }
 
@@ -97,7 +99,7 @@ fn text(v: Option<&Value>) -> Option<String> {
     }
 }
 
-fn label(v: Option<&Value>) -> Option<String> {
+pub(super) fn label(v: Option<&Value>) -> Option<String> {
     let v = v?.as_object()?;
     text(v.get("label")).or_else(|| text(v.get("name")))
 }
@@ -163,7 +165,12 @@ impl CaseAlert {
 impl Case {
     /// The case object as the API sent it.
     pub fn raw(&self) -> &Value {
-        &self.raw
+        &self.stored.raw
+    }
+
+    /// What the spool keeps of the case (see [`Case::from_stored`]).
+    pub fn json(&self) -> &str {
+        &self.stored.json
     }
 
     /// The case from the API's object, the names looked up, and alerts
@@ -275,8 +282,7 @@ impl Case {
             alerts,
             number_of_alerts: get("number_of_alerts").and_then(Value::as_u64),
             names,
-            json,
-            raw,
+            stored: Stored { json, raw },
         }
     }
 
@@ -334,7 +340,7 @@ pub fn alert_changes(updated: Option<&Map<String, Value>>) -> (Vec<Uuid>, Vec<Uu
 
 /// The uuids in a case object that need a look-up: those whose name the
 /// case does not carry itself.
-fn case_refs(raw: &Value) -> Vec<(NameKind, Uuid)> {
+pub(super) fn case_refs(raw: &Value) -> Vec<(NameKind, Uuid)> {
     let mut out = Vec::new();
     let mut want = |has_name: bool, key: &str, kind: NameKind| {
         if !has_name {
@@ -364,7 +370,7 @@ fn case_refs(raw: &Value) -> Vec<(NameKind, Uuid)> {
 }
 
 /// The names a case object carries itself, by uuid.
-fn own_names(raw: &Value) -> BTreeMap<String, String> {
+pub(super) fn own_names(raw: &Value) -> BTreeMap<String, String> {
     let mut names = BTreeMap::new();
     let mut add = |uuid_key: &str, name: Option<String>| {
         if let (Some(u), Some(n)) = (raw.get(uuid_key).and_then(Value::as_str), name) {
@@ -379,166 +385,6 @@ fn own_names(raw: &Value) -> BTreeMap<String, String> {
     );
     add("verdict_uuid", label(raw.get("verdict")));
     names
-}
-
-/// Why a case could not be had: the category a message may show, then
-/// the API's own words for the log and the journey (see
-/// `Enrichment::shown_reason`).
-fn reason(e: &EnrichError) -> String {
-    let detail = match e {
-        EnrichError::Permanent { status, text } => format!("case API answered {status} ({text})"),
-        EnrichError::Invalid(m) => format!("case API answer is not a valid case: {m}"),
-        EnrichError::NotAllowed(_) | EnrichError::Deadline { .. } => e.to_string(),
-    };
-    format!("{} ({detail})", e.shown())
-}
-
-impl Enricher {
-    /// A case event's enrichment: the case, its names and its alerts.
-    pub(super) async fn enrich_case(
-        &self,
-        client: &Arc<OriginClient>,
-        event: &Event,
-        uuid: Uuid,
-    ) -> (Enrichment, bool) {
-        // Every case event but its creation says it changed since.
-        if !(event.is_case() && event.action == "created") {
-            client.cases.invalidate(&uuid).await;
-        }
-        let (raw, cached) = match client.cases.get(&uuid).await {
-            Some(raw) => {
-                self.metrics
-                    .enrich
-                    .cache_hits
-                    .get_or_create(&labels1("origin", &client.name))
-                    .inc();
-                (raw, true)
-            }
-            None => {
-                let fetch = async {
-                    self.retrying(client, || self.fetch_case_once(client, uuid))
-                        .await
-                        .map(Arc::new)
-                };
-                match client.cases.try_get_with(uuid, fetch).await {
-                    Ok(raw) => (raw, false),
-                    Err(e) => {
-                        let label = match e.as_ref() {
-                            EnrichError::Permanent { status, .. } => format!("http_{status}"),
-                            EnrichError::Invalid(_) => "invalid".into(),
-                            EnrichError::NotAllowed(_) => "not_allowed".into(),
-                            EnrichError::Deadline { .. } => "deadline".into(),
-                        };
-                        self.metrics
-                            .enrich
-                            .degraded
-                            .get_or_create(&labels2("origin", &client.name, "reason", &label))
-                            .inc();
-                        tracing::warn!(
-                            message = "Case details unavailable; forwarding without them.",
-                            origin = %client.name,
-                            case_uuid = %uuid,
-                            error = %e
-                        );
-                        return (Enrichment::Unavailable(reason(&e)), false);
-                    }
-                }
-            }
-        };
-        let mut names = own_names(&raw);
-        let mut wanted = case_refs(&raw);
-        wanted.extend(updated_refs(event.updated.as_ref()));
-        wanted.retain(|(_, u)| !names.contains_key(&u.to_string()));
-        wanted.sort();
-        wanted.dedup();
-        let looked_up =
-            futures_util::future::join_all(wanted.iter().map(|(k, u)| self.name(client, *k, *u)))
-                .await;
-        for ((_, u), name) in wanted.iter().zip(looked_up) {
-            if let Some(n) = name {
-                names.insert(u.to_string(), n);
-            }
-        }
-        // Alerts just added that the case does not list yet.
-        let (added, _) = alert_changes(event.updated.as_ref());
-        let listed = |u: &Uuid| {
-            raw.get("alerts")
-                .and_then(Value::as_array)
-                .is_some_and(|l| {
-                    l.iter().any(|a| {
-                        a.get("uuid")
-                            .and_then(Value::as_str)
-                            .is_some_and(|x| x.eq_ignore_ascii_case(&u.to_string()))
-                    })
-                })
-        };
-        let missing: Vec<Uuid> = added
-            .into_iter()
-            .filter(|u| !listed(u))
-            .take(ADDED_ALERTS_MAX)
-            .collect();
-        let fetched =
-            futures_util::future::join_all(missing.iter().map(|u| self.case_alert(client, *u)))
-                .await;
-        let added: Vec<Arc<Alert>> = fetched.into_iter().flatten().collect();
-        let case = Case::from_parts((*raw).clone(), names, &added);
-        (Enrichment::Case(Arc::new(case)), cached)
-    }
-
-    async fn fetch_case_once(&self, client: &OriginClient, uuid: Uuid) -> Result<Value, Attempt> {
-        let url = api_url(client, &format!("v1/sic/cases/{uuid}"))?;
-        let body = self.get_json(client, url).await?;
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(v) if v.is_object() => Ok(v),
-            Ok(_) => Err(Attempt::Fatal(EnrichError::Invalid(
-                "expected a JSON object".into(),
-            ))),
-            Err(e) => Err(Attempt::Fatal(EnrichError::Invalid(e.to_string()))),
-        }
-    }
-
-    /// A status, priority or verdict name: cached, coalesced, retried
-    /// within the enrich deadline; `None` when it cannot be had.
-    async fn name(&self, client: &Arc<OriginClient>, kind: NameKind, uuid: Uuid) -> Option<String> {
-        let fetch = self.retrying(client, || async {
-            let url = api_url(client, &format!("v1/sic/{}/{uuid}", kind.path()))?;
-            let body = self.get_json(client, url).await?;
-            let v: Value = serde_json::from_slice(&body)
-                .map_err(|e| Attempt::Fatal(EnrichError::Invalid(e.to_string())))?;
-            label(Some(&v))
-                .map(|l| Arc::<str>::from(l.as_str()))
-                .ok_or_else(|| Attempt::Fatal(EnrichError::Invalid("no label".into())))
-        });
-        let lookup = client.names.try_get_with((kind, uuid), fetch);
-        match tokio::time::timeout(client.deadline, lookup).await {
-            Ok(Ok(name)) => Some(name.to_string()),
-            Ok(Err(e)) => {
-                tracing::warn!(message = "Case status, priority or verdict name unavailable.", origin = %client.name, uuid = %uuid, error = %e);
-                None
-            }
-            Err(_) => None,
-        }
-    }
-
-    /// An alert just added to a case, from the alert cache or the alert API.
-    async fn case_alert(&self, client: &Arc<OriginClient>, uuid: Uuid) -> Option<Arc<Alert>> {
-        let fetch = self.fetch_with_retries(client.clone(), uuid);
-        match tokio::time::timeout(client.deadline, client.cache.try_get_with(uuid, fetch)).await {
-            Ok(Ok(a)) => Some(a),
-            Ok(Err(e)) => {
-                tracing::warn!(message = "An alert added to a case is unavailable.", origin = %client.name, alert_uuid = %uuid, error = %e);
-                None
-            }
-            Err(_) => None,
-        }
-    }
-}
-
-/// `{base_url}/{path}`, extending the base's own path segment by segment
-/// (see `OriginClient::url`).
-fn api_url(client: &OriginClient, path: &str) -> Result<reqwest::Url, Attempt> {
-    let segments: Vec<&str> = path.split('/').collect();
-    client.url(&segments).map_err(Attempt::Fatal)
 }
 
 #[cfg(test)]
@@ -569,8 +415,8 @@ mod tests {
         assert_eq!(c.alerts.len(), 2);
         assert_eq!(c.alerts[0].short_id.as_deref(), Some("ALEY4fqz8moo"));
         assert_eq!(c.alerts[0].urgency.as_ref().map(|u| u.value), Some(63));
-        let back = Case::from_stored(&c.json).unwrap();
-        assert_eq!(back.json, c.json);
+        let back = Case::from_stored(c.json()).unwrap();
+        assert_eq!(back.json(), c.json());
         assert_eq!(back.status, c.status);
     }
 

@@ -21,16 +21,15 @@
 //! up with the destination's bot token; the work after the answer runs
 //! in a bounded number of tasks.
 
-use super::auth::client_ip;
+use super::acting::*;
 use super::hooks::not_found_response;
 use super::pages::{self, AlertView};
 use super::IngressState;
-use crate::action_link::{self, tag, Link, TokenError};
-use crate::config::{ActionKind, Config, DestinationConfig, DestinationKind};
+use crate::action_link::{self};
+use crate::config::{DestinationConfig, DestinationKind};
 use crate::destinations::Capabilities;
 use crate::enrich::{Alert, WorkflowError};
 use crate::render::thread::Markup;
-use crate::store::ActionRecord;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -38,10 +37,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Largest form or interaction body read: Slack's `block_actions`
 /// payload (which carries the message the button was in) is a few KB, a
@@ -49,15 +48,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// as soon as it is known (its `Content-Length`, or the first byte past
 /// the cap), before anything is checked.
 pub const BODY_MAX: usize = 64 * 1024;
-/// Chat interactions carried out at once after their answer; more wait
-/// for none: they are answered 503 (Retry-After).
-const INTERACTIONS_AT_ONCE: usize = 32;
 /// How long looking up who clicked in Mattermost may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest comment passed on.
 const COMMENT_MAX: usize = 1000;
-/// Page requests per client address per minute.
-const PER_MINUTE: u32 = 30;
 /// Slack refuses requests older than this; so do we.
 const SLACK_SKEW: u64 = 300;
 
@@ -67,28 +61,6 @@ pub fn routes() -> Router<Arc<IngressState>> {
         .route("/integrations/slack", post(slack))
         .route("/integrations/mattermost", post(mattermost))
         .layer(DefaultBodyLimit::max(BODY_MAX))
-}
-
-/// The chat interactions being carried out after their answer (Slack and
-/// Mattermost buttons): a fixed number of slots, so a flood of clicks
-/// cannot start unbounded work.
-pub struct Interactions {
-    slots: Arc<Semaphore>,
-}
-
-impl Default for Interactions {
-    fn default() -> Self {
-        Interactions {
-            slots: Arc::new(Semaphore::new(INTERACTIONS_AT_ONCE)),
-        }
-    }
-}
-
-impl Interactions {
-    /// A free slot, held until the work is done; `None` when all are taken.
-    fn slot(&self) -> Option<OwnedSemaphorePermit> {
-        self.slots.clone().try_acquire_owned().ok()
-    }
 }
 
 /// The answer when every slot is taken: 503, try again in a moment (in
@@ -106,134 +78,6 @@ fn busy() -> Response {
     r
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// A verified link and what it names.
-struct Resolved {
-    config: Arc<Config>,
-    link: Link,
-    destination: String,
-    origin: String,
-}
-
-impl Resolved {
-    fn action(&self) -> ActionKind {
-        self.link.action
-    }
-    /// The actions secret (set: the link was verified with it).
-    fn secret(&self) -> &[u8] {
-        self.config
-            .actions
-            .as_ref()
-            .map_or(&[][..], |a| a.secret.expose().as_bytes())
-    }
-    fn dest(&self) -> &DestinationConfig {
-        &self.config.destinations[&self.destination]
-    }
-}
-
-/// Checks a token against the live configuration.
-fn resolve(config: Arc<Config>, token: &str) -> Result<Resolved, Box<Response>> {
-    let Some(actions) = &config.actions else {
-        return Err(Box::new(not_found_response()));
-    };
-    let secret = actions.secret.expose().as_bytes();
-    let link = action_link::verify(secret, token, now_secs()).map_err(|e| Box::new(match e {
-        TokenError::Expired => pages::problem(
-            StatusCode::GONE,
-            "This link has expired",
-            "Action links are valid for a limited time. Open the alert in Sekoia.io, or use the buttons of a newer message.",
-            false,
-        ),
-        _ => invalid_link(),
-    }))?;
-    let destination = config
-        .destinations
-        .iter()
-        .find(|(name, d)| {
-            tag(secret, "destination", name) == link.destination
-                && d.buttons
-                    .as_ref()
-                    .unwrap_or(&actions.buttons)
-                    .contains(&link.action)
-        })
-        .map(|(name, _)| name.clone())
-        .ok_or_else(|| Box::new(invalid_link()))?;
-    let origin = config
-        .origins
-        .keys()
-        .find(|name| tag(secret, "origin", name) == link.origin)
-        .cloned()
-        .ok_or_else(|| Box::new(invalid_link()))?;
-    Ok(Resolved {
-        config,
-        link,
-        destination,
-        origin,
-    })
-}
-
-fn invalid_link() -> Response {
-    pages::problem(
-        StatusCode::FORBIDDEN,
-        "This link is not valid",
-        "It was changed, or it was made for a destination or an action this relay no longer offers.",
-        false,
-    )
-}
-
-/// The client address, allowed by `allow_from` (empty: anyone) and the
-/// rate limit. An address that cannot be read (a trusted proxy sent an
-/// `X-Forwarded-For` entry that is not one) is refused: the proxy's own
-/// address may well be in `allow_from`.
-fn admit(
-    state: &IngressState,
-    config: &Config,
-    allow_from: &[ipnet::IpNet],
-    peer: SocketAddr,
-    headers: &HeaderMap,
-) -> Result<IpAddr, Box<Response>> {
-    let forbidden = || {
-        Box::new(pages::problem(
-            StatusCode::FORBIDDEN,
-            "Not from here",
-            "Action pages are not open to your network.",
-            false,
-        ))
-    };
-    let Some(ip) = client_ip(peer.ip(), headers, &config.server.trusted_proxies) else {
-        return Err(forbidden());
-    };
-    if !allow_from.is_empty() && !allow_from.iter().any(|n| n.contains(&ip)) {
-        return Err(forbidden());
-    }
-    if !state.action_limiter.allow(ip, PER_MINUTE) {
-        let mut r = pages::problem(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many requests",
-            "Wait a minute and try again.",
-            false,
-        );
-        r.headers_mut()
-            .insert("retry-after", axum::http::HeaderValue::from_static("60"));
-        return Err(Box::new(r));
-    }
-    Ok(ip)
-}
-
-/// Who may open action pages: `[actions] allow_from`.
-fn page_allow(config: &Config) -> &[ipnet::IpNet] {
-    config
-        .actions
-        .as_ref()
-        .map_or(&[][..], |a| &a.allow_from[..])
-}
-
 fn view(a: &Alert, uuid: &uuid::Uuid) -> AlertView {
     AlertView {
         title: crate::render::clean(a.title.as_deref().unwrap_or("(no title)"), 250),
@@ -245,14 +89,6 @@ fn view(a: &Alert, uuid: &uuid::Uuid) -> AlertView {
             .unwrap_or_else(|| "unknown".into()),
         status: crate::render::clean(a.status.as_deref().unwrap_or("unknown"), 64),
     }
-}
-
-/// Whether the alert already is where `action` would take it.
-fn in_target(a: &Alert, action: ActionKind) -> bool {
-    a.raw().pointer("/status/uuid").and_then(|v| v.as_str()) == Some(action.status_uuid())
-        || a.status
-            .as_deref()
-            .is_some_and(|s| s.eq_ignore_ascii_case(action.status_name()))
 }
 
 fn unreachable_page(e: &WorkflowError) -> Response {
@@ -297,135 +133,6 @@ async fn show(
     let secret = r.secret();
     let csrf = action_link::csrf(secret, &token, now_secs());
     pages::confirm(&v, r.action().label(), r.action().status_name(), &csrf)
-}
-
-/// Counts an action's outcome (`hookrelay_actions_total`).
-fn count(state: &IngressState, action: &str, result: &str) {
-    state
-        .metrics
-        .operator
-        .actions
-        .get_or_create(&crate::telemetry::labels2(
-            "action", action, "result", result,
-        ))
-        .inc();
-}
-
-/// What an action came to.
-enum Acted {
-    Done,
-    Already,
-    Refused(String),
-    Failed(String),
-    Replayed,
-}
-
-impl Acted {
-    fn result(&self) -> &'static str {
-        match self {
-            Acted::Done => "done",
-            Acted::Already => "already",
-            Acted::Refused(_) => "refused",
-            Acted::Failed(_) => "failed",
-            Acted::Replayed => "replayed",
-        }
-    }
-}
-
-/// Performs `r`'s action for `client`: records it (spending `nonce`),
-/// checks the alert's status now, changes it, records and counts the
-/// outcome. `None` alert: the alert API could not be read.
-async fn act(
-    state: &IngressState,
-    r: &Resolved,
-    client: &str,
-    comment: &str,
-    nonce: Option<String>,
-) -> (Acted, Option<Arc<Alert>>) {
-    match begin(state, r, client, nonce).await {
-        Ok(id) => carry_out(state, r, id, client, comment).await,
-        Err(acted) => (acted, None),
-    }
-}
-
-/// Records the start of `r`'s action for `client`, spending `nonce`: the
-/// record's id, or what it came to already (a replay, a spool failure).
-async fn begin(
-    state: &IngressState,
-    r: &Resolved,
-    client: &str,
-    nonce: Option<String>,
-) -> Result<i64, Acted> {
-    let action = r.action();
-    let record = ActionRecord {
-        at: crate::store::now_ms(),
-        alert: r.link.alert.to_string(),
-        action: action.as_str().into(),
-        destination: r.destination.clone(),
-        client: client.to_owned(),
-        result: "pending".into(),
-        detail: None,
-    };
-    match state.store.start_action(record, nonce).await {
-        Ok(Some(id)) => Ok(id),
-        Ok(None) => {
-            count(state, action.as_str(), "replayed");
-            Err(Acted::Replayed)
-        }
-        Err(e) => Err(Acted::Failed(format!("cannot record the action: {e}"))),
-    }
-}
-
-/// Carries out the action begun as record `id`: checks the alert's
-/// status now, changes it, records and counts the outcome.
-async fn carry_out(
-    state: &IngressState,
-    r: &Resolved,
-    id: i64,
-    client: &str,
-    comment: &str,
-) -> (Acted, Option<Arc<Alert>>) {
-    let generation = state.live.get();
-    let action = r.action();
-    let alert = generation.enricher.fetch_now(&r.origin, r.link.alert).await;
-    let (acted, alert) = match alert {
-        Err(WorkflowError::Refused(m)) => (Acted::Refused(m), None),
-        Err(WorkflowError::Failed(m)) => (Acted::Failed(m), None),
-        Ok(a) if in_target(&a, action) => (Acted::Already, Some(a)),
-        Ok(a) => {
-            let comment = if comment.is_empty() {
-                "(via hookrelay)".to_owned()
-            } else {
-                format!("{comment} (via hookrelay)")
-            };
-            match generation
-                .enricher
-                .change_status(&r.origin, r.link.alert, action.status_uuid(), &comment)
-                .await
-            {
-                Ok(()) => (Acted::Done, Some(a)),
-                Err(WorkflowError::Refused(m)) => (Acted::Refused(m), Some(a)),
-                Err(WorkflowError::Failed(m)) => (Acted::Failed(m), Some(a)),
-            }
-        }
-    };
-    let detail = match &acted {
-        Acted::Refused(m) | Acted::Failed(m) => Some(crate::render::clean(m, 300)),
-        _ => None,
-    };
-    if let Err(e) = state
-        .store
-        .finish_action(id, acted.result(), detail.clone())
-        .await
-    {
-        tracing::error!(message = "Cannot record an action's outcome.", error = %e);
-    }
-    count(state, action.as_str(), acted.result());
-    tracing::info!(
-        message = "Action on an alert.", action = action.as_str(), result = acted.result(),
-        alert_uuid = %r.link.alert, destination = %r.destination, client, detail = detail.as_deref()
-    );
-    (acted, alert)
 }
 
 async fn perform(
@@ -756,6 +463,7 @@ async fn act_and_tell(
 
 #[cfg(test)]
 mod tests {
+    use super::super::limits::{Interactions, INTERACTIONS_AT_ONCE};
     use super::*;
 
     #[test]

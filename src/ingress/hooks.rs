@@ -12,25 +12,13 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde_json::json;
 use sha2::Digest;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-pub fn public_router(state: Arc<IngressState>) -> Router {
-    Router::new()
-        .route("/hooks/{id}", any(hook))
-        .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
-        .merge(super::actions::routes())
-        .fallback(not_found)
-        .with_state(state)
-}
 
 /// A rejection: its status, the message the sender sees, the metric label.
 struct Reject {
@@ -72,43 +60,8 @@ pub(super) fn not_found_response() -> Response {
     (StatusCode::NOT_FOUND, Json(json!({"error": "not found"}))).into_response()
 }
 
-async fn not_found() -> Response {
+pub(super) async fn not_found() -> Response {
     not_found_response()
-}
-
-/// At most one rejection log line per second (the metrics count them all).
-#[derive(Default)]
-pub struct LogLimiter {
-    last_second: AtomicU64,
-    suppressed: AtomicU64,
-}
-
-impl LogLimiter {
-    fn log(&self, hook: &str, reason: &str, status: u16, message: &str) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let last = self.last_second.load(Ordering::Relaxed);
-        if last != now
-            && self
-                .last_second
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
-            tracing::warn!(
-                message = "Request rejected.",
-                hook,
-                reason,
-                status,
-                error = message,
-                suppressed_since_last = suppressed
-            );
-        } else {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-        }
-    }
 }
 
 fn is_json(content_type: &HeaderValue) -> bool {
@@ -125,7 +78,7 @@ fn is_json(content_type: &HeaderValue) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-async fn hook(
+pub(super) async fn hook(
     State(state): State<Arc<IngressState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,

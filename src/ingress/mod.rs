@@ -8,6 +8,7 @@
 //! reading, and graceful shutdown. No request ever waits on the alert API or a chat
 //! service: a hook answers as soon as the event is committed to the spool.
 
+mod acting;
 mod actions;
 mod admin;
 mod api;
@@ -15,83 +16,40 @@ pub mod auth;
 pub mod conns;
 mod console;
 mod hooks;
+mod limits;
 mod pages;
+mod state;
 
 pub use admin::admin_router;
-pub use hooks::public_router;
+pub use limits::PerMinute;
+pub use state::IngressState;
 
 pub use conns::{ConnLimits, Conns};
 
-use crate::live::Live;
-use crate::pipeline::Intake;
-use crate::store::Store;
-use crate::telemetry::Metrics;
 use axum::extract::ConnectInfo;
+use axum::http::StatusCode;
+use axum::routing::{any, get};
 use axum::Router;
 use conns::{Admission, Phase, Tracked};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-/// What request handlers share.
-pub struct IngressState {
-    /// The current configuration (swapped on reload).
-    pub live: Arc<Live>,
-    pub store: Store,
-    /// Accepted events go to the pipeline through this.
-    pub intake: Intake,
-    /// Last event per hook, for silence detection.
-    pub watch: Arc<crate::silence::Watch>,
-    pub metrics: Arc<Metrics>,
-    /// Standard Webhooks message ids seen recently (replay protection).
-    pub replays: auth::ReplayGuard,
-    /// `/readyz`: the spool is open, the config loaded, not shutting down.
-    pub ready: AtomicBool,
-    /// Rate limit for logging rejected requests (an attacker must not be
-    /// able to flood the journal).
-    pub reject_log: hooks::LogLimiter,
-    /// Action pages per client address.
-    pub action_limiter: PerMinute,
-    /// Slots for the chat interactions carried out after their answer.
-    pub interactions: actions::Interactions,
-    /// The console's session key and login rate limit.
-    pub console_keys: console::Keys,
-    /// Pauses (for the console) and wake-ups after a replay.
-    pub coord: crate::coord::Coordinator,
-    /// Where the console's reload button sends the configuration.
-    pub reload: tokio::sync::mpsc::UnboundedSender<crate::live::ReloadRequest>,
-}
-
-/// Requests per client address in the current minute, for pages a person
-/// opens (action pages, console logins). Bounded: the map is cleared of
-/// past minutes when it grows past what one minute of a flood leaves.
-#[derive(Default)]
-pub struct PerMinute {
-    seen: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (std::time::Instant, u32)>>,
-}
-
-impl PerMinute {
-    /// Counts a request from `ip`; whether it is within `limit` this minute.
-    pub fn allow(&self, ip: std::net::IpAddr, limit: u32) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let now = std::time::Instant::now();
-        if seen.len() > 10_000 {
-            seen.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
-        }
-        let entry = seen.entry(ip).or_insert((now, 0));
-        if now.duration_since(entry.0) >= Duration::from_secs(60) {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= limit
-    }
+/// The public listener's routes: hooks, the action pages and chat
+/// interactions, `/healthz`; the same 404 for everything else.
+pub fn public_router(state: Arc<IngressState>) -> Router {
+    Router::new()
+        .route("/hooks/{id}", any(hooks::hook))
+        .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
+        .merge(actions::routes())
+        .fallback(hooks::not_found)
+        .with_state(state)
 }
 
 /// Serves `router` on `listener` until `cancel` fires, then lets open

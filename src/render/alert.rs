@@ -98,7 +98,7 @@ pub(super) fn alert_facts(
     push("Entity", alert.and_then(|a| a.entity.clone()));
     push(
         "Alert type",
-        alert.and_then(|a| match (&a.alert_type_category, &a.alert_type_value) {
+        alert.and_then(|a| match (&a.alert_type.category, &a.alert_type.value) {
             (Some(c), Some(v)) => Some(format!("{c} / {v}")),
             (Some(c), None) => Some(c.clone()),
             (None, Some(v)) => Some(v.clone()),

@@ -26,6 +26,7 @@ use axum::Router;
 use std::sync::Arc;
 
 pub use session::Keys;
+use views::redirect;
 
 /// The console's routes (all under `/console`).
 pub fn router(state: Arc<IngressState>) -> Router {
@@ -125,15 +126,6 @@ async fn guard(State(state): State<Arc<IngressState>>, req: Request, next: Next)
     h.insert(header::REFERRER_POLICY, set("no-referrer"));
     if !path.ends_with(".css") {
         h.insert(header::CACHE_CONTROL, set("no-store"));
-    }
-    resp
-}
-
-/// 303 See Other to `to` (a path on this listener).
-fn redirect(to: &str) -> Response {
-    let mut resp = StatusCode::SEE_OTHER.into_response();
-    if let Ok(v) = HeaderValue::from_str(to) {
-        resp.headers_mut().insert(header::LOCATION, v);
     }
     resp
 }

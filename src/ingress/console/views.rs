@@ -185,3 +185,12 @@ pub fn chart(events: &[(i64, i64)], deliveries: &[(i64, i64)], now: i64) -> Mark
         }
     }
 }
+
+/// 303 See Other to `to` (a path on this listener).
+pub(super) fn redirect(to: &str) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
