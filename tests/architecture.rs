@@ -59,8 +59,6 @@ const SAME_LAYER: &[(&str, &str)] = &[
     ("pipeline", "delivery"),
     ("route", "enrich"),
     ("render", "enrich"),
-    ("sinks", "enrich"),
-    ("sinks", "render"),
     ("coord", "store"),
     ("action_link", "config"),
     ("config", "event"),
