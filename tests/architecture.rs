@@ -720,6 +720,36 @@ fn read_tree(root: &Path, dir: &str, out: &mut Vec<(String, String)>) {
     out.sort();
 }
 
+/// Circles inside one folder still waiting to be broken, named in
+/// ARCHITECTURE.md (Layers) as known debt: a circle whose files are all
+/// under one of these folders is printed, not failed on. Any other
+/// circle, and any new file joining one of these, fails. Empty this list;
+/// never add to it.
+const KNOWN_CIRCLES: &[&str] = &[];
+
+/// `problems` without the circles inside a `KNOWN_CIRCLES` folder (each
+/// printed to stderr so the debt stays visible).
+fn known_circles_apart(problems: Vec<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skipping = false;
+    for p in problems {
+        if let Some(files) = p.strip_prefix("circle between ") {
+            let files = files.trim_end_matches(':');
+            skipping = KNOWN_CIRCLES
+                .iter()
+                .any(|dir| files.split(", ").all(|f| f.starts_with(dir)));
+        } else if !p.starts_with("  ") {
+            skipping = false;
+        }
+        if skipping {
+            eprintln!("known debt: {p}");
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 #[test]
 fn imports_point_down_without_circles() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -727,7 +757,7 @@ fn imports_point_down_without_circles() {
     read_tree(root, "src", &mut sources);
     read_tree(root, "bench", &mut sources);
     assert!(sources.len() > 50, "read {} files", sources.len());
-    let problems = check(&sources);
+    let problems = known_circles_apart(check(&sources));
     assert!(
         problems.is_empty(),
         "{} violations of ARCHITECTURE.md's layers:\n{}",
