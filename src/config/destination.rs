@@ -1,7 +1,9 @@
 //! `[destinations.<name>]`: the kinds and the keys a destination takes
 //! (which kind takes which key is checked by `destination_keys`).
 
-use super::{ActionKind, Rate, TenantMark};
+use super::actions::ActionKind;
+use super::rate::Rate;
+use super::tenant_mark::TenantMark;
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -2,9 +2,9 @@
 //! formed, a key meant for another kind refused by name. Part of
 //! [`super::validate`].
 
+use super::destination::{DestinationConfig, DestinationKind, Mention};
 use super::error::{err, http_url, ConfigError};
 use super::matrix_ids::{matrix_user_id, room_id_problem};
-use super::*;
 
 /// Checks `dest`'s keys for its kind; for the API kinds (PagerDuty,
 /// Opsgenie, Matrix) also sets the `url` their sink posts to.

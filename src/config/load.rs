@@ -6,11 +6,16 @@
 //! No error message ever contains a value read from the environment or a
 //! secret file: only names and keys.
 
+use super::actions::ActionsConfig;
+use super::console::ConsoleConfig;
+use super::destination::DestinationConfig;
 use super::error::{err, ConfigError, ConfigErrors};
+use super::intervals::TimeIntervalConfig;
+use super::schema::*;
 use super::validate::validate;
-use super::*;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -3,8 +3,9 @@
 //! Part of [`super::validate`].
 
 use super::error::{err, http_url, ConfigError};
-use super::*;
+use super::schema::*;
 use std::collections::HashSet;
+use std::time::Duration;
 
 /// The DER certificates in a PEM file (at least one).
 fn read_ca_certs(path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {

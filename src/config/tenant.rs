@@ -21,6 +21,8 @@ use super::error::err;
 use super::load::{named_tables, redacted, route_list};
 use super::*;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// Per-tenant limits (a document beyond them is refused by key).
 pub const MAX_ROUTES: usize = 1_000;

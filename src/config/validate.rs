@@ -1,10 +1,14 @@
 //! Cross-reference and value checks run once per load; every finding names
 //! its key. Also fills in values derived from others (region → URLs).
 
+use super::actions::ActionKind;
+use super::destination::DestinationKind;
 use super::error::{err, http_url, ConfigError, ConfigErrors};
+use super::schema::*;
 use super::sections::{check_hooks, check_limits, check_origins, check_store};
-use super::*;
+use super::when::When;
 use std::collections::HashSet;
+use std::time::Duration;
 
 /// Checks `config` and sets what derives from other values (regions'
 /// URLs, compiled intervals, templates' text, CA certificates); every

@@ -1,6 +1,7 @@
 //! The facts of an event about an alert, in the order cards show them.
 
-use super::{clean, format_epoch, format_iso, FACT_MAX};
+use super::escape::clean;
+use super::facts::{format_epoch, format_iso, FACT_MAX};
 use crate::enrich::{Alert, Urgency};
 use crate::event::Event;
 use serde_json::Value;

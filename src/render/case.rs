@@ -3,8 +3,10 @@
 //! link to the case. Everything from the case or the event is outside
 //! text: cleaned and bounded here, escaped by each target's renderer.
 
-use super::{clean, clean_multiline, format_iso, safe_short_id, Facts, Level, Links};
-use super::{FACT_MAX, TITLE_MAX};
+use super::escape::clean;
+use super::facts::{clean_multiline, format_iso, safe_short_id, Facts, Level};
+use super::facts::{FACT_MAX, TITLE_MAX};
+use crate::config::Links;
 use crate::enrich::{alert_changes, Case, Enrichment};
 use crate::event::Event;
 use serde_json::Value;
@@ -292,7 +294,7 @@ fn body_and_links(
             let Some(id) = a.short_id.as_deref().filter(|s| safe_short_id(s)) else {
                 continue;
             };
-            if let Some(l) = super::alert_link(links.alert, id, a.uuid.as_deref()) {
+            if let Some(l) = super::facts::alert_link(links.alert, id, a.uuid.as_deref()) {
                 alert_links.push((id.to_owned(), l));
             }
         }

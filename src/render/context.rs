@@ -3,7 +3,7 @@
 //! (`"schema": "hookrelay.message/v1"`, documented in the README): fields
 //! may be added, never renamed or removed within v1.
 
-use super::{Facts, Level};
+use super::facts::{Facts, Level};
 use crate::enrich::Enrichment;
 use crate::event::Event;
 use serde_json::{json, Map, Value};

@@ -10,8 +10,10 @@
 //! `attributes.name` (else `title`, `short_id`) and every other
 //! attribute is listed, so whatever Sekoia.io sends is readable.
 
-use super::{clean, format_iso, Facts, Level, Links};
-use super::{FACT_MAX, TITLE_MAX};
+use super::escape::clean;
+use super::facts::{format_iso, Facts, Level};
+use super::facts::{FACT_MAX, TITLE_MAX};
+use crate::config::Links;
 use crate::event::{Event, Subject};
 use serde_json::Value;
 

@@ -5,7 +5,8 @@
 //! itself ([`Lifecycle`]). The stored payload carries no credential: the
 //! sink adds the routing key or API key when it sends.
 
-use super::{escape, Facts};
+use super::escape;
+use super::facts::Facts;
 use serde_json::{json, Map, Value};
 
 /// What an event means for the alert's incident.

@@ -1,6 +1,6 @@
 //! The dates and times messages show.
 
-use super::*;
+use super::facts::{format_epoch, format_iso};
 
 #[test]
 fn time_formats() {

@@ -9,7 +9,8 @@
 //! spool (deliveries of one alert go out in order, so that record is
 //! exactly what the channel shows). Pure: no IO.
 
-use super::{clean, defuse_markdown, escape_slack, Facts, FACT_MAX};
+use super::escape::{clean, defuse_markdown, escape_slack};
+use super::facts::{Facts, FACT_MAX};
 use crate::enrich::Enrichment;
 use crate::event::Event;
 use serde::{Deserialize, Serialize};
@@ -76,7 +77,7 @@ impl Threaded {
             comment: event
                 .content
                 .as_deref()
-                .map(|c| super::clean_multiline(c, COMMENT_MAX)),
+                .map(|c| super::facts::clean_multiline(c, COMMENT_MAX)),
             event: clean(&words, FACT_MAX),
             reply_only: false,
             link: None,
