@@ -71,7 +71,7 @@ fn check_destinations(
         let key = format!("destinations.{name}");
         if dest.kind == DestinationKind::TeamsLegacy {
             warnings.push(format!(
-                "{key}: kind = \"teams-legacy\": Microsoft has retired Office 365 connectors (legacy Teams webhooks answer 403); use kind = \"teams\" with a Workflows webhook URL (README: Destinations)"
+                "{key}: kind = \"teams-legacy\": Microsoft has retired Office 365 connectors (legacy Teams webhooks answer 403); use kind = \"teams\" with a Workflows webhook URL (docs/destinations.md)"
             ));
         }
         super::destination_keys::check(dest, &key, errors);

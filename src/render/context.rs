@@ -1,6 +1,6 @@
 //! The hookrelay message document: what `kind = "webhook"` posts by default
 //! and what operator templates are rendered with. Its shape is a contract
-//! (`"schema": "hookrelay.message/v1"`, documented in the README): fields
+//! (`"schema": "hookrelay.message/v1"`, documented in docs/destinations.md): fields
 //! may be added, never renamed or removed within v1.
 
 use super::facts::{Facts, Level};
